@@ -1,0 +1,68 @@
+/* odl/data.h — datasets for the host tool (HOST ONLY: uses stdio, malloc, zlib).
+ *
+ * Readers for MNIST-style IDX files (plain or gzip) and CSV (label first,
+ * then features, optional header line). Shapes and class counts come from
+ * the data, never from assumptions. Pixels of u8 IDX files are scaled x/255. */
+#ifndef ODL_DATA_H
+#define ODL_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "odl/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct odl_dataset {
+    int32_t n;             /* samples */
+    int32_t c, h, w;       /* shape of one sample; CSV without --shape: 1×1×n_features */
+    int32_t n_classes;     /* max label + 1 over the file (before filtering) */
+    float *x;              /* n × c*h*w, malloc'd */
+    int32_t *y;            /* n labels, malloc'd */
+} odl_dataset;
+
+#define ODL_MAX_CLASSES 4096
+
+/* A set of class labels, parsed from "0-7", "1,3,5", "0-3,8,9". */
+typedef struct odl_class_set {
+    int32_t any;                     /* 1: no filter */
+    uint8_t member[ODL_MAX_CLASSES];
+} odl_class_set;
+
+odl_status odl_class_set_parse(const char *spec, odl_class_set *s, odl_diag *d);
+
+typedef enum odl_split { ODL_SPLIT_AUTO = 0, ODL_SPLIT_TRAIN, ODL_SPLIT_TEST } odl_split;
+
+typedef struct odl_data_opts {
+    odl_split split;       /* for a directory: train-* or t10k-* files */
+    odl_split default_split; /* what AUTO means for this command (train: TRAIN, eval: TEST) */
+    int32_t c, h, w;       /* shape override (CSV: --shape); 0 = from the data */
+    const odl_class_set *classes; /* NULL = all */
+    int32_t limit;         /* keep at most this many samples (after filtering); 0 = all */
+} odl_data_opts;
+
+odl_data_opts odl_data_opts_defaults(void);
+
+/* Loads PATH: a directory holding MNIST-style names (train-images-idx3-ubyte[.gz],
+ * train-labels-idx1-ubyte[.gz], t10k-...), an IDX images file (its labels file
+ * found beside it by replacing "images" with "labels" and idx3 with idx1), or
+ * a .csv file. Errors name the file and what is wrong with it. */
+odl_status odl_data_load(const char *path, const odl_data_opts *opts,
+                         odl_dataset *out, odl_diag *d);
+
+/* Readers the loader uses, exposed for tests. */
+odl_status odl_idx_read(const char *images_path, const char *labels_path,
+                        odl_dataset *out, odl_diag *d);
+odl_status odl_csv_read(const char *path, odl_dataset *out, odl_diag *d);
+
+/* Keeps only samples whose label is in `s` (order preserved). */
+void odl_dataset_filter(odl_dataset *ds, const odl_class_set *s);
+/* Reshapes to c×h×w (c*h*w must equal the current sample size). */
+odl_status odl_dataset_reshape(odl_dataset *ds, int32_t c, int32_t h, int32_t w, odl_diag *d);
+void odl_dataset_free(odl_dataset *ds);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

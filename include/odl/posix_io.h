@@ -1,0 +1,40 @@
+/* odl/posix_io.h — the host's port of the core's I/O (HOST ONLY).
+ * Reading a whole file into an aligned buffer, and an atomic file writer:
+ * data goes to PATH.tmp, is fsync'd, renamed over PATH, and the directory is
+ * fsync'd, so PATH is always either the old or the new complete file. */
+#ifndef ODL_POSIX_IO_H
+#define ODL_POSIX_IO_H
+
+#include <stddef.h>
+#include "odl/status.h"
+#include "odl/file.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Reads PATH into a 16-byte-aligned malloc'd buffer (free with odl_host_free). */
+odl_status odl_host_read_file(const char *path, void **buf, size_t *len, odl_diag *d);
+void odl_host_free(void *buf);
+
+typedef struct odl_posix_file {
+    int fd;
+    char path[1024];
+    char tmp_path[1040];
+} odl_posix_file;
+
+/* Opens PATH.tmp for writing and sets up `w` to write into it. */
+odl_status odl_posix_writer_open(odl_posix_file *f, odl_writer *w, const char *path, odl_diag *d);
+/* fsync, rename over PATH, fsync the directory. */
+odl_status odl_posix_writer_commit(odl_posix_file *f, odl_diag *d);
+/* Abandons the temporary file (PATH is untouched). */
+void odl_posix_writer_abort(odl_posix_file *f);
+
+/* Convenience: save a model to PATH atomically. */
+odl_status odl_host_save_model(const odl_model *m, const odl_meta_kv *meta, int32_t n_meta,
+                               const char *path, odl_diag *d);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

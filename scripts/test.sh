@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The test suite: a Release build, then the same tests under AddressSanitizer
+# and UndefinedBehaviorSanitizer, then the fast tests under valgrind.
+# Usage: bash scripts/test.sh [--quick]   (--quick: the Release run only)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh valgrind python3
+jobs=$(nproc)
+
+echo "== release build"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$jobs" >/dev/null
+(cd build && ctest --output-on-failure -j"$jobs")
+[ "${1:-}" = "--quick" ] && exit 0
+
+echo "== ASan + UBSan build"
+cmake -S . -B build-san -DCMAKE_BUILD_TYPE=RelWithDebInfo -DODL_SANITIZE=ON >/dev/null
+cmake --build build-san -j"$jobs" >/dev/null
+(cd build-san && ctest --output-on-failure -j"$jobs")
+
+echo "== valgrind (memcheck) on the unit tests"
+status=0
+for t in test_model test_file test_golden test_posix_io; do
+    if [ -x build/$t ]; then
+        valgrind -q --error-exitcode=99 --leak-check=full ./build/$t >/tmp/odl-vg-$t.log 2>&1 || { status=1; echo "valgrind: $t failed"; tail -30 /tmp/odl-vg-$t.log; }
+        tail -1 /tmp/odl-vg-$t.log
+    fi
+done
+exit $status

@@ -1,0 +1,276 @@
+/* Host-only POSIX I/O: whole-file reads into aligned buffers and an atomic
+ * file writer (PATH.tmp, fsync, rename, fsync of the directory). */
+#define _POSIX_C_SOURCE 200809L
+
+#include "odl/posix_io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#if defined(__GNUC__)
+#define ODL_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define ODL_PRINTF(a, b)
+#endif
+
+#define READ_ALIGN 16
+
+static odl_status failf(odl_diag *d, odl_status s, const char *fmt, ...) ODL_PRINTF(3, 4);
+
+static odl_status failf(odl_diag *d, odl_status s, const char *fmt, ...)
+{
+    if (!d)
+        return s;
+    d->status = s;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->msg, sizeof d->msg, fmt, ap);
+    va_end(ap);
+    for (char *p = d->msg; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    return s;
+}
+
+static odl_status errno_fail(odl_diag *d, const char *path, int e)
+{
+    return failf(d, e == ENOENT || e == ENOTDIR ? ODL_ERR_NOT_FOUND : ODL_ERR_IO, "%s: %s", path,
+                 strerror(e));
+}
+
+static void *aligned_buf(size_t n)
+{
+    void *p = NULL;
+    if (n == 0)
+        n = READ_ALIGN;
+    if (posix_memalign(&p, READ_ALIGN, n) != 0)
+        return NULL;
+    return p;
+}
+
+/* ------------------------------------------------------------------ */
+/* reading                                                             */
+
+odl_status odl_host_read_file(const char *path, void **buf, size_t *len, odl_diag *d)
+{
+    if (buf)
+        *buf = NULL;
+    if (len)
+        *len = 0;
+    if (!path || !buf || !len)
+        return failf(d, ODL_ERR_ARG, "odl_host_read_file: NULL argument");
+
+    int fd;
+    do {
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return errno_fail(d, path, errno);
+
+    odl_status st = ODL_OK;
+    unsigned char *p = NULL;
+    size_t cap = 0, n = 0;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        st = errno_fail(d, path, errno);
+        goto done;
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        st = failf(d, ODL_ERR_IO, "%s: %s", path, strerror(EISDIR));
+        goto done;
+    }
+    /* regular files: their size (+1 to see the end in one read); others
+     * (pipes, devices): grow as data arrives */
+    if (S_ISREG(sb.st_mode) && sb.st_size >= 0 && (uintmax_t)sb.st_size < SIZE_MAX - 64)
+        cap = (size_t)sb.st_size + 1;
+    else
+        cap = 1 << 16;
+    p = aligned_buf(cap);
+    if (!p) {
+        st = failf(d, ODL_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, cap);
+        goto done;
+    }
+    for (;;) {
+        if (n == cap) {
+            if (cap > SIZE_MAX / 2) {
+                st = failf(d, ODL_ERR_NOMEM, "%s: file too large", path);
+                goto done;
+            }
+            unsigned char *q = aligned_buf(cap * 2);
+            if (!q) {
+                st = failf(d, ODL_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, cap * 2);
+                goto done;
+            }
+            memcpy(q, p, n);
+            free(p);
+            p = q;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, p + n, cap - n);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            st = errno_fail(d, path, errno);
+            goto done;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+
+done:
+    close(fd);
+    if (st != ODL_OK) {
+        free(p);
+        return st;
+    }
+    *buf = p;
+    *len = n;
+    return ODL_OK;
+}
+
+void odl_host_free(void *buf)
+{
+    free(buf);
+}
+
+/* ------------------------------------------------------------------ */
+/* atomic writing                                                      */
+
+static odl_status posix_write(void *ctx, const void *data, size_t n)
+{
+    odl_posix_file *f = ctx;
+    const unsigned char *p = data;
+    if (!f || f->fd < 0 || (!p && n))
+        return ODL_ERR_IO;
+    while (n > 0) {
+        size_t chunk = n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n;
+        ssize_t r = write(f->fd, p, chunk);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return ODL_ERR_IO; /* errno is left for the caller */
+        }
+        if (r == 0) {
+            errno = ENOSPC;
+            return ODL_ERR_IO;
+        }
+        p += r;
+        n -= (size_t)r;
+    }
+    return ODL_OK;
+}
+
+odl_status odl_posix_writer_open(odl_posix_file *f, odl_writer *w, const char *path, odl_diag *d)
+{
+    if (!f || !w || !path || !*path)
+        return failf(d, ODL_ERR_ARG, "odl_posix_writer_open: NULL or empty argument");
+    memset(f, 0, sizeof *f);
+    f->fd = -1;
+    memset(w, 0, sizeof *w);
+    size_t n = strlen(path);
+    if (n >= sizeof f->path || n + 4 >= sizeof f->tmp_path)
+        return failf(d, ODL_ERR_ARG, "%s: path too long (max %zu bytes)", path,
+                     sizeof f->path - 1);
+    memcpy(f->path, path, n + 1);
+    memcpy(f->tmp_path, path, n);
+    memcpy(f->tmp_path + n, ".tmp", 5);
+
+    int fd;
+    do {
+        fd = open(f->tmp_path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return errno_fail(d, f->tmp_path, errno);
+    f->fd = fd;
+    w->write = posix_write;
+    w->ctx = f;
+    w->offset = 0;
+    return ODL_OK;
+}
+
+/* The directory holding `path` ("." for a bare name). */
+static void dir_of(const char *path, char *out, size_t cap)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        snprintf(out, cap, ".");
+        return;
+    }
+    size_t n = (size_t)(slash - path);
+    if (n == 0)
+        n = 1; /* "/x" -> "/" */
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, path, n);
+    out[n] = '\0';
+}
+
+odl_status odl_posix_writer_commit(odl_posix_file *f, odl_diag *d)
+{
+    if (!f)
+        return failf(d, ODL_ERR_ARG, "odl_posix_writer_commit: f is NULL");
+    if (f->fd < 0)
+        return failf(d, ODL_ERR_STATE, "%s: writer is not open (already committed or aborted?)",
+                     f->path);
+    int fd = f->fd;
+    f->fd = -1;
+    int r;
+    do {
+        r = fsync(fd);
+    } while (r != 0 && errno == EINTR);
+    if (r != 0) {
+        int e = errno;
+        close(fd);
+        unlink(f->tmp_path);
+        return failf(d, ODL_ERR_IO, "%s: fsync failed: %s", f->tmp_path, strerror(e));
+    }
+    if (close(fd) != 0 && errno != EINTR) {
+        int e = errno;
+        unlink(f->tmp_path);
+        return failf(d, ODL_ERR_IO, "%s: close failed: %s", f->tmp_path, strerror(e));
+    }
+    if (rename(f->tmp_path, f->path) != 0) {
+        int e = errno;
+        unlink(f->tmp_path);
+        return failf(d, ODL_ERR_IO, "%s: cannot rename %s over it: %s", f->path, f->tmp_path,
+                     strerror(e));
+    }
+    /* make the rename itself durable */
+    char dir[sizeof f->path];
+    dir_of(f->path, dir, sizeof dir);
+    int dfd;
+    do {
+        dfd = open(dir, O_RDONLY | O_CLOEXEC);
+    } while (dfd < 0 && errno == EINTR);
+    if (dfd < 0)
+        return failf(d, ODL_ERR_IO, "%s: written, but its directory %s cannot be opened to fsync: %s",
+                     f->path, dir, strerror(errno));
+    do {
+        r = fsync(dfd);
+    } while (r != 0 && errno == EINTR);
+    int e = errno;
+    close(dfd);
+    /* some file systems cannot fsync a directory (EINVAL): nothing to do */
+    if (r != 0 && e != EINVAL && e != EROFS)
+        return failf(d, ODL_ERR_IO, "%s: written, but fsync of directory %s failed: %s", f->path,
+                     dir, strerror(e));
+    return ODL_OK;
+}
+
+void odl_posix_writer_abort(odl_posix_file *f)
+{
+    if (!f || f->fd < 0)
+        return;
+    close(f->fd);
+    f->fd = -1;
+    unlink(f->tmp_path);
+}

@@ -1,0 +1,214 @@
+#include "odl/status.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+const char *odl_status_str(odl_status s)
+{
+    switch (s) {
+    case ODL_OK: return "ODL_OK: success";
+    case ODL_EVENT_DRIFT: return "ODL_EVENT_DRIFT: drift detected";
+    case ODL_EVENT_ROLLED_BACK: return "ODL_EVENT_ROLLED_BACK: update rolled back";
+    case ODL_EVENT_REJECTED: return "ODL_EVENT_REJECTED: input rejected";
+    case ODL_ERR_ARG: return "ODL_ERR_ARG: invalid argument";
+    case ODL_ERR_NOMEM: return "ODL_ERR_NOMEM: memory budget too small";
+    case ODL_ERR_SHAPE: return "ODL_ERR_SHAPE: impossible or mismatched shape";
+    case ODL_ERR_FORMAT: return "ODL_ERR_FORMAT: malformed file";
+    case ODL_ERR_CRC: return "ODL_ERR_CRC: checksum mismatch";
+    case ODL_ERR_VERSION: return "ODL_ERR_VERSION: unsupported format version";
+    case ODL_ERR_TRUNCATED: return "ODL_ERR_TRUNCATED: data ends early";
+    case ODL_ERR_IO: return "ODL_ERR_IO: I/O failure";
+    case ODL_ERR_UNSUPPORTED: return "ODL_ERR_UNSUPPORTED: not supported";
+    case ODL_ERR_STATE: return "ODL_ERR_STATE: call out of order";
+    case ODL_ERR_NUMERIC: return "ODL_ERR_NUMERIC: non-finite values";
+    case ODL_ERR_NOT_FOUND: return "ODL_ERR_NOT_FOUND: not found";
+    }
+    return "ODL_ERR_?: unknown status";
+}
+
+void odl_diag_clear(odl_diag *d)
+{
+    if (!d)
+        return;
+    d->status = ODL_OK;
+    d->msg[0] = '\0';
+}
+
+#ifndef ODL_NO_MESSAGES
+/* A tiny formatter: the core has no stdio. */
+typedef struct {
+    char *buf;
+    size_t cap, len;
+} sink;
+
+static void put_c(sink *s, char c)
+{
+    if (s->len + 1 < s->cap)
+        s->buf[s->len++] = c;
+}
+
+static void put_s(sink *s, const char *str)
+{
+    if (!str)
+        str = "(null)";
+    while (*str)
+        put_c(s, *str++);
+}
+
+static void put_u(sink *s, unsigned long long v, unsigned base)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        unsigned dgt = (unsigned)(v % base);
+        tmp[n++] = (char)(dgt < 10 ? '0' + dgt : 'a' + dgt - 10);
+        v /= base;
+    } while (v && n < (int)sizeof tmp);
+    while (n)
+        put_c(s, tmp[--n]);
+}
+
+static void put_i(sink *s, long long v)
+{
+    if (v < 0) {
+        put_c(s, '-');
+        put_u(s, (unsigned long long)(-(v + 1)) + 1u, 10);
+    } else {
+        put_u(s, (unsigned long long)v, 10);
+    }
+}
+
+static void put_f(sink *s, double v, int prec)
+{
+    if (v != v) {
+        put_s(s, "nan");
+        return;
+    }
+    if (v < 0) {
+        put_c(s, '-');
+        v = -v;
+    }
+    if (v > 1e18) {
+        put_s(s, "inf");
+        return;
+    }
+    double scale = 1.0;
+    for (int i = 0; i < prec; i++)
+        scale *= 10.0;
+    unsigned long long whole = (unsigned long long)(v * scale + 0.5);
+    unsigned long long ip = whole / (unsigned long long)scale;
+    unsigned long long fp = whole % (unsigned long long)scale;
+    put_u(s, ip, 10);
+    if (prec > 0) {
+        put_c(s, '.');
+        char tmp[24];
+        for (int i = prec - 1; i >= 0; i--) {
+            tmp[i] = (char)('0' + fp % 10);
+            fp /= 10;
+        }
+        for (int i = 0; i < prec; i++)
+            put_c(s, tmp[i]);
+    }
+}
+
+static void vformat(sink *s, const char *fmt, va_list ap)
+{
+    for (const char *p = fmt; *p; p++) {
+        if (*p != '%') {
+            put_c(s, *p);
+            continue;
+        }
+        p++;
+        int prec = 6;
+        if (*p == '.') {
+            p++;
+            prec = 0;
+            while (*p >= '0' && *p <= '9')
+                prec = prec * 10 + (*p++ - '0');
+        }
+        int longs = 0, size_t_arg = 0;
+        while (*p == 'l') {
+            longs++;
+            p++;
+        }
+        if (*p == 'z') {
+            size_t_arg = 1;
+            p++;
+        }
+        switch (*p) {
+        case 'd':
+            if (size_t_arg) put_i(s, (long long)va_arg(ap, size_t));
+            else if (longs >= 2) put_i(s, va_arg(ap, long long));
+            else if (longs == 1) put_i(s, va_arg(ap, long));
+            else put_i(s, va_arg(ap, int));
+            break;
+        case 'u':
+        case 'x':
+            if (size_t_arg) put_u(s, va_arg(ap, size_t), *p == 'x' ? 16 : 10);
+            else if (longs >= 2) put_u(s, va_arg(ap, unsigned long long), *p == 'x' ? 16 : 10);
+            else if (longs == 1) put_u(s, va_arg(ap, unsigned long), *p == 'x' ? 16 : 10);
+            else put_u(s, va_arg(ap, unsigned), *p == 'x' ? 16 : 10);
+            break;
+        case 'f':
+            put_f(s, va_arg(ap, double), prec);
+            break;
+        case 's':
+            put_s(s, va_arg(ap, const char *));
+            break;
+        case 'c':
+            put_c(s, (char)va_arg(ap, int));
+            break;
+        case '%':
+            put_c(s, '%');
+            break;
+        case '\0':
+            p--;
+            break;
+        default:
+            put_c(s, '%');
+            put_c(s, *p);
+        }
+    }
+    s->buf[s->len] = '\0';
+}
+#endif
+
+odl_status odl_fail(odl_diag *d, odl_status st, const char *fmt, ...)
+{
+    if (!d)
+        return st;
+    d->status = st;
+#ifndef ODL_NO_MESSAGES
+    sink s = {d->msg, sizeof d->msg, 0};
+    va_list ap;
+    va_start(ap, fmt);
+    vformat(&s, fmt, ap);
+    va_end(ap);
+#else
+    (void)fmt;
+    d->msg[0] = '\0';
+#endif
+    return st;
+}
+
+void odl_diag_prefix(odl_diag *d, const char *prefix)
+{
+    if (!d || !prefix)
+        return;
+#ifndef ODL_NO_MESSAGES
+    char tmp[ODL_DIAG_MAX];
+    size_t pl = strlen(prefix);
+    size_t ml = strlen(d->msg);
+    size_t n = 0;
+    for (size_t i = 0; i < pl && n + 1 < sizeof tmp; i++)
+        tmp[n++] = prefix[i];
+    if (n + 2 < sizeof tmp) {
+        tmp[n++] = ':';
+        tmp[n++] = ' ';
+    }
+    for (size_t i = 0; i < ml && n + 1 < sizeof tmp; i++)
+        tmp[n++] = d->msg[i];
+    tmp[n] = '\0';
+    memcpy(d->msg, tmp, n + 1);
+#endif
+}

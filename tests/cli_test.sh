@@ -1,0 +1,271 @@
+#!/usr/bin/env bash
+# tests/cli_test.sh — end-to-end checks of the odl command-line tool.
+#
+#   bash tests/cli_test.sh PATH/TO/odl
+#
+# Each check prints "ok  NAME" or "FAIL NAME: WHY"; the last line is
+# "N passed, N failed" and the exit status is non-zero if anything failed.
+# Errors must be exactly one line on stderr starting with "odl: " (so a
+# sanitizer report or a stray debug print fails the check too).
+# Datasets are generated here; Fashion-MNIST is used when installed.
+set -u
+
+if [ $# -lt 1 ]; then
+    echo "usage: bash tests/cli_test.sh PATH/TO/odl" >&2
+    exit 2
+fi
+ODL=$1
+case $ODL in /*) ;; *) ODL=$PWD/$ODL ;; esac
+if [ ! -x "$ODL" ]; then
+    echo "cli_test.sh: '$ODL' is not an executable" >&2
+    exit 2
+fi
+FASHION=${ODL_FASHION_DIR:-/usr/share/datasets/fashion-mnist}
+PY=/usr/bin/python3
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/odl_cli_test.XXXXXX") || exit 2
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK" || exit 2
+
+passed=0
+failed=0
+ok() { echo "ok  $1"; passed=$((passed + 1)); }
+fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
+
+# run ARGS...: runs odl; sets rc, leaves stdout in out.txt and stderr in err.txt.
+TIMEOUT=
+command -v timeout >/dev/null 2>&1 && TIMEOUT="timeout 300"
+run() {
+    $TIMEOUT "$ODL" "$@" >out.txt 2>err.txt
+    rc=$?
+}
+
+# why_not_one_error [NEEDLE...]: empty if the last run failed cleanly with one
+# "odl: " line on stderr that contains every NEEDLE; else the reason.
+why_not_one_error() {
+    if [ "$rc" -eq 0 ]; then echo "exit status 0"; return; fi
+    if [ "$rc" -ge 124 ]; then echo "exit status $rc (crash or timeout): $(head -c 300 err.txt)"; return; fi
+    local n
+    n=$(wc -l <err.txt)
+    if [ "$n" -ne 1 ]; then echo "$n lines on stderr: $(head -c 300 err.txt | tr '\n' '|')"; return; fi
+    local line
+    line=$(cat err.txt)
+    case $line in
+    "odl: "*) ;;
+    *) echo "stderr does not start with 'odl: ': $line"; return ;;
+    esac
+    local needle
+    for needle in "$@"; do
+        case $line in
+        *"$needle"*) ;;
+        *) echo "'$line' does not mention '$needle'"; return ;;
+        esac
+    done
+}
+
+# expect_error NAME [--needle TEXT]... -- ARGS...
+expect_error() {
+    local name=$1
+    shift
+    local needles=()
+    while [ "$1" = "--needle" ]; do
+        needles+=("$2")
+        shift 2
+    done
+    [ "$1" = "--" ] && shift
+    run "$@"
+    local why
+    why=$(why_not_one_error ${needles[@]+"${needles[@]}"})
+    if [ -z "$why" ]; then ok "$name"; else fail "$name" "$why"; fi
+}
+
+# expect_ok NAME ARGS...: exit 0, nothing alarming on stderr.
+expect_ok() {
+    local name=$1
+    shift
+    run "$@"
+    if [ "$rc" -ne 0 ]; then
+        fail "$name" "exit status $rc: $(head -c 300 err.txt | tr '\n' '|')"
+        return 1
+    fi
+    if grep -q -e "odl: " -e "ERROR: AddressSanitizer" -e "runtime error:" err.txt; then
+        fail "$name" "exit 0 but stderr says: $(head -c 300 err.txt | tr '\n' '|')"
+        return 1
+    fi
+    ok "$name"
+}
+
+# at_least NAME VALUE MIN: VALUE (a number) >= MIN
+at_least() {
+    if [ -z "$2" ]; then
+        fail "$1" "no number found in: $(head -c 200 out.txt | tr '\n' '|')"
+    elif awk -v a="$2" -v b="$3" 'BEGIN { exit !(a + 0 >= b + 0) }'; then
+        ok "$1"
+    else
+        fail "$1" "$2 < $3"
+    fi
+}
+
+accuracy_of_output() { sed -n 's/^accuracy \([0-9.]*\)% .*/\1/p' out.txt | head -n 1; }
+
+valid_json() { # NAME: stdout of the last run is one valid JSON document
+    if [ ! -x "$PY" ]; then
+        echo "ok  $1 (skipped: no $PY)"
+        passed=$((passed + 1))
+    elif "$PY" -m json.tool <out.txt >/dev/null 2>json_err.txt; then
+        ok "$1"
+    else
+        fail "$1" "invalid JSON ($(head -c 200 json_err.txt)): $(head -c 200 out.txt)"
+    fi
+}
+
+json_int() { # KEY: the integer value of "KEY": N in out.txt (first one)
+    grep -o "\"$1\": [0-9][0-9]*" out.txt | head -n 1 | sed 's/.*: //'
+}
+
+# ---- data ----------------------------------------------------------------
+# Three 2-D Gaussian blobs (sd 0.6) around (0,0), (4,0), (2,4), a header line.
+blobs() { # N SEED
+    awk -v n="$1" -v seed="$2" 'BEGIN {
+        srand(seed); print "label,x,y"
+        cx[0] = 0; cy[0] = 0; cx[1] = 4; cy[1] = 0; cx[2] = 2; cy[2] = 4
+        for (i = 0; i < n; i++) {
+            c = i % 3; r = sqrt(-2 * log(1 - rand())); a = 6.283185307 * rand()
+            printf "%d,%.4f,%.4f\n", c, cx[c] + 0.6 * r * cos(a), cy[c] + 0.6 * r * sin(a)
+        }
+    }'
+}
+blobs 300 1 >train.csv
+blobs 150 2 >test.csv
+# 8x8 "images", 2 classes: bright left half or bright right half; no header.
+awk 'BEGIN {
+    srand(3)
+    for (i = 0; i < 200; i++) {
+        c = i % 2; printf "%d", c
+        for (j = 0; j < 64; j++) {
+            v = rand() * 0.3
+            if ((c == 0 && j % 8 < 4) || (c == 1 && j % 8 >= 4)) v += 1
+            printf ",%.3f", v
+        }
+        printf "\n"
+    }
+}' >img.csv
+
+# ---- help ----------------------------------------------------------------
+run --help
+if [ "$rc" -eq 0 ] && grep -q "usage:" out.txt && grep -q "train" out.txt && grep -q "eval" out.txt &&
+    grep -q "info" out.txt && [ ! -s err.txt ]; then
+    ok "help"
+else
+    fail "help" "exit $rc, stdout: $(head -c 200 out.txt | tr '\n' '|')"
+fi
+for cmd in train eval info; do
+    run "$cmd" --help
+    if [ "$rc" -eq 0 ] && grep -q "usage: odl $cmd" out.txt && grep -q "default" out.txt && [ ! -s err.txt ]; then
+        ok "$cmd --help"
+    else
+        fail "$cmd --help" "exit $rc, stdout: $(head -c 200 out.txt | tr '\n' '|')"
+    fi
+done
+run --version
+if [ "$rc" -eq 0 ] && grep -q "file format 1\." out.txt; then ok "version"; else fail "version" "exit $rc: $(cat out.txt)"; fi
+
+# ---- usage errors ----------------------------------------------------------
+expect_error "unknown command" --needle "frobnicate" -- frobnicate
+expect_error "train: unknown option" --needle "--bogus" -- train --bogus --data train.csv -o x.odl
+expect_error "eval: unknown option" --needle "--epochs" -- eval m.odl --data test.csv --epochs 3
+expect_error "info: unknown option" --needle "--bogus" -- info m.odl --bogus
+expect_error "train: missing -o" --needle "required" -- train --data train.csv
+expect_error "train: missing --data" --needle "required" -- train -o x.odl
+expect_error "eval: missing --data" --needle "required" -- eval m.odl
+expect_error "info: missing model" --needle "required" -- info
+expect_error "option without value" --needle "--epochs" -- train --data train.csv -o x.odl --epochs
+expect_error "--epochs abc" --needle "abc" -- train --data train.csv -o x.odl --epochs abc
+expect_error "--epochs 0" --needle "--epochs" -- train --data train.csv -o x.odl --epochs 0
+expect_error "--epochs 5x" --needle "5x" -- train --data train.csv -o x.odl --epochs 5x
+expect_error "--batch -1" --needle "--batch" -- train --data train.csv -o x.odl --batch -1
+expect_error "--lr nan" --needle "--lr" -- train --data train.csv -o x.odl --lr nan
+expect_error "--split bogus" --needle "bogus" -- train --data train.csv -o x.odl --split bogus
+expect_error "--optim bogus" --needle "bogus" -- train --data train.csv -o x.odl --optim bogus
+expect_error "--classes 3-1" --needle "--classes" -- train --data train.csv -o x.odl --classes 3-1
+expect_error "--classes abc" --needle "--classes" -- train --data train.csv -o x.odl --classes abc
+expect_error "--arch resnet" --needle "resnet" -- train --data train.csv -o x.odl --arch resnet --quiet
+expect_error "--arch mlp:0" --needle "mlp:0" -- train --data train.csv -o x.odl --arch mlp:0 --quiet
+expect_error "--arch mlp:4," --needle "--arch" -- train --data train.csv -o x.odl --arch mlp:4,x --quiet
+expect_error "--shape 1x8" --needle "--shape" -- train --data img.csv -o x.odl --shape 1x8 --quiet
+expect_error "--shape not matching the data" -- train --data img.csv -o x.odl --shape 1x8x9 --quiet
+expect_error "one class only" --needle "class" -- train --data train.csv -o x.odl --arch mlp:4 --classes 0 --quiet
+if [ -e x.odl ] || [ -e x.odl.tmp ]; then fail "no output after errors" "x.odl or x.odl.tmp exists"; else ok "no output after errors"; fi
+
+# ---- MLP on CSV --------------------------------------------------------------
+if expect_ok "train mlp on csv" train --data train.csv --arch mlp:16 --epochs 20 --batch 16 -o m.odl; then
+    if [ -s m.odl ] && [ ! -e m.odl.tmp ] && grep -q "saved" out.txt; then ok "model saved"; else fail "model saved" "m.odl missing or m.odl.tmp left"; fi
+fi
+expect_ok "eval mlp" eval m.odl --data test.csv && at_least "eval mlp accuracy >= 90%" "$(accuracy_of_output)" 90
+if grep -q "confusion matrix" out.txt; then ok "eval shows confusion matrix"; else fail "eval shows confusion matrix" "$(head -c 200 out.txt)"; fi
+expect_ok "eval --json" eval m.odl --data test.csv --json && valid_json "eval --json is JSON"
+if [ "$(json_int samples)" = "150" ]; then ok "eval --json sample count"; else fail "eval --json sample count" "$(head -c 200 out.txt)"; fi
+expect_ok "info" info m.odl
+if grep -q "3 classes" out.txt && grep -q "parameters:" out.txt && grep -q "memory plan" out.txt && grep -q "mlp:16" out.txt; then
+    ok "info shows classes, parameters, plan, arch"
+else
+    fail "info shows classes, parameters, plan, arch" "$(head -c 300 out.txt | tr '\n' '|')"
+fi
+expect_ok "info --json" info m.odl --json && valid_json "info --json is JSON"
+if [ "$(json_int classes)" = "3" ] && [ "$(json_int params)" = "99" ]; then
+    ok "info --json classes and params"
+else
+    fail "info --json classes and params" "$(head -c 300 out.txt)"
+fi
+# the same seed gives the same file, byte for byte
+expect_ok "train again, same seed" train --data train.csv --arch mlp:16 --epochs 20 --batch 16 --quiet -o m2.odl
+if cmp -s <(head -c 400 m.odl) <(head -c 400 m2.odl); then ok "same seed, same weights"; else fail "same seed, same weights" "files differ in the first 400 bytes"; fi
+expect_error "eval: data with another sample size" --needle "64" -- eval m.odl --data img.csv
+expect_error "eval: two models" --needle "extra" -- eval m.odl m2.odl --data test.csv
+
+# ---- CSV with --shape: a CNN on 8x8 inputs -------------------------------------
+expect_ok "train edge-cnn with --shape 1x8x8" train --data img.csv --shape 1x8x8 --arch edge-cnn --epochs 3 --batch 16 --quiet -o cnn.odl
+expect_ok "eval edge-cnn (shape from the model)" eval cnn.odl --data img.csv && at_least "edge-cnn accuracy >= 90%" "$(accuracy_of_output)" 90
+expect_ok "eval edge-cnn with --shape" eval cnn.odl --data img.csv --shape 1x8x8
+expect_ok "info edge-cnn --json" info cnn.odl --json && valid_json "info edge-cnn --json is JSON"
+
+# ---- class subset on Fashion-MNIST -----------------------------------------------
+if [ -f "$FASHION/train-images-idx3-ubyte.gz" ] || [ -f "$FASHION/train-images-idx3-ubyte" ]; then
+    expect_ok "fashion: train classes 0-3" train --data "$FASHION" --classes 0-3 --limit 2000 --epochs 1 --quiet -o sub.odl
+    run info sub.odl --json
+    if [ "$rc" -eq 0 ] && [ "$(json_int classes)" = "4" ]; then ok "fashion: info shows 4 classes"; else fail "fashion: info shows 4 classes" "exit $rc: $(head -c 200 out.txt)"; fi
+    expect_ok "fashion: eval classes 0-3" eval sub.odl --data "$FASHION" --classes 0-3 --limit 1000 &&
+        at_least "fashion: accuracy > 50%" "$(accuracy_of_output)" 50.01
+    expect_error "fashion: eval without --classes" --needle "classes" -- eval sub.odl --data "$FASHION" --limit 1000
+else
+    echo "ok  fashion: skipped ($FASHION not installed)"
+    passed=$((passed + 1))
+fi
+
+# ---- damaged model files -------------------------------------------------------
+head -c 100 m.odl >trunc.odl
+expect_error "info: truncated model" --needle "trunc.odl" --needle "truncated" -- info trunc.odl
+expect_error "eval: truncated model" --needle "trunc.odl" --needle "truncated" -- eval trunc.odl --data test.csv
+cp m.odl flip.odl
+byte=$(od -An -tu1 -j 300 -N1 m.odl | tr -d ' \n')
+printf '%b' "\\0$(printf '%03o' $((byte ^ 255)))" | dd of=flip.odl bs=1 seek=300 conv=notrunc status=none
+if cmp -s m.odl flip.odl; then fail "flip a byte" "flip.odl equals m.odl"; else ok "flip a byte"; fi
+expect_error "info: flipped byte" --needle "flip.odl" --needle "CRC" -- info flip.odl
+expect_error "eval: flipped byte" --needle "flip.odl" --needle "CRC" -- eval flip.odl --data test.csv
+cp m.odl tail.odl
+printf 'x' >>tail.odl
+expect_error "info: bytes after END" --needle "tail.odl" --needle "garbage" -- info tail.odl
+: >empty.odl
+expect_error "info: empty file" --needle "empty.odl" -- info empty.odl
+expect_error "info: not a model" --needle "test.csv" --needle "magic" -- info test.csv
+expect_error "info: a directory" --needle "$WORK" -- info "$WORK"
+
+# ---- paths that do not exist -------------------------------------------------------
+expect_error "train: no such data" --needle "nope.csv" -- train --data nope.csv -o x.odl
+expect_error "eval: no such data" --needle "no_such_dir" -- eval m.odl --data no_such_dir/
+expect_error "eval: no such model" --needle "nope.odl" -- eval nope.odl --data test.csv
+expect_error "info: no such model" --needle "nope.odl" -- info nope.odl
+expect_error "train: output directory missing" --needle "no_such_dir" -- train --data train.csv --arch mlp:4 --epochs 1 --quiet -o no_such_dir/x.odl
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,253 @@
+#define _POSIX_C_SOURCE 200809L
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("odl: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+int cli_fail(const char *context, odl_status s, const odl_diag *d)
+{
+    const char *msg = (d && d->msg[0]) ? d->msg : odl_status_str(s);
+    if (context && context[0])
+        return cli_error("%s: %s", context, msg);
+    return cli_error("%s", msg);
+}
+
+int cli_opt(cli_args *a, const char *name, const char **val)
+{
+    const char *arg = a->argv[a->i];
+    size_t n = strlen(name);
+    if (strncmp(arg, name, n) != 0)
+        return 0;
+    if (arg[n] == '=') {
+        *val = arg + n + 1;
+        return 1;
+    }
+    if (arg[n] != '\0')
+        return 0;
+    if (a->i + 1 >= a->argc) {
+        cli_error("%s: option %s needs a value", a->cmd, name);
+        return -1;
+    }
+    *val = a->argv[++a->i];
+    return 1;
+}
+
+int cli_flag(cli_args *a, const char *name)
+{
+    return strcmp(a->argv[a->i], name) == 0;
+}
+
+int cli_parse_int(const char *opt, const char *s, long lo, long hi, int32_t *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return cli_error("%s: '%s' is not a whole number in %ld..%ld", opt, s, lo, hi);
+    *out = (int32_t)v;
+    return 0;
+}
+
+int cli_parse_float(const char *opt, const char *s, double lo, double hi, float *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi)
+        return cli_error("%s: '%s' is not a number in %g..%g", opt, s, lo, hi);
+    *out = (float)v;
+    return 0;
+}
+
+int cli_parse_shape(const char *s, int32_t *c, int32_t *h, int32_t *w)
+{
+    long v[3];
+    const char *p = s;
+    for (int k = 0; k < 3; k++) {
+        char *end;
+        errno = 0;
+        v[k] = strtol(p, &end, 10);
+        if (errno || end == p || v[k] <= 0 || v[k] > 65536)
+            return cli_error("--shape: '%s' is not CxHxW (e.g. 1x28x28)", s);
+        p = end;
+        if (k < 2) {
+            if (*p != 'x' && *p != 'X')
+                return cli_error("--shape: '%s' is not CxHxW (e.g. 1x28x28)", s);
+            p++;
+        }
+    }
+    if (*p)
+        return cli_error("--shape: '%s' is not CxHxW (e.g. 1x28x28)", s);
+    *c = (int32_t)v[0];
+    *h = (int32_t)v[1];
+    *w = (int32_t)v[2];
+    return 0;
+}
+
+int cli_load_data(const char *path, odl_split split, odl_split default_split, const char *classes,
+                  const char *shape, int32_t limit, odl_dataset *ds)
+{
+    odl_class_set *set = NULL;
+    odl_data_opts o = odl_data_opts_defaults();
+    odl_diag d;
+    odl_diag_clear(&d);
+    o.split = split;
+    o.default_split = default_split;
+    o.limit = limit;
+    if (shape && cli_parse_shape(shape, &o.c, &o.h, &o.w))
+        return 1;
+    if (classes) {
+        set = malloc(sizeof *set);
+        if (!set)
+            return cli_error("out of memory");
+        odl_status s = odl_class_set_parse(classes, set, &d);
+        if (s != ODL_OK) {
+            free(set);
+            return cli_fail("--classes", s, &d);
+        }
+        o.classes = set;
+    }
+    odl_status s = odl_data_load(path, &o, ds, &d);
+    free(set);
+    if (s != ODL_OK)
+        return cli_fail("", s, &d);
+    if (ds->n == 0)
+        return cli_error("%s: no samples%s", path, classes ? " in the selected classes" : "");
+    return 0;
+}
+
+int cli_model_load(const char *path, const odl_model_cfg *cfg, cli_model *cm)
+{
+    memset(cm, 0, sizeof *cm);
+    odl_diag d;
+    odl_diag_clear(&d);
+    odl_status s = odl_host_read_file(path, &cm->file, &cm->file_len, &d);
+    if (s != ODL_OK)
+        return cli_fail("", s, &d);
+    s = odl_file_read_desc(cm->file, cm->file_len, &cm->desc, &d);
+    if (s != ODL_OK) {
+        cli_fail(path, s, &d);
+        cli_model_free(cm);
+        return 1;
+    }
+    odl_mem_plan plan;
+    s = odl_model_plan(&cm->desc, cfg, &plan, &d);
+    if (s == ODL_OK) {
+        cm->arena_buf = malloc(plan.total + ODL_ALIGN);
+        if (!cm->arena_buf) {
+            cli_model_free(cm);
+            return cli_error("%s: out of memory (%zu bytes)", path, plan.total);
+        }
+        s = odl_arena_init(&cm->arena, cm->arena_buf, plan.total + ODL_ALIGN);
+    }
+    if (s == ODL_OK)
+        s = odl_model_init(&cm->m, &cm->desc, cfg, &cm->arena, &d);
+    if (s == ODL_OK)
+        s = odl_model_load_params(cm->m, cm->file, cm->file_len, &d);
+    if (s != ODL_OK) {
+        cli_fail(path, s, &d);
+        cli_model_free(cm);
+        return 1;
+    }
+    return 0;
+}
+
+void cli_model_free(cli_model *cm)
+{
+    odl_host_free(cm->file);
+    free(cm->arena_buf);
+    memset(cm, 0, sizeof *cm);
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void cli_progress_init(cli_progress *p, int quiet)
+{
+    p->tty = isatty(fileno(stderr));
+    p->quiet = quiet;
+    p->t0 = p->last = cli_now();
+}
+
+int cli_evaluate(odl_model *m, const odl_dataset *ds, int32_t batch, cli_eval *ev)
+{
+    memset(ev, 0, sizeof *ev);
+    const int32_t C = odl_model_n_classes(m);
+    const size_t in = (size_t)ds->c * ds->h * ds->w;
+    const odl_model_desc *md = odl_model_get_desc(m);
+    if (in != (size_t)md->in_c * md->in_h * md->in_w)
+        return cli_error("data samples have %d×%d×%d = %zu values; the model takes %d×%d×%d", (int)ds->c, (int)ds->h,
+                         (int)ds->w, in, (int)md->in_c, (int)md->in_h, (int)md->in_w);
+    for (int32_t k = 0; k < ds->n; k++)
+        if (ds->y[k] >= C)
+            return cli_error("label %d (sample %d) is outside the model's %d classes (use --classes)", (int)ds->y[k],
+                             (int)k, (int)C);
+    ev->n_classes = C;
+    ev->confusion = calloc((size_t)C * C, sizeof(int64_t));
+    if (!ev->confusion)
+        return cli_error("out of memory");
+    odl_diag d;
+    odl_diag_clear(&d);
+    for (int32_t start = 0; start < ds->n; start += batch) {
+        int32_t n = ds->n - start < batch ? ds->n - start : batch;
+        const float *out;
+        odl_status s = odl_model_forward(m, 0, ds->x + (size_t)start * in, n, &out, &d);
+        if (s != ODL_OK) {
+            cli_eval_free(ev);
+            return cli_fail("eval", s, &d);
+        }
+        for (int32_t k = 0; k < n; k++) {
+            const float *z = out + (size_t)k * C;
+            int32_t best = 0;
+            for (int32_t j = 1; j < C; j++)
+                if (z[j] > z[best])
+                    best = j;
+            int32_t y = ds->y[start + k];
+            ev->confusion[(size_t)y * C + best]++;
+            ev->correct += best == y;
+            ev->n++;
+        }
+    }
+    return 0;
+}
+
+void cli_eval_free(cli_eval *ev)
+{
+    free(ev->confusion);
+    ev->confusion = NULL;
+}
+
+void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}

@@ -1,0 +1,75 @@
+/* Shared pieces of the odl command-line tool (host only). */
+#ifndef ODL_CLI_H
+#define ODL_CLI_H
+
+#include <stdio.h>
+#include <stdint.h>
+#include "odl/odl.h"
+#include "odl/data.h"
+#include "odl/posix_io.h"
+
+#define ODL_TOOL_VERSION "0.1.0"
+
+/* Prints "odl: <msg>" on stderr and returns 1 (the exit status). */
+int cli_error(const char *fmt, ...);
+/* Reports a failed call: "odl: <context>: <diag message or status string>". */
+int cli_fail(const char *context, odl_status s, const odl_diag *d);
+
+/* Argument iteration: `--name value` and `--name=value` forms. */
+typedef struct cli_args {
+    int argc;
+    char **argv;
+    int i;
+    const char *cmd;
+} cli_args;
+
+/* 1 if argv[i] is option `name`; fills *val for options that take a value
+ * (returns -1 when the value is missing). */
+int cli_opt(cli_args *a, const char *name, const char **val);
+int cli_flag(cli_args *a, const char *name);
+int cli_parse_int(const char *opt, const char *s, long lo, long hi, int32_t *out);
+int cli_parse_float(const char *opt, const char *s, double lo, double hi, float *out);
+int cli_parse_shape(const char *s, int32_t *c, int32_t *h, int32_t *w);
+
+/* Loads a dataset for a command, printing errors. Returns 0 on success. */
+int cli_load_data(const char *path, odl_split split, odl_split default_split, const char *classes,
+                  const char *shape, int32_t limit, odl_dataset *ds);
+
+/* A loaded model with its arena (host convenience). */
+typedef struct cli_model {
+    void *file;       /* the file bytes */
+    size_t file_len;
+    void *arena_buf;
+    odl_arena arena;
+    odl_model *m;
+    odl_model_desc desc;
+} cli_model;
+
+int cli_model_load(const char *path, const odl_model_cfg *cfg, cli_model *cm);
+void cli_model_free(cli_model *cm);
+
+/* Progress reporting: a bar on a terminal, plain lines otherwise. */
+typedef struct cli_progress {
+    int tty;
+    int quiet;
+    double t0, last;
+} cli_progress;
+void cli_progress_init(cli_progress *p, int quiet);
+double cli_now(void);
+
+/* Accuracy and confusion matrix of a model on a dataset. */
+typedef struct cli_eval {
+    int32_t n_classes;
+    int64_t n, correct;
+    int64_t *confusion; /* n_classes × n_classes, [true][pred] */
+} cli_eval;
+int cli_evaluate(odl_model *m, const odl_dataset *ds, int32_t batch, cli_eval *ev);
+void cli_eval_free(cli_eval *ev);
+
+void json_str(FILE *f, const char *s);
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+
+#endif

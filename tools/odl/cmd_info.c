@@ -1,0 +1,159 @@
+/* odl info: layers, shapes, parameters and the exact memory plans. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void help(FILE *f)
+{
+    fputs("usage: odl info MODEL.odl [options]\n"
+          "\n"
+          "Shows the layers, output shapes, parameters (total and trainable) and the\n"
+          "exact memory plan, per kind, for inference and for training.\n"
+          "\n"
+          "  --batch B   batch size of the training plans        (default 16)\n"
+          "  --json      machine-readable output\n",
+          f);
+}
+
+typedef struct plan_row {
+    const char *name;
+    const char *what;
+    odl_mem_plan plan;
+    size_t trainable;
+} plan_row;
+
+static void print_plan_json(const plan_row *r)
+{
+    printf("{\"name\": \"%s\", \"description\": ", r->name);
+    json_str(stdout, r->what);
+    printf(", \"trainable_params\": %zu, \"bytes\": {", r->trainable);
+    for (int k = 0; k < ODL_MEM_KINDS; k++)
+        printf("\"%s\": %zu, ", odl_mem_kind_name((odl_mem_kind)k), r->plan.bytes[k]);
+    printf("\"total\": %zu}}", r->plan.total);
+}
+
+int cmd_info(int argc, char **argv)
+{
+    const char *model = NULL, *v = NULL;
+    int32_t batch = 16;
+    int json = 0;
+    cli_args a = {argc, argv, 1, "info"};
+    for (; a.i < argc; a.i++) {
+        int r;
+        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
+            help(stdout);
+            return 0;
+        } else if (cli_flag(&a, "--json")) {
+            json = 1;
+        } else if ((r = cli_opt(&a, "--batch", &v))) {
+            if (r < 0 || cli_parse_int("--batch", v, 1, 65536, &batch)) return 2;
+        } else if (argv[a.i][0] == '-') {
+            cli_error("info: unknown option '%s' (see odl info --help)", argv[a.i]);
+            return 2;
+        } else if (!model) {
+            model = argv[a.i];
+        } else {
+            cli_error("info: one model at a time ('%s' is extra)", argv[a.i]);
+            return 2;
+        }
+    }
+    if (!model) {
+        cli_error("info: a MODEL.odl is required (see odl info --help)");
+        return 2;
+    }
+    odl_model_cfg cfg = odl_model_cfg_defaults();
+    cli_model cm;
+    if (cli_model_load(model, &cfg, &cm))
+        return 1;
+    odl_model_desc desc = cm.desc;
+    odl_layer_shape shapes[ODL_MAX_LAYERS];
+    odl_diag d;
+    odl_diag_clear(&d);
+    odl_desc_check(&desc, shapes, &d);
+    size_t total = 0, trainable = 0;
+    odl_desc_count_params(&desc, &total, &trainable);
+
+    /* the plans: inference, full training, head-only (last dense layer) */
+    int32_t head = desc.n_layers - 1;
+    while (head > 0 && desc.layers[head].type != ODL_LAYER_DENSE)
+        head--;
+    plan_row rows[3];
+    odl_model_desc full = desc, head_only = desc;
+    odl_desc_freeze_below(&full, 0);
+    odl_desc_freeze_below(&head_only, head);
+    odl_model_cfg tc = odl_model_cfg_defaults();
+    tc.mode = ODL_MODE_TRAIN;
+    tc.max_batch = batch;
+    char w0[96], w1[96], w2[96];
+    snprintf(w0, sizeof w0, "inference, batch 1");
+    snprintf(w1, sizeof w1, "training every layer, Adam, batch %d", (int)batch);
+    snprintf(w2, sizeof w2, "training layers %d.. (head), Adam, batch %d", (int)head, (int)batch);
+    rows[0] = (plan_row){"inference", w0, {{0}, 0}, 0};
+    rows[1] = (plan_row){"train_full", w1, {{0}, 0}, total};
+    rows[2] = (plan_row){"train_head", w2, {{0}, 0}, 0};
+    odl_desc_count_params(&head_only, NULL, &rows[2].trainable);
+    odl_status s = odl_model_plan(&desc, &cfg, &rows[0].plan, &d);
+    if (s == ODL_OK) s = odl_model_plan(&full, &tc, &rows[1].plan, &d);
+    if (s == ODL_OK) s = odl_model_plan(&head_only, &tc, &rows[2].plan, &d);
+    if (s != ODL_OK) {
+        cli_model_free(&cm);
+        return cli_fail(model, s, &d);
+    }
+    char meta_arch[64] = "", meta_created[64] = "";
+    odl_file_meta_get(cm.file, cm.file_len, "arch", meta_arch, sizeof meta_arch, NULL);
+    odl_file_meta_get(cm.file, cm.file_len, "created_by", meta_created, sizeof meta_created, NULL);
+
+    if (json) {
+        printf("{\"model\": ");
+        json_str(stdout, model);
+        printf(", \"file_bytes\": %zu, \"arch\": ", cm.file_len);
+        json_str(stdout, meta_arch);
+        printf(", \"input\": [%d, %d, %d], \"classes\": %d, \"params\": %zu, \"trainable_params\": %zu, \"layers\": [",
+               (int)desc.in_c, (int)desc.in_h, (int)desc.in_w, (int)odl_model_n_classes(cm.m), total, trainable);
+        for (int32_t i = 0; i < desc.n_layers; i++) {
+            const odl_layer_shape *sh = &shapes[i];
+            printf("%s{\"index\": %d, \"type\": \"%s\", \"output\": [%d, %d, %d], \"params\": %zu, \"trainable\": %s}",
+                   i ? ", " : "", (int)i, odl_layer_type_name(desc.layers[i].type), (int)sh->c, (int)sh->h, (int)sh->w,
+                   sh->n_weights + sh->n_bias, desc.layers[i].trainable ? "true" : "false");
+        }
+        printf("], \"plans\": [");
+        for (int k = 0; k < 3; k++) {
+            if (k)
+                printf(", ");
+            print_plan_json(&rows[k]);
+        }
+        printf("]}\n");
+    } else {
+        printf("%s: %s%s%s, %zu bytes, input %dx%dx%d, %d classes\n", model, meta_arch[0] ? meta_arch : "model",
+               meta_created[0] ? ", made by " : "", meta_created, cm.file_len, (int)desc.in_c, (int)desc.in_h,
+               (int)desc.in_w, (int)odl_model_n_classes(cm.m));
+        printf("\n  #  layer        output          params  trainable\n");
+        for (int32_t i = 0; i < desc.n_layers; i++) {
+            const odl_layer_desc *l = &desc.layers[i];
+            const odl_layer_shape *sh = &shapes[i];
+            char out[32], kind[32];
+            snprintf(out, sizeof out, "%dx%dx%d", (int)sh->c, (int)sh->h, (int)sh->w);
+            if (l->type == ODL_LAYER_CONV2D || l->type == ODL_LAYER_DEPTHWISE || l->type == ODL_LAYER_MAXPOOL ||
+                l->type == ODL_LAYER_AVGPOOL)
+                snprintf(kind, sizeof kind, "%s %dx%d", odl_layer_type_name(l->type), (int)l->k_h, (int)l->k_w);
+            else
+                snprintf(kind, sizeof kind, "%s", odl_layer_type_name(l->type));
+            printf("%3d  %-12s %-14s %7zu  %s\n", (int)i, kind, out, sh->n_weights + sh->n_bias,
+                   (sh->n_weights && l->trainable) ? "yes" : (sh->n_weights ? "no" : "-"));
+        }
+        printf("\nparameters: %zu total, %zu trainable\n", total, trainable);
+        printf("\nmemory plan (exact bytes, 16-byte aligned blocks):\n");
+        printf("  %-11s %8s %8s %9s %11s %8s %8s %8s %9s\n", "plan", "params", "grads", "optimizer", "activations",
+               "scratch", "buffers", "state", "total");
+        for (int k = 0; k < 3; k++) {
+            const odl_mem_plan *p = &rows[k].plan;
+            printf("  %-11s %8zu %8zu %9zu %11zu %8zu %8zu %8zu %9zu   %s, %zu trainable params\n", rows[k].name,
+                   p->bytes[ODL_MEM_PARAMS], p->bytes[ODL_MEM_GRADS], p->bytes[ODL_MEM_OPTIM],
+                   p->bytes[ODL_MEM_ACTIVATIONS], p->bytes[ODL_MEM_SCRATCH], p->bytes[ODL_MEM_BUFFERS],
+                   p->bytes[ODL_MEM_STATE], p->total, rows[k].what, rows[k].trainable);
+        }
+    }
+    cli_model_free(&cm);
+    return 0;
+}

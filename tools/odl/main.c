@@ -1,0 +1,44 @@
+/* odl — the host tool: train, evaluate and inspect on-device learning models. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *f)
+{
+    fputs("usage: odl <command> [options]\n"
+          "\n"
+          "commands:\n"
+          "  train   train a base model on a dataset and save it (.odl)\n"
+          "  eval    accuracy, per-class accuracy and confusion matrix of a model\n"
+          "  info    layers, parameters and the exact memory plan of a model\n"
+          "\n"
+          "Run 'odl <command> --help' for a command's options.\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("odl %s (libodl %s, file format %d.%d)\n", ODL_TOOL_VERSION, ODL_VERSION_STRING,
+               ODL_FILE_VERSION_MAJOR, ODL_FILE_VERSION_MINOR);
+        return 0;
+    }
+    if (!strcmp(cmd, "train"))
+        return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval"))
+        return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "info"))
+        return cmd_info(argc - 1, argv + 1);
+    fprintf(stderr, "odl: unknown command '%s' (try 'odl --help')\n", cmd);
+    return 2;
+}
