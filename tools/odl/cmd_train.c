@@ -271,9 +271,10 @@ int cmd_train(int argc, char **argv)
         odl_dataset_free(&ds);
         return cli_fail("train", s, &d);
     }
-    /* the training forward above made the accuracy a by-product; the note
-     * that it is measured during the last epoch (weights moving) is in the key */
-    char s_epochs[32], s_lr[32], s_seed[32], s_loss[32], s_time[32], s_ips[32], s_acc[32], s_n[32];
+    /* training accuracy is a by-product of the training forward passes; it is
+     * measured while the weights move, as the key's name says */
+    char s_batch[32], s_epochs[32], s_lr[32], s_seed[32], s_loss[32], s_time[32], s_ips[32], s_acc[32], s_n[32];
+    snprintf(s_batch, sizeof s_batch, "%d", (int)batch);
     snprintf(s_epochs, sizeof s_epochs, "%d", (int)epochs);
     snprintf(s_lr, sizeof s_lr, "%g", (double)lr);
     snprintf(s_seed, sizeof s_seed, "%d", (int)seed);
@@ -289,7 +290,7 @@ int cmd_train(int argc, char **argv)
         {"classes", classes ? classes : "all"},
         {"train_samples", s_n},
         {"epochs", s_epochs},
-        {"batch", "see topology"},
+        {"batch", s_batch},
         {"optimizer", optim},
         {"lr", s_lr},
         {"seed", s_seed},
@@ -298,9 +299,6 @@ int cmd_train(int argc, char **argv)
         {"train_seconds", s_time},
         {"train_images_per_second", s_ips},
     };
-    char s_batch[32];
-    snprintf(s_batch, sizeof s_batch, "%d", (int)batch);
-    meta[6].value = s_batch;
     s = odl_host_save_model(m, meta, (int32_t)(sizeof meta / sizeof meta[0]), out, &d);
     free(buf);
     odl_dataset_free(&ds);
