@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# The test suite: a Release build, then the same tests under AddressSanitizer
+# The test suite: a Release build (and a consumer built against its installed
+# copy, scripts/consumer_test.sh), then the same tests under AddressSanitizer
 # and UndefinedBehaviorSanitizer, then the fast tests under valgrind.
 # Usage: bash scripts/test.sh [--quick]   (--quick: the Release run only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh valgrind python3
+bash scripts/deps.sh valgrind python3 pkg-config
 jobs=$(nproc)
 
 echo "== release build"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$jobs" >/dev/null
 (cd build && ctest --output-on-failure -j"$jobs")
+
+echo "== install, then build examples/consumer against the installed copy (CMake package, pkg-config)"
+bash scripts/consumer_test.sh build
 [ "${1:-}" = "--quick" ] && exit 0
 
 echo "== ASan + UBSan build"

@@ -520,14 +520,19 @@ odl_status odl_model_init(odl_model **out, const odl_model_desc *desc, const odl
 
 odl_status odl_model_init_params(odl_model *m, odl_rng *rng)
 {
-    if (!m || !rng)
+    return odl_model_init_params_as(m, rng, ODL_INIT_HE);
+}
+
+odl_status odl_model_init_params_as(odl_model *m, odl_rng *rng, odl_init_kind kind)
+{
+    if (!m || !rng || (kind != ODL_INIT_HE && kind != ODL_INIT_TORCH))
         return ODL_ERR_ARG;
     for (int32_t i = 0; i < m->desc.n_layers; i++) {
         odl_layer_rt *rt = &m->rt[i];
         if (!has_params(m->desc.layers[i].type) || rt->external)
             continue;
         size_t fan_in = rt->n_w / rt->n_b;
-        int relu_next = i + 1 < m->desc.n_layers && (m->desc.layers[i + 1].type == ODL_LAYER_RELU ||
+        int relu_next = kind == ODL_INIT_HE && i + 1 < m->desc.n_layers && (m->desc.layers[i + 1].type == ODL_LAYER_RELU ||
                                                      m->desc.layers[i + 1].type == ODL_LAYER_RELU6);
         float bound = (relu_next ? sqrtf(6.0f) : 1.0f) / sqrtf((float)fan_in);
         for (size_t k = 0; k < rt->n_w; k++)
@@ -882,4 +887,69 @@ odl_status odl_model_train_step(odl_model *m, int32_t from, const float *x, cons
     if (s != ODL_OK)
         return s;
     return odl_model_step(m, NULL, diag);
+}
+
+/* ---- transfer, growth ---------------------------------------------------- */
+
+odl_status odl_desc_set_classes(odl_model_desc *d, int32_t n_classes)
+{
+    if (!d || d->n_layers <= 0 || n_classes <= 0 || d->layers[d->n_layers - 1].type != ODL_LAYER_DENSE)
+        return ODL_ERR_ARG;
+    d->layers[d->n_layers - 1].units = n_classes;
+    return ODL_OK;
+}
+
+odl_status odl_model_transfer_params(odl_model *dst, const odl_model *src, odl_rng *rng, odl_diag *diag)
+{
+    if (!dst || !src || !rng)
+        return odl_fail(diag, ODL_ERR_ARG, "transfer_params: NULL argument");
+    const int32_t L = dst->desc.n_layers;
+    if (src->desc.n_layers != L)
+        return odl_fail(diag, ODL_ERR_SHAPE, "transfer_params: %d layers into %d", (int)src->desc.n_layers, (int)L);
+    for (int32_t i = 0; i < L; i++) {
+        const odl_layer_rt *a = &src->rt[i];
+        odl_layer_rt *b = &dst->rt[i];
+        const int32_t type = dst->desc.layers[i].type;
+        if (src->desc.layers[i].type != type || a->in.size != b->in.size)
+            return odl_fail(diag, ODL_ERR_SHAPE, "transfer_params: layer %d (%s) differs", (int)i,
+                            odl_layer_type_name(type));
+        if (!has_params(type))
+            continue;
+        if (!a->w || !b->w)
+            return odl_fail(diag, ODL_ERR_STATE, "transfer_params: layer %d has no parameters", (int)i);
+        if (b->external) {
+            if (a->w != b->w || a->n_w != b->n_w)
+                return odl_fail(diag, ODL_ERR_STATE, "transfer_params: layer %d is in place and differs", (int)i);
+            continue;
+        }
+        if (a->n_w == b->n_w && a->n_b == b->n_b) {
+            memcpy(b->w, a->w, FLOATS(a->n_w));
+            memcpy(b->b, a->b, FLOATS(a->n_b));
+        } else if (i == L - 1 && type == ODL_LAYER_DENSE && b->n_b > a->n_b) {
+            memcpy(b->w, a->w, FLOATS(a->n_w));
+            memcpy(b->b, a->b, FLOATS(a->n_b));
+            for (size_t k = a->n_w; k < b->n_w; k++)
+                b->w[k] = 0.01f * odl_rng_normal(rng);
+            for (size_t k = a->n_b; k < b->n_b; k++)
+                b->b[k] = 0.0f;
+        } else {
+            return odl_fail(diag, ODL_ERR_SHAPE, "transfer_params: layer %d (%s) has %zu parameters, %zu expected",
+                            (int)i, odl_layer_type_name(type), a->n_w + a->n_b, b->n_w + b->n_b);
+        }
+    }
+    odl_model_reset_optimizer(dst);
+    return ODL_OK;
+}
+
+void odl_model_reset_optimizer(odl_model *m)
+{
+    m->step = 0;
+    for (int32_t i = 0; i < m->desc.n_layers; i++)
+        for (int k = 0; k < 2; k++) {
+            odl_layer_rt *rt = &m->rt[i];
+            if (rt->opt_w[k])
+                memset(rt->opt_w[k], 0, FLOATS(rt->n_w));
+            if (rt->opt_b[k])
+                memset(rt->opt_b[k], 0, FLOATS(rt->n_b));
+        }
 }

@@ -62,6 +62,23 @@ void odl_dataset_filter(odl_dataset *ds, const odl_class_set *s);
 odl_status odl_dataset_reshape(odl_dataset *ds, int32_t c, int32_t h, int32_t w, odl_diag *d);
 void odl_dataset_free(odl_dataset *ds);
 
+/* A data shift, as the experiments apply to simulate a drifted sensor:
+ *   "gain:A,B"        x' = clip(A·x + B, 0, 1)
+ *   "translate:DX,DY" the image moved DX pixels right and DY down, zero fill
+ *                     (negative values move left/up) */
+typedef struct odl_shift {
+    int32_t kind; /* 0 none, 1 gain, 2 translate */
+    float a, b;
+    int32_t dx, dy;
+} odl_shift;
+
+odl_status odl_shift_parse(const char *spec, odl_shift *s, odl_diag *d);
+/* Applies a shift in place to n samples of c×h×w. */
+void odl_shift_apply(const odl_shift *s, float *x, int32_t n, int32_t c, int32_t h, int32_t w);
+void odl_dataset_shift(odl_dataset *ds, const odl_shift *s);
+/* Copies ds (x and y) into out; returns ODL_ERR_NOMEM on allocation failure. */
+odl_status odl_dataset_copy(const odl_dataset *ds, odl_dataset *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -131,6 +131,12 @@ odl_status odl_model_init(odl_model **out, const odl_model_desc *desc,
  * docs/results.md). Layers with in-place (external) weights are skipped. */
 odl_status odl_model_init_params(odl_model *m, odl_rng *rng);
 
+typedef enum odl_init_kind {
+    ODL_INIT_HE = 0,    /* the default above */
+    ODL_INIT_TORCH = 1  /* PyTorch's default everywhere (±1/sqrt(fan_in) weights and biases) */
+} odl_init_kind;
+odl_status odl_model_init_params_as(odl_model *m, odl_rng *rng, odl_init_kind kind);
+
 const odl_model_desc *odl_model_get_desc(const odl_model *m);
 const odl_model_cfg *odl_model_get_cfg(const odl_model *m);
 /* Output shape of layer i (i == -1: the input). */
@@ -175,6 +181,19 @@ odl_status odl_model_step(odl_model *m, const float *lr_scale, odl_diag *diag);
 odl_status odl_model_train_step(odl_model *m, int32_t from, const float *x,
                                 const int32_t *labels, int32_t n, odl_rng *rng,
                                 float *loss, odl_diag *diag);
+
+/* Copies parameters from src into dst, layer by layer. Layers must match
+ * in type and shape, except that dst's LAST layer may be a dense layer with
+ * more outputs (a head grown for new classes): its old rows and biases are
+ * copied and the new rows drawn small, N(0, 0.01²), with zero biases.
+ * Optimizer state is not copied (a fresh optimizer starts). */
+odl_status odl_model_transfer_params(odl_model *dst, const odl_model *src, odl_rng *rng, odl_diag *diag);
+
+/* Sets the number of outputs of the last (dense) layer of a description. */
+odl_status odl_desc_set_classes(odl_model_desc *d, int32_t n_classes);
+
+/* Resets the optimizer (moments, step count): a new adaptation starts. */
+void odl_model_reset_optimizer(odl_model *m);
 
 /* Sets the learning rate of the optimizer (schedules). */
 void odl_model_set_lr(odl_model *m, float lr);

@@ -19,5 +19,10 @@
 #include "odl/optim.h"
 #include "odl/model.h"
 #include "odl/file.h"
+#include "odl/replay.h"
+#include "odl/ewc.h"
+#include "odl/lwf.h"
+#include "odl/classmean.h"
+#include "odl/adapt.h"
 
 #endif

@@ -71,5 +71,7 @@ void json_str(FILE *f, const char *s);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_experiment(int argc, char **argv);
+int cmd_adapt(int argc, char **argv);
 
 #endif

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "learn.h"
 
 static void help(FILE *f)
 {
@@ -25,6 +25,7 @@ static void help(FILE *f)
           "  --lr X              Adam learning rate              (default 0.001)\n"
           "  --optim O           adam | sgd (momentum 0.9)       (default adam)\n"
           "  --seed S            initialisation and shuffling    (default 0)\n"
+          "  --init I            he | torch (PyTorch's default)  (default he)\n"
           "  --limit N           use the first N samples only    (default all)\n"
           "  --quiet             no progress output\n",
           f);
@@ -69,7 +70,7 @@ static int parse_arch(const char *arch, const odl_dataset *ds, int32_t n_classes
 int cmd_train(int argc, char **argv)
 {
     const char *data = NULL, *out = NULL, *arch = "edge-cnn", *classes = NULL, *shape = NULL, *v = NULL;
-    const char *optim = "adam";
+    const char *optim = "adam", *init = "he";
     odl_split split = ODL_SPLIT_TRAIN;
     int32_t epochs = 3, batch = 64, seed = 0, limit = 0;
     float lr = 1e-3f;
@@ -92,6 +93,10 @@ int cmd_train(int argc, char **argv)
             if (r < 0) return 2;
         } else if ((r = cli_opt(&a, "--shape", &shape))) {
             if (r < 0) return 2;
+        } else if ((r = cli_opt(&a, "--init", &init))) {
+            if (r < 0) return 2;
+            if (strcmp(init, "he") && strcmp(init, "torch"))
+                return cli_error("--init: '%s' is not he or torch", init) + 1;
         } else if ((r = cli_opt(&a, "--optim", &optim))) {
             if (r < 0) return 2;
         } else if ((r = cli_opt(&a, "--split", &v))) {
@@ -170,7 +175,7 @@ int cmd_train(int argc, char **argv)
     odl_rng rng;
     odl_rng_seed(&rng, (uint64_t)seed, 0x6f646c);
     if (s == ODL_OK)
-        s = odl_model_init_params(m, &rng);
+        s = odl_model_init_params_as(m, &rng, strcmp(init, "torch") ? ODL_INIT_HE : ODL_INIT_TORCH);
     if (s != ODL_OK) {
         odl_dataset_free(&ds);
         free(buf);
@@ -179,98 +184,16 @@ int cmd_train(int argc, char **argv)
     size_t n_params = 0;
     odl_desc_count_params(&desc, &n_params, NULL);
 
-    const size_t in = (size_t)ds.c * ds.h * ds.w;
-    float *xb = malloc(sizeof(float) * in * (size_t)batch);
-    int32_t *yb = malloc(sizeof(int32_t) * (size_t)batch);
-    uint32_t *order = malloc(sizeof(uint32_t) * (size_t)ds.n);
-    float *dl = malloc(sizeof(float) * (size_t)n_classes * (size_t)batch);
-    if (!xb || !yb || !order || !dl) {
-        free(xb); free(yb); free(order); free(dl); free(buf);
-        odl_dataset_free(&ds);
-        return cli_error("out of memory");
-    }
-    cli_progress pr;
-    cli_progress_init(&pr, quiet);
     if (!quiet)
         fprintf(stderr, "training %s (%zu parameters, %d classes) on %d samples of %dx%dx%d; arena %zu bytes\n", arch,
                 n_params, (int)n_classes, (int)ds.n, (int)ds.c, (int)ds.h, (int)ds.w, plan.total);
-    const int32_t steps = (ds.n + batch - 1) / batch;
-    double t_start = cli_now();
-    double last_loss = 0.0;
-    int64_t seen = 0, train_correct = 0;
-    for (int32_t ep = 0; ep < epochs && s == ODL_OK; ep++) {
-        for (int32_t k = 0; k < ds.n; k++)
-            order[k] = (uint32_t)k;
-        odl_rng_shuffle_u32(&rng, order, (uint32_t)ds.n);
-        double loss_sum = 0.0, t_ep = cli_now();
-        int64_t ep_correct = 0;
-        for (int32_t st = 0; st < steps; st++) {
-            int32_t n = ds.n - st * batch < batch ? ds.n - st * batch : batch;
-            for (int32_t k = 0; k < n; k++) {
-                uint32_t idx = order[(size_t)st * batch + k];
-                memcpy(xb + (size_t)k * in, ds.x + (size_t)idx * in, sizeof(float) * in);
-                yb[k] = ds.y[idx];
-            }
-            const float *logits;
-            float loss = 0.0f;
-            s = odl_model_forward_train(m, 0, xb, n, &rng, &logits, &d);
-            if (s == ODL_OK) {
-                for (int32_t k = 0; k < n; k++) {
-                    const float *z = logits + (size_t)k * n_classes;
-                    int32_t best = 0;
-                    for (int32_t j = 1; j < n_classes; j++)
-                        if (z[j] > z[best])
-                            best = j;
-                    ep_correct += best == yb[k];
-                }
-                loss = odl_softmax_xent_f32(n, n_classes, logits, yb, NULL, dl);
-                if (!isfinite(loss))
-                    s = odl_fail(&d, ODL_ERR_NUMERIC, "loss became %f at epoch %d step %d (lower --lr?)",
-                                 (double)loss, (int)ep + 1, (int)st + 1);
-            }
-            if (s == ODL_OK)
-                s = odl_model_backward(m, dl, n, &d);
-            if (s == ODL_OK)
-                s = odl_model_step(m, NULL, &d);
-            if (s != ODL_OK)
-                break;
-            loss_sum += loss;
-            seen += n;
-            double now = cli_now();
-            if (!quiet && pr.tty && (now - pr.last > 0.1 || st == steps - 1)) {
-                pr.last = now;
-                int width = 30, done = (int)((int64_t)(st + 1) * width / steps);
-                fprintf(stderr, "\repoch %d/%d [", (int)ep + 1, (int)epochs);
-                for (int b = 0; b < width; b++)
-                    fputc(b < done ? '#' : '.', stderr);
-                fprintf(stderr, "] loss %.4f  %.0f img/s ", loss_sum / (st + 1),
-                        (double)((int64_t)(st + 1) * batch) / (now - t_ep + 1e-9));
-                fflush(stderr);
-            }
-        }
-        if (s != ODL_OK)
-            break;
-        double dt = cli_now() - t_ep;
-        last_loss = loss_sum / steps;
-        train_correct = ep_correct;
-        if (!quiet) {
-            if (pr.tty)
-                fputc('\n', stderr);
-            else
-                fprintf(stderr, "epoch %d/%d loss %.4f train-acc %.2f%% %.0f img/s %.1fs\n", (int)ep + 1, (int)epochs,
-                        last_loss, 100.0 * (double)ep_correct / ds.n, ds.n / dt, dt);
-        }
-    }
-    double t_total = cli_now() - t_start;
-    free(xb);
-    free(yb);
-    free(order);
-    free(dl);
-    if (s != ODL_OK) {
+    train_result tres;
+    if (learn_train(m, &ds, epochs, batch, &rng, quiet, "", &tres)) {
         free(buf);
         odl_dataset_free(&ds);
-        return cli_fail("train", s, &d);
+        return 1;
     }
+    const double t_total = tres.seconds, last_loss = tres.last_loss;
     /* training accuracy is a by-product of the training forward passes; it is
      * measured while the weights move, as the key's name says */
     char s_batch[32], s_epochs[32], s_lr[32], s_seed[32], s_loss[32], s_time[32], s_ips[32], s_acc[32], s_n[32];
@@ -280,8 +203,8 @@ int cmd_train(int argc, char **argv)
     snprintf(s_seed, sizeof s_seed, "%d", (int)seed);
     snprintf(s_loss, sizeof s_loss, "%.6f", last_loss);
     snprintf(s_time, sizeof s_time, "%.2f", t_total);
-    snprintf(s_ips, sizeof s_ips, "%.1f", (double)seen / t_total);
-    snprintf(s_acc, sizeof s_acc, "%.4f", (double)train_correct / ds.n);
+    snprintf(s_ips, sizeof s_ips, "%.1f", tres.images_per_second);
+    snprintf(s_acc, sizeof s_acc, "%.4f", tres.last_epoch_accuracy);
     snprintf(s_n, sizeof s_n, "%d", (int)ds.n);
     odl_meta_kv meta[] = {
         {"created_by", "odl " ODL_TOOL_VERSION},
@@ -292,6 +215,7 @@ int cmd_train(int argc, char **argv)
         {"epochs", s_epochs},
         {"batch", s_batch},
         {"optimizer", optim},
+        {"init", init},
         {"lr", s_lr},
         {"seed", s_seed},
         {"final_train_loss", s_loss},
@@ -305,6 +229,6 @@ int cmd_train(int argc, char **argv)
     if (s != ODL_OK)
         return cli_fail(out, s, &d);
     printf("trained %s: %d epochs in %.1f s (%.0f images/s), final loss %.4f, saved %s\n", arch, (int)epochs, t_total,
-           (double)seen / t_total, last_loss, out);
+           tres.images_per_second, last_loss, out);
     return 0;
 }

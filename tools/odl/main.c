@@ -12,6 +12,8 @@ static void usage(FILE *f)
           "  train   train a base model on a dataset and save it (.odl)\n"
           "  eval    accuracy, per-class accuracy and confusion matrix of a model\n"
           "  info    layers, parameters and the exact memory plan of a model\n"
+          "  adapt   adapt a model to a user's examples (transfer / continual learning)\n"
+          "  experiment  run the standard experiments (S1, S2, S3) of PROTOCOL.md\n"
           "\n"
           "Run 'odl <command> --help' for a command's options.\n",
           f);
@@ -39,6 +41,10 @@ int main(int argc, char **argv)
         return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "info"))
         return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "adapt"))
+        return cmd_adapt(argc - 1, argv + 1);
+    if (!strcmp(cmd, "experiment"))
+        return cmd_experiment(argc - 1, argv + 1);
     fprintf(stderr, "odl: unknown command '%s' (try 'odl --help')\n", cmd);
     return 2;
 }

@@ -1,0 +1,472 @@
+/* Gradient-free heads: nearest class mean and streaming LDA (odl/classmean.h).
+ *
+ * One code path (the layout functions) lays out both the counting arena of a
+ * plan and the real one, so plans are exact. No malloc, no stdio, no global
+ * mutable state. */
+#include "odl/classmean.h"
+
+#include <math.h>
+#include <string.h>
+
+static int all_finite(const float *z, int32_t n)
+{
+    for (int32_t i = 0; i < n; i++)
+        if (!isfinite(z[i]))
+            return 0;
+    return 1;
+}
+
+static odl_status check_shape(const char *who, int32_t dim, int32_t max_classes, int square,
+                              odl_diag *d)
+{
+    if (dim <= 0 || dim > ODL_CM_MAX_DIM)
+        return odl_fail(d, ODL_ERR_SHAPE, "%s: dim %d out of range 1..%d", who, (int)dim,
+                        ODL_CM_MAX_DIM);
+    if (max_classes <= 0 || max_classes > ODL_CM_MAX_CLASSES)
+        return odl_fail(d, ODL_ERR_SHAPE, "%s: max_classes %d out of range 1..%d", who,
+                        (int)max_classes, ODL_CM_MAX_CLASSES);
+    /* Byte counts must fit size_t (32-bit MCUs included). */
+    const size_t lim = (size_t)-1 / 4 / sizeof(float);
+    if ((size_t)max_classes > lim / (size_t)dim ||
+        (square && (size_t)dim > lim / (size_t)dim))
+        return odl_fail(d, ODL_ERR_SHAPE, "%s: dim %d x max_classes %d does not fit this address space",
+                        who, (int)dim, (int)max_classes);
+    return ODL_OK;
+}
+
+/* ==== nearest class mean ================================================== */
+
+struct odl_ncm {
+    int32_t dim, max_classes;
+    int32_t n_seen; /* classes with count > 0 */
+    float *means;
+    uint32_t *counts;
+};
+
+static odl_status ncm_layout(odl_ncm *h, int32_t dim, int32_t max_classes, odl_arena *a,
+                             odl_diag *d)
+{
+    void *p[2];
+    odl_status s = odl_arena_alloc(a, sizeof(float) * (size_t)dim * (size_t)max_classes,
+                                   ODL_MEM_PARAMS, &p[0], d);
+    if (s == ODL_OK)
+        s = odl_arena_alloc(a, sizeof(uint32_t) * (size_t)max_classes, ODL_MEM_STATE, &p[1], d);
+    if (s != ODL_OK || !h)
+        return s;
+    h->dim = dim;
+    h->max_classes = max_classes;
+    h->n_seen = 0;
+    h->means = p[0];
+    h->counts = p[1];
+    return ODL_OK;
+}
+
+odl_status odl_ncm_plan(int32_t dim, int32_t max_classes, odl_mem_plan *plan, odl_diag *d)
+{
+    if (!plan)
+        return odl_fail(d, ODL_ERR_ARG, "odl_ncm_plan: plan must not be NULL");
+    odl_status s = check_shape("ncm", dim, max_classes, 0, d);
+    if (s != ODL_OK)
+        return s;
+    odl_arena a;
+    void *p;
+    odl_arena_init_counting(&a);
+    s = odl_arena_alloc(&a, sizeof(odl_ncm), ODL_MEM_STATE, &p, d);
+    if (s == ODL_OK)
+        s = ncm_layout(NULL, dim, max_classes, &a, d);
+    if (s != ODL_OK)
+        return s;
+    *plan = a.plan;
+    return ODL_OK;
+}
+
+odl_status odl_ncm_init(odl_ncm **out, int32_t dim, int32_t max_classes, odl_arena *a, odl_diag *d)
+{
+    if (!out || !a)
+        return odl_fail(d, ODL_ERR_ARG, "odl_ncm_init: out and arena must not be NULL");
+    *out = NULL;
+    odl_mem_plan plan;
+    odl_status s = odl_ncm_plan(dim, max_classes, &plan, d);
+    if (s != ODL_OK)
+        return s;
+    if (odl_arena_is_counting(a))
+        return odl_fail(d, ODL_ERR_ARG, "odl_ncm_init needs a real arena (use odl_ncm_plan to count)");
+    if (odl_arena_remaining(a) < plan.total)
+        return odl_fail(d, ODL_ERR_NOMEM,
+                        "arena too small for the NCM head (dim %d, %d classes): needs %zu bytes, "
+                        "%zu available",
+                        (int)dim, (int)max_classes, plan.total, odl_arena_remaining(a));
+    void *p;
+    s = odl_arena_alloc(a, sizeof(odl_ncm), ODL_MEM_STATE, &p, d);
+    if (s == ODL_OK)
+        s = ncm_layout(p, dim, max_classes, a, d);
+    if (s != ODL_OK)
+        return s;
+    *out = p;
+    return ODL_OK;
+}
+
+/* mu += (z - mu) / (n + 1): Welford's running mean. */
+static void mean_update(float *mu, const float *z, int32_t dim, uint32_t n_before)
+{
+    const float nf = (float)((double)n_before + 1.0);
+    for (int32_t i = 0; i < dim; i++)
+        mu[i] += (z[i] - mu[i]) / nf;
+}
+
+odl_status odl_ncm_add(odl_ncm *h, const float *z, int32_t label)
+{
+    if (!h || !z || label < 0 || label >= h->max_classes)
+        return ODL_ERR_ARG;
+    if (!all_finite(z, h->dim))
+        return ODL_ERR_NUMERIC;
+    uint32_t *n = &h->counts[label];
+    if (*n >= (uint32_t)INT32_MAX)
+        return ODL_ERR_STATE;
+    mean_update(h->means + (size_t)label * h->dim, z, h->dim, *n);
+    if (*n == 0)
+        h->n_seen++;
+    (*n)++;
+    return ODL_OK;
+}
+
+odl_status odl_ncm_predict(const odl_ncm *h, const float *z, int32_t *cls, float *scores)
+{
+    if (!h || !z || !cls)
+        return ODL_ERR_ARG;
+    if (!all_finite(z, h->dim))
+        return ODL_ERR_NUMERIC;
+    if (h->n_seen == 0)
+        return ODL_ERR_STATE;
+    const int32_t D = h->dim;
+    int32_t best = -1;
+    float best_s = 0.0f;
+    for (int32_t c = 0; c < h->max_classes; c++) {
+        float sc = -INFINITY;
+        if (h->counts[c]) {
+            const float *mu = h->means + (size_t)c * D;
+            double acc = 0.0;
+            for (int32_t i = 0; i < D; i++) {
+                const double e = (double)z[i] - (double)mu[i];
+                acc += e * e;
+            }
+            sc = (float)-acc;
+            if (best < 0 || sc > best_s) {
+                best = c;
+                best_s = sc;
+            }
+        }
+        if (scores)
+            scores[c] = sc;
+    }
+    *cls = best;
+    return ODL_OK;
+}
+
+int32_t odl_ncm_count(const odl_ncm *h, int32_t cls)
+{
+    if (!h || cls < 0 || cls >= h->max_classes)
+        return 0;
+    return (int32_t)h->counts[cls];
+}
+
+int32_t odl_ncm_dim(const odl_ncm *h) { return h ? h->dim : 0; }
+int32_t odl_ncm_max_classes(const odl_ncm *h) { return h ? h->max_classes : 0; }
+const float *odl_ncm_means(const odl_ncm *h) { return h ? h->means : NULL; }
+
+odl_status odl_ncm_set(odl_ncm *h, const float *means, const uint32_t *counts, odl_diag *d)
+{
+    if (!h || !means || !counts)
+        return odl_fail(d, ODL_ERR_ARG, "odl_ncm_set: handle, means and counts must not be NULL");
+    const int32_t D = h->dim, C = h->max_classes;
+    for (int32_t c = 0; c < C; c++) {
+        if (counts[c] > (uint32_t)INT32_MAX)
+            return odl_fail(d, ODL_ERR_ARG, "odl_ncm_set: class %d count %u exceeds %d", (int)c,
+                            (unsigned)counts[c], (int)INT32_MAX);
+        if (counts[c])
+            for (int32_t i = 0; i < D; i++)
+                if (!isfinite(means[(size_t)c * D + i]))
+                    return odl_fail(d, ODL_ERR_NUMERIC,
+                                    "odl_ncm_set: class %d mean component %d is not finite", (int)c,
+                                    (int)i);
+    }
+    int32_t seen = 0;
+    for (int32_t c = 0; c < C; c++) {
+        float *mu = h->means + (size_t)c * D;
+        if (counts[c]) {
+            memcpy(mu, means + (size_t)c * D, sizeof(float) * (size_t)D);
+            seen++;
+        } else {
+            memset(mu, 0, sizeof(float) * (size_t)D);
+        }
+        h->counts[c] = counts[c];
+    }
+    h->n_seen = seen;
+    return ODL_OK;
+}
+
+/* ==== streaming LDA ======================================================= */
+
+struct odl_slda {
+    int32_t dim, max_classes;
+    int32_t n_seen;    /* classes with count > 0 */
+    int32_t stale;     /* W, b do not reflect the statistics */
+    float shrinkage;
+    uint64_t n_total;  /* samples added */
+    float *sigma;      /* D x D, lower triangle maintained */
+    float *factor;     /* D x D, Cholesky factor (lower) during fit */
+    float *means;      /* max_classes x D */
+    uint32_t *counts;  /* max_classes */
+    float *w;          /* max_classes x D */
+    float *b;          /* max_classes */
+};
+
+static odl_status slda_layout(odl_slda *h, int32_t dim, int32_t max_classes, odl_arena *a,
+                              odl_diag *d)
+{
+    const size_t D = (size_t)dim, C = (size_t)max_classes;
+    void *p[6];
+    odl_status s = odl_arena_alloc(a, sizeof(float) * D * D, ODL_MEM_BUFFERS, &p[0], d);
+    if (s == ODL_OK)
+        s = odl_arena_alloc(a, sizeof(float) * D * D, ODL_MEM_SCRATCH, &p[1], d);
+    if (s == ODL_OK)
+        s = odl_arena_alloc(a, sizeof(float) * C * D, ODL_MEM_BUFFERS, &p[2], d);
+    if (s == ODL_OK)
+        s = odl_arena_alloc(a, sizeof(uint32_t) * C, ODL_MEM_STATE, &p[3], d);
+    if (s == ODL_OK)
+        s = odl_arena_alloc(a, sizeof(float) * C * D, ODL_MEM_PARAMS, &p[4], d);
+    if (s == ODL_OK)
+        s = odl_arena_alloc(a, sizeof(float) * C, ODL_MEM_PARAMS, &p[5], d);
+    if (s != ODL_OK || !h)
+        return s;
+    h->dim = dim;
+    h->max_classes = max_classes;
+    h->n_seen = 0;
+    h->stale = 1;
+    h->n_total = 0;
+    h->sigma = p[0];
+    h->factor = p[1];
+    h->means = p[2];
+    h->counts = p[3];
+    h->w = p[4];
+    h->b = p[5];
+    return ODL_OK;
+}
+
+odl_status odl_slda_plan(int32_t dim, int32_t max_classes, odl_mem_plan *plan, odl_diag *d)
+{
+    if (!plan)
+        return odl_fail(d, ODL_ERR_ARG, "odl_slda_plan: plan must not be NULL");
+    odl_status s = check_shape("slda", dim, max_classes, 1, d);
+    if (s != ODL_OK)
+        return s;
+    odl_arena a;
+    void *p;
+    odl_arena_init_counting(&a);
+    s = odl_arena_alloc(&a, sizeof(odl_slda), ODL_MEM_STATE, &p, d);
+    if (s == ODL_OK)
+        s = slda_layout(NULL, dim, max_classes, &a, d);
+    if (s != ODL_OK)
+        return s;
+    *plan = a.plan;
+    return ODL_OK;
+}
+
+odl_status odl_slda_init(odl_slda **out, int32_t dim, int32_t max_classes, float shrinkage,
+                         odl_arena *a, odl_diag *d)
+{
+    if (!out || !a)
+        return odl_fail(d, ODL_ERR_ARG, "odl_slda_init: out and arena must not be NULL");
+    *out = NULL;
+    if (!(shrinkage >= 0.0f && shrinkage <= 1.0f))
+        return odl_fail(d, ODL_ERR_ARG, "odl_slda_init: shrinkage must be in [0, 1]");
+    odl_mem_plan plan;
+    odl_status s = odl_slda_plan(dim, max_classes, &plan, d);
+    if (s != ODL_OK)
+        return s;
+    if (odl_arena_is_counting(a))
+        return odl_fail(d, ODL_ERR_ARG, "odl_slda_init needs a real arena (use odl_slda_plan to count)");
+    if (odl_arena_remaining(a) < plan.total)
+        return odl_fail(d, ODL_ERR_NOMEM,
+                        "arena too small for the SLDA head (dim %d, %d classes): needs %zu bytes, "
+                        "%zu available",
+                        (int)dim, (int)max_classes, plan.total, odl_arena_remaining(a));
+    void *p;
+    s = odl_arena_alloc(a, sizeof(odl_slda), ODL_MEM_STATE, &p, d);
+    if (s == ODL_OK)
+        s = slda_layout(p, dim, max_classes, a, d);
+    if (s != ODL_OK)
+        return s;
+    odl_slda *h = p;
+    h->shrinkage = shrinkage;
+    *out = h;
+    return ODL_OK;
+}
+
+odl_status odl_slda_add(odl_slda *h, const float *z, int32_t label)
+{
+    if (!h || !z || label < 0 || label >= h->max_classes)
+        return ODL_ERR_ARG;
+    if (!all_finite(z, h->dim))
+        return ODL_ERR_NUMERIC;
+    uint32_t *nc = &h->counts[label];
+    if (*nc >= (uint32_t)INT32_MAX)
+        return ODL_ERR_STATE;
+    const int32_t D = h->dim;
+    float *mu = h->means + (size_t)label * D;
+    /* Sigma <- a Sigma + c delta delta^T with a = n/(n+1) and
+     * c = (n_y/(n_y+1)) / (n+1); the first sample of a class has c = 0. */
+    const double n = (double)h->n_total, ny = (double)*nc;
+    const double ka = n / (n + 1.0);
+    const double kc = ny / (ny + 1.0) / (n + 1.0);
+    if (h->n_total > 0) {
+        for (int32_t i = 0; i < D; i++) {
+            float *row = h->sigma + (size_t)i * D;
+            const double di = kc * ((double)z[i] - (double)mu[i]);
+            for (int32_t j = 0; j <= i; j++) {
+                const double dj = (double)z[j] - (double)mu[j];
+                row[j] = (float)(ka * (double)row[j] + di * dj);
+            }
+        }
+    }
+    mean_update(mu, z, D, *nc);
+    if (*nc == 0)
+        h->n_seen++;
+    (*nc)++;
+    h->n_total++;
+    h->stale = 1;
+    return ODL_OK;
+}
+
+odl_status odl_slda_fit(odl_slda *h, odl_diag *d)
+{
+    if (!h)
+        return odl_fail(d, ODL_ERR_ARG, "odl_slda_fit: handle must not be NULL");
+    if (h->n_total == 0)
+        return odl_fail(d, ODL_ERR_STATE, "odl_slda_fit: no samples added yet");
+    const int32_t D = h->dim;
+    const double eps = (double)h->shrinkage, keep = 1.0 - eps;
+    float *L = h->factor;
+    /* Cholesky of (1-eps) Sigma + eps I, lower triangle, row by row. */
+    for (int32_t i = 0; i < D; i++) {
+        float *Li = L + (size_t)i * D;
+        const float *Si = h->sigma + (size_t)i * D;
+        for (int32_t j = 0; j <= i; j++) {
+            const float *Lj = L + (size_t)j * D;
+            double acc = keep * (double)Si[j] + (i == j ? eps : 0.0);
+            for (int32_t k = 0; k < j; k++)
+                acc -= (double)Li[k] * (double)Lj[k];
+            if (i == j) {
+                if (!(acc > 0.0) || !isfinite(acc))
+                    return odl_fail(d, ODL_ERR_NUMERIC,
+                                    "odl_slda_fit: shrunk covariance not positive definite "
+                                    "(pivot %d of %d; raise shrinkage above %.6f)",
+                                    (int)i + 1, (int)D, (double)h->shrinkage);
+                Li[i] = (float)sqrt(acc);
+                if (!(Li[i] > 0.0f))
+                    return odl_fail(d, ODL_ERR_NUMERIC,
+                                    "odl_slda_fit: pivot %d of %d underflows in float", (int)i + 1,
+                                    (int)D);
+            } else {
+                Li[j] = (float)(acc / (double)Lj[j]);
+            }
+        }
+    }
+    /* W_c = Lambda mu_c: solve L y = mu_c, then L^T w = y, in the W row. */
+    for (int32_t c = 0; c < h->max_classes; c++) {
+        float *w = h->w + (size_t)c * D;
+        const float *mu = h->means + (size_t)c * D;
+        if (!h->counts[c]) {
+            memset(w, 0, sizeof(float) * (size_t)D);
+            h->b[c] = 0.0f;
+            continue;
+        }
+        for (int32_t i = 0; i < D; i++) {
+            const float *Li = L + (size_t)i * D;
+            double acc = (double)mu[i];
+            for (int32_t k = 0; k < i; k++)
+                acc -= (double)Li[k] * (double)w[k];
+            w[i] = (float)(acc / (double)Li[i]);
+        }
+        for (int32_t i = D - 1; i >= 0; i--) {
+            double acc = (double)w[i];
+            for (int32_t k = i + 1; k < D; k++)
+                acc -= (double)L[(size_t)k * D + i] * (double)w[k];
+            w[i] = (float)(acc / (double)L[(size_t)i * D + i]);
+        }
+        double q = 0.0;
+        for (int32_t i = 0; i < D; i++)
+            q += (double)mu[i] * (double)w[i];
+        h->b[c] = (float)(-0.5 * q);
+        if (!all_finite(w, D) || !isfinite(h->b[c]))
+            return odl_fail(d, ODL_ERR_NUMERIC, "odl_slda_fit: class %d weights are not finite",
+                            (int)c);
+    }
+    h->stale = 0;
+    return ODL_OK;
+}
+
+odl_status odl_slda_predict(odl_slda *h, const float *z, int32_t *cls, float *scores)
+{
+    if (!h || !z || !cls)
+        return ODL_ERR_ARG;
+    if (!all_finite(z, h->dim))
+        return ODL_ERR_NUMERIC;
+    if (h->n_seen == 0)
+        return ODL_ERR_STATE;
+    if (h->stale) {
+        odl_status s = odl_slda_fit(h, NULL);
+        if (s != ODL_OK)
+            return s;
+    }
+    const int32_t D = h->dim;
+    int32_t best = -1;
+    float best_s = 0.0f;
+    for (int32_t c = 0; c < h->max_classes; c++) {
+        float sc = -INFINITY;
+        if (h->counts[c]) {
+            const float *w = h->w + (size_t)c * D;
+            double acc = (double)h->b[c];
+            for (int32_t i = 0; i < D; i++)
+                acc += (double)w[i] * (double)z[i];
+            sc = (float)acc;
+            if (best < 0 || sc > best_s) {
+                best = c;
+                best_s = sc;
+            }
+        }
+        if (scores)
+            scores[c] = sc;
+    }
+    *cls = best;
+    return ODL_OK;
+}
+
+int32_t odl_slda_count(const odl_slda *h, int32_t cls)
+{
+    if (!h || cls < 0 || cls >= h->max_classes)
+        return 0;
+    return (int32_t)h->counts[cls];
+}
+
+int32_t odl_slda_dim(const odl_slda *h) { return h ? h->dim : 0; }
+int32_t odl_slda_max_classes(const odl_slda *h) { return h ? h->max_classes : 0; }
+float odl_slda_shrinkage(const odl_slda *h) { return h ? h->shrinkage : 0.0f; }
+int odl_slda_stale(const odl_slda *h) { return h ? h->stale != 0 : 1; }
+const float *odl_slda_means(const odl_slda *h) { return h ? h->means : NULL; }
+const float *odl_slda_weights(const odl_slda *h) { return h && !h->stale ? h->w : NULL; }
+const float *odl_slda_bias(const odl_slda *h) { return h && !h->stale ? h->b : NULL; }
+
+odl_status odl_slda_covariance(const odl_slda *h, float *out)
+{
+    if (!h || !out)
+        return ODL_ERR_ARG;
+    const int32_t D = h->dim;
+    for (int32_t i = 0; i < D; i++)
+        for (int32_t j = 0; j <= i; j++) {
+            const float v = h->sigma[(size_t)i * D + j];
+            out[(size_t)i * D + j] = v;
+            out[(size_t)j * D + i] = v;
+        }
+    return ODL_OK;
+}

@@ -1,0 +1,237 @@
+/* odl adapt: adapt a model to a user's examples and save the result. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "learn.h"
+
+static void help(FILE *f)
+{
+    fputs("usage: odl adapt BASE.odl --data USER_PATH -o ADAPTED.odl [options]\n"
+          "\n"
+          "Adapts a model to a user's labelled examples. The base runs once per example\n"
+          "(frozen); the head (or, with --unfreeze K, K more layers) learns.\n"
+          "\n"
+          "  --data PATH          the user's examples (IDX dir/file or CSV; train split)\n"
+          "  --strategy S         naive | replay | ewc | lwf | full | ncm | slda (default replay)\n"
+          "  --replay-from PATH   the original training data the replay buffer, EWC's Fisher\n"
+          "                       and class statistics are drawn from (required for\n"
+          "                       replay, ewc, ncm, slda)\n"
+          "  --replay-size N      replay buffer slots                    (default 200)\n"
+          "  --replay-balanced    class-balanced instead of reservoir sampling\n"
+          "  --replay-int8        store replayed latents as INT8 (4x smaller)\n"
+          "  --ewc-lambda X       EWC penalty strength                   (default 10)\n"
+          "  --lwf-weight X       distillation weight                    (default 1)\n"
+          "  --new-classes        the user's labels may extend the head (grows it)\n"
+          "  --unfreeze K         also train the K layers below the head (default 0)\n"
+          "  --lr-decay G         layer l below the head learns at lr*G^l (default 1)\n"
+          "  --classes SPEC       use only these labels of the user data\n"
+          "  --shift S            gain:A,B or translate:DX,DY applied to the user data\n"
+          "  --limit N            first N user samples only\n"
+          "  --epochs N --lr X --batch B --seed S   (defaults 10, 0.001, 16, 0)\n"
+          "  --quiet\n",
+          f);
+}
+
+int cmd_adapt(int argc, char **argv)
+{
+    const char *model = NULL, *data = NULL, *out = NULL, *from = NULL, *classes = NULL, *shift = NULL, *v = NULL;
+    const char *strategy = "replay";
+    strat st;
+    int32_t replay_size = 200, epochs = 10, batch = 16, seed = 0, unfreeze = 0, limit = 0;
+    float lr = 1e-3f, ewc_lambda = 10.0f, lwf_weight = 1.0f, lr_decay = 1.0f;
+    int balanced = 0, int8 = 0, new_classes = 0, quiet = 0;
+    cli_args a = {argc, argv, 1, "adapt"};
+    for (; a.i < argc; a.i++) {
+        int r;
+        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
+            help(stdout);
+            return 0;
+        } else if (cli_flag(&a, "--quiet")) {
+            quiet = 1;
+        } else if (cli_flag(&a, "--replay-balanced")) {
+            balanced = 1;
+        } else if (cli_flag(&a, "--replay-int8")) {
+            int8 = 1;
+        } else if (cli_flag(&a, "--new-classes")) {
+            new_classes = 1;
+        } else if ((r = cli_opt(&a, "--data", &data)) || (r = cli_opt(&a, "--output", &out)) ||
+                   (r = cli_opt(&a, "-o", &out)) || (r = cli_opt(&a, "--replay-from", &from)) ||
+                   (r = cli_opt(&a, "--classes", &classes)) || (r = cli_opt(&a, "--shift", &shift)) ||
+                   (r = cli_opt(&a, "--strategy", &strategy))) {
+            if (r < 0) return 2;
+        } else if ((r = cli_opt(&a, "--replay-size", &v))) {
+            if (r < 0 || cli_parse_int("--replay-size", v, 1, 1 << 24, &replay_size)) return 2;
+        } else if ((r = cli_opt(&a, "--epochs", &v))) {
+            if (r < 0 || cli_parse_int("--epochs", v, 1, 100000, &epochs)) return 2;
+        } else if ((r = cli_opt(&a, "--batch", &v))) {
+            if (r < 0 || cli_parse_int("--batch", v, 1, 65536, &batch)) return 2;
+        } else if ((r = cli_opt(&a, "--seed", &v))) {
+            if (r < 0 || cli_parse_int("--seed", v, 0, 2147483647L, &seed)) return 2;
+        } else if ((r = cli_opt(&a, "--unfreeze", &v))) {
+            if (r < 0 || cli_parse_int("--unfreeze", v, 0, ODL_MAX_LAYERS, &unfreeze)) return 2;
+        } else if ((r = cli_opt(&a, "--limit", &v))) {
+            if (r < 0 || cli_parse_int("--limit", v, 1, 2147483647L, &limit)) return 2;
+        } else if ((r = cli_opt(&a, "--lr", &v))) {
+            if (r < 0 || cli_parse_float("--lr", v, 1e-9, 10.0, &lr)) return 2;
+        } else if ((r = cli_opt(&a, "--lr-decay", &v))) {
+            if (r < 0 || cli_parse_float("--lr-decay", v, 0.0, 10.0, &lr_decay)) return 2;
+        } else if ((r = cli_opt(&a, "--ewc-lambda", &v))) {
+            if (r < 0 || cli_parse_float("--ewc-lambda", v, 0.0, 1e9, &ewc_lambda)) return 2;
+        } else if ((r = cli_opt(&a, "--lwf-weight", &v))) {
+            if (r < 0 || cli_parse_float("--lwf-weight", v, 0.0, 1e6, &lwf_weight)) return 2;
+        } else if (argv[a.i][0] == '-') {
+            cli_error("adapt: unknown option '%s' (see odl adapt --help)", argv[a.i]);
+            return 2;
+        } else if (!model) {
+            model = argv[a.i];
+        } else {
+            cli_error("adapt: one model at a time ('%s' is extra)", argv[a.i]);
+            return 2;
+        }
+    }
+    if (!model || !data || !out) {
+        cli_error("adapt: BASE.odl, --data and -o are required (see odl adapt --help)");
+        return 2;
+    }
+    strat_kind kind;
+    if (strat_kind_parse(strategy, &kind)) {
+        cli_error("--strategy: unknown strategy '%s' (naive, replay, ewc, lwf, full, ncm, slda)", strategy);
+        return 2;
+    }
+    if (kind == STRAT_NCM || kind == STRAT_SLDA) {
+        cli_error("--strategy %s: class-statistics heads are evaluated by 'odl experiment'; saving them in a model "
+                  "file is not supported yet",
+                  strategy);
+        return 2;
+    }
+    if ((kind == STRAT_REPLAY || kind == STRAT_EWC) && !from) {
+        cli_error("--strategy %s needs --replay-from ORIG_PATH (the original training data)", strategy);
+        return 2;
+    }
+    odl_shift sh;
+    odl_diag d;
+    odl_diag_clear(&d);
+    if (shift && odl_shift_parse(shift, &sh, &d) != ODL_OK)
+        return cli_error("%s", d.msg) + 1;
+    st = strat_default(kind);
+    st.epochs = epochs;
+    st.batch = batch;
+    st.lr = lr;
+    st.unfreeze = unfreeze;
+    st.lr_decay = lr_decay;
+    if (kind == STRAT_REPLAY) {
+        st.replay_size = replay_size;
+        st.replay_balanced = balanced;
+        st.replay_int8 = int8;
+    }
+    if (kind == STRAT_EWC)
+        st.ewc_lambda = ewc_lambda;
+    if (kind == STRAT_LWF)
+        st.lwf_weight = lwf_weight;
+
+    odl_model_cfg icfg = odl_model_cfg_defaults();
+    icfg.max_batch = 64;
+    cli_model cm;
+    if (cli_model_load(model, &icfg, &cm))
+        return 1;
+    odl_dataset user, orig;
+    memset(&orig, 0, sizeof orig);
+    if (cli_load_data(data, ODL_SPLIT_AUTO, ODL_SPLIT_TRAIN, classes, NULL, limit, &user)) {
+        cli_model_free(&cm);
+        return 1;
+    }
+    if (shift)
+        odl_dataset_shift(&user, &sh);
+    int rc = 0;
+    const int32_t base_classes = odl_model_n_classes(cm.m);
+    int32_t n_classes = base_classes;
+    for (int32_t k = 0; k < user.n; k++)
+        if (user.y[k] + 1 > n_classes)
+            n_classes = user.y[k] + 1;
+    const size_t in = (size_t)cm.desc.in_c * cm.desc.in_h * cm.desc.in_w;
+    if ((size_t)user.c * user.h * user.w != in)
+        rc = cli_error("%s: samples have %d values; %s takes %zu", data, (int)(user.c * user.h * user.w), model, in);
+    else if (n_classes > base_classes && !new_classes)
+        rc = cli_error("%s: labels up to %d, but %s has %d classes (add --new-classes to grow the head)", data,
+                       (int)n_classes - 1, model, (int)base_classes);
+    if (!rc && from)
+        rc = cli_load_data(from, ODL_SPLIT_AUTO, ODL_SPLIT_TRAIN, NULL, NULL, 0, &orig);
+    if (!rc && from) {
+        /* the original data the base knew: its classes only */
+        int32_t j = 0;
+        for (int32_t k = 0; k < orig.n; k++)
+            if (orig.y[k] < base_classes) {
+                memmove(orig.x + (size_t)j * in, orig.x + (size_t)k * in, sizeof(float) * in);
+                orig.y[j++] = orig.y[k];
+            }
+        orig.n = j;
+    }
+    session s;
+    memset(&s, 0, sizeof s);
+    float *z = NULL;
+    double t0 = cli_now();
+    if (!rc) {
+        old_data od = {orig.x, orig.y, orig.n, in, NULL, 0, 1000};
+        rc = session_start(&s, &st, cm.m, n_classes, &od, (uint64_t)seed);
+    }
+    int32_t dim = 0;
+    if (!rc && kind != STRAT_FULL)
+        rc = learn_latents(cm.m, s.boundary, user.x, user.n, &z, &dim);
+    if (!rc)
+        rc = session_learn(&s, user.x, z, user.y, user.n, n_classes);
+    if (!rc) {
+        /* the adapted model: the base's frozen layers, the trained tail */
+        odl_model_desc nd = cm.desc;
+        odl_desc_set_classes(&nd, n_classes);
+        odl_desc_freeze_below(&nd, s.boundary);
+        owned_model om;
+        odl_model_cfg ocfg = odl_model_cfg_defaults();
+        rc = owned_model_make(&om, &nd, &ocfg);
+        for (int32_t i = 0; !rc && i < nd.n_layers; i++)
+            for (int which = 0; which < 2; which++) {
+                size_t n, ns;
+                float *dst = odl_model_param(om.m, i, which, &n);
+                const float *src = i < s.boundary ? odl_model_param_const(cm.m, i, which, &ns)
+                                                  : odl_model_param_const(s.head.m, i - s.boundary, which, &ns);
+                if (n && (!src || n != ns)) {
+                    rc = cli_error("internal: layer %d does not match", (int)i);
+                    break;
+                }
+                if (n)
+                    memcpy(dst, src, sizeof(float) * n);
+            }
+        if (!rc) {
+            char s_n[32], s_classes[32], s_epochs[32], s_seed[32], s_bytes[32];
+            snprintf(s_n, sizeof s_n, "%d", (int)user.n);
+            snprintf(s_classes, sizeof s_classes, "%d", (int)n_classes);
+            snprintf(s_epochs, sizeof s_epochs, "%d", (int)epochs);
+            snprintf(s_seed, sizeof s_seed, "%d", (int)seed);
+            snprintf(s_bytes, sizeof s_bytes, "%zu", s.learn_bytes);
+            odl_meta_kv meta[] = {{"created_by", "odl adapt " ODL_TOOL_VERSION},
+                                  {"parent", model},
+                                  {"strategy", st.name},
+                                  {"user_data", data},
+                                  {"shift", shift ? shift : "none"},
+                                  {"user_samples", s_n},
+                                  {"classes", s_classes},
+                                  {"epochs", s_epochs},
+                                  {"seed", s_seed},
+                                  {"planned_learning_bytes", s_bytes}};
+            odl_status e = odl_host_save_model(om.m, meta, (int32_t)(sizeof meta / sizeof meta[0]), out, &d);
+            if (e != ODL_OK)
+                rc = cli_fail(out, e, &d);
+        }
+        owned_model_free(&om);
+    }
+    if (!rc)
+        printf("adapted %s with %s on %d examples (%d classes, %zu trainable parameters, %zu bytes planned for "
+               "learning) in %.2f s; saved %s\n",
+               model, st.name, (int)user.n, (int)n_classes, s.trainable, s.learn_bytes, cli_now() - t0, out);
+    (void)quiet;
+    free(z);
+    session_end(&s);
+    odl_dataset_free(&user);
+    odl_dataset_free(&orig);
+    cli_model_free(&cm);
+    return rc;
+}

@@ -1,0 +1,590 @@
+#include "learn.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- base training ---------------------------------------------------------- */
+
+int learn_train(odl_model *m, const odl_dataset *ds, int32_t epochs, int32_t batch, odl_rng *rng, int quiet,
+                const char *label, train_result *res)
+{
+    const int32_t C = odl_model_n_classes(m);
+    const size_t in = (size_t)ds->c * ds->h * ds->w;
+    float *xb = malloc(sizeof(float) * in * (size_t)batch);
+    int32_t *yb = malloc(sizeof(int32_t) * (size_t)batch);
+    uint32_t *order = malloc(sizeof(uint32_t) * (size_t)ds->n);
+    float *dl = malloc(sizeof(float) * (size_t)C * (size_t)batch);
+    if (!xb || !yb || !order || !dl) {
+        free(xb); free(yb); free(order); free(dl);
+        return cli_error("out of memory");
+    }
+    cli_progress pr;
+    cli_progress_init(&pr, quiet);
+    odl_diag d;
+    odl_diag_clear(&d);
+    odl_status s = ODL_OK;
+    const int32_t steps = (ds->n + batch - 1) / batch;
+    const double t_start = cli_now();
+    int64_t seen = 0;
+    memset(res, 0, sizeof *res);
+    for (int32_t ep = 0; ep < epochs && s == ODL_OK; ep++) {
+        for (int32_t k = 0; k < ds->n; k++)
+            order[k] = (uint32_t)k;
+        odl_rng_shuffle_u32(rng, order, (uint32_t)ds->n);
+        double loss_sum = 0.0, t_ep = cli_now();
+        int64_t ep_correct = 0;
+        for (int32_t st = 0; st < steps; st++) {
+            const int32_t n = ds->n - st * batch < batch ? ds->n - st * batch : batch;
+            for (int32_t k = 0; k < n; k++) {
+                uint32_t idx = order[(size_t)st * batch + k];
+                memcpy(xb + (size_t)k * in, ds->x + (size_t)idx * in, sizeof(float) * in);
+                yb[k] = ds->y[idx];
+            }
+            const float *logits = NULL;
+            float loss = 0.0f;
+            s = odl_model_forward_train(m, 0, xb, n, rng, &logits, &d);
+            if (s == ODL_OK) {
+                for (int32_t k = 0; k < n; k++) {
+                    const float *z = logits + (size_t)k * C;
+                    int32_t best = 0;
+                    for (int32_t j = 1; j < C; j++)
+                        if (z[j] > z[best])
+                            best = j;
+                    ep_correct += best == yb[k];
+                }
+                loss = odl_softmax_xent_f32(n, C, logits, yb, NULL, dl);
+                if (!isfinite(loss))
+                    s = odl_fail(&d, ODL_ERR_NUMERIC, "loss became %f at epoch %d step %d (lower --lr?)", (double)loss,
+                                 (int)ep + 1, (int)st + 1);
+            }
+            if (s == ODL_OK)
+                s = odl_model_backward(m, dl, n, &d);
+            if (s == ODL_OK)
+                s = odl_model_step(m, NULL, &d);
+            if (s != ODL_OK)
+                break;
+            loss_sum += loss;
+            seen += n;
+            double now = cli_now();
+            if (!quiet && pr.tty && (now - pr.last > 0.1 || st == steps - 1)) {
+                pr.last = now;
+                int width = 30, done = (int)((int64_t)(st + 1) * width / steps);
+                fprintf(stderr, "\r%sepoch %d/%d [", label ? label : "", (int)ep + 1, (int)epochs);
+                for (int b = 0; b < width; b++)
+                    fputc(b < done ? '#' : '.', stderr);
+                fprintf(stderr, "] loss %.4f  %.0f img/s ", loss_sum / (st + 1),
+                        (double)((int64_t)(st + 1) * batch) / (now - t_ep + 1e-9));
+                fflush(stderr);
+            }
+        }
+        if (s != ODL_OK)
+            break;
+        double dt = cli_now() - t_ep;
+        res->last_loss = loss_sum / steps;
+        res->last_epoch_accuracy = (double)ep_correct / ds->n;
+        if (!quiet) {
+            if (pr.tty)
+                fputc('\n', stderr);
+            else
+                fprintf(stderr, "%sepoch %d/%d loss %.4f train-acc %.2f%% %.0f img/s %.1fs\n", label ? label : "",
+                        (int)ep + 1, (int)epochs, res->last_loss, 100.0 * res->last_epoch_accuracy, ds->n / dt, dt);
+        }
+    }
+    res->seconds = cli_now() - t_start;
+    res->images_per_second = (double)seen / (res->seconds > 0 ? res->seconds : 1e-9);
+    free(xb);
+    free(yb);
+    free(order);
+    free(dl);
+    if (s != ODL_OK)
+        return cli_fail("train", s, &d);
+    return 0;
+}
+
+int owned_model_make(owned_model *om, const odl_model_desc *desc, const odl_model_cfg *cfg)
+{
+    memset(om, 0, sizeof *om);
+    om->desc = *desc;
+    odl_diag d;
+    odl_diag_clear(&d);
+    odl_status s = odl_model_plan(desc, cfg, &om->plan, &d);
+    if (s != ODL_OK)
+        return cli_fail("model", s, &d);
+    om->buf = malloc(om->plan.total);
+    if (!om->buf)
+        return cli_error("out of memory (%zu bytes)", om->plan.total);
+    odl_arena a;
+    odl_arena_init(&a, om->buf, om->plan.total);
+    s = odl_model_init(&om->m, desc, cfg, &a, &d);
+    if (s != ODL_OK) {
+        owned_model_free(om);
+        return cli_fail("model", s, &d);
+    }
+    return 0;
+}
+
+void owned_model_free(owned_model *om)
+{
+    free(om->buf);
+    memset(om, 0, sizeof *om);
+}
+
+/* ---- latents ------------------------------------------------------------------- */
+
+static int has_params(int32_t t)
+{
+    return t == ODL_LAYER_DENSE || t == ODL_LAYER_CONV2D || t == ODL_LAYER_DEPTHWISE;
+}
+
+int32_t learn_boundary(const odl_model_desc *d, int32_t unfreeze)
+{
+    int32_t seen = 0;
+    for (int32_t i = d->n_layers - 1; i >= 0; i--)
+        if (has_params(d->layers[i].type) && seen++ == unfreeze)
+            return i;
+    return 0;
+}
+
+int learn_latents(odl_model *m, int32_t boundary, const float *x, int32_t n, float **z, int32_t *dim)
+{
+    const odl_model_desc *md = odl_model_get_desc(m);
+    const size_t in = (size_t)md->in_c * md->in_h * md->in_w;
+    const size_t zd = boundary > 0 ? odl_model_layer_shape(m, boundary - 1).size : in;
+    const int32_t B = odl_model_get_cfg(m)->max_batch;
+    *dim = (int32_t)zd;
+    *z = malloc(sizeof(float) * zd * (size_t)(n ? n : 1));
+    if (!*z)
+        return cli_error("out of memory");
+    if (boundary == 0) {
+        memcpy(*z, x, sizeof(float) * zd * (size_t)n);
+        return 0;
+    }
+    odl_diag d;
+    odl_diag_clear(&d);
+    for (int32_t s = 0; s < n; s += B) {
+        int32_t nb = n - s < B ? n - s : B;
+        odl_status st = odl_model_forward_range(m, 0, boundary, x + (size_t)s * in, nb, *z + (size_t)s * zd, &d);
+        if (st != ODL_OK) {
+            free(*z);
+            *z = NULL;
+            return cli_fail("latents", st, &d);
+        }
+    }
+    return 0;
+}
+
+odl_model_desc learn_tail_desc(const odl_model_desc *full, int32_t boundary, int32_t n_classes)
+{
+    odl_model_desc t;
+    memset(&t, 0, sizeof t);
+    odl_layer_shape shapes[ODL_MAX_LAYERS];
+    odl_desc_check(full, shapes, NULL);
+    if (boundary > 0) {
+        t.in_c = shapes[boundary - 1].c;
+        t.in_h = shapes[boundary - 1].h;
+        t.in_w = shapes[boundary - 1].w;
+    } else {
+        t.in_c = full->in_c;
+        t.in_h = full->in_h;
+        t.in_w = full->in_w;
+    }
+    t.n_layers = full->n_layers - boundary;
+    for (int32_t i = 0; i < t.n_layers; i++) {
+        t.layers[i] = full->layers[boundary + i];
+        t.layers[i].trainable = 1;
+    }
+    odl_desc_set_classes(&t, n_classes);
+    return t;
+}
+
+/* ---- strategies ------------------------------------------------------------------ */
+
+static const char *const kind_names[] = {"naive", "replay", "ewc", "lwf", "full", "ncm", "slda"};
+
+const char *strat_kind_name(strat_kind k) { return kind_names[k]; }
+
+int strat_kind_parse(const char *s, strat_kind *k)
+{
+    for (int i = 0; i < (int)(sizeof kind_names / sizeof kind_names[0]); i++)
+        if (!strcmp(s, kind_names[i])) {
+            *k = (strat_kind)i;
+            return 0;
+        }
+    return 1;
+}
+
+strat strat_default(strat_kind kind)
+{
+    strat s;
+    memset(&s, 0, sizeof s);
+    s.kind = kind;
+    snprintf(s.name, sizeof s.name, "%s", kind_names[kind]);
+    s.epochs = 10;
+    s.batch = 16;
+    s.lr = 1e-3f;
+    s.lwf_T = 2.0f;
+    s.lwf_weight = kind == STRAT_LWF ? 1.0f : 0.0f;
+    s.ewc_lambda = kind == STRAT_EWC ? 10.0f : 0.0f;
+    s.ewc_decay = 1.0f;
+    s.replay_size = kind == STRAT_REPLAY ? 200 : 0;
+    s.lr_decay = 1.0f;
+    s.slda_shrinkage = 1e-2f;
+    return s;
+}
+
+
+/* Copies the base's layers [boundary, L) into the head (same shapes). */
+static int copy_tail_params(odl_model *head, const odl_model *base, int32_t boundary)
+{
+    const odl_model_desc *hd = odl_model_get_desc(head);
+    for (int32_t i = 0; i < hd->n_layers; i++)
+        for (int which = 0; which < 2; which++) {
+            size_t nh, nb;
+            float *dst = odl_model_param(head, i, which, &nh);
+            const float *src = odl_model_param_const(base, boundary + i, which, &nb);
+            if (!nh)
+                continue;
+            if (!dst || !src || nh != nb)
+                return cli_error("internal: head layer %d does not match the base", (int)i);
+            memcpy(dst, src, sizeof(float) * nh);
+        }
+    return 0;
+}
+
+static int make_head(session *s, int32_t n_classes, owned_model *out)
+{
+    odl_model_cfg cfg = odl_model_cfg_defaults();
+    cfg.mode = ODL_MODE_TRAIN;
+    cfg.max_batch = s->st.batch;
+    cfg.optim = odl_optim_defaults(ODL_OPTIM_ADAM);
+    cfg.optim.lr = s->st.lr;
+    odl_model_desc d = s->st.kind == STRAT_FULL ? s->base_desc : learn_tail_desc(&s->base_desc, s->boundary, n_classes);
+    if (s->st.kind == STRAT_FULL) {
+        odl_desc_freeze_below(&d, 0);
+        odl_desc_set_classes(&d, n_classes);
+    }
+    return owned_model_make(out, &d, &cfg);
+}
+
+/* EWC state for the current head; old Fisher/anchors kept as prefixes of
+ * each tensor when the head grew (old rows come first in row-major w). */
+static int ewc_rebuild(session *s, const odl_ewc *old, const odl_model *old_head)
+{
+    odl_mem_plan p;
+    odl_diag d;
+    odl_diag_clear(&d);
+    odl_status st = odl_ewc_plan(s->head.m, &p, &d);
+    if (st != ODL_OK)
+        return cli_fail("ewc", st, &d);
+    void *buf = malloc(p.total);
+    odl_arena a;
+    odl_arena_init(&a, buf, p.total);
+    odl_ewc *e;
+    st = odl_ewc_init(&e, s->head.m, &a, &d);
+    if (st != ODL_OK) {
+        free(buf);
+        return cli_fail("ewc", st, &d);
+    }
+    if (old) {
+        size_t n = odl_ewc_n_params(e);
+        float *f = calloc(n, sizeof(float)), *an = calloc(n, sizeof(float));
+        const float *of = odl_ewc_fisher(old), *oa = odl_ewc_anchor(old);
+        const odl_model_desc *hd = odl_model_get_desc(s->head.m);
+        size_t pos_new = 0, pos_old = 0;
+        for (int32_t i = 0; i < hd->n_layers; i++)
+            for (int which = 0; which < 2; which++) {
+                size_t nn, no;
+                const float *cur = odl_model_param_const(s->head.m, i, which, &nn);
+                (void)odl_model_param_const(old_head, i, which, &no);
+                if (!nn)
+                    continue;
+                memcpy(an + pos_new, cur, sizeof(float) * nn);
+                memcpy(f + pos_new, of + pos_old, sizeof(float) * (no < nn ? no : nn));
+                memcpy(an + pos_new, oa + pos_old, sizeof(float) * (no < nn ? no : nn));
+                pos_new += nn;
+                pos_old += no;
+            }
+        st = odl_ewc_set(e, f, an, n, &d);
+        free(f);
+        free(an);
+        if (st != ODL_OK) {
+            free(buf);
+            return cli_fail("ewc", st, &d);
+        }
+    }
+    free(s->ewc_buf);
+    s->ewc_buf = buf;
+    s->ewc = e;
+    return 0;
+}
+
+static size_t plan_sum(const odl_mem_plan *p) { return p->total; }
+
+int session_start(session *s, const strat *st, odl_model *base, int32_t max_classes, const old_data *old,
+                  uint64_t seed)
+{
+    memset(s, 0, sizeof *s);
+    s->st = *st;
+    s->base = base;
+    s->base_desc = *odl_model_get_desc(base);
+    s->n_classes = odl_model_n_classes(base);
+    s->max_classes = max_classes;
+    odl_rng_seed(&s->rng, seed, 0x5e55);
+    s->boundary = st->kind == STRAT_FULL ? 0 : learn_boundary(&s->base_desc, st->unfreeze);
+    s->dim = (int32_t)(s->boundary ? odl_model_layer_shape(base, s->boundary - 1).size : old->in_size);
+    odl_diag d;
+    odl_diag_clear(&d);
+
+    if (st->kind != STRAT_NCM && st->kind != STRAT_SLDA) {
+        if (make_head(s, s->n_classes, &s->head))
+            return 1;
+        if (st->kind == STRAT_FULL) {
+            if (copy_tail_params(s->head.m, base, 0))
+                return 1;
+        } else if (copy_tail_params(s->head.m, base, s->boundary)) {
+            return 1;
+        }
+        odl_desc_count_params(&s->head.desc, NULL, &s->trainable);
+        s->learn_bytes = plan_sum(&s->head.plan);
+    }
+
+    /* old data's latents at this boundary */
+    const float *oz = NULL;
+    float *oz_owned = NULL;
+    int need_old = st->replay_size > 0 || st->kind == STRAT_EWC || st->kind == STRAT_NCM || st->kind == STRAT_SLDA;
+    if (need_old && old && old->n) {
+        if (old->z && old->z_boundary == s->boundary) {
+            oz = old->z;
+        } else {
+            int32_t dim;
+            if (learn_latents(base, s->boundary, old->x, old->n, &oz_owned, &dim))
+                return 1;
+            oz = oz_owned;
+        }
+    }
+
+    /* replay buffer, class statistics */
+    odl_mem_plan aux_plan;
+    memset(&aux_plan, 0, sizeof aux_plan);
+    odl_replay_cfg rc = {st->replay_size, s->dim, max_classes,
+                         st->replay_balanced ? ODL_REPLAY_CLASS_BALANCED : ODL_REPLAY_RESERVOIR,
+                         st->replay_int8 ? ODL_REPLAY_INT8 : ODL_REPLAY_F32};
+    odl_mem_plan p;
+    odl_status e = ODL_OK;
+    if (st->replay_size > 0 && (e = odl_replay_plan(&rc, &p, &d)) == ODL_OK)
+        odl_mem_plan_add(&aux_plan, &p);
+    if (e == ODL_OK && st->kind == STRAT_NCM && (e = odl_ncm_plan(s->dim, max_classes, &p, &d)) == ODL_OK)
+        odl_mem_plan_add(&aux_plan, &p);
+    if (e == ODL_OK && st->kind == STRAT_SLDA && (e = odl_slda_plan(s->dim, max_classes, &p, &d)) == ODL_OK)
+        odl_mem_plan_add(&aux_plan, &p);
+    if (e != ODL_OK) {
+        free(oz_owned);
+        return cli_fail(st->name, e, &d);
+    }
+    s->learn_bytes += aux_plan.total;
+    s->aux_buf = malloc(aux_plan.total + ODL_ALIGN);
+    odl_arena_init(&s->aux, s->aux_buf, aux_plan.total + ODL_ALIGN);
+    if (st->replay_size > 0)
+        e = odl_replay_init(&s->replay, &rc, &s->aux, &d);
+    if (e == ODL_OK && st->kind == STRAT_NCM)
+        e = odl_ncm_init(&s->ncm, s->dim, max_classes, &s->aux, &d);
+    if (e == ODL_OK && st->kind == STRAT_SLDA)
+        e = odl_slda_init(&s->slda, s->dim, max_classes, st->slda_shrinkage, &s->aux, &d);
+    if (e != ODL_OK) {
+        free(oz_owned);
+        return cli_fail(st->name, e, &d);
+    }
+
+    if (oz) {
+        /* the base-training stream, in a seeded order */
+        uint32_t *order = malloc(sizeof(uint32_t) * (size_t)old->n);
+        for (int32_t k = 0; k < old->n; k++)
+            order[k] = (uint32_t)k;
+        odl_rng_shuffle_u32(&s->rng, order, (uint32_t)old->n);
+        for (int32_t k = 0; k < old->n && e == ODL_OK; k++) {
+            const float *zk = oz + (size_t)order[k] * s->dim;
+            int32_t yk = old->y[order[k]];
+            if (s->replay)
+                e = odl_replay_add(s->replay, zk, yk, &s->rng, &d);
+            if (e == ODL_OK && s->ncm)
+                e = odl_ncm_add(s->ncm, zk, yk);
+            if (e == ODL_OK && s->slda)
+                e = odl_slda_add(s->slda, zk, yk);
+        }
+        if (e == ODL_OK && st->kind == STRAT_EWC) {
+            int32_t nf = old->fisher_samples > 0 ? old->fisher_samples : 1000;
+            if (nf > old->n)
+                nf = old->n;
+            float *fz = malloc(sizeof(float) * (size_t)nf * s->dim);
+            int32_t *fy = malloc(sizeof(int32_t) * (size_t)nf);
+            for (int32_t k = 0; k < nf; k++) {
+                memcpy(fz + (size_t)k * s->dim, oz + (size_t)order[k] * s->dim, sizeof(float) * s->dim);
+                fy[k] = old->y[order[k]];
+            }
+            if (ewc_rebuild(s, NULL, NULL) == 0)
+                e = odl_ewc_estimate(s->ewc, s->head.m, 0, fz, fy, nf, 0.0f, &s->rng, &d);
+            else
+                e = ODL_ERR_STATE;
+            free(fz);
+            free(fy);
+        }
+        free(order);
+    }
+    free(oz_owned);
+    if (e != ODL_OK)
+        return cli_fail(st->name, e, &d);
+    if (s->ewc) {
+        odl_mem_plan ep;
+        odl_ewc_plan(s->head.m, &ep, NULL);
+        s->learn_bytes += ep.total;
+    }
+    return 0;
+}
+
+static float *head_logits(session *s, const float *z, int32_t n)
+{
+    const int32_t C = odl_model_n_classes(s->head.m);
+    float *out = malloc(sizeof(float) * (size_t)n * C);
+    const size_t in = (size_t)s->dim;
+    for (int32_t k = 0; k < n; k += s->st.batch) {
+        int32_t nb = n - k < s->st.batch ? n - k : s->st.batch;
+        const float *o;
+        if (odl_model_forward(s->head.m, 0, z + (size_t)k * in, nb, &o, NULL) != ODL_OK) {
+            free(out);
+            return NULL;
+        }
+        memcpy(out + (size_t)k * C, o, sizeof(float) * (size_t)nb * C);
+    }
+    return out;
+}
+
+int session_learn(session *s, const float *x, const float *z, const int32_t *y, int32_t n, int32_t n_classes)
+{
+    odl_diag d;
+    odl_diag_clear(&d);
+    odl_status e = ODL_OK;
+    if (n_classes > s->max_classes)
+        return cli_error("%s: %d classes exceed the session's %d", s->st.name, (int)n_classes, (int)s->max_classes);
+    if (s->st.kind == STRAT_NCM || s->st.kind == STRAT_SLDA) {
+        for (int32_t k = 0; k < n && e == ODL_OK; k++)
+            e = s->ncm ? odl_ncm_add(s->ncm, z + (size_t)k * s->dim, y[k])
+                       : odl_slda_add(s->slda, z + (size_t)k * s->dim, y[k]);
+        s->n_classes = n_classes > s->n_classes ? n_classes : s->n_classes;
+        return e == ODL_OK ? 0 : cli_fail(s->st.name, e, &d);
+    }
+    const float *in = s->st.kind == STRAT_FULL ? x : z;
+    const int32_t old_classes = s->n_classes;
+    float *teacher = NULL;
+    if (s->st.lwf_weight > 0.0f && (teacher = head_logits(s, in, n)) == NULL)
+        return cli_error("%s: teacher logits failed", s->st.name);
+    if (n_classes > s->n_classes) {
+        owned_model grown;
+        if (make_head(s, n_classes, &grown)) {
+            free(teacher);
+            return 1;
+        }
+        e = odl_model_transfer_params(grown.m, s->head.m, &s->rng, &d);
+        if (e != ODL_OK) {
+            owned_model_free(&grown);
+            free(teacher);
+            return cli_fail(s->st.name, e, &d);
+        }
+        owned_model old = s->head;
+        s->head = grown;
+        s->n_classes = n_classes;
+        if (s->ewc && ewc_rebuild(s, s->ewc, old.m)) {
+            owned_model_free(&old);
+            free(teacher);
+            return 1;
+        }
+        owned_model_free(&old);
+        odl_desc_count_params(&s->head.desc, NULL, &s->trainable);
+    }
+    odl_model_reset_optimizer(s->head.m);
+    /* discriminative learning rates: γ per parameterised layer below the head */
+    float lr_scale[ODL_MAX_LAYERS];
+    const odl_model_desc *hd = odl_model_get_desc(s->head.m);
+    float f = 1.0f;
+    for (int32_t i = hd->n_layers - 1; i >= 0; i--) {
+        lr_scale[i] = f;
+        if (has_params(hd->layers[i].type))
+            f *= s->st.lr_decay;
+    }
+    odl_adapt_cfg ac = odl_adapt_cfg_defaults();
+    ac.from = 0;
+    ac.epochs = s->st.epochs;
+    ac.batch = s->st.batch;
+    ac.ewc_lambda = s->ewc ? s->st.ewc_lambda : 0.0f;
+    ac.lwf_weight = s->st.lwf_weight;
+    ac.lwf_T = s->st.lwf_T;
+    ac.lwf_classes = old_classes;
+    ac.lr_scale = lr_scale;
+    const int32_t nr = s->replay ? odl_replay_count(s->replay) : 0;
+    odl_mem_plan tp;
+    e = odl_adapt_plan(s->head.m, &ac, n, nr, &tp, &d);
+    if (e != ODL_OK) {
+        free(teacher);
+        return cli_fail(s->st.name, e, &d);
+    }
+    void *tbuf = malloc(tp.total);
+    odl_arena ta;
+    odl_arena_init(&ta, tbuf, tp.total);
+    odl_adapt *tr;
+    e = odl_adapt_init(&tr, s->head.m, &ac, n, nr, &ta, &d);
+    odl_adapt_stats stats;
+    if (e == ODL_OK)
+        e = odl_adapt_run(tr, s->head.m, in, y, n, teacher, old_classes, s->replay, s->ewc, &s->rng, &stats, &d);
+    free(tbuf);
+    free(teacher);
+    if (e != ODL_OK)
+        return cli_fail(s->st.name, e, &d);
+    /* what was learned joins the old data */
+    for (int32_t k = 0; s->replay && k < n && e == ODL_OK; k++)
+        e = odl_replay_add(s->replay, z + (size_t)k * s->dim, y[k], &s->rng, &d);
+    if (e == ODL_OK && s->ewc)
+        e = odl_ewc_estimate(s->ewc, s->head.m, 0, in, y, n, s->st.ewc_decay, &s->rng, &d);
+    if (e != ODL_OK)
+        return cli_fail(s->st.name, e, &d);
+    return 0;
+}
+
+int session_predict(session *s, const float *in, int32_t n, int32_t *pred)
+{
+    if (s->ncm || s->slda) {
+        for (int32_t k = 0; k < n; k++) {
+            odl_status e = s->ncm ? odl_ncm_predict(s->ncm, in + (size_t)k * s->dim, &pred[k], NULL)
+                                  : odl_slda_predict(s->slda, in + (size_t)k * s->dim, &pred[k], NULL);
+            if (e != ODL_OK)
+                return cli_error("%s: predict failed (%s)", s->st.name, odl_status_str(e));
+        }
+        return 0;
+    }
+    const int32_t C = odl_model_n_classes(s->head.m);
+    const odl_model_desc *hd = odl_model_get_desc(s->head.m);
+    const size_t isz = (size_t)hd->in_c * hd->in_h * hd->in_w;
+    for (int32_t k = 0; k < n; k += s->st.batch) {
+        int32_t nb = n - k < s->st.batch ? n - k : s->st.batch;
+        const float *o;
+        odl_diag d;
+        odl_status e = odl_model_forward(s->head.m, 0, in + (size_t)k * isz, nb, &o, &d);
+        if (e != ODL_OK)
+            return cli_fail(s->st.name, e, &d);
+        for (int32_t j = 0; j < nb; j++) {
+            int32_t best = 0;
+            for (int32_t c = 1; c < C; c++)
+                if (o[(size_t)j * C + c] > o[(size_t)j * C + best])
+                    best = c;
+            pred[k + j] = best;
+        }
+    }
+    return 0;
+}
+
+void session_end(session *s)
+{
+    owned_model_free(&s->head);
+    free(s->aux_buf);
+    free(s->ewc_buf);
+    memset(s, 0, sizeof *s);
+}

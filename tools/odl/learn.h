@@ -1,0 +1,111 @@
+/* Host-side learning machinery shared by `odl train`, `odl adapt` and
+ * `odl experiment`: the base-training loop, latent extraction, tail
+ * ("head") models over a frozen base, and strategy sessions that carry a
+ * head, a replay buffer, EWC state and class statistics across tasks. */
+#ifndef ODL_LEARN_H
+#define ODL_LEARN_H
+
+#include "cli.h"
+#include "odl/adapt.h"
+#include "odl/classmean.h"
+#include "odl/ewc.h"
+#include "odl/replay.h"
+
+/* ---- base training ------------------------------------------------------ */
+typedef struct train_result {
+    double seconds, images_per_second, last_loss, last_epoch_accuracy;
+} train_result;
+
+/* Trains every trainable layer of m on ds (softmax cross-entropy, the
+ * model's optimizer), shuffling each epoch with rng. Progress on stderr
+ * unless quiet. Returns 0 or prints the error and returns 1. */
+int learn_train(odl_model *m, const odl_dataset *ds, int32_t epochs, int32_t batch, odl_rng *rng, int quiet,
+                const char *label, train_result *res);
+
+/* A model with its own malloc'd arena. */
+typedef struct owned_model {
+    void *buf;
+    odl_model *m;
+    odl_mem_plan plan;
+    odl_model_desc desc;
+} owned_model;
+int owned_model_make(owned_model *om, const odl_model_desc *desc, const odl_model_cfg *cfg);
+void owned_model_free(owned_model *om);
+
+/* ---- latents -------------------------------------------------------------- */
+/* Index of the first layer of the last `k`+1 parameterised layers: the head
+ * boundary when k = 0 (edge-cnn: 9), one more layer unfrozen when k = 1 (7). */
+int32_t learn_boundary(const odl_model_desc *d, int32_t unfreeze);
+/* Runs layers [0, boundary) of m over n samples; *z (malloc'd) gets n×dim. */
+int learn_latents(odl_model *m, int32_t boundary, const float *x, int32_t n, float **z, int32_t *dim);
+/* The description of layers [boundary, L) as a model of its own. */
+odl_model_desc learn_tail_desc(const odl_model_desc *full, int32_t boundary, int32_t n_classes);
+
+/* ---- strategies ------------------------------------------------------------ */
+typedef enum strat_kind {
+    STRAT_NAIVE, STRAT_REPLAY, STRAT_EWC, STRAT_LWF, STRAT_FULL, STRAT_NCM, STRAT_SLDA
+} strat_kind;
+
+typedef struct strat {
+    char name[64];
+    strat_kind kind;
+    int32_t replay_size;      /* 0 = none */
+    int32_t replay_balanced;
+    int32_t replay_int8;
+    float ewc_lambda;
+    float ewc_decay;          /* online EWC across tasks (1 = sum) */
+    float lwf_weight, lwf_T;
+    int32_t unfreeze;         /* parameterised layers trained below the head */
+    float lr_decay;           /* discriminative lr: γ per layer below the head */
+    int32_t epochs, batch;
+    float lr;
+    float slda_shrinkage;
+} strat;
+
+strat strat_default(strat_kind kind);
+/* Parses "naive", "replay", "ewc", "lwf", "full", "ncm", "slda". */
+int strat_kind_parse(const char *s, strat_kind *k);
+const char *strat_kind_name(strat_kind k);
+
+/* Old data the device had: original training samples (raw), in stream order. */
+typedef struct old_data {
+    const float *x;     /* raw inputs */
+    const int32_t *y;
+    int32_t n;
+    size_t in_size;
+    const float *z;     /* optional: their latents at boundary z_boundary (saves recomputing) */
+    int32_t z_boundary;
+    int32_t fisher_samples; /* EWC's Fisher: this many old samples (default 1000) */
+} old_data;
+
+/* A strategy's state over a sequence of tasks on one frozen base. */
+typedef struct session {
+    strat st;
+    odl_model *base;          /* the frozen base (inference), not owned */
+    odl_model_desc base_desc;
+    int32_t boundary, dim, n_classes, max_classes;
+    owned_model head;         /* layers [boundary, L) (or the whole model for STRAT_FULL) */
+    void *aux_buf;            /* replay, EWC, class statistics */
+    odl_arena aux;
+    odl_replay *replay;
+    odl_ewc *ewc;
+    void *ewc_buf;
+    odl_ncm *ncm;
+    odl_slda *slda;
+    size_t learn_bytes;       /* planned bytes beyond the frozen base's inference plan */
+    size_t trainable;
+    odl_rng rng;
+} session;
+
+/* Starts a session over `base` (its head has base_classes outputs), with the
+ * old training data the device saw (for replay, EWC's Fisher, class stats). */
+int session_start(session *s, const strat *st, odl_model *base, int32_t max_classes, const old_data *old,
+                  uint64_t seed);
+/* Learns new samples (raw x), the head grown to n_classes first. z: their
+ * latents at the session's boundary (NULL for STRAT_FULL). */
+int session_learn(session *s, const float *x, const float *z, const int32_t *y, int32_t n, int32_t n_classes);
+/* Predicts classes of n samples given as latents (raw for STRAT_FULL). */
+int session_predict(session *s, const float *in, int32_t n, int32_t *pred);
+void session_end(session *s);
+
+#endif
