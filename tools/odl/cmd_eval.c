@@ -13,6 +13,7 @@ static void help(FILE *f)
           "  --classes SPEC    evaluate on these labels only, e.g. 0-7 (default all)\n"
           "  --split S         train | test                     (default test)\n"
           "  --shape CxHxW     input shape for CSV data         (default the model's)\n"
+          "  --shift S         gain:A,B or translate:DX,DY applied to the data\n"
           "  --batch B         inference batch size             (default 256)\n"
           "  --limit N         use the first N samples only     (default all)\n"
           "  --json            machine-readable output\n",
@@ -21,7 +22,7 @@ static void help(FILE *f)
 
 int cmd_eval(int argc, char **argv)
 {
-    const char *model = NULL, *data = NULL, *classes = NULL, *shape = NULL, *v = NULL;
+    const char *model = NULL, *data = NULL, *classes = NULL, *shape = NULL, *shift = NULL, *v = NULL;
     odl_split split = ODL_SPLIT_TEST;
     int32_t batch = 256, limit = 0;
     int json = 0;
@@ -37,7 +38,7 @@ int cmd_eval(int argc, char **argv)
             if (r < 0) return 2;
         } else if ((r = cli_opt(&a, "--classes", &classes))) {
             if (r < 0) return 2;
-        } else if ((r = cli_opt(&a, "--shape", &shape))) {
+        } else if ((r = cli_opt(&a, "--shape", &shape)) || (r = cli_opt(&a, "--shift", &shift))) {
             if (r < 0) return 2;
         } else if ((r = cli_opt(&a, "--split", &v))) {
             if (r < 0) return 2;
@@ -62,6 +63,12 @@ int cmd_eval(int argc, char **argv)
         cli_error("eval: a MODEL.odl and --data are required (see odl eval --help)");
         return 2;
     }
+    odl_shift sh;
+    odl_diag sd;
+    if (odl_shift_parse(shift, &sh, &sd) != ODL_OK) {
+        cli_error("%s", sd.msg);
+        return 2;
+    }
     odl_model_cfg cfg = odl_model_cfg_defaults();
     cfg.max_batch = batch;
     cli_model cm;
@@ -79,6 +86,7 @@ int cmd_eval(int argc, char **argv)
         odl_diag d;
         odl_dataset_reshape(&ds, md->in_c, md->in_h, md->in_w, &d);
     }
+    odl_dataset_shift(&ds, &sh);
     cli_eval ev;
     int rc = cli_evaluate(cm.m, &ds, batch, &ev);
     if (rc) {

@@ -21,6 +21,10 @@ static void help(FILE *f)
           "                  reference) | he (odl train's default)  (default torch)\n"
           "  --seeds N       seeds per strategy         (default 3)\n"
           "  --json FILE     also write every result as JSON\n"
+          "  --add SPEC      also run this strategy (repeatable), KIND[:OPT,...], e.g.\n"
+          "                  replay:size=800,balanced,int8,unfreeze=1  (options: size=N\n"
+          "                  balanced int8 unfreeze=K lambda=X decay=X lwf=W T=X epochs=N\n"
+          "                  lr=X batch=B lrdecay=G shrink=X)\n"
           "  --only LIST     run only strategies whose name starts with one of\n"
           "                  these, comma separated (e.g. replay,slda)\n"
           "  --quiet         no progress output\n",
@@ -59,6 +63,8 @@ static double stats_std(const stats *s)
 typedef struct ctx {
     const char *data, *work, *only, *init;
     int seeds, quiet;
+    strat added[16];
+    int n_added;
     FILE *json;
     int json_first;
     odl_dataset train, test;
@@ -66,6 +72,9 @@ typedef struct ctx {
 
 static int wanted(const ctx *c, const char *name)
 {
+    for (int k = 0; k < c->n_added; k++)
+        if (!strcmp(name, c->added[k].name))
+            return 1; /* what was asked for by name always runs */
     if (!c->only)
         return 1;
     const char *p = c->only;
@@ -266,9 +275,11 @@ static void views_free(views *vs)
 
 /* ---- the strategy lists ---------------------------------------------------------- */
 
-static int build_strategies(strat *out, int s2)
+static int build_strategies(const ctx *c, strat *out, int s2)
 {
     int n = 0;
+    for (int k = 0; k < c->n_added; k++)
+        out[n++] = c->added[k];
     out[n++] = strat_default(STRAT_NAIVE);
     strat r = strat_default(STRAT_REPLAY);
     r.replay_size = s2 ? 160 : 200;
@@ -302,11 +313,10 @@ static int build_strategies(strat *out, int s2)
     ri.replay_size *= 4;
     snprintf(ri.name, sizeof ri.name, "odl: replay bal %d int8", (int)ri.replay_size);
     out[n++] = ri;
+    /* ... and one more layer learning, at a tenth of the head's rate */
     strat u = ri;
     u.unfreeze = 1;
-    snprintf(u.name, sizeof u.name, "odl: replay bal %d int8 +1", (int)u.replay_size);
-    out[n++] = u;
-    u.replay_size = s2 ? 160 : 200;
+    u.lr_decay = 0.1f;
     snprintf(u.name, sizeof u.name, "odl: replay bal %d int8 +1", (int)u.replay_size);
     out[n++] = u;
     return n;
@@ -404,9 +414,9 @@ static int run_one_step(ctx *c, const one_step *sc)
     odl_model_plan(&cm.desc, &icfg, &bp, NULL);
     printf("  (frozen base: %zu bytes for inference at batch 1, not counted below)\n", bp.total);
 
-    strat strats[32];
-    int ns = build_strategies(strats, !s1);
-    row rows[32];
+    strat strats[48];
+    int ns = build_strategies(c, strats, !s1);
+    row rows[48];
     int nr = 0;
     static const char *const s1_names[] = {"user", "original", "sum"};
     static const char *const s2_names[] = {"old", "new", "all"};
@@ -502,8 +512,8 @@ static int run_s3(ctx *c)
     printf("\nS3 (tasks A=0-3 base, B=4-5, C=6-7, D=8-9; 100 examples per class): base %.1f on task A\n",
            acc_range(pred, c->test.y, c->test.n, 0, 3));
 
-    strat strats[32];
-    int ns = build_strategies(strats, 0);
+    strat strats[48];
+    int ns = build_strategies(c, strats, 0);
     int rc = 0;
     printf("  %-26s %16s %16s %10s %12s   R[i][j] (rows: after task i, columns: task j)\n", "strategy", "ACC", "BWT",
            "trainable", "bytes");
@@ -633,6 +643,13 @@ int cmd_experiment(int argc, char **argv)
             if (r < 0) return 2;
             if (strcmp(c.init, "torch") && strcmp(c.init, "he"))
                 return cli_error("--init: '%s' is not torch or he", c.init) + 1;
+        } else if ((r = cli_opt(&a, "--add", &v))) {
+            if (r < 0) return 2;
+            if (c.n_added >= 16)
+                return cli_error("--add: at most 16 strategies") + 1;
+            if (strat_parse(v, &c.added[c.n_added]))
+                return 2;
+            c.n_added++;
         } else if ((r = cli_opt(&a, "--seeds", &v))) {
             int32_t n;
             if (r < 0 || cli_parse_int("--seeds", v, 1, 16, &n)) return 2;

@@ -214,6 +214,65 @@ int strat_kind_parse(const char *s, strat_kind *k)
     return 1;
 }
 
+int strat_parse(const char *spec, strat *out)
+{
+    char buf[256];
+    if (strlen(spec) >= sizeof buf)
+        return cli_error("strategy '%s' is too long", spec);
+    strcpy(buf, spec);
+    char *opts = strchr(buf, ':');
+    if (opts)
+        *opts++ = '\0';
+    strat_kind k;
+    if (strat_kind_parse(buf, &k))
+        return cli_error("strategy '%s': unknown kind '%s' (naive, replay, ewc, lwf, full, ncm, slda)", spec, buf);
+    *out = strat_default(k);
+    snprintf(out->name, sizeof out->name, "%s", spec);
+    while (opts && *opts) {
+        char *next = strchr(opts, ',');
+        if (next)
+            *next++ = '\0';
+        char *val = strchr(opts, '=');
+        if (val)
+            *val++ = '\0';
+        char *end = NULL;
+        double x = val ? strtod(val, &end) : 0.0;
+        int bad_num = val && (end == val || *end || !isfinite(x) || x < 0);
+        if (!strcmp(opts, "balanced") && !val)
+            out->replay_balanced = 1;
+        else if (!strcmp(opts, "int8") && !val)
+            out->replay_int8 = 1;
+        else if (!val || bad_num)
+            return cli_error("strategy '%s': option '%s' needs a value ≥ 0 (e.g. size=200)", spec, opts);
+        else if (!strcmp(opts, "size") && x >= 1 && x <= (1 << 24))
+            out->replay_size = (int32_t)x;
+        else if (!strcmp(opts, "unfreeze") && x <= ODL_MAX_LAYERS)
+            out->unfreeze = (int32_t)x;
+        else if (!strcmp(opts, "lambda"))
+            out->ewc_lambda = (float)x;
+        else if (!strcmp(opts, "decay") && x <= 1)
+            out->ewc_decay = (float)x;
+        else if (!strcmp(opts, "lwf"))
+            out->lwf_weight = (float)x;
+        else if (!strcmp(opts, "T") && x > 0)
+            out->lwf_T = (float)x;
+        else if (!strcmp(opts, "epochs") && x >= 1 && x <= 100000)
+            out->epochs = (int32_t)x;
+        else if (!strcmp(opts, "lr") && x > 0 && x <= 10)
+            out->lr = (float)x;
+        else if (!strcmp(opts, "batch") && x >= 1 && x <= 65536)
+            out->batch = (int32_t)x;
+        else if (!strcmp(opts, "lrdecay") && x <= 10)
+            out->lr_decay = (float)x;
+        else if (!strcmp(opts, "shrink") && x > 0 && x < 1)
+            out->slda_shrinkage = (float)x;
+        else
+            return cli_error("strategy '%s': unknown option or value out of range '%s=%s'", spec, opts, val);
+        opts = next;
+    }
+    return 0;
+}
+
 strat strat_default(strat_kind kind)
 {
     strat s;

@@ -66,6 +66,11 @@ strat strat_default(strat_kind kind);
 /* Parses "naive", "replay", "ewc", "lwf", "full", "ncm", "slda". */
 int strat_kind_parse(const char *s, strat_kind *k);
 const char *strat_kind_name(strat_kind k);
+/* Parses a strategy spec, KIND[:OPT,OPT,...], e.g. "replay:size=800,balanced,int8,unfreeze=1".
+ * Options: size=N balanced int8 unfreeze=K lambda=X decay=X lwf=W T=X epochs=N lr=X
+ * batch=B lrdecay=G shrink=X. The spec becomes the strategy's name. Prints
+ * the error and returns 1 on a bad spec. */
+int strat_parse(const char *spec, strat *out);
 
 /* Old data the device had: original training samples (raw), in stream order. */
 typedef struct old_data {
