@@ -73,5 +73,9 @@ int cmd_eval(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_experiment(int argc, char **argv);
 int cmd_adapt(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+int cmd_drift(int argc, char **argv);
+int cmd_versions(int argc, char **argv);
+int cmd_rollback(int argc, char **argv);
 
 #endif

@@ -14,6 +14,10 @@ static void usage(FILE *f)
           "  info    layers, parameters and the exact memory plan of a model\n"
           "  adapt   adapt a model to a user's examples (transfer / continual learning)\n"
           "  experiment  run the standard experiments (S1, S2, S3) of PROTOCOL.md\n"
+          "  quantize  convert a model's frozen layers to INT8\n"
+          "  drift     run drift detectors over a data stream\n"
+          "  versions  list the versions in a model store\n"
+          "  rollback  restore an earlier version of a model store\n"
           "\n"
           "Run 'odl <command> --help' for a command's options.\n",
           f);
@@ -45,6 +49,14 @@ int main(int argc, char **argv)
         return cmd_adapt(argc - 1, argv + 1);
     if (!strcmp(cmd, "experiment"))
         return cmd_experiment(argc - 1, argv + 1);
+    if (!strcmp(cmd, "quantize"))
+        return cmd_quantize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "drift"))
+        return cmd_drift(argc - 1, argv + 1);
+    if (!strcmp(cmd, "versions"))
+        return cmd_versions(argc - 1, argv + 1);
+    if (!strcmp(cmd, "rollback"))
+        return cmd_rollback(argc - 1, argv + 1);
     fprintf(stderr, "odl: unknown command '%s' (try 'odl --help')\n", cmd);
     return 2;
 }
