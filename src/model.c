@@ -35,6 +35,7 @@ struct odl_model {
     float *gbuf[2];
     float *dlogits;
     float *conv_scratch;
+    float *adapter_h, *adapter_dh; /* batch × bottleneck */
     uint32_t step;
     int32_t train_n, train_from; /* what the last forward_train stored; -1 = nothing */
 };
@@ -54,6 +55,7 @@ const char *odl_layer_type_name(int32_t type)
     case ODL_LAYER_RELU6: return "relu6";
     case ODL_LAYER_FLATTEN: return "flatten";
     case ODL_LAYER_DROPOUT: return "dropout";
+    case ODL_LAYER_ADAPTER: return "adapter";
     }
     return "?";
 }
@@ -128,6 +130,23 @@ odl_status odl_desc_dropout(odl_model_desc *d, float rate)
     return push(d, l);
 }
 
+odl_status odl_desc_adapter(odl_model_desc *d, int32_t bottleneck)
+{
+    return bottleneck > 0 ? push(d, mk(ODL_LAYER_ADAPTER, bottleneck, 0, 0, 0)) : ODL_ERR_ARG;
+}
+
+odl_status odl_desc_insert_adapter(odl_model_desc *d, int32_t at, int32_t bottleneck)
+{
+    if (!d || at < 0 || at > d->n_layers || d->n_layers >= ODL_MAX_LAYERS || bottleneck <= 0)
+        return ODL_ERR_ARG;
+    for (int32_t i = d->n_layers; i > at; i--)
+        d->layers[i] = d->layers[i - 1];
+    d->layers[at] = mk(ODL_LAYER_ADAPTER, bottleneck, 0, 0, 0);
+    d->layers[at].trainable = 1;
+    d->n_layers++;
+    return ODL_OK;
+}
+
 odl_status odl_desc_edge_cnn(odl_model_desc *d, int32_t c, int32_t h, int32_t w, int32_t n_classes)
 {
     odl_status s = odl_desc_init(d, c, h, w);
@@ -168,7 +187,8 @@ odl_status odl_desc_freeze_below(odl_model_desc *d, int32_t boundary)
 
 static int has_params(int32_t type)
 {
-    return type == ODL_LAYER_DENSE || type == ODL_LAYER_CONV2D || type == ODL_LAYER_DEPTHWISE;
+    return type == ODL_LAYER_DENSE || type == ODL_LAYER_CONV2D || type == ODL_LAYER_DEPTHWISE ||
+           type == ODL_LAYER_ADAPTER;
 }
 
 static int is_window(int32_t type)
@@ -266,6 +286,13 @@ odl_status odl_desc_check(const odl_model_desc *d, odl_layer_shape *shapes, odl_
             break;
         case ODL_LAYER_RELU:
         case ODL_LAYER_RELU6:
+            break;
+        case ODL_LAYER_ADAPTER:
+            if (l->units <= 0 || l->units > ODL_MAX_DIM || cur.size > ODL_MAX_SAMPLE / 2 / (size_t)l->units)
+                return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (adapter): bottleneck %d out of range for %zu inputs",
+                                (int)i, (int)l->units, cur.size);
+            out.n_weights = 2 * cur.size * (size_t)l->units;
+            out.n_bias = cur.size + (size_t)l->units;
             break;
         case ODL_LAYER_DROPOUT:
             if (!(l->rate >= 0.0f && l->rate < 1.0f))
@@ -386,7 +413,7 @@ static odl_status build(odl_model *m, const odl_model_desc *desc, const odl_mode
         m->train_n = -1;
         m->train_from = -1;
     }
-    size_t ping = 0, gmax = 0, conv_scratch = 0;
+    size_t ping = 0, gmax = 0, conv_scratch = 0, adapter_r = 0;
     for (int32_t i = 0; i < L; i++) {
         const odl_layer_desc *l = &desc->layers[i];
         const odl_layer_shape *in = i ? &shapes[i - 1] : &in_shape;
@@ -415,6 +442,8 @@ static odl_status build(odl_model *m, const odl_model_desc *desc, const odl_mode
                 }
             }
         }
+        if (l->type == ODL_LAYER_ADAPTER && (size_t)l->units > adapter_r)
+            adapter_r = (size_t)l->units;
         if (l->type == ODL_LAYER_CONV2D) {
             odl_window_dims wd = window_dims(l, in, out, 1);
             size_t sc = odl_conv2d_scratch_floats(&wd);
@@ -452,6 +481,11 @@ static odl_status build(odl_model *m, const odl_model_desc *desc, const odl_mode
     }
     if (conv_scratch)
         ALLOC(m->conv_scratch, FLOATS(conv_scratch), ODL_MEM_SCRATCH);
+    if (adapter_r) {
+        ALLOC(m->adapter_h, FLOATS(adapter_r * B), ODL_MEM_SCRATCH);
+        if (fb < L)
+            ALLOC(m->adapter_dh, FLOATS(adapter_r * B), ODL_MEM_SCRATCH);
+    }
 #undef ALLOC
     return ODL_OK;
 }
@@ -531,6 +565,16 @@ odl_status odl_model_init_params_as(odl_model *m, odl_rng *rng, odl_init_kind ki
         odl_layer_rt *rt = &m->rt[i];
         if (!has_params(m->desc.layers[i].type) || rt->external)
             continue;
+        if (m->desc.layers[i].type == ODL_LAYER_ADAPTER) {
+            /* W_down He-uniform (a ReLU follows), W_up and biases zero: identity */
+            const size_t D = rt->in.size, r = (size_t)m->desc.layers[i].units;
+            const float bound = sqrtf(6.0f / (float)D);
+            for (size_t k = 0; k < r * D; k++)
+                rt->w[k] = (2.0f * odl_rng_uniform(rng) - 1.0f) * bound;
+            memset(rt->w + r * D, 0, FLOATS(r * D));
+            memset(rt->b, 0, FLOATS(rt->n_b));
+            continue;
+        }
         size_t fan_in = rt->n_w / rt->n_b;
         int relu_next = kind == ODL_INIT_HE && i + 1 < m->desc.n_layers && (m->desc.layers[i + 1].type == ODL_LAYER_RELU ||
                                                      m->desc.layers[i + 1].type == ODL_LAYER_RELU6);
@@ -673,6 +717,16 @@ static const float *layer_forward(odl_model *m, int32_t i, const float *x, float
         return y;
     case ODL_LAYER_FLATTEN:
         return x;
+    case ODL_LAYER_ADAPTER: {
+        const int32_t D = (int32_t)rt->in.size, r = l->units;
+        odl_dense_dims down = {n, D, r}, up = {n, r, D};
+        odl_dense_forward_f32(&down, x, rt->w, rt->b, m->adapter_h);
+        odl_relu_forward_f32((size_t)n * r, m->adapter_h, m->adapter_h);
+        odl_dense_forward_f32(&up, m->adapter_h, rt->w + (size_t)r * D, rt->b + r, y);
+        for (size_t k = 0; k < total; k++)
+            y[k] += x[k];
+        return y;
+    }
     case ODL_LAYER_DROPOUT:
         if (train_rng) {
             rt->dropout_rng = *train_rng;
@@ -822,6 +876,21 @@ odl_status odl_model_backward(odl_model *m, const float *dlogits, int32_t n, odl
         case ODL_LAYER_FLATTEN:
             dx = (float *)(uintptr_t)g; /* same values, new shape: no copy, no write */
             break;
+        case ODL_LAYER_ADAPTER: {
+            /* recompute the hidden activations rather than keep them */
+            const int32_t D = (int32_t)rt->in.size, r = l->units;
+            odl_dense_dims down = {n, D, r}, up = {n, r, D};
+            odl_dense_forward_f32(&down, x, rt->w, rt->b, m->adapter_h);
+            odl_relu_forward_f32((size_t)n * r, m->adapter_h, m->adapter_h);
+            odl_dense_backward_f32(&up, m->adapter_h, rt->w + (size_t)r * D, g, m->adapter_dh,
+                                   rt->dw ? rt->dw + (size_t)r * D : NULL, rt->db ? rt->db + r : NULL);
+            odl_relu_backward_f32((size_t)n * r, m->adapter_h, m->adapter_dh, m->adapter_dh);
+            odl_dense_backward_f32(&down, x, rt->w, m->adapter_dh, dx, rt->dw, rt->db);
+            if (dx)
+                for (size_t k = 0; k < total; k++)
+                    dx[k] += g[k];
+            break;
+        }
         case ODL_LAYER_DROPOUT:
             if (dx)
                 odl_dropout_backward_f32(total, l->rate, &rt->dropout_rng, g, dx);

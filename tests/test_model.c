@@ -217,6 +217,111 @@ static void test_grad_activations(odl_test_ctx *t)
     gradcheck(t, &d, 3);
 }
 
+/* Adapters start as the identity (W_up = 0), which would hide a wrong
+ * W_down gradient; gradcheck_perturbed first fills every parameter. */
+static void test_grad_adapter(odl_test_ctx *t)
+{
+    odl_model_desc d;
+    chain(&d, 1, 4, 4);
+    odl_desc_flatten(&d);
+    odl_desc_adapter(&d, 5);
+    odl_desc_dense(&d, 4);
+    odl_model_cfg cfg = odl_model_cfg_defaults();
+    cfg.mode = ODL_MODE_TRAIN;
+    cfg.max_batch = 3;
+    built b;
+    CHECK_OK(build_model(&b, &d, &cfg, 4));
+    size_t n;
+    float *w = odl_model_param(b.m, 2, 0, &n);
+    REQUIRE(w && n == 2 * 48 * 5);
+    fill(w, n, 77, 0.3f);
+    float *bb = odl_model_param(b.m, 2, 1, &n);
+    REQUIRE(bb && n == 48 + 5);
+    fill(bb, n, 78, 0.3f);
+    const odl_layer_shape in = odl_model_layer_shape(b.m, -1);
+    float x[3 * 16];
+    fill(x, in.size * 3, 3, 1.0f);
+    int32_t y[3] = {0, 1, 3};
+    odl_rng rng0;
+    odl_rng_seed(&rng0, 99, 5);
+    odl_rng r = rng0;
+    const float *logits;
+    float dl[12];
+    CHECK_OK(odl_model_forward_train(b.m, 0, x, 3, &r, &logits, NULL));
+    odl_softmax_xent_f32(3, 4, logits, y, NULL, dl);
+    CHECK_OK(odl_model_backward(b.m, dl, 3, NULL));
+    const double l0 = loss_at(b.m, x, y, 3, &rng0);
+    int checked = 0, bad = 0, kinks = 0;
+    for (int32_t i = 0; i < d.n_layers; i++)
+        for (int which = 0; which < 2; which++) {
+            size_t np, ng;
+            float *p = odl_model_param(b.m, i, which, &np);
+            float *g = odl_model_grad(b.m, i, which, &ng);
+            if (!p || !np)
+                continue;
+            float *gs = malloc(sizeof(float) * np);
+            memcpy(gs, g, sizeof(float) * np);
+            for (size_t k = 0; k < np; k += np > 60 ? np / 60 : 1) {
+                const float eps = 1e-3f, keep = p[k];
+                p[k] = keep + eps;
+                double lp = loss_at(b.m, x, y, 3, &rng0);
+                p[k] = keep - eps;
+                double lm = loss_at(b.m, x, y, 3, &rng0);
+                p[k] = keep;
+                if (fabs(lp - 2.0 * l0 + lm) > 2e-6) {
+                    kinks++;
+                    continue;
+                }
+                double fd = (lp - lm) / (2.0 * eps);
+                checked++;
+                if (fabs(fd - gs[k]) > 1e-3 + 3e-2 * fabs(fd) && bad++ < 3)
+                    odl_test_logf(t, "    layer %d %s[%zu]: analytic %.6g vs numeric %.6g", (int)i, which ? "b" : "w", k,
+                                  (double)gs[k], fd);
+            }
+            free(gs);
+        }
+    CHECK(checked > 100 && bad == 0 && kinks * 10 <= checked);
+    free_model(&b);
+}
+
+/* Inserting a fresh adapter leaves a trained model's outputs unchanged. */
+static void test_adapter_identity(odl_test_ctx *t)
+{
+    odl_model_desc d, da;
+    odl_desc_edge_cnn(&d, 1, 12, 12, 5);
+    da = d;
+    CHECK_OK(odl_desc_insert_adapter(&da, 9, 8));
+    CHECK(da.n_layers == d.n_layers + 1 && da.layers[9].type == ODL_LAYER_ADAPTER);
+    odl_model_cfg cfg = odl_model_cfg_defaults();
+    cfg.max_batch = 2;
+    built a, b;
+    CHECK_OK(build_model(&a, &d, &cfg, 8));
+    CHECK_OK(build_model(&b, &da, &cfg, 9));
+    for (int32_t i = 0; i < d.n_layers; i++)
+        for (int which = 0; which < 2; which++) {
+            size_t n1, n2;
+            const float *src = odl_model_param_const(a.m, i, which, &n1);
+            float *dst = odl_model_param(b.m, i < 9 ? i : i + 1, which, &n2);
+            if (n1) {
+                REQUIRE(dst && n1 == n2);
+                memcpy(dst, src, sizeof(float) * n1);
+            }
+        }
+    float x[2 * 144];
+    fill(x, 288, 12, 1.0f);
+    const float *oa, *ob;
+    float ya[10];
+    CHECK_OK(odl_model_forward(a.m, 0, x, 2, &oa, NULL));
+    memcpy(ya, oa, sizeof ya);
+    CHECK_OK(odl_model_forward(b.m, 0, x, 2, &ob, NULL));
+    CHECK(memcmp(ya, ob, sizeof ya) == 0);
+    size_t total;
+    CHECK_OK(odl_desc_count_params(&da, &total, NULL));
+    CHECK(total == 10853 + 1096); /* edge-cnn at 12x12, 5 classes; adapter 2*64*8 + 64 + 8 */
+    free_model(&a);
+    free_model(&b);
+}
+
 static void test_grad_edge_cnn(odl_test_ctx *t)
 {
     odl_model_desc d;
@@ -557,6 +662,8 @@ static const odl_test_case cases[] = {
     {"grad_pools", test_grad_pools},
     {"grad_activations", test_grad_activations},
     {"grad_edge_cnn", test_grad_edge_cnn},
+    {"grad_adapter", test_grad_adapter},
+    {"adapter_identity", test_adapter_identity},
     {"freeze_boundary", test_freeze_boundary},
     {"plan_matches_arena", test_plan_matches_arena},
     {"bad_descriptions", test_bad_descriptions},

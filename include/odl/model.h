@@ -39,7 +39,12 @@ typedef enum odl_layer_type {
     ODL_LAYER_RELU = 7,
     ODL_LAYER_RELU6 = 8,
     ODL_LAYER_FLATTEN = 9,
-    ODL_LAYER_DROPOUT = 10
+    ODL_LAYER_DROPOUT = 10,
+    /* Residual bottleneck adapter on the flattened input (size D), units = r:
+     * y = x + W_up·relu(W_down·x + b_down) + b_up. Parameters are stored as
+     * w = [W_down (r×D) | W_up (D×r)], b = [b_down (r) | b_up (D)]. W_up and
+     * the biases start at zero, so inserting an adapter changes nothing. */
+    ODL_LAYER_ADAPTER = 11
 } odl_layer_type;
 
 /* Static lower-case name ("dense", "conv2d", ...), "?" if unknown. */
@@ -72,6 +77,9 @@ odl_status odl_desc_relu(odl_model_desc *d);
 odl_status odl_desc_relu6(odl_model_desc *d);
 odl_status odl_desc_flatten(odl_model_desc *d);
 odl_status odl_desc_dropout(odl_model_desc *d, float rate);
+odl_status odl_desc_adapter(odl_model_desc *d, int32_t bottleneck);
+/* Inserts an adapter (bottleneck r) before layer `at` (0..n_layers). */
+odl_status odl_desc_insert_adapter(odl_model_desc *d, int32_t at, int32_t bottleneck);
 
 /* The PROTOCOL.md edge-cnn for a c×h×w input and n_classes outputs. */
 odl_status odl_desc_edge_cnn(odl_model_desc *d, int32_t c, int32_t h, int32_t w, int32_t n_classes);

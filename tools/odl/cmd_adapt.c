@@ -24,6 +24,9 @@ static void help(FILE *f)
           "  --new-classes        the user's labels may extend the head (grows it)\n"
           "  --unfreeze K         also train the K layers below the head (default 0)\n"
           "  --lr-decay G         layer l below the head learns at lr*G^l (default 1)\n"
+          "  --gradual E          gradual unfreezing: one more layer every E epochs\n"
+          "  --adapter R          insert a residual adapter (bottleneck R) before the head\n"
+          "  --mix R              replayed samples per new sample each epoch (default: all)\n"
           "  --classes SPEC       use only these labels of the user data\n"
           "  --shift S            gain:A,B or translate:DX,DY applied to the user data\n"
           "  --limit N            first N user samples only\n"
@@ -37,7 +40,8 @@ int cmd_adapt(int argc, char **argv)
     const char *model = NULL, *data = NULL, *out = NULL, *from = NULL, *classes = NULL, *shift = NULL, *v = NULL;
     const char *strategy = "replay";
     strat st;
-    int32_t replay_size = 200, epochs = 10, batch = 16, seed = 0, unfreeze = 0, limit = 0;
+    int32_t replay_size = 200, epochs = 10, batch = 16, seed = 0, unfreeze = 0, limit = 0, gradual = 0, adapter = 0;
+    float mix = 0.0f;
     float lr = 1e-3f, ewc_lambda = 10.0f, lwf_weight = 1.0f, lr_decay = 1.0f;
     int balanced = 0, int8 = 0, new_classes = 0, quiet = 0;
     cli_args a = {argc, argv, 1, "adapt"};
@@ -69,6 +73,12 @@ int cmd_adapt(int argc, char **argv)
             if (r < 0 || cli_parse_int("--seed", v, 0, 2147483647L, &seed)) return 2;
         } else if ((r = cli_opt(&a, "--unfreeze", &v))) {
             if (r < 0 || cli_parse_int("--unfreeze", v, 0, ODL_MAX_LAYERS, &unfreeze)) return 2;
+        } else if ((r = cli_opt(&a, "--gradual", &v))) {
+            if (r < 0 || cli_parse_int("--gradual", v, 1, 100000, &gradual)) return 2;
+        } else if ((r = cli_opt(&a, "--adapter", &v))) {
+            if (r < 0 || cli_parse_int("--adapter", v, 1, 4096, &adapter)) return 2;
+        } else if ((r = cli_opt(&a, "--mix", &v))) {
+            if (r < 0 || cli_parse_float("--mix", v, 0.001, 1000.0, &mix)) return 2;
         } else if ((r = cli_opt(&a, "--limit", &v))) {
             if (r < 0 || cli_parse_int("--limit", v, 1, 2147483647L, &limit)) return 2;
         } else if ((r = cli_opt(&a, "--lr", &v))) {
@@ -119,6 +129,9 @@ int cmd_adapt(int argc, char **argv)
     st.lr = lr;
     st.unfreeze = unfreeze;
     st.lr_decay = lr_decay;
+    st.gradual = gradual;
+    st.adapter = kind == STRAT_FULL ? 0 : adapter;
+    st.mix = mix;
     if (kind == STRAT_REPLAY) {
         st.replay_size = replay_size;
         st.replay_balanced = balanced;
@@ -183,10 +196,14 @@ int cmd_adapt(int argc, char **argv)
         /* the adapted model: the base's frozen layers, the trained tail */
         odl_model_desc nd = cm.desc;
         odl_desc_set_classes(&nd, n_classes);
+        if (st.adapter > 0 && odl_desc_insert_adapter(&nd, s.boundary, st.adapter) != ODL_OK)
+            rc = cli_error("%s: no room for an adapter (at most %d layers)", model, ODL_MAX_LAYERS);
         odl_desc_freeze_below(&nd, s.boundary);
         owned_model om;
+        memset(&om, 0, sizeof om);
         odl_model_cfg ocfg = odl_model_cfg_defaults();
-        rc = owned_model_make(&om, &nd, &ocfg);
+        if (!rc)
+            rc = owned_model_make(&om, &nd, &ocfg);
         for (int32_t i = 0; !rc && i < nd.n_layers; i++)
             for (int which = 0; which < 2; which++) {
                 size_t n, ns;

@@ -319,6 +319,11 @@ static int build_strategies(const ctx *c, strat *out, int s2)
     u.lr_decay = 0.1f;
     snprintf(u.name, sizeof u.name, "odl: replay bal %d int8 +1", (int)u.replay_size);
     out[n++] = u;
+    /* ... or a small residual adapter instead: a tenth of the memory */
+    strat ad = ri;
+    ad.adapter = 32;
+    snprintf(ad.name, sizeof ad.name, "odl: replay bal %d int8 +ad32", (int)ad.replay_size);
+    out[n++] = ad;
     return n;
 }
 

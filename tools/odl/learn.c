@@ -266,6 +266,12 @@ int strat_parse(const char *spec, strat *out)
             out->lr_decay = (float)x;
         else if (!strcmp(opts, "shrink") && x > 0 && x < 1)
             out->slda_shrinkage = (float)x;
+        else if (!strcmp(opts, "adapter") && x >= 1 && x <= 4096)
+            out->adapter = (int32_t)x;
+        else if (!strcmp(opts, "gradual") && x >= 1 && x <= 100000)
+            out->gradual = (int32_t)x;
+        else if (!strcmp(opts, "mix") && x > 0 && x <= 1000)
+            out->mix = (float)x;
         else
             return cli_error("strategy '%s': unknown option or value out of range '%s=%s'", spec, opts, val);
         opts = next;
@@ -293,15 +299,16 @@ strat strat_default(strat_kind kind)
 }
 
 
-/* Copies the base's layers [boundary, L) into the head (same shapes). */
-static int copy_tail_params(odl_model *head, const odl_model *base, int32_t boundary)
+/* Copies the base's layers [boundary, L) into the head (same shapes); the
+ * head's first `skip` layers (an inserted adapter) keep their own init. */
+static int copy_tail_params(odl_model *head, const odl_model *base, int32_t boundary, int32_t skip)
 {
     const odl_model_desc *hd = odl_model_get_desc(head);
-    for (int32_t i = 0; i < hd->n_layers; i++)
+    for (int32_t i = skip; i < hd->n_layers; i++)
         for (int which = 0; which < 2; which++) {
             size_t nh, nb;
             float *dst = odl_model_param(head, i, which, &nh);
-            const float *src = odl_model_param_const(base, boundary + i, which, &nb);
+            const float *src = odl_model_param_const(base, boundary + i - skip, which, &nb);
             if (!nh)
                 continue;
             if (!dst || !src || nh != nb)
@@ -322,8 +329,13 @@ static int make_head(session *s, int32_t n_classes, owned_model *out)
     if (s->st.kind == STRAT_FULL) {
         odl_desc_freeze_below(&d, 0);
         odl_desc_set_classes(&d, n_classes);
+    } else if (s->st.adapter > 0 && odl_desc_insert_adapter(&d, 0, s->st.adapter) != ODL_OK) {
+        return cli_error("%s: cannot insert an adapter", s->st.name);
     }
-    return owned_model_make(out, &d, &cfg);
+    if (owned_model_make(out, &d, &cfg))
+        return 1;
+    odl_model_init_params(out->m, &s->rng); /* the adapter's identity init; the rest is copied over */
+    return 0;
 }
 
 /* EWC state for the current head; old Fisher/anchors kept as prefixes of
@@ -398,12 +410,8 @@ int session_start(session *s, const strat *st, odl_model *base, int32_t max_clas
     if (st->kind != STRAT_NCM && st->kind != STRAT_SLDA) {
         if (make_head(s, s->n_classes, &s->head))
             return 1;
-        if (st->kind == STRAT_FULL) {
-            if (copy_tail_params(s->head.m, base, 0))
-                return 1;
-        } else if (copy_tail_params(s->head.m, base, s->boundary)) {
+        if (copy_tail_params(s->head.m, base, s->boundary, st->kind != STRAT_FULL && st->adapter > 0))
             return 1;
-        }
         odl_desc_count_params(&s->head.desc, NULL, &s->trainable);
         s->learn_bytes = plan_sum(&s->head.plan);
     }
@@ -580,7 +588,16 @@ int session_learn(session *s, const float *x, const float *z, const int32_t *y, 
     ac.lwf_classes = old_classes;
     ac.lr_scale = lr_scale;
     const int32_t nr = s->replay ? odl_replay_count(s->replay) : 0;
+    if (s->st.mix > 0.0f)
+        ac.replay_per_epoch = (int32_t)(s->st.mix * (float)n + 0.5f);
+    /* gradual unfreezing: stage k trains the top k+1 parameterised layers */
+    int32_t stages = 1, per_stage = s->st.epochs;
+    if (s->st.gradual > 0) {
+        per_stage = s->st.gradual;
+        stages = (s->st.epochs + per_stage - 1) / per_stage;
+    }
     odl_mem_plan tp;
+    ac.epochs = per_stage < s->st.epochs ? per_stage : s->st.epochs;
     e = odl_adapt_plan(s->head.m, &ac, n, nr, &tp, &d);
     if (e != ODL_OK) {
         free(teacher);
@@ -592,8 +609,29 @@ int session_learn(session *s, const float *x, const float *z, const int32_t *y, 
     odl_adapt *tr;
     e = odl_adapt_init(&tr, s->head.m, &ac, n, nr, &ta, &d);
     odl_adapt_stats stats;
-    if (e == ODL_OK)
+    float full_scale[ODL_MAX_LAYERS];
+    memcpy(full_scale, lr_scale, sizeof full_scale);
+    for (int32_t stage = 0; stage < stages && e == ODL_OK; stage++) {
+        if (s->st.gradual > 0) {
+            int32_t seen = 0;
+            for (int32_t i = hd->n_layers - 1; i >= 0; i--) {
+                lr_scale[i] = seen <= stage ? full_scale[i] : 0.0f;
+                if (has_params(hd->layers[i].type))
+                    seen++;
+            }
+        }
+        /* the trainer keeps cfg.epochs from init; the last stage may be shorter */
+        int32_t left = s->st.epochs - stage * per_stage;
+        if (left < per_stage) {
+            odl_adapt_cfg last = ac;
+            last.epochs = left;
+            odl_arena_init(&ta, tbuf, tp.total);
+            e = odl_adapt_init(&tr, s->head.m, &last, n, nr, &ta, &d);
+            if (e != ODL_OK)
+                break;
+        }
         e = odl_adapt_run(tr, s->head.m, in, y, n, teacher, old_classes, s->replay, s->ewc, &s->rng, &stats, &d);
+    }
     free(tbuf);
     free(teacher);
     if (e != ODL_OK)
