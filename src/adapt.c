@@ -29,32 +29,42 @@ odl_adapt_cfg odl_adapt_cfg_defaults(void)
     return c;
 }
 
-static odl_status layout(odl_adapt *t, const odl_model *m, const odl_adapt_cfg *cfg, int32_t max_new,
-                         int32_t max_replay, odl_arena *a, odl_diag *d)
+/* Checks that the model can be trained from cfg.from at cfg.batch. */
+static odl_status check_model(const odl_model *m, const odl_adapt_cfg *cfg, int32_t *from, odl_diag *d)
 {
     if (!m || !cfg)
         return odl_fail(d, ODL_ERR_ARG, "adapt: model and config must not be NULL");
     const odl_model_cfg *mc = odl_model_get_cfg(m);
-    const int32_t from = cfg->from < 0 ? odl_model_first_trainable(m) : cfg->from;
     const int32_t L = odl_model_get_desc(m)->n_layers;
+    *from = cfg->from < 0 ? odl_model_first_trainable(m) : cfg->from;
     if (mc->mode != ODL_MODE_TRAIN || odl_model_first_trainable(m) >= L)
         return odl_fail(d, ODL_ERR_STATE, "adapt: the model has no trainable layer (set up for training?)");
-    if (from < 0 || from > odl_model_first_trainable(m))
+    if (*from < 0 || *from > odl_model_first_trainable(m))
         return odl_fail(d, ODL_ERR_ARG, "adapt: samples enter at layer %d, after the first trainable layer %d",
-                        (int)from, (int)odl_model_first_trainable(m));
-    if (cfg->epochs <= 0 || cfg->batch <= 0 || cfg->batch > mc->max_batch)
-        return odl_fail(d, ODL_ERR_ARG, "adapt: epochs %d / batch %d invalid (batch ≤ max_batch %d)",
-                        (int)cfg->epochs, (int)cfg->batch, (int)mc->max_batch);
+                        (int)*from, (int)odl_model_first_trainable(m));
+    if (cfg->batch > mc->max_batch)
+        return odl_fail(d, ODL_ERR_ARG, "adapt: batch %d exceeds the model's max_batch %d", (int)cfg->batch,
+                        (int)mc->max_batch);
+    const int32_t classes = odl_model_n_classes(m);
+    if (cfg->lwf_weight > 0.0f && (cfg->lwf_classes <= 0 || cfg->lwf_classes > classes))
+        return odl_fail(d, ODL_ERR_ARG, "adapt: lwf_classes %d out of range 1..%d", (int)cfg->lwf_classes,
+                        (int)classes);
+    return ODL_OK;
+}
+
+static odl_status layout(odl_adapt *t, size_t in_size, int32_t classes, const odl_adapt_cfg *cfg, int32_t max_new,
+                         int32_t max_replay, odl_arena *a, odl_diag *d)
+{
+    if (!cfg || in_size == 0 || classes <= 0)
+        return odl_fail(d, ODL_ERR_ARG, "adapt: bad dimensions");
+    if (cfg->epochs <= 0 || cfg->batch <= 0)
+        return odl_fail(d, ODL_ERR_ARG, "adapt: epochs %d / batch %d must be positive", (int)cfg->epochs,
+                        (int)cfg->batch);
     if (max_new < 0 || max_replay < 0 || max_new + max_replay <= 0)
         return odl_fail(d, ODL_ERR_ARG, "adapt: capacities %d new / %d replayed invalid", (int)max_new,
                         (int)max_replay);
     if (!(cfg->ewc_lambda >= 0.0f) || !(cfg->lwf_weight >= 0.0f) || !(cfg->lwf_T > 0.0f))
         return odl_fail(d, ODL_ERR_ARG, "adapt: ewc_lambda, lwf_weight must be ≥ 0 and lwf_T > 0");
-    const int32_t classes = odl_model_n_classes(m);
-    if (cfg->lwf_weight > 0.0f && (cfg->lwf_classes <= 0 || cfg->lwf_classes > classes))
-        return odl_fail(d, ODL_ERR_ARG, "adapt: lwf_classes %d out of range 1..%d", (int)cfg->lwf_classes,
-                        (int)classes);
-    const size_t in_size = odl_model_layer_shape(m, from - 1).size;
     const size_t B = (size_t)cfg->batch;
     void *p;
     odl_status s;
@@ -74,7 +84,6 @@ static odl_status layout(odl_adapt *t, const odl_model *m, const odl_adapt_cfg *
 #undef TAKE
     if (t) {
         t->cfg = *cfg;
-        t->cfg.from = from;
         t->max_new = max_new;
         t->max_replay = max_replay;
         t->in_size = in_size;
@@ -83,18 +92,29 @@ static odl_status layout(odl_adapt *t, const odl_model *m, const odl_adapt_cfg *
     return ODL_OK;
 }
 
-odl_status odl_adapt_plan(const odl_model *m, const odl_adapt_cfg *cfg, int32_t max_new, int32_t max_replay,
-                          odl_mem_plan *plan, odl_diag *d)
+odl_status odl_adapt_plan_dims(size_t in_size, int32_t classes, const odl_adapt_cfg *cfg, int32_t max_new,
+                               int32_t max_replay, odl_mem_plan *plan, odl_diag *d)
 {
     odl_arena a;
     void *p;
     odl_arena_init_counting(&a);
     odl_status s = odl_arena_alloc(&a, sizeof(odl_adapt), ODL_MEM_STATE, &p, d);
     if (s == ODL_OK)
-        s = layout(NULL, m, cfg, max_new, max_replay, &a, d);
+        s = layout(NULL, in_size, classes, cfg, max_new, max_replay, &a, d);
     if (s == ODL_OK)
         *plan = a.plan;
     return s;
+}
+
+odl_status odl_adapt_plan(const odl_model *m, const odl_adapt_cfg *cfg, int32_t max_new, int32_t max_replay,
+                          odl_mem_plan *plan, odl_diag *d)
+{
+    int32_t from;
+    odl_status s = check_model(m, cfg, &from, d);
+    if (s != ODL_OK)
+        return s;
+    return odl_adapt_plan_dims(odl_model_layer_shape(m, from - 1).size, odl_model_n_classes(m), cfg, max_new,
+                               max_replay, plan, d);
 }
 
 odl_status odl_adapt_init(odl_adapt **out, const odl_model *m, const odl_adapt_cfg *cfg, int32_t max_new,
@@ -102,7 +122,10 @@ odl_status odl_adapt_init(odl_adapt **out, const odl_model *m, const odl_adapt_c
 {
     odl_mem_plan plan;
     *out = NULL;
-    odl_status s = odl_adapt_plan(m, cfg, max_new, max_replay, &plan, d);
+    int32_t from;
+    odl_status s = check_model(m, cfg, &from, d);
+    if (s == ODL_OK)
+        s = odl_adapt_plan(m, cfg, max_new, max_replay, &plan, d);
     if (s != ODL_OK)
         return s;
     if (odl_arena_remaining(a) < plan.total)
@@ -112,9 +135,11 @@ odl_status odl_adapt_init(odl_adapt **out, const odl_model *m, const odl_adapt_c
     s = odl_arena_alloc(a, sizeof(odl_adapt), ODL_MEM_STATE, &p, d);
     if (s != ODL_OK)
         return s;
-    s = layout(p, m, cfg, max_new, max_replay, a, d);
-    if (s == ODL_OK)
+    s = layout(p, odl_model_layer_shape(m, from - 1).size, odl_model_n_classes(m), cfg, max_new, max_replay, a, d);
+    if (s == ODL_OK) {
+        ((odl_adapt *)p)->cfg.from = from;
         *out = p;
+    }
     return s;
 }
 

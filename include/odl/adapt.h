@@ -50,6 +50,10 @@ typedef struct odl_adapt odl_adapt;
  * samples per epoch. */
 odl_status odl_adapt_plan(const odl_model *m, const odl_adapt_cfg *cfg, int32_t max_new, int32_t max_replay,
                           odl_mem_plan *plan, odl_diag *d);
+/* The same plan from dimensions alone: the input size of the first trained
+ * layer and the class count (for planning before the model exists). */
+odl_status odl_adapt_plan_dims(size_t in_size, int32_t classes, const odl_adapt_cfg *cfg, int32_t max_new,
+                               int32_t max_replay, odl_mem_plan *plan, odl_diag *d);
 odl_status odl_adapt_init(odl_adapt **out, const odl_model *m, const odl_adapt_cfg *cfg, int32_t max_new,
                           int32_t max_replay, odl_arena *a, odl_diag *d);
 

@@ -24,5 +24,7 @@
 #include "odl/lwf.h"
 #include "odl/classmean.h"
 #include "odl/adapt.h"
+#include "odl/drift.h"
+#include "odl/learner.h"
 
 #endif

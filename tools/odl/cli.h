@@ -77,5 +77,6 @@ int cmd_quantize(int argc, char **argv);
 int cmd_drift(int argc, char **argv);
 int cmd_versions(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
+int cmd_session(int argc, char **argv);
 
 #endif

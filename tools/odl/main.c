@@ -18,6 +18,7 @@ static void usage(FILE *f)
           "  drift     run drift detectors over a data stream\n"
           "  versions  list the versions in a model store\n"
           "  rollback  restore an earlier version of a model store\n"
+          "  session   run a logged stream of user events through the learner\n"
           "\n"
           "Run 'odl <command> --help' for a command's options.\n",
           f);
@@ -57,6 +58,8 @@ int main(int argc, char **argv)
         return cmd_versions(argc - 1, argv + 1);
     if (!strcmp(cmd, "rollback"))
         return cmd_rollback(argc - 1, argv + 1);
+    if (!strcmp(cmd, "session"))
+        return cmd_session(argc - 1, argv + 1);
     fprintf(stderr, "odl: unknown command '%s' (try 'odl --help')\n", cmd);
     return 2;
 }

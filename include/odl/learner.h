@@ -1,0 +1,150 @@
+/* odl/learner.h — the small façade an application uses.
+ *
+ *   predict   x → class + confidence (frozen base once, then the head)
+ *   feedback  an example with its label, or a mark that a prediction was
+ *             right or wrong; screened by the data-quality gate
+ *   update    learns what was collected (+ replay), then the evaluation gate
+ *             accepts the new head or rolls it back automatically
+ *   rollback  restores an earlier accepted head
+ *   status    counters, every rejection by reason
+ *
+ * Built only on the public core (model, replay, adapt). All state lives in
+ * the caller's arena (odl_learner_plan sizes it). The base is the caller's
+ * model (inference mode, usually with frozen weights in place in flash);
+ * the learner owns a copy of the head, allocated for max_classes outputs
+ * from the start so new classes need no allocation. */
+#ifndef ODL_LEARNER_H
+#define ODL_LEARNER_H
+
+#include <stdint.h>
+#include "odl/adapt.h"
+#include "odl/arena.h"
+#include "odl/drift.h"
+#include "odl/model.h"
+#include "odl/replay.h"
+#include "odl/rng.h"
+#include "odl/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Why the data-quality gate refused an example (counted in the status). */
+typedef enum odl_reason {
+    ODL_REASON_NONE = 0,
+    ODL_REASON_NONFINITE,   /* NaN or Inf in the input */
+    ODL_REASON_LABEL,       /* label outside [0, max_classes) */
+    ODL_REASON_OUTLIER,     /* latent too far from its class's statistics */
+    ODL_REASON_CONTRADICTS, /* held: contradicts a very confident prediction (send again to confirm) */
+    ODL_REASON_DUPLICATE,   /* near-duplicate flood */
+    ODL_REASON_IMBALANCE,   /* one class flooding the collected examples */
+    ODL_REASON_FULL,        /* the collected-examples buffer is full: call update */
+    ODL_REASON_COUNT
+} odl_reason;
+
+const char *odl_reason_str(odl_reason r);
+
+/* The evaluation gate's policy: data, not code. */
+typedef struct odl_gate_policy {
+    float new_target;    /* accuracy on the held-out user examples after the update (default 0.5) */
+    float max_old_drop;  /* allowed drop of accuracy on the old-task guard set (default 0.05) */
+    float new_weight;    /* weight of "new" in the weighted average (default 0.5) */
+    int32_t require_avg_not_worse; /* the weighted average may not fall (default 1) */
+} odl_gate_policy;
+
+typedef struct odl_learner_cfg {
+    int32_t boundary;       /* first head layer (-1: the last dense layer) */
+    int32_t max_classes;    /* head outputs, room for new classes (default: the base's) */
+    int32_t max_collected;  /* examples collected between updates (default 64) */
+    int32_t holdout_every;  /* every k-th accepted example is held out for the gate (default 4) */
+    int32_t guard_size;     /* old-task examples kept to check forgetting (default 100); as many
+                               held-out examples of accepted updates are kept too, so a
+                               later update may not undo what the user taught before */
+    int32_t versions;       /* accepted heads kept in memory for rollback (default 4) */
+    odl_replay_cfg replay;  /* capacity 0: no replay (dim and n_classes are filled in) */
+    odl_adapt_cfg adapt;    /* epochs, batch, ewc (unused), lwf... (defaults: 10, 16) */
+    float lr;               /* Adam learning rate (default 1e-3) */
+    /* data-quality gate */
+    float outlier_k;        /* reject beyond mean + k·std of the class's latent distances (default 4; 0 = off) */
+    int32_t outlier_min;    /* ... once the class has this many statistics samples (default 20) */
+    float confident;        /* a label contradicting a prediction this confident is held (default 0.95) */
+    float dup_eps;          /* relative latent distance counted as a near-duplicate (default 1e-3) */
+    int32_t max_dups;       /* near-duplicates accepted per example (default 2) */
+    float max_class_share;  /* a class may hold at most this share of the collected (default 0.6) */
+    odl_gate_policy gate;
+    float bias_step;        /* calibration: bias change per net wrong mark rate (default 0.5) */
+    /* drift monitoring on every prediction: a z-score detector on the input's
+     * contrast (per-sample std) and an EWMA of the confidence; predict
+     * returns ODL_EVENT_DRIFT when either fires. */
+    int32_t drift;          /* 1 = on (default) */
+    odl_zscore_cfg drift_input;
+    odl_conf_cfg drift_conf;
+} odl_learner_cfg;
+
+odl_learner_cfg odl_learner_cfg_defaults(void);
+
+typedef struct odl_learner_status {
+    uint32_t version;          /* accepted updates so far (0 = the base) */
+    uint32_t predictions, feedback, accepted_examples, marks_right, marks_wrong;
+    uint32_t rejected[ODL_REASON_COUNT];
+    uint32_t updates, updates_accepted, updates_rolled_back, rollbacks;
+    uint32_t drift_events;     /* drift reported by predict */
+    uint32_t last_drift_at;    /* prediction count at the last drift event */
+    int32_t collected, held_out, active_classes;
+    /* the last gate decision */
+    float last_old_before, last_old_after, last_new_before, last_new_after;
+    float last_user_before, last_user_after; /* earlier accepted user examples */
+    int32_t user_guard;
+    int32_t last_accepted;
+    char last_decision[240];
+} odl_learner_status;
+
+typedef struct odl_learner odl_learner;
+
+/* Exact bytes of a learner over `base` (an initialised inference model). */
+odl_status odl_learner_plan(const odl_learner_cfg *cfg, const odl_model *base, odl_mem_plan *plan, odl_diag *d);
+odl_status odl_learner_init(odl_learner **out, const odl_learner_cfg *cfg, odl_model *base, odl_arena *a,
+                            odl_diag *d);
+
+/* The old data the device ships with (latents at the boundary are computed
+ * here): fills the replay buffer, the guard set and per-class statistics.
+ * x: n raw inputs of the base. */
+odl_status odl_learner_seed_old(odl_learner *L, const float *x, const int32_t *y, int32_t n, odl_rng *rng,
+                                odl_diag *d);
+
+/* ODL_OK, or ODL_EVENT_DRIFT (with *cls and *confidence set) when the drift
+ * monitors fire on this prediction. */
+odl_status odl_learner_predict(odl_learner *L, const float *x, int32_t *cls, float *confidence, odl_diag *d);
+
+/* A labelled example. ODL_OK when collected; ODL_EVENT_REJECTED with *why
+ * set when the gate refused or held it. */
+odl_status odl_learner_feedback(odl_learner *L, const float *x, int32_t label, odl_reason *why, odl_diag *d);
+
+/* A right/wrong mark on the prediction for x. A right mark collects x with
+ * the predicted label (through the gate); both feed bias calibration. */
+odl_status odl_learner_mark(odl_learner *L, const float *x, int32_t correct, odl_reason *why, odl_diag *d);
+
+/* Learns the collected examples (+ replay) and gates the result: ODL_OK if
+ * accepted (version + 1), ODL_EVENT_ROLLED_BACK if the gate refused it or
+ * training diverged (the head is exactly as before). */
+odl_status odl_learner_update(odl_learner *L, odl_rng *rng, odl_diag *d);
+
+/* The cheapest adaptation: per-class biases moved by the right/wrong marks
+ * since the last call, through the same evaluation gate. */
+odl_status odl_learner_calibrate(odl_learner *L, odl_diag *d);
+
+/* Restores the head of `steps` accepted versions ago. */
+odl_status odl_learner_rollback(odl_learner *L, int32_t steps, odl_diag *d);
+
+void odl_learner_get_status(const odl_learner *L, odl_learner_status *st);
+
+/* The current head (layers [boundary, L) of the base, max_classes outputs). */
+const odl_model *odl_learner_head(const odl_learner *L);
+int32_t odl_learner_boundary(const odl_learner *L);
+/* Per-class calibration biases added to the head's logits (max_classes). */
+const float *odl_learner_bias(const odl_learner *L);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

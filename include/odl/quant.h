@@ -1,0 +1,206 @@
+/* odl/quant.h — INT8 inference for the frozen prefix of a model (the TFLite
+ * scheme). The full description is docs/quant.md.
+ *
+ *   weights      int8, symmetric, per output channel: w = s_w[c] · q, zero point 0,
+ *                s_w[c] = max|w_c| / 127
+ *   biases       int32: round(b / (s_in · s_w[c])), zero point 0
+ *   activations  int8, asymmetric, per tensor: x = s · (q − zp), s and zp from the
+ *                min/max seen on calibration data (min ≤ 0 ≤ max, nudged so that
+ *                0.0 is exactly q = zp)
+ *   requantise   acc (int32) → zp_out + MultiplyByQuantizedMultiplier(acc, M0, shift),
+ *                integer only; ReLU/ReLU6 after conv/depthwise/dense are fused
+ *                into the output clamp
+ *
+ * An odl_qmodel is a quantised copy of layers [0, boundary) of an FP32 model.
+ * Its forward takes float inputs (quantised on entry) and returns the float
+ * latents of layer boundary−1 (dequantised on exit), so an FP32 head, a replay
+ * buffer or any strategy of odl/adapt.h consumes them unchanged:
+ *
+ *   odl_qcalib c;                                   // 1. calibrate (host)
+ *   odl_qcalib_begin(&c, desc, boundary, &diag);
+ *   odl_qcalib_observe(&c, fp32_model, x, n, work, work_floats, &diag);  // per batch
+ *   odl_qmodel_plan(desc, boundary, max_batch, &plan, &diag);            // 2. build
+ *   odl_qmodel_init(&q, desc, boundary, max_batch, &arena, &diag);
+ *   odl_qmodel_quantize(q, fp32_model, &c, &diag);
+ *   odl_qmodel_forward(q, x, n, z, &diag);          // 3. run: z = latents
+ *
+ * On a device the quantised model comes from a file (odl_qfile_read_desc,
+ * plan, init, odl_qmodel_load). Like the rest of the core: no malloc, no
+ * stdio, exact plans, errors through odl_diag. */
+#ifndef ODL_QUANT_H
+#define ODL_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "odl/status.h"
+#include "odl/arena.h"
+#include "odl/layers.h"
+#include "odl/model.h"
+#include "odl/file.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* New chunk types (docs/quant.md); readers that do not know them skip them. */
+#define ODL_CHUNK_QUANT  ODL_FOURCC('Q', 'N', 'T', ' ')
+#define ODL_CHUNK_QLAYER ODL_FOURCC('Q', 'L', 'A', 'Y')
+#define ODL_QUANT_VERSION 1
+
+/* Largest reduction (inputs per output) a quantised layer may have: with
+ * |x − zp| ≤ 255, |w| ≤ 128 and |bias| ≤ 2^30 no int32 sum can overflow. */
+#define ODL_QUANT_MAX_REDUCTION 32768
+#define ODL_QUANT_MAX_BIAS (1L << 30)
+
+/* ---- scalar helpers ------------------------------------------------------ */
+
+/* Affine parameters of an int8 tensor: real = scale · (q − zero_point). */
+typedef struct odl_qparams {
+    float scale;        /* > 0 */
+    int32_t zero_point; /* −128..127 */
+} odl_qparams;
+
+/* TFLite's ChooseQuantizationParams for int8: the range is widened to
+ * include 0, scale = (max − min) / 255, zero point rounded and clamped so
+ * that 0.0 is exact. A zero range gives scale 1, zero point 0. min/max must
+ * be finite (else scale 1, zero point 0 as well). */
+odl_qparams odl_q_choose_params(float min, float max);
+
+/* q = clamp(zp + round_half_away(x / scale), −128, 127); NaN gives zp. */
+int8_t odl_q_quantize(float x, odl_qparams p);
+float odl_q_dequantize(int8_t q, odl_qparams p);
+
+/* M (> 0) as M0 · 2^(shift − 31) with M0 in [2^30, 2^31) (TFLite's
+ * QuantizeMultiplier); M ≤ 0 or tiny gives (0, 0), huge M saturates at
+ * (2^31 − 1, 30). */
+void odl_q_quantize_multiplier(double m, int32_t *mult, int32_t *shift);
+
+/* TFLite's MultiplyByQuantizedMultiplier: round(x · M0 · 2^(shift − 31)) with
+ * gemmlowp's SaturatingRoundingDoublingHighMul (ties toward +inf) followed by
+ * RoundingDivideByPOT (ties away from zero). The left shift for shift > 0
+ * saturates at the int32 range instead of overflowing. */
+int32_t odl_q_multiply(int32_t x, int32_t mult, int32_t shift);
+
+/* ---- INT8 kernels --------------------------------------------------------
+ * Layouts and dimensions as the FP32 kernels (odl/layers.h). Each optimised
+ * kernel has a plain `_ref` loop; the two agree bit for bit. */
+typedef struct odl_qrequant {
+    int32_t in_zp;              /* zero point of the input */
+    int32_t out_zp;             /* zero point of the output */
+    int32_t act_min, act_max;   /* output clamp (fused ReLU/ReLU6), in −128..127 */
+    const int32_t *bias;        /* per output channel, int32 (may be NULL) */
+    const int32_t *mult;        /* per output channel requantisation multiplier */
+    const int32_t *shift;       /* per output channel shift */
+} odl_qrequant;
+
+/* y[n][o] = requant_o(bias[o] + Σ_i (x[n][i] − in_zp) · w[o][i]). */
+void odl_qdense_s8(const odl_dense_dims *d, const int8_t *x, const int8_t *w,
+                   const odl_qrequant *r, int8_t *y);
+void odl_qdense_s8_ref(const odl_dense_dims *d, const int8_t *x, const int8_t *w,
+                       const odl_qrequant *r, int8_t *y);
+
+/* Padding contributes (in_zp − in_zp) = 0, i.e. real zeros. */
+size_t odl_qconv2d_scratch_bytes(const odl_window_dims *d);
+void odl_qconv2d_s8(const odl_window_dims *d, const int8_t *x, const int8_t *w,
+                    const odl_qrequant *r, int8_t *y, void *scratch);
+void odl_qconv2d_s8_ref(const odl_window_dims *d, const int8_t *x, const int8_t *w,
+                        const odl_qrequant *r, int8_t *y);
+void odl_qdepthwise_s8(const odl_window_dims *d, const int8_t *x, const int8_t *w,
+                       const odl_qrequant *r, int8_t *y);
+void odl_qdepthwise_s8_ref(const odl_window_dims *d, const int8_t *x, const int8_t *w,
+                           const odl_qrequant *r, int8_t *y);
+
+/* Pools keep the input's scale and zero point. Max pool ignores padding;
+ * average pool sums the valid cells and divides with rounding half away from
+ * zero (TFLite), padding not counted. */
+void odl_qmaxpool_s8(const odl_window_dims *d, const int8_t *x, int8_t *y);
+void odl_qmaxpool_s8_ref(const odl_window_dims *d, const int8_t *x, int8_t *y);
+void odl_qavgpool_s8(const odl_window_dims *d, const int8_t *x, int8_t *y);
+void odl_qavgpool_s8_ref(const odl_window_dims *d, const int8_t *x, int8_t *y);
+void odl_qgap_s8(int32_t batch, int32_t c, int32_t hw, const int8_t *x, int8_t *y);
+void odl_qgap_s8_ref(int32_t batch, int32_t c, int32_t hw, const int8_t *x, int8_t *y);
+/* y = clamp(x, lo, hi): a ReLU/ReLU6 that could not be fused. */
+void odl_qclamp_s8(size_t n, const int8_t *x, int32_t lo, int32_t hi, int8_t *y);
+
+/* ---- calibration --------------------------------------------------------- */
+
+typedef struct odl_qcalib {
+    int32_t boundary;
+    int64_t samples;                /* samples observed */
+    float in_min, in_max;           /* range of the model input */
+    float min[ODL_MAX_LAYERS];      /* range of each layer's output, [0, boundary) */
+    float max[ODL_MAX_LAYERS];
+} odl_qcalib;
+
+/* Starts a calibration of layers [0, boundary) of desc (checked as
+ * odl_qmodel_plan does). */
+odl_status odl_qcalib_begin(odl_qcalib *c, const odl_model_desc *desc, int32_t boundary, odl_diag *d);
+/* Floats of work memory odl_qcalib_observe needs for a batch of n. */
+size_t odl_qcalib_work_floats(const odl_model_desc *desc, int32_t boundary, int32_t n);
+/* Runs the FP32 model m (whose max_batch must be ≥ n) layer by layer on n
+ * samples and widens every range. Non-finite values are ODL_ERR_NUMERIC. */
+odl_status odl_qcalib_observe(odl_qcalib *c, odl_model *m, const float *x, int32_t n, float *work,
+                              size_t work_floats, odl_diag *d);
+
+/* ---- the quantised model ------------------------------------------------- */
+
+typedef struct odl_qmodel odl_qmodel;
+
+/* Exact bytes odl_qmodel_init takes: the handle (state), int8 weights and
+ * int32/float per-channel data (params), two int8 ping-pong buffers of
+ * max_batch samples and the conv scratch (scratch). boundary in 1..n_layers;
+ * every parameterised layer below it must reduce over ≤ 32768 inputs. */
+odl_status odl_qmodel_plan(const odl_model_desc *desc, int32_t boundary, int32_t max_batch,
+                           odl_mem_plan *plan, odl_diag *d);
+odl_status odl_qmodel_init(odl_qmodel **out, const odl_model_desc *desc, int32_t boundary,
+                           int32_t max_batch, odl_arena *arena, odl_diag *d);
+
+/* Quantises the weights of m (same topology as q's prefix) with the
+ * activation ranges of a finished calibration (samples > 0). */
+odl_status odl_qmodel_quantize(odl_qmodel *q, const odl_model *m, const odl_qcalib *c, odl_diag *d);
+
+/* z (n × latent size floats) = the dequantised output of layer boundary−1 for
+ * n float inputs x; any n ≥ 1 (processed max_batch at a time). */
+odl_status odl_qmodel_forward(odl_qmodel *q, const float *x, int32_t n, float *z, odl_diag *d);
+/* The same, stopping before dequantisation: y receives int8 latents, with
+ * *p (may be NULL) their parameters. */
+odl_status odl_qmodel_forward_s8(odl_qmodel *q, const float *x, int32_t n, int8_t *y,
+                                 odl_qparams *p, odl_diag *d);
+
+int32_t odl_qmodel_boundary(const odl_qmodel *q);
+size_t odl_qmodel_latent_size(const odl_qmodel *q);
+/* Parameters of the model input and of layer i's output (i in [0, boundary)). */
+odl_qparams odl_qmodel_input_params(const odl_qmodel *q);
+odl_qparams odl_qmodel_output_params(const odl_qmodel *q, int32_t i);
+
+/* Parameter bytes of the prefix: INT8 (int8 weights + int32 biases + float
+ * weight scales + int32 multipliers and shifts, unpadded) and the FP32
+ * weights and biases it replaces. Either pointer may be NULL. */
+void odl_qmodel_param_bytes(const odl_qmodel *q, size_t *int8_bytes, size_t *fp32_bytes);
+
+/* ---- files ----------------------------------------------------------------
+ * A quantised file is a complete FP32 .odl file (TOPO, every TENS, META)
+ * with a QNT chunk and one QLAY chunk per prefix layer before END: every
+ * existing reader still loads the FP32 model (the head, in particular),
+ * and the INT8 path reads the Q chunks. */
+
+/* Writes header, TOPO, m's tensors, meta, the Q chunks of q, END. Without
+ * the Q chunks the bytes are exactly odl_model_save's. */
+odl_status odl_qmodel_save(const odl_qmodel *q, const odl_model *m, const odl_meta_kv *meta,
+                           int32_t n_meta, odl_writer *w, odl_diag *d);
+/* Writes just the Q chunks (for callers assembling a file themselves). */
+odl_status odl_qmodel_write_chunks(const odl_qmodel *q, odl_writer *w, odl_diag *d);
+
+/* Checks a whole quantised file (odl_file_read_desc, then every Q chunk
+ * against the topology) and returns its topology and boundary. A plain FP32
+ * file is ODL_ERR_NOT_FOUND ("no INT8 layers"). */
+odl_status odl_qfile_read_desc(const void *buf, size_t len, odl_model_desc *desc, int32_t *boundary,
+                               odl_diag *d);
+/* Loads the Q chunks into q (initialised for the file's topology and
+ * boundary); the values are copied, buf may go afterwards. */
+odl_status odl_qmodel_load(odl_qmodel *q, const void *buf, size_t len, odl_diag *d);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

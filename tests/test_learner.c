@@ -1,0 +1,256 @@
+/* The learner façade on real data: gates, rollback, calibration, plans. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "odl/data.h"
+#include "odl/learner.h"
+#include "odl/odl.h"
+
+typedef struct fixture {
+    odl_dataset tr, te;
+    void *base_buf;
+    odl_model *base;
+} fixture;
+
+/* A base trained briefly on real images (1 epoch, 6000 samples). */
+static int setup(odl_test_ctx *t, fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    odl_data_opts o = odl_data_opts_defaults();
+    o.limit = 6000;
+    if (odl_data_load(ODL_FASHION_DIR, &o, &f->tr, NULL) != ODL_OK)
+        return 0;
+    o.split = ODL_SPLIT_TEST;
+    o.limit = 1000;
+    if (odl_data_load(ODL_FASHION_DIR, &o, &f->te, NULL) != ODL_OK)
+        return 0;
+    odl_model_desc d;
+    odl_desc_edge_cnn(&d, 1, 28, 28, 10);
+    odl_model_cfg cfg = odl_model_cfg_defaults();
+    cfg.mode = ODL_MODE_TRAIN;
+    cfg.max_batch = 32;
+    odl_mem_plan p;
+    odl_model_plan(&d, &cfg, &p, NULL);
+    f->base_buf = malloc(p.total);
+    odl_arena a;
+    odl_arena_init(&a, f->base_buf, p.total);
+    if (odl_model_init(&f->base, &d, &cfg, &a, NULL) != ODL_OK)
+        return 0;
+    odl_rng r;
+    odl_rng_seed(&r, 1, 1);
+    odl_model_init_params(f->base, &r);
+    for (int32_t s = 0; s + 32 <= f->tr.n; s += 32) {
+        float loss;
+        if (odl_model_train_step(f->base, 0, f->tr.x + (size_t)s * 784, f->tr.y + s, 32, &r, &loss, NULL) != ODL_OK)
+            return 0;
+    }
+    (void)t;
+    return 1;
+}
+
+static void teardown(fixture *f)
+{
+    free(f->base_buf);
+    odl_dataset_free(&f->tr);
+    odl_dataset_free(&f->te);
+}
+
+static odl_learner *make_learner(odl_test_ctx *t, fixture *f, const odl_learner_cfg *cfg, void **buf)
+{
+    odl_mem_plan p;
+    odl_diag d;
+    if (odl_learner_plan(cfg, f->base, &p, &d) != ODL_OK) {
+        odl_test_logf(t, "    plan: %s", d.msg);
+        return NULL;
+    }
+    *buf = malloc(p.total);
+    odl_arena a;
+    odl_arena_init(&a, *buf, p.total);
+    odl_learner *L;
+    if (odl_learner_init(&L, cfg, f->base, &a, &d) != ODL_OK) {
+        odl_test_logf(t, "    init: %s", d.msg);
+        return NULL;
+    }
+    CHECK(a.used == p.total); /* the plan is the arena, byte for byte */
+    odl_rng r;
+    odl_rng_seed(&r, 2, 2);
+    /* the device ships with 2000 original examples' statistics */
+    if (odl_learner_seed_old(L, f->tr.x, f->tr.y, 2000, &r, &d) != ODL_OK) {
+        odl_test_logf(t, "    seed: %s", d.msg);
+        return NULL;
+    }
+    return L;
+}
+
+static void head_params(const odl_learner *L, float *out, size_t *n_out)
+{
+    size_t n;
+    const float *w = odl_model_param_const(odl_learner_head(L), 0, 0, &n);
+    memcpy(out, w, sizeof(float) * n);
+    *n_out = n;
+}
+
+static void test_gates_and_rollback(odl_test_ctx *t)
+{
+    fixture f;
+    REQUIRE(setup(t, &f));
+    odl_learner_cfg cfg = odl_learner_cfg_defaults();
+    void *buf = NULL;
+    odl_learner *L = make_learner(t, &f, &cfg, &buf);
+    REQUIRE(L);
+    odl_diag d;
+    odl_reason why;
+    odl_rng r;
+    odl_rng_seed(&r, 3, 3);
+    float x[784];
+
+    /* the data-quality gate */
+    memcpy(x, f.te.x, sizeof x);
+    x[5] = NAN;
+    CHECK(odl_learner_feedback(L, x, 1, &why, &d) == ODL_EVENT_REJECTED && why == ODL_REASON_NONFINITE);
+    CHECK(odl_learner_feedback(L, f.te.x, 99, &why, &d) == ODL_EVENT_REJECTED && why == ODL_REASON_LABEL);
+    for (int k = 0; k < 784; k++)
+        x[k] = 40.0f; /* finite, but nothing like an image */
+    CHECK(odl_learner_feedback(L, x, 3, &why, &d) == ODL_EVENT_REJECTED && why == ODL_REASON_OUTLIER);
+    int32_t dup_rejected = 0;
+    for (int k = 0; k < 4; k++)
+        dup_rejected += odl_learner_feedback(L, f.te.x + 784 * 7, f.te.y[7], &why, &d) == ODL_EVENT_REJECTED &&
+                        why == ODL_REASON_DUPLICATE;
+    CHECK(dup_rejected == 2); /* max_dups = 2: the 3rd and 4th copies */
+
+    /* a good update: the user's sensor drifted (gain 0.8, +0.1); 60 correct labels */
+    odl_shift sh;
+    odl_shift_parse("gain:0.8,0.1", &sh, NULL);
+    odl_dataset user;
+    odl_dataset_copy(&f.te, &user);
+    odl_dataset_shift(&user, &sh);
+    int32_t fed = 0, n_acc = 0;
+    for (int32_t k = 100; k < 1000 && n_acc < 60; k++) {
+        odl_status s = odl_learner_feedback(L, user.x + (size_t)k * 784, user.y[k], &why, &d);
+        fed++;
+        n_acc += s == ODL_OK;
+    }
+    odl_learner_status st;
+    odl_learner_get_status(L, &st);
+    odl_test_logf(t, "    collected %d of %d fed (imbalance %u, contradicts %u, outlier %u)", (int)st.collected,
+                  (int)fed, st.rejected[ODL_REASON_IMBALANCE], st.rejected[ODL_REASON_CONTRADICTS],
+                  st.rejected[ODL_REASON_OUTLIER]);
+    CHECK(st.collected >= 50 && st.held_out >= 10);
+    float before[640];
+    size_t nw;
+    head_params(L, before, &nw);
+    odl_status s = odl_learner_update(L, &r, &d);
+    odl_learner_get_status(L, &st);
+    odl_test_logf(t, "    good update: %s", st.last_decision);
+    CHECK(s == ODL_OK && st.version == 1 && st.updates_accepted == 1);
+    float v1[640];
+    head_params(L, v1, &nw);
+    CHECK(memcmp(before, v1, sizeof(float) * nw) != 0);
+
+    /* a bad update: every label shifted by one class; confident contradictions
+     * are held first, then confirmed by sending them again */
+    int32_t bad = 0;
+    for (int32_t k = 100; k < 1000 && bad < 40; k++) {
+        int32_t wrong = (user.y[k] + 1) % 10;
+        s = odl_learner_feedback(L, user.x + (size_t)k * 784, wrong, &why, &d);
+        if (s == ODL_EVENT_REJECTED && why == ODL_REASON_CONTRADICTS)
+            s = odl_learner_feedback(L, user.x + (size_t)k * 784, wrong, &why, &d);
+        bad += s == ODL_OK;
+    }
+    odl_learner_get_status(L, &st);
+    CHECK(st.rejected[ODL_REASON_CONTRADICTS] > 0);
+    CHECK(bad >= 20);
+    s = odl_learner_update(L, &r, &d);
+    odl_learner_get_status(L, &st);
+    odl_test_logf(t, "    mislabelled update: %s", st.last_decision);
+    CHECK(s == ODL_EVENT_ROLLED_BACK && st.version == 1 && st.updates_rolled_back == 1);
+    float after_bad[640];
+    head_params(L, after_bad, &nw);
+    CHECK(memcmp(v1, after_bad, sizeof(float) * nw) == 0); /* exactly as before */
+
+    /* rollback to the base's head */
+    CHECK_OK(odl_learner_rollback(L, 1, &d));
+    head_params(L, after_bad, &nw);
+    CHECK(memcmp(before, after_bad, sizeof(float) * nw) == 0);
+    CHECK(odl_learner_rollback(L, 1, &d) == ODL_ERR_NOT_FOUND);
+    odl_dataset_free(&user);
+    free(buf);
+    teardown(&f);
+}
+
+static void test_plan_refuses_small_arena(odl_test_ctx *t)
+{
+    fixture f;
+    REQUIRE(setup(t, &f));
+    odl_learner_cfg cfg = odl_learner_cfg_defaults();
+    cfg.max_classes = 12; /* room for two new classes */
+    odl_mem_plan p;
+    odl_diag d;
+    CHECK_OK(odl_learner_plan(&cfg, f.base, &p, &d));
+    void *buf = malloc(p.total);
+    odl_arena a;
+    odl_arena_init(&a, buf, p.total - 16);
+    odl_learner *L;
+    CHECK(odl_learner_init(&L, &cfg, f.base, &a, &d) == ODL_ERR_NOMEM);
+    CHECK(strstr(d.msg, "needs") && strstr(d.msg, "available"));
+    odl_arena_init(&a, buf, p.total);
+    CHECK_OK(odl_learner_init(&L, &cfg, f.base, &a, &d));
+    CHECK(a.used == p.total);
+    /* a label for a new class (10) activates it */
+    odl_rng r;
+    odl_rng_seed(&r, 4, 4);
+    CHECK_OK(odl_learner_seed_old(L, f.tr.x, f.tr.y, 500, &r, &d));
+    odl_reason why;
+    CHECK(odl_learner_feedback(L, f.te.x, 10, &why, &d) == ODL_OK);
+    odl_learner_status st;
+    odl_learner_get_status(L, &st);
+    CHECK(st.active_classes == 11);
+    free(buf);
+    teardown(&f);
+}
+
+static void test_calibration(odl_test_ctx *t)
+{
+    fixture f;
+    REQUIRE(setup(t, &f));
+    odl_learner_cfg cfg = odl_learner_cfg_defaults();
+    void *buf = NULL;
+    odl_learner *L = make_learner(t, &f, &cfg, &buf);
+    REQUIRE(L);
+    odl_diag d;
+    CHECK(odl_learner_calibrate(L, &d) == ODL_ERR_STATE); /* nothing marked */
+    /* mark every prediction of class 6 (shirt, often confused) wrong when it is */
+    int32_t marked = 0;
+    for (int32_t k = 0; k < 1000; k++) {
+        int32_t c;
+        float conf;
+        CHECK_OK(odl_learner_predict(L, f.te.x + (size_t)k * 784, &c, &conf, &d));
+        if (c != f.te.y[k]) {
+            odl_reason why;
+            CHECK_OK(odl_learner_mark(L, f.te.x + (size_t)k * 784, 0, &why, &d));
+            marked++;
+        }
+    }
+    CHECK(marked > 0);
+    odl_status s = odl_learner_calibrate(L, &d);
+    odl_learner_status st;
+    odl_learner_get_status(L, &st);
+    odl_test_logf(t, "    calibration after %d wrong marks: %s", (int)marked, st.last_decision);
+    CHECK(s == ODL_OK || s == ODL_EVENT_ROLLED_BACK);
+    int moved = 0;
+    for (int c = 0; c < 10; c++)
+        moved += odl_learner_bias(L)[c] != 0.0f;
+    CHECK(s == ODL_OK ? moved > 0 : moved == 0); /* rolled back means restored */
+    free(buf);
+    teardown(&f);
+}
+
+static const odl_test_case cases[] = {
+    {"gates_and_rollback", test_gates_and_rollback},
+    {"plan_refuses_small_arena", test_plan_refuses_small_arena},
+    {"calibration", test_calibration},
+};
+
+TEST_MAIN(cases)
