@@ -470,3 +470,65 @@ odl_status odl_slda_covariance(const odl_slda *h, float *out)
         }
     return ODL_OK;
 }
+
+uint64_t odl_slda_n_total(const odl_slda *h) { return h ? h->n_total : 0; }
+
+float odl_slda_cov_at(const odl_slda *h, int32_t i, int32_t j)
+{
+    if (!h || i < 0 || j < 0 || i >= h->dim || j >= h->dim)
+        return 0.0f;
+    return i >= j ? h->sigma[(size_t)i * h->dim + j] : h->sigma[(size_t)j * h->dim + i];
+}
+
+odl_status odl_slda_set(odl_slda *h, const float *means, const uint32_t *counts, const float *covariance,
+                        uint64_t n_total, odl_diag *d)
+{
+    if (!h || !means || !counts || !covariance)
+        return odl_fail(d, ODL_ERR_ARG, "odl_slda_set: handle, means, counts and covariance must not be NULL");
+    const int32_t D = h->dim, C = h->max_classes;
+    uint64_t sum = 0;
+    for (int32_t c = 0; c < C; c++) {
+        if (counts[c] > (uint32_t)INT32_MAX)
+            return odl_fail(d, ODL_ERR_ARG, "odl_slda_set: class %d count %u exceeds %d", (int)c,
+                            (unsigned)counts[c], (int)INT32_MAX);
+        sum += counts[c];
+        if (counts[c])
+            for (int32_t i = 0; i < D; i++)
+                if (!isfinite(means[(size_t)c * D + i]))
+                    return odl_fail(d, ODL_ERR_NUMERIC, "odl_slda_set: class %d mean component %d is not finite",
+                                    (int)c, (int)i);
+    }
+    if (sum != n_total)
+        return odl_fail(d, ODL_ERR_ARG, "odl_slda_set: the class counts sum to %lu, n_total is %lu",
+                        (unsigned long)sum, (unsigned long)n_total);
+    for (int32_t i = 0; i < D; i++)
+        for (int32_t j = 0; j <= i; j++) {
+            const float v = covariance[(size_t)i * D + j];
+            if (!isfinite(v))
+                return odl_fail(d, ODL_ERR_NUMERIC, "odl_slda_set: covariance (%d, %d) is not finite", (int)i,
+                                (int)j);
+            if (memcmp(&v, &covariance[(size_t)j * D + i], sizeof v) != 0)
+                return odl_fail(d, ODL_ERR_ARG, "odl_slda_set: covariance (%d, %d) differs from (%d, %d)", (int)i,
+                                (int)j, (int)j, (int)i);
+            if ((i == j && v < 0.0f) || (n_total == 0 && v != 0.0f))
+                return odl_fail(d, ODL_ERR_ARG, "odl_slda_set: covariance (%d, %d) = %.6f is impossible%s", (int)i,
+                                (int)j, (double)v, n_total == 0 ? " with no samples" : "");
+        }
+    int32_t seen = 0;
+    for (int32_t c = 0; c < C; c++) {
+        float *mu = h->means + (size_t)c * D;
+        if (counts[c]) {
+            memcpy(mu, means + (size_t)c * D, sizeof(float) * (size_t)D);
+            seen++;
+        } else {
+            memset(mu, 0, sizeof(float) * (size_t)D);
+        }
+        h->counts[c] = counts[c];
+    }
+    for (int32_t i = 0; i < D; i++)
+        memcpy(h->sigma + (size_t)i * D, covariance + (size_t)i * D, sizeof(float) * (size_t)(i + 1));
+    h->n_seen = seen;
+    h->n_total = n_total;
+    h->stale = 1;
+    return ODL_OK;
+}

@@ -10,6 +10,7 @@
  * Slots 0..count-1 are filled; they fill in order and are then only replaced,
  * never removed, so there are no holes. */
 #include "odl/replay.h"
+#include "odl/state.h"
 
 #include <math.h>
 #include <string.h>
@@ -358,5 +359,390 @@ odl_status odl_replay_sample(const odl_replay *rb, int32_t n, odl_rng *rng, floa
             labels_out[j] = tmp;
         }
     }
+    return ODL_OK;
+}
+
+
+/* ---- herding ------------------------------------------------------------ */
+
+size_t odl_replay_herding_scratch_floats(const odl_replay_cfg *cfg, int32_t n)
+{
+    if (!cfg || n < 0 || check_cfg(cfg, NULL) != ODL_OK)
+        return 0;
+    return 2 * (size_t)cfg->dim + (size_t)n + (size_t)cfg->n_classes;
+}
+
+/* Moves slot `from` to slot `to` (to < from), label included. */
+static void move_slot(odl_replay *rb, int32_t to, int32_t from)
+{
+    const size_t dim = (size_t)rb->cfg.dim;
+    if (rb->cfg.dtype == ODL_REPLAY_F32) {
+        memcpy(rb->data + (size_t)to * dim, rb->data + (size_t)from * dim, dim * sizeof(float));
+    } else {
+        memcpy(rb->qdata + (size_t)to * dim, rb->qdata + (size_t)from * dim, dim);
+        rb->scales[to] = rb->scales[from];
+    }
+    rb->labels[to] = rb->labels[from];
+}
+
+odl_status odl_replay_herding_fill(odl_replay *rb, const float *z, const int32_t *y, int32_t n,
+                                   float *scratch, size_t scratch_floats, odl_diag *diag)
+{
+    if (!rb)
+        return odl_fail(diag, ODL_ERR_ARG, "odl_replay_herding_fill: buffer must not be NULL");
+    if (n < 0 || (n > 0 && (!z || !y)))
+        return odl_fail(diag, ODL_ERR_ARG, "odl_replay_herding_fill: n = %d items with z/y %s", (int)n,
+                        n < 0 ? "(negative)" : "NULL");
+    const size_t need = odl_replay_herding_scratch_floats(&rb->cfg, n);
+    if (!scratch || scratch_floats < need)
+        return odl_fail(diag, ODL_ERR_ARG, "odl_replay_herding_fill: scratch of %zu floats, %zu needed",
+                        scratch ? scratch_floats : (size_t)0, need);
+    const int32_t C = rb->cfg.n_classes, D = rb->cfg.dim;
+    for (int32_t i = 0; i < n; i++) {
+        if (y[i] < 0 || y[i] >= C)
+            return odl_fail(diag, ODL_ERR_ARG, "replay herding: label %d of item %d out of range 0..%d",
+                            (int)y[i], (int)i, (int)C - 1);
+        const float *zi = z + (size_t)i * (size_t)D;
+        for (int32_t e = 0; e < D; e++)
+            if (!isfinite(zi[e]))
+                return odl_fail(diag, ODL_ERR_NUMERIC, "replay herding: z[%d][%d] is not finite", (int)i, (int)e);
+    }
+    float *mu = scratch, *sum = scratch + D, *taken = scratch + 2 * (size_t)D;
+    float *present = taken + (size_t)n;
+    for (int32_t c = 0; c < C; c++)
+        present[c] = 0.0f;
+    for (int32_t i = 0; i < n; i++) {
+        present[y[i]] = 1.0f;
+        taken[i] = 0.0f;
+    }
+    int32_t classes = 0;
+    for (int32_t c = 0; c < C; c++)
+        classes += present[c] != 0.0f || rb->class_count[c] > 0;
+    if (classes == 0)
+        return ODL_OK; /* empty buffer, no items */
+    const int32_t quota = rb->cfg.capacity / classes;
+    if (quota == 0)
+        return odl_fail(diag, ODL_ERR_ARG, "replay herding: %d classes and %d slots: no room for one exemplar each",
+                        (int)classes, (int)rb->cfg.capacity);
+
+    /* Nothing can fail from here on. Keep (trimmed) the classes not in y. */
+    for (int32_t c = 0; c < C; c++)
+        rb->class_count[c] = 0;
+    int32_t out = 0;
+    for (int32_t i = 0; i < rb->count; i++) {
+        const int32_t l = rb->labels[i];
+        if (present[l] != 0.0f || rb->class_count[l] >= quota)
+            continue;
+        if (out != i)
+            move_slot(rb, out, i);
+        rb->class_count[l]++;
+        out++;
+    }
+    rb->count = out;
+
+    /* Herd each class of y. */
+    for (int32_t c = 0; c < C; c++) {
+        if (present[c] == 0.0f)
+            continue;
+        int32_t n_c = 0;
+        for (int32_t e = 0; e < D; e++)
+            mu[e] = 0.0f;
+        for (int32_t i = 0; i < n; i++) {
+            if (y[i] != c)
+                continue;
+            n_c++;
+            const float *zi = z + (size_t)i * (size_t)D;
+            const float inv = (float)(1.0 / (double)n_c);
+            for (int32_t e = 0; e < D; e++)
+                mu[e] += (zi[e] - mu[e]) * inv;
+        }
+        const int32_t m = n_c < quota ? n_c : quota;
+        for (int32_t e = 0; e < D; e++)
+            sum[e] = 0.0f;
+        for (int32_t k = 1; k <= m; k++) {
+            int32_t best = -1;
+            double best_d = 0.0;
+            const double inv_k = 1.0 / (double)k;
+            for (int32_t i = 0; i < n; i++) {
+                if (y[i] != c || taken[i] != 0.0f)
+                    continue;
+                const float *zi = z + (size_t)i * (size_t)D;
+                double dist = 0.0;
+                for (int32_t e = 0; e < D; e++) {
+                    const double r = (double)mu[e] - ((double)sum[e] + (double)zi[e]) * inv_k;
+                    dist += r * r;
+                }
+                if (best < 0 || dist < best_d) {
+                    best = i;
+                    best_d = dist;
+                }
+            }
+            /* best >= 0: class c has n_c >= m >= k items, k-1 of them taken */
+            taken[best] = 1.0f;
+            const float *zb = z + (size_t)best * (size_t)D;
+            for (int32_t e = 0; e < D; e++)
+                sum[e] += zb[e];
+            store(rb, rb->count, zb, c);
+            rb->count++;
+            rb->class_count[c]++;
+        }
+        rb->class_seen[c] += (uint64_t)n_c;
+    }
+    rb->seen += (uint64_t)n;
+    return ODL_OK;
+}
+
+/* ---- the RPLY chunk ----------------------------------------------------- */
+
+#define RPLY_HEADER 48u
+
+typedef struct rply_layout {
+    uint64_t cc, cs, labels, scales, data, end; /* payload offsets */
+} rply_layout;
+
+static uint64_t al16(uint64_t v) { return (v + 15u) & ~(uint64_t)15u; }
+
+/* Offsets for a valid cfg (sizes bounded by check_cfg: no overflow). */
+static void rply_layout_of(const odl_replay_cfg *cfg, int32_t count, rply_layout *L)
+{
+    const uint64_t C = (uint64_t)cfg->n_classes, n = (uint64_t)count, D = (uint64_t)cfg->dim;
+    L->cc = RPLY_HEADER;
+    L->cs = al16(L->cc + 4u * C);
+    L->labels = al16(L->cs + 8u * C);
+    if (cfg->dtype == ODL_REPLAY_F32) {
+        L->scales = L->labels + 4u * n;
+        L->data = al16(L->labels + 4u * n);
+        L->end = L->data + 4u * n * D;
+    } else {
+        L->scales = al16(L->labels + 4u * n);
+        L->data = al16(L->scales + 4u * n);
+        L->end = L->data + n * D;
+    }
+}
+
+static void rply_fill(odl_chunk_out *o, const void *ctx)
+{
+    const odl_replay *rb = ctx;
+    const odl_replay_cfg *c = &rb->cfg;
+    odl_chunk_put_u32(o, ODL_STATE_LAYOUT_VERSION);
+    odl_chunk_put_u32(o, (uint32_t)c->capacity);
+    odl_chunk_put_u32(o, (uint32_t)c->dim);
+    odl_chunk_put_u32(o, (uint32_t)c->n_classes);
+    odl_chunk_put_u32(o, (uint32_t)c->policy);
+    odl_chunk_put_u32(o, (uint32_t)c->dtype);
+    odl_chunk_put_u32(o, (uint32_t)rb->count);
+    odl_chunk_put_u32(o, 0);
+    odl_chunk_put_u64(o, rb->seen);
+    odl_chunk_put_u64(o, 0);
+    for (int32_t k = 0; k < c->n_classes; k++)
+        odl_chunk_put_u32(o, (uint32_t)rb->class_count[k]);
+    odl_chunk_align16(o);
+    for (int32_t k = 0; k < c->n_classes; k++)
+        odl_chunk_put_u64(o, rb->class_seen[k]);
+    odl_chunk_align16(o);
+    for (int32_t i = 0; i < rb->count; i++)
+        odl_chunk_put_u32(o, (uint32_t)rb->labels[i]);
+    odl_chunk_align16(o);
+    const size_t nv = (size_t)rb->count * (size_t)c->dim;
+    if (c->dtype == ODL_REPLAY_F32) {
+        odl_chunk_put_f32s(o, rb->data, nv);
+    } else {
+        odl_chunk_put_f32s(o, rb->scales, (size_t)rb->count);
+        odl_chunk_align16(o);
+        odl_chunk_put_bytes(o, rb->qdata, nv);
+    }
+}
+
+odl_status odl_replay_save(const odl_replay *rb, odl_writer *w, odl_diag *diag)
+{
+    if (!rb || !w)
+        return odl_fail(diag, ODL_ERR_ARG, "odl_replay_save: buffer and writer must not be NULL");
+    return odl_state_write_chunk_fn(w, ODL_CHUNK_REPLAY, rply_fill, rb, diag);
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | ((uint64_t)rd32(p + 4) << 32); }
+static float rdf(const uint8_t *p)
+{
+    const uint32_t u = rd32(p);
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* Header: configuration, count, seen and the exact length. */
+static odl_status rply_header(const uint8_t *p, size_t len, odl_replay_cfg *cfg, int32_t *count, uint64_t *seen,
+                              odl_diag *d)
+{
+    if (!p || !cfg)
+        return odl_fail(d, ODL_ERR_ARG, "replay chunk: payload and cfg must not be NULL");
+    if (len < RPLY_HEADER)
+        return odl_fail(d, ODL_ERR_FORMAT, "replay chunk: %zu bytes, shorter than its %u-byte header", len,
+                        (unsigned)RPLY_HEADER);
+    if (rd32(p) != ODL_STATE_LAYOUT_VERSION)
+        return odl_fail(d, ODL_ERR_UNSUPPORTED, "replay chunk: layout version %u (this odl reads %u)",
+                        (unsigned)rd32(p), (unsigned)ODL_STATE_LAYOUT_VERSION);
+    const uint32_t pol = rd32(p + 16), dt = rd32(p + 20);
+    if (pol > 1u || dt > 1u)
+        return odl_fail(d, ODL_ERR_FORMAT, "replay chunk: unknown policy %u or dtype %u", (unsigned)pol,
+                        (unsigned)dt);
+    if (rd32(p + 28) != 0 || rd64(p + 40) != 0)
+        return odl_fail(d, ODL_ERR_FORMAT, "replay chunk: reserved header fields are not zero");
+    odl_replay_cfg c;
+    memset(&c, 0, sizeof c);
+    c.capacity = (int32_t)rd32(p + 4);
+    c.dim = (int32_t)rd32(p + 8);
+    c.n_classes = (int32_t)rd32(p + 12);
+    c.policy = pol ? ODL_REPLAY_CLASS_BALANCED : ODL_REPLAY_RESERVOIR;
+    c.dtype = dt ? ODL_REPLAY_INT8 : ODL_REPLAY_F32;
+    if (check_cfg(&c, d) != ODL_OK) {
+        odl_diag_prefix(d, "replay chunk");
+        if (d)
+            d->status = ODL_ERR_FORMAT;
+        return ODL_ERR_FORMAT;
+    }
+    const uint32_t cnt = rd32(p + 24);
+    const uint64_t sn = rd64(p + 32);
+    if (cnt > (uint32_t)c.capacity || (uint64_t)cnt > sn)
+        return odl_fail(d, ODL_ERR_FORMAT, "replay chunk: %u items held with capacity %d and %lu seen",
+                        (unsigned)cnt, (int)c.capacity, (unsigned long)sn);
+    rply_layout L;
+    rply_layout_of(&c, (int32_t)cnt, &L);
+    if (L.end != (uint64_t)len)
+        return odl_fail(d, ODL_ERR_FORMAT, "replay chunk: %zu bytes, %lu expected for %u items of dim %d", len,
+                        (unsigned long)L.end, (unsigned)cnt, (int)c.dim);
+    *cfg = c;
+    if (count)
+        *count = (int32_t)cnt;
+    if (seen)
+        *seen = sn;
+    return ODL_OK;
+}
+
+odl_status odl_replay_chunk_cfg(const uint8_t *payload, size_t len, odl_replay_cfg *cfg, odl_diag *diag)
+{
+    return rply_header(payload, len, cfg, NULL, NULL, diag);
+}
+
+static int zeros(const uint8_t *p, uint64_t from, uint64_t to)
+{
+    for (uint64_t i = from; i < to; i++)
+        if (p[i])
+            return 0;
+    return 1;
+}
+
+/* Recounts class_count from the labels (restores the invariant). */
+static void recount(odl_replay *rb)
+{
+    for (int32_t c = 0; c < rb->cfg.n_classes; c++)
+        rb->class_count[c] = 0;
+    for (int32_t i = 0; i < rb->count; i++)
+        rb->class_count[rb->labels[i]]++;
+}
+
+odl_status odl_replay_load(odl_replay *rb, const uint8_t *p, size_t len, odl_diag *diag)
+{
+    if (!rb)
+        return odl_fail(diag, ODL_ERR_ARG, "odl_replay_load: buffer must not be NULL");
+    odl_replay_cfg fc = {0, 0, 0, ODL_REPLAY_RESERVOIR, ODL_REPLAY_F32};
+    int32_t count = 0;
+    uint64_t seen = 0;
+    odl_status s = rply_header(p, len, &fc, &count, &seen, diag);
+    if (s != ODL_OK)
+        return s;
+    const odl_replay_cfg *bc = &rb->cfg;
+    static const char *const pol_names[] = {"reservoir", "class-balanced"};
+    static const char *const dt_names[] = {"f32", "int8"};
+    if (fc.capacity != bc->capacity || fc.dim != bc->dim || fc.n_classes != bc->n_classes)
+        return odl_fail(diag, ODL_ERR_SHAPE,
+                        "replay chunk: capacity %d, dim %d, %d classes in the file; the buffer has %d, %d, %d",
+                        (int)fc.capacity, (int)fc.dim, (int)fc.n_classes, (int)bc->capacity, (int)bc->dim,
+                        (int)bc->n_classes);
+    if (fc.policy != bc->policy || fc.dtype != bc->dtype)
+        return odl_fail(diag, ODL_ERR_SHAPE, "replay chunk: %s %s in the file; the buffer is %s %s",
+                        pol_names[fc.policy], dt_names[fc.dtype], pol_names[bc->policy], dt_names[bc->dtype]);
+    const int32_t C = fc.n_classes;
+    const size_t D = (size_t)fc.dim;
+    rply_layout L;
+    rply_layout_of(&fc, count, &L);
+    const uint64_t cc_end = L.cc + 4u * (uint64_t)C, cs_end = L.cs + 8u * (uint64_t)C;
+    const uint64_t lab_end = L.labels + 4u * (uint64_t)count;
+    if (!zeros(p, cc_end, L.cs) || !zeros(p, cs_end, L.labels) ||
+        (fc.dtype == ODL_REPLAY_F32 ? !zeros(p, lab_end, L.data)
+                                    : !zeros(p, lab_end, L.scales) || !zeros(p, L.scales + 4u * (uint64_t)count, L.data)))
+        return odl_fail(diag, ODL_ERR_FORMAT, "replay chunk: non-zero padding between its arrays");
+    /* counters */
+    uint64_t cnt_sum = 0, seen_sum = 0;
+    for (int32_t c = 0; c < C; c++) {
+        const uint32_t m = rd32(p + L.cc + 4u * (uint64_t)c);
+        const uint64_t sc = rd64(p + L.cs + 8u * (uint64_t)c);
+        if ((uint64_t)m > sc)
+            return odl_fail(diag, ODL_ERR_FORMAT, "replay chunk: class %d holds %u items of %lu seen", (int)c,
+                            (unsigned)m, (unsigned long)sc);
+        cnt_sum += m;
+        if (seen_sum + sc < seen_sum)
+            return odl_fail(diag, ODL_ERR_FORMAT, "replay chunk: per-class seen counts overflow");
+        seen_sum += sc;
+    }
+    if (cnt_sum != (uint64_t)count || seen_sum != seen)
+        return odl_fail(diag, ODL_ERR_FORMAT,
+                        "replay chunk: class counts sum to %lu held and %lu seen; the header says %d and %lu",
+                        (unsigned long)cnt_sum, (unsigned long)seen_sum, (int)count, (unsigned long)seen);
+    for (int32_t i = 0; i < count; i++) {
+        const uint32_t l = rd32(p + L.labels + 4u * (uint64_t)i);
+        if (l >= (uint32_t)C)
+            return odl_fail(diag, ODL_ERR_FORMAT, "replay chunk: slot %d has label %u, out of range 0..%d", (int)i,
+                            (unsigned)l, (int)C - 1);
+    }
+    /* values */
+    const size_t nv = (size_t)count * D;
+    if (fc.dtype == ODL_REPLAY_F32) {
+        for (size_t k = 0; k < nv; k++)
+            if (!isfinite(rdf(p + L.data + 4u * (uint64_t)k)))
+                return odl_fail(diag, ODL_ERR_NUMERIC, "replay chunk: slot %zu value %zu is not finite", k / D,
+                                k % D);
+    } else {
+        for (int32_t i = 0; i < count; i++) {
+            const float sc = rdf(p + L.scales + 4u * (uint64_t)i);
+            if (!isfinite(sc) || sc < 0.0f)
+                return odl_fail(diag, ODL_ERR_NUMERIC, "replay chunk: slot %d has scale %.6f", (int)i, (double)sc);
+        }
+        for (size_t k = 0; k < nv; k++)
+            if (p[L.data + k] == 0x80u)
+                return odl_fail(diag, ODL_ERR_FORMAT, "replay chunk: slot %zu value %zu is -128", k / D, k % D);
+    }
+    /* the labels' histogram must equal the class counts: computed in the
+     * buffer's class_count, which is recomputed from the buffer's own
+     * (untouched) labels if it does not match */
+    for (int32_t c = 0; c < C; c++)
+        rb->class_count[c] = 0;
+    for (int32_t i = 0; i < count; i++)
+        rb->class_count[rd32(p + L.labels + 4u * (uint64_t)i)]++;
+    for (int32_t c = 0; c < C; c++)
+        if ((uint32_t)rb->class_count[c] != rd32(p + L.cc + 4u * (uint64_t)c)) {
+            const int32_t got = rb->class_count[c];
+            recount(rb);
+            return odl_fail(diag, ODL_ERR_FORMAT, "replay chunk: class %d has %d labelled slots, its count says %u",
+                            (int)c, (int)got, (unsigned)rd32(p + L.cc + 4u * (uint64_t)c));
+        }
+    /* apply */
+    for (int32_t c = 0; c < C; c++)
+        rb->class_seen[c] = rd64(p + L.cs + 8u * (uint64_t)c);
+    for (int32_t i = 0; i < count; i++)
+        rb->labels[i] = (int32_t)rd32(p + L.labels + 4u * (uint64_t)i);
+    if (fc.dtype == ODL_REPLAY_F32) {
+        for (size_t k = 0; k < nv; k++)
+            rb->data[k] = rdf(p + L.data + 4u * (uint64_t)k);
+    } else {
+        for (int32_t i = 0; i < count; i++)
+            rb->scales[i] = rdf(p + L.scales + 4u * (uint64_t)i);
+        memcpy(rb->qdata, p + L.data, nv);
+    }
+    rb->count = count;
+    rb->seen = seen;
     return ODL_OK;
 }

@@ -759,6 +759,315 @@ static void test_determinism(odl_test_ctx *t)
         }
 }
 
+/* ---- herding ------------------------------------------------------------- */
+
+#define HD 8
+
+/* Seeded synthetic classes: centre c*2 on axis c, anisotropic and skewed
+ * noise (a squared normal on some axes), labels in random order. */
+static void herd_data(float *z, int32_t *y, int32_t n, int32_t ncls, uint64_t seed)
+{
+    odl_rng r;
+    odl_rng_seed(&r, seed, 11);
+    for (int32_t i = 0; i < n; i++) {
+        y[i] = (int32_t)odl_rng_below(&r, (uint32_t)ncls);
+        for (int32_t e = 0; e < HD; e++) {
+            const float g = odl_rng_normal(&r);
+            float v = (e % 3 == 0) ? g * g : g * (1.0f + 0.3f * (float)e);
+            if (e == y[i] % HD)
+                v += 2.0f * (float)y[i];
+            z[(size_t)i * HD + e] = v;
+        }
+    }
+}
+
+/* ||mean of the rows idx[0..m) of z - mu||. */
+static double subset_err(const float *z, const int32_t *idx, int32_t m, const double *mu)
+{
+    double acc = 0.0;
+    for (int32_t e = 0; e < HD; e++) {
+        double s = 0.0;
+        for (int32_t k = 0; k < m; k++)
+            s += z[(size_t)idx[k] * HD + e];
+        const double dv = s / m - mu[e];
+        acc += dv * dv;
+    }
+    return sqrt(acc);
+}
+
+/* The herded exemplars' mean is much closer to the class mean than a random
+ * subset of the same size; every class gets capacity / classes slots. */
+static void herding_vs_random(odl_test_ctx *t, odl_replay_dtype dt)
+{
+    enum { N = 600, C = 3, CAP = 30 };
+    static float z[N * HD];
+    static int32_t y[N];
+    herd_data(z, y, N, C, 77);
+    odl_replay_cfg cfg = mkcfg(CAP, HD, C, ODL_REPLAY_CLASS_BALANCED, dt);
+    rbox b;
+    REQUIRE(rbox_open(&b, &cfg) == ODL_OK);
+    const size_t ns = odl_replay_herding_scratch_floats(&cfg, N);
+    CHECK(ns == 2 * HD + N + C);
+    float *scratch = malloc(ns * sizeof(float));
+    REQUIRE(scratch);
+    odl_diag d;
+    CHECK_OK(odl_replay_herding_fill(b.rb, z, y, N, scratch, ns, &d));
+    CHECK(odl_replay_count(b.rb) == CAP && odl_replay_seen(b.rb) == N);
+    odl_rng r;
+    odl_rng_seed(&r, 5, 5);
+    for (int32_t c = 0; c < C; c++) {
+        CHECK(odl_replay_class_count(b.rb, c) == CAP / C);
+        /* the class's items and mean (in double) */
+        int32_t items[N], n_c = 0;
+        double mu[HD] = {0};
+        for (int32_t i = 0; i < N; i++)
+            if (y[i] == c) {
+                items[n_c++] = i;
+                for (int32_t e = 0; e < HD; e++)
+                    mu[e] += z[(size_t)i * HD + e];
+            }
+        CHECK(odl_replay_class_seen(b.rb, c) == (uint64_t)n_c);
+        for (int32_t e = 0; e < HD; e++)
+            mu[e] /= n_c;
+        /* the herded mean, read back from the buffer */
+        double hm[HD] = {0};
+        int32_t m = 0;
+        for (int32_t i = 0; i < odl_replay_count(b.rb); i++) {
+            float v[HD];
+            int32_t l;
+            odl_replay_get(b.rb, i, v, &l);
+            if (l != c)
+                continue;
+            m++;
+            for (int32_t e = 0; e < HD; e++)
+                hm[e] += v[e];
+        }
+        REQUIRE(m == CAP / C);
+        double herr = 0.0;
+        for (int32_t e = 0; e < HD; e++)
+            herr += (hm[e] / m - mu[e]) * (hm[e] / m - mu[e]);
+        herr = sqrt(herr);
+        /* random subsets of the same size */
+        const int trials = 1000;
+        double sum = 0.0;
+        int better = 0;
+        for (int k = 0; k < trials; k++) {
+            odl_rng_shuffle_u32(&r, (uint32_t *)items, (uint32_t)n_c);
+            const double re = subset_err(z, items, m, mu);
+            sum += re;
+            better += re <= herr;
+        }
+        odl_test_logf(t, "    %s class %d (%d items): herded mean error %.4f, random %d-subsets %.4f on average, "
+                      "%d of %d random subsets as good",
+                      dt ? "int8" : "f32", (int)c, (int)n_c, herr, (int)m, sum / trials, better, trials);
+        CHECK(herr < 0.25 * (sum / trials));
+        CHECK(better <= trials / 100);
+    }
+    free(scratch);
+    rbox_close(&b);
+}
+
+static void test_herding_vs_random(odl_test_ctx *t)
+{
+    herding_vs_random(t, ODL_REPLAY_F32);
+    herding_vs_random(t, ODL_REPLAY_INT8);
+}
+
+/* Slots and labels of a buffer, for before/after comparisons. */
+typedef struct snap {
+    int32_t count;
+    uint64_t seen;
+    float z[64 * HD];
+    int32_t l[64];
+} snap;
+
+static void take_snap(const odl_replay *rb, snap *s)
+{
+    memset(s, 0, sizeof *s);
+    s->count = odl_replay_count(rb);
+    s->seen = odl_replay_seen(rb);
+    for (int32_t i = 0; i < s->count && i < 64; i++)
+        odl_replay_get(rb, i, s->z + (size_t)i * HD, &s->l[i]);
+}
+
+/* Quotas with several calls: classes not in y are trimmed to their first
+ * slots (their best exemplars), classes in y re-herded, small classes keep
+ * everything. */
+static void test_herding_quota_and_trim(odl_test_ctx *t)
+{
+    enum { N = 200 };
+    static float z[N * HD];
+    static int32_t y[N];
+    odl_replay_cfg cfg = mkcfg(12, HD, 6, ODL_REPLAY_RESERVOIR, ODL_REPLAY_F32);
+    rbox b;
+    REQUIRE(rbox_open(&b, &cfg) == ODL_OK);
+    float scratch[2 * HD + N + 6];
+    /* task 1: classes 0 and 1, quota 6 */
+    herd_data(z, y, N, 2, 1);
+    CHECK_OK(odl_replay_herding_fill(b.rb, z, y, N, scratch, sizeof scratch / sizeof scratch[0], NULL));
+    CHECK(odl_replay_count(b.rb) == 12 && odl_replay_class_count(b.rb, 0) == 6 && odl_replay_class_count(b.rb, 1) == 6);
+    int32_t n1 = 0;
+    for (int32_t i = 0; i < N; i++)
+        n1 += y[i] == 1;
+    CHECK(odl_replay_class_seen(b.rb, 1) == (uint64_t)n1);
+    snap s1;
+    take_snap(b.rb, &s1);
+    for (int32_t i = 0; i < 12; i++)
+        CHECK(s1.l[i] == (i < 6 ? 0 : 1)); /* classes in order */
+    /* task 2: classes 2 and 3 (labels 0/1 shifted), quota 3 */
+    herd_data(z, y, N, 2, 2);
+    for (int32_t i = 0; i < N; i++)
+        y[i] += 2;
+    CHECK_OK(odl_replay_herding_fill(b.rb, z, y, N, scratch, sizeof scratch / sizeof scratch[0], NULL));
+    snap s2;
+    take_snap(b.rb, &s2);
+    CHECK(s2.count == 12 && s2.seen == 2 * N);
+    for (int32_t c = 0; c < 4; c++)
+        CHECK(odl_replay_class_count(b.rb, c) == 3);
+    /* the old classes kept their first three exemplars, in order */
+    CHECK(memcmp(s2.z, s1.z, 3 * HD * sizeof(float)) == 0);
+    CHECK(memcmp(s2.z + 3 * HD, s1.z + 6 * HD, 3 * HD * sizeof(float)) == 0);
+    CHECK(s2.l[0] == 0 && s2.l[3] == 1 && s2.l[6] == 2 && s2.l[9] == 3);
+    /* task 3: class 4 with a single item and class 1 again: 5 classes,
+     * quota 2; class 4 keeps its one item, class 1 is re-herded */
+    float z3[3 * HD];
+    int32_t y3[3] = {4, 1, 1};
+    for (int32_t k = 0; k < 3 * HD; k++)
+        z3[k] = 100.0f + (float)k;
+    CHECK_OK(odl_replay_herding_fill(b.rb, z3, y3, 3, scratch, sizeof scratch / sizeof scratch[0], NULL));
+    CHECK(odl_replay_count(b.rb) == 2 + 2 + 2 + 2 + 1);
+    CHECK(odl_replay_class_count(b.rb, 1) == 2 && odl_replay_class_count(b.rb, 4) == 1);
+    CHECK(odl_replay_class_seen(b.rb, 1) == (uint64_t)n1 + 2 && odl_replay_class_seen(b.rb, 4) == 1);
+    snap s3;
+    take_snap(b.rb, &s3);
+    for (int32_t i = 0; i < s3.count; i++)
+        if (s3.l[i] == 1)
+            CHECK(s3.z[(size_t)i * HD] >= 100.0f); /* the new class-1 items */
+    CHECK(s3.seen == 2 * N + 3);
+    /* then the policy takes over: free slots first, invariants hold */
+    odl_rng rng;
+    odl_rng_seed(&rng, 3, 3);
+    for (int32_t i = 0; i < 50; i++)
+        CHECK_OK(odl_replay_add(b.rb, z + (size_t)i * HD, i % 6, &rng, NULL));
+    CHECK(odl_replay_count(b.rb) == 12);
+    int32_t hist[6] = {0}, total = 0;
+    uint64_t seen_sum = 0;
+    for (int32_t i = 0; i < 12; i++) {
+        int32_t l;
+        CHECK_OK(odl_replay_get(b.rb, i, NULL, &l));
+        hist[l]++;
+    }
+    for (int32_t c = 0; c < 6; c++) {
+        CHECK(hist[c] == odl_replay_class_count(b.rb, c));
+        CHECK((uint64_t)hist[c] <= odl_replay_class_seen(b.rb, c));
+        total += hist[c];
+        seen_sum += odl_replay_class_seen(b.rb, c);
+    }
+    CHECK(total == 12 && seen_sum == odl_replay_seen(b.rb));
+    rbox_close(&b);
+}
+
+/* Class-balanced buffer after herding: adds keep every invariant. */
+static void test_herding_then_balanced_adds(odl_test_ctx *t)
+{
+    enum { N = 300 };
+    static float z[N * HD];
+    static int32_t y[N];
+    herd_data(z, y, N, 3, 9);
+    odl_replay_cfg cfg = mkcfg(20, HD, 5, ODL_REPLAY_CLASS_BALANCED, ODL_REPLAY_INT8);
+    rbox b;
+    REQUIRE(rbox_open(&b, &cfg) == ODL_OK);
+    float scratch[2 * HD + N + 5];
+    CHECK_OK(odl_replay_herding_fill(b.rb, z, y, N, scratch, sizeof scratch / sizeof scratch[0], NULL));
+    CHECK(odl_replay_count(b.rb) == 18); /* 3 classes x quota 6 */
+    odl_rng rng;
+    odl_rng_seed(&rng, 4, 4);
+    for (int32_t i = 0; i < 500; i++) {
+        const float v[HD] = {(float)i, 1, 2, 3, 4, 5, 6, 7};
+        CHECK_OK(odl_replay_add(b.rb, v, (int32_t)odl_rng_below(&rng, 5), &rng, NULL));
+        int32_t hist[5] = {0};
+        for (int32_t k = 0; k < odl_replay_count(b.rb); k++) {
+            int32_t l;
+            odl_replay_get(b.rb, k, NULL, &l);
+            hist[l]++;
+        }
+        for (int32_t c = 0; c < 5; c++)
+            if (hist[c] != odl_replay_class_count(b.rb, c)) {
+                CHECK(!"class counts follow the labels");
+                i = 500;
+                break;
+            }
+    }
+    CHECK(odl_replay_count(b.rb) == 20);
+    rbox_close(&b);
+}
+
+static void test_herding_errors(odl_test_ctx *t)
+{
+    enum { N = 40 };
+    float z[N * HD];
+    int32_t y[N];
+    herd_data(z, y, N, 3, 5);
+    odl_replay_cfg cfg = mkcfg(9, HD, 3, ODL_REPLAY_RESERVOIR, ODL_REPLAY_F32);
+    rbox b;
+    REQUIRE(rbox_open(&b, &cfg) == ODL_OK);
+    float scratch[2 * HD + N + 3];
+    const size_t ns = sizeof scratch / sizeof scratch[0];
+    CHECK_OK(odl_replay_herding_fill(b.rb, z, y, N, scratch, ns, NULL));
+    snap before, after;
+    take_snap(b.rb, &before);
+    odl_diag d;
+    CHECK(odl_replay_herding_fill(NULL, z, y, N, scratch, ns, &d) == ODL_ERR_ARG);
+    CHECK(odl_replay_herding_fill(b.rb, z, y, -1, scratch, ns, &d) == ODL_ERR_ARG);
+    CHECK(odl_replay_herding_fill(b.rb, NULL, y, N, scratch, ns, &d) == ODL_ERR_ARG);
+    CHECK(odl_replay_herding_fill(b.rb, z, y, N, NULL, ns, &d) == ODL_ERR_ARG);
+    odl_diag_clear(&d);
+    CHECK(odl_replay_herding_fill(b.rb, z, y, N, scratch, ns - 1, &d) == ODL_ERR_ARG);
+    CHECK(strstr(d.msg, "needed") != NULL);
+    y[7] = 3;
+    CHECK(odl_replay_herding_fill(b.rb, z, y, N, scratch, ns, &d) == ODL_ERR_ARG);
+    y[7] = 0;
+    z[5 * HD + 2] = NAN;
+    CHECK(odl_replay_herding_fill(b.rb, z, y, N, scratch, ns, &d) == ODL_ERR_NUMERIC);
+    z[5 * HD + 2] = 0.0f;
+    /* 3 classes in a 2-slot buffer: no room */
+    odl_replay_cfg small = mkcfg(2, HD, 3, ODL_REPLAY_RESERVOIR, ODL_REPLAY_F32);
+    rbox s;
+    REQUIRE(rbox_open(&s, &small) == ODL_OK);
+    odl_diag_clear(&d);
+    CHECK(odl_replay_herding_fill(s.rb, z, y, N, scratch, ns, &d) == ODL_ERR_ARG);
+    odl_test_logf(t, "    %s", d.msg);
+    CHECK(odl_replay_count(s.rb) == 0 && odl_replay_seen(s.rb) == 0);
+    /* n = 0 on an empty buffer: nothing to do */
+    CHECK_OK(odl_replay_herding_fill(s.rb, NULL, NULL, 0, scratch, ns, &d));
+    CHECK(odl_replay_count(s.rb) == 0);
+    take_snap(b.rb, &after);
+    CHECK(memcmp(&before, &after, sizeof before) == 0);
+    CHECK(odl_replay_herding_scratch_floats(NULL, 3) == 0 && odl_replay_herding_scratch_floats(&cfg, -1) == 0);
+    rbox_close(&s);
+    rbox_close(&b);
+}
+
+/* The same inputs give the same buffer, bit for bit. */
+static void test_herding_determinism(odl_test_ctx *t)
+{
+    enum { N = 150 };
+    static float z[N * HD];
+    static int32_t y[N];
+    herd_data(z, y, N, 4, 6);
+    odl_replay_cfg cfg = mkcfg(16, HD, 4, ODL_REPLAY_RESERVOIR, ODL_REPLAY_F32);
+    rbox a, b;
+    REQUIRE(rbox_open(&a, &cfg) == ODL_OK && rbox_open(&b, &cfg) == ODL_OK);
+    float scratch[2 * HD + N + 4];
+    CHECK_OK(odl_replay_herding_fill(a.rb, z, y, N, scratch, sizeof scratch / sizeof scratch[0], NULL));
+    for (size_t k = 0; k < sizeof scratch / sizeof scratch[0]; k++)
+        scratch[k] = NAN; /* scratch contents do not matter */
+    CHECK_OK(odl_replay_herding_fill(b.rb, z, y, N, scratch, sizeof scratch / sizeof scratch[0], NULL));
+    CHECK(same_contents(a.rb, b.rb));
+    rbox_close(&a);
+    rbox_close(&b);
+}
+
 static const odl_test_case cases[] = {
     {"plan_matches_arena", test_plan_matches_arena},
     {"plan_int8_bytes", test_plan_int8_bytes},
@@ -773,6 +1082,11 @@ static const odl_test_case cases[] = {
     {"bad_input", test_bad_input},
     {"sample", test_sample},
     {"determinism", test_determinism},
+    {"herding_vs_random", test_herding_vs_random},
+    {"herding_quota_and_trim", test_herding_quota_and_trim},
+    {"herding_then_balanced_adds", test_herding_then_balanced_adds},
+    {"herding_errors", test_herding_errors},
+    {"herding_determinism", test_herding_determinism},
 };
 
 TEST_MAIN(cases)

@@ -149,6 +149,22 @@ odl_status odl_slda_covariance(const odl_slda *h, float *out);
 const float *odl_slda_weights(const odl_slda *h);
 const float *odl_slda_bias(const odl_slda *h);
 
+/* For saving and restoring (odl/state.h). */
+/* Samples added in all (the sum of the class counts); 0 for NULL. */
+uint64_t odl_slda_n_total(const odl_slda *h);
+/* Covariance element (i, j) = (j, i); 0 for NULL or out of range. */
+float odl_slda_cov_at(const odl_slda *h, int32_t i, int32_t j);
+/* Replaces the statistics: means max_classes x dim, counts max_classes (each
+ * <= INT32_MAX), covariance dim x dim row-major, n_total. Checked first
+ * (invalid input changes nothing): every mean of a counted class and every
+ * covariance element finite (ODL_ERR_NUMERIC), the covariance exactly
+ * symmetric with a non-negative diagonal, all zero when n_total is 0, and
+ * n_total equal to the sum of the counts (ODL_ERR_ARG). Rows of classes
+ * with count 0 are stored as zeros. The shrinkage is kept; the fit is marked
+ * stale. */
+odl_status odl_slda_set(odl_slda *h, const float *means, const uint32_t *counts, const float *covariance,
+                        uint64_t n_total, odl_diag *d);
+
 #ifdef __cplusplus
 }
 #endif

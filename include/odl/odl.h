@@ -26,5 +26,8 @@
 #include "odl/adapt.h"
 #include "odl/drift.h"
 #include "odl/learner.h"
+#include "odl/quant.h"
+#include "odl/state.h"
+#include "odl/store.h"
 
 #endif

@@ -52,6 +52,11 @@
  *   buffer's labels once (O(capacity)) when the buffer is full; no extra
  *   memory.
  *
+ * Herding (iCaRL exemplar selection) is a third way to fill the buffer, at
+ * task boundaries: odl_replay_herding_fill, below. A buffer can be saved to
+ * and restored from the model file (odl_replay_save / odl_replay_load, the
+ * 'RPLY' chunk; odl/state.h).
+ *
  * INT8 storage: each vector is quantised symmetrically on its own:
  *   scale = max_i |z_i| / 127 (stored as a float per slot; 0 for an all-zero
  *   vector), q_i = round-half-away(z_i / scale) clamped to [-127, 127],
@@ -68,6 +73,7 @@
 #include "odl/status.h"
 #include "odl/arena.h"
 #include "odl/rng.h"
+#include "odl/file.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -138,6 +144,61 @@ odl_status odl_replay_get(const odl_replay *rb, int32_t i, float *z_out, int32_t
  * NULL rb/rng, ODL_ERR_STATE for n > 0 on an empty buffer. */
 odl_status odl_replay_sample(const odl_replay *rb, int32_t n, odl_rng *rng, float *z_out,
                              int32_t *labels_out, odl_diag *diag);
+
+/* ---- herding (iCaRL exemplar selection) ------------------------------------
+ *
+ * The herding variant of the buffer (Welling 2009; Rebuffi et al. 2017,
+ * iCaRL): at a task boundary, given the task's items (z: n x dim floats,
+ * y: n labels), the buffer is refilled with exemplars whose mean best
+ * approximates each class mean.
+ *
+ * Classes present = the classes in y, plus the classes already in the buffer
+ * that are not in y. quota = capacity / (classes present) (floor;
+ * ODL_ERR_ARG if that is 0). Then:
+ *  - classes already in the buffer and not in y keep their first `quota`
+ *    items in slot order (for a class stored by herding: its best exemplars,
+ *    iCaRL's ReduceExemplarSet); the buffer is compacted, order kept;
+ *  - every class c in y, in increasing class order, gets m = min(quota, n_c)
+ *    exemplars chosen greedily: mu = the mean of c's items in z and, for
+ *    k = 1..m, the item i not yet chosen minimising
+ *        || mu - (s + z_i) / k ||^2        (s: sum of the k-1 chosen items)
+ *    (distance in double, lowest index on ties), appended in that order;
+ *    a class in y that was already in the buffer loses its old items.
+ *  - counters: seen += n, class_seen[c] += n_c for c in y; class counts
+ *    follow the contents.
+ * Afterwards odl_replay_add keeps working under the buffer's policy (a
+ * buffer left below capacity fills its free slots first). iCaRL herds
+ * L2-normalised features; normalise z first to do the same. INT8 buffers
+ * herd on the float z and store the chosen items quantised.
+ *
+ * Memory: scratch (caller's), odl_replay_herding_scratch_floats(cfg, n) =
+ * 2*dim + n + n_classes floats. Cost O(m * n * dim) per class in y.
+ * Errors (nothing changed): ODL_ERR_ARG (NULL, n < 0, a label out of range,
+ * scratch too small, quota 0), ODL_ERR_NUMERIC (non-finite z). */
+size_t odl_replay_herding_scratch_floats(const odl_replay_cfg *cfg, int32_t n);
+odl_status odl_replay_herding_fill(odl_replay *rb, const float *z, const int32_t *y, int32_t n,
+                                   float *scratch, size_t scratch_floats, odl_diag *diag);
+
+/* ---- saving and restoring (the 'RPLY' chunk, docs/format.md) -------------
+ *
+ * odl_replay_save writes one chunk: the configuration, the counters (seen,
+ * per class: count and seen) and the filled slots exactly as held (F32
+ * values, or INT8 values and scales), so a restored buffer is bit-identical
+ * and, given an RNG in the same state and the same further items, evolves
+ * exactly like the original.
+ *
+ * odl_replay_load restores a payload (from odl_file_next) into a buffer
+ * built with the same configuration (ODL_ERR_SHAPE naming the field
+ * otherwise). Everything is checked before the buffer changes: layout
+ * version (ODL_ERR_UNSUPPORTED), lengths, zero padding and reserved fields,
+ * count <= capacity and count <= seen, per class count <= seen, the sums,
+ * every label in range and the labels' histogram equal to the class counts,
+ * every value finite, INT8 scales >= 0 and values in [-127, 127]
+ * (ODL_ERR_FORMAT / ODL_ERR_NUMERIC). On error the buffer is unchanged.
+ * odl_replay_chunk_cfg reads and checks just the configuration. */
+odl_status odl_replay_save(const odl_replay *rb, odl_writer *w, odl_diag *diag);
+odl_status odl_replay_load(odl_replay *rb, const uint8_t *payload, size_t len, odl_diag *diag);
+odl_status odl_replay_chunk_cfg(const uint8_t *payload, size_t len, odl_replay_cfg *cfg, odl_diag *diag);
 
 #ifdef __cplusplus
 }
