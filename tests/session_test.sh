@@ -14,8 +14,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 "$odl" train --data "$data" --epochs 1 --limit 12000 --seed 0 --quiet -o base.odl >/dev/null || { bad train; echo "$pass passed, $fail failed"; exit 1; }
-run() { "$odl" session --model base.odl --data "$data" --shift gain:0.8,0.1 --events "$src/examples/session/events.csv" --quiet; }
-out=$(run 2>&1); echo "$out"
+run() { "$odl" session --model base.odl --data "$data" --shift gain:0.8,0.1 --events "$src/examples/session/events.csv" --quiet "$@"; }
+out=$(run --store store 2>&1); echo "$out"
 echo "$out" | grep -qE "drift detected at prediction [0-9]+: [0-9]+ predictions after the first drifted sample" && ok drift || bad drift
 delay=$(echo "$out" | sed -nE 's/.*: ([0-9]+) predictions after the first drifted sample/\1/p' | head -1)
 [ -n "$delay" ] && [ "$delay" -le 150 ] && ok "drift within 150 samples ($delay)" || bad "drift delay '$delay'"
@@ -27,5 +27,11 @@ echo "$out" | grep -q "rollback 1: version 0 is current" && ok rollback || bad r
 cp session-v1.odl first.odl
 run >/dev/null 2>&1
 cmp -s session-v1.odl first.odl && ok "replay is bit-identical" || bad "replay differs"
+# the store: the base (v1), the accepted update (v2); the session rolled back to v1
+vs=$("$odl" versions --store store 2>&1); echo "$vs"
+echo "$vs" | grep -qE "^ +\* v1 .*base" && ok "store: v1 (base) current after the session's rollback" || bad "store current"
+echo "$vs" | grep -qE "^ +v2 +v1 .*update accepted" && ok "store: v2 is the accepted update" || bad "store v2"
+"$odl" rollback --store store --to 2 >/dev/null 2>&1 && "$odl" versions --store store 2>&1 | grep -qE "^ +\* v2" && ok "store: back to v2" || bad "store --to 2"
+"$odl" rollback --store store --steps 5 >/dev/null 2>err.txt; [ $? -ne 0 ] && grep -q "^odl: " err.txt && ok "store: too many steps refused" || bad "store steps"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

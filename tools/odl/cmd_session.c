@@ -1,5 +1,8 @@
 /* odl session: a logged stream of user events, run through the learner. */
 #include <ctype.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +34,9 @@ static void help(FILE *f)
           "                       guard set, class statistics)  (default: --data's train split)\n"
           "  --old-samples N      how many of them              (default 2000)\n"
           "  --max-classes N      room for new classes          (default: the model's)\n"
+          "  --store DIR          keep every accepted version in a power-cut-safe store\n"
+          "                       (the base is version 1; see odl versions / odl rollback)\n"
+          "  --keep N             versions the store keeps            (default 8)\n"
           "  --seed S             (default 0)\n"
           "  --quiet              decisions only\n",
           f);
@@ -74,9 +80,26 @@ static int save_model(odl_learner *L, const cli_model *base, const char *path, u
     return s == ODL_OK ? 0 : cli_fail(path, s, d);
 }
 
+/* Commits the current model (or the file at `path` as it is) to the store. */
+static int store_commit(const char *store, int32_t keep, const char *file, const char *strategy,
+                        const odl_learner_status *st, uint64_t logical_time, uint32_t *id, odl_diag *d)
+{
+    odl_store_meta meta;
+    odl_store_meta_init(&meta, strategy, st ? st->last_decision : "the base model", logical_time);
+    if (st) {
+        odl_store_meta_add_metric(&meta, "old", st->last_old_after, NULL);
+        odl_store_meta_add_metric(&meta, "new", st->last_new_after, NULL);
+        if (st->last_user_after >= 0.0f)
+            odl_store_meta_add_metric(&meta, "user", st->last_user_after, NULL);
+    }
+    odl_status s = odl_store_posix_commit_file(store, (uint32_t)keep, file, &meta, id, d);
+    return s == ODL_OK ? 0 : cli_fail(store, s, d);
+}
+
 int cmd_session(int argc, char **argv)
 {
-    const char *model = NULL, *data = NULL, *events = NULL, *shift = NULL, *old = NULL, *v = NULL;
+    const char *model = NULL, *data = NULL, *events = NULL, *shift = NULL, *old = NULL, *store = NULL, *v = NULL;
+    int32_t keep = ODL_STORE_POSIX_DEFAULT_KEEP;
     odl_split split = ODL_SPLIT_TEST;
     int32_t old_n = 2000, max_classes = 0, seed = 0;
     int quiet = 0;
@@ -90,7 +113,7 @@ int cmd_session(int argc, char **argv)
             quiet = 1;
         } else if ((r = cli_opt(&a, "--model", &model)) || (r = cli_opt(&a, "--data", &data)) ||
                    (r = cli_opt(&a, "--events", &events)) || (r = cli_opt(&a, "--shift", &shift)) ||
-                   (r = cli_opt(&a, "--old", &old))) {
+                   (r = cli_opt(&a, "--old", &old)) || (r = cli_opt(&a, "--store", &store))) {
             if (r < 0) return 2;
         } else if ((r = cli_opt(&a, "--split", &v))) {
             if (r < 0) return 2;
@@ -103,6 +126,8 @@ int cmd_session(int argc, char **argv)
             if (r < 0 || cli_parse_int("--max-classes", v, 2, 4096, &max_classes)) return 2;
         } else if ((r = cli_opt(&a, "--seed", &v))) {
             if (r < 0 || cli_parse_int("--seed", v, 0, 2147483647L, &seed)) return 2;
+        } else if ((r = cli_opt(&a, "--keep", &v))) {
+            if (r < 0 || cli_parse_int("--keep", v, 1, 63, &keep)) return 2;
         } else {
             cli_error("session: unknown option '%s' (see odl session --help)", argv[a.i]);
             return 2;
@@ -171,6 +196,22 @@ int cmd_session(int argc, char **argv)
                "%d old samples seeded\n",
                plan.total, plan.bytes[ODL_MEM_PARAMS], plan.bytes[ODL_MEM_GRADS], plan.bytes[ODL_MEM_OPTIM],
                plan.bytes[ODL_MEM_BUFFERS], plan.bytes[ODL_MEM_SCRATCH], plan.bytes[ODL_MEM_STATE], (int)n_old);
+    char tmp_model[64];
+    snprintf(tmp_model, sizeof tmp_model, "/tmp/odl-session-%ld.odl", (long)getpid());
+    if (store) {
+        odl_store_host h;
+        odl_status so = odl_store_host_open(&h, store, (uint32_t)keep, &d);
+        int empty = so == ODL_OK && odl_store_count(h.store) == 0;
+        if (so == ODL_OK)
+            odl_store_host_close(&h);
+        uint32_t id = 0;
+        if (so != ODL_OK)
+            rc = cli_fail(store, so, &d);
+        else if (empty && !(rc = store_commit(store, keep, model, "base", NULL, 0, &id, &d)) && !quiet)
+            printf("store %s: the base is version %u\n", store, id);
+        if (rc)
+            goto done;
+    }
     char line[512];
     int lineno = 0;
     uint32_t rejected_run[ODL_REASON_COUNT] = {0};
@@ -262,6 +303,15 @@ int cmd_session(int argc, char **argv)
                     if (st2.rejected[r2])
                         printf(" %s %u;", odl_reason_str((odl_reason)r2), st2.rejected[r2]);
                 printf("\n     -> %s; version %u\n", st2.last_decision, st2.version);
+                if (store && s == ODL_OK) {
+                    uint32_t id = 0;
+                    rc = save_model(L, &cm, tmp_model, st2.version, &d);
+                    if (!rc)
+                        rc = store_commit(store, keep, tmp_model, upd ? "update" : "calibrate", &st2, 0, &id, &d);
+                    remove(tmp_model);
+                    if (!rc)
+                        printf("     -> stored as version %u in %s\n", id, store);
+                }
                 s = ODL_OK;
             }
         } else if (!strcmp(f[0], "rollback")) {
@@ -271,6 +321,17 @@ int cmd_session(int argc, char **argv)
                 odl_learner_status st;
                 odl_learner_get_status(L, &st);
                 printf("%4d rollback %ld: version %u is current\n", lineno, steps, st.version);
+                if (store) {
+                    odl_store_host h;
+                    uint32_t now = 0;
+                    s = odl_store_host_open(&h, store, 0, &d);
+                    if (s == ODL_OK) {
+                        s = odl_store_rollback(h.store, (int32_t)steps, (uint64_t)time(NULL), &now, &d);
+                        odl_store_host_close(&h);
+                    }
+                    if (s == ODL_OK)
+                        printf("     -> store %s: version %u is current\n", store, now);
+                }
             }
         } else if (!strcmp(f[0], "save") && nf >= 2) {
             odl_learner_status st;
