@@ -439,7 +439,7 @@ static void test_idx_huge_dims(odl_test_ctx *t)
     put_be32(lab + 4, 0x7FFFFFFFu);
     REQUIRE(write_file(pl, lab, nl));
     CHECK(odl_idx_read(pi, pl, &ds, &d) == ODL_ERR_TRUNCATED);
-    CHECK(starts_with(d.msg, pi));
+    CHECK(starts_with(d.msg, pi) || starts_with(d.msg, pl)); /* both are broken: either is named */
     CHECK(is_zeroed(&ds));
     rm_tree(td.path);
 }

@@ -69,7 +69,7 @@ static odl_status gz_open(const char *path, gzFile *out, odl_diag *d)
             return failf(d, ODL_ERR_NOMEM, "%s: cannot open (out of memory)", path);
         return errno_fail(d, path, e);
     }
-    gzbuffer(gz, 1u << 17);
+    gzbuffer(gz, 1u << 15); /* 32 KB: reads stream, and memory stays small */
     *out = gz;
     return ODL_OK;
 }
@@ -278,8 +278,13 @@ static odl_status idx_check_images(const char *path, const idx_header *h, int32_
     return ODL_OK;
 }
 
-odl_status odl_idx_read(const char *images_path, const char *labels_path, odl_dataset *out,
-                        odl_diag *d)
+/* Reads an IDX pair keeping only samples whose label is in `classes` (NULL:
+ * all), at most `limit` of them (0: all). Labels are read first; the image
+ * body then streams through a buffer of whole images, so memory is what is
+ * kept plus ~64 KB, not the whole file as floats. Every size check of the
+ * plain read still applies (truncation, trailing data, the gzip trailer). */
+static odl_status idx_read_sel(const char *images_path, const char *labels_path, const odl_class_set *classes,
+                               int32_t limit, odl_dataset *out, odl_diag *d)
 {
     if (!out)
         return failf(d, ODL_ERR_ARG, "odl_idx_read: out is NULL");
@@ -288,7 +293,10 @@ odl_status odl_idx_read(const char *images_path, const char *labels_path, odl_da
         return failf(d, ODL_ERR_ARG, "odl_idx_read: NULL path");
 
     gzFile gi = NULL, gl = NULL;
-    unsigned char *pix = NULL, *lab = NULL;
+    unsigned char *lab = NULL, *chunk = NULL;
+    float *x = NULL;
+    int32_t *y = NULL;
+    uint8_t *keep = NULL;
     odl_status st;
     idx_header hi, hl;
     int32_t n = 0, h = 0, w = 0;
@@ -309,62 +317,112 @@ odl_status odl_idx_read(const char *images_path, const char *labels_path, odl_da
                    (unsigned)hl.dims[0], images_path, (int)n);
         goto done;
     }
-
     {
         char what[96];
-        snprintf(what, sizeof what, "%d images of %dx%d", (int)n, (int)h, (int)w);
-        if ((st = gz_read_body(gi, images_path, hi.bytes, pix_bytes, what, &pix, d)) != ODL_OK)
-            goto done;
         snprintf(what, sizeof what, "%d labels", (int)n);
         if ((st = gz_read_body(gl, labels_path, hl.bytes, (size_t)n, what, &lab, d)) != ODL_OK)
             goto done;
     }
-
-    {
-        /* u8 -> float in place, from the back: float i covers bytes
-         * [4i, 4i+4), which only holds pixels >= i, already converted. */
-        unsigned char *grown = realloc(pix, pix_bytes * sizeof(float));
-        if (!grown) {
-            st = failf(d, ODL_ERR_NOMEM, "%s: out of memory (%zu bytes)", images_path,
-                       pix_bytes * sizeof(float));
-            goto done;
-        }
-        pix = grown;
-        float *x = (float *)(void *)pix;
-        for (size_t i = pix_bytes; i-- > 0;) {
-            float v = (float)pix[i] / 255.0f;
-            x[i] = v;
-        }
-        int32_t *y = malloc((size_t)n * sizeof(int32_t));
-        if (!y) {
-            st = failf(d, ODL_ERR_NOMEM, "%s: out of memory", labels_path);
-            goto done;
-        }
-        int32_t maxl = 0;
-        for (int32_t i = 0; i < n; i++) {
-            y[i] = lab[i];
-            if (y[i] > maxl)
-                maxl = y[i];
-        }
-        out->n = n;
-        out->c = 1;
-        out->h = h;
-        out->w = w;
-        out->n_classes = maxl + 1;
-        out->x = x;
-        out->y = y;
-        pix = NULL;
-        st = ODL_OK;
+    /* which samples are kept */
+    const size_t img = (size_t)h * (size_t)w;
+    int32_t maxl = 0, kept = 0;
+    keep = calloc((size_t)(n ? n : 1), 1);
+    if (!keep) {
+        st = failf(d, ODL_ERR_NOMEM, "%s: out of memory", labels_path);
+        goto done;
     }
+    for (int32_t i = 0; i < n; i++) {
+        if (lab[i] > maxl)
+            maxl = lab[i];
+        if ((!classes || classes->any || classes->member[lab[i]]) && (limit <= 0 || kept < limit)) {
+            keep[i] = 1;
+            kept++;
+        }
+    }
+    x = malloc(sizeof(float) * img * (size_t)(kept ? kept : 1));
+    y = malloc(sizeof(int32_t) * (size_t)(kept ? kept : 1));
+    size_t per = img ? ((size_t)1 << 16) / img : 1; /* ~64 KB of whole images per read */
+    if (per < 1)
+        per = 1;
+    chunk = malloc(per * img + 1);
+    if (!x || !y || !chunk) {
+        st = failf(d, ODL_ERR_NOMEM, "%s: out of memory (%d images of %dx%d)", images_path, (int)kept, (int)h,
+                   (int)w);
+        goto done;
+    }
+    {
+        size_t total = 0;
+        int32_t next = 0, j = 0;
+        int eof = 0;
+        char what[96];
+        snprintf(what, sizeof what, "%d images of %dx%d", (int)n, (int)h, (int)w);
+        for (;;) {
+            const size_t remaining = pix_bytes - total;
+            /* the last read asks for one byte more: zlib reports a missing
+             * gzip trailer (and trailing data shows) only on such a read */
+            const int last = remaining <= per * img;
+            const size_t want = last ? remaining + 1 : per * img;
+            size_t got = 0;
+            st = gz_read_upto(gi, images_path, chunk, want, &got, &eof, d);
+            if (st != ODL_OK)
+                goto done;
+            const size_t data = got > remaining ? remaining : got;
+            for (size_t k = 0; k + img <= data; k += img, next++)
+                if (keep[next]) {
+                    float *dst = x + (size_t)j * img;
+                    for (size_t q = 0; q < img; q++)
+                        dst[q] = (float)chunk[k + q] / 255.0f;
+                    y[j++] = lab[next];
+                }
+            total += data;
+            if (got > remaining) {
+                st = failf(d, ODL_ERR_FORMAT,
+                           "%s: unexpected data after the %zu bytes the header declares (%zu-byte header + %s)",
+                           images_path, hi.bytes + pix_bytes, hi.bytes, what);
+                goto done;
+            }
+            if (last || got < want)
+                break;
+        }
+        if (total < pix_bytes) {
+            st = failf(d, ODL_ERR_TRUNCATED, "%s: truncated: expected %zu bytes (%zu-byte header + %s), got %zu%s",
+                       images_path, hi.bytes + pix_bytes, hi.bytes, what, hi.bytes + total, gz_note(gi));
+            goto done;
+        }
+        if (eof) {
+            st = failf(d, ODL_ERR_TRUNCATED,
+                       "%s: truncated: the gzip stream ends before its trailer (after all %zu bytes of data)",
+                       images_path, hi.bytes + pix_bytes);
+            goto done;
+        }
+        out->n = j;
+    }
+    out->c = 1;
+    out->h = h;
+    out->w = w;
+    out->n_classes = maxl + 1;
+    out->x = x;
+    out->y = y;
+    x = NULL;
+    y = NULL;
+    st = ODL_OK;
 
 done:
-    free(pix);
+    free(x);
+    free(y);
+    free(keep);
+    free(chunk);
     free(lab);
     if (gi)
         gzclose_r(gi);
     if (gl)
         gzclose_r(gl);
     return st;
+}
+
+odl_status odl_idx_read(const char *images_path, const char *labels_path, odl_dataset *out, odl_diag *d)
+{
+    return idx_read_sel(images_path, labels_path, NULL, 0, out, d);
 }
 
 /* ------------------------------------------------------------------ */
@@ -854,7 +912,8 @@ static int find_in_dir(const char *dir, const char *name, char *out, size_t cap)
     return file_exists(out);
 }
 
-static odl_status load_dir(const char *dir, odl_split split, odl_dataset *ds, odl_diag *d)
+static odl_status load_dir(const char *dir, odl_split split, const odl_class_set *cls, int32_t limit,
+                           odl_dataset *ds, odl_diag *d)
 {
     const char *pre = split == ODL_SPLIT_TEST ? "t10k" : "train";
     char img[PATH_CAP], lab[PATH_CAP], name[64];
@@ -864,10 +923,11 @@ static odl_status load_dir(const char *dir, odl_split split, odl_dataset *ds, od
     snprintf(name, sizeof name, "%s-labels-idx1-ubyte", pre);
     if (!find_in_dir(dir, name, lab, sizeof lab))
         return failf(d, ODL_ERR_NOT_FOUND, "%s: no %s or %s.gz in this directory", dir, name, name);
-    return odl_idx_read(img, lab, ds, d);
+    return idx_read_sel(img, lab, cls, limit, ds, d);
 }
 
-static odl_status load_idx_file(const char *path, odl_dataset *ds, odl_diag *d)
+static odl_status load_idx_file(const char *path, const odl_class_set *cls, int32_t limit, odl_dataset *ds,
+                                odl_diag *d)
 {
     char lab[PATH_CAP];
     size_t n = strlen(path);
@@ -905,7 +965,7 @@ static odl_status load_idx_file(const char *path, odl_dataset *ds, odl_diag *d)
             return failf(d, ODL_ERR_NOT_FOUND, "%s: its labels file %s was not found", path, lab);
         memcpy(lab, alt, strlen(alt) + 1);
     }
-    return odl_idx_read(path, lab, ds, d);
+    return idx_read_sel(path, lab, cls, limit, ds, d);
 }
 
 odl_status odl_data_load(const char *path, const odl_data_opts *opts_in, odl_dataset *out,
@@ -936,12 +996,13 @@ odl_status odl_data_load(const char *path, const odl_data_opts *opts_in, odl_dat
     odl_dataset ds;
     memset(&ds, 0, sizeof ds);
     odl_status st;
+    /* IDX readers filter while reading (memory: what is kept, not the file) */
     if (S_ISDIR(sb.st_mode))
-        st = load_dir(path, split, &ds, d);
+        st = load_dir(path, split, o.classes, o.limit, &ds, d);
     else if (ends_with_ci(path, ".csv") || ends_with_ci(path, ".csv.gz"))
         st = odl_csv_read(path, &ds, d);
     else
-        st = load_idx_file(path, &ds, d);
+        st = load_idx_file(path, o.classes, o.limit, &ds, d);
     if (st != ODL_OK)
         return st;
 

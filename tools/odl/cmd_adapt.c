@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "learn.h"
+#include "odl/state.h"
 
 static void help(FILE *f)
 {
@@ -114,10 +115,6 @@ int cmd_adapt(int argc, char **argv)
                   strategy);
         return 2;
     }
-    if ((kind == STRAT_REPLAY || kind == STRAT_EWC) && !from) {
-        cli_error("--strategy %s needs --replay-from ORIG_PATH (the original training data)", strategy);
-        return 2;
-    }
     odl_shift sh;
     odl_diag d;
     odl_diag_clear(&d);
@@ -143,10 +140,31 @@ int cmd_adapt(int argc, char **argv)
         st.lwf_weight = lwf_weight;
 
     odl_model_cfg icfg = odl_model_cfg_defaults();
-    icfg.max_batch = 64;
+    /* latents in batches of 8, weights used in place from the file (as from
+     * flash on a device): the base costs its scratch only */
+    icfg.max_batch = 8;
+    icfg.frozen_weights_in_place = 1;
     cli_model cm;
     if (cli_model_load(model, &icfg, &cm))
         return 1;
+    /* a model adapted before carries its learner state: go on from it */
+    odl_replay_cfg saved_rc;
+    const int has_replay = odl_state_find_replay_cfg(cm.file, cm.file_len, &saved_rc, NULL) == ODL_OK;
+    const uint8_t *ewc_p;
+    size_t ewc_n;
+    const int has_ewc = odl_state_find(cm.file, cm.file_len, ODL_CHUNK_EWC, &ewc_p, &ewc_n, NULL) == ODL_OK;
+    if (kind == STRAT_REPLAY && has_replay) {
+        st.replay_size = saved_rc.capacity;
+        st.replay_balanced = saved_rc.policy == ODL_REPLAY_CLASS_BALANCED;
+        st.replay_int8 = saved_rc.dtype == ODL_REPLAY_INT8;
+    }
+    if ((kind == STRAT_REPLAY && !has_replay && !from) || (kind == STRAT_EWC && !has_ewc && !from)) {
+        cli_model_free(&cm);
+        cli_error("--strategy %s needs --replay-from ORIG_PATH (the original training data), or a model that "
+                  "carries its learner state from an earlier adapt",
+                  strategy);
+        return 2;
+    }
     odl_dataset user, orig;
     memset(&orig, 0, sizeof orig);
     if (cli_load_data(data, ODL_SPLIT_AUTO, ODL_SPLIT_TRAIN, classes, NULL, limit, &user)) {
@@ -183,9 +201,26 @@ int cmd_adapt(int argc, char **argv)
     memset(&s, 0, sizeof s);
     float *z = NULL;
     double t0 = cli_now();
+    uint32_t restored = 0;
     if (!rc) {
         old_data od = {orig.x, orig.y, orig.n, in, NULL, 0, 1000};
-        rc = session_start(&s, &st, cm.m, n_classes, &od, (uint64_t)seed);
+        /* a new buffer has room for classes added by later adapts (12 bytes
+         * each); a saved one keeps its own room */
+        int32_t max_classes = n_classes > 32 ? n_classes : 32;
+        if (kind == STRAT_REPLAY && has_replay) {
+            max_classes = saved_rc.n_classes;
+            if (n_classes > max_classes)
+                rc = cli_error("%s: its replay buffer holds labels below %d; the data has %d", model,
+                               (int)max_classes, (int)n_classes - 1);
+        }
+        if (!rc)
+            rc = session_start(&s, &st, cm.m, max_classes, &od, (uint64_t)seed);
+        if (!rc && (has_replay || has_ewc))
+            rc = session_restore(&s, cm.file, cm.file_len, &restored);
+        if (!rc && restored && !quiet)
+            fprintf(stderr, "continuing from the learner state in %s:%s%s\n", model,
+                    restored & ODL_STATE_HAS_REPLAY ? " replay buffer" : "",
+                    restored & ODL_STATE_HAS_EWC ? " EWC Fisher and anchors" : "");
     }
     int32_t dim = 0;
     if (!rc && kind != STRAT_FULL)
@@ -193,52 +228,31 @@ int cmd_adapt(int argc, char **argv)
     if (!rc)
         rc = session_learn(&s, user.x, z, user.y, user.n, n_classes);
     if (!rc) {
-        /* the adapted model: the base's frozen layers, the trained tail */
+        /* the adapted model: the base's frozen layers, the trained tail, and
+         * the learner state (replay buffer, EWC) for a later adapt */
         odl_model_desc nd = cm.desc;
         odl_desc_set_classes(&nd, n_classes);
         if (st.adapter > 0 && odl_desc_insert_adapter(&nd, s.boundary, st.adapter) != ODL_OK)
             rc = cli_error("%s: no room for an adapter (at most %d layers)", model, ODL_MAX_LAYERS);
         odl_desc_freeze_below(&nd, s.boundary);
-        owned_model om;
-        memset(&om, 0, sizeof om);
-        odl_model_cfg ocfg = odl_model_cfg_defaults();
+        char s_n[32], s_classes[32], s_epochs[32], s_seed[32], s_bytes[32];
+        snprintf(s_n, sizeof s_n, "%d", (int)user.n);
+        snprintf(s_classes, sizeof s_classes, "%d", (int)n_classes);
+        snprintf(s_epochs, sizeof s_epochs, "%d", (int)epochs);
+        snprintf(s_seed, sizeof s_seed, "%d", (int)seed);
+        snprintf(s_bytes, sizeof s_bytes, "%zu", s.learn_bytes);
+        odl_meta_kv meta[] = {{"created_by", "odl adapt " ODL_TOOL_VERSION},
+                              {"parent", model},
+                              {"strategy", st.name},
+                              {"user_data", data},
+                              {"shift", shift ? shift : "none"},
+                              {"user_samples", s_n},
+                              {"classes", s_classes},
+                              {"epochs", s_epochs},
+                              {"seed", s_seed},
+                              {"planned_learning_bytes", s_bytes}};
         if (!rc)
-            rc = owned_model_make(&om, &nd, &ocfg);
-        for (int32_t i = 0; !rc && i < nd.n_layers; i++)
-            for (int which = 0; which < 2; which++) {
-                size_t n, ns;
-                float *dst = odl_model_param(om.m, i, which, &n);
-                const float *src = i < s.boundary ? odl_model_param_const(cm.m, i, which, &ns)
-                                                  : odl_model_param_const(s.head.m, i - s.boundary, which, &ns);
-                if (n && (!src || n != ns)) {
-                    rc = cli_error("internal: layer %d does not match", (int)i);
-                    break;
-                }
-                if (n)
-                    memcpy(dst, src, sizeof(float) * n);
-            }
-        if (!rc) {
-            char s_n[32], s_classes[32], s_epochs[32], s_seed[32], s_bytes[32];
-            snprintf(s_n, sizeof s_n, "%d", (int)user.n);
-            snprintf(s_classes, sizeof s_classes, "%d", (int)n_classes);
-            snprintf(s_epochs, sizeof s_epochs, "%d", (int)epochs);
-            snprintf(s_seed, sizeof s_seed, "%d", (int)seed);
-            snprintf(s_bytes, sizeof s_bytes, "%zu", s.learn_bytes);
-            odl_meta_kv meta[] = {{"created_by", "odl adapt " ODL_TOOL_VERSION},
-                                  {"parent", model},
-                                  {"strategy", st.name},
-                                  {"user_data", data},
-                                  {"shift", shift ? shift : "none"},
-                                  {"user_samples", s_n},
-                                  {"classes", s_classes},
-                                  {"epochs", s_epochs},
-                                  {"seed", s_seed},
-                                  {"planned_learning_bytes", s_bytes}};
-            odl_status e = odl_host_save_model(om.m, meta, (int32_t)(sizeof meta / sizeof meta[0]), out, &d);
-            if (e != ODL_OK)
-                rc = cli_fail(out, e, &d);
-        }
-        owned_model_free(&om);
+            rc = session_save(&s, cm.m, &nd, meta, (int32_t)(sizeof meta / sizeof meta[0]), out);
     }
     if (!rc)
         printf("adapted %s with %s on %d examples (%d classes, %zu trainable parameters, %zu bytes planned for "

@@ -1,4 +1,5 @@
 #include "learn.h"
+#include "odl/state.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -684,4 +685,78 @@ void session_end(session *s)
     free(s->aux_buf);
     free(s->ewc_buf);
     memset(s, 0, sizeof *s);
+}
+
+int session_restore(session *s, const void *file, size_t len, uint32_t *restored)
+{
+    odl_diag d;
+    odl_diag_clear(&d);
+    *restored = 0;
+    const uint8_t *p;
+    size_t n;
+    odl_status e;
+    if (s->replay) {
+        e = odl_state_find(file, len, ODL_CHUNK_REPLAY, &p, &n, &d);
+        if (e == ODL_OK) {
+            e = odl_state_read_replay(s->replay, p, n, &d);
+            if (e != ODL_OK)
+                return cli_fail("replay state", e, &d);
+            *restored |= ODL_STATE_HAS_REPLAY;
+        } else if (e != ODL_ERR_NOT_FOUND) {
+            return cli_fail("replay state", e, &d);
+        }
+    }
+    if (s->st.kind == STRAT_EWC) {
+        e = odl_state_find(file, len, ODL_CHUNK_EWC, &p, &n, &d);
+        if (e == ODL_OK) {
+            if (!s->ewc && ewc_rebuild(s, NULL, NULL))
+                return 1;
+            e = odl_state_read_ewc(s->ewc, p, n, &d);
+            if (e != ODL_OK)
+                return cli_fail("EWC state", e, &d);
+            *restored |= ODL_STATE_HAS_EWC;
+        } else if (e != ODL_ERR_NOT_FOUND) {
+            return cli_fail("EWC state", e, &d);
+        }
+    }
+    return 0;
+}
+
+int session_save(session *s, const odl_model *base, const odl_model_desc *out_desc, const odl_meta_kv *meta,
+                 int32_t n_meta, const char *path)
+{
+    owned_model om;
+    odl_model_cfg cfg = odl_model_cfg_defaults();
+    if (owned_model_make(&om, out_desc, &cfg))
+        return 1;
+    const int32_t b = s->boundary;
+    for (int32_t i = 0; i < out_desc->n_layers; i++)
+        for (int which = 0; which < 2; which++) {
+            size_t n, ns;
+            float *dst = odl_model_param(om.m, i, which, &n);
+            const float *src = i < b ? odl_model_param_const(base, i, which, &ns)
+                                     : odl_model_param_const(s->head.m, i - b, which, &ns);
+            if (n && (!src || n != ns)) {
+                owned_model_free(&om);
+                return cli_error("internal: layer %d does not match", (int)i);
+            }
+            if (n)
+                memcpy(dst, src, sizeof(float) * n);
+        }
+    odl_diag d;
+    odl_diag_clear(&d);
+    odl_posix_file f;
+    odl_writer w;
+    odl_status e = odl_posix_writer_open(&f, &w, path, &d);
+    if (e == ODL_OK) {
+        /* the EWC state belongs to the head's parameters; saved only when
+         * the file's tail is exactly the head (no base layers trained) */
+        e = odl_state_save_model_with_state(om.m, meta, n_meta, s->replay, s->ewc, NULL, NULL, &w, &d);
+        if (e == ODL_OK)
+            e = odl_posix_writer_commit(&f, &d);
+        else
+            odl_posix_writer_abort(&f);
+    }
+    owned_model_free(&om);
+    return e == ODL_OK ? 0 : cli_fail(path, e, &d);
 }

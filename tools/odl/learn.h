@@ -112,6 +112,15 @@ int session_start(session *s, const strat *st, odl_model *base, int32_t max_clas
 /* Learns new samples (raw x), the head grown to n_classes first. z: their
  * latents at the session's boundary (NULL for STRAT_FULL). */
 int session_learn(session *s, const float *x, const float *z, const int32_t *y, int32_t n, int32_t n_classes);
+/* Continues from learner state saved in a model file (odl/state.h chunks):
+ * the replay buffer and EWC's Fisher and anchors, when the session has
+ * them and the file does. *restored gets ODL_STATE_HAS_* bits. */
+int session_restore(session *s, const void *file, size_t len, uint32_t *restored);
+/* Saves the adapted model (base layers below the boundary + the head) with
+ * the session's learner state to `path`, atomically. */
+int session_save(session *s, const odl_model *base, const odl_model_desc *out_desc, const odl_meta_kv *meta,
+                 int32_t n_meta, const char *path);
+
 /* Predicts classes of n samples given as latents (raw for STRAT_FULL). */
 int session_predict(session *s, const float *in, int32_t n, int32_t *pred);
 void session_end(session *s);
