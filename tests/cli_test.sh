@@ -267,5 +267,13 @@ expect_error "eval: no such model" --needle "nope.odl" -- eval nope.odl --data t
 expect_error "info: no such model" --needle "nope.odl" -- info nope.odl
 expect_error "train: output directory missing" --needle "no_such_dir" -- train --data train.csv --arch mlp:4 --epochs 1 --quiet -o no_such_dir/x.odl
 
+# ---- the learner's memory budget (odl info --budget) ---------------------------------
+expect_error "info: budget too small" --needle "over the" -- info m.odl --budget 1K
+run info m.odl --budget 10M
+if [ "$rc" -eq 0 ] && grep -q "fits the" out.txt; then ok "info: budget fits"; else fail "info: budget fits" "exit $rc: $(tail -3 out.txt)"; fi
+run info m.odl --budget 10M --json
+if [ "$rc" -eq 0 ] && grep -q '"fits": true' out.txt; then ok "info: budget json"; else fail "info: budget json" "exit $rc"; fi
+expect_error "info: bad budget" --needle "--budget" -- info m.odl --budget lots
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "odl/learner.h"
 
 static void help(FILE *f)
 {
@@ -12,7 +13,18 @@ static void help(FILE *f)
           "exact memory plan, per kind, for inference and for training.\n"
           "\n"
           "  --batch B   batch size of the training plans        (default 16)\n"
-          "  --json      machine-readable output\n",
+          "  --json      machine-readable output\n"
+          "\n"
+          "The on-device learner's plan (odl/learner.h: head, replay, guard sets,\n"
+          "versions, trainer), and whether it fits a RAM budget:\n"
+          "  --strategy S        naive | replay                  (default replay)\n"
+          "  --replay-size N     replay slots                    (default 200)\n"
+          "  --replay-f32        FP32 replay instead of INT8\n"
+          "  --collect N         examples collected per update   (default 64)\n"
+          "  --max-classes N     head outputs                    (default: the model's)\n"
+          "  --budget B          RAM available for learning, e.g. 256K, 1M, 200000\n"
+          "                      (the frozen base's weights stay in flash; its\n"
+          "                      inference scratch counts)\n",
           f);
 }
 
@@ -36,8 +48,9 @@ static void print_plan_json(const plan_row *r)
 int cmd_info(int argc, char **argv)
 {
     const char *model = NULL, *v = NULL;
-    int32_t batch = 16;
-    int json = 0;
+    int32_t batch = 16, replay_size = 200, collect = 64, max_classes = 0;
+    int json = 0, replay_f32 = 0;
+    const char *strategy = "replay", *budget_s = NULL;
     cli_args a = {argc, argv, 1, "info"};
     for (; a.i < argc; a.i++) {
         int r;
@@ -48,6 +61,16 @@ int cmd_info(int argc, char **argv)
             json = 1;
         } else if ((r = cli_opt(&a, "--batch", &v))) {
             if (r < 0 || cli_parse_int("--batch", v, 1, 65536, &batch)) return 2;
+        } else if (cli_flag(&a, "--replay-f32")) {
+            replay_f32 = 1;
+        } else if ((r = cli_opt(&a, "--strategy", &strategy)) || (r = cli_opt(&a, "--budget", &budget_s))) {
+            if (r < 0) return 2;
+        } else if ((r = cli_opt(&a, "--replay-size", &v))) {
+            if (r < 0 || cli_parse_int("--replay-size", v, 0, 1 << 24, &replay_size)) return 2;
+        } else if ((r = cli_opt(&a, "--collect", &v))) {
+            if (r < 0 || cli_parse_int("--collect", v, 1, 1 << 20, &collect)) return 2;
+        } else if ((r = cli_opt(&a, "--max-classes", &v))) {
+            if (r < 0 || cli_parse_int("--max-classes", v, 2, 4096, &max_classes)) return 2;
         } else if (argv[a.i][0] == '-') {
             cli_error("info: unknown option '%s' (see odl info --help)", argv[a.i]);
             return 2;
@@ -104,6 +127,41 @@ int cmd_info(int argc, char **argv)
     odl_file_meta_get(cm.file, cm.file_len, "arch", meta_arch, sizeof meta_arch, NULL);
     odl_file_meta_get(cm.file, cm.file_len, "created_by", meta_created, sizeof meta_created, NULL);
 
+    /* the on-device learner's exact plan, and the budget check */
+    size_t budget = 0;
+    if (budget_s) {
+        char *end;
+        double b = strtod(budget_s, &end);
+        double mult = 1;
+        if (*end == 'K' || *end == 'k') mult = 1024, end++;
+        else if (*end == 'M' || *end == 'm') mult = 1024.0 * 1024, end++;
+        if (end == budget_s || *end || !(b > 0) || b * mult > 1e15) {
+            cli_model_free(&cm);
+            return cli_error("--budget: '%s' is not a size like 256K, 1M or 200000", budget_s) + 1;
+        }
+        budget = (size_t)(b * mult);
+    }
+    if (strcmp(strategy, "replay") && strcmp(strategy, "naive")) {
+        cli_model_free(&cm);
+        return cli_error("--strategy: the learner plans naive or replay ('%s')", strategy) + 1;
+    }
+    odl_learner_cfg lc = odl_learner_cfg_defaults();
+    lc.max_collected = collect;
+    lc.max_classes = max_classes;
+    lc.adapt.batch = batch;
+    lc.replay.capacity = strcmp(strategy, "replay") ? 0 : replay_size;
+    lc.replay.dtype = replay_f32 ? ODL_REPLAY_F32 : ODL_REPLAY_INT8;
+    odl_mem_plan lp, bp;
+    odl_model_cfg bcfg = odl_model_cfg_defaults();
+    bcfg.frozen_weights_in_place = 1;
+    s = odl_learner_plan(&lc, cm.m, &lp, &d);
+    if (s == ODL_OK)
+        s = odl_model_plan(&desc, &bcfg, &bp, &d);
+    if (s != ODL_OK) {
+        cli_model_free(&cm);
+        return cli_fail("learner plan", s, &d);
+    }
+    const size_t device = lp.total + bp.total;
     if (json) {
         printf("{\"model\": ");
         json_str(stdout, model);
@@ -123,7 +181,15 @@ int cmd_info(int argc, char **argv)
                 printf(", ");
             print_plan_json(&rows[k]);
         }
-        printf("]}\n");
+        printf("], \"learner\": {\"strategy\": \"%s\", \"replay_size\": %d, \"replay_dtype\": \"%s\", \"bytes\": {",
+               strategy, (int)lc.replay.capacity, replay_f32 ? "f32" : "int8");
+        for (int k = 0; k < ODL_MEM_KINDS; k++)
+            printf("\"%s\": %zu, ", odl_mem_kind_name((odl_mem_kind)k), lp.bytes[k]);
+        printf("\"total\": %zu}, \"base_inference_in_place\": %zu, \"device_total\": %zu", lp.total, bp.total,
+               device);
+        if (budget)
+            printf(", \"budget\": %zu, \"fits\": %s", budget, device <= budget ? "true" : "false");
+        printf("}}\n");
     } else {
         printf("%s: %s%s%s, %zu bytes, input %dx%dx%d, %d classes\n", model, meta_arch[0] ? meta_arch : "model",
                meta_created[0] ? ", made by " : "", meta_created, cm.file_len, (int)desc.in_c, (int)desc.in_h,
@@ -153,6 +219,54 @@ int cmd_info(int argc, char **argv)
                    p->bytes[ODL_MEM_ACTIVATIONS], p->bytes[ODL_MEM_SCRATCH], p->bytes[ODL_MEM_BUFFERS],
                    p->bytes[ODL_MEM_STATE], p->total, rows[k].what, rows[k].trainable);
         }
+        printf("\non-device learner (%s, %d %s replay slots, %d collected per update, batch %d):\n", strategy,
+               (int)lc.replay.capacity, replay_f32 ? "FP32" : "INT8", (int)collect, (int)batch);
+        printf("  learner %zu bytes (params %zu, grads %zu, optimizer %zu, activations %zu, scratch %zu, buffers %zu, "
+               "state %zu)\n",
+               lp.total, lp.bytes[ODL_MEM_PARAMS], lp.bytes[ODL_MEM_GRADS], lp.bytes[ODL_MEM_OPTIM],
+               lp.bytes[ODL_MEM_ACTIVATIONS], lp.bytes[ODL_MEM_SCRATCH], lp.bytes[ODL_MEM_BUFFERS],
+               lp.bytes[ODL_MEM_STATE]);
+        printf("  + frozen base, weights in flash: %zu bytes of RAM (inference scratch and state)\n", bp.total);
+        printf("  = %zu bytes of RAM\n", device);
+        if (budget) {
+            if (device <= budget) {
+                printf("fits the %zu-byte budget with %zu bytes to spare\n", budget, budget - device);
+            } else {
+                size_t over = device - budget;
+                printf("does NOT fit the %zu-byte budget: %zu bytes over. To fit:\n", budget, over);
+                /* what each knob saves, from exact plans */
+                odl_learner_cfg t = lc;
+                odl_mem_plan tp;
+                if (lc.replay.capacity > 0) {
+                    t.replay.capacity = 0;
+                    if (odl_learner_plan(&t, cm.m, &tp, NULL) == ODL_OK) {
+                        const size_t replay_bytes = lp.total - tp.total;
+                        const size_t slot = replay_bytes / (size_t)lc.replay.capacity;
+                        if (replay_bytes >= over)
+                            printf("  - each replay slot costs %zu bytes (%s): --replay-size %ld would fit\n", slot,
+                                   replay_f32 ? "FP32" : "INT8",
+                                   (long)lc.replay.capacity - (long)((over + slot - 1) / slot));
+                        else
+                            printf("  - even without replay (%zu bytes) it does not fit\n", replay_bytes);
+                        if (replay_f32)
+                            printf("  - INT8 replay (drop --replay-f32) stores each slot in about a quarter\n");
+                    }
+                    t = lc;
+                }
+                t.max_collected = collect > 8 ? collect / 2 : collect;
+                if (odl_learner_plan(&t, cm.m, &tp, NULL) == ODL_OK && tp.total < lp.total)
+                    printf("  - --collect %d saves %zu bytes\n", (int)t.max_collected, lp.total - tp.total);
+                t = lc;
+                t.adapt.batch = batch > 1 ? batch / 2 : 1;
+                if (odl_learner_plan(&t, cm.m, &tp, NULL) == ODL_OK && tp.total < lp.total)
+                    printf("  - --batch %d saves %zu bytes\n", (int)t.adapt.batch, lp.total - tp.total);
+            }
+        }
+    }
+    if (budget && device > budget) {
+        cli_model_free(&cm);
+        return cli_error("%s: the learner needs %zu bytes of RAM, %zu over the %zu-byte budget", model, device,
+                         device - budget, budget);
     }
     cli_model_free(&cm);
     return 0;
