@@ -27,6 +27,8 @@ static void help(FILE *f)
           "  --seed S            initialisation and shuffling    (default 0)\n"
           "  --init I            he | torch (PyTorch's default)  (default he)\n"
           "  --limit N           use the first N samples only    (default all)\n"
+          "  --threads N         host threads, data-parallel; a run repeats bit for\n"
+          "                      bit for the same N               (default 1)\n"
           "  --quiet             no progress output\n",
           f);
 }
@@ -72,7 +74,7 @@ int cmd_train(int argc, char **argv)
     const char *data = NULL, *out = NULL, *arch = "edge-cnn", *classes = NULL, *shape = NULL, *v = NULL;
     const char *optim = "adam", *init = "he";
     odl_split split = ODL_SPLIT_TRAIN;
-    int32_t epochs = 3, batch = 64, seed = 0, limit = 0;
+    int32_t epochs = 3, batch = 64, seed = 0, limit = 0, threads = 1;
     float lr = 1e-3f;
     int quiet = 0;
     cli_args a = {argc, argv, 1, "train"};
@@ -112,6 +114,8 @@ int cmd_train(int argc, char **argv)
             if (r < 0 || cli_parse_int("--seed", v, 0, 2147483647L, &seed)) return 2;
         } else if ((r = cli_opt(&a, "--limit", &v))) {
             if (r < 0 || cli_parse_int("--limit", v, 1, 2147483647L, &limit)) return 2;
+        } else if ((r = cli_opt(&a, "--threads", &v))) {
+            if (r < 0 || cli_parse_int("--threads", v, 1, 64, &threads)) return 2;
         } else if ((r = cli_opt(&a, "--lr", &v))) {
             if (r < 0 || cli_parse_float("--lr", v, 1e-9, 10.0, &lr)) return 2;
         } else {
@@ -188,7 +192,7 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "training %s (%zu parameters, %d classes) on %d samples of %dx%dx%d; arena %zu bytes\n", arch,
                 n_params, (int)n_classes, (int)ds.n, (int)ds.c, (int)ds.h, (int)ds.w, plan.total);
     train_result tres;
-    if (learn_train(m, &ds, epochs, batch, &rng, quiet, "", &tres)) {
+    if (learn_train_mt(m, &ds, epochs, batch, threads, &rng, quiet, "", &tres)) {
         free(buf);
         odl_dataset_free(&ds);
         return 1;

@@ -2,10 +2,199 @@
 #include "odl/state.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- base training ---------------------------------------------------------- */
+
+/* One thread's share of a step: forward, loss, backward on its slice. */
+typedef struct slice_job {
+    odl_model *m;
+    const float *x;
+    const int32_t *y;
+    int32_t n, classes;
+    float *dl;
+    odl_rng rng;
+    float loss;
+    int64_t correct;
+    odl_status status;
+    odl_diag diag;
+} slice_job;
+
+static void *slice_run(void *arg)
+{
+    slice_job *j = arg;
+    const float *logits = NULL;
+    j->correct = 0;
+    j->status = odl_model_forward_train(j->m, 0, j->x, j->n, &j->rng, &logits, &j->diag);
+    if (j->status != ODL_OK)
+        return NULL;
+    for (int32_t k = 0; k < j->n; k++) {
+        const float *z = logits + (size_t)k * j->classes;
+        int32_t best = 0;
+        for (int32_t c = 1; c < j->classes; c++)
+            if (z[c] > z[best])
+                best = c;
+        j->correct += best == j->y[k];
+    }
+    j->loss = odl_softmax_xent_f32(j->n, j->classes, logits, j->y, NULL, j->dl);
+    if (!isfinite(j->loss))
+        j->status = odl_fail(&j->diag, ODL_ERR_NUMERIC, "loss became %f (lower --lr?)", (double)j->loss);
+    else
+        j->status = odl_model_backward(j->m, j->dl, j->n, &j->diag);
+    return NULL;
+}
+
+int learn_train_mt(odl_model *m, const odl_dataset *ds, int32_t epochs, int32_t batch, int32_t threads,
+                   odl_rng *rng, int quiet, const char *label, train_result *res)
+{
+    if (threads <= 1 || batch < 2)
+        return learn_train(m, ds, epochs, batch, rng, quiet, label, res);
+    if (threads > batch)
+        threads = batch;
+    if (threads > 64)
+        threads = 64;
+    const int32_t C = odl_model_n_classes(m);
+    const size_t in = (size_t)ds->c * ds->h * ds->w;
+    const int32_t per = (batch + threads - 1) / threads;
+    odl_model_cfg rc = *odl_model_get_cfg(m);
+    rc.max_batch = per;
+    owned_model rep[64];
+    slice_job job[64];
+    pthread_t tid[64];
+    memset(rep, 0, sizeof rep);
+    int rcode = 0;
+    for (int32_t t = 0; t < threads && !rcode; t++)
+        rcode = owned_model_make(&rep[t], odl_model_get_desc(m), &rc);
+    float *xb = malloc(sizeof(float) * in * (size_t)batch);
+    int32_t *yb = malloc(sizeof(int32_t) * (size_t)batch);
+    uint32_t *order = malloc(sizeof(uint32_t) * (size_t)ds->n);
+    float *dl = malloc(sizeof(float) * (size_t)C * (size_t)batch);
+    if (rcode || !xb || !yb || !order || !dl) {
+        for (int32_t t = 0; t < threads; t++)
+            owned_model_free(&rep[t]);
+        free(xb); free(yb); free(order); free(dl);
+        return rcode ? 1 : cli_error("out of memory");
+    }
+    const odl_model_desc *md = odl_model_get_desc(m);
+    cli_progress pr;
+    cli_progress_init(&pr, quiet);
+    odl_diag d;
+    odl_diag_clear(&d);
+    odl_status s = ODL_OK;
+    const int32_t steps = (ds->n + batch - 1) / batch;
+    const double t_start = cli_now();
+    int64_t seen = 0;
+    memset(res, 0, sizeof *res);
+    for (int32_t ep = 0; ep < epochs && s == ODL_OK; ep++) {
+        for (int32_t k = 0; k < ds->n; k++)
+            order[k] = (uint32_t)k;
+        odl_rng_shuffle_u32(rng, order, (uint32_t)ds->n);
+        double loss_sum = 0.0, t_ep = cli_now();
+        int64_t ep_correct = 0;
+        for (int32_t st = 0; st < steps && s == ODL_OK; st++) {
+            const int32_t n = ds->n - st * batch < batch ? ds->n - st * batch : batch;
+            for (int32_t k = 0; k < n; k++) {
+                uint32_t idx = order[(size_t)st * batch + k];
+                memcpy(xb + (size_t)k * in, ds->x + (size_t)idx * in, sizeof(float) * in);
+                yb[k] = ds->y[idx];
+            }
+            /* the replicas take the current weights, then a slice each */
+            int32_t used = 0;
+            for (int32_t t = 0; t < threads; t++) {
+                const int32_t lo = t * per, cnt = n - lo < per ? n - lo : per;
+                if (cnt <= 0)
+                    break;
+                for (int32_t i = 0; i < md->n_layers; i++)
+                    for (int which = 0; which < 2; which++) {
+                        size_t np, nr;
+                        const float *src = odl_model_param_const(m, i, which, &np);
+                        float *dst = odl_model_param(rep[t].m, i, which, &nr);
+                        if (np)
+                            memcpy(dst, src, sizeof(float) * np);
+                    }
+                job[t] = (slice_job){rep[t].m, xb + (size_t)lo * in, yb + lo, cnt, C, dl + (size_t)lo * C,
+                                     {0, 0}, 0.0f, 0, ODL_OK, {ODL_OK, {0}}};
+                odl_rng_seed(&job[t].rng, odl_rng_u32(rng), (uint64_t)t + 1);
+                used++;
+            }
+            for (int32_t t = 1; t < used; t++)
+                pthread_create(&tid[t], NULL, slice_run, &job[t]);
+            slice_run(&job[0]);
+            for (int32_t t = 1; t < used; t++)
+                pthread_join(tid[t], NULL);
+            float loss = 0.0f;
+            for (int32_t t = 0; t < used && s == ODL_OK; t++) {
+                if (job[t].status != ODL_OK) {
+                    s = job[t].status;
+                    d = job[t].diag;
+                }
+                loss += job[t].loss * (float)job[t].n / (float)n;
+                ep_correct += job[t].correct;
+            }
+            if (s != ODL_OK)
+                break;
+            /* mean over the whole batch: slices weighted by their share, in
+             * a fixed order; the model's step needs a backward of its own,
+             * so its gradient buffers are filled directly */
+            for (int32_t i = 0; i < md->n_layers; i++)
+                for (int which = 0; which < 2; which++) {
+                    size_t ng;
+                    float *g = odl_model_grad(m, i, which, &ng);
+                    if (!g)
+                        continue;
+                    for (size_t q = 0; q < ng; q++) {
+                        float acc = 0.0f;
+                        for (int32_t t = 0; t < used; t++) {
+                            size_t nt;
+                            const float *gt = odl_model_grad(rep[t].m, i, which, &nt);
+                            acc += gt[q] * ((float)job[t].n / (float)n);
+                        }
+                        g[q] = acc;
+                    }
+                }
+            s = odl_model_step(m, NULL, &d);
+            loss_sum += loss;
+            seen += n;
+            double now = cli_now();
+            if (!quiet && pr.tty && (now - pr.last > 0.1 || st == steps - 1)) {
+                pr.last = now;
+                int width = 30, done = (int)((int64_t)(st + 1) * width / steps);
+                fprintf(stderr, "\r%sepoch %d/%d [", label ? label : "", (int)ep + 1, (int)epochs);
+                for (int b = 0; b < width; b++)
+                    fputc(b < done ? '#' : '.', stderr);
+                fprintf(stderr, "] loss %.4f  %.0f img/s ", loss_sum / (st + 1),
+                        (double)((int64_t)(st + 1) * batch) / (now - t_ep + 1e-9));
+                fflush(stderr);
+            }
+        }
+        if (s != ODL_OK)
+            break;
+        double dt = cli_now() - t_ep;
+        res->last_loss = loss_sum / steps;
+        res->last_epoch_accuracy = (double)ep_correct / ds->n;
+        if (!quiet) {
+            if (pr.tty)
+                fputc('\n', stderr);
+            else
+                fprintf(stderr, "%sepoch %d/%d loss %.4f train-acc %.2f%% %.0f img/s %.1fs (%d threads)\n",
+                        label ? label : "", (int)ep + 1, (int)epochs, res->last_loss,
+                        100.0 * res->last_epoch_accuracy, ds->n / dt, dt, (int)threads);
+        }
+    }
+    res->seconds = cli_now() - t_start;
+    res->images_per_second = (double)seen / (res->seconds > 0 ? res->seconds : 1e-9);
+    for (int32_t t = 0; t < threads; t++)
+        owned_model_free(&rep[t]);
+    free(xb);
+    free(yb);
+    free(order);
+    free(dl);
+    if (s != ODL_OK)
+        return cli_fail("train", s, &d);
+    return 0;
+}
 
 int learn_train(odl_model *m, const odl_dataset *ds, int32_t epochs, int32_t batch, odl_rng *rng, int quiet,
                 const char *label, train_result *res)

@@ -21,6 +21,11 @@ typedef struct train_result {
  * unless quiet. Returns 0 or prints the error and returns 1. */
 int learn_train(odl_model *m, const odl_dataset *ds, int32_t epochs, int32_t batch, odl_rng *rng, int quiet,
                 const char *label, train_result *res);
+/* The same with `threads` host threads (data-parallel: each thread runs a
+ * slice of every batch on a replica of m; the gradients are averaged in a
+ * fixed order, so a run repeats bit for bit for the same thread count). */
+int learn_train_mt(odl_model *m, const odl_dataset *ds, int32_t epochs, int32_t batch, int32_t threads,
+                   odl_rng *rng, int quiet, const char *label, train_result *res);
 
 /* A model with its own malloc'd arena. */
 typedef struct owned_model {
