@@ -5,7 +5,7 @@
 # Usage: bash scripts/test.sh [--quick]   (--quick: the Release run only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh valgrind python3 pkg-config
+bash scripts/deps.sh valgrind python3 pkg-config chromium fonts-dejavu-core
 jobs=$(nproc)
 
 echo "== release build"

@@ -4,8 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "learn.h"
+#include "report.h"
 
 static void help(FILE *f)
 {
@@ -21,6 +23,7 @@ static void help(FILE *f)
           "                  reference) | he (odl train's default)  (default torch)\n"
           "  --seeds N       seeds per strategy         (default 3)\n"
           "  --json FILE     also write every result as JSON\n"
+          "  --report FILE   also write an HTML report (charts; see odl report)\n"
           "  --add SPEC      also run this strategy (repeatable), KIND[:OPT,...], e.g.\n"
           "                  replay:size=800,balanced,int8,unfreeze=1  (options: size=N\n"
           "                  balanced int8 unfreeze=K lambda=X decay=X lwf=W T=X epochs=N\n"
@@ -333,7 +336,16 @@ typedef struct row {
     strat st;
     stats m[4];
     size_t trainable, bytes;
+    odl_mem_plan plan;
 } row;
+
+static void json_planned(FILE *f, const odl_mem_plan *p)
+{
+    fprintf(f, ", \"planned\": {");
+    for (int k = 0; k < ODL_MEM_KINDS; k++)
+        fprintf(f, "%s\"%s\": %zu", k ? ", " : "", odl_mem_kind_name((odl_mem_kind)k), p->bytes[k]);
+    fprintf(f, "}");
+}
 
 static void json_row(ctx *c, const char *scenario, const row *r, const char *const *metric_names, int n_metrics)
 {
@@ -342,6 +354,7 @@ static void json_row(ctx *c, const char *scenario, const row *r, const char *con
     fprintf(c->json, "%s\n  {\"scenario\": \"%s\", \"strategy\": ", c->json_first ? "" : ",", scenario);
     json_str(c->json, r->st.name);
     fprintf(c->json, ", \"trainable_params\": %zu, \"planned_bytes\": %zu", r->trainable, r->bytes);
+    json_planned(c->json, &r->plan);
     for (int k = 0; k < n_metrics; k++) {
         fprintf(c->json, ", \"%s\": [", metric_names[k]);
         for (int i = 0; i < r->m[k].n; i++)
@@ -471,6 +484,7 @@ static int run_one_step(ctx *c, const one_step *sc)
                 }
                 r->trainable = s.trainable;
                 r->bytes = s.learn_bytes;
+                r->plan = s.learn_plan;
             }
             session_end(&s);
             free(idx);
@@ -533,6 +547,7 @@ static int run_s3(ctx *c)
         stats acc = {{0}, 0}, bwt = {{0}, 0};
         double Rsum[4][4] = {{0}};
         size_t trainable = 0, bytes = 0;
+        odl_mem_plan plan = {{0}, 0};
         for (int seed = 0; seed < c->seeds && !rc; seed++) {
             session s;
             int32_t boundary = learn_boundary(&cm.desc, st.unfreeze), dim = 0;
@@ -577,6 +592,7 @@ static int run_s3(ctx *c)
                         Rsum[i][j] += R[i][j] / c->seeds;
                 trainable = s.trainable;
                 bytes = s.learn_bytes;
+                plan = s.learn_plan;
             }
             session_end(&s);
         }
@@ -598,7 +614,9 @@ static int run_s3(ctx *c)
         if (c->json) {
             fprintf(c->json, "%s\n  {\"scenario\": \"S3\", \"strategy\": ", c->json_first ? "" : ",");
             json_str(c->json, st.name);
-            fprintf(c->json, ", \"trainable_params\": %zu, \"planned_bytes\": %zu, \"ACC\": [", trainable, bytes);
+            fprintf(c->json, ", \"trainable_params\": %zu, \"planned_bytes\": %zu", trainable, bytes);
+            json_planned(c->json, &plan);
+            fprintf(c->json, ", \"ACC\": [");
             for (int i = 0; i < acc.n; i++)
                 fprintf(c->json, "%s%.4f", i ? ", " : "", acc.v[i]);
             fprintf(c->json, "], \"BWT\": [");
@@ -633,7 +651,8 @@ int cmd_experiment(int argc, char **argv)
     c.init = "torch";
     c.seeds = 3;
     c.json_first = 1;
-    const char *which = NULL, *json = NULL, *v = NULL;
+    const char *which = NULL, *json = NULL, *report_path = NULL, *v = NULL;
+    char tmp_json[64] = "";
     cli_args a = {argc, argv, 1, "experiment"};
     for (; a.i < argc; a.i++) {
         int r;
@@ -644,6 +663,7 @@ int cmd_experiment(int argc, char **argv)
             c.quiet = 1;
         } else if ((r = cli_opt(&a, "--data", &c.data)) || (r = cli_opt(&a, "--work", &c.work)) ||
                    (r = cli_opt(&a, "--json", &json)) || (r = cli_opt(&a, "--only", &c.only)) ||
+                   (r = cli_opt(&a, "--report", &report_path)) ||
                    (r = cli_opt(&a, "--init", &c.init))) {
             if (r < 0) return 2;
             if (strcmp(c.init, "torch") && strcmp(c.init, "he"))
@@ -677,6 +697,10 @@ int cmd_experiment(int argc, char **argv)
     if (cli_load_data(c.data, ODL_SPLIT_TRAIN, ODL_SPLIT_TRAIN, NULL, NULL, 0, &c.train) ||
         cli_load_data(c.data, ODL_SPLIT_TEST, ODL_SPLIT_TEST, NULL, NULL, 0, &c.test))
         return 1;
+    if (report_path && !json) {
+        snprintf(tmp_json, sizeof tmp_json, "/tmp/odl-experiment-%ld.json", (long)getpid());
+        json = tmp_json;
+    }
     if (json && !(c.json = fopen(json, "w"))) {
         odl_dataset_free(&c.train);
         odl_dataset_free(&c.test);
@@ -704,5 +728,13 @@ int cmd_experiment(int argc, char **argv)
            c.init);
     odl_dataset_free(&c.train);
     odl_dataset_free(&c.test);
+    if (!rc && report_path) {
+        char *rargv[] = {"report", (char *)json, "-o", (char *)report_path, NULL};
+        rc = cmd_report(4, rargv);
+        if (!rc)
+            printf("report: %s\n", report_path);
+    }
+    if (tmp_json[0])
+        remove(tmp_json);
     return rc;
 }

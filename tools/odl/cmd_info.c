@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "report.h"
 #include "odl/learner.h"
 
 static void help(FILE *f)
@@ -14,6 +15,7 @@ static void help(FILE *f)
           "\n"
           "  --batch B   batch size of the training plans        (default 16)\n"
           "  --json      machine-readable output\n"
+          "  --report F  also write the memory plans as an HTML chart (docs/reports.md)\n"
           "\n"
           "The on-device learner's plan (odl/learner.h: head, replay, guard sets,\n"
           "versions, trainer), and whether it fits a RAM budget:\n"
@@ -47,7 +49,7 @@ static void print_plan_json(const plan_row *r)
 
 int cmd_info(int argc, char **argv)
 {
-    const char *model = NULL, *v = NULL;
+    const char *model = NULL, *v = NULL, *report_path = NULL;
     int32_t batch = 16, replay_size = 200, collect = 64, max_classes = 0;
     int json = 0, replay_f32 = 0;
     const char *strategy = "replay", *budget_s = NULL;
@@ -59,6 +61,8 @@ int cmd_info(int argc, char **argv)
             return 0;
         } else if (cli_flag(&a, "--json")) {
             json = 1;
+        } else if ((r = cli_opt(&a, "--report", &report_path))) {
+            if (r < 0) return 2;
         } else if ((r = cli_opt(&a, "--batch", &v))) {
             if (r < 0 || cli_parse_int("--batch", v, 1, 65536, &batch)) return 2;
         } else if (cli_flag(&a, "--replay-f32")) {
@@ -261,6 +265,16 @@ int cmd_info(int argc, char **argv)
                 if (odl_learner_plan(&t, cm.m, &tp, NULL) == ODL_OK && tp.total < lp.total)
                     printf("  - --batch %d saves %zu bytes\n", (int)t.adapt.batch, lp.total - tp.total);
             }
+        }
+    }
+    if (report_path) {
+        char lw[96];
+        snprintf(lw, sizeof lw, "on-device learner (%s), beyond the frozen base", strategy);
+        const char *names[4] = {rows[0].what, rows[1].what, rows[2].what, lw};
+        const odl_mem_plan plans[4] = {rows[0].plan, rows[1].plan, rows[2].plan, lp};
+        if (report_write_memory_plans(report_path, model, "odl info: the exact memory plans", names, plans, 4)) {
+            cli_model_free(&cm);
+            return 1;
         }
     }
     if (budget && device > budget) {

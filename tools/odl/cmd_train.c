@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "learn.h"
+#include "report.h"
 
 static void help(FILE *f)
 {
@@ -29,6 +30,7 @@ static void help(FILE *f)
           "  --limit N           use the first N samples only    (default all)\n"
           "  --threads N         host threads, data-parallel; a run repeats bit for\n"
           "                      bit for the same N               (default 1)\n"
+          "  --report FILE       also write the learning curve as HTML (docs/reports.md)\n"
           "  --quiet             no progress output\n",
           f);
 }
@@ -72,7 +74,7 @@ static int parse_arch(const char *arch, const odl_dataset *ds, int32_t n_classes
 int cmd_train(int argc, char **argv)
 {
     const char *data = NULL, *out = NULL, *arch = "edge-cnn", *classes = NULL, *shape = NULL, *v = NULL;
-    const char *optim = "adam", *init = "he";
+    const char *optim = "adam", *init = "he", *report_path = NULL;
     odl_split split = ODL_SPLIT_TRAIN;
     int32_t epochs = 3, batch = 64, seed = 0, limit = 0, threads = 1;
     float lr = 1e-3f;
@@ -88,6 +90,8 @@ int cmd_train(int argc, char **argv)
         } else if ((r = cli_opt(&a, "--data", &data))) {
             if (r < 0) return 2;
         } else if ((r = cli_opt(&a, "--output", &out)) || (r = cli_opt(&a, "-o", &out))) {
+            if (r < 0) return 2;
+        } else if ((r = cli_opt(&a, "--report", &report_path))) {
             if (r < 0) return 2;
         } else if ((r = cli_opt(&a, "--arch", &arch))) {
             if (r < 0) return 2;
@@ -232,6 +236,9 @@ int cmd_train(int argc, char **argv)
     odl_dataset_free(&ds);
     if (s != ODL_OK)
         return cli_fail(out, s, &d);
+    if (report_path && report_write_loss_curve(report_path, out, "odl train: the learning curve", tres.curve_x,
+                                               tres.curve_loss, tres.n_curve, tres.epoch_loss, tres.n_epoch_loss))
+        return 1;
     printf("trained %s: %d epochs in %.1f s (%.0f images/s), final loss %.4f, saved %s\n", arch, (int)epochs, t_total,
            tres.images_per_second, last_loss, out);
     return 0;

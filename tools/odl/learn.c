@@ -8,6 +8,22 @@
 
 /* ---- base training ---------------------------------------------------------- */
 
+/* The learning curve (report.h): the mean loss of blocks of steps, at most
+ * about 200 points over a run, x in epochs. */
+static void curve_step(train_result *res, double *sum, int64_t *n, int64_t block, double loss, int32_t ep,
+                       int32_t st, int32_t steps, int last)
+{
+    *sum += loss;
+    if (++*n == block || last) {
+        if (res->n_curve < LEARN_CURVE_MAX) {
+            res->curve_x[res->n_curve] = ep + (double)(st + 1) / steps;
+            res->curve_loss[res->n_curve++] = *sum / (double)*n;
+        }
+        *sum = 0.0;
+        *n = 0;
+    }
+}
+
 /* One thread's share of a step: forward, loss, backward on its slice. */
 typedef struct slice_job {
     odl_model *m;
@@ -87,6 +103,9 @@ int learn_train_mt(odl_model *m, const odl_dataset *ds, int32_t epochs, int32_t 
     const double t_start = cli_now();
     int64_t seen = 0;
     memset(res, 0, sizeof *res);
+    const int64_t block = ((int64_t)epochs * steps + 199) / 200;
+    double blk_sum = 0.0;
+    int64_t blk_n = 0;
     for (int32_t ep = 0; ep < epochs && s == ODL_OK; ep++) {
         for (int32_t k = 0; k < ds->n; k++)
             order[k] = (uint32_t)k;
@@ -157,6 +176,7 @@ int learn_train_mt(odl_model *m, const odl_dataset *ds, int32_t epochs, int32_t 
             s = odl_model_step(m, NULL, &d);
             loss_sum += loss;
             seen += n;
+            curve_step(res, &blk_sum, &blk_n, block, loss, ep, st, steps, ep == epochs - 1 && st == steps - 1);
             double now = cli_now();
             if (!quiet && pr.tty && (now - pr.last > 0.1 || st == steps - 1)) {
                 pr.last = now;
@@ -174,6 +194,8 @@ int learn_train_mt(odl_model *m, const odl_dataset *ds, int32_t epochs, int32_t 
         double dt = cli_now() - t_ep;
         res->last_loss = loss_sum / steps;
         res->last_epoch_accuracy = (double)ep_correct / ds->n;
+        if (res->n_epoch_loss < LEARN_CURVE_MAX)
+            res->epoch_loss[res->n_epoch_loss++] = res->last_loss;
         if (!quiet) {
             if (pr.tty)
                 fputc('\n', stderr);
@@ -218,6 +240,9 @@ int learn_train(odl_model *m, const odl_dataset *ds, int32_t epochs, int32_t bat
     const double t_start = cli_now();
     int64_t seen = 0;
     memset(res, 0, sizeof *res);
+    const int64_t block = ((int64_t)epochs * steps + 199) / 200;
+    double blk_sum = 0.0;
+    int64_t blk_n = 0;
     for (int32_t ep = 0; ep < epochs && s == ODL_OK; ep++) {
         for (int32_t k = 0; k < ds->n; k++)
             order[k] = (uint32_t)k;
@@ -256,6 +281,7 @@ int learn_train(odl_model *m, const odl_dataset *ds, int32_t epochs, int32_t bat
                 break;
             loss_sum += loss;
             seen += n;
+            curve_step(res, &blk_sum, &blk_n, block, loss, ep, st, steps, ep == epochs - 1 && st == steps - 1);
             double now = cli_now();
             if (!quiet && pr.tty && (now - pr.last > 0.1 || st == steps - 1)) {
                 pr.last = now;
@@ -273,6 +299,8 @@ int learn_train(odl_model *m, const odl_dataset *ds, int32_t epochs, int32_t bat
         double dt = cli_now() - t_ep;
         res->last_loss = loss_sum / steps;
         res->last_epoch_accuracy = (double)ep_correct / ds->n;
+        if (res->n_epoch_loss < LEARN_CURVE_MAX)
+            res->epoch_loss[res->n_epoch_loss++] = res->last_loss;
         if (!quiet) {
             if (pr.tty)
                 fputc('\n', stderr);
@@ -604,6 +632,7 @@ int session_start(session *s, const strat *st, odl_model *base, int32_t max_clas
             return 1;
         odl_desc_count_params(&s->head.desc, NULL, &s->trainable);
         s->learn_bytes = plan_sum(&s->head.plan);
+        odl_mem_plan_add(&s->learn_plan, &s->head.plan);
     }
 
     /* old data's latents at this boundary */
@@ -640,6 +669,7 @@ int session_start(session *s, const strat *st, odl_model *base, int32_t max_clas
         return cli_fail(st->name, e, &d);
     }
     s->learn_bytes += aux_plan.total;
+    odl_mem_plan_add(&s->learn_plan, &aux_plan);
     s->aux_buf = malloc(aux_plan.total + ODL_ALIGN);
     odl_arena_init(&s->aux, s->aux_buf, aux_plan.total + ODL_ALIGN);
     if (st->replay_size > 0)
@@ -695,6 +725,7 @@ int session_start(session *s, const strat *st, odl_model *base, int32_t max_clas
         odl_mem_plan ep;
         odl_ewc_plan(s->head.m, &ep, NULL);
         s->learn_bytes += ep.total;
+        odl_mem_plan_add(&s->learn_plan, &ep);
     }
     return 0;
 }

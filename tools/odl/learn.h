@@ -14,6 +14,10 @@
 /* ---- base training ------------------------------------------------------ */
 typedef struct train_result {
     double seconds, images_per_second, last_loss, last_epoch_accuracy;
+#define LEARN_CURVE_MAX 256
+    double epoch_loss[LEARN_CURVE_MAX];                           /* mean loss of each epoch (the first 256) */
+    double curve_x[LEARN_CURVE_MAX], curve_loss[LEARN_CURVE_MAX]; /* mean loss of blocks of steps, x in epochs */
+    int32_t n_epoch_loss, n_curve;
 } train_result;
 
 /* Trains every trainable layer of m on ds (softmax cross-entropy, the
@@ -106,6 +110,7 @@ typedef struct session {
     odl_ncm *ncm;
     odl_slda *slda;
     size_t learn_bytes;       /* planned bytes beyond the frozen base's inference plan */
+    odl_mem_plan learn_plan;  /* the same, per kind */
     size_t trainable;
     odl_rng rng;
 } session;

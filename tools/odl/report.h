@@ -51,6 +51,9 @@ void report_grid_end(report *r);
 /* A card groups charts (e.g. one strategy's heatmap and curve) under a caption. */
 void report_card_begin(report *r, const char *caption);
 void report_card_end(report *r);
+/* A collapsible block (<details>, no script), closed until clicked. */
+void report_details_begin(report *r, const char *summary);
+void report_details_end(report *r);
 /* A plain table: n_cols header cells, then n_rows × n_cols cells (escaped). */
 void report_table(report *r, const char *const *head, int n_cols, const char *const *cells, int n_rows);
 
