@@ -17,6 +17,9 @@ echo "== install, then build examples/consumer against the installed copy (CMake
 bash scripts/consumer_test.sh build
 [ "${1:-}" = "--quick" ] && exit 0
 
+echo "== Cortex-M4F under QEMU (mps2-an386, 256 KB RAM): firmware, unit tests on target, cost check"
+if [ "${ODL_SKIP_MCU:-0}" = 1 ]; then echo "skipped (ODL_SKIP_MCU=1)"; else bash ports/cortex-m/run.sh; fi
+
 echo "== ASan + UBSan build"
 cmake -S . -B build-san -DCMAKE_BUILD_TYPE=RelWithDebInfo -DODL_SANITIZE=ON >/dev/null
 cmake --build build-san -j"$jobs" >/dev/null

@@ -24,6 +24,7 @@ struct odl_learner {
     float *guard_z;
     int32_t *guard_y;
     int32_t n_guard;
+    uint64_t guard_seen; /* old samples offered so far (seeding may come in chunks) */
     /* held-out examples of accepted updates: the user's verified data */
     float *ug_z;
     int32_t *ug_y;
@@ -447,38 +448,82 @@ odl_status odl_learner_init(odl_learner **out, const odl_learner_cfg *cfg, odl_m
     return ODL_OK;
 }
 
+/* One old sample (its latent in L->z): statistics, replay, guard reservoir. */
+static odl_status seed_one(odl_learner *L, int32_t y, odl_rng *rng, odl_diag *d)
+{
+    if (y < 0 || y >= L->base_classes)
+        return odl_fail(d, ODL_ERR_ARG, "learner_seed_old: label %d is not a base class", (int)y);
+    class_stat_add(L, L->z, y);
+    odl_status s;
+    if (L->replay && (s = odl_replay_add(L->replay, L->z, y, rng, d)) != ODL_OK)
+        return s;
+    L->guard_seen++;
+    if (L->cfg.guard_size > 0) {
+        int32_t slot = -1;
+        if (L->n_guard < L->cfg.guard_size)
+            slot = L->n_guard++;
+        else {
+            uint32_t j = odl_rng_below(rng, (uint32_t)(L->guard_seen > 0xffffffffu ? 0xffffffffu : L->guard_seen));
+            if (j < (uint32_t)L->cfg.guard_size)
+                slot = (int32_t)j;
+        }
+        if (slot >= 0) {
+            memcpy(L->guard_z + (size_t)slot * L->dim, L->z, sizeof(float) * (size_t)L->dim);
+            L->guard_y[slot] = y;
+        }
+    }
+    return ODL_OK;
+}
+
 odl_status odl_learner_seed_old(odl_learner *L, const float *x, const int32_t *y, int32_t n, odl_rng *rng,
                                 odl_diag *d)
 {
     if (!L || !x || !y || n <= 0 || !rng)
         return odl_fail(d, ODL_ERR_ARG, "learner_seed_old: bad arguments");
-    /* guard set: the first guard_size of a uniform pass (reservoir) */
-    uint64_t seen = 0;
     for (int32_t k = 0; k < n; k++) {
-        if (y[k] < 0 || y[k] >= L->base_classes)
-            return odl_fail(d, ODL_ERR_ARG, "learner_seed_old: label %d of sample %d is not a base class",
-                            (int)y[k], (int)k);
         odl_status s = latent(L, x + (size_t)k * L->in_size, d);
+        if (s == ODL_OK)
+            s = seed_one(L, y[k], rng, d);
         if (s != ODL_OK)
             return s;
-        class_stat_add(L, L->z, y[k]);
-        if (L->replay && (s = odl_replay_add(L->replay, L->z, y[k], rng, d)) != ODL_OK)
+    }
+    return ODL_OK;
+}
+
+odl_status odl_learner_seed_old_latent(odl_learner *L, const float *z, const int32_t *y, int32_t n, odl_rng *rng,
+                                       odl_diag *d)
+{
+    if (!L || !z || !y || n <= 0 || !rng)
+        return odl_fail(d, ODL_ERR_ARG, "learner_seed_old_latent: bad arguments");
+    for (int32_t k = 0; k < n; k++) {
+        memcpy(L->z, z + (size_t)k * L->dim, sizeof(float) * (size_t)L->dim);
+        odl_status s = seed_one(L, y[k], rng, d);
+        if (s != ODL_OK)
             return s;
-        seen++;
-        if (L->cfg.guard_size > 0) {
-            int32_t slot = -1;
-            if (L->n_guard < L->cfg.guard_size)
-                slot = L->n_guard++;
-            else {
-                uint32_t j = odl_rng_below(rng, (uint32_t)(seen > 0xffffffffu ? 0xffffffffu : seen));
-                if (j < (uint32_t)L->cfg.guard_size)
-                    slot = (int32_t)j;
-            }
-            if (slot >= 0) {
-                memcpy(L->guard_z + (size_t)slot * L->dim, L->z, sizeof(float) * (size_t)L->dim);
-                L->guard_y[slot] = y[k];
-            }
-        }
+    }
+    return ODL_OK;
+}
+
+int32_t odl_learner_dim(const odl_learner *L) { return L->dim; }
+
+/* Prediction on L->z, with the drift monitors fed (input_std < 0: no input monitor). */
+static odl_status predict_z(odl_learner *L, float input_std, int32_t *cls, float *confidence, odl_diag *d)
+{
+    float conf = 0.0f;
+    odl_status s = head_predict(L, L->z, cls, &conf, d);
+    if (s != ODL_OK)
+        return s;
+    L->st.predictions++;
+    if (confidence)
+        *confidence = conf;
+    if (!L->cfg.drift)
+        return ODL_OK;
+    odl_status a = input_std >= 0.0f ? odl_zscore_update(&L->drift_input, input_std) : ODL_OK;
+    odl_status b = odl_conf_update(&L->drift_conf, conf);
+    if (a == ODL_EVENT_DRIFT || b == ODL_EVENT_DRIFT) {
+        L->st.drift_events++;
+        L->st.last_drift_at = L->st.predictions;
+        return ODL_EVENT_DRIFT;
     }
     return ODL_OK;
 }
@@ -487,27 +532,21 @@ odl_status odl_learner_predict(odl_learner *L, const float *x, int32_t *cls, flo
 {
     if (!L || !x || !cls)
         return odl_fail(d, ODL_ERR_ARG, "learner_predict: bad arguments");
-    float conf = 0.0f;
     odl_status s = latent(L, x, d);
-    if (s == ODL_OK)
-        s = head_predict(L, L->z, cls, &conf, d);
     if (s != ODL_OK)
         return s;
-    L->st.predictions++;
-    if (confidence)
-        *confidence = conf;
-    if (!L->cfg.drift)
-        return ODL_OK;
     float mean, std;
     odl_drift_sample_stats(x, (size_t)L->in_size, &mean, &std);
-    odl_status a = odl_zscore_update(&L->drift_input, std);
-    odl_status b = odl_conf_update(&L->drift_conf, conf);
-    if (a == ODL_EVENT_DRIFT || b == ODL_EVENT_DRIFT) {
-        L->st.drift_events++;
-        L->st.last_drift_at = L->st.predictions;
-        return ODL_EVENT_DRIFT;
-    }
-    return ODL_OK;
+    return predict_z(L, std, cls, confidence, d);
+}
+
+odl_status odl_learner_predict_latent(odl_learner *L, const float *z, float input_std, int32_t *cls,
+                                      float *confidence, odl_diag *d)
+{
+    if (!L || !z || !cls)
+        return odl_fail(d, ODL_ERR_ARG, "learner_predict_latent: bad arguments");
+    memcpy(L->z, z, sizeof(float) * (size_t)L->dim);
+    return predict_z(L, input_std, cls, confidence, d);
 }
 
 static odl_status reject(odl_learner *L, odl_reason r, odl_reason *why)
@@ -601,13 +640,48 @@ odl_status odl_learner_feedback(odl_learner *L, const float *x, int32_t label, o
     return collect(L, label, why, d);
 }
 
+odl_status odl_learner_feedback_latent(odl_learner *L, const float *z, int32_t label, odl_reason *why, odl_diag *d)
+{
+    if (!L || !z)
+        return odl_fail(d, ODL_ERR_ARG, "learner_feedback_latent: bad arguments");
+    L->st.feedback++;
+    if (why)
+        *why = ODL_REASON_NONE;
+    for (int32_t k = 0; k < L->dim; k++)
+        if (!isfinite(z[k]))
+            return reject(L, ODL_REASON_NONFINITE, why);
+    if (label < 0 || label >= L->C)
+        return reject(L, ODL_REASON_LABEL, why);
+    memcpy(L->z, z, sizeof(float) * (size_t)L->dim);
+    return collect(L, label, why, d);
+}
+
+static odl_status mark_z(odl_learner *L, int32_t correct, odl_reason *why, odl_diag *d);
+
+odl_status odl_learner_mark_latent(odl_learner *L, const float *z, int32_t correct, odl_reason *why, odl_diag *d)
+{
+    if (!L || !z)
+        return odl_fail(d, ODL_ERR_ARG, "learner_mark_latent: bad arguments");
+    memcpy(L->z, z, sizeof(float) * (size_t)L->dim);
+    return mark_z(L, correct, why, d);
+}
+
 odl_status odl_learner_mark(odl_learner *L, const float *x, int32_t correct, odl_reason *why, odl_diag *d)
+{
+    if (!L || !x)
+        return odl_fail(d, ODL_ERR_ARG, "learner_mark: bad arguments");
+    odl_status s = latent(L, x, d);
+    if (s != ODL_OK)
+        return s;
+    return mark_z(L, correct, why, d);
+}
+
+/* A right/wrong mark on the prediction for the latent in L->z. */
+static odl_status mark_z(odl_learner *L, int32_t correct, odl_reason *why, odl_diag *d)
 {
     int32_t pred = 0;
     float conf;
-    odl_status s = latent(L, x, d);
-    if (s == ODL_OK)
-        s = head_predict(L, L->z, &pred, &conf, d);
+    odl_status s = head_predict(L, L->z, &pred, &conf, d);
     if (s != ODL_OK)
         return s;
     if (why)

@@ -136,6 +136,19 @@ odl_status odl_learner_calibrate(odl_learner *L, odl_diag *d);
 /* Restores the head of `steps` accepted versions ago. */
 odl_status odl_learner_rollback(odl_learner *L, int32_t steps, odl_diag *d);
 
+/* The same four calls for a device whose base runs elsewhere (an INT8
+ * prefix, odl/quant.h): z is the latent at the boundary (odl_learner_dim
+ * floats). predict_latent takes the input's contrast (per-sample std, see
+ * odl_drift_sample_stats) for the input drift monitor; pass a negative
+ * value to leave that monitor out. */
+int32_t odl_learner_dim(const odl_learner *L);
+odl_status odl_learner_seed_old_latent(odl_learner *L, const float *z, const int32_t *y, int32_t n, odl_rng *rng,
+                                       odl_diag *d);
+odl_status odl_learner_predict_latent(odl_learner *L, const float *z, float input_std, int32_t *cls,
+                                      float *confidence, odl_diag *d);
+odl_status odl_learner_feedback_latent(odl_learner *L, const float *z, int32_t label, odl_reason *why, odl_diag *d);
+odl_status odl_learner_mark_latent(odl_learner *L, const float *z, int32_t correct, odl_reason *why, odl_diag *d);
+
 void odl_learner_get_status(const odl_learner *L, odl_learner_status *st);
 
 /* The current head (layers [boundary, L) of the base, max_classes outputs). */

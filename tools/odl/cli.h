@@ -78,5 +78,6 @@ int cmd_drift(int argc, char **argv);
 int cmd_versions(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
 int cmd_session(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 #endif

@@ -20,6 +20,7 @@ static void usage(FILE *f)
           "  versions  list the versions in a model store\n"
           "  rollback  restore an earlier version of a model store\n"
           "  session   run a logged stream of user events through the learner\n"
+          "  export-c  write a .odl file as a C array for firmware\n"
           "  report    an HTML report (charts) of odl experiment --json results\n"
           "\n"
           "Run 'odl <command> --help' for a command's options.\n",
@@ -62,6 +63,8 @@ int main(int argc, char **argv)
         return cmd_rollback(argc - 1, argv + 1);
     if (!strcmp(cmd, "session"))
         return cmd_session(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export-c"))
+        return cmd_export(argc - 1, argv + 1);
     if (!strcmp(cmd, "report"))
         return cmd_report(argc - 1, argv + 1);
     fprintf(stderr, "odl: unknown command '%s' (try 'odl --help')\n", cmd);
