@@ -1,0 +1,654 @@
+"""odl — on-device learning, from Python.
+
+A ctypes binding over libodl_py.so (the C library's flat API,
+include/odl/capi.h): no compiled extension. NumPy is optional: inputs may be
+lists or NumPy arrays; outputs are NumPy arrays when NumPy can be imported
+(set ODL_NO_NUMPY=1 to get lists anyway).
+
+    import odl
+    m = odl.load("base.odl")                   # a Model
+    classes, conf = m.predict(x)               # x: (n, 784) or (n, 1, 28, 28)
+    L = odl.Learner(m, max_classes=10, seed=0)
+    L.seed(old_x, old_y)                       # the data the device ships with
+    L.feedback(x_user, labels)                 # -> Feedback(s): accepted or the reason
+    u = L.update()                             # -> Update: accepted or rolled back
+    L.rollback(); L.status(); L.save("personal.odl")
+    z = odl.ZScore(ref_n=500)                  # drift detectors
+    z.update(std)                              # True when drift is detected
+    res = odl.read_experiment("results.json")  # odl experiment --json
+
+See docs/python.md.
+"""
+import ctypes
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+from . import _lib
+from ._lib import lib as _c
+from .experiment import ExperimentResults, ExperimentRow, read_experiment, run_experiment, find_tool
+
+try:
+    if os.environ.get("ODL_NO_NUMPY"):
+        raise ImportError("ODL_NO_NUMPY is set")
+    import numpy as _np
+except ImportError:
+    _np = None
+
+__all__ = [
+    "OdlError", "version", "library_path", "HAVE_NUMPY", "load", "Model", "Learner", "Prediction", "Feedback",
+    "Update", "Status", "Detector", "ZScore", "PageHinkley", "Adwin", "ConfidenceEWMA", "sample_stats",
+    "Dataset", "load_data", "shift", "REASONS", "ExperimentResults", "ExperimentRow", "read_experiment",
+    "run_experiment", "find_tool",
+]
+
+__version__ = _c.odl_capi_version().decode()
+HAVE_NUMPY = _np is not None
+library_path = _lib.path
+
+# status codes (odl/status.h)
+OK, EVENT_DRIFT, EVENT_ROLLED_BACK, EVENT_REJECTED = 0, 1, 2, 3
+ERR_NUMERIC = -11
+REASONS = [_c.odl_capi_reason_str(i).decode() for i in range(_c.odl_capi_reason_count())]
+
+
+def version():
+    """The C library's version string."""
+    return _c.odl_capi_version().decode()
+
+
+class OdlError(RuntimeError):
+    """A call into the library failed. .status is the odl_status code (< 0),
+    .name its name (e.g. "ODL_ERR_ARG: bad argument")."""
+
+    def __init__(self, status, message):
+        self.status = status
+        self.name = _c.odl_capi_status_str(status).decode()
+        super().__init__(message or self.name)
+
+
+_ERRCAP = 512
+
+
+def _errbuf():
+    return ctypes.create_string_buffer(_ERRCAP)
+
+
+def _check(status, err):
+    if status < 0:
+        raise OdlError(status, err.value.decode(errors="replace"))
+    return status
+
+
+def _path(p):
+    return os.fsencode(p)
+
+
+def _opt(s):
+    return s.encode() if s is not None else None
+
+
+def _options(kw):
+    """Keyword arguments as the C API's "key=value,..." string."""
+    parts = []
+    for k, v in kw.items():
+        if v is None:
+            continue
+        if isinstance(v, bool):
+            v = int(v)
+        parts.append("%s=%s" % (k, v))
+    return ",".join(parts).encode() if parts else None
+
+
+def _json(fn, *args):
+    cap = 4096
+    while True:
+        buf = ctypes.create_string_buffer(cap)
+        n = fn(*args, buf, cap)
+        if n < cap:
+            return json.loads(buf.value.decode())
+        cap = n + 1
+
+
+# ---- arrays ---------------------------------------------------------------------
+
+def _flatten(x, out):
+    if isinstance(x, (list, tuple)) or (hasattr(x, "__iter__") and not isinstance(x, (str, bytes))
+                                        and not hasattr(x, "__float__")):
+        for v in x:
+            _flatten(v, out)
+    else:
+        out.append(float(x))
+
+
+class _Floats:
+    """x as a contiguous float32 buffer: .ptr, .count (values), kept alive."""
+
+    def __init__(self, x):
+        if _np is not None:
+            a = _np.ascontiguousarray(x, dtype=_np.float32)
+            self.keep, self.count = a, a.size
+            self.ptr = a.ctypes.data_as(_lib.P_float)
+            self.np = a
+        else:
+            flat = []
+            _flatten(x, flat)
+            buf = (ctypes.c_float * len(flat))(*flat)
+            self.keep, self.count, self.ptr, self.np = buf, len(flat), ctypes.cast(buf, _lib.P_float), None
+
+
+def _samples(x, size, what="x"):
+    """(buffer, n) for n samples of `size` values each."""
+    f = _Floats(x)
+    if size <= 0 or f.count % size or f.count == 0:
+        raise ValueError("%s: %d values is not a whole number of samples of %d values" % (what, f.count, size))
+    return f, f.count // size
+
+
+def _labels(y, n):
+    if _np is not None and not isinstance(y, (list, tuple)):
+        a = _np.ascontiguousarray(y, dtype=_np.int32).reshape(-1)
+        if a.size != n:
+            raise ValueError("labels: %d labels for %d samples" % (a.size, n))
+        return a, a.ctypes.data_as(_lib.P_int32)
+    vals = [int(v) for v in y]
+    if len(vals) != n:
+        raise ValueError("labels: %d labels for %d samples" % (len(vals), n))
+    buf = (ctypes.c_int32 * n)(*vals)
+    return buf, ctypes.cast(buf, _lib.P_int32)
+
+
+def _out(ctype, n):
+    """An output array: NumPy when available, else a ctypes array (converted by _ret)."""
+    if _np is not None:
+        a = _np.zeros(n, dtype={ctypes.c_float: _np.float32, ctypes.c_int32: _np.int32,
+                                ctypes.c_double: _np.float64}[ctype])
+        return a, a.ctypes.data_as(ctypes.POINTER(ctype))
+    buf = (ctype * n)()
+    return buf, ctypes.cast(buf, ctypes.POINTER(ctype))
+
+
+def _ret(a, shape=None):
+    if _np is not None:
+        return a.reshape(shape) if shape is not None else a
+    vals = list(a)
+    if shape is not None and len(shape) == 2:
+        r, c = shape
+        return [vals[i * c:(i + 1) * c] for i in range(r)]
+    return vals
+
+
+def _is_scalar(v):
+    if _np is not None and isinstance(v, _np.ndarray):
+        return v.ndim == 0
+    return not isinstance(v, (list, tuple)) and not hasattr(v, "__len__")
+
+
+# ---- models ------------------------------------------------------------------------
+
+class Model:
+    """An .odl model loaded for inference (odl.load)."""
+
+    def __init__(self, handle, source=None):
+        if not handle:
+            raise OdlError(-1, "no model")
+        self._h = ctypes.c_void_p(handle)
+        self.source = source
+        shape = (ctypes.c_int32 * 5)()
+        _c.odl_capi_model_shape(self._h, shape)
+        self.input_shape = (shape[0], shape[1], shape[2])
+        self.n_classes = shape[3]
+        self.n_layers = shape[4]
+        self.input_size = shape[0] * shape[1] * shape[2]
+
+    def close(self):
+        if getattr(self, "_h", None):
+            _c.odl_capi_model_free(self._h)
+            self._h = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return "odl.Model(%s, input %s, %d classes)" % (self.source or "?", "x".join(map(str, self.input_shape)),
+                                                       self.n_classes)
+
+    def info(self):
+        """Layers, parameter counts and the inference memory plan (a dict)."""
+        return _json(_c.odl_capi_model_info_json, self._h)
+
+    def _forward(self, x, logits):
+        f, n = _samples(x, self.input_size)
+        cls, pc = _out(ctypes.c_int32, n)
+        conf, pf = _out(ctypes.c_float, n)
+        lg, pl = _out(ctypes.c_float, n * self.n_classes) if logits else (None, None)
+        err = _errbuf()
+        _check(_c.odl_capi_model_predict(self._h, f.ptr, n, pc, pf, pl, err, _ERRCAP), err)
+        return cls, conf, lg, n
+
+    def predict(self, x):
+        """(classes, confidences) for n samples (x: n × input_size values, any shape)."""
+        cls, conf, _, _ = self._forward(x, False)
+        return _ret(cls), _ret(conf)
+
+    def logits(self, x):
+        """The logits, n × n_classes."""
+        _, _, lg, n = self._forward(x, True)
+        return _ret(lg, (n, self.n_classes))
+
+    def accuracy(self, x, y):
+        cls, _ = self.predict(x)
+        ys = list(y) if _np is None else _np.asarray(y).reshape(-1)
+        right = sum(int(a == b) for a, b in zip(cls, ys))
+        return right / max(1, len(ys))
+
+    def save(self, path):
+        err = _errbuf()
+        _check(_c.odl_capi_model_save(self._h, _path(path), err, _ERRCAP), err)
+
+
+def load(path):
+    """Loads an .odl model file for inference."""
+    err = _errbuf()
+    h = _c.odl_capi_model_load(_path(path), err, _ERRCAP)
+    if not h:
+        raise OdlError(-4, err.value.decode(errors="replace"))
+    return Model(h, os.fspath(path))
+
+
+# ---- learner ------------------------------------------------------------------------
+
+@dataclass
+class Prediction:
+    cls: int
+    confidence: float
+    drift: bool = False
+
+
+@dataclass
+class Feedback:
+    accepted: bool
+    reason: str = "none"  # why it was refused (odl_reason): "outlier", "contradicts ...", ...
+    status: int = 0
+
+
+@dataclass
+class Status:
+    version: int = 0
+    predictions: int = 0
+    feedback: int = 0
+    accepted_examples: int = 0
+    marks_right: int = 0
+    marks_wrong: int = 0
+    rejected: Dict[str, int] = field(default_factory=dict)
+    updates: int = 0
+    updates_accepted: int = 0
+    updates_rolled_back: int = 0
+    rollbacks: int = 0
+    drift_events: int = 0
+    last_drift_at: int = 0
+    collected: int = 0
+    held_out: int = 0
+    active_classes: int = 0
+    user_guard: int = 0
+    last_accepted: int = 0
+    last_old_before: Optional[float] = None
+    last_old_after: Optional[float] = None
+    last_new_before: Optional[float] = None
+    last_new_after: Optional[float] = None
+    last_user_before: Optional[float] = None
+    last_user_after: Optional[float] = None
+    last_decision: str = ""
+    bytes: int = 0
+
+    @classmethod
+    def from_dict(cls, d):
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass
+class Update:
+    accepted: bool
+    decision: str
+    version: int
+    status: Status
+
+    @property
+    def rolled_back(self):
+        return not self.accepted
+
+
+class Learner:
+    """The learner façade (odl/learner.h) over a Model: predict, feedback,
+    mark, update (gated, automatic rollback), calibrate, rollback, status.
+
+    max_classes: head outputs (room for new classes); None = the model's.
+    seed: every random choice comes from one generator seeded with it.
+    Other keyword options change odl_learner_cfg_defaults(): boundary,
+    max_collected, holdout_every, guard_size, versions, replay (capacity),
+    replay_f32, replay_balanced, epochs, batch, lr, outlier_k, outlier_min,
+    confident, dup_eps, max_dups, max_class_share, new_target, max_old_drop,
+    new_weight, require_avg_not_worse, bias_step, drift, drift_ref_n, drift_z,
+    drift_alpha, conf_ref_n, conf_z, conf_alpha."""
+
+    def __init__(self, model, max_classes=None, seed=0, **options):
+        if isinstance(model, (str, bytes, os.PathLike)):
+            model = load(model)
+        self.model = model
+        err = _errbuf()
+        h = _c.odl_capi_learner_new(model._h, int(max_classes or 0), int(seed), _options(options), err, _ERRCAP)
+        if not h:
+            raise OdlError(-1, err.value.decode(errors="replace"))
+        self._h = ctypes.c_void_p(h)
+        self.input_size = model.input_size
+
+    def close(self):
+        if getattr(self, "_h", None):
+            _c.odl_capi_learner_free(self._h)
+            self._h = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def bytes(self):
+        """Bytes of the learner's arena (its exact plan)."""
+        return _c.odl_capi_learner_bytes(self._h)
+
+    def seed(self, x, y):
+        """The old data the device ships with (replay, guard set, class statistics)."""
+        f, n = _samples(x, self.input_size)
+        keep, py = _labels(y, n)
+        err = _errbuf()
+        _check(_c.odl_capi_learner_seed(self._h, f.ptr, py, n, err, _ERRCAP), err)
+
+    def predict(self, x):
+        """(classes, confidences, drift) for n samples; drift[i] is True when the
+        learner's drift monitors fired on prediction i."""
+        f, n = _samples(x, self.input_size)
+        cls, pc = _out(ctypes.c_int32, n)
+        conf, pf = _out(ctypes.c_float, n)
+        st, ps = _out(ctypes.c_int32, n)
+        err = _errbuf()
+        _check(_c.odl_capi_learner_predict(self._h, f.ptr, n, pc, pf, ps, err, _ERRCAP), err)
+        drift = [int(v) == EVENT_DRIFT for v in st]
+        if _np is not None:
+            drift = _np.array(drift, dtype=bool)
+        return _ret(cls), _ret(conf), drift
+
+    def predict_one(self, x):
+        """One sample: a Prediction(cls, confidence, drift)."""
+        cls, conf, drift = self.predict(x)
+        if len(cls) != 1:
+            raise ValueError("predict_one: x holds %d samples" % len(cls))
+        return Prediction(int(cls[0]), float(conf[0]), bool(drift[0]))
+
+    def _give(self, fn, x, values, what):
+        f, n = _samples(x, self.input_size)
+        single = _is_scalar(values)
+        vals = [values] * n if single else (list(values) if _np is None else _np.asarray(values).reshape(-1))
+        if len(vals) != n:
+            raise ValueError("%s: %d values for %d samples" % (what, len(vals), n))
+        if single and n != 1:
+            raise ValueError("%s: one value for %d samples" % (what, n))
+        out = []
+        why = ctypes.c_int32(0)
+        err = _errbuf()
+        base = ctypes.cast(f.ptr, ctypes.c_void_p).value
+        for i in range(n):
+            p = ctypes.cast(ctypes.c_void_p(base + 4 * i * self.input_size), _lib.P_float)
+            s = _check(fn(self._h, p, int(vals[i]), ctypes.byref(why), err, _ERRCAP), err)
+            out.append(Feedback(s == OK, REASONS[why.value] if s != OK else "none", s))
+        return out[0] if single else out
+
+    def feedback(self, x, label):
+        """Labelled example(s): label an int (one sample) or a sequence (one per
+        sample). Returns a Feedback, or a list of them."""
+        return self._give(_c.odl_capi_learner_feedback, x, label, "feedback")
+
+    def mark(self, x, correct):
+        """Right (True) / wrong (False) mark(s) on the prediction for x."""
+        if _is_scalar(correct):
+            correct = int(bool(correct))
+        else:
+            correct = [int(bool(c)) for c in correct]
+        return self._give(_c.odl_capi_learner_mark, x, correct, "mark")
+
+    def _decision(self, s):
+        st = self.status()
+        return Update(s == OK, st.last_decision, st.version, st)
+
+    def update(self):
+        """Learns what was collected; the evaluation gate accepts it or rolls it back."""
+        err = _errbuf()
+        return self._decision(_check(_c.odl_capi_learner_update(self._h, err, _ERRCAP), err))
+
+    def calibrate(self):
+        """Per-class biases from the marks, through the same gate."""
+        err = _errbuf()
+        return self._decision(_check(_c.odl_capi_learner_calibrate(self._h, err, _ERRCAP), err))
+
+    def rollback(self, steps=1):
+        """Restores the head of `steps` accepted versions ago; returns the version now current."""
+        err = _errbuf()
+        _check(_c.odl_capi_learner_rollback(self._h, int(steps), err, _ERRCAP), err)
+        return self.status().version
+
+    def status(self):
+        return Status.from_dict(_json(_c.odl_capi_learner_status_json, self._h))
+
+    def current_model(self):
+        """The current model (base + head, active classes, biases folded in) as a new Model."""
+        err = _errbuf()
+        h = _c.odl_capi_learner_model(self._h, err, _ERRCAP)
+        if not h:
+            raise OdlError(-1, err.value.decode(errors="replace"))
+        return Model(h, "learner v%d" % self.status().version)
+
+    def save(self, path):
+        """Writes the current model to PATH (atomically); odl.load reads it back."""
+        err = _errbuf()
+        _check(_c.odl_capi_learner_save(self._h, _path(path), err, _ERRCAP), err)
+
+
+# ---- drift --------------------------------------------------------------------------
+
+class Detector:
+    """A drift detector (odl/drift.h). kind: "zscore", "ph", "adwin" or "conf";
+    options are the fields of its configuration (library defaults otherwise).
+    update(value) returns True when drift is detected; non-finite values are
+    ignored (returning False), as in C."""
+
+    kind = None
+
+    def __init__(self, kind=None, **options):
+        kind = kind or self.kind
+        err = _errbuf()
+        h = _c.odl_capi_drift_new(kind.encode(), _options(options), err, _ERRCAP)
+        if not h:
+            raise OdlError(-1, err.value.decode(errors="replace"))
+        self._h = ctypes.c_void_p(h)
+        self.kind = kind
+
+    def close(self):
+        if getattr(self, "_h", None):
+            _c.odl_capi_drift_free(self._h)
+            self._h = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass
+
+    def update(self, value):
+        return _c.odl_capi_drift_update(self._h, float(value)) == EVENT_DRIFT
+
+    def update_many(self, values):
+        """Feeds every value; returns the indices at which drift was detected."""
+        if _np is not None and not isinstance(values, (list, tuple)):
+            a = _np.ascontiguousarray(values, dtype=_np.float64).reshape(-1)
+            st = _np.zeros(a.size, dtype=_np.int32)
+            _c.odl_capi_drift_update_many(self._h, a.ctypes.data_as(_lib.P_double), a.size,
+                                          st.ctypes.data_as(_lib.P_int32))
+            return _np.nonzero(st == EVENT_DRIFT)[0]
+        vals = [float(v) for v in values]
+        buf = (ctypes.c_double * len(vals))(*vals)
+        st = (ctypes.c_int32 * len(vals))()
+        _c.odl_capi_drift_update_many(self._h, buf, len(vals), st)
+        idx = [i for i, s in enumerate(st) if s == EVENT_DRIFT]
+        return _np.array(idx, dtype=_np.int64) if _np is not None else idx
+
+    def reset(self):
+        """Forgets what was learned (keeps the configuration, t and alarms)."""
+        _c.odl_capi_drift_reset(self._h)
+
+    @property
+    def t(self):
+        return _c.odl_capi_drift_t(self._h)
+
+    @property
+    def alarms(self):
+        return _c.odl_capi_drift_alarms(self._h)
+
+    def state(self):
+        """Kind, configuration and internal statistics (a dict)."""
+        return _json(_c.odl_capi_drift_state_json, self._h)
+
+    def __repr__(self):
+        return "odl.%s(t=%d, alarms=%d)" % (type(self).__name__, self.t, self.alarms)
+
+
+class ZScore(Detector):
+    """Welford baseline + EWMA z-tests (ref_n, alpha, z, min_run, check_var, z_var)."""
+    kind = "zscore"
+
+    def __init__(self, **options):
+        super().__init__(None, **options)
+
+
+class PageHinkley(Detector):
+    """Two-sided Page-Hinkley (warmup, delta, lambda_, alpha). `lambda` is a Python
+    keyword: pass lambda_=..."""
+    kind = "ph"
+
+    def __init__(self, **options):
+        if "lambda_" in options:
+            options["lambda"] = options.pop("lambda_")
+        super().__init__(None, **options)
+
+
+class Adwin(Detector):
+    """ADWIN (delta, m, max_rows, clock, min_sub)."""
+    kind = "adwin"
+
+    def __init__(self, **options):
+        super().__init__(None, **options)
+
+
+class ConfidenceEWMA(Detector):
+    """EWMA of the prediction confidence (ref_n, alpha, z, min_run, two_sided)."""
+    kind = "conf"
+
+    def __init__(self, **options):
+        super().__init__(None, **options)
+
+
+def sample_stats(x, size=None):
+    """Mean and standard deviation of one sample's values (size=None), or of each
+    of the samples of `size` values in x (arrays)."""
+    if size is None:
+        f = _Floats(x)
+        m, s = ctypes.c_float(), ctypes.c_float()
+        st = _c.odl_capi_sample_stats(f.ptr, f.count, ctypes.byref(m), ctypes.byref(s))
+        if st < 0:
+            raise OdlError(st, "sample_stats: empty or non-finite input")
+        return m.value, s.value
+    f, n = _samples(x, int(size))
+    mean, pm = _out(ctypes.c_float, n)
+    std, ps = _out(ctypes.c_float, n)
+    st = _c.odl_capi_sample_stats_many(f.ptr, n, int(size), pm, ps)
+    if st < 0:
+        raise OdlError(st, "sample_stats: non-finite input")
+    return _ret(mean), _ret(std)
+
+
+# ---- data ---------------------------------------------------------------------------
+
+@dataclass
+class Dataset:
+    x: object          # n × c × h × w float32 (NumPy), or a list of n flat lists
+    y: object          # n labels
+    shape: tuple       # (c, h, w)
+    n_classes: int
+
+    def __len__(self):
+        return len(self.y)
+
+
+def load_data(path, split=None, classes=None, limit=0, shift=None):
+    """Loads an MNIST-style IDX directory, IDX images file or CSV file with the
+    library's own readers. split: "train" | "test" (None: train for a
+    directory); classes: "0-7", "8,9"; limit: at most this many samples;
+    shift: "gain:A,B" or "translate:DX,DY"."""
+    err = _errbuf()
+    h = _c.odl_capi_data_load(_path(path), _opt(split), _opt(classes), int(limit), _opt(shift), err, _ERRCAP)
+    if not h:
+        raise OdlError(-8, err.value.decode(errors="replace"))
+    try:
+        sh = (ctypes.c_int32 * 5)()
+        _c.odl_capi_data_shape(h, sh)
+        n, c, hh, w, nc = list(sh)
+        size = c * hh * w
+        x, px = _out(ctypes.c_float, n * size)
+        y, py = _out(ctypes.c_int32, n)
+        _c.odl_capi_data_copy(h, px, py)
+    finally:
+        _c.odl_capi_data_free(h)
+    if _np is not None:
+        return Dataset(x.reshape(n, c, hh, w), y, (c, hh, w), nc)
+    vals = list(x)
+    return Dataset([vals[i * size:(i + 1) * size] for i in range(n)], list(y), (c, hh, w), nc)
+
+
+def shift(x, spec, shape):
+    """x (n samples of shape c×h×w) through a shift spec ("gain:0.8,0.1",
+    "translate:2,0"); returns a new array of x's shape (without NumPy: a list
+    of n flat sample lists, or one flat list for a single flat sample)."""
+    c, hh, w = shape
+    f, n = _samples(x, c * hh * w)
+    if f.np is not None:
+        a = f.np.copy()
+        ptr = a.ctypes.data_as(_lib.P_float)
+    else:
+        a = (ctypes.c_float * f.count)()
+        ctypes.memmove(a, f.ptr, 4 * f.count)
+        ptr = ctypes.cast(a, _lib.P_float)
+    err = _errbuf()
+    _check(_c.odl_capi_shift(_opt(spec), ptr, n, c, hh, w, err, _ERRCAP), err)
+    if f.np is not None:
+        return a.reshape(_np.shape(x))
+    vals, size = list(a), c * hh * w
+    if n == 1 and not (isinstance(x, (list, tuple)) and x and isinstance(x[0], (list, tuple))):
+        return vals
+    return [vals[i * size:(i + 1) * size] for i in range(n)]

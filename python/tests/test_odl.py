@@ -1,0 +1,382 @@
+#!/usr/bin/python3
+"""Tests of the odl Python package (python/odl) over libodl_py.so.
+
+    ODL_LIBRARY=build PYTHONPATH=python ODL_TEST_MODEL=base.odl /usr/bin/python3 python/tests/test_odl.py
+
+ODL_TEST_MODEL: a 10-class Fashion-MNIST model (odl train --epochs 1 --limit
+12000); without it the tests that need one train it with the odl tool (found
+as odl.find_tool() does) into a temporary directory. ODL_TEST_DATA: the
+Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist).
+ODL_TEST_INSTALLED=1 tests the installed package (from sys.path) instead of
+python/odl. ODL_TEST_EXPERIMENT=1 also runs `odl experiment s1` through run_experiment
+(about a minute). ODL_NO_NUMPY=1 runs everything on plain lists.
+Prints "N passed, N failed" last; exits 1 on any failure."""
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if not os.environ.get("ODL_TEST_INSTALLED"):
+    sys.path.insert(0, os.path.join(HERE, ".."))  # the source tree's package, not an installed one
+
+import odl  # noqa: E402
+
+try:
+    import numpy as np
+except ImportError:
+    np = None
+NP = odl.HAVE_NUMPY
+DATA = os.environ.get("ODL_TEST_DATA", "/usr/share/datasets/fashion-mnist")
+TMP = tempfile.mkdtemp(prefix="odl-pytest-")
+_model_path = None
+
+
+def model_path():
+    global _model_path
+    if _model_path is None:
+        _model_path = os.environ.get("ODL_TEST_MODEL")
+        if not _model_path:
+            _model_path = os.path.join(TMP, "base.odl")
+            subprocess.run([odl.find_tool(), "train", "--data", DATA, "--epochs", "1", "--limit", "12000",
+                            "--seed", "0", "--quiet", "-o", _model_path], check=True, stdout=subprocess.DEVNULL)
+    return _model_path
+
+
+def tolist(a):
+    return a.tolist() if hasattr(a, "tolist") else list(a)
+
+
+def raises(exc, fn, *args, **kw):
+    try:
+        fn(*args, **kw)
+    except exc as e:
+        return e
+    raise AssertionError("%s not raised" % exc.__name__)
+
+
+_data = {}
+
+
+def data(split, limit=0, shift=None, classes=None):
+    key = (split, limit, shift, classes)
+    if key not in _data:
+        _data[key] = odl.load_data(DATA, split=split, limit=limit, shift=shift, classes=classes)
+    return _data[key]
+
+
+# ---- tests -------------------------------------------------------------------------
+
+def test_version_and_library():
+    assert odl.__version__ == odl.version()
+    assert odl.__version__.count(".") == 2
+    assert os.path.basename(odl.library_path).startswith("libodl_py.so")
+    assert len(odl.REASONS) == 8 and odl.REASONS[0] == "none" and "outlier" in odl.REASONS
+    assert odl.HAVE_NUMPY == (np is not None and not os.environ.get("ODL_NO_NUMPY"))
+
+
+def test_load_errors():
+    e = raises(odl.OdlError, odl.load, os.path.join(TMP, "missing.odl"))
+    assert e.status < 0 and "missing.odl" in str(e), str(e)
+    bad = os.path.join(TMP, "bad.odl")
+    with open(bad, "wb") as f:
+        f.write(b"not a model file at all, not at all")
+    e = raises(odl.OdlError, odl.load, bad)
+    assert "bad.odl" in str(e), str(e)
+
+
+def test_model_predict():
+    m = odl.load(model_path())
+    assert m.input_shape == (1, 28, 28) and m.n_classes == 10 and m.input_size == 784
+    info = m.info()
+    assert info["n_classes"] == 10 and info["layers"][-1]["type"] == "dense" and info["params"] > 0
+    d = data("test", 300)
+    assert len(d) == 300 and d.shape == (1, 28, 28) and d.n_classes == 10
+    cls, conf = m.predict(d.x)
+    assert len(cls) == 300 and len(conf) == 300
+    assert all(0 <= c < 10 for c in tolist(cls)) and all(0.0 < p <= 1.0 for p in tolist(conf))
+    acc = sum(int(a == b) for a, b in zip(tolist(cls), tolist(d.y))) / 300
+    assert acc > 0.6, acc
+    assert abs(m.accuracy(d.x, d.y) - acc) < 1e-12
+    lg = m.logits(d.x[:5])
+    rows = [tolist(r) for r in lg]
+    assert len(rows) == 5 and all(len(r) == 10 for r in rows)
+    assert [r.index(max(r)) for r in rows] == tolist(cls)[:5]
+    # a plain list gives the same answer; one flat sample works; a bad size is refused
+    flat = [float(v) for v in (d.x[0].reshape(-1).tolist() if NP else d.x[0])]
+    c1, p1 = m.predict(flat)
+    assert tolist(c1) == tolist(cls)[:1] and abs(tolist(p1)[0] - tolist(conf)[0]) < 1e-6
+    raises(ValueError, m.predict, flat[:100])
+    if NP:
+        assert isinstance(cls, np.ndarray) and cls.dtype == np.int32 and conf.dtype == np.float32
+        c64, _ = m.predict(d.x.astype(np.float64).reshape(300, 784))
+        assert (c64 == cls).all()
+    else:
+        assert isinstance(cls, list)
+
+
+def test_model_save_roundtrip():
+    m = odl.load(model_path())
+    p = os.path.join(TMP, "copy.odl")
+    m.save(p)
+    m2 = odl.load(p)
+    d = data("test", 50)
+    assert [tolist(r) for r in m.logits(d.x)] == [tolist(r) for r in m2.logits(d.x)]
+    e = raises(odl.OdlError, m.save, os.path.join(TMP, "no", "such", "dir", "x.odl"))
+    assert e.status < 0
+
+
+def test_learner_options_and_gate():
+    m = odl.load(model_path())
+    e = raises(odl.OdlError, odl.Learner, m, bogus=3)
+    assert "bogus" in str(e) and e.status == -1
+    e = raises(odl.OdlError, odl.Learner, m, lr="fast")
+    assert "lr" in str(e)
+    L = odl.Learner(m, seed=1, max_collected=32, drift=False)
+    assert L.bytes > 0
+    old = data("train", 500)
+    L.seed(old.x, old.y)
+    d = data("test", 20)
+    x0 = d.x[0]
+    nan = [float("nan")] * 784
+    f = L.feedback(nan, 3)
+    assert not f.accepted and f.reason == "non-finite input" and f.status == odl.EVENT_REJECTED
+    f = L.feedback(x0, 12)
+    assert not f.accepted and f.reason == "label out of range"
+    f = L.feedback(x0, int(tolist(d.y)[0]))
+    assert f.accepted and f.reason == "none"
+    fs = L.feedback(d.x[1:4], d.y[1:4])
+    assert isinstance(fs, list) and len(fs) == 3
+    raises(ValueError, L.feedback, d.x[1:4], [1, 2])
+    marks = L.mark(d.x[4:6], [True, False])
+    assert len(marks) == 2
+    st = L.status()
+    assert st.rejected["non-finite input"] == 1 and st.rejected["label out of range"] == 1, st
+    assert st.feedback >= 5 and st.marks_right == 1 and st.marks_wrong == 1, st
+    assert st.active_classes == 10 and st.bytes == L.bytes
+    e = raises(odl.OdlError, L.rollback, 1)  # nothing accepted yet
+    assert e.status < 0
+
+
+def test_learner_personalise_flow():
+    """The personalise example's flow: accepted, then rolled back bit-identically,
+    the saved model equal to the learner's, rollback to the base."""
+    m = odl.load(model_path())
+    old = data("train", 2000)
+    test = data("test", 3000)
+    user = odl.shift(test.x, "gain:0.5,0.25", test.shape)
+    L = odl.Learner(m, seed=0)
+    L.seed(old.x, old.y)
+    ev_x, ev_y = user[2000:3000], tolist(test.y)[2000:3000]
+
+    def acc():
+        c, _, _ = L.predict(ev_x)
+        return sum(int(a == b) for a, b in zip(tolist(c), ev_y)) / len(ev_y)
+
+    a0 = acc()
+    fb = L.feedback(user[100:150], test.y[100:150])
+    assert sum(f.accepted for f in fb) >= 40
+    u = L.update()
+    assert u.accepted and not u.rolled_back and u.version == 1 and "accepted" in u.decision, u.decision
+    a1 = acc()
+    assert a1 > a0 + 0.05, (a0, a1)
+    before = [tolist(r) for r in L.current_model().logits(ev_x[:10])]
+    ys = tolist(test.y)
+    for i in range(200, 250):
+        for _ in range(2):
+            L.feedback(user[i], (ys[i] + 1) % 10)
+    u = L.update()
+    assert u.rolled_back and u.version == 1 and "rolled back" in u.decision, u.decision
+    assert [tolist(r) for r in L.current_model().logits(ev_x[:10])] == before
+    assert acc() == a1
+    st = L.status()
+    assert st.updates == 2 and st.updates_accepted == 1 and st.updates_rolled_back == 1
+    assert st.rejected["outlier"] > 0
+    p = os.path.join(TMP, "personal.odl")
+    L.save(p)
+    saved = odl.load(p)
+    assert [tolist(r) for r in saved.logits(ev_x[:10])] == before
+    assert L.rollback(1) == 0 and L.status().rollbacks == 1
+    assert acc() == a0
+
+
+def test_learner_deterministic_and_keeps_model():
+    old = data("train", 300)
+    d = data("test", 40)
+
+    def run():
+        m = odl.load(model_path())
+        L = odl.Learner(m, seed=7, drift=False)
+        m.close()  # the learner holds its own reference
+        del m
+        L.seed(old.x, old.y)
+        L.feedback(d.x[:40], d.y[:40])
+        u = L.update()
+        c, p, _ = L.predict(d.x)
+        return u.decision, tolist(c), tolist(p)
+
+    assert run() == run()
+
+
+def test_learner_new_class():
+    """max_classes beyond the model's: a label of a new class activates its row."""
+    m = odl.load(model_path())
+    L = odl.Learner(m, max_classes=12, seed=0, drift=False)
+    L.seed(data("train", 300).x, data("train", 300).y)
+    assert L.status().active_classes == 10
+    d = data("test", 5)
+    f = L.feedback(d.x[0], 11)
+    assert f.accepted, f
+    assert L.status().active_classes == 12
+
+
+def test_learner_drift_event():
+    m = odl.load(model_path())
+    L = odl.Learner(m, seed=0, drift_ref_n=200)
+    t = data("test", 1200)
+    x = t.x[:400]
+    shifted = odl.shift(t.x[400:1200], "gain:0.5,0.25", t.shape)
+    _, _, drift1 = L.predict(x)
+    assert not any(tolist(drift1))
+    _, _, drift2 = L.predict(shifted)
+    hits = [i for i, v in enumerate(tolist(drift2)) if v]
+    assert hits and hits[0] < 200, hits[:3]
+    assert L.status().drift_events >= 1
+    p = L.predict_one(t.x[0])
+    assert isinstance(p, odl.Prediction) and 0 <= p.cls < 10
+
+
+def test_drift_detectors():
+    import random
+    rnd = random.Random(1)
+    vals = [0.5 + 0.1 * rnd.gauss(0, 1) for _ in range(3000)] + [0.4 + 0.1 * rnd.gauss(0, 1) for _ in range(2000)]
+    for det in (odl.ZScore(), odl.PageHinkley(), odl.Adwin(), odl.ConfidenceEWMA()):
+        hits = tolist(det.update_many(vals))
+        assert hits and hits[0] >= 3000 and hits[0] < 3400, (det, hits[:3])
+        assert det.t == 5000 and det.alarms == len(hits)
+        st = det.state()
+        assert st["kind"] == det.kind and st["t"] == 5000
+    z = odl.ZScore(ref_n=100, z=3.5, min_run=3)
+    assert z.state()["cfg"]["ref_n"] == 100
+    assert [z.update(v) for v in vals[:100]] == [False] * 100
+    assert z.update(float("nan")) is False and z.t == 100  # ignored
+    z.reset()
+    assert z.t == 100
+    e = raises(odl.OdlError, odl.ZScore, z_var=0)
+    assert "z_var" in str(e)
+    e = raises(odl.OdlError, odl.ZScore, speed=1)
+    assert "speed" in str(e)
+    e = raises(odl.OdlError, odl.Detector, "cusum")
+    assert "cusum" in str(e)
+    ph = odl.PageHinkley(lambda_=10, delta=0.1, warmup=50)
+    assert ph.state()["cfg"]["lambda"] == 10
+    a = odl.Adwin(delta=0.01, clock=8)
+    a.update_many(vals[:500])
+    assert a.state()["width"] > 0
+
+
+def test_sample_stats():
+    m, s = odl.sample_stats([1.0, 2.0, 3.0, 4.0])
+    assert abs(m - 2.5) < 1e-6 and abs(s - math.sqrt(1.25)) < 1e-6
+    means, stds = odl.sample_stats([1, 2, 3, 4, 5, 5, 5, 5], size=4)
+    assert [round(v, 5) for v in tolist(means)] == [2.5, 5.0] and abs(tolist(stds)[1]) < 1e-7
+    raises(odl.OdlError, odl.sample_stats, [float("inf"), 1.0])
+    raises(odl.OdlError, odl.sample_stats, [])
+
+
+def test_data_and_shift():
+    d = data("test", 100, classes="8,9")
+    assert len(d) == 100 and set(tolist(d.y)) <= {8, 9}
+    e = raises(odl.OdlError, odl.load_data, os.path.join(TMP, "nothing"))
+    assert "nothing" in str(e)
+    raises(odl.OdlError, odl.load_data, DATA, split="validation")
+    x = [[0.0, 0.5, 1.0, 0.2]]
+    y = odl.shift(x, "gain:0.8,0.1", (1, 2, 2))
+    flat = tolist(y[0]) if not NP else y.reshape(-1).tolist()
+    assert [round(v, 5) for v in flat] == [0.1, 0.5, 0.9, 0.26], flat
+    assert tolist(x[0]) == [0.0, 0.5, 1.0, 0.2]  # input untouched
+    raises(odl.OdlError, odl.shift, x, "blur:3", (1, 2, 2))
+    # CSV through the library's reader
+    csv = os.path.join(TMP, "points.csv")
+    with open(csv, "w") as f:
+        f.write("label,a,b\n0,0.1,0.2\n1,0.9,0.8\n1,0.7,0.9\n")
+    c = odl.load_data(csv)
+    assert len(c) == 3 and c.shape == (1, 1, 2) and tolist(c.y) == [0, 1, 1] and c.n_classes == 2
+
+
+EXP_JSON = """{"seeds": 2, "results": [
+  {"scenario": "S1 (gain drift, 10 per class)", "strategy": "naive", "trainable_params": 1290, "planned_bytes": 20000,
+   "planned": {"params": 5200, "grads": 5200}, "note": "x",
+   "user": [0.80, 0.82], "original": [0.70, 0.72], "sum": [1.50, 1.54]},
+  {"scenario": "S3", "strategy": "replay", "trainable_params": 1290, "planned_bytes": 30000,
+   "ACC": [0.6, 0.7], "BWT": [-0.1, -0.2], "R_mean": [[0.9, 0], [0.8, 0.85]]}
+]}"""
+
+
+def test_experiment_json():
+    r = odl.read_experiment(EXP_JSON)
+    assert r.seeds == 2 and len(r) == 2
+    s1 = r.find("s1", "naive")
+    assert s1.metrics["user"] == [0.80, 0.82] and abs(s1.mean("user") - 0.81) < 1e-12
+    assert set(s1.metrics) == {"user", "original", "sum"} and s1.planned == {"params": 5200, "grads": 5200}
+    assert s1.extra == {"note": "x"}
+    assert abs(s1.std("sum") - math.sqrt(0.0008)) < 1e-12
+    s3 = r.scenario("S3")[0]
+    assert s3.R_mean == [[0.9, 0], [0.8, 0.85]] and set(s3.metrics) == {"ACC", "BWT"}
+    t = r.table()
+    assert t[0]["user_mean"] == s1.mean("user") and "ACC_std" in t[1]
+    p = os.path.join(TMP, "r.json")
+    with open(p, "w") as f:
+        f.write(EXP_JSON)
+    assert odl.read_experiment(p).rows == r.rows
+    with open(p) as f:
+        assert odl.read_experiment(f).rows == r.rows
+    raises(ValueError, odl.read_experiment, {"nope": 1})
+    raises(KeyError, r.find, "S2", "naive")
+    assert "naive" in str(r)
+
+
+def test_run_experiment():
+    tool = odl.find_tool()
+    assert os.access(tool, os.X_OK)
+    if os.environ.get("ODL_TEST_EXPERIMENT", "0") in ("", "0"):
+        e = raises(RuntimeError, odl.run_experiment, "s9", seeds=1, work=TMP)
+        assert "s9" in str(e) or "exit" in str(e)
+        return
+    r = odl.run_experiment("s1", seeds=1, only="naive", work=os.path.join(TMP, "work"), data=DATA)
+    row = r.find("S1", "naive")
+    assert row.scenario.startswith("S1") and row.scenario_id == "S1"
+    assert r.seeds == 1 and len(row.metrics["user"]) == 1 and 30 < row.mean("user") <= 100  # percent
+    assert row.trainable_params > 0 and row.planned_bytes > 0
+    assert set(row.metrics) == {"user", "original", "sum"}, row.metrics
+
+
+def main():
+    tests = [(k, v) for k, v in sorted(globals().items(), key=lambda kv: kv[1].__code__.co_firstlineno
+                                       if callable(kv[1]) and hasattr(kv[1], "__code__") else 0)
+             if k.startswith("test_") and callable(v)]
+    only = sys.argv[1:]
+    passed = failed = 0
+    print("odl %s, %s, numpy %s" % (odl.__version__, odl.library_path, "yes" if NP else "no"))
+    for name, fn in tests:
+        if only and not any(o in name for o in only):
+            continue
+        try:
+            fn()
+        except Exception:
+            failed += 1
+            print("FAIL  %s" % name)
+            traceback.print_exc()
+        else:
+            passed += 1
+            print("ok    %s" % name)
+    shutil.rmtree(TMP, ignore_errors=True)
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
