@@ -322,6 +322,12 @@ static int build_strategies(const ctx *c, strat *out, int s2)
     u.lr_decay = 0.1f;
     snprintf(u.name, sizeof u.name, "odl: replay bal %d int8 +1", (int)u.replay_size);
     out[n++] = u;
+    /* ... or herded exemplars (iCaRL) in the same INT8 slots, longer training */
+    strat hd = ri;
+    hd.replay_herding = 1;
+    hd.epochs = 20;
+    snprintf(hd.name, sizeof hd.name, "odl: herding %d int8 20ep", (int)hd.replay_size);
+    out[n++] = hd;
     /* ... or a small residual adapter instead: a tenth of the memory */
     strat ad = ri;
     ad.adapter = 32;

@@ -460,6 +460,8 @@ int strat_parse(const char *spec, strat *out)
             out->replay_balanced = 1;
         else if (!strcmp(opts, "int8") && !val)
             out->replay_int8 = 1;
+        else if (!strcmp(opts, "herding") && !val)
+            out->replay_herding = 1;
         else if (!val || bad_num)
             return cli_error("strategy '%s': option '%s' needs a value ≥ 0 (e.g. size=200)", spec, opts);
         else if (!strcmp(opts, "size") && x >= 1 && x <= (1 << 24))
@@ -689,10 +691,17 @@ int session_start(session *s, const strat *st, odl_model *base, int32_t max_clas
         for (int32_t k = 0; k < old->n; k++)
             order[k] = (uint32_t)k;
         odl_rng_shuffle_u32(&s->rng, order, (uint32_t)old->n);
+        if (s->replay && st->replay_herding) {
+            /* exemplars whose mean best matches each class's mean */
+            size_t nsc = odl_replay_herding_scratch_floats(&rc, old->n);
+            float *sc = malloc(sizeof(float) * nsc);
+            e = sc ? odl_replay_herding_fill(s->replay, oz, old->y, old->n, sc, nsc, &d) : ODL_ERR_NOMEM;
+            free(sc);
+        }
         for (int32_t k = 0; k < old->n && e == ODL_OK; k++) {
             const float *zk = oz + (size_t)order[k] * s->dim;
             int32_t yk = old->y[order[k]];
-            if (s->replay)
+            if (s->replay && !st->replay_herding)
                 e = odl_replay_add(s->replay, zk, yk, &s->rng, &d);
             if (e == ODL_OK && s->ncm)
                 e = odl_ncm_add(s->ncm, zk, yk);

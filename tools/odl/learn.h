@@ -61,6 +61,7 @@ typedef struct strat {
     int32_t replay_size;      /* 0 = none */
     int32_t replay_balanced;
     int32_t replay_int8;
+    int32_t replay_herding;   /* fill with herded exemplars (iCaRL) instead of reservoir sampling */
     float ewc_lambda;
     float ewc_decay;          /* online EWC across tasks (1 = sum) */
     float lwf_weight, lwf_T;
@@ -80,7 +81,7 @@ int strat_kind_parse(const char *s, strat_kind *k);
 const char *strat_kind_name(strat_kind k);
 /* Parses a strategy spec, KIND[:OPT,OPT,...], e.g. "replay:size=800,balanced,int8,unfreeze=1".
  * Options: size=N balanced int8 unfreeze=K lambda=X decay=X lwf=W T=X epochs=N lr=X
- * batch=B lrdecay=G shrink=X adapter=R gradual=E mix=R. The spec becomes the strategy's name. Prints
+ * batch=B lrdecay=G shrink=X adapter=R gradual=E mix=R herding. The spec becomes the strategy's name. Prints
  * the error and returns 1 on a bad spec. */
 int strat_parse(const char *spec, strat *out);
 
