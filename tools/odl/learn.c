@@ -24,6 +24,43 @@ static void curve_step(train_result *res, double *sum, int64_t *n, int64_t block
     }
 }
 
+/* The progress bar on a terminal (at most every 0.1 s). */
+static void progress_bar(cli_progress *pr, int quiet, const char *label, int32_t ep, int32_t epochs, int32_t st,
+                         int32_t steps, double loss_mean, int32_t batch, double t_ep)
+{
+    double now = cli_now();
+    if (quiet || !pr->tty || !(now - pr->last > 0.1 || st == steps - 1))
+        return;
+    pr->last = now;
+    int width = 30, done = (int)((int64_t)(st + 1) * width / steps);
+    fprintf(stderr, "\r%sepoch %d/%d [", label ? label : "", (int)ep + 1, (int)epochs);
+    for (int b = 0; b < width; b++)
+        fputc(b < done ? '#' : '.', stderr);
+    fprintf(stderr, "] loss %.4f  %.0f img/s ", loss_mean, (double)((int64_t)(st + 1) * batch) / (now - t_ep + 1e-9));
+    fflush(stderr);
+}
+
+/* An epoch's results into res, and its line (or the bar's end) on stderr. */
+static void epoch_end(train_result *res, cli_progress *pr, int quiet, const char *label, int32_t ep, int32_t epochs,
+                      double loss, int64_t correct, int32_t n, double dt, int32_t threads)
+{
+    res->last_loss = loss;
+    res->last_epoch_accuracy = (double)correct / n;
+    if (res->n_epoch_loss < LEARN_CURVE_MAX)
+        res->epoch_loss[res->n_epoch_loss++] = loss;
+    if (quiet)
+        return;
+    if (pr->tty) {
+        fputc('\n', stderr);
+        return;
+    }
+    fprintf(stderr, "%sepoch %d/%d loss %.4f train-acc %.2f%% %.0f img/s %.1fs", label ? label : "", (int)ep + 1,
+            (int)epochs, loss, 100.0 * res->last_epoch_accuracy, n / dt, dt);
+    if (threads > 1)
+        fprintf(stderr, " (%d threads)", (int)threads);
+    fputc('\n', stderr);
+}
+
 /* One thread's share of a step: forward, loss, backward on its slice. */
 typedef struct slice_job {
     odl_model *m;
@@ -177,33 +214,11 @@ int learn_train_mt(odl_model *m, const odl_dataset *ds, int32_t epochs, int32_t 
             loss_sum += loss;
             seen += n;
             curve_step(res, &blk_sum, &blk_n, block, loss, ep, st, steps, ep == epochs - 1 && st == steps - 1);
-            double now = cli_now();
-            if (!quiet && pr.tty && (now - pr.last > 0.1 || st == steps - 1)) {
-                pr.last = now;
-                int width = 30, done = (int)((int64_t)(st + 1) * width / steps);
-                fprintf(stderr, "\r%sepoch %d/%d [", label ? label : "", (int)ep + 1, (int)epochs);
-                for (int b = 0; b < width; b++)
-                    fputc(b < done ? '#' : '.', stderr);
-                fprintf(stderr, "] loss %.4f  %.0f img/s ", loss_sum / (st + 1),
-                        (double)((int64_t)(st + 1) * batch) / (now - t_ep + 1e-9));
-                fflush(stderr);
-            }
+            progress_bar(&pr, quiet, label, ep, epochs, st, steps, loss_sum / (st + 1), batch, t_ep);
         }
         if (s != ODL_OK)
             break;
-        double dt = cli_now() - t_ep;
-        res->last_loss = loss_sum / steps;
-        res->last_epoch_accuracy = (double)ep_correct / ds->n;
-        if (res->n_epoch_loss < LEARN_CURVE_MAX)
-            res->epoch_loss[res->n_epoch_loss++] = res->last_loss;
-        if (!quiet) {
-            if (pr.tty)
-                fputc('\n', stderr);
-            else
-                fprintf(stderr, "%sepoch %d/%d loss %.4f train-acc %.2f%% %.0f img/s %.1fs (%d threads)\n",
-                        label ? label : "", (int)ep + 1, (int)epochs, res->last_loss,
-                        100.0 * res->last_epoch_accuracy, ds->n / dt, dt, (int)threads);
-        }
+        epoch_end(res, &pr, quiet, label, ep, epochs, loss_sum / steps, ep_correct, ds->n, cli_now() - t_ep, threads);
     }
     res->seconds = cli_now() - t_start;
     res->images_per_second = (double)seen / (res->seconds > 0 ? res->seconds : 1e-9);
@@ -282,32 +297,11 @@ int learn_train(odl_model *m, const odl_dataset *ds, int32_t epochs, int32_t bat
             loss_sum += loss;
             seen += n;
             curve_step(res, &blk_sum, &blk_n, block, loss, ep, st, steps, ep == epochs - 1 && st == steps - 1);
-            double now = cli_now();
-            if (!quiet && pr.tty && (now - pr.last > 0.1 || st == steps - 1)) {
-                pr.last = now;
-                int width = 30, done = (int)((int64_t)(st + 1) * width / steps);
-                fprintf(stderr, "\r%sepoch %d/%d [", label ? label : "", (int)ep + 1, (int)epochs);
-                for (int b = 0; b < width; b++)
-                    fputc(b < done ? '#' : '.', stderr);
-                fprintf(stderr, "] loss %.4f  %.0f img/s ", loss_sum / (st + 1),
-                        (double)((int64_t)(st + 1) * batch) / (now - t_ep + 1e-9));
-                fflush(stderr);
-            }
+            progress_bar(&pr, quiet, label, ep, epochs, st, steps, loss_sum / (st + 1), batch, t_ep);
         }
         if (s != ODL_OK)
             break;
-        double dt = cli_now() - t_ep;
-        res->last_loss = loss_sum / steps;
-        res->last_epoch_accuracy = (double)ep_correct / ds->n;
-        if (res->n_epoch_loss < LEARN_CURVE_MAX)
-            res->epoch_loss[res->n_epoch_loss++] = res->last_loss;
-        if (!quiet) {
-            if (pr.tty)
-                fputc('\n', stderr);
-            else
-                fprintf(stderr, "%sepoch %d/%d loss %.4f train-acc %.2f%% %.0f img/s %.1fs\n", label ? label : "",
-                        (int)ep + 1, (int)epochs, res->last_loss, 100.0 * res->last_epoch_accuracy, ds->n / dt, dt);
-        }
+        epoch_end(res, &pr, quiet, label, ep, epochs, loss_sum / steps, ep_correct, ds->n, cli_now() - t_ep, 1);
     }
     res->seconds = cli_now() - t_start;
     res->images_per_second = (double)seen / (res->seconds > 0 ? res->seconds : 1e-9);
