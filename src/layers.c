@@ -8,6 +8,7 @@
 #include "odl/layers.h"
 
 #include <float.h>
+#include <math.h>
 #include <string.h>
 
 #if defined(_OPENMP) || defined(ODL_OMP_SIMD)
@@ -41,6 +42,7 @@ typedef struct gemm_args {
     size_t ldc;
     const float *bias; /* nn only, per row i */
     int accumulate;
+    int relu; /* nn only: C = max(C, 0) on the way out (bias+ReLU fused) */
 } gemm_args;
 
 /* Portable nn: 4 rows x 8 columns of C per block, kept in locals that the
@@ -81,8 +83,12 @@ static void gemm_nn_c(const gemm_args *g)
             }
             for (int32_t r = 0; r < mr; r++) {
                 float *cr = g->C + (size_t)(i0 + r) * g->ldc + j0;
-                for (int32_t c = 0; c < nr; c++)
-                    cr[c] = acc[r][c];
+                if (g->relu)
+                    for (int32_t c = 0; c < nr; c++)
+                        cr[c] = acc[r][c] > 0.0f ? acc[r][c] : 0.0f;
+                else
+                    for (int32_t c = 0; c < nr; c++)
+                        cr[c] = acc[r][c];
             }
         }
     }
@@ -175,6 +181,13 @@ nn_block_avx2(const gemm_args *g, int32_t i0, int32_t mr, int32_t j0, int32_t nr
         x31 = _mm256_fmadd_ps(x, b1, x31);
     }
 #undef LD
+    if (g->relu) { /* max(x, +0) is x > 0 ? x : +0, NaN and -0 included */
+        const __m256 z = _mm256_setzero_ps();
+        x00 = _mm256_max_ps(x00, z); x01 = _mm256_max_ps(x01, z);
+        x10 = _mm256_max_ps(x10, z); x11 = _mm256_max_ps(x11, z);
+        x20 = _mm256_max_ps(x20, z); x21 = _mm256_max_ps(x21, z);
+        x30 = _mm256_max_ps(x30, z); x31 = _mm256_max_ps(x31, z);
+    }
 #define ST(p, m, v) (full ? _mm256_storeu_ps((p), (v)) : _mm256_maskstore_ps((p), (m), (v)))
     ST(c0, m0, x00); ST(c0 + 8, m1, x01);
     if (mr > 1) { ST(c1, m0, x10); ST(c1 + 8, m1, x11); }
@@ -318,19 +331,35 @@ void odl_dense_forward_f32_ref(const odl_dense_dims *d, const float *x, const fl
         }
 }
 
-void odl_dense_forward_f32(const odl_dense_dims *d, const float *x, const float *w,
-                           const float *b, float *y)
+void odl_dense_forward_f32_ex(const odl_dense_dims *d, const float *x, const float *w,
+                              const float *b, float *y, unsigned flags)
 {
     /* y = x w^T: dot products of rows of x and rows of w */
     const gemm_args g = {d->batch, d->out, d->in, x, (size_t)d->in, 1, w, (size_t)d->in,
-                         y, (size_t)d->out, NULL, 0};
+                         y, (size_t)d->out, NULL, 0, 0};
     gemm_nt(&g);
-    if (b)
+    const int relu = (flags & ODL_FUSE_RELU) != 0;
+    if (b || relu)
         for (int32_t n = 0; n < d->batch; n++) {
             float *yn = y + (size_t)n * d->out;
-            for (int32_t o = 0; o < d->out; o++)
-                yn[o] += b[o];
+            if (b && relu)
+                for (int32_t o = 0; o < d->out; o++) {
+                    const float v = yn[o] + b[o];
+                    yn[o] = v > 0.0f ? v : 0.0f;
+                }
+            else if (b)
+                for (int32_t o = 0; o < d->out; o++)
+                    yn[o] += b[o];
+            else
+                for (int32_t o = 0; o < d->out; o++)
+                    yn[o] = yn[o] > 0.0f ? yn[o] : 0.0f;
         }
+}
+
+void odl_dense_forward_f32(const odl_dense_dims *d, const float *x, const float *w,
+                           const float *b, float *y)
+{
+    odl_dense_forward_f32_ex(d, x, w, b, y, 0);
 }
 
 void odl_dense_backward_f32_ref(const odl_dense_dims *d, const float *x, const float *w,
@@ -362,26 +391,37 @@ void odl_dense_backward_f32_ref(const odl_dense_dims *d, const float *x, const f
         }
 }
 
-void odl_dense_backward_f32(const odl_dense_dims *d, const float *x, const float *w,
-                            const float *dy, float *dx, float *dw, float *db)
+void odl_dense_backward_f32_ex(const odl_dense_dims *d, const float *x, const float *w,
+                               const float *dy, float *dx, float *dw, float *db, unsigned flags)
 {
     const int32_t in = d->in, out = d->out;
+    const int set = (flags & ODL_GRAD_OVERWRITE) != 0;
     if (dx) { /* dx = dy w */
         const gemm_args g = {d->batch, in, out, dy, (size_t)out, 1, w, (size_t)in,
-                             dx, (size_t)in, NULL, 0};
+                             dx, (size_t)in, NULL, 0, 0};
         gemm_nn(&g);
     }
-    if (dw) { /* dw += dy^T x */
+    if (dw) { /* dw (+)= dy^T x */
         const gemm_args g = {out, in, d->batch, dy, 1, (size_t)out, x, (size_t)in,
-                             dw, (size_t)in, NULL, 1};
+                             dw, (size_t)in, NULL, !set, 0};
         gemm_nn(&g);
     }
     if (db)
         for (int32_t n = 0; n < d->batch; n++) {
             const float *dyn = dy + (size_t)n * out;
-            for (int32_t o = 0; o < out; o++)
-                db[o] += dyn[o];
+            if (set && n == 0)
+                for (int32_t o = 0; o < out; o++)
+                    db[o] = dyn[o];
+            else
+                for (int32_t o = 0; o < out; o++)
+                    db[o] += dyn[o];
         }
+}
+
+void odl_dense_backward_f32(const odl_dense_dims *d, const float *x, const float *w,
+                            const float *dy, float *dx, float *dw, float *db)
+{
+    odl_dense_backward_f32_ex(d, x, w, dy, dx, dw, db, 0);
 }
 
 /* ---- window helpers ---------------------------------------------------- */
@@ -450,6 +490,47 @@ static inline void add_row(float *restrict dst, const float *restrict src, int32
 static void im2col(const odl_window_dims *d, const float *xn, float *col)
 {
     const int32_t oh_n = d->out_h, ow_n = d->out_w;
+    if (d->stride_h == 1 && d->stride_w == 1 && ow_n == d->in_w) {
+        /* "Same" width, stride 1: a tap's rows are the input shifted by
+         * (kh - pad_h) rows and (kw - pad_w) columns, so the valid rows are
+         * one contiguous copy; the columns that wrapped into the next or
+         * previous row are zeroed afterwards. No per-row calls. */
+        const int32_t W = ow_n;
+        for (int32_t ci = 0; ci < d->in_c; ci++) {
+            const float *xc = xn + (size_t)ci * in_plane(d);
+            for (int32_t kh = 0; kh < d->k_h; kh++)
+                for (int32_t kw = 0; kw < d->k_w; kw++) {
+                    float *row = col + (((size_t)ci * d->k_h + kh) * d->k_w + kw) * out_plane(d);
+                    const int32_t dh = kh - d->pad_h, dw = kw - d->pad_w; /* ih = oh + dh, iw = ow + dw */
+                    int32_t lo = dh < 0 ? -dh : 0, hi = d->in_h - dh < oh_n ? d->in_h - dh : oh_n;
+                    if (hi < lo)
+                        hi = lo;
+                    if (lo > 0)
+                        memset(row, 0, sizeof(float) * (size_t)lo * W);
+                    if (hi < oh_n)
+                        memset(row + (size_t)hi * W, 0, sizeof(float) * (size_t)(oh_n - hi) * W);
+                    if (hi == lo)
+                        continue;
+                    const int32_t a = dw < 0 ? -dw : 0, e = dw > 0 ? dw : 0; /* skipped at start / end */
+                    const size_t cnt = (size_t)(hi - lo) * W - (size_t)a - (size_t)e;
+                    float *dst = row + (size_t)lo * W + a;
+                    const float *src = xc + (ptrdiff_t)(lo + dh) * W + dw + a;
+                    if (a + e >= W) { /* a tap wholly outside the columns */
+                        memset(row + (size_t)lo * W, 0, sizeof(float) * (size_t)(hi - lo) * W);
+                        continue;
+                    }
+                    memcpy(dst, src, sizeof(float) * cnt);
+                    for (int32_t oh = lo; oh < hi; oh++) {
+                        float *r = row + (size_t)oh * W;
+                        for (int32_t ow = 0; ow < a; ow++)
+                            r[ow] = 0.0f;
+                        for (int32_t ow = W - e; ow < W; ow++)
+                            r[ow] = 0.0f;
+                    }
+                }
+        }
+        return;
+    }
     for (int32_t ci = 0; ci < d->in_c; ci++) {
         const float *xc = xn + (size_t)ci * in_plane(d);
         for (int32_t kh = 0; kh < d->k_h; kh++)
@@ -494,6 +575,12 @@ static int im2col_is_identity(const odl_window_dims *d)
 void odl_conv2d_forward_f32(const odl_window_dims *d, const float *x, const float *w,
                             const float *b, float *y, float *scratch)
 {
+    odl_conv2d_forward_f32_ex(d, x, w, b, y, scratch, 0);
+}
+
+void odl_conv2d_forward_f32_ex(const odl_window_dims *d, const float *x, const float *w,
+                               const float *b, float *y, float *scratch, unsigned flags)
+{
     const size_t P = out_plane(d);
     const int32_t K = d->in_c * d->k_h * d->k_w;
     for (int32_t n = 0; n < d->batch; n++) {
@@ -505,7 +592,7 @@ void odl_conv2d_forward_f32(const odl_window_dims *d, const float *x, const floa
         }
         /* y[co][p] = b[co] + sum_k w[co][k] col[k][p] */
         const gemm_args g = {d->out_c, (int32_t)P, K, w, (size_t)K, 1, col, P,
-                             y + (size_t)n * d->out_c * P, P, b, 0};
+                             y + (size_t)n * d->out_c * P, P, b, 0, (flags & ODL_FUSE_RELU) != 0};
         gemm_nn(&g);
     }
 }
@@ -539,8 +626,10 @@ void odl_conv2d_backward_f32_ref(const odl_window_dims *d, const float *x, const
                 }
 }
 
-/* dx[ci] += col2im of d(col) (dx zeroed by the caller) */
-static void col2im_add(const odl_window_dims *d, const float *dcol, float *dxn)
+/* dx = col2im of d(col). The first tap (kh = kw = 0) of each channel is
+ * written, not added, with zeros where it does not reach: the same values
+ * as zeroing dx and adding it, in the same order, with one pass less. */
+static void col2im_set(const odl_window_dims *d, const float *dcol, float *dxn)
 {
     const int32_t ow_n = d->out_w;
     for (int32_t ci = 0; ci < d->in_c; ci++) {
@@ -554,6 +643,31 @@ static void col2im_add(const odl_window_dims *d, const float *dcol, float *dxn)
                     lo++;
                 while (hi > lo && (hi - 1) * d->stride_w - d->pad_w + kw >= d->in_w)
                     hi--;
+                if (kh == 0 && kw == 0) {
+                    /* ih = oh*stride_h - pad_h; iw = ow*stride_w - pad_w */
+                    for (int32_t ih = 0; ih < d->in_h; ih++) {
+                        float *dxr = dxc + (size_t)ih * d->in_w;
+                        const int32_t t = ih + d->pad_h, oh = t / d->stride_h;
+                        if (t % d->stride_h || oh >= d->out_h || hi <= lo) {
+                            memset(dxr, 0, sizeof(float) * (size_t)d->in_w);
+                            continue;
+                        }
+                        const float *dr = row + (size_t)oh * ow_n;
+                        if (d->stride_w == 1) {
+                            const int32_t a = lo - d->pad_w, e = hi - d->pad_w; /* iw range */
+                            for (int32_t iw = 0; iw < a; iw++)
+                                dxr[iw] = 0.0f;
+                            copy_row(dxr + a, dr + lo, hi - lo);
+                            for (int32_t iw = e; iw < d->in_w; iw++)
+                                dxr[iw] = 0.0f;
+                        } else {
+                            memset(dxr, 0, sizeof(float) * (size_t)d->in_w);
+                            for (int32_t ow = lo; ow < hi; ow++)
+                                dxr[ow * d->stride_w - d->pad_w] = dr[ow];
+                        }
+                    }
+                    continue;
+                }
                 for (int32_t oh = 0; oh < d->out_h; oh++) {
                     int32_t ih = oh * d->stride_h - d->pad_h + kh;
                     if (ih < 0 || ih >= d->in_h)
@@ -576,6 +690,14 @@ static void col2im_add(const odl_window_dims *d, const float *dcol, float *dxn)
 void odl_conv2d_backward_f32(const odl_window_dims *d, const float *x, const float *w,
                              const float *dy, float *dx, float *dw, float *db, float *scratch)
 {
+    odl_conv2d_backward_f32_ex(d, x, w, dy, dx, dw, db, scratch, 0);
+}
+
+void odl_conv2d_backward_f32_ex(const odl_window_dims *d, const float *x, const float *w,
+                                const float *dy, float *dx, float *dw, float *db, float *scratch,
+                                unsigned flags)
+{
+    const int set = (flags & ODL_GRAD_OVERWRITE) != 0;
     const size_t P = out_plane(d);
     const int32_t K = d->in_c * d->k_h * d->k_w;
     const int identity = im2col_is_identity(d);
@@ -589,26 +711,25 @@ void odl_conv2d_backward_f32(const odl_window_dims *d, const float *x, const flo
                 ODL_SIMD_REDUCE
                 for (size_t p = 0; p < P; p++)
                     acc += g[p];
-                db[co] += acc;
+                db[co] = set && n == 0 ? acc : db[co] + acc;
             }
-        if (dw) { /* dw[co][k] += sum_p dy[co][p] col[k][p] */
+        if (dw) { /* dw[co][k] (+)= sum_p dy[co][p] col[k][p] */
             const float *col = xn;
             if (!identity) {
                 im2col(d, xn, scratch);
                 col = scratch;
             }
-            const gemm_args g = {d->out_c, K, (int32_t)P, dyn, P, 1, col, P, dw, (size_t)K, NULL, 1};
+            const gemm_args g = {d->out_c, K, (int32_t)P, dyn, P, 1, col, P, dw, (size_t)K, NULL,
+                                 !(set && n == 0), 0};
             gemm_nt(&g);
         }
         if (dx) { /* d(col)[k][p] = sum_co w[co][k] dy[co][p], then col2im */
             float *dxn = dx + (size_t)n * d->in_c * in_plane(d);
             float *dcol = identity ? dxn : scratch;
-            const gemm_args g = {K, (int32_t)P, d->out_c, w, 1, (size_t)K, dyn, P, dcol, P, NULL, 0};
+            const gemm_args g = {K, (int32_t)P, d->out_c, w, 1, (size_t)K, dyn, P, dcol, P, NULL, 0, 0};
             gemm_nn(&g);
-            if (!identity) {
-                memset(dxn, 0, sizeof(float) * (size_t)d->in_c * in_plane(d));
-                col2im_add(d, dcol, dxn);
-            }
+            if (!identity)
+                col2im_set(d, dcol, dxn);
         }
     }
 }
@@ -705,8 +826,39 @@ static int64_t window_argmax(const odl_window_dims *d, const float *xc, int32_t 
     return best;
 }
 
+#ifdef ODL_X86_AVX2
+/* One output row of the 2x2/stride-2 pool, eight outputs at a time, with the
+ * scalar loop's rule (m = a; if (b > m) m = b; ...) as compare-and-blend, so
+ * NaN and signed zeros come out the same. Returns the outputs done. */
+static ODL_AVX2_FN int32_t maxpool2_row_avx2(const float *r0, const float *r1, float *y, int32_t ow_n)
+{
+    for (int32_t ow = 0; ow < ow_n; ow += 8) {
+        const int32_t nr = ow_n - ow < 8 ? ow_n - ow : 8; /* the last block masked */
+        const __m256i m0 = lane_mask(2 * nr), m1 = lane_mask(2 * nr - 8);
+        const __m256 p0 = _mm256_maskload_ps(r0 + 2 * ow, m0), p1 = _mm256_maskload_ps(r0 + 2 * ow + 8, m1);
+        const __m256 q0 = _mm256_maskload_ps(r1 + 2 * ow, m0), q1 = _mm256_maskload_ps(r1 + 2 * ow + 8, m1);
+        /* even/odd columns, in output order 0 1 4 5 | 2 3 6 7 */
+        const __m256 a = _mm256_shuffle_ps(p0, p1, 0x88), b = _mm256_shuffle_ps(p0, p1, 0xDD);
+        const __m256 c = _mm256_shuffle_ps(q0, q1, 0x88), e = _mm256_shuffle_ps(q0, q1, 0xDD);
+        __m256 m = a;
+        m = _mm256_blendv_ps(m, b, _mm256_cmp_ps(b, m, _CMP_GT_OQ));
+        m = _mm256_blendv_ps(m, c, _mm256_cmp_ps(c, m, _CMP_GT_OQ));
+        m = _mm256_blendv_ps(m, e, _mm256_cmp_ps(e, m, _CMP_GT_OQ));
+        m = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(m), 0xD8));
+        _mm256_maskstore_ps(y + ow, lane_mask(nr), m);
+    }
+    return ow_n;
+}
+#endif
+
 void odl_maxpool_forward_f32(const odl_window_dims *d, const float *x, float *y)
 {
+#ifdef ODL_X86_AVX2
+    const int avx2 = have_avx2();
+#else
+    const int avx2 = 0;
+#endif
+    (void)avx2;
     const size_t planes = (size_t)d->batch * d->in_c;
     for (size_t pl = 0; pl < planes; pl++) {
         const float *xc = x + pl * in_plane(d);
@@ -717,7 +869,12 @@ void odl_maxpool_forward_f32(const odl_window_dims *d, const float *x, float *y)
             for (int32_t oh = 0; oh < d->out_h; oh++) {
                 const float *r0 = xc + (size_t)(2 * oh) * d->in_w;
                 const float *r1 = r0 + d->in_w;
-                for (int32_t ow = 0; ow < d->out_w; ow++) {
+                int32_t ow = 0;
+#ifdef ODL_X86_AVX2
+                if (avx2)
+                    ow = maxpool2_row_avx2(r0, r1, yc + (size_t)oh * d->out_w, d->out_w);
+#endif
+                for (; ow < d->out_w; ow++) {
                     float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], e = r1[2 * ow + 1];
                     float m = a;
                     if (b > m) m = b;
@@ -738,33 +895,59 @@ void odl_maxpool_forward_f32(const odl_window_dims *d, const float *x, float *y)
 
 void odl_maxpool_backward_f32(const odl_window_dims *d, const float *x, const float *dy, float *dx)
 {
+    odl_maxpool_backward_f32_ex(d, x, dy, dx, 0);
+}
+
+void odl_maxpool_backward_f32_ex(const odl_window_dims *d, const float *x, const float *dy, float *dx,
+                                 unsigned flags)
+{
     const size_t planes = (size_t)d->batch * d->in_c;
+    const int relu = (flags & ODL_FUSE_RELU) != 0;
+    if (d->k_h == 2 && d->k_w == 2 && d->stride_h == 2 && d->stride_w == 2 && d->pad_h == 0 &&
+        d->pad_w == 0) {
+        /* The common case. The windows tile the covered part of the plane
+         * without overlap, so every element is written once (the gradient at
+         * the first maximum in window order a b / c e, zero elsewhere) and
+         * only the uncovered last row/column needs zeroing: no memset of dx. */
+        const int32_t W = d->in_w, cw = 2 * d->out_w, ch = 2 * d->out_h;
+        for (size_t pl = 0; pl < planes; pl++) {
+            const float *xc = x + pl * in_plane(d);
+            const float *gc = dy + pl * out_plane(d);
+            float *dxc = dx + pl * in_plane(d);
+            for (int32_t oh = 0; oh < d->out_h; oh++) {
+                const size_t r0 = (size_t)(2 * oh) * W, r1 = r0 + W;
+                const float *g = gc + (size_t)oh * d->out_w;
+                for (int32_t ow = 0; ow < d->out_w; ow++) {
+                    const size_t i0 = r0 + 2 * ow, i1 = i0 + 1, i2 = r1 + 2 * ow, i3 = i2 + 1;
+                    size_t i = i0;
+                    float m = xc[i0];
+                    if (xc[i1] > m) m = xc[i = i1];
+                    if (xc[i2] > m) m = xc[i = i2];
+                    if (xc[i3] > m) m = xc[i = i3];
+                    /* fused ReLU backward: x is the ReLU's output, relu'(x) = x > 0 */
+                    const float v = relu && !(m > 0.0f) ? 0.0f : g[ow];
+                    dxc[i0] = dxc[i1] = dxc[i2] = dxc[i3] = 0.0f;
+                    dxc[i] = v;
+                }
+                if (cw < W) {
+                    dxc[r0 + (size_t)cw] = 0.0f;
+                    dxc[r1 + (size_t)cw] = 0.0f;
+                }
+            }
+            if (ch < d->in_h)
+                memset(dxc + (size_t)ch * W, 0, sizeof(float) * (size_t)W);
+        }
+        return;
+    }
     memset(dx, 0, sizeof(float) * planes * in_plane(d));
     for (size_t pl = 0; pl < planes; pl++) {
         const float *xc = x + pl * in_plane(d);
         const float *gc = dy + pl * out_plane(d);
         float *dxc = dx + pl * in_plane(d);
-        if (d->k_h == 2 && d->k_w == 2 && d->stride_h == 2 && d->stride_w == 2 &&
-            d->pad_h == 0 && d->pad_w == 0) {
-            /* the common case: the first maximum in window order a b / c e */
-            for (int32_t oh = 0; oh < d->out_h; oh++) {
-                const size_t r0 = (size_t)(2 * oh) * d->in_w, r1 = r0 + d->in_w;
-                const float *g = gc + (size_t)oh * d->out_w;
-                for (int32_t ow = 0; ow < d->out_w; ow++) {
-                    size_t i = r0 + 2 * ow;
-                    float m = xc[i];
-                    if (xc[r0 + 2 * ow + 1] > m) m = xc[i = r0 + 2 * ow + 1];
-                    if (xc[r1 + 2 * ow] > m) m = xc[i = r1 + 2 * ow];
-                    if (xc[r1 + 2 * ow + 1] > m) i = r1 + 2 * ow + 1;
-                    dxc[i] += g[ow];
-                }
-            }
-            continue;
-        }
         for (int32_t oh = 0; oh < d->out_h; oh++)
             for (int32_t ow = 0; ow < d->out_w; ow++) {
                 int64_t i = window_argmax(d, xc, oh, ow);
-                if (i >= 0)
+                if (i >= 0 && !(relu && !(xc[i] > 0.0f)))
                     dxc[i] += gc[(size_t)oh * d->out_w + ow];
             }
     }
@@ -890,4 +1073,59 @@ void odl_dropout_backward_f32(size_t n, float p, odl_rng *r_at_forward, const fl
     odl_rng r = *r_at_forward;
     for (size_t i = 0; i < n; i++)
         dx[i] = odl_rng_uniform(&r) < p ? 0.0f : dy[i] * scale;
+}
+
+/* ---- Adam update -------------------------------------------------------- */
+
+/* torch.optim.Adam's element update with the step's constants precomputed
+ * (odl_adam_step_f32 in optim.c does the same arithmetic in the same order,
+ * so all three agree bit for bit). */
+void odl_adam_update_f32_ref(const odl_adam_coef *k, size_t n, float *w, const float *g, float *m,
+                             float *v)
+{
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] + k->wd * w[i];
+        m[i] = k->b1 * m[i] + k->one_m_b1 * gi;
+        v[i] = k->b2 * v[i] + k->one_m_b2 * gi * gi;
+        float denom = sqrtf(v[i]) * k->inv_sqrt_bc2 + k->eps;
+        w[i] -= k->step_size * m[i] / denom;
+    }
+}
+
+#ifdef ODL_X86_AVX2
+/* Eight lanes at a time with the scalar loop's operations (mul, add, sqrt,
+ * div: all correctly rounded, no FMA), so the result is the same bits. */
+static ODL_AVX2_FN void adam_avx2(const odl_adam_coef *k, size_t n, float *w, const float *g, float *m,
+                                  float *v)
+{
+    const __m256 b1 = _mm256_set1_ps(k->b1), b2 = _mm256_set1_ps(k->b2);
+    const __m256 c1 = _mm256_set1_ps(k->one_m_b1), c2 = _mm256_set1_ps(k->one_m_b2);
+    const __m256 wd = _mm256_set1_ps(k->wd), eps = _mm256_set1_ps(k->eps);
+    const __m256 ss = _mm256_set1_ps(k->step_size), ib = _mm256_set1_ps(k->inv_sqrt_bc2);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 wi = _mm256_loadu_ps(w + i);
+        const __m256 gi = _mm256_add_ps(_mm256_loadu_ps(g + i), _mm256_mul_ps(wd, wi));
+        const __m256 mi = _mm256_add_ps(_mm256_mul_ps(b1, _mm256_loadu_ps(m + i)), _mm256_mul_ps(c1, gi));
+        const __m256 vi = _mm256_add_ps(_mm256_mul_ps(b2, _mm256_loadu_ps(v + i)),
+                                        _mm256_mul_ps(_mm256_mul_ps(c2, gi), gi));
+        const __m256 den = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(vi), ib), eps);
+        _mm256_storeu_ps(m + i, mi);
+        _mm256_storeu_ps(v + i, vi);
+        _mm256_storeu_ps(w + i, _mm256_sub_ps(wi, _mm256_div_ps(_mm256_mul_ps(ss, mi), den)));
+    }
+    if (i < n)
+        odl_adam_update_f32_ref(k, n - i, w + i, g + i, m + i, v + i);
+}
+#endif
+
+void odl_adam_update_f32(const odl_adam_coef *k, size_t n, float *w, const float *g, float *m, float *v)
+{
+#ifdef ODL_X86_AVX2
+    if (have_avx2()) {
+        adam_avx2(k, n, w, g, m, v);
+        return;
+    }
+#endif
+    odl_adam_update_f32_ref(k, n, w, g, m, v);
 }

@@ -38,6 +38,7 @@ struct odl_model {
     float *adapter_h, *adapter_dh; /* batch × bottleneck */
     uint32_t step;
     int32_t train_n, train_from; /* what the last forward_train stored; -1 = nothing */
+    int32_t params_ready; /* every parameterised layer has w and b (checked when they change) */
 };
 
 /* ---- descriptions ------------------------------------------------------ */
@@ -412,6 +413,7 @@ static odl_status build(odl_model *m, const odl_model_desc *desc, const odl_mode
         m->first_bw = fb;
         m->train_n = -1;
         m->train_from = -1;
+        m->params_ready = 1; /* cleared below for in-place layers until they are set */
     }
     size_t ping = 0, gmax = 0, conv_scratch = 0, adapter_r = 0;
     for (int32_t i = 0; i < L; i++) {
@@ -432,6 +434,7 @@ static odl_status build(odl_model *m, const odl_model_desc *desc, const odl_mode
                 ALLOC(rt->b, FLOATS(out->n_bias), ODL_MEM_PARAMS);
             } else if (rt) {
                 rt->external = 1;
+                m->params_ready = 0;
             }
             if (train && l->trainable) {
                 ALLOC(rt->dw, FLOATS(out->n_weights), ODL_MEM_GRADS);
@@ -648,6 +651,10 @@ odl_status odl_model_set_param_external(odl_model *m, int32_t layer, int which, 
         rt->b = u.p;
     else
         rt->w = u.p;
+    m->params_ready = 1;
+    for (int32_t i = 0; i < m->desc.n_layers; i++)
+        if (has_params(m->desc.layers[i].type) && (!m->rt[i].w || !m->rt[i].b))
+            m->params_ready = 0;
     return ODL_OK;
 }
 
@@ -665,17 +672,30 @@ static odl_status check_call(const odl_model *m, int32_t from, const float *x, i
     if (n <= 0 || n > m->cfg.max_batch)
         return odl_fail(diag, ODL_ERR_ARG, "forward: batch %d out of range 1..%d (max_batch)", (int)n,
                         (int)m->cfg.max_batch);
-    for (int32_t i = 0; i < m->desc.n_layers; i++)
-        if (!m->rt[i].w && has_params(m->desc.layers[i].type))
-            return odl_fail(diag, ODL_ERR_STATE, "layer %d (%s) has no parameters loaded", (int)i,
-                            odl_layer_type_name(m->desc.layers[i].type));
+    if (!m->params_ready) /* only in-place layers can lack parameters; found once set */
+        for (int32_t i = 0; i < m->desc.n_layers; i++)
+            if ((!m->rt[i].w || !m->rt[i].b) && has_params(m->desc.layers[i].type))
+                return odl_fail(diag, ODL_ERR_STATE, "layer %d (%s) has no parameters loaded", (int)i,
+                                odl_layer_type_name(m->desc.layers[i].type));
     return ODL_OK;
 }
 
-/* One layer forward. Returns the output pointer (which may be x itself for
- * flatten, or for dropout outside training). */
+/* Layer i is a conv2d or dense followed by a ReLU that the kernel can apply
+ * on the way out. Backward never reads the pre-ReLU values (the ReLU's
+ * backward uses its output, the layer's backward its input), so act[i+1]
+ * is simply not written. */
+static int relu_fusable(const odl_model *m, int32_t i)
+{
+    const int32_t t = m->desc.layers[i].type;
+    return (t == ODL_LAYER_CONV2D || t == ODL_LAYER_DENSE) && i + 1 < m->desc.n_layers &&
+           m->desc.layers[i + 1].type == ODL_LAYER_RELU;
+}
+
+/* One layer forward (flags: ODL_FUSE_RELU for conv2d/dense). Returns the
+ * output pointer (which may be x itself for flatten, or for dropout outside
+ * training). */
 static const float *layer_forward(odl_model *m, int32_t i, const float *x, float *y, int32_t n,
-                                  odl_rng *train_rng)
+                                  odl_rng *train_rng, unsigned flags)
 {
     const odl_layer_desc *l = &m->desc.layers[i];
     odl_layer_rt *rt = &m->rt[i];
@@ -683,12 +703,12 @@ static const float *layer_forward(odl_model *m, int32_t i, const float *x, float
     switch (l->type) {
     case ODL_LAYER_DENSE: {
         odl_dense_dims d = {n, (int32_t)rt->in.size, (int32_t)rt->out.size};
-        odl_dense_forward_f32(&d, x, rt->w, rt->b, y);
+        odl_dense_forward_f32_ex(&d, x, rt->w, rt->b, y, flags);
         return y;
     }
     case ODL_LAYER_CONV2D: {
         odl_window_dims d = window_dims(l, &rt->in, &rt->out, n);
-        odl_conv2d_forward_f32(&d, x, rt->w, rt->b, y, m->conv_scratch);
+        odl_conv2d_forward_f32_ex(&d, x, rt->w, rt->b, y, m->conv_scratch, flags);
         return y;
     }
     case ODL_LAYER_DEPTHWISE: {
@@ -720,8 +740,7 @@ static const float *layer_forward(odl_model *m, int32_t i, const float *x, float
     case ODL_LAYER_ADAPTER: {
         const int32_t D = (int32_t)rt->in.size, r = l->units;
         odl_dense_dims down = {n, D, r}, up = {n, r, D};
-        odl_dense_forward_f32(&down, x, rt->w, rt->b, m->adapter_h);
-        odl_relu_forward_f32((size_t)n * r, m->adapter_h, m->adapter_h);
+        odl_dense_forward_f32_ex(&down, x, rt->w, rt->b, m->adapter_h, ODL_FUSE_RELU);
         odl_dense_forward_f32(&up, m->adapter_h, rt->w + (size_t)r * D, rt->b + r, y);
         for (size_t k = 0; k < total; k++)
             y[k] += x[k];
@@ -755,12 +774,16 @@ static const float *run(odl_model *m, int32_t from, int32_t to, const float *x, 
         cur = m->act[from];
     }
     for (int32_t i = from; i < to; i++) {
-        const int stored = keeps && i >= fb - 1;
-        float *dst = stored ? m->act[i + 1] : (cur == m->ping) ? m->pong : m->ping;
-        const float *o = layer_forward(m, i, cur, dst, n, train_rng);
+        /* a conv2d/dense + ReLU pair runs as one layer writing the ReLU's slot */
+        const int fuse = i + 1 < to && relu_fusable(m, i);
+        const int32_t last = fuse ? i + 1 : i;
+        const int stored = keeps && last >= fb - 1;
+        float *dst = stored ? m->act[last + 1] : (cur == m->ping) ? m->pong : m->ping;
+        const float *o = layer_forward(m, i, cur, dst, n, train_rng, fuse ? ODL_FUSE_RELU : 0u);
         if (stored && o != dst) /* flatten just before the boundary */
-            memcpy(dst, o, FLOATS(m->rt[i].out.size * (size_t)n));
+            memcpy(dst, o, FLOATS(m->rt[last].out.size * (size_t)n));
         cur = stored ? dst : o;
+        i = last;
     }
     return cur;
 }
@@ -817,14 +840,18 @@ odl_status odl_model_backward(odl_model *m, const float *dlogits, int32_t n, odl
         return odl_fail(diag, ODL_ERR_STATE, "backward: call forward_train with the same batch first");
     const int32_t L = m->desc.n_layers;
     const int32_t lo = m->train_from > m->first_bw ? m->train_from : m->first_bw;
+    /* Every layer in [lo, L) runs its backward once, so the dense, conv2d and
+     * adapter kernels overwrite dw/db (ODL_GRAD_OVERWRITE) instead of
+     * accumulating into zeroed buffers; only depthwise still needs zeroing. */
     for (int32_t i = lo; i < L; i++) {
         odl_layer_rt *rt = &m->rt[i];
-        if (rt->dw) {
+        if (rt->dw && m->desc.layers[i].type == ODL_LAYER_DEPTHWISE) {
             memset(rt->dw, 0, FLOATS(rt->n_w));
             memset(rt->db, 0, FLOATS(rt->n_b));
         }
     }
     const float *g = dlogits;
+    int relu_done = 0; /* layer i's ReLU backward was fused into the maxpool after it */
     int which = 0;
     for (int32_t i = L - 1; i >= lo; i--) {
         const odl_layer_desc *l = &m->desc.layers[i];
@@ -836,12 +863,13 @@ odl_status odl_model_backward(odl_model *m, const float *dlogits, int32_t n, odl
         switch (l->type) {
         case ODL_LAYER_DENSE: {
             odl_dense_dims d = {n, (int32_t)rt->in.size, (int32_t)rt->out.size};
-            odl_dense_backward_f32(&d, x, rt->w, g, dx, rt->dw, rt->db);
+            odl_dense_backward_f32_ex(&d, x, rt->w, g, dx, rt->dw, rt->db, ODL_GRAD_OVERWRITE);
             break;
         }
         case ODL_LAYER_CONV2D: {
             odl_window_dims d = window_dims(l, &rt->in, &rt->out, n);
-            odl_conv2d_backward_f32(&d, x, rt->w, g, dx, rt->dw, rt->db, m->conv_scratch);
+            odl_conv2d_backward_f32_ex(&d, x, rt->w, g, dx, rt->dw, rt->db, m->conv_scratch,
+                                       ODL_GRAD_OVERWRITE);
             break;
         }
         case ODL_LAYER_DEPTHWISE: {
@@ -851,8 +879,12 @@ odl_status odl_model_backward(odl_model *m, const float *dlogits, int32_t n, odl
         }
         case ODL_LAYER_MAXPOOL:
             if (dx) {
+                /* a ReLU just before (one that needs its dx) is done here too:
+                 * the pool's input x is the ReLU's output */
+                const int fuse = i - 1 > lo && m->desc.layers[i - 1].type == ODL_LAYER_RELU;
                 odl_window_dims d = window_dims(l, &rt->in, &rt->out, n);
-                odl_maxpool_backward_f32(&d, x, g, dx);
+                odl_maxpool_backward_f32_ex(&d, x, g, dx, fuse ? ODL_FUSE_RELU : 0u);
+                relu_done = fuse;
             }
             break;
         case ODL_LAYER_AVGPOOL:
@@ -866,8 +898,12 @@ odl_status odl_model_backward(odl_model *m, const float *dlogits, int32_t n, odl
                 odl_gap_backward_f32(n, rt->in.c, rt->in.h * rt->in.w, g, dx);
             break;
         case ODL_LAYER_RELU:
-            if (dx)
+            if (relu_done) {
+                dx = (float *)(uintptr_t)g; /* already masked by the maxpool's backward */
+                relu_done = 0;
+            } else if (dx) {
                 odl_relu_backward_f32(total, y, g, dx);
+            }
             break;
         case ODL_LAYER_RELU6:
             if (dx)
@@ -880,12 +916,12 @@ odl_status odl_model_backward(odl_model *m, const float *dlogits, int32_t n, odl
             /* recompute the hidden activations rather than keep them */
             const int32_t D = (int32_t)rt->in.size, r = l->units;
             odl_dense_dims down = {n, D, r}, up = {n, r, D};
-            odl_dense_forward_f32(&down, x, rt->w, rt->b, m->adapter_h);
-            odl_relu_forward_f32((size_t)n * r, m->adapter_h, m->adapter_h);
-            odl_dense_backward_f32(&up, m->adapter_h, rt->w + (size_t)r * D, g, m->adapter_dh,
-                                   rt->dw ? rt->dw + (size_t)r * D : NULL, rt->db ? rt->db + r : NULL);
+            odl_dense_forward_f32_ex(&down, x, rt->w, rt->b, m->adapter_h, ODL_FUSE_RELU);
+            odl_dense_backward_f32_ex(&up, m->adapter_h, rt->w + (size_t)r * D, g, m->adapter_dh,
+                                      rt->dw ? rt->dw + (size_t)r * D : NULL, rt->db ? rt->db + r : NULL,
+                                      ODL_GRAD_OVERWRITE);
             odl_relu_backward_f32((size_t)n * r, m->adapter_h, m->adapter_dh, m->adapter_dh);
-            odl_dense_backward_f32(&down, x, rt->w, m->adapter_dh, dx, rt->dw, rt->db);
+            odl_dense_backward_f32_ex(&down, x, rt->w, m->adapter_dh, dx, rt->dw, rt->db, ODL_GRAD_OVERWRITE);
             if (dx)
                 for (size_t k = 0; k < total; k++)
                     dx[k] += g[k];
@@ -919,14 +955,30 @@ odl_status odl_model_step(odl_model *m, const float *lr_scale, odl_diag *diag)
     m->step++;
     const odl_optim_cfg *oc = &m->cfg.optim;
     const int32_t lo = m->train_from > m->first_bw ? m->train_from : m->first_bw;
+    /* Adam's bias corrections once per step (odl_adam_step_f32 recomputes
+     * them per tensor); the same float operations, so the same bits */
+    odl_adam_coef k;
+    float bc1 = 1.0f;
+    if (oc->kind == ODL_OPTIM_ADAM) {
+        bc1 = 1.0f - powf(oc->beta1, (float)m->step);
+        const float bc2 = 1.0f - powf(oc->beta2, (float)m->step);
+        k.b1 = oc->beta1;
+        k.b2 = oc->beta2;
+        k.one_m_b1 = 1.0f - oc->beta1;
+        k.one_m_b2 = 1.0f - oc->beta2;
+        k.wd = oc->weight_decay;
+        k.eps = oc->eps;
+        k.inv_sqrt_bc2 = 1.0f / sqrtf(bc2);
+    }
     for (int32_t i = lo; i < m->desc.n_layers; i++) {
         odl_layer_rt *rt = &m->rt[i];
         if (!rt->dw)
             continue;
         float lr = oc->lr * (lr_scale ? lr_scale[i] : 1.0f);
         if (oc->kind == ODL_OPTIM_ADAM) {
-            odl_adam_step_f32(oc, lr, m->step, rt->n_w, rt->w, rt->dw, rt->opt_w[0], rt->opt_w[1]);
-            odl_adam_step_f32(oc, lr, m->step, rt->n_b, rt->b, rt->db, rt->opt_b[0], rt->opt_b[1]);
+            k.step_size = lr / bc1;
+            odl_adam_update_f32(&k, rt->n_w, rt->w, rt->dw, rt->opt_w[0], rt->opt_w[1]);
+            odl_adam_update_f32(&k, rt->n_b, rt->b, rt->db, rt->opt_b[0], rt->opt_b[1]);
         } else {
             odl_sgd_step_f32(oc, lr, m->step, rt->n_w, rt->w, rt->dw, rt->opt_w[0]);
             odl_sgd_step_f32(oc, lr, m->step, rt->n_b, rt->b, rt->db, rt->opt_b[0]);

@@ -111,6 +111,39 @@ float odl_softmax_xent_f32(int32_t batch, int32_t c, const float *logits,
 /* Numerically stable softmax of one row. */
 void odl_softmax_f32(int32_t c, const float *logits, float *probs);
 
+/* ---- fused variants (used by odl/model.c) --------------------------------
+ * The kernels above are these with flags = 0. */
+#define ODL_FUSE_RELU 1u      /* forward: y = relu(layer(x)), the next layer's ReLU done on the way out;
+                               * maxpool backward: also the backward of the ReLU before the pool
+                               * (x, the pool's input, is that ReLU's output: relu'(x) = x > 0) */
+#define ODL_GRAD_OVERWRITE 2u /* backward: dw and db are overwritten, not accumulated (no zeroing) */
+
+void odl_dense_forward_f32_ex(const odl_dense_dims *d, const float *x, const float *w,
+                              const float *b, float *y, unsigned flags);
+void odl_dense_backward_f32_ex(const odl_dense_dims *d, const float *x, const float *w,
+                               const float *dy, float *dx, float *dw, float *db, unsigned flags);
+void odl_conv2d_forward_f32_ex(const odl_window_dims *d, const float *x, const float *w,
+                               const float *b, float *y, float *scratch, unsigned flags);
+void odl_conv2d_backward_f32_ex(const odl_window_dims *d, const float *x, const float *w,
+                                const float *dy, float *dx, float *dw, float *db, float *scratch,
+                                unsigned flags);
+void odl_maxpool_backward_f32_ex(const odl_window_dims *d, const float *x, const float *dy,
+                                 float *dx, unsigned flags);
+
+/* ---- Adam update --------------------------------------------------------
+ * torch.optim.Adam's element update with the per-step constants computed
+ * once (odl/model.c): g' = g + wd*w; m = b1*m + (1-b1)*g'; v = b2*v +
+ * (1-b2)*g'*g'; w -= step_size*m / (sqrt(v)*inv_sqrt_bc2 + eps), with
+ * step_size = lr/(1 - b1^t) and inv_sqrt_bc2 = 1/sqrt(1 - b2^t). Same bits
+ * as odl_adam_step_f32 (odl/optim.h). */
+typedef struct odl_adam_coef {
+    float b1, b2, one_m_b1, one_m_b2, wd, eps, step_size, inv_sqrt_bc2;
+} odl_adam_coef;
+void odl_adam_update_f32(const odl_adam_coef *k, size_t n, float *w, const float *g,
+                         float *m, float *v);
+void odl_adam_update_f32_ref(const odl_adam_coef *k, size_t n, float *w, const float *g,
+                             float *m, float *v);
+
 #ifdef __cplusplus
 }
 #endif
