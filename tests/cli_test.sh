@@ -237,6 +237,21 @@ if [ -f "$FASHION/train-images-idx3-ubyte.gz" ] || [ -f "$FASHION/train-images-i
     expect_ok "fashion: eval classes 0-3" eval sub.odl --data "$FASHION" --classes 0-3 --limit 1000 &&
         at_least "fashion: accuracy > 50%" "$(accuracy_of_output)" 50.01
     expect_error "fashion: eval without --classes" --needle "classes" -- eval sub.odl --data "$FASHION" --limit 1000
+    # gradient-free heads: streaming LDA written as the model's last dense layer, its
+    # statistics carried in the file so a later adapt needs no original data
+    expect_ok "adapt: slda adds classes 4,5" adapt sub.odl --data "$FASHION" --classes 4,5 --limit 60 --new-classes \
+        --strategy slda --replay-from "$FASHION" -o slda.odl
+    expect_ok "adapt: slda goes on from its statistics" adapt slda.odl --data "$FASHION" --classes 6 --limit 30 \
+        --new-classes --strategy slda --quiet -o slda2.odl
+    run eval slda2.odl --data "$FASHION" --classes 0-6 --limit 2000
+    acc=$(sed -nE 's/^accuracy ([0-9.]+)%.*/\1/p' out.txt)
+    if [ "$rc" -eq 0 ] && [ -n "$acc" ] && awk -v a="$acc" 'BEGIN{exit !(a > 50)}'; then
+        ok "adapt: slda model evaluates ($acc% on 7 classes)"
+    else
+        fail "adapt: slda model evaluates" "exit $rc, accuracy '$acc'"
+    fi
+    expect_error "adapt: ewc needs original data" --needle "replay-from" -- adapt sub.odl --data "$FASHION" --classes 0-3 \
+        --limit 20 --strategy ewc -o e.odl
 else
     echo "ok  fashion: skipped ($FASHION not installed)"
     passed=$((passed + 1))

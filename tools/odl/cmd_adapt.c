@@ -109,12 +109,6 @@ int cmd_adapt(int argc, char **argv)
         cli_error("--strategy: unknown strategy '%s' (naive, replay, ewc, lwf, full, ncm, slda)", strategy);
         return 2;
     }
-    if (kind == STRAT_NCM || kind == STRAT_SLDA) {
-        cli_error("--strategy %s: class-statistics heads are evaluated by 'odl experiment'; saving them in a model "
-                  "file is not supported yet",
-                  strategy);
-        return 2;
-    }
     odl_shift sh;
     odl_diag d;
     odl_diag_clear(&d);
@@ -150,15 +144,24 @@ int cmd_adapt(int argc, char **argv)
     /* a model adapted before carries its learner state: go on from it */
     odl_replay_cfg saved_rc;
     const int has_replay = odl_state_find_replay_cfg(cm.file, cm.file_len, &saved_rc, NULL) == ODL_OK;
-    const uint8_t *ewc_p;
-    size_t ewc_n;
+    const uint8_t *ewc_p, *cs_p;
+    size_t ewc_n, cs_n;
     const int has_ewc = odl_state_find(cm.file, cm.file_len, ODL_CHUNK_EWC, &ewc_p, &ewc_n, NULL) == ODL_OK;
+    int32_t cs_dim = 0, cs_classes = 0;
+    const int has_stats =
+        (kind == STRAT_NCM &&
+         odl_state_find(cm.file, cm.file_len, ODL_CHUNK_NCM, &cs_p, &cs_n, NULL) == ODL_OK &&
+         odl_state_ncm_shape(cs_p, cs_n, &cs_dim, &cs_classes, NULL) == ODL_OK) ||
+        (kind == STRAT_SLDA &&
+         odl_state_find(cm.file, cm.file_len, ODL_CHUNK_SLDA, &cs_p, &cs_n, NULL) == ODL_OK &&
+         odl_state_slda_shape(cs_p, cs_n, &cs_dim, &cs_classes, NULL, NULL) == ODL_OK);
     if (kind == STRAT_REPLAY && has_replay) {
         st.replay_size = saved_rc.capacity;
         st.replay_balanced = saved_rc.policy == ODL_REPLAY_CLASS_BALANCED;
         st.replay_int8 = saved_rc.dtype == ODL_REPLAY_INT8;
     }
-    if ((kind == STRAT_REPLAY && !has_replay && !from) || (kind == STRAT_EWC && !has_ewc && !from)) {
+    if ((kind == STRAT_REPLAY && !has_replay && !from) || (kind == STRAT_EWC && !has_ewc && !from) ||
+        ((kind == STRAT_NCM || kind == STRAT_SLDA) && !has_stats && !from)) {
         cli_model_free(&cm);
         cli_error("--strategy %s needs --replay-from ORIG_PATH (the original training data), or a model that "
                   "carries its learner state from an earlier adapt",
@@ -207,7 +210,12 @@ int cmd_adapt(int argc, char **argv)
         /* a new buffer has room for classes added by later adapts (12 bytes
          * each); a saved one keeps its own room */
         int32_t max_classes = n_classes > 32 ? n_classes : 32;
-        if (kind == STRAT_REPLAY && has_replay) {
+        if (has_stats) {
+            max_classes = cs_classes;
+            if (n_classes > max_classes)
+                rc = cli_error("%s: its class statistics hold labels below %d; the data has %d", model,
+                               (int)max_classes, (int)n_classes - 1);
+        } else if (kind == STRAT_REPLAY && has_replay) {
             max_classes = saved_rc.n_classes;
             if (n_classes > max_classes)
                 rc = cli_error("%s: its replay buffer holds labels below %d; the data has %d", model,
@@ -215,12 +223,13 @@ int cmd_adapt(int argc, char **argv)
         }
         if (!rc)
             rc = session_start(&s, &st, cm.m, max_classes, &od, (uint64_t)seed);
-        if (!rc && (has_replay || has_ewc))
+        if (!rc && (has_replay || has_ewc || has_stats))
             rc = session_restore(&s, cm.file, cm.file_len, &restored);
         if (!rc && restored && !quiet)
-            fprintf(stderr, "continuing from the learner state in %s:%s%s\n", model,
+            fprintf(stderr, "continuing from the learner state in %s:%s%s%s\n", model,
                     restored & ODL_STATE_HAS_REPLAY ? " replay buffer" : "",
-                    restored & ODL_STATE_HAS_EWC ? " EWC Fisher and anchors" : "");
+                    restored & ODL_STATE_HAS_EWC ? " EWC Fisher and anchors" : "",
+                    restored & (ODL_STATE_HAS_NCM | ODL_STATE_HAS_SLDA) ? " class statistics" : "");
     }
     int32_t dim = 0;
     if (!rc && kind != STRAT_FULL)

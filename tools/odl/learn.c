@@ -929,6 +929,17 @@ int session_restore(session *s, const void *file, size_t len, uint32_t *restored
             return cli_fail("replay state", e, &d);
         }
     }
+    if (s->ncm || s->slda) {
+        e = odl_state_find(file, len, s->ncm ? ODL_CHUNK_NCM : ODL_CHUNK_SLDA, &p, &n, &d);
+        if (e == ODL_OK) {
+            e = s->ncm ? odl_state_read_ncm(s->ncm, p, n, &d) : odl_state_read_slda(s->slda, p, n, &d);
+            if (e != ODL_OK)
+                return cli_fail("class statistics", e, &d);
+            *restored |= s->ncm ? ODL_STATE_HAS_NCM : ODL_STATE_HAS_SLDA;
+        } else if (e != ODL_ERR_NOT_FOUND) {
+            return cli_fail("class statistics", e, &d);
+        }
+    }
     if (s->st.kind == STRAT_EWC) {
         e = odl_state_find(file, len, ODL_CHUNK_EWC, &p, &n, &d);
         if (e == ODL_OK) {
@@ -953,8 +964,48 @@ int session_save(session *s, const odl_model *base, const odl_model_desc *out_de
     if (owned_model_make(&om, out_desc, &cfg))
         return 1;
     const int32_t b = s->boundary;
+    odl_diag d;
+    odl_diag_clear(&d);
+    if (s->ncm || s->slda) {
+        /* a class-statistics head is linear in the latent: it becomes the
+         * model's last dense layer (the layers below are the base's) */
+        if (b != out_desc->n_layers - 1) {
+            owned_model_free(&om);
+            return cli_error("internal: a class-statistics head sits on the last layer");
+        }
+        size_t nw, nb;
+        float *w = odl_model_param(om.m, b, 0, &nw), *bias = odl_model_param(om.m, b, 1, &nb);
+        const int32_t C = (int32_t)nb, D = s->dim;
+        odl_status fe = s->slda ? odl_slda_fit(s->slda, &d) : ODL_OK;
+        if (fe != ODL_OK) {
+            owned_model_free(&om);
+            return cli_fail("slda", fe, &d);
+        }
+        for (int32_t c = 0; c < C; c++) {
+            const int seen = s->ncm ? odl_ncm_count(s->ncm, c) > 0 : odl_slda_count(s->slda, c) > 0;
+            float *wr = w + (size_t)c * D;
+            if (!seen) { /* never predicted */
+                memset(wr, 0, sizeof(float) * (size_t)D);
+                bias[c] = -1e30f;
+            } else if (s->slda) {
+                memcpy(wr, odl_slda_weights(s->slda) + (size_t)c * D, sizeof(float) * (size_t)D);
+                bias[c] = odl_slda_bias(s->slda)[c];
+            } else {
+                /* argmin |z - mu|^2 = argmax 2 mu.z - |mu|^2 */
+                const float *mu = odl_ncm_means(s->ncm) + (size_t)c * D;
+                double q = 0.0;
+                for (int32_t k = 0; k < D; k++) {
+                    wr[k] = 2.0f * mu[k];
+                    q += (double)mu[k] * mu[k];
+                }
+                bias[c] = (float)-q;
+            }
+        }
+    }
     for (int32_t i = 0; i < out_desc->n_layers; i++)
         for (int which = 0; which < 2; which++) {
+            if ((s->ncm || s->slda) && i >= b)
+                continue;
             size_t n, ns;
             float *dst = odl_model_param(om.m, i, which, &n);
             const float *src = i < b ? odl_model_param_const(base, i, which, &ns)
@@ -966,15 +1017,11 @@ int session_save(session *s, const odl_model *base, const odl_model_desc *out_de
             if (n)
                 memcpy(dst, src, sizeof(float) * n);
         }
-    odl_diag d;
-    odl_diag_clear(&d);
     odl_posix_file f;
     odl_writer w;
     odl_status e = odl_posix_writer_open(&f, &w, path, &d);
     if (e == ODL_OK) {
-        /* the EWC state belongs to the head's parameters; saved only when
-         * the file's tail is exactly the head (no base layers trained) */
-        e = odl_state_save_model_with_state(om.m, meta, n_meta, s->replay, s->ewc, NULL, NULL, &w, &d);
+        e = odl_state_save_model_with_state(om.m, meta, n_meta, s->replay, s->ewc, s->ncm, s->slda, &w, &d);
         if (e == ODL_OK)
             e = odl_posix_writer_commit(&f, &d);
         else
