@@ -15,7 +15,15 @@ struct odl_adapt {
     float *xb;        /* batch × in_size */
     int32_t *yb;
     float *dl;        /* batch × classes */
+    const float *replay_teacher; /* slot-indexed logits (dark experience replay) */
+    int32_t replay_teacher_stride;
 };
+
+void odl_adapt_set_replay_teacher(odl_adapt *t, const float *logits, int32_t stride)
+{
+    t->replay_teacher = logits;
+    t->replay_teacher_stride = stride;
+}
 
 odl_adapt_cfg odl_adapt_cfg_defaults(void)
 {
@@ -46,7 +54,7 @@ static odl_status check_model(const odl_model *m, const odl_adapt_cfg *cfg, int3
         return odl_fail(d, ODL_ERR_ARG, "adapt: batch %d exceeds the model's max_batch %d", (int)cfg->batch,
                         (int)mc->max_batch);
     const int32_t classes = odl_model_n_classes(m);
-    if (cfg->lwf_weight > 0.0f && (cfg->lwf_classes <= 0 || cfg->lwf_classes > classes))
+    if ((cfg->lwf_weight > 0.0f || cfg->replay_distill > 0.0f) && (cfg->lwf_classes <= 0 || cfg->lwf_classes > classes))
         return odl_fail(d, ODL_ERR_ARG, "adapt: lwf_classes %d out of range 1..%d", (int)cfg->lwf_classes,
                         (int)classes);
     return ODL_OK;
@@ -63,8 +71,9 @@ static odl_status layout(odl_adapt *t, size_t in_size, int32_t classes, const od
     if (max_new < 0 || max_replay < 0 || max_new + max_replay <= 0)
         return odl_fail(d, ODL_ERR_ARG, "adapt: capacities %d new / %d replayed invalid", (int)max_new,
                         (int)max_replay);
-    if (!(cfg->ewc_lambda >= 0.0f) || !(cfg->lwf_weight >= 0.0f) || !(cfg->lwf_T > 0.0f))
-        return odl_fail(d, ODL_ERR_ARG, "adapt: ewc_lambda, lwf_weight must be ≥ 0 and lwf_T > 0");
+    if (!(cfg->ewc_lambda >= 0.0f) || !(cfg->lwf_weight >= 0.0f) || !(cfg->lwf_T > 0.0f) ||
+        !(cfg->replay_distill >= 0.0f))
+        return odl_fail(d, ODL_ERR_ARG, "adapt: ewc_lambda, lwf_weight, replay_distill must be ≥ 0 and lwf_T > 0");
     const size_t B = (size_t)cfg->batch;
     void *p;
     odl_status s;
@@ -161,6 +170,9 @@ odl_status odl_adapt_run(odl_adapt *t, odl_model *m, const float *x, const int32
     const int lwf = c->lwf_weight > 0.0f;
     if (lwf && (!teacher || teacher_stride < c->lwf_classes))
         return odl_fail(d, ODL_ERR_ARG, "adapt_run: LwF needs teacher logits with ≥ %d columns", (int)c->lwf_classes);
+    const int der = c->replay_distill > 0.0f && r > 0;
+    if (der && (!t->replay_teacher || t->replay_teacher_stride < c->lwf_classes))
+        return odl_fail(d, ODL_ERR_ARG, "adapt_run: replay distillation needs the replay buffer's teacher logits");
     for (int32_t k = 0; k < n; k++)
         if (y[k] < 0 || y[k] >= t->classes)
             return odl_fail(d, ODL_ERR_ARG, "adapt_run: label %d of sample %d is outside the model's %d classes",
@@ -209,14 +221,27 @@ odl_status odl_adapt_run(odl_adapt *t, odl_model *m, const float *x, const int32
             if (s != ODL_OK)
                 return s;
             float loss = odl_softmax_xent_f32(nb, t->classes, logits, t->yb, NULL, t->dl);
-            if (lwf)
+            if (lwf || der)
                 for (int32_t k = 0; k < nb; k++) {
                     uint32_t idx = t->order[start + k];
-                    if ((int32_t)idx >= n)
-                        continue; /* distil on the new inputs only */
-                    loss += odl_lwf_loss_f32(1, t->classes, c->lwf_classes, logits + (size_t)k * t->classes,
-                                             teacher + (size_t)idx * teacher_stride, teacher_stride, c->lwf_T,
-                                             c->lwf_weight / (float)nb, t->dl + (size_t)k * t->classes);
+                    const float *tl;
+                    int32_t stride;
+                    float w;
+                    if ((int32_t)idx < n) { /* LwF: the new inputs */
+                        if (!lwf)
+                            continue;
+                        tl = teacher + (size_t)idx * teacher_stride;
+                        stride = teacher_stride;
+                        w = c->lwf_weight;
+                    } else { /* dark experience replay: the replayed slots */
+                        if (!der)
+                            continue;
+                        tl = t->replay_teacher + (size_t)t->pick[idx - (uint32_t)n] * t->replay_teacher_stride;
+                        stride = t->replay_teacher_stride;
+                        w = c->replay_distill;
+                    }
+                    loss += odl_lwf_loss_f32(1, t->classes, c->lwf_classes, logits + (size_t)k * t->classes, tl,
+                                             stride, c->lwf_T, w / (float)nb, t->dl + (size_t)k * t->classes);
                 }
             if (!isfinite(loss))
                 return odl_fail(d, ODL_ERR_NUMERIC, "adapt_run: loss became non-finite at epoch %d (diverged)",

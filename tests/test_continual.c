@@ -177,7 +177,91 @@ static void test_replay_forgets_less(odl_test_ctx *t)
     odl_dataset_free(&te);
 }
 
+/* Dark experience replay: distilling the replayed slots toward the
+ * pre-update head keeps the head's outputs on them closer to what they were
+ * than plain replay does (synthetic latents; the effect, not a threshold). */
+static void test_replay_distillation_anchors(odl_test_ctx *t)
+{
+    enum { D = 8, C = 4, R = 40, N = 24 };
+    odl_model_desc hd;
+    odl_desc_init(&hd, D, 1, 1);
+    odl_desc_dense(&hd, C);
+    odl_rng r;
+    odl_rng_seed(&r, 11, 2);
+    float zr[R * D], zn[N * D];
+    int32_t yr[R], yn[N];
+    for (int k = 0; k < R * D; k++)
+        zr[k] = odl_rng_normal(&r);
+    for (int k = 0; k < R; k++)
+        yr[k] = k % C;
+    for (int k = 0; k < N * D; k++)
+        zn[k] = odl_rng_normal(&r) + 1.5f;
+    for (int k = 0; k < N; k++)
+        yn[k] = 3; /* the new data pushes everything toward class 3 */
+    double drift[2];
+    for (int use = 0; use < 2; use++) {
+        mm h;
+        REQUIRE(make(&h, &hd, ODL_MODE_TRAIN, 8));
+        odl_rng ri;
+        odl_rng_seed(&ri, 5, 5);
+        odl_model_init_params(h.m, &ri);
+        odl_replay_cfg rc = {R, D, C, ODL_REPLAY_RESERVOIR, ODL_REPLAY_F32};
+        odl_mem_plan p;
+        CHECK_OK(odl_replay_plan(&rc, &p, NULL));
+        void *rbuf = malloc(p.total);
+        odl_arena a;
+        odl_arena_init(&a, rbuf, p.total);
+        odl_replay *rb;
+        CHECK_OK(odl_replay_init(&rb, &rc, &a, NULL));
+        for (int k = 0; k < R; k++)
+            CHECK_OK(odl_replay_add(rb, zr + k * D, yr[k], &ri, NULL));
+        /* the teacher: the head's logits on every slot, before the update */
+        float teach[R * C], z1[D];
+        for (int k = 0; k < R; k++) {
+            int32_t lab;
+            const float *o;
+            CHECK_OK(odl_replay_get(rb, k, z1, &lab));
+            CHECK_OK(odl_model_forward(h.m, 0, z1, 1, &o, NULL));
+            memcpy(teach + k * C, o, sizeof(float) * C);
+        }
+        odl_adapt_cfg ac = odl_adapt_cfg_defaults();
+        ac.batch = 8;
+        ac.epochs = 20;
+        ac.lwf_classes = C;
+        ac.replay_distill = use ? 50.0f : 0.0f;
+        odl_mem_plan tp;
+        CHECK_OK(odl_adapt_plan(h.m, &ac, N, R, &tp, NULL));
+        void *tbuf = malloc(tp.total);
+        odl_arena ta;
+        odl_arena_init(&ta, tbuf, tp.total);
+        odl_adapt *tr;
+        CHECK_OK(odl_adapt_init(&tr, h.m, &ac, N, R, &ta, NULL));
+        if (use) {
+            /* without the teacher it is refused, with it it runs */
+            CHECK(odl_adapt_run(tr, h.m, zn, yn, N, NULL, 0, rb, NULL, &ri, NULL, NULL) == ODL_ERR_ARG);
+            odl_adapt_set_replay_teacher(tr, teach, C);
+        }
+        CHECK_OK(odl_adapt_run(tr, h.m, zn, yn, N, NULL, 0, rb, NULL, &ri, NULL, NULL));
+        double dsum = 0.0;
+        for (int k = 0; k < R; k++) {
+            int32_t lab;
+            const float *o;
+            CHECK_OK(odl_replay_get(rb, k, z1, &lab));
+            CHECK_OK(odl_model_forward(h.m, 0, z1, 1, &o, NULL));
+            for (int c = 0; c < C; c++)
+                dsum += (o[c] - teach[k * C + c]) * (o[c] - teach[k * C + c]);
+        }
+        drift[use] = dsum / R;
+        free(tbuf);
+        free(rbuf);
+        free(h.buf);
+    }
+    odl_test_logf(t, "    mean squared logit change on replayed slots: plain %.4f, distilled %.4f", drift[0], drift[1]);
+    CHECK(drift[1] < 0.5 * drift[0]);
+}
+
 static const odl_test_case cases[] = {
+    {"replay_distillation_anchors", test_replay_distillation_anchors},
     {"replay_forgets_less_than_naive", test_replay_forgets_less},
 };
 

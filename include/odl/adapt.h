@@ -34,6 +34,9 @@ typedef struct odl_adapt_cfg {
     float lwf_T;              /* distillation temperature (default 2) */
     int32_t lwf_classes;      /* teacher outputs distilled (the old classes) */
     const float *lr_scale;    /* per-layer learning-rate multipliers, NULL = all 1 */
+    float replay_distill;     /* dark experience replay: distil replayed samples toward
+                                 the teacher logits given by odl_adapt_set_replay_teacher
+                                 (same T, lwf_classes); 0 = off */
 } odl_adapt_cfg;
 
 odl_adapt_cfg odl_adapt_cfg_defaults(void);
@@ -56,6 +59,10 @@ odl_status odl_adapt_plan_dims(size_t in_size, int32_t classes, const odl_adapt_
                                int32_t max_replay, odl_mem_plan *plan, odl_diag *d);
 odl_status odl_adapt_init(odl_adapt **out, const odl_model *m, const odl_adapt_cfg *cfg, int32_t max_new,
                           int32_t max_replay, odl_arena *a, odl_diag *d);
+
+/* Teacher logits of the replay buffer's slots (slot i at logits + i·stride,
+ * lwf_classes columns used), taken before the update; NULL clears. */
+void odl_adapt_set_replay_teacher(odl_adapt *t, const float *logits, int32_t stride);
 
 /* Runs cfg.epochs over (x, y) [n samples] and the replay buffer (may be
  * NULL). teacher: n × teacher_stride logits of the model before the update

@@ -486,6 +486,8 @@ int strat_parse(const char *spec, strat *out)
             out->gradual = (int32_t)x;
         else if (!strcmp(opts, "mix") && x > 0 && x <= 1000)
             out->mix = (float)x;
+        else if (!strcmp(opts, "der") && x <= 1e6)
+            out->der = (float)x;
         else
             return cli_error("strategy '%s': unknown option or value out of range '%s=%s'", spec, opts, val);
         opts = next;
@@ -766,7 +768,19 @@ int session_learn(session *s, const float *x, const float *z, const int32_t *y, 
     }
     const float *in = s->st.kind == STRAT_FULL ? x : z;
     const int32_t old_classes = s->n_classes;
-    float *teacher = NULL;
+    float *teacher = NULL, *replay_teacher = NULL;
+    if (s->st.der > 0.0f && s->replay && odl_replay_count(s->replay) > 0 && s->st.kind != STRAT_FULL) {
+        /* dark experience replay: the head's outputs on every slot, now */
+        const int32_t r = odl_replay_count(s->replay);
+        float *rz = malloc(sizeof(float) * (size_t)r * s->dim);
+        int32_t lab;
+        for (int32_t k = 0; rz && k < r; k++)
+            odl_replay_get(s->replay, k, rz + (size_t)k * s->dim, &lab);
+        replay_teacher = rz ? head_logits(s, rz, r) : NULL;
+        free(rz);
+        if (!replay_teacher)
+            return cli_error("%s: replay teacher logits failed", s->st.name);
+    }
     if (s->st.lwf_weight > 0.0f && (teacher = head_logits(s, in, n)) == NULL)
         return cli_error("%s: teacher logits failed", s->st.name);
     if (n_classes > s->n_classes) {
@@ -811,6 +825,7 @@ int session_learn(session *s, const float *x, const float *z, const int32_t *y, 
     ac.lwf_T = s->st.lwf_T;
     ac.lwf_classes = old_classes;
     ac.lr_scale = lr_scale;
+    ac.replay_distill = replay_teacher ? s->st.der : 0.0f;
     const int32_t nr = s->replay ? odl_replay_count(s->replay) : 0;
     if (s->st.mix > 0.0f)
         ac.replay_per_epoch = (int32_t)(s->st.mix * (float)n + 0.5f);
@@ -832,6 +847,8 @@ int session_learn(session *s, const float *x, const float *z, const int32_t *y, 
     odl_arena_init(&ta, tbuf, tp.total);
     odl_adapt *tr;
     e = odl_adapt_init(&tr, s->head.m, &ac, n, nr, &ta, &d);
+    if (e == ODL_OK && replay_teacher)
+        odl_adapt_set_replay_teacher(tr, replay_teacher, old_classes);
     odl_adapt_stats stats;
     float full_scale[ODL_MAX_LAYERS];
     memcpy(full_scale, lr_scale, sizeof full_scale);
@@ -853,11 +870,14 @@ int session_learn(session *s, const float *x, const float *z, const int32_t *y, 
             e = odl_adapt_init(&tr, s->head.m, &last, n, nr, &ta, &d);
             if (e != ODL_OK)
                 break;
+            if (replay_teacher)
+                odl_adapt_set_replay_teacher(tr, replay_teacher, old_classes);
         }
         e = odl_adapt_run(tr, s->head.m, in, y, n, teacher, old_classes, s->replay, s->ewc, &s->rng, &stats, &d);
     }
     free(tbuf);
     free(teacher);
+    free(replay_teacher);
     if (e != ODL_OK)
         return cli_fail(s->st.name, e, &d);
     /* what was learned joins the old data */

@@ -73,6 +73,7 @@ typedef struct strat {
     int32_t adapter;          /* a residual adapter (this bottleneck) before the head; 0 = none */
     int32_t gradual;          /* gradual unfreezing: one more layer every N epochs; 0 = all at once */
     float mix;                /* replayed samples per new sample each epoch; 0 = the whole buffer */
+    float der;                /* dark experience replay: distillation weight on replayed samples */
 } strat;
 
 strat strat_default(strat_kind kind);
@@ -81,7 +82,7 @@ int strat_kind_parse(const char *s, strat_kind *k);
 const char *strat_kind_name(strat_kind k);
 /* Parses a strategy spec, KIND[:OPT,OPT,...], e.g. "replay:size=800,balanced,int8,unfreeze=1".
  * Options: size=N balanced int8 unfreeze=K lambda=X decay=X lwf=W T=X epochs=N lr=X
- * batch=B lrdecay=G shrink=X adapter=R gradual=E mix=R herding. The spec becomes the strategy's name. Prints
+ * batch=B lrdecay=G shrink=X adapter=R gradual=E mix=R herding der=W. The spec becomes the strategy's name. Prints
  * the error and returns 1 on a bad spec. */
 int strat_parse(const char *spec, strat *out);
 
