@@ -26,8 +26,9 @@ static void help(FILE *f)
           "  --report FILE   also write an HTML report (charts; see odl report)\n"
           "  --add SPEC      also run this strategy (repeatable), KIND[:OPT,...], e.g.\n"
           "                  replay:size=800,balanced,int8,unfreeze=1  (options: size=N\n"
-          "                  balanced int8 unfreeze=K lambda=X decay=X lwf=W T=X epochs=N\n"
-          "                  lr=X batch=B lrdecay=G shrink=X)\n"
+          "                  balanced int8 herding unfreeze=K lrdecay=G gradual=E adapter=R\n"
+          "                  mix=R der=W lambda=X decay=X lwf=W T=X epochs=N lr=X batch=B\n"
+          "                  shrink=X)\n"
           "  --only LIST     run only strategies whose name starts with one of\n"
           "                  these, comma separated (e.g. replay,slda)\n"
           "  --quiet         no progress output\n",
