@@ -53,7 +53,8 @@
 #define FW_ARENA_A 98928 /* INT8 prefix 98,928 */
 #endif
 #ifndef FW_ARENA_B
-#define FW_ARENA_B 100656 /* head source 5,648 + learner 93,920 + store 1,088 */
+#define FW_ARENA_B 101184 /* head source 5,648 + learner 93,936 + store 1,088, + 512 headroom for
+                             internal structs growing (the plans at boot say what is used) */
 #endif
 static _Alignas(16) uint8_t arena_buf[FW_ARENA_A + FW_ARENA_B];
 static float xbuf[IN_SIZE];
