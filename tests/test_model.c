@@ -655,7 +655,88 @@ static void test_diag_format(odl_test_ctx *t)
     CHECK(strlen(d.msg) == ODL_DIAG_MAX - 1);
 }
 
+/* Growing a head for new classes: old rows exactly kept, new rows small,
+ * and a topology that differs elsewhere refused. */
+static void test_transfer_grows_head(odl_test_ctx *t)
+{
+    odl_model_desc d8, d10;
+    odl_desc_edge_cnn(&d8, 1, 12, 12, 8);
+    d10 = d8;
+    CHECK_OK(odl_desc_set_classes(&d10, 10));
+    odl_model_cfg cfg = odl_model_cfg_defaults();
+    cfg.mode = ODL_MODE_TRAIN;
+    cfg.max_batch = 2;
+    built a, b;
+    CHECK_OK(build_model(&a, &d8, &cfg, 3));
+    CHECK_OK(build_model(&b, &d10, &cfg, 4));
+    /* give b's optimizer some state, which the transfer must reset */
+    float x[2 * 144];
+    int32_t y[2] = {9, 1};
+    fill(x, 288, 6, 1.0f);
+    odl_rng r;
+    odl_rng_seed(&r, 8, 8);
+    float loss;
+    CHECK_OK(odl_model_train_step(b.m, 0, x, y, 2, &r, &loss, NULL));
+    odl_diag dg;
+    CHECK_OK(odl_model_transfer_params(b.m, a.m, &r, &dg));
+    for (int32_t i = 0; i < d8.n_layers; i++)
+        for (int which = 0; which < 2; which++) {
+            size_t na, nb;
+            const float *pa = odl_model_param_const(a.m, i, which, &na);
+            const float *pb = odl_model_param_const(b.m, i, which, &nb);
+            if (!na)
+                continue;
+            REQUIRE(pa && pb);
+            CHECK(memcmp(pa, pb, sizeof(float) * na) == 0); /* old rows, bit for bit */
+            if (i == d8.n_layers - 1) {
+                CHECK(nb == (which ? 10u : 640u));
+                for (size_t k = na; k < nb; k++)
+                    CHECK(which ? pb[k] == 0.0f : fabsf(pb[k]) < 0.06f); /* N(0, 0.01^2): |w| < 6 sigma */
+            } else {
+                CHECK(na == nb);
+            }
+        }
+    const float *logits;
+    CHECK_OK(odl_model_forward(b.m, 0, x, 2, &logits, NULL));
+    CHECK(logits[8] != 0.0f || logits[9] != 0.0f); /* the new rows take part */
+    /* the optimizer was reset: a step now equals a step of a fresh model
+     * holding the same weights (Adam's moments and step count are zero) */
+    built f;
+    CHECK_OK(build_model(&f, &d10, &cfg, 9));
+    for (int32_t i = 0; i < d10.n_layers; i++)
+        for (int which = 0; which < 2; which++) {
+            size_t n1, n2;
+            const float *src = odl_model_param_const(b.m, i, which, &n1);
+            float *dst = odl_model_param(f.m, i, which, &n2);
+            if (n1)
+                memcpy(dst, src, sizeof(float) * n1);
+        }
+    odl_rng r1, r2;
+    odl_rng_seed(&r1, 12, 1);
+    r2 = r1;
+    CHECK_OK(odl_model_train_step(b.m, 0, x, y, 2, &r1, &loss, NULL));
+    CHECK_OK(odl_model_train_step(f.m, 0, x, y, 2, &r2, &loss, NULL));
+    for (int32_t i = 0; i < d10.n_layers; i++) {
+        size_t n1, n2;
+        const float *p1 = odl_model_param_const(b.m, i, 0, &n1);
+        const float *p2 = odl_model_param_const(f.m, i, 0, &n2);
+        CHECK(n1 == n2 && (n1 == 0 || memcmp(p1, p2, sizeof(float) * n1) == 0));
+    }
+    free_model(&f);
+    odl_model_desc other;
+    odl_desc_edge_cnn(&other, 1, 12, 12, 10);
+    other.layers[0].units = 4; /* a different first conv */
+    built c;
+    CHECK_OK(build_model(&c, &other, &cfg, 5));
+    CHECK(odl_model_transfer_params(c.m, a.m, &r, &dg) == ODL_ERR_SHAPE);
+    CHECK(strstr(dg.msg, "layer 0") != NULL);
+    free_model(&a);
+    free_model(&b);
+    free_model(&c);
+}
+
 static const odl_test_case cases[] = {
+    {"transfer_grows_head", test_transfer_grows_head},
     {"grad_dense", test_grad_dense},
     {"grad_conv2d", test_grad_conv2d},
     {"grad_depthwise", test_grad_depthwise},
