@@ -294,6 +294,11 @@ int cmd_session(int argc, char **argv)
             odl_learner_get_status(L, &st);
             int upd = !strcmp(f[0], "update");
             s = upd ? odl_learner_update(L, &rng, &d) : odl_learner_calibrate(L, &d);
+            if (s == ODL_ERR_STATE) { /* nothing to learn from: a decision, not a failure */
+                printf("%4d %s skipped: %s\n", lineno, f[0], d.msg);
+                s = ODL_OK;
+                continue;
+            }
             if (s == ODL_OK || s == ODL_EVENT_ROLLED_BACK) {
                 odl_learner_status st2;
                 odl_learner_get_status(L, &st2);
