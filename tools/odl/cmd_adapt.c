@@ -249,7 +249,7 @@ int cmd_adapt(int argc, char **argv)
         snprintf(s_classes, sizeof s_classes, "%d", (int)n_classes);
         snprintf(s_epochs, sizeof s_epochs, "%d", (int)epochs);
         snprintf(s_seed, sizeof s_seed, "%d", (int)seed);
-        snprintf(s_bytes, sizeof s_bytes, "%zu", s.learn_bytes);
+        snprintf(s_bytes, sizeof s_bytes, "%zu", s.learn_plan.total);
         odl_meta_kv meta[] = {{"created_by", "odl adapt " ODL_TOOL_VERSION},
                               {"parent", model},
                               {"strategy", st.name},
@@ -266,7 +266,7 @@ int cmd_adapt(int argc, char **argv)
     if (!rc)
         printf("adapted %s with %s on %d examples (%d classes, %zu trainable parameters, %zu bytes planned for "
                "learning) in %.2f s; saved %s\n",
-               model, st.name, (int)user.n, (int)n_classes, s.trainable, s.learn_bytes, cli_now() - t0, out);
+               model, st.name, (int)user.n, (int)n_classes, s.trainable, s.learn_plan.total, cli_now() - t0, out);
     (void)quiet;
     free(z);
     session_end(&s);

@@ -490,7 +490,7 @@ static int run_one_step(ctx *c, const one_step *sc)
                     stats_add(&r->m[2], acc_range(pred, test_u.y, test_u.n, 0, n_classes - 1));
                 }
                 r->trainable = s.trainable;
-                r->bytes = s.learn_bytes;
+                r->bytes = s.learn_plan.total;
                 r->plan = s.learn_plan;
             }
             session_end(&s);
@@ -598,7 +598,7 @@ static int run_s3(ctx *c)
                     for (int j = 0; j < 4; j++)
                         Rsum[i][j] += R[i][j] / c->seeds;
                 trainable = s.trainable;
-                bytes = s.learn_bytes;
+                bytes = s.learn_plan.total;
                 plan = s.learn_plan;
             }
             session_end(&s);

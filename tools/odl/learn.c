@@ -606,8 +606,6 @@ static int ewc_rebuild(session *s, const odl_ewc *old, const odl_model *old_head
     return 0;
 }
 
-static size_t plan_sum(const odl_mem_plan *p) { return p->total; }
-
 int session_start(session *s, const strat *st, odl_model *base, int32_t max_classes, const old_data *old,
                   uint64_t seed)
 {
@@ -629,7 +627,6 @@ int session_start(session *s, const strat *st, odl_model *base, int32_t max_clas
         if (copy_tail_params(s->head.m, base, s->boundary, st->kind != STRAT_FULL && st->adapter > 0))
             return 1;
         odl_desc_count_params(&s->head.desc, NULL, &s->trainable);
-        s->learn_bytes = plan_sum(&s->head.plan);
         odl_mem_plan_add(&s->learn_plan, &s->head.plan);
     }
 
@@ -666,7 +663,6 @@ int session_start(session *s, const strat *st, odl_model *base, int32_t max_clas
         free(oz_owned);
         return cli_fail(st->name, e, &d);
     }
-    s->learn_bytes += aux_plan.total;
     odl_mem_plan_add(&s->learn_plan, &aux_plan);
     s->aux_buf = malloc(aux_plan.total + ODL_ALIGN);
     odl_arena_init(&s->aux, s->aux_buf, aux_plan.total + ODL_ALIGN);
@@ -729,7 +725,6 @@ int session_start(session *s, const strat *st, odl_model *base, int32_t max_clas
     if (s->ewc) {
         odl_mem_plan ep;
         odl_ewc_plan(s->head.m, &ep, NULL);
-        s->learn_bytes += ep.total;
         odl_mem_plan_add(&s->learn_plan, &ep);
     }
     return 0;

@@ -111,8 +111,7 @@ typedef struct session {
     void *ewc_buf;
     odl_ncm *ncm;
     odl_slda *slda;
-    size_t learn_bytes;       /* planned bytes beyond the frozen base's inference plan */
-    odl_mem_plan learn_plan;  /* the same, per kind */
+    odl_mem_plan learn_plan;  /* planned bytes beyond the frozen base's inference plan, per kind */
     size_t trainable;
     odl_rng rng;
 } session;
