@@ -34,6 +34,176 @@ static odl_status check_shape(const char *who, int32_t dim, int32_t max_classes,
     return ODL_OK;
 }
 
+/* Lays out a head's arrays after its struct (h NULL: only count them). */
+typedef odl_status (*head_layout)(void *h, int32_t dim, int32_t max_classes, odl_arena *a, odl_diag *d);
+
+/* What tells the two heads apart where they are planned and placed. */
+typedef struct head_kind {
+    const char *api;   /* prefix of the public names in messages */
+    const char *name;  /* check_shape's name */
+    const char *title; /* the name in the arena-too-small message */
+    int square;        /* 1: also a dim x dim matrix */
+    size_t bytes;      /* the head struct */
+    head_layout layout;
+} head_kind;
+
+/* The head struct, then its arrays: one code path for a counting arena
+ * (where the struct pointer is NULL) and a real one, so plans are exact. */
+static odl_status head_alloc(const head_kind *k, int32_t dim, int32_t max_classes, odl_arena *a, void **out,
+                             odl_diag *d)
+{
+    void *p;
+    odl_status s = odl_arena_alloc(a, k->bytes, ODL_MEM_STATE, &p, d);
+    if (s == ODL_OK)
+        s = k->layout(p, dim, max_classes, a, d);
+    if (s == ODL_OK)
+        *out = p;
+    return s;
+}
+
+static odl_status head_plan(const head_kind *k, int32_t dim, int32_t max_classes, odl_mem_plan *plan, odl_diag *d)
+{
+    if (!plan)
+        return odl_fail(d, ODL_ERR_ARG, "%s_plan: plan must not be NULL", k->api);
+    odl_status s = check_shape(k->name, dim, max_classes, k->square, d);
+    if (s != ODL_OK)
+        return s;
+    odl_arena a;
+    void *p;
+    odl_arena_init_counting(&a);
+    s = head_alloc(k, dim, max_classes, &a, &p, d);
+    if (s != ODL_OK)
+        return s;
+    *plan = a.plan;
+    return ODL_OK;
+}
+
+/* An init after its own argument checks: plan, refuse an arena that only
+ * counts or is too small, lay the head out. */
+static odl_status head_init(const head_kind *k, int32_t dim, int32_t max_classes, odl_arena *a, void **out,
+                            odl_diag *d)
+{
+    odl_mem_plan plan;
+    odl_status s = head_plan(k, dim, max_classes, &plan, d);
+    if (s != ODL_OK)
+        return s;
+    if (odl_arena_is_counting(a))
+        return odl_fail(d, ODL_ERR_ARG, "%s_init needs a real arena (use %s_plan to count)", k->api, k->api);
+    if (odl_arena_remaining(a) < plan.total)
+        return odl_fail(d, ODL_ERR_NOMEM,
+                        "arena too small for the %s head (dim %d, %d classes): needs %zu bytes, "
+                        "%zu available",
+                        k->title, (int)dim, (int)max_classes, plan.total, odl_arena_remaining(a));
+    return head_alloc(k, dim, max_classes, a, out, d);
+}
+
+/* mu += (z - mu) / (n + 1): Welford's running mean. */
+static void mean_update(float *mu, const float *z, int32_t dim, uint32_t n_before)
+{
+    const float nf = (float)((double)n_before + 1.0);
+    for (int32_t i = 0; i < dim; i++)
+        mu[i] += (z[i] - mu[i]) / nf;
+}
+
+/* What an add checks (after the handle) before it changes anything. */
+static odl_status add_check(const float *z, int32_t label, int32_t dim, int32_t max_classes, const uint32_t *counts)
+{
+    if (!z || label < 0 || label >= max_classes)
+        return ODL_ERR_ARG;
+    if (!all_finite(z, dim))
+        return ODL_ERR_NUMERIC;
+    if (counts[label] >= (uint32_t)INT32_MAX)
+        return ODL_ERR_STATE;
+    return ODL_OK;
+}
+
+/* Folds z into the mean and count of class label. */
+static void add_to_class(float *means, uint32_t *counts, int32_t *n_seen, int32_t dim, const float *z,
+                         int32_t label)
+{
+    uint32_t *n = &counts[label];
+    mean_update(means + (size_t)label * dim, z, dim, *n);
+    if (*n == 0)
+        (*n_seen)++;
+    (*n)++;
+}
+
+/* What a predict checks (after the handle) before it scores. */
+static odl_status predict_check(const float *z, const int32_t *cls, int32_t dim, int32_t n_seen)
+{
+    if (!z || !cls)
+        return ODL_ERR_ARG;
+    if (!all_finite(z, dim))
+        return ODL_ERR_NUMERIC;
+    if (n_seen == 0)
+        return ODL_ERR_STATE;
+    return ODL_OK;
+}
+
+/* The score of a class seen at least once. */
+typedef float (*class_score)(const void *h, int32_t c, const float *z);
+
+/* The best-scoring class seen at least once (the lowest index on a tie);
+ * scores, if given, gets every score, -inf for the unseen classes. */
+static int32_t best_class(const void *h, const uint32_t *counts, int32_t max_classes, class_score score,
+                          const float *z, float *scores)
+{
+    int32_t best = -1;
+    float best_s = 0.0f;
+    for (int32_t c = 0; c < max_classes; c++) {
+        float sc = -INFINITY;
+        if (counts[c]) {
+            sc = score(h, c, z);
+            if (best < 0 || sc > best_s) {
+                best = c;
+                best_s = sc;
+            }
+        }
+        if (scores)
+            scores[c] = sc;
+    }
+    return best;
+}
+
+/* The checks of a set's means and counts (messages "<api>_set: ...");
+ * *sum gets the counts' total. */
+static odl_status check_class_stats(const char *api, const float *means, const uint32_t *counts, int32_t dim,
+                                    int32_t max_classes, uint64_t *sum, odl_diag *d)
+{
+    *sum = 0;
+    for (int32_t c = 0; c < max_classes; c++) {
+        if (counts[c] > (uint32_t)INT32_MAX)
+            return odl_fail(d, ODL_ERR_ARG, "%s_set: class %d count %u exceeds %d", api, (int)c,
+                            (unsigned)counts[c], (int)INT32_MAX);
+        *sum += counts[c];
+        if (counts[c])
+            for (int32_t i = 0; i < dim; i++)
+                if (!isfinite(means[(size_t)c * dim + i]))
+                    return odl_fail(d, ODL_ERR_NUMERIC, "%s_set: class %d mean component %d is not finite", api,
+                                    (int)c, (int)i);
+    }
+    return ODL_OK;
+}
+
+/* Copies checked means and counts in (zero means for the unseen classes);
+ * returns the number of classes seen. */
+static int32_t set_class_stats(float *dst_means, uint32_t *dst_counts, const float *means, const uint32_t *counts,
+                               int32_t dim, int32_t max_classes)
+{
+    int32_t seen = 0;
+    for (int32_t c = 0; c < max_classes; c++) {
+        float *mu = dst_means + (size_t)c * dim;
+        if (counts[c]) {
+            memcpy(mu, means + (size_t)c * dim, sizeof(float) * (size_t)dim);
+            seen++;
+        } else {
+            memset(mu, 0, sizeof(float) * (size_t)dim);
+        }
+        dst_counts[c] = counts[c];
+    }
+    return seen;
+}
+
 /* ==== nearest class mean ================================================== */
 
 struct odl_ncm {
@@ -43,9 +213,10 @@ struct odl_ncm {
     uint32_t *counts;
 };
 
-static odl_status ncm_layout(odl_ncm *h, int32_t dim, int32_t max_classes, odl_arena *a,
+static odl_status ncm_layout(void *head, int32_t dim, int32_t max_classes, odl_arena *a,
                              odl_diag *d)
 {
+    odl_ncm *h = head;
     void *p[2];
     odl_status s = odl_arena_alloc(a, sizeof(float) * (size_t)dim * (size_t)max_classes,
                                    ODL_MEM_PARAMS, &p[0], d);
@@ -61,23 +232,11 @@ static odl_status ncm_layout(odl_ncm *h, int32_t dim, int32_t max_classes, odl_a
     return ODL_OK;
 }
 
+static const head_kind ncm_kind = {"odl_ncm", "ncm", "NCM", 0, sizeof(odl_ncm), ncm_layout};
+
 odl_status odl_ncm_plan(int32_t dim, int32_t max_classes, odl_mem_plan *plan, odl_diag *d)
 {
-    if (!plan)
-        return odl_fail(d, ODL_ERR_ARG, "odl_ncm_plan: plan must not be NULL");
-    odl_status s = check_shape("ncm", dim, max_classes, 0, d);
-    if (s != ODL_OK)
-        return s;
-    odl_arena a;
-    void *p;
-    odl_arena_init_counting(&a);
-    s = odl_arena_alloc(&a, sizeof(odl_ncm), ODL_MEM_STATE, &p, d);
-    if (s == ODL_OK)
-        s = ncm_layout(NULL, dim, max_classes, &a, d);
-    if (s != ODL_OK)
-        return s;
-    *plan = a.plan;
-    return ODL_OK;
+    return head_plan(&ncm_kind, dim, max_classes, plan, d);
 }
 
 odl_status odl_ncm_init(odl_ncm **out, int32_t dim, int32_t max_classes, odl_arena *a, odl_diag *d)
@@ -85,81 +244,47 @@ odl_status odl_ncm_init(odl_ncm **out, int32_t dim, int32_t max_classes, odl_are
     if (!out || !a)
         return odl_fail(d, ODL_ERR_ARG, "odl_ncm_init: out and arena must not be NULL");
     *out = NULL;
-    odl_mem_plan plan;
-    odl_status s = odl_ncm_plan(dim, max_classes, &plan, d);
-    if (s != ODL_OK)
-        return s;
-    if (odl_arena_is_counting(a))
-        return odl_fail(d, ODL_ERR_ARG, "odl_ncm_init needs a real arena (use odl_ncm_plan to count)");
-    if (odl_arena_remaining(a) < plan.total)
-        return odl_fail(d, ODL_ERR_NOMEM,
-                        "arena too small for the NCM head (dim %d, %d classes): needs %zu bytes, "
-                        "%zu available",
-                        (int)dim, (int)max_classes, plan.total, odl_arena_remaining(a));
-    void *p;
-    s = odl_arena_alloc(a, sizeof(odl_ncm), ODL_MEM_STATE, &p, d);
-    if (s == ODL_OK)
-        s = ncm_layout(p, dim, max_classes, a, d);
+    void *p = NULL;
+    odl_status s = head_init(&ncm_kind, dim, max_classes, a, &p, d);
     if (s != ODL_OK)
         return s;
     *out = p;
     return ODL_OK;
 }
 
-/* mu += (z - mu) / (n + 1): Welford's running mean. */
-static void mean_update(float *mu, const float *z, int32_t dim, uint32_t n_before)
-{
-    const float nf = (float)((double)n_before + 1.0);
-    for (int32_t i = 0; i < dim; i++)
-        mu[i] += (z[i] - mu[i]) / nf;
-}
-
 odl_status odl_ncm_add(odl_ncm *h, const float *z, int32_t label)
 {
-    if (!h || !z || label < 0 || label >= h->max_classes)
+    if (!h)
         return ODL_ERR_ARG;
-    if (!all_finite(z, h->dim))
-        return ODL_ERR_NUMERIC;
-    uint32_t *n = &h->counts[label];
-    if (*n >= (uint32_t)INT32_MAX)
-        return ODL_ERR_STATE;
-    mean_update(h->means + (size_t)label * h->dim, z, h->dim, *n);
-    if (*n == 0)
-        h->n_seen++;
-    (*n)++;
+    odl_status s = add_check(z, label, h->dim, h->max_classes, h->counts);
+    if (s != ODL_OK)
+        return s;
+    add_to_class(h->means, h->counts, &h->n_seen, h->dim, z, label);
     return ODL_OK;
+}
+
+/* Minus the squared Euclidean distance to the class mean. */
+static float ncm_score(const void *head, int32_t c, const float *z)
+{
+    const odl_ncm *h = head;
+    const int32_t D = h->dim;
+    const float *mu = h->means + (size_t)c * D;
+    double acc = 0.0;
+    for (int32_t i = 0; i < D; i++) {
+        const double e = (double)z[i] - (double)mu[i];
+        acc += e * e;
+    }
+    return (float)-acc;
 }
 
 odl_status odl_ncm_predict(const odl_ncm *h, const float *z, int32_t *cls, float *scores)
 {
-    if (!h || !z || !cls)
+    if (!h)
         return ODL_ERR_ARG;
-    if (!all_finite(z, h->dim))
-        return ODL_ERR_NUMERIC;
-    if (h->n_seen == 0)
-        return ODL_ERR_STATE;
-    const int32_t D = h->dim;
-    int32_t best = -1;
-    float best_s = 0.0f;
-    for (int32_t c = 0; c < h->max_classes; c++) {
-        float sc = -INFINITY;
-        if (h->counts[c]) {
-            const float *mu = h->means + (size_t)c * D;
-            double acc = 0.0;
-            for (int32_t i = 0; i < D; i++) {
-                const double e = (double)z[i] - (double)mu[i];
-                acc += e * e;
-            }
-            sc = (float)-acc;
-            if (best < 0 || sc > best_s) {
-                best = c;
-                best_s = sc;
-            }
-        }
-        if (scores)
-            scores[c] = sc;
-    }
-    *cls = best;
+    odl_status s = predict_check(z, cls, h->dim, h->n_seen);
+    if (s != ODL_OK)
+        return s;
+    *cls = best_class(h, h->counts, h->max_classes, ncm_score, z, scores);
     return ODL_OK;
 }
 
@@ -178,30 +303,11 @@ odl_status odl_ncm_set(odl_ncm *h, const float *means, const uint32_t *counts, o
 {
     if (!h || !means || !counts)
         return odl_fail(d, ODL_ERR_ARG, "odl_ncm_set: handle, means and counts must not be NULL");
-    const int32_t D = h->dim, C = h->max_classes;
-    for (int32_t c = 0; c < C; c++) {
-        if (counts[c] > (uint32_t)INT32_MAX)
-            return odl_fail(d, ODL_ERR_ARG, "odl_ncm_set: class %d count %u exceeds %d", (int)c,
-                            (unsigned)counts[c], (int)INT32_MAX);
-        if (counts[c])
-            for (int32_t i = 0; i < D; i++)
-                if (!isfinite(means[(size_t)c * D + i]))
-                    return odl_fail(d, ODL_ERR_NUMERIC,
-                                    "odl_ncm_set: class %d mean component %d is not finite", (int)c,
-                                    (int)i);
-    }
-    int32_t seen = 0;
-    for (int32_t c = 0; c < C; c++) {
-        float *mu = h->means + (size_t)c * D;
-        if (counts[c]) {
-            memcpy(mu, means + (size_t)c * D, sizeof(float) * (size_t)D);
-            seen++;
-        } else {
-            memset(mu, 0, sizeof(float) * (size_t)D);
-        }
-        h->counts[c] = counts[c];
-    }
-    h->n_seen = seen;
+    uint64_t sum;
+    odl_status s = check_class_stats("odl_ncm", means, counts, h->dim, h->max_classes, &sum, d);
+    if (s != ODL_OK)
+        return s;
+    h->n_seen = set_class_stats(h->means, h->counts, means, counts, h->dim, h->max_classes);
     return ODL_OK;
 }
 
@@ -221,9 +327,10 @@ struct odl_slda {
     float *b;          /* max_classes */
 };
 
-static odl_status slda_layout(odl_slda *h, int32_t dim, int32_t max_classes, odl_arena *a,
+static odl_status slda_layout(void *head, int32_t dim, int32_t max_classes, odl_arena *a,
                               odl_diag *d)
 {
+    odl_slda *h = head;
     const size_t D = (size_t)dim, C = (size_t)max_classes;
     void *p[6];
     odl_status s = odl_arena_alloc(a, sizeof(float) * D * D, ODL_MEM_BUFFERS, &p[0], d);
@@ -253,23 +360,11 @@ static odl_status slda_layout(odl_slda *h, int32_t dim, int32_t max_classes, odl
     return ODL_OK;
 }
 
+static const head_kind slda_kind = {"odl_slda", "slda", "SLDA", 1, sizeof(odl_slda), slda_layout};
+
 odl_status odl_slda_plan(int32_t dim, int32_t max_classes, odl_mem_plan *plan, odl_diag *d)
 {
-    if (!plan)
-        return odl_fail(d, ODL_ERR_ARG, "odl_slda_plan: plan must not be NULL");
-    odl_status s = check_shape("slda", dim, max_classes, 1, d);
-    if (s != ODL_OK)
-        return s;
-    odl_arena a;
-    void *p;
-    odl_arena_init_counting(&a);
-    s = odl_arena_alloc(&a, sizeof(odl_slda), ODL_MEM_STATE, &p, d);
-    if (s == ODL_OK)
-        s = slda_layout(NULL, dim, max_classes, &a, d);
-    if (s != ODL_OK)
-        return s;
-    *plan = a.plan;
-    return ODL_OK;
+    return head_plan(&slda_kind, dim, max_classes, plan, d);
 }
 
 odl_status odl_slda_init(odl_slda **out, int32_t dim, int32_t max_classes, float shrinkage,
@@ -280,21 +375,8 @@ odl_status odl_slda_init(odl_slda **out, int32_t dim, int32_t max_classes, float
     *out = NULL;
     if (!(shrinkage >= 0.0f && shrinkage <= 1.0f))
         return odl_fail(d, ODL_ERR_ARG, "odl_slda_init: shrinkage must be in [0, 1]");
-    odl_mem_plan plan;
-    odl_status s = odl_slda_plan(dim, max_classes, &plan, d);
-    if (s != ODL_OK)
-        return s;
-    if (odl_arena_is_counting(a))
-        return odl_fail(d, ODL_ERR_ARG, "odl_slda_init needs a real arena (use odl_slda_plan to count)");
-    if (odl_arena_remaining(a) < plan.total)
-        return odl_fail(d, ODL_ERR_NOMEM,
-                        "arena too small for the SLDA head (dim %d, %d classes): needs %zu bytes, "
-                        "%zu available",
-                        (int)dim, (int)max_classes, plan.total, odl_arena_remaining(a));
-    void *p;
-    s = odl_arena_alloc(a, sizeof(odl_slda), ODL_MEM_STATE, &p, d);
-    if (s == ODL_OK)
-        s = slda_layout(p, dim, max_classes, a, d);
+    void *p = NULL;
+    odl_status s = head_init(&slda_kind, dim, max_classes, a, &p, d);
     if (s != ODL_OK)
         return s;
     odl_slda *h = p;
@@ -305,18 +387,16 @@ odl_status odl_slda_init(odl_slda **out, int32_t dim, int32_t max_classes, float
 
 odl_status odl_slda_add(odl_slda *h, const float *z, int32_t label)
 {
-    if (!h || !z || label < 0 || label >= h->max_classes)
+    if (!h)
         return ODL_ERR_ARG;
-    if (!all_finite(z, h->dim))
-        return ODL_ERR_NUMERIC;
-    uint32_t *nc = &h->counts[label];
-    if (*nc >= (uint32_t)INT32_MAX)
-        return ODL_ERR_STATE;
+    odl_status s = add_check(z, label, h->dim, h->max_classes, h->counts);
+    if (s != ODL_OK)
+        return s;
     const int32_t D = h->dim;
-    float *mu = h->means + (size_t)label * D;
+    const float *mu = h->means + (size_t)label * D;
     /* Sigma <- a Sigma + c delta delta^T with a = n/(n+1) and
      * c = (n_y/(n_y+1)) / (n+1); the first sample of a class has c = 0. */
-    const double n = (double)h->n_total, ny = (double)*nc;
+    const double n = (double)h->n_total, ny = (double)h->counts[label];
     const double ka = n / (n + 1.0);
     const double kc = ny / (ny + 1.0) / (n + 1.0);
     if (h->n_total > 0) {
@@ -329,10 +409,7 @@ odl_status odl_slda_add(odl_slda *h, const float *z, int32_t label)
             }
         }
     }
-    mean_update(mu, z, D, *nc);
-    if (*nc == 0)
-        h->n_seen++;
-    (*nc)++;
+    add_to_class(h->means, h->counts, &h->n_seen, D, z, label);
     h->n_total++;
     h->stale = 1;
     return ODL_OK;
@@ -406,39 +483,31 @@ odl_status odl_slda_fit(odl_slda *h, odl_diag *d)
     return ODL_OK;
 }
 
+/* The linear discriminant w_c . z + b_c (W, b fitted). */
+static float slda_score(const void *head, int32_t c, const float *z)
+{
+    const odl_slda *h = head;
+    const int32_t D = h->dim;
+    const float *w = h->w + (size_t)c * D;
+    double acc = (double)h->b[c];
+    for (int32_t i = 0; i < D; i++)
+        acc += (double)w[i] * (double)z[i];
+    return (float)acc;
+}
+
 odl_status odl_slda_predict(odl_slda *h, const float *z, int32_t *cls, float *scores)
 {
-    if (!h || !z || !cls)
+    if (!h)
         return ODL_ERR_ARG;
-    if (!all_finite(z, h->dim))
-        return ODL_ERR_NUMERIC;
-    if (h->n_seen == 0)
-        return ODL_ERR_STATE;
+    odl_status s = predict_check(z, cls, h->dim, h->n_seen);
+    if (s != ODL_OK)
+        return s;
     if (h->stale) {
-        odl_status s = odl_slda_fit(h, NULL);
+        s = odl_slda_fit(h, NULL);
         if (s != ODL_OK)
             return s;
     }
-    const int32_t D = h->dim;
-    int32_t best = -1;
-    float best_s = 0.0f;
-    for (int32_t c = 0; c < h->max_classes; c++) {
-        float sc = -INFINITY;
-        if (h->counts[c]) {
-            const float *w = h->w + (size_t)c * D;
-            double acc = (double)h->b[c];
-            for (int32_t i = 0; i < D; i++)
-                acc += (double)w[i] * (double)z[i];
-            sc = (float)acc;
-            if (best < 0 || sc > best_s) {
-                best = c;
-                best_s = sc;
-            }
-        }
-        if (scores)
-            scores[c] = sc;
-    }
-    *cls = best;
+    *cls = best_class(h, h->counts, h->max_classes, slda_score, z, scores);
     return ODL_OK;
 }
 
@@ -485,19 +554,11 @@ odl_status odl_slda_set(odl_slda *h, const float *means, const uint32_t *counts,
 {
     if (!h || !means || !counts || !covariance)
         return odl_fail(d, ODL_ERR_ARG, "odl_slda_set: handle, means, counts and covariance must not be NULL");
-    const int32_t D = h->dim, C = h->max_classes;
-    uint64_t sum = 0;
-    for (int32_t c = 0; c < C; c++) {
-        if (counts[c] > (uint32_t)INT32_MAX)
-            return odl_fail(d, ODL_ERR_ARG, "odl_slda_set: class %d count %u exceeds %d", (int)c,
-                            (unsigned)counts[c], (int)INT32_MAX);
-        sum += counts[c];
-        if (counts[c])
-            for (int32_t i = 0; i < D; i++)
-                if (!isfinite(means[(size_t)c * D + i]))
-                    return odl_fail(d, ODL_ERR_NUMERIC, "odl_slda_set: class %d mean component %d is not finite",
-                                    (int)c, (int)i);
-    }
+    const int32_t D = h->dim;
+    uint64_t sum;
+    odl_status s = check_class_stats("odl_slda", means, counts, D, h->max_classes, &sum, d);
+    if (s != ODL_OK)
+        return s;
     if (sum != n_total)
         return odl_fail(d, ODL_ERR_ARG, "odl_slda_set: the class counts sum to %lu, n_total is %lu",
                         (unsigned long)sum, (unsigned long)n_total);
@@ -514,20 +575,9 @@ odl_status odl_slda_set(odl_slda *h, const float *means, const uint32_t *counts,
                 return odl_fail(d, ODL_ERR_ARG, "odl_slda_set: covariance (%d, %d) = %.6f is impossible%s", (int)i,
                                 (int)j, (double)v, n_total == 0 ? " with no samples" : "");
         }
-    int32_t seen = 0;
-    for (int32_t c = 0; c < C; c++) {
-        float *mu = h->means + (size_t)c * D;
-        if (counts[c]) {
-            memcpy(mu, means + (size_t)c * D, sizeof(float) * (size_t)D);
-            seen++;
-        } else {
-            memset(mu, 0, sizeof(float) * (size_t)D);
-        }
-        h->counts[c] = counts[c];
-    }
+    h->n_seen = set_class_stats(h->means, h->counts, means, counts, D, h->max_classes);
     for (int32_t i = 0; i < D; i++)
         memcpy(h->sigma + (size_t)i * D, covariance + (size_t)i * D, sizeof(float) * (size_t)(i + 1));
-    h->n_seen = seen;
     h->n_total = n_total;
     h->stale = 1;
     return ODL_OK;

@@ -11,6 +11,54 @@
  * any change infinitely significant; this keeps the arithmetic finite). */
 #define SD_FLOOR 1e-12
 
+/* ---- shared by the detectors -------------------------------------------- */
+
+static double floored_sd(double sd) { return sd > SD_FLOOR ? sd : SD_FLOOR; }
+
+/* Sample standard deviation of n >= 2 values with sum of squared deviations m2. */
+static double sample_sd(double m2, int64_t n) { return sqrt(m2 / (double)(n - 1)); }
+
+/* One step of an EWMA giving a new value the weight a. */
+static double ewma(double e, double a, double x) { return (1.0 - a) * e + a * x; }
+
+/* Stationary standard deviation of that EWMA, per unit sd of its input. */
+static double ewma_sd(double a) { return sqrt(a / (2.0 - a)); }
+
+/* Welford's step: x joins the count n and the running mean, and (m2 not
+ * NULL) the sum of squared deviations. */
+static void welford_add(int64_t *n, double *mean, double *m2, double x)
+{
+    (*n)++;
+    const double dx = x - *mean;
+    *mean += dx / (double)*n;
+    if (m2)
+        *m2 += dx * (x - *mean);
+}
+
+/* Extends the run of values over the threshold (any other value ends it);
+ * 1 once it is min_run long. */
+static int run_complete(int32_t *run, int over, int32_t min_run)
+{
+    *run = over ? *run + 1 : 0;
+    return *run >= min_run;
+}
+
+/* The configuration the z-score and confidence detectors share: a reference
+ * window, then an EWMA against a threshold for min_run values in a row. */
+static odl_status check_ewma_cfg(const char *who, int32_t ref_n, float alpha, float z, int32_t min_run,
+                                 odl_diag *diag)
+{
+    if (ref_n < 2)
+        return odl_fail(diag, ODL_ERR_ARG, "%s drift: ref_n %d must be at least 2", who, (int)ref_n);
+    if (!(alpha > 0.0f && alpha <= 1.0f))
+        return odl_fail(diag, ODL_ERR_ARG, "%s drift: alpha %.4f must be in (0, 1]", who, (double)alpha);
+    if (!(z > 0.0f) || !isfinite(z))
+        return odl_fail(diag, ODL_ERR_ARG, "%s drift: z %.4f must be a positive number", who, (double)z);
+    if (min_run < 1)
+        return odl_fail(diag, ODL_ERR_ARG, "%s drift: min_run %d must be at least 1", who, (int)min_run);
+    return ODL_OK;
+}
+
 odl_status odl_drift_sample_stats(const float *x, size_t n, float *mean, float *std)
 {
     if (!x || !mean || !std || n == 0)
@@ -51,14 +99,9 @@ odl_status odl_zscore_init(odl_zscore_drift *d, const odl_zscore_cfg *cfg, odl_d
 {
     if (!d || !cfg)
         return odl_fail(diag, ODL_ERR_ARG, "zscore drift: detector or configuration is NULL");
-    if (cfg->ref_n < 2)
-        return odl_fail(diag, ODL_ERR_ARG, "zscore drift: ref_n %d must be at least 2", (int)cfg->ref_n);
-    if (!(cfg->alpha > 0.0f && cfg->alpha <= 1.0f))
-        return odl_fail(diag, ODL_ERR_ARG, "zscore drift: alpha %.4f must be in (0, 1]", (double)cfg->alpha);
-    if (!(cfg->z > 0.0f) || !isfinite(cfg->z))
-        return odl_fail(diag, ODL_ERR_ARG, "zscore drift: z %.4f must be a positive number", (double)cfg->z);
-    if (cfg->min_run < 1)
-        return odl_fail(diag, ODL_ERR_ARG, "zscore drift: min_run %d must be at least 1", (int)cfg->min_run);
+    const odl_status s = check_ewma_cfg("zscore", cfg->ref_n, cfg->alpha, cfg->z, cfg->min_run, diag);
+    if (s != ODL_OK)
+        return s;
     if (cfg->check_var != 0 && cfg->check_var != 1)
         return odl_fail(diag, ODL_ERR_ARG, "zscore drift: check_var %d must be 0 or 1", (int)cfg->check_var);
     if (cfg->check_var && (!(cfg->z_var > 0.0f) || !isfinite(cfg->z_var)))
@@ -99,7 +142,7 @@ odl_status odl_zscore_update(odl_zscore_drift *d, double x)
         d->n++;
         if (d->n == d->cfg.ref_n) {
             d->mu = d->mean;
-            d->sd = sqrt(d->m2 / (n - 1.0));
+            d->sd = sample_sd(d->m2, d->n);
             d->kurt = d->m2 > 0.0 ? n * d->m4 / (d->m2 * d->m2) : 3.0;
             d->e = d->mu;
             d->q = 1.0;
@@ -109,20 +152,16 @@ odl_status odl_zscore_update(odl_zscore_drift *d, double x)
         return ODL_OK;
     }
     const double a = (double)d->cfg.alpha;
-    const double f = sqrt(a / (2.0 - a)); /* stationary sd of an EWMA, per unit sd */
-    const double sd = d->sd > SD_FLOOR ? d->sd : SD_FLOOR;
+    const double f = ewma_sd(a);
+    const double sd = floored_sd(d->sd);
     const double u = (x - d->mu) / sd;
-    d->e = (1.0 - a) * d->e + a * x;
+    d->e = ewma(d->e, a, x);
     d->q = (1.0 - a) * d->q + a * u * u;
     d->z_mean = (d->e - d->mu) / (sd * f);
-    double sq = sqrt(d->kurt > 1.0 ? d->kurt - 1.0 : 0.0) * f;
-    if (sq < SD_FLOOR)
-        sq = SD_FLOOR;
-    d->z_var = (d->q - 1.0) / sq;
+    d->z_var = (d->q - 1.0) / floored_sd(sqrt(d->kurt > 1.0 ? d->kurt - 1.0 : 0.0) * f);
     const double z = (double)d->cfg.z;
     const int over = fabs(d->z_mean) > z || (d->cfg.check_var && fabs(d->z_var) > (double)d->cfg.z_var);
-    d->run = over ? d->run + 1 : 0;
-    if (d->run >= d->cfg.min_run) {
+    if (run_complete(&d->run, over, d->cfg.min_run)) {
         d->alarms++;
         odl_zscore_reset(d);
         return ODL_EVENT_DRIFT;
@@ -180,15 +219,11 @@ odl_status odl_ph_update(odl_ph_drift *d, double x)
     if (!isfinite(x))
         return ODL_ERR_NUMERIC;
     d->t++;
-    d->n++;
-    const double dx = x - d->mean;
-    d->mean += dx / (double)d->n;
+    /* the mean runs on; M2 only over the warmup */
+    welford_add(&d->n, &d->mean, d->n < d->cfg.warmup ? &d->m2 : NULL, x);
     if (d->n <= d->cfg.warmup) {
-        d->m2 += dx * (x - d->mean);
-        if (d->n == d->cfg.warmup) {
-            const double s = sqrt(d->m2 / (double)(d->n - 1));
-            d->sigma = s > SD_FLOOR ? s : SD_FLOOR;
-        }
+        if (d->n == d->cfg.warmup)
+            d->sigma = floored_sd(sample_sd(d->m2, d->n));
         return ODL_OK;
     }
     const double a = (double)d->cfg.alpha;
@@ -414,14 +449,9 @@ odl_status odl_conf_init(odl_conf_drift *d, const odl_conf_cfg *cfg, odl_diag *d
 {
     if (!d || !cfg)
         return odl_fail(diag, ODL_ERR_ARG, "confidence drift: detector or configuration is NULL");
-    if (cfg->ref_n < 2)
-        return odl_fail(diag, ODL_ERR_ARG, "confidence drift: ref_n %d must be at least 2", (int)cfg->ref_n);
-    if (!(cfg->alpha > 0.0f && cfg->alpha <= 1.0f))
-        return odl_fail(diag, ODL_ERR_ARG, "confidence drift: alpha %.4f must be in (0, 1]", (double)cfg->alpha);
-    if (!(cfg->z > 0.0f) || !isfinite(cfg->z))
-        return odl_fail(diag, ODL_ERR_ARG, "confidence drift: z %.4f must be a positive number", (double)cfg->z);
-    if (cfg->min_run < 1)
-        return odl_fail(diag, ODL_ERR_ARG, "confidence drift: min_run %d must be at least 1", (int)cfg->min_run);
+    const odl_status s = check_ewma_cfg("confidence", cfg->ref_n, cfg->alpha, cfg->z, cfg->min_run, diag);
+    if (s != ODL_OK)
+        return s;
     if (cfg->two_sided != 0 && cfg->two_sided != 1)
         return odl_fail(diag, ODL_ERR_ARG, "confidence drift: two_sided %d must be 0 or 1", (int)cfg->two_sided);
     memset(d, 0, sizeof *d);
@@ -445,13 +475,10 @@ odl_status odl_conf_update(odl_conf_drift *d, double c)
         return ODL_ERR_NUMERIC;
     d->t++;
     if (!d->ready) {
-        d->n++;
-        const double dx = c - d->mean;
-        d->mean += dx / (double)d->n;
-        d->m2 += dx * (c - d->mean);
+        welford_add(&d->n, &d->mean, &d->m2, c);
         if (d->n == d->cfg.ref_n) {
             d->mu = d->mean;
-            d->sd = sqrt(d->m2 / (double)(d->n - 1));
+            d->sd = sample_sd(d->m2, d->n);
             d->e = d->mu;
             d->run = 0;
             d->ready = 1;
@@ -459,13 +486,12 @@ odl_status odl_conf_update(odl_conf_drift *d, double c)
         return ODL_OK;
     }
     const double a = (double)d->cfg.alpha;
-    const double sd = (d->sd > SD_FLOOR ? d->sd : SD_FLOOR) * sqrt(a / (2.0 - a));
-    d->e = (1.0 - a) * d->e + a * c;
+    const double sd = floored_sd(d->sd) * ewma_sd(a);
+    d->e = ewma(d->e, a, c);
     d->z_now = (d->e - d->mu) / sd;
     const double z = (double)d->cfg.z;
     const int over = d->z_now < -z || (d->cfg.two_sided && d->z_now > z);
-    d->run = over ? d->run + 1 : 0;
-    if (d->run >= d->cfg.min_run) {
+    if (run_complete(&d->run, over, d->cfg.min_run)) {
         d->alarms++;
         odl_conf_reset(d);
         return ODL_EVENT_DRIFT;

@@ -124,6 +124,11 @@ int32_t odl_q_multiply(int32_t x, int32_t mult, int32_t shift)
     return rdbpot(srdhm(x, mult), shift > 0 ? 0 : (shift < -31 ? 31 : -shift));
 }
 
+static int32_t bias_of(const odl_qrequant *r, int32_t c)
+{
+    return r->bias ? r->bias[c] : 0;
+}
+
 static inline int8_t requant(int32_t acc, int32_t c, const odl_qrequant *r)
 {
     const int64_t v = (int64_t)odl_q_multiply(acc, r->mult[c], r->shift[c]) + r->out_zp;
@@ -156,7 +161,7 @@ void odl_qdense_s8(const odl_dense_dims *d, const int8_t *x, const int8_t *w, co
             ODL_SIMD_REDUCE
             for (int32_t i = 0; i < in; i++)
                 acc += (int32_t)(int16_t)((int16_t)xn[i] - (int16_t)zp) * (int32_t)wo[i];
-            yn[o] = requant(acc + (r->bias ? r->bias[o] : 0), o, r);
+            yn[o] = requant(acc + bias_of(r, o), o, r);
         }
     }
 }
@@ -237,7 +242,7 @@ void odl_qconv2d_s8(const odl_window_dims *d, const int8_t *x, const int8_t *w, 
         im2col_s8(d, x + (size_t)n * d->in_c * plane_in(d), r->in_zp, col);
         int8_t *yn = y + (size_t)n * d->out_c * P;
         for (int32_t co = 0; co < d->out_c; co++) {
-            const int32_t b = r->bias ? r->bias[co] : 0;
+            const int32_t b = bias_of(r, co);
             for (size_t p = 0; p < P; p++)
                 acc[p] = b;
             const int8_t *wc = w + (size_t)co * K;
@@ -282,13 +287,30 @@ void odl_qdepthwise_s8_ref(const odl_window_dims *d, const int8_t *x, const int8
                 }
 }
 
-/* The valid kernel rows/columns of an output position, computed once, so
- * the inner loops carry no bounds checks. */
-static void window_span(int32_t o, int32_t stride, int32_t pad, int32_t k, int32_t in, int32_t *lo, int32_t *hi)
+/* The valid kernel rows (or columns) of an output position, computed once,
+ * so the inner loops carry no bounds checks: kernel taps lo..hi-1 read the
+ * input at start + lo .. start + hi - 1. */
+typedef struct span {
+    int32_t lo, hi, start;
+} span;
+
+static span window_span(int32_t o, int32_t stride, int32_t pad, int32_t k, int32_t in)
 {
-    const int32_t start = o * stride - pad;
-    *lo = start < 0 ? -start : 0;
-    *hi = in - start < k ? in - start : k;
+    span s;
+    s.start = o * stride - pad;
+    s.lo = s.start < 0 ? -s.start : 0;
+    s.hi = in - s.start < k ? in - s.start : k;
+    return s;
+}
+
+static span row_span(const odl_window_dims *d, int32_t oh)
+{
+    return window_span(oh, d->stride_h, d->pad_h, d->k_h, d->in_h);
+}
+
+static span col_span(const odl_window_dims *d, int32_t ow)
+{
+    return window_span(ow, d->stride_w, d->pad_w, d->k_w, d->in_w);
 }
 
 void odl_qdepthwise_s8(const odl_window_dims *d, const int8_t *x, const int8_t *w, const odl_qrequant *r,
@@ -300,20 +322,16 @@ void odl_qdepthwise_s8(const odl_window_dims *d, const int8_t *x, const int8_t *
             const int8_t *xc = x + ((size_t)n * d->in_c + o / mult) * plane_in(d);
             const int8_t *wo = w + (size_t)o * d->k_h * d->k_w;
             int8_t *yc = y + ((size_t)n * d->out_c + o) * plane_out(d);
-            const int32_t b = r->bias ? r->bias[o] : 0;
+            const int32_t b = bias_of(r, o);
             for (int32_t oh = 0; oh < d->out_h; oh++) {
-                int32_t kh0, kh1;
-                window_span(oh, d->stride_h, d->pad_h, d->k_h, d->in_h, &kh0, &kh1);
-                const int32_t ih0 = oh * d->stride_h - d->pad_h;
+                const span rs = row_span(d, oh);
                 for (int32_t ow = 0; ow < d->out_w; ow++) {
-                    int32_t kw0, kw1;
-                    window_span(ow, d->stride_w, d->pad_w, d->k_w, d->in_w, &kw0, &kw1);
-                    const int32_t iw0 = ow * d->stride_w - d->pad_w;
+                    const span cs = col_span(d, ow);
                     int32_t acc = b;
-                    for (int32_t kh = kh0; kh < kh1; kh++) {
-                        const int8_t *xr = xc + (size_t)(ih0 + kh) * d->in_w + iw0;
+                    for (int32_t kh = rs.lo; kh < rs.hi; kh++) {
+                        const int8_t *xr = xc + (size_t)(rs.start + kh) * d->in_w + cs.start;
                         const int8_t *wr = wo + (size_t)kh * d->k_w;
-                        for (int32_t kw = kw0; kw < kw1; kw++)
+                        for (int32_t kw = cs.lo; kw < cs.hi; kw++)
                             acc += ((int32_t)xr[kw] - zp) * (int32_t)wr[kw];
                     }
                     yc[(size_t)oh * d->out_w + ow] = requant(acc, o, r);
@@ -364,17 +382,13 @@ void odl_qmaxpool_s8(const odl_window_dims *d, const int8_t *x, int8_t *y)
             continue;
         }
         for (int32_t oh = 0; oh < d->out_h; oh++) {
-            int32_t kh0, kh1;
-            window_span(oh, d->stride_h, d->pad_h, d->k_h, d->in_h, &kh0, &kh1);
-            const int32_t ih0 = oh * d->stride_h - d->pad_h;
+            const span rs = row_span(d, oh);
             for (int32_t ow = 0; ow < d->out_w; ow++) {
-                int32_t kw0, kw1;
-                window_span(ow, d->stride_w, d->pad_w, d->k_w, d->in_w, &kw0, &kw1);
-                const int32_t iw0 = ow * d->stride_w - d->pad_w;
+                const span cs = col_span(d, ow);
                 int32_t m = -128;
-                for (int32_t kh = kh0; kh < kh1; kh++)
-                    for (int32_t kw = kw0; kw < kw1; kw++) {
-                        const int32_t v = xc[(size_t)(ih0 + kh) * d->in_w + iw0 + kw];
+                for (int32_t kh = rs.lo; kh < rs.hi; kh++)
+                    for (int32_t kw = cs.lo; kw < cs.hi; kw++) {
+                        const int32_t v = xc[(size_t)(rs.start + kh) * d->in_w + cs.start + kw];
                         m = v > m ? v : m;
                     }
                 yc[(size_t)oh * d->out_w + ow] = (int8_t)m;
@@ -384,7 +398,7 @@ void odl_qmaxpool_s8(const odl_window_dims *d, const int8_t *x, int8_t *y)
 }
 
 /* Integer division rounded half away from zero (TFLite's average pool). */
-static int32_t div_round(int32_t a, int32_t b)
+static int64_t div_round(int64_t a, int32_t b)
 {
     return a >= 0 ? (a + b / 2) / b : (a - b / 2) / b;
 }
@@ -417,18 +431,14 @@ void odl_qavgpool_s8(const odl_window_dims *d, const int8_t *x, int8_t *y)
         const int8_t *xc = x + pl * plane_in(d);
         int8_t *yc = y + pl * plane_out(d);
         for (int32_t oh = 0; oh < d->out_h; oh++) {
-            int32_t kh0, kh1;
-            window_span(oh, d->stride_h, d->pad_h, d->k_h, d->in_h, &kh0, &kh1);
-            const int32_t ih0 = oh * d->stride_h - d->pad_h;
+            const span rs = row_span(d, oh);
             for (int32_t ow = 0; ow < d->out_w; ow++) {
-                int32_t kw0, kw1;
-                window_span(ow, d->stride_w, d->pad_w, d->k_w, d->in_w, &kw0, &kw1);
-                const int32_t iw0 = ow * d->stride_w - d->pad_w;
+                const span cs = col_span(d, ow);
                 int32_t acc = 0;
-                for (int32_t kh = kh0; kh < kh1; kh++)
-                    for (int32_t kw = kw0; kw < kw1; kw++)
-                        acc += xc[(size_t)(ih0 + kh) * d->in_w + iw0 + kw];
-                const int32_t cnt = (kh1 > kh0 && kw1 > kw0) ? (kh1 - kh0) * (kw1 - kw0) : 0;
+                for (int32_t kh = rs.lo; kh < rs.hi; kh++)
+                    for (int32_t kw = cs.lo; kw < cs.hi; kw++)
+                        acc += xc[(size_t)(rs.start + kh) * d->in_w + cs.start + kw];
+                const int32_t cnt = (rs.hi > rs.lo && cs.hi > cs.lo) ? (rs.hi - rs.lo) * (cs.hi - cs.lo) : 0;
                 yc[(size_t)oh * d->out_w + ow] = (int8_t)clamp_i32(cnt > 0 ? div_round(acc, cnt) : 0, -128, 127);
             }
         }
@@ -456,8 +466,7 @@ void odl_qgap_s8(int32_t batch, int32_t c, int32_t hw, const int8_t *x, int8_t *
         int64_t acc = 0;
         for (int32_t i = 0; i < hw; i++)
             acc += xp[i];
-        int64_t q = acc >= 0 ? (acc + hw / 2) / hw : (acc - hw / 2) / hw;
-        y[pl] = (int8_t)clamp_i32(q, -128, 127);
+        y[pl] = (int8_t)clamp_i32(div_round(acc, hw), -128, 127);
     }
 }
 
@@ -518,6 +527,12 @@ static size_t reduction(const odl_model_desc *desc, const odl_layer_shape *in, i
     return 0;
 }
 
+static odl_layer_shape input_shape(const odl_model_desc *desc)
+{
+    const odl_layer_shape in = {desc->in_c, desc->in_h, desc->in_w, (size_t)desc->in_c * desc->in_h * desc->in_w, 0, 0};
+    return in;
+}
+
 static odl_status check_desc(const odl_model_desc *desc, int32_t boundary, odl_layer_shape *shapes, odl_diag *d)
 {
     odl_status s = odl_desc_check(desc, shapes, d);
@@ -526,7 +541,7 @@ static odl_status check_desc(const odl_model_desc *desc, int32_t boundary, odl_l
     if (boundary < 1 || boundary > desc->n_layers)
         return odl_fail(d, ODL_ERR_ARG, "quantize: boundary %d out of range 1..%d", (int)boundary,
                         (int)desc->n_layers);
-    odl_layer_shape in = {desc->in_c, desc->in_h, desc->in_w, (size_t)desc->in_c * desc->in_h * desc->in_w, 0, 0};
+    odl_layer_shape in = input_shape(desc);
     for (int32_t i = 0; i < boundary; i++) {
         const size_t k = reduction(desc, &in, i);
         if (k > ODL_QUANT_MAX_REDUCTION)
@@ -564,7 +579,7 @@ static odl_status qbuild(odl_qmodel *q, const odl_model_desc *desc, int32_t boun
         if (q)                                              \
             target = p;                                     \
     } while (0)
-    odl_layer_shape in = {desc->in_c, desc->in_h, desc->in_w, (size_t)desc->in_c * desc->in_h * desc->in_w, 0, 0};
+    odl_layer_shape in = input_shape(desc);
     if (q) {
         q->desc = *desc;
         q->boundary = boundary;
@@ -833,20 +848,31 @@ static odl_status check_forward(const odl_qmodel *q, const float *x, int32_t n, 
     return ODL_OK;
 }
 
-odl_status odl_qmodel_forward(odl_qmodel *q, const float *x, int32_t n, float *z, odl_diag *d)
+/* Runs the prefix over n samples in batches of at most max_batch; the
+ * output goes dequantised to z, or (z NULL) as int8 to y. */
+static void qforward(odl_qmodel *q, const float *x, int32_t n, float *z, int8_t *y)
 {
-    odl_status s = check_forward(q, x, n, z, d);
-    if (s != ODL_OK)
-        return s;
     const size_t in_sz = q->in_shape.size, out_sz = q->l[q->boundary - 1].out.size;
     const odl_qparams p = q->l[q->boundary - 1].out_q;
     for (int32_t start = 0; start < n; start += q->max_batch) {
         const int32_t nb = n - start < q->max_batch ? n - start : q->max_batch;
         const int8_t *o = qrun(q, x + (size_t)start * in_sz, nb);
-        float *zz = z + (size_t)start * out_sz;
-        for (size_t k = 0; k < out_sz * (size_t)nb; k++)
-            zz[k] = odl_q_dequantize(o[k], p);
+        if (z) {
+            float *zz = z + (size_t)start * out_sz;
+            for (size_t k = 0; k < out_sz * (size_t)nb; k++)
+                zz[k] = odl_q_dequantize(o[k], p);
+        } else {
+            memcpy(y + (size_t)start * out_sz, o, out_sz * (size_t)nb);
+        }
     }
+}
+
+odl_status odl_qmodel_forward(odl_qmodel *q, const float *x, int32_t n, float *z, odl_diag *d)
+{
+    odl_status s = check_forward(q, x, n, z, d);
+    if (s != ODL_OK)
+        return s;
+    qforward(q, x, n, z, NULL);
     return ODL_OK;
 }
 
@@ -855,12 +881,7 @@ odl_status odl_qmodel_forward_s8(odl_qmodel *q, const float *x, int32_t n, int8_
     odl_status s = check_forward(q, x, n, y, d);
     if (s != ODL_OK)
         return s;
-    const size_t in_sz = q->in_shape.size, out_sz = q->l[q->boundary - 1].out.size;
-    for (int32_t start = 0; start < n; start += q->max_batch) {
-        const int32_t nb = n - start < q->max_batch ? n - start : q->max_batch;
-        const int8_t *o = qrun(q, x + (size_t)start * in_sz, nb);
-        memcpy(y + (size_t)start * out_sz, o, out_sz * (size_t)nb);
-    }
+    qforward(q, x, n, NULL, y);
     if (p)
         *p = q->l[q->boundary - 1].out_q;
     return ODL_OK;
