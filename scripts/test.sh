@@ -33,4 +33,6 @@ for t in test_model test_file test_golden test_posix_io; do
         tail -1 /tmp/odl-vg-$t.log
     fi
 done
+echo "== fuzzing (libFuzzer + ASan/UBSan): model file, learner state, store medium, dataset readers"
+if [ "${ODL_SKIP_FUZZ:-0}" = 1 ]; then echo "skipped (ODL_SKIP_FUZZ=1)"; else bash scripts/fuzz.sh 15 || status=1; fi
 exit $status

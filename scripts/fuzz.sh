@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Coverage-guided fuzzing (clang + libFuzzer, with ASan/UBSan) of every
+# reader of untrusted bytes: the .odl model file, the learner-state chunks,
+# the version store's medium, the IDX/CSV dataset readers.
+# Usage: bash scripts/fuzz.sh [SECONDS_PER_TARGET]   (default 15)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-15}
+bash scripts/deps.sh clang libclang-rt-14-dev
+out=build-fuzz
+mkdir -p "$out"
+core=$(ls src/*.c)
+host="src/host/data.c src/host/shift.c src/host/posix_io.c src/host/posix_save.c"
+flags="-Wno-pass-failed -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iinclude -DODL_OMP_SIMD -fopenmp-simd"
+# seed corpus: real files of each kind
+mkdir -p "$out/corpus_model" "$out/corpus_state" "$out/corpus_store" "$out/corpus_data"
+# shellcheck disable=SC2086
+clang -std=c11 -O1 -Iinclude -DODL_OMP_SIMD -fopenmp-simd -o "$out/make_seeds" tests/fuzz/make_seeds.c $core -lm
+"$out/make_seeds" "$out"
+printf '0,1.5,2\n1,0.5,-1\n2,3,4\n' >"$out/corpus_data/seed.csv"
+printf 'label,a,b\n3,1,2\n' >"$out/corpus_data/header.csv"
+pass=0 fail=0
+for t in model_file state store data; do
+    extra=""
+    [ "$t" = data ] && extra="$host -lz"
+    # shellcheck disable=SC2086
+    clang $flags -o "$out/fuzz_$t" "tests/fuzz/fuzz_$t.c" $core $extra -lm
+    corpus="$out/corpus_${t%_file}"
+    [ -d "$corpus" ] || corpus="$out/corpus_model"
+    if "$out/fuzz_$t" -max_total_time="$secs" -max_len=16384 -rss_limit_mb=1024 "$corpus" \
+        >"$out/fuzz_$t.log" 2>&1; then
+        echo "ok  fuzz_$t: $(grep -E 'DONE' "$out/fuzz_$t.log" | tail -1 | sed -E 's/^#([0-9]+)[[:space:]]+DONE[[:space:]]+cov: ([0-9]+).*/\1 runs, coverage \2 edges, no failure/')"
+        pass=$((pass + 1))
+    else
+        echo "FAIL fuzz_$t (see $out/fuzz_$t.log; the crashing input is saved beside it)"
+        tail -30 "$out/fuzz_$t.log"
+        fail=$((fail + 1))
+    fi
+done
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
