@@ -133,8 +133,10 @@ odl_status odl_adapt_init(odl_adapt **out, const odl_model *m, const odl_adapt_c
     *out = NULL;
     int32_t from;
     odl_status s = check_model(m, cfg, &from, d);
-    if (s == ODL_OK)
-        s = odl_adapt_plan(m, cfg, max_new, max_replay, &plan, d);
+    if (s != ODL_OK)
+        return s;
+    const size_t in_size = odl_model_layer_shape(m, from - 1).size;
+    s = odl_adapt_plan_dims(in_size, odl_model_n_classes(m), cfg, max_new, max_replay, &plan, d);
     if (s != ODL_OK)
         return s;
     if (odl_arena_remaining(a) < plan.total)
@@ -144,7 +146,7 @@ odl_status odl_adapt_init(odl_adapt **out, const odl_model *m, const odl_adapt_c
     s = odl_arena_alloc(a, sizeof(odl_adapt), ODL_MEM_STATE, &p, d);
     if (s != ODL_OK)
         return s;
-    s = layout(p, odl_model_layer_shape(m, from - 1).size, odl_model_n_classes(m), cfg, max_new, max_replay, a, d);
+    s = layout(p, in_size, odl_model_n_classes(m), cfg, max_new, max_replay, a, d);
     if (s == ODL_OK) {
         ((odl_adapt *)p)->cfg.from = from;
         *out = p;
