@@ -553,11 +553,16 @@ static void rply_fill(odl_chunk_out *o, const void *ctx)
     }
 }
 
-odl_status odl_replay_save(const odl_replay *rb, odl_writer *w, odl_diag *diag)
+odl_status odl_replay_save_as(const odl_replay *rb, uint32_t chunk_type, odl_writer *w, odl_diag *diag)
 {
     if (!rb || !w)
         return odl_fail(diag, ODL_ERR_ARG, "odl_replay_save: buffer and writer must not be NULL");
-    return odl_state_write_chunk_fn(w, ODL_CHUNK_REPLAY, rply_fill, rb, diag);
+    return odl_state_write_chunk_fn(w, chunk_type, rply_fill, rb, diag);
+}
+
+odl_status odl_replay_save(const odl_replay *rb, odl_writer *w, odl_diag *diag)
+{
+    return odl_replay_save_as(rb, ODL_CHUNK_REPLAY, w, diag);
 }
 
 static uint32_t rd32(const uint8_t *p)

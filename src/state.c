@@ -540,12 +540,11 @@ static odl_status hb_write(void *ctx, const void *data, size_t n)
     return ODL_OK;
 }
 
-odl_status odl_state_save_model_with_state(const odl_model *m, const odl_meta_kv *meta, int32_t n_meta,
-                                           const odl_replay *rb, const odl_ewc *e, const odl_ncm *ncm,
-                                           const odl_slda *slda, odl_writer *w, odl_diag *d)
+odl_status odl_state_save_model_with_parts(const odl_model *m, const odl_meta_kv *meta, int32_t n_meta,
+                                           const odl_state_parts *parts, odl_writer *w, odl_diag *d)
 {
-    if (!m || !w || !w->write)
-        return odl_fail(d, ODL_ERR_ARG, "odl_state_save_model_with_state: model and writer must not be NULL");
+    if (!m || !w || !w->write || !parts)
+        return odl_fail(d, ODL_ERR_ARG, "odl_state_save_model_with_state: model, parts and writer must not be NULL");
     holdback h;
     memset(&h, 0, sizeof h);
     h.real = w;
@@ -565,10 +564,20 @@ odl_status odl_state_save_model_with_state(const odl_model *m, const odl_meta_kv
     wr32(end + 4, crc);
     if (h.n_held != sizeof end || memcmp(h.held, end, sizeof end) != 0)
         return odl_fail(d, ODL_ERR_STATE, "odl_state_save_model_with_state: the model writer did not end with END");
-    s = odl_state_write_all(w, rb, e, ncm, slda, d);
+    s = odl_state_write_all(w, parts->replay, parts->ewc, parts->ncm, parts->slda, d);
+    if (s == ODL_OK && parts->raw_replay)
+        s = odl_replay_save_as(parts->raw_replay, ODL_CHUNK_RAW_REPLAY, w, d);
     if (s == ODL_OK)
         s = odl_file_write_end(w, d);
     return s;
+}
+
+odl_status odl_state_save_model_with_state(const odl_model *m, const odl_meta_kv *meta, int32_t n_meta,
+                                           const odl_replay *rb, const odl_ewc *e, const odl_ncm *ncm,
+                                           const odl_slda *slda, odl_writer *w, odl_diag *d)
+{
+    const odl_state_parts parts = {rb, NULL, e, ncm, slda};
+    return odl_state_save_model_with_parts(m, meta, n_meta, &parts, w, d);
 }
 
 /* ---- whole-file reading ---------------------------------------------------- */

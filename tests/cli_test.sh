@@ -220,6 +220,11 @@ fi
 # the same seed gives the same file, byte for byte
 expect_ok "train again, same seed" train --data train.csv --arch mlp:16 --epochs 20 --batch 16 --quiet -o m2.odl
 if cmp -s <(head -c 400 m.odl) <(head -c 400 m2.odl); then ok "same seed, same weights"; else fail "same seed, same weights" "files differ in the first 400 bytes"; fi
+# the thread count only places the batch's shards: the weights do not change
+expect_ok "train, 1 thread" train --data train.csv --arch mlp:16 --epochs 20 --batch 16 --threads 1 --quiet -o t1.odl
+expect_ok "train, 3 threads" train --data train.csv --arch mlp:16 --epochs 20 --batch 16 --threads 3 --quiet -o t3.odl
+if cmp -s <(head -c 400 t1.odl) <(head -c 400 t3.odl); then ok "1 and 3 threads, same weights"; else fail "1 and 3 threads, same weights" "files differ in the first 400 bytes"; fi
+expect_error "--shards 0" --needle "--shards" -- train --data train.csv -o x.odl --shards 0 --quiet
 expect_error "eval: data with another sample size" --needle "64" -- eval m.odl --data img.csv
 expect_error "eval: two models" --needle "extra" -- eval m.odl m2.odl --data test.csv
 
@@ -252,6 +257,35 @@ if [ -f "$FASHION/train-images-idx3-ubyte.gz" ] || [ -f "$FASHION/train-images-i
     fi
     expect_error "adapt: ewc needs original data" --needle "replay-from" -- adapt sub.odl --data "$FASHION" --classes 0-3 \
         --limit 20 --strategy ewc -o e.odl
+    # sensor matching: 100 labelled images from a drifted sensor (x' = 0.8x + 0.1). A base
+    # with PyTorch's init loses accuracy to this drift; matching the 400 kept originals to
+    # the user's sensor must win back more of it than replay alone, and a later adapt goes
+    # on from the kept samples without the original data
+    expect_ok "sensor matching: a base" train --data "$FASHION" --epochs 1 --init torch --quiet -o drift-base.odl
+    for variant in plain match; do
+        extra=()
+        [ "$variant" = match ] && extra=(--match 400)
+        expect_ok "sensor matching: adapt ($variant)" adapt drift-base.odl --data "$FASHION" --limit 100 \
+            --shift gain:0.8,0.1 --replay-from "$FASHION" --replay-size 400 --replay-balanced --replay-int8 \
+            ${extra[@]+"${extra[@]}"} --quiet -o "drift-$variant.odl"
+        run eval "drift-$variant.odl" --data "$FASHION" --shift gain:0.8,0.1 --limit 5000
+        eval "acc_$variant=\$(accuracy_of_output)"
+    done
+    if awk -v a="$acc_match" -v b="$acc_plain" 'BEGIN { exit !(a + 0 >= b + 0.5) }'; then
+        ok "sensor matching: drifted accuracy $acc_match% vs $acc_plain% without"
+    else
+        fail "sensor matching beats replay alone by 0.5 points" "$acc_match% vs $acc_plain%"
+    fi
+    run adapt drift-match.odl --data "$FASHION" --limit 50 --shift gain:0.8,0.1 -o drift-match2.odl
+    if [ "$rc" -eq 0 ] && grep -q "sensor-matching samples" err.txt && grep -q "intensity curve fitted on" err.txt; then
+        ok "sensor matching: a later adapt goes on from the kept samples"
+    else
+        fail "sensor matching: a later adapt goes on from the kept samples" "exit $rc: $(head -c 300 err.txt)"
+    fi
+    expect_error "adapt: --match needs original samples" --needle "replay-from" -- adapt drift-base.odl \
+        --data "$FASHION" --limit 20 --match 10 -o x.odl
+    expect_error "adapt: --match with slda" --needle "slda" -- adapt drift-base.odl --data "$FASHION" --limit 20 \
+        --match 10 --strategy slda --replay-from "$FASHION" -o x.odl
 else
     echo "ok  fashion: skipped ($FASHION not installed)"
     passed=$((passed + 1))

@@ -23,6 +23,7 @@
 #include "odl/ewc.h"
 #include "odl/lwf.h"
 #include "odl/classmean.h"
+#include "odl/imatch.h"
 #include "odl/adapt.h"
 #include "odl/drift.h"
 #include "odl/learner.h"

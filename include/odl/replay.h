@@ -197,6 +197,9 @@ odl_status odl_replay_herding_fill(odl_replay *rb, const float *z, const int32_t
  * (ODL_ERR_FORMAT / ODL_ERR_NUMERIC). On error the buffer is unchanged.
  * odl_replay_chunk_cfg reads and checks just the configuration. */
 odl_status odl_replay_save(const odl_replay *rb, odl_writer *w, odl_diag *diag);
+/* The same payload under another chunk type (a second buffer in one file,
+ * e.g. ODL_CHUNK_RAW_REPLAY). */
+odl_status odl_replay_save_as(const odl_replay *rb, uint32_t chunk_type, odl_writer *w, odl_diag *diag);
 odl_status odl_replay_load(odl_replay *rb, const uint8_t *payload, size_t len, odl_diag *diag);
 odl_status odl_replay_chunk_cfg(const uint8_t *payload, size_t len, odl_replay_cfg *cfg, odl_diag *diag);
 

@@ -63,6 +63,9 @@ extern "C" {
 #define ODL_CHUNK_EWC    ODL_FOURCC('E', 'W', 'C', ' ')
 #define ODL_CHUNK_NCM    ODL_FOURCC('N', 'C', 'M', ' ')
 #define ODL_CHUNK_SLDA   ODL_FOURCC('S', 'L', 'D', 'A')
+/* Raw original samples kept for sensor matching (odl/imatch.h); the RPLY
+ * payload, read with odl_state_read_replay. */
+#define ODL_CHUNK_RAW_REPLAY ODL_FOURCC('R', 'P', 'L', 'X')
 
 /* The layout version in the first u32 of every state chunk. Readers refuse
  * another version with ODL_ERR_UNSUPPORTED. */
@@ -94,6 +97,19 @@ odl_status odl_state_write_all(odl_writer *w, const odl_replay *rb, const odl_ew
 odl_status odl_state_save_model_with_state(const odl_model *m, const odl_meta_kv *meta, int32_t n_meta,
                                            const odl_replay *rb, const odl_ewc *e, const odl_ncm *ncm,
                                            const odl_slda *slda, odl_writer *w, odl_diag *d);
+
+/* The learner state of a file, any part NULL. */
+typedef struct odl_state_parts {
+    const odl_replay *replay;     /* RPLY */
+    const odl_replay *raw_replay; /* RPLX: raw samples for sensor matching */
+    const odl_ewc *ewc;
+    const odl_ncm *ncm;
+    const odl_slda *slda;
+} odl_state_parts;
+
+/* odl_state_save_model_with_state with every part, RPLX after SLDA. */
+odl_status odl_state_save_model_with_parts(const odl_model *m, const odl_meta_kv *meta, int32_t n_meta,
+                                           const odl_state_parts *parts, odl_writer *w, odl_diag *d);
 
 /* ---- reading one chunk (payload and len from odl_file_next) ----------------- */
 
@@ -131,6 +147,7 @@ odl_status odl_state_find_replay_cfg(const void *buf, size_t len, odl_replay_cfg
 #define ODL_STATE_HAS_EWC    2u
 #define ODL_STATE_HAS_NCM    4u
 #define ODL_STATE_HAS_SLDA   8u
+#define ODL_STATE_HAS_RAW_REPLAY 16u
 
 /* Restores every non-NULL component whose chunk the file has; *found
  * (may be NULL) gets a bit per chunk present in the file (whether or not

@@ -28,6 +28,11 @@ static void help(FILE *f)
           "  --gradual E          gradual unfreezing: one more layer every E epochs\n"
           "  --adapter R          insert a residual adapter (bottleneck R) before the head\n"
           "  --mix R              replayed samples per new sample each epoch (default: all)\n"
+          "  --match N            sensor matching: keep N raw original samples (class-\n"
+          "                       balanced; INT8 with --replay-int8), fit the user's\n"
+          "                       intensity curve from the labelled examples, and also\n"
+          "                       train on the originals as the user's sensor sees them\n"
+          "                       (needs --replay-from the first time; docs/cli.md)\n"
           "  --classes SPEC       use only these labels of the user data\n"
           "  --shift S            gain:A,B or translate:DX,DY applied to the user data\n"
           "  --limit N            first N user samples only\n"
@@ -42,6 +47,7 @@ int cmd_adapt(int argc, char **argv)
     const char *strategy = "replay";
     strat st;
     int32_t replay_size = 200, epochs = 10, batch = 16, seed = 0, unfreeze = 0, limit = 0, gradual = 0, adapter = 0;
+    int32_t match = 0;
     float mix = 0.0f;
     float lr = 1e-3f, ewc_lambda = 10.0f, lwf_weight = 1.0f, lr_decay = 1.0f;
     int balanced = 0, int8 = 0, new_classes = 0, quiet = 0;
@@ -80,6 +86,8 @@ int cmd_adapt(int argc, char **argv)
             if (r < 0 || cli_parse_int("--adapter", v, 1, 4096, &adapter)) return 2;
         } else if ((r = cli_opt(&a, "--mix", &v))) {
             if (r < 0 || cli_parse_float("--mix", v, 0.001, 1000.0, &mix)) return 2;
+        } else if ((r = cli_opt(&a, "--match", &v))) {
+            if (r < 0 || cli_parse_int("--match", v, 1, 1 << 20, &match)) return 2;
         } else if ((r = cli_opt(&a, "--limit", &v))) {
             if (r < 0 || cli_parse_int("--limit", v, 1, 2147483647L, &limit)) return 2;
         } else if ((r = cli_opt(&a, "--lr", &v))) {
@@ -130,6 +138,14 @@ int cmd_adapt(int argc, char **argv)
     }
     if (kind == STRAT_EWC)
         st.ewc_lambda = ewc_lambda;
+    if (match && (kind == STRAT_NCM || kind == STRAT_SLDA)) {
+        cli_error("--match: %s learns class statistics, not from samples; use it with naive, replay, ewc, lwf or "
+                  "full",
+                  strategy);
+        return 2;
+    }
+    st.match = match;
+    st.replay_int8 = st.replay_int8 || (match && int8);
     if (kind == STRAT_LWF)
         st.lwf_weight = lwf_weight;
 
@@ -155,10 +171,28 @@ int cmd_adapt(int argc, char **argv)
         (kind == STRAT_SLDA &&
          odl_state_find(cm.file, cm.file_len, ODL_CHUNK_SLDA, &cs_p, &cs_n, NULL) == ODL_OK &&
          odl_state_slda_shape(cs_p, cs_n, &cs_dim, &cs_classes, NULL, NULL) == ODL_OK);
+    odl_replay_cfg saved_raw;
+    const uint8_t *raw_p;
+    size_t raw_n;
+    const int has_raw = kind != STRAT_NCM && kind != STRAT_SLDA &&
+                        odl_state_find(cm.file, cm.file_len, ODL_CHUNK_RAW_REPLAY, &raw_p, &raw_n, NULL) == ODL_OK &&
+                        odl_state_replay_cfg(raw_p, raw_n, &saved_raw, NULL) == ODL_OK;
+    if (has_raw) {
+        /* a model adapted with sensor matching keeps matching */
+        st.match = saved_raw.capacity;
+        if (kind != STRAT_REPLAY || !has_replay)
+            st.replay_int8 = saved_raw.dtype == ODL_REPLAY_INT8;
+    }
     if (kind == STRAT_REPLAY && has_replay) {
         st.replay_size = saved_rc.capacity;
         st.replay_balanced = saved_rc.policy == ODL_REPLAY_CLASS_BALANCED;
         st.replay_int8 = saved_rc.dtype == ODL_REPLAY_INT8;
+    }
+    if (match && !has_raw && !from) {
+        cli_model_free(&cm);
+        cli_error("--match needs --replay-from ORIG_PATH (the original samples to match), or a model that carries "
+                  "them from an earlier adapt with --match");
+        return 2;
     }
     if ((kind == STRAT_REPLAY && !has_replay && !from) || (kind == STRAT_EWC && !has_ewc && !from) ||
         ((kind == STRAT_NCM || kind == STRAT_SLDA) && !has_stats && !from)) {
@@ -215,21 +249,22 @@ int cmd_adapt(int argc, char **argv)
             if (n_classes > max_classes)
                 rc = cli_error("%s: its class statistics hold labels below %d; the data has %d", model,
                                (int)max_classes, (int)n_classes - 1);
-        } else if (kind == STRAT_REPLAY && has_replay) {
-            max_classes = saved_rc.n_classes;
+        } else if ((kind == STRAT_REPLAY && has_replay) || has_raw) {
+            max_classes = kind == STRAT_REPLAY && has_replay ? saved_rc.n_classes : saved_raw.n_classes;
             if (n_classes > max_classes)
                 rc = cli_error("%s: its replay buffer holds labels below %d; the data has %d", model,
                                (int)max_classes, (int)n_classes - 1);
         }
         if (!rc)
             rc = session_start(&s, &st, cm.m, max_classes, &od, (uint64_t)seed);
-        if (!rc && (has_replay || has_ewc || has_stats))
+        if (!rc && (has_replay || has_ewc || has_stats || has_raw))
             rc = session_restore(&s, cm.file, cm.file_len, &restored);
         if (!rc && restored && !quiet)
-            fprintf(stderr, "continuing from the learner state in %s:%s%s%s\n", model,
+            fprintf(stderr, "continuing from the learner state in %s:%s%s%s%s\n", model,
                     restored & ODL_STATE_HAS_REPLAY ? " replay buffer" : "",
                     restored & ODL_STATE_HAS_EWC ? " EWC Fisher and anchors" : "",
-                    restored & (ODL_STATE_HAS_NCM | ODL_STATE_HAS_SLDA) ? " class statistics" : "");
+                    restored & (ODL_STATE_HAS_NCM | ODL_STATE_HAS_SLDA) ? " class statistics" : "",
+                    restored & ODL_STATE_HAS_RAW_REPLAY ? " sensor-matching samples" : "");
     }
     int32_t dim = 0;
     if (!rc && kind != STRAT_FULL)
@@ -262,6 +297,14 @@ int cmd_adapt(int argc, char **argv)
                               {"planned_learning_bytes", s_bytes}};
         if (!rc)
             rc = session_save(&s, cm.m, &nd, meta, (int32_t)(sizeof meta / sizeof meta[0]), out);
+    }
+    if (!rc && st.match && !quiet) {
+        if (s.match_classes)
+            fprintf(stderr, "sensor matching: intensity curve fitted on %d classes, mean shift %.4f; %d original "
+                            "samples seen through it\n",
+                    (int)s.match_classes, (double)s.match_shift, (int)odl_replay_count(s.raw));
+        else
+            fprintf(stderr, "sensor matching: no class in common with the kept samples, nothing matched\n");
     }
     if (!rc)
         printf("adapted %s with %s on %d examples (%d classes, %zu trainable parameters, %zu bytes planned for "

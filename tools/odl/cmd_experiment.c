@@ -27,8 +27,8 @@ static void help(FILE *f)
           "  --add SPEC      also run this strategy (repeatable), KIND[:OPT,...], e.g.\n"
           "                  replay:size=800,balanced,int8,unfreeze=1  (options: size=N\n"
           "                  balanced int8 herding unfreeze=K lrdecay=G gradual=E adapter=R\n"
-          "                  mix=R der=W lambda=X decay=X lwf=W T=X epochs=N lr=X batch=B\n"
-          "                  shrink=X)\n"
+          "                  mix=R der=W match=N lambda=X decay=X lwf=W T=X epochs=N lr=X\n"
+          "                  batch=B shrink=X)\n"
           "  --only LIST     run only strategies whose name starts with one of\n"
           "                  these, comma separated (e.g. replay,slda)\n"
           "  --quiet         no progress output\n",
@@ -130,7 +130,7 @@ static int subset(const odl_dataset *ds, int32_t lo, int32_t hi, odl_dataset *ou
 static int get_base(ctx *c, int32_t hi, cli_model *cm)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s/base-0-%d-%s.odl", c->work, (int)hi, c->init);
+    snprintf(path, sizeof path, "%s/base-0-%d-%s-s%d.odl", c->work, (int)hi, c->init, LEARN_SHARDS_DEFAULT);
     struct stat sb;
     if (stat(path, &sb) != 0) {
         odl_dataset tr;
@@ -152,7 +152,8 @@ static int get_base(ctx *c, int32_t hi, cli_model *cm)
         char label[64];
         snprintf(label, sizeof label, "base 0-%d: ", (int)hi);
         train_result tres;
-        int rc = learn_train(om.m, &tr, 3, 64, &rng, c->quiet, label, &tres);
+        const learn_train_opts topts = {3, 64, LEARN_SHARDS_DEFAULT, learn_threads_default(), c->quiet, label};
+        int rc = learn_train(om.m, &tr, &topts, &rng, &tres);
         odl_dataset_free(&tr);
         if (!rc) {
             mkdir(c->work, 0755);
@@ -279,8 +280,10 @@ static void views_free(views *vs)
 
 /* ---- the strategy lists ---------------------------------------------------------- */
 
-static int build_strategies(const ctx *c, strat *out, int s2)
+/* scenario: 1 (S1), 2 (S2), 3 (S3) */
+static int build_strategies(const ctx *c, strat *out, int scenario)
 {
+    const int s2 = scenario == 2;
     int n = 0;
     for (int k = 0; k < c->n_added; k++)
         out[n++] = c->added[k];
@@ -334,6 +337,18 @@ static int build_strategies(const ctx *c, strat *out, int s2)
     ad.adapter = 32;
     snprintf(ad.name, sizeof ad.name, "odl: replay bal %d int8 +ad32", (int)ad.replay_size);
     out[n++] = ad;
+    if (scenario == 1) {
+        /* a new sensor, not new classes: the kept originals, INT8, seen
+         * through the intensity curve fitted on the user's examples */
+        strat m = ri;
+        m.match = ri.replay_size;
+        snprintf(m.name, sizeof m.name, "odl: replay bal %d int8 match %d", (int)m.replay_size, (int)m.match);
+        out[n++] = m;
+        m.unfreeze = 1;
+        m.lr_decay = 0.1f;
+        snprintf(m.name, sizeof m.name, "odl: replay bal %d int8 +1 match %d", (int)m.replay_size, (int)m.match);
+        out[n++] = m;
+    }
     return n;
 }
 
@@ -374,12 +389,12 @@ static void json_row(ctx *c, const char *scenario, const row *r, const char *con
 
 static void print_rows(const row *rows, int n, const char *const *metric_names, int n_metrics)
 {
-    printf("  %-26s", "strategy");
+    printf("  %-38s", "strategy");
     for (int k = 0; k < n_metrics; k++)
         printf(" %14s", metric_names[k]);
     printf(" %10s %12s\n", "trainable", "bytes");
     for (int i = 0; i < n; i++) {
-        printf("  %-26s", rows[i].st.name);
+        printf("  %-38s", rows[i].st.name);
         for (int k = 0; k < n_metrics; k++) {
             char cell[32];
             snprintf(cell, sizeof cell, "%.1f ± %.1f", stats_mean(&rows[i].m[k]), stats_std(&rows[i].m[k]));
@@ -440,7 +455,7 @@ static int run_one_step(ctx *c, const one_step *sc)
     printf("  (frozen base: %zu bytes for inference at batch 1, not counted below)\n", bp.total);
 
     strat strats[48];
-    int ns = build_strategies(c, strats, !s1);
+    int ns = build_strategies(c, strats, s1 ? 1 : 2);
     row rows[48];
     int nr = 0;
     static const char *const s1_names[] = {"user", "original", "sum"};
@@ -539,9 +554,9 @@ static int run_s3(ctx *c)
            acc_range(pred, c->test.y, c->test.n, 0, 3));
 
     strat strats[48];
-    int ns = build_strategies(c, strats, 0);
+    int ns = build_strategies(c, strats, 3);
     int rc = 0;
-    printf("  %-26s %16s %16s %10s %12s   R[i][j] (rows: after task i, columns: task j)\n", "strategy", "ACC", "BWT",
+    printf("  %-38s %16s %16s %10s %12s   R[i][j] (rows: after task i, columns: task j)\n", "strategy", "ACC", "BWT",
            "trainable", "bytes");
     for (int si = 0; si < ns && !rc; si++) {
         strat st = strats[si];
@@ -610,7 +625,7 @@ static int run_s3(ctx *c)
         char a[32], b[32];
         snprintf(a, sizeof a, "%.1f ± %.1f", stats_mean(&acc), stats_std(&acc));
         snprintf(b, sizeof b, "%.1f ± %.1f", stats_mean(&bwt), stats_std(&bwt));
-        printf("  %-26s %16s %16s %10zu %12zu  ", st.name, a, b, trainable, bytes);
+        printf("  %-38s %16s %16s %10zu %12zu  ", st.name, a, b, trainable, bytes);
         for (int i = 0; i < 4; i++) {
             printf(" [");
             for (int j = 0; j < 4; j++)

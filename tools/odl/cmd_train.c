@@ -28,8 +28,11 @@ static void help(FILE *f)
           "  --seed S            initialisation and shuffling    (default 0)\n"
           "  --init I            he | torch (PyTorch's default)  (default he)\n"
           "  --limit N           use the first N samples only    (default all)\n"
-          "  --threads N         host threads, data-parallel; a run repeats bit for\n"
-          "                      bit for the same N               (default 1)\n"
+          "  --threads N         host threads (default: the machine's CPUs); the\n"
+          "                      trained model does not depend on it\n"
+          "  --shards S          each batch is computed as S fixed slices, one\n"
+          "                      replica each, averaged in order; up to S threads\n"
+          "                      share the work                  (default 4)\n"
           "  --report FILE       also write the learning curve as HTML (docs/reports.md)\n"
           "  --quiet             no progress output\n",
           f);
@@ -76,7 +79,7 @@ int cmd_train(int argc, char **argv)
     const char *data = NULL, *out = NULL, *arch = "edge-cnn", *classes = NULL, *shape = NULL, *v = NULL;
     const char *optim = "adam", *init = "he", *report_path = NULL;
     odl_split split = ODL_SPLIT_TRAIN;
-    int32_t epochs = 3, batch = 64, seed = 0, limit = 0, threads = 1;
+    int32_t epochs = 3, batch = 64, seed = 0, limit = 0, threads = learn_threads_default(), shards = LEARN_SHARDS_DEFAULT;
     float lr = 1e-3f;
     int quiet = 0;
     cli_args a = {argc, argv, 1, "train"};
@@ -120,6 +123,8 @@ int cmd_train(int argc, char **argv)
             if (r < 0 || cli_parse_int("--limit", v, 1, 2147483647L, &limit)) return 2;
         } else if ((r = cli_opt(&a, "--threads", &v))) {
             if (r < 0 || cli_parse_int("--threads", v, 1, 64, &threads)) return 2;
+        } else if ((r = cli_opt(&a, "--shards", &v))) {
+            if (r < 0 || cli_parse_int("--shards", v, 1, LEARN_SHARDS_MAX, &shards)) return 2;
         } else if ((r = cli_opt(&a, "--lr", &v))) {
             if (r < 0 || cli_parse_float("--lr", v, 1e-9, 10.0, &lr)) return 2;
         } else {
@@ -196,7 +201,8 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "training %s (%zu parameters, %d classes) on %d samples of %dx%dx%d; arena %zu bytes\n", arch,
                 n_params, (int)n_classes, (int)ds.n, (int)ds.c, (int)ds.h, (int)ds.w, plan.total);
     train_result tres;
-    if (learn_train_mt(m, &ds, epochs, batch, threads, &rng, quiet, "", &tres)) {
+    const learn_train_opts topts = {epochs, batch, shards, threads, quiet, ""};
+    if (learn_train(m, &ds, &topts, &rng, &tres)) {
         free(buf);
         odl_dataset_free(&ds);
         return 1;
@@ -204,7 +210,7 @@ int cmd_train(int argc, char **argv)
     const double t_total = tres.seconds, last_loss = tres.last_loss;
     /* training accuracy is a by-product of the training forward passes; it is
      * measured while the weights move, as the key's name says */
-    char s_batch[32], s_epochs[32], s_lr[32], s_seed[32], s_loss[32], s_time[32], s_ips[32], s_acc[32], s_n[32];
+    char s_batch[32], s_epochs[32], s_lr[32], s_seed[32], s_loss[32], s_time[32], s_ips[32], s_acc[32], s_n[32], s_shards[32];
     snprintf(s_batch, sizeof s_batch, "%d", (int)batch);
     snprintf(s_epochs, sizeof s_epochs, "%d", (int)epochs);
     snprintf(s_lr, sizeof s_lr, "%g", (double)lr);
@@ -214,6 +220,7 @@ int cmd_train(int argc, char **argv)
     snprintf(s_ips, sizeof s_ips, "%.1f", tres.images_per_second);
     snprintf(s_acc, sizeof s_acc, "%.4f", tres.last_epoch_accuracy);
     snprintf(s_n, sizeof s_n, "%d", (int)ds.n);
+    snprintf(s_shards, sizeof s_shards, "%d", (int)shards);
     odl_meta_kv meta[] = {
         {"created_by", "odl " ODL_TOOL_VERSION},
         {"arch", arch},
@@ -222,6 +229,7 @@ int cmd_train(int argc, char **argv)
         {"train_samples", s_n},
         {"epochs", s_epochs},
         {"batch", s_batch},
+        {"shards", s_shards},
         {"optimizer", optim},
         {"init", init},
         {"lr", s_lr},

@@ -1,10 +1,13 @@
+#define _POSIX_C_SOURCE 200809L
 #include "learn.h"
+#include "odl/imatch.h"
 #include "odl/state.h"
 
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- base training ---------------------------------------------------------- */
 
@@ -61,7 +64,7 @@ static void epoch_end(train_result *res, cli_progress *pr, int quiet, const char
     fputc('\n', stderr);
 }
 
-/* One thread's share of a step: forward, loss, backward on its slice. */
+/* One shard of a step: forward, loss, backward on its slice of the batch. */
 typedef struct slice_job {
     odl_model *m;
     const float *x;
@@ -75,14 +78,13 @@ typedef struct slice_job {
     odl_diag diag;
 } slice_job;
 
-static void *slice_run(void *arg)
+static void slice_run(slice_job *j)
 {
-    slice_job *j = arg;
     const float *logits = NULL;
     j->correct = 0;
     j->status = odl_model_forward_train(j->m, 0, j->x, j->n, &j->rng, &logits, &j->diag);
     if (j->status != ODL_OK)
-        return NULL;
+        return;
     for (int32_t k = 0; k < j->n; k++) {
         const float *z = logits + (size_t)k * j->classes;
         int32_t best = 0;
@@ -96,36 +98,57 @@ static void *slice_run(void *arg)
         j->status = odl_fail(&j->diag, ODL_ERR_NUMERIC, "loss became %f (lower --lr?)", (double)j->loss);
     else
         j->status = odl_model_backward(j->m, j->dl, j->n, &j->diag);
+}
+
+/* A worker thread runs shards first, first + stride, ... of a step. Which
+ * thread runs a shard does not change its arithmetic. */
+typedef struct shard_worker {
+    slice_job *jobs;
+    int32_t first, stride, used;
+} shard_worker;
+
+static void *shard_worker_run(void *arg)
+{
+    shard_worker *w = arg;
+    for (int32_t t = w->first; t < w->used; t += w->stride)
+        slice_run(&w->jobs[t]);
     return NULL;
 }
 
-int learn_train_mt(odl_model *m, const odl_dataset *ds, int32_t epochs, int32_t batch, int32_t threads,
-                   odl_rng *rng, int quiet, const char *label, train_result *res)
+int learn_threads_default(void)
 {
-    if (threads <= 1 || batch < 2)
-        return learn_train(m, ds, epochs, batch, rng, quiet, label, res);
-    if (threads > batch)
-        threads = batch;
-    if (threads > 64)
-        threads = 64;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+}
+
+int learn_train(odl_model *m, const odl_dataset *ds, const learn_train_opts *o, odl_rng *rng, train_result *res)
+{
+    const int32_t batch = o->batch, epochs = o->epochs;
+    int32_t shards = o->shards < 1 ? 1 : o->shards > LEARN_SHARDS_MAX ? LEARN_SHARDS_MAX : o->shards;
+    if (shards > batch)
+        shards = batch;
+    int32_t threads = o->threads < 1 ? 1 : o->threads > shards ? shards : o->threads;
+    const int quiet = o->quiet;
+    const char *label = o->label;
     const int32_t C = odl_model_n_classes(m);
     const size_t in = (size_t)ds->c * ds->h * ds->w;
-    const int32_t per = (batch + threads - 1) / threads;
+    const int32_t per = (batch + shards - 1) / shards;
     odl_model_cfg rc = *odl_model_get_cfg(m);
     rc.max_batch = per;
-    owned_model rep[64];
-    slice_job job[64];
-    pthread_t tid[64];
+    owned_model rep[LEARN_SHARDS_MAX];
+    slice_job job[LEARN_SHARDS_MAX];
+    shard_worker worker[LEARN_SHARDS_MAX];
+    pthread_t tid[LEARN_SHARDS_MAX];
     memset(rep, 0, sizeof rep);
     int rcode = 0;
-    for (int32_t t = 0; t < threads && !rcode; t++)
+    for (int32_t t = 0; t < shards && !rcode; t++)
         rcode = owned_model_make(&rep[t], odl_model_get_desc(m), &rc);
     float *xb = malloc(sizeof(float) * in * (size_t)batch);
     int32_t *yb = malloc(sizeof(int32_t) * (size_t)batch);
     uint32_t *order = malloc(sizeof(uint32_t) * (size_t)ds->n);
     float *dl = malloc(sizeof(float) * (size_t)C * (size_t)batch);
     if (rcode || !xb || !yb || !order || !dl) {
-        for (int32_t t = 0; t < threads; t++)
+        for (int32_t t = 0; t < shards; t++)
             owned_model_free(&rep[t]);
         free(xb); free(yb); free(order); free(dl);
         return rcode ? 1 : cli_error("out of memory");
@@ -156,9 +179,9 @@ int learn_train_mt(odl_model *m, const odl_dataset *ds, int32_t epochs, int32_t 
                 memcpy(xb + (size_t)k * in, ds->x + (size_t)idx * in, sizeof(float) * in);
                 yb[k] = ds->y[idx];
             }
-            /* the replicas take the current weights, then a slice each */
+            /* the replicas take the current weights, then a shard each */
             int32_t used = 0;
-            for (int32_t t = 0; t < threads; t++) {
+            for (int32_t t = 0; t < shards; t++) {
                 const int32_t lo = t * per, cnt = n - lo < per ? n - lo : per;
                 if (cnt <= 0)
                     break;
@@ -175,11 +198,14 @@ int learn_train_mt(odl_model *m, const odl_dataset *ds, int32_t epochs, int32_t 
                 odl_rng_seed(&job[t].rng, odl_rng_u32(rng), (uint64_t)t + 1);
                 used++;
             }
-            for (int32_t t = 1; t < used; t++)
-                pthread_create(&tid[t], NULL, slice_run, &job[t]);
-            slice_run(&job[0]);
-            for (int32_t t = 1; t < used; t++)
-                pthread_join(tid[t], NULL);
+            const int32_t run = threads < used ? threads : used;
+            for (int32_t w = 0; w < run; w++)
+                worker[w] = (shard_worker){job, w, run, used};
+            for (int32_t w = 1; w < run; w++)
+                pthread_create(&tid[w], NULL, shard_worker_run, &worker[w]);
+            shard_worker_run(&worker[0]);
+            for (int32_t w = 1; w < run; w++)
+                pthread_join(tid[w], NULL);
             float loss = 0.0f;
             for (int32_t t = 0; t < used && s == ODL_OK; t++) {
                 if (job[t].status != ODL_OK) {
@@ -191,9 +217,10 @@ int learn_train_mt(odl_model *m, const odl_dataset *ds, int32_t epochs, int32_t 
             }
             if (s != ODL_OK)
                 break;
-            /* mean over the whole batch: slices weighted by their share, in
-             * a fixed order; the model's step needs a backward of its own,
-             * so its gradient buffers are filled directly */
+            /* mean over the whole batch: shards weighted by their share, in
+             * shard order whatever the thread count; the model's step needs
+             * a backward of its own, so its gradient buffers are filled
+             * directly */
             for (int32_t i = 0; i < md->n_layers; i++)
                 for (int which = 0; which < 2; which++) {
                     size_t ng;
@@ -222,89 +249,8 @@ int learn_train_mt(odl_model *m, const odl_dataset *ds, int32_t epochs, int32_t 
     }
     res->seconds = cli_now() - t_start;
     res->images_per_second = (double)seen / (res->seconds > 0 ? res->seconds : 1e-9);
-    for (int32_t t = 0; t < threads; t++)
+    for (int32_t t = 0; t < shards; t++)
         owned_model_free(&rep[t]);
-    free(xb);
-    free(yb);
-    free(order);
-    free(dl);
-    if (s != ODL_OK)
-        return cli_fail("train", s, &d);
-    return 0;
-}
-
-int learn_train(odl_model *m, const odl_dataset *ds, int32_t epochs, int32_t batch, odl_rng *rng, int quiet,
-                const char *label, train_result *res)
-{
-    const int32_t C = odl_model_n_classes(m);
-    const size_t in = (size_t)ds->c * ds->h * ds->w;
-    float *xb = malloc(sizeof(float) * in * (size_t)batch);
-    int32_t *yb = malloc(sizeof(int32_t) * (size_t)batch);
-    uint32_t *order = malloc(sizeof(uint32_t) * (size_t)ds->n);
-    float *dl = malloc(sizeof(float) * (size_t)C * (size_t)batch);
-    if (!xb || !yb || !order || !dl) {
-        free(xb); free(yb); free(order); free(dl);
-        return cli_error("out of memory");
-    }
-    cli_progress pr;
-    cli_progress_init(&pr, quiet);
-    odl_diag d;
-    odl_diag_clear(&d);
-    odl_status s = ODL_OK;
-    const int32_t steps = (ds->n + batch - 1) / batch;
-    const double t_start = cli_now();
-    int64_t seen = 0;
-    memset(res, 0, sizeof *res);
-    const int64_t block = ((int64_t)epochs * steps + 199) / 200;
-    double blk_sum = 0.0;
-    int64_t blk_n = 0;
-    for (int32_t ep = 0; ep < epochs && s == ODL_OK; ep++) {
-        for (int32_t k = 0; k < ds->n; k++)
-            order[k] = (uint32_t)k;
-        odl_rng_shuffle_u32(rng, order, (uint32_t)ds->n);
-        double loss_sum = 0.0, t_ep = cli_now();
-        int64_t ep_correct = 0;
-        for (int32_t st = 0; st < steps; st++) {
-            const int32_t n = ds->n - st * batch < batch ? ds->n - st * batch : batch;
-            for (int32_t k = 0; k < n; k++) {
-                uint32_t idx = order[(size_t)st * batch + k];
-                memcpy(xb + (size_t)k * in, ds->x + (size_t)idx * in, sizeof(float) * in);
-                yb[k] = ds->y[idx];
-            }
-            const float *logits = NULL;
-            float loss = 0.0f;
-            s = odl_model_forward_train(m, 0, xb, n, rng, &logits, &d);
-            if (s == ODL_OK) {
-                for (int32_t k = 0; k < n; k++) {
-                    const float *z = logits + (size_t)k * C;
-                    int32_t best = 0;
-                    for (int32_t j = 1; j < C; j++)
-                        if (z[j] > z[best])
-                            best = j;
-                    ep_correct += best == yb[k];
-                }
-                loss = odl_softmax_xent_f32(n, C, logits, yb, NULL, dl);
-                if (!isfinite(loss))
-                    s = odl_fail(&d, ODL_ERR_NUMERIC, "loss became %f at epoch %d step %d (lower --lr?)", (double)loss,
-                                 (int)ep + 1, (int)st + 1);
-            }
-            if (s == ODL_OK)
-                s = odl_model_backward(m, dl, n, &d);
-            if (s == ODL_OK)
-                s = odl_model_step(m, NULL, &d);
-            if (s != ODL_OK)
-                break;
-            loss_sum += loss;
-            seen += n;
-            curve_step(res, &blk_sum, &blk_n, block, loss, ep, st, steps, ep == epochs - 1 && st == steps - 1);
-            progress_bar(&pr, quiet, label, ep, epochs, st, steps, loss_sum / (st + 1), batch, t_ep);
-        }
-        if (s != ODL_OK)
-            break;
-        epoch_end(res, &pr, quiet, label, ep, epochs, loss_sum / steps, ep_correct, ds->n, cli_now() - t_ep, 1);
-    }
-    res->seconds = cli_now() - t_start;
-    res->images_per_second = (double)seen / (res->seconds > 0 ? res->seconds : 1e-9);
     free(xb);
     free(yb);
     free(order);
@@ -488,6 +434,8 @@ int strat_parse(const char *spec, strat *out)
             out->mix = (float)x;
         else if (!strcmp(opts, "der") && x <= 1e6)
             out->der = (float)x;
+        else if (!strcmp(opts, "match") && x >= 1 && x <= (1 << 20))
+            out->match = (int32_t)x;
         else
             return cli_error("strategy '%s': unknown option or value out of range '%s=%s'", spec, opts, val);
         opts = next;
@@ -633,7 +581,8 @@ int session_start(session *s, const strat *st, odl_model *base, int32_t max_clas
     /* old data's latents at this boundary */
     const float *oz = NULL;
     float *oz_owned = NULL;
-    int need_old = st->replay_size > 0 || st->kind == STRAT_EWC || st->kind == STRAT_NCM || st->kind == STRAT_SLDA;
+    int need_old = st->replay_size > 0 || st->match > 0 || st->kind == STRAT_EWC || st->kind == STRAT_NCM ||
+                   st->kind == STRAT_SLDA;
     if (need_old && old && old->n) {
         if (old->z && old->z_boundary == s->boundary) {
             oz = old->z;
@@ -655,6 +604,13 @@ int session_start(session *s, const strat *st, odl_model *base, int32_t max_clas
     odl_status e = ODL_OK;
     if (st->replay_size > 0 && (e = odl_replay_plan(&rc, &p, &d)) == ODL_OK)
         odl_mem_plan_add(&aux_plan, &p);
+    /* sensor matching keeps raw samples, at the latents' precision */
+    const int use_raw = st->match > 0 && st->kind != STRAT_NCM && st->kind != STRAT_SLDA;
+    const int32_t in_size = s->base_desc.in_c * s->base_desc.in_h * s->base_desc.in_w;
+    odl_replay_cfg raw_cfg = {st->match, in_size, max_classes, ODL_REPLAY_CLASS_BALANCED,
+                              st->replay_int8 ? ODL_REPLAY_INT8 : ODL_REPLAY_F32};
+    if (e == ODL_OK && use_raw && (e = odl_replay_plan(&raw_cfg, &p, &d)) == ODL_OK)
+        odl_mem_plan_add(&aux_plan, &p);
     if (e == ODL_OK && st->kind == STRAT_NCM && (e = odl_ncm_plan(s->dim, max_classes, &p, &d)) == ODL_OK)
         odl_mem_plan_add(&aux_plan, &p);
     if (e == ODL_OK && st->kind == STRAT_SLDA && (e = odl_slda_plan(s->dim, max_classes, &p, &d)) == ODL_OK)
@@ -668,6 +624,8 @@ int session_start(session *s, const strat *st, odl_model *base, int32_t max_clas
     odl_arena_init(&s->aux, s->aux_buf, aux_plan.total + ODL_ALIGN);
     if (st->replay_size > 0)
         e = odl_replay_init(&s->replay, &rc, &s->aux, &d);
+    if (e == ODL_OK && use_raw)
+        e = odl_replay_init(&s->raw, &raw_cfg, &s->aux, &d);
     if (e == ODL_OK && st->kind == STRAT_NCM)
         e = odl_ncm_init(&s->ncm, s->dim, max_classes, &s->aux, &d);
     if (e == ODL_OK && st->kind == STRAT_SLDA)
@@ -699,6 +657,8 @@ int session_start(session *s, const strat *st, odl_model *base, int32_t max_clas
                 e = odl_ncm_add(s->ncm, zk, yk);
             if (e == ODL_OK && s->slda)
                 e = odl_slda_add(s->slda, zk, yk);
+            if (e == ODL_OK && s->raw)
+                e = odl_replay_add(s->raw, old->x + (size_t)order[k] * old->in_size, yk, &s->rng, &d);
         }
         if (e == ODL_OK && st->kind == STRAT_EWC) {
             int32_t nf = old->fisher_samples > 0 ? old->fisher_samples : 1000;
@@ -747,6 +707,112 @@ static float *head_logits(session *s, const float *z, int32_t n)
     return out;
 }
 
+static int learn_set(session *s, const float *in, const int32_t *y, int32_t n, int32_t n_classes);
+
+/* Sensor matching: fits the intensity curve from the kept original samples
+ * to the new samples x (class by class, odl/imatch.h), passes every kept
+ * sample through it and returns the new samples followed by the matched ones
+ * (latents at the boundary, or raw for STRAT_FULL) in *in_all / *y_all. Returns
+ * 0 with *n_all = n and nothing allocated when there is nothing to match. */
+static int match_augment(session *s, const float *x, const float *in, const int32_t *y, int32_t n, float **in_all,
+                         int32_t **y_all, int32_t *n_all)
+{
+    *in_all = NULL;
+    *y_all = NULL;
+    *n_all = n;
+    const int32_t r = s->raw ? odl_replay_count(s->raw) : 0;
+    if (r == 0 || !x || n == 0)
+        return 0;
+    const odl_model_desc *bd = &s->base_desc;
+    const size_t isz = (size_t)bd->in_c * bd->in_h * bd->in_w;
+    float *raw = malloc(sizeof(float) * isz * (size_t)r);
+    int32_t *ry = malloc(sizeof(int32_t) * (size_t)r);
+    if (!raw || !ry) {
+        free(raw);
+        free(ry);
+        return cli_error("out of memory");
+    }
+    for (int32_t k = 0; k < r; k++)
+        odl_replay_get(s->raw, k, raw + (size_t)k * isz, &ry[k]);
+    float lo = x[0], hi = x[0];
+    for (size_t k = 0; k < isz * (size_t)r; k++) {
+        lo = raw[k] < lo ? raw[k] : lo;
+        hi = raw[k] > hi ? raw[k] : hi;
+    }
+    for (size_t k = 0; k < isz * (size_t)n; k++) {
+        lo = x[k] < lo ? x[k] : lo;
+        hi = x[k] > hi ? x[k] : hi;
+    }
+    odl_diag d;
+    odl_diag_clear(&d);
+    odl_mem_plan hp;
+    odl_status e = odl_imatch_hist_plan(s->max_classes, 256, &hp, &d);
+    void *hbuf = e == ODL_OK ? malloc(2 * hp.total + ODL_ALIGN) : NULL;
+    odl_arena ha;
+    odl_imatch_hist ref, obs;
+    odl_imatch_map map;
+    if (e == ODL_OK && !hbuf)
+        e = odl_fail(&d, ODL_ERR_NOMEM, "out of memory");
+    if (e == ODL_OK)
+        e = odl_arena_init(&ha, hbuf, 2 * hp.total + ODL_ALIGN);
+    if (e == ODL_OK && !(lo < hi))
+        e = ODL_ERR_STATE; /* constant data: nothing to match */
+    if (e == ODL_OK)
+        e = odl_imatch_hist_init(&ref, s->max_classes, 256, lo, hi, &ha, &d);
+    if (e == ODL_OK)
+        e = odl_imatch_hist_init(&obs, s->max_classes, 256, lo, hi, &ha, &d);
+    for (int32_t k = 0; k < r && e == ODL_OK; k++)
+        e = odl_imatch_hist_add(&ref, ry[k], raw + (size_t)k * isz, isz, &d);
+    for (int32_t k = 0; k < n && e == ODL_OK; k++)
+        e = odl_imatch_hist_add(&obs, y[k], x + (size_t)k * isz, isz, &d);
+    /* a class counts once both sides have a few samples of it */
+    if (e == ODL_OK)
+        e = odl_imatch_fit(&ref, &obs, 3 * (uint64_t)isz, &map, &d);
+    free(hbuf);
+    if (e == ODL_ERR_STATE) { /* no class in common: new classes, not a new sensor */
+        free(raw);
+        free(ry);
+        return 0;
+    }
+    if (e != ODL_OK) {
+        free(raw);
+        free(ry);
+        return cli_fail(s->st.name, e, &d);
+    }
+    s->match_shift = map.mean_shift;
+    s->match_classes = map.classes_used;
+    odl_imatch_apply(&map, raw, raw, isz * (size_t)r);
+    float *zr = raw;
+    int32_t dim = (int32_t)isz;
+    if (s->st.kind != STRAT_FULL) {
+        if (learn_latents(s->base, s->boundary, raw, r, &zr, &dim)) {
+            free(raw);
+            free(ry);
+            return 1;
+        }
+        free(raw);
+    }
+    *in_all = malloc(sizeof(float) * (size_t)dim * (size_t)(n + r));
+    *y_all = malloc(sizeof(int32_t) * (size_t)(n + r));
+    if (!*in_all || !*y_all) {
+        free(*in_all);
+        free(*y_all);
+        free(zr);
+        free(ry);
+        *in_all = NULL;
+        *y_all = NULL;
+        return cli_error("out of memory");
+    }
+    memcpy(*in_all, in, sizeof(float) * (size_t)dim * (size_t)n);
+    memcpy(*in_all + (size_t)dim * (size_t)n, zr, sizeof(float) * (size_t)dim * (size_t)r);
+    memcpy(*y_all, y, sizeof(int32_t) * (size_t)n);
+    memcpy(*y_all + n, ry, sizeof(int32_t) * (size_t)r);
+    *n_all = n + r;
+    free(zr);
+    free(ry);
+    return 0;
+}
+
 int session_learn(session *s, const float *x, const float *z, const int32_t *y, int32_t n, int32_t n_classes)
 {
     odl_diag d;
@@ -761,7 +827,34 @@ int session_learn(session *s, const float *x, const float *z, const int32_t *y, 
         s->n_classes = n_classes > s->n_classes ? n_classes : s->n_classes;
         return e == ODL_OK ? 0 : cli_fail(s->st.name, e, &d);
     }
-    const float *in = s->st.kind == STRAT_FULL ? x : z;
+    const float *in_new = s->st.kind == STRAT_FULL ? x : z;
+    /* the training set: the new samples, plus the kept originals as the
+     * user's sensor would see them (sensor matching) */
+    float *in_owned = NULL;
+    int32_t *y_owned = NULL, n_all = n;
+    if (match_augment(s, x, in_new, y, n, &in_owned, &y_owned, &n_all))
+        return 1;
+    int rc = learn_set(s, in_owned ? in_owned : in_new, y_owned ? y_owned : y, n_all, n_classes);
+    free(in_owned);
+    free(y_owned);
+    if (rc)
+        return 1;
+    /* what was learned joins the old data (the matched samples already are) */
+    for (int32_t k = 0; s->replay && k < n && e == ODL_OK; k++)
+        e = odl_replay_add(s->replay, z + (size_t)k * s->dim, y[k], &s->rng, &d);
+    if (e == ODL_OK && s->ewc)
+        e = odl_ewc_estimate(s->ewc, s->head.m, 0, in_new, y, n, s->st.ewc_decay, &s->rng, &d);
+    if (e != ODL_OK)
+        return cli_fail(s->st.name, e, &d);
+    return 0;
+}
+
+/* Trains the head on (in, y), n samples, grown to n_classes first. */
+static int learn_set(session *s, const float *in, const int32_t *y, int32_t n, int32_t n_classes)
+{
+    odl_diag d;
+    odl_diag_clear(&d);
+    odl_status e = ODL_OK;
     const int32_t old_classes = s->n_classes;
     float *teacher = NULL, *replay_teacher = NULL;
     if (s->st.der > 0.0f && s->replay && odl_replay_count(s->replay) > 0 && s->st.kind != STRAT_FULL) {
@@ -875,13 +968,6 @@ int session_learn(session *s, const float *x, const float *z, const int32_t *y, 
     free(replay_teacher);
     if (e != ODL_OK)
         return cli_fail(s->st.name, e, &d);
-    /* what was learned joins the old data */
-    for (int32_t k = 0; s->replay && k < n && e == ODL_OK; k++)
-        e = odl_replay_add(s->replay, z + (size_t)k * s->dim, y[k], &s->rng, &d);
-    if (e == ODL_OK && s->ewc)
-        e = odl_ewc_estimate(s->ewc, s->head.m, 0, in, y, n, s->st.ewc_decay, &s->rng, &d);
-    if (e != ODL_OK)
-        return cli_fail(s->st.name, e, &d);
     return 0;
 }
 
@@ -942,6 +1028,17 @@ int session_restore(session *s, const void *file, size_t len, uint32_t *restored
             *restored |= ODL_STATE_HAS_REPLAY;
         } else if (e != ODL_ERR_NOT_FOUND) {
             return cli_fail("replay state", e, &d);
+        }
+    }
+    if (s->raw) {
+        e = odl_state_find(file, len, ODL_CHUNK_RAW_REPLAY, &p, &n, &d);
+        if (e == ODL_OK) {
+            e = odl_state_read_replay(s->raw, p, n, &d);
+            if (e != ODL_OK)
+                return cli_fail("sensor-matching samples", e, &d);
+            *restored |= ODL_STATE_HAS_RAW_REPLAY;
+        } else if (e != ODL_ERR_NOT_FOUND) {
+            return cli_fail("sensor-matching samples", e, &d);
         }
     }
     if (s->ncm || s->slda) {
@@ -1036,7 +1133,8 @@ int session_save(session *s, const odl_model *base, const odl_model_desc *out_de
     odl_writer w;
     odl_status e = odl_posix_writer_open(&f, &w, path, &d);
     if (e == ODL_OK) {
-        e = odl_state_save_model_with_state(om.m, meta, n_meta, s->replay, s->ewc, s->ncm, s->slda, &w, &d);
+        const odl_state_parts parts = {s->replay, s->raw, s->ewc, s->ncm, s->slda};
+        e = odl_state_save_model_with_parts(om.m, meta, n_meta, &parts, &w, &d);
         if (e == ODL_OK)
             e = odl_posix_writer_commit(&f, &d);
         else

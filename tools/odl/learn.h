@@ -20,16 +20,26 @@ typedef struct train_result {
     int32_t n_epoch_loss, n_curve;
 } train_result;
 
+/* Base training. The batch is split into `shards` fixed slices, each run
+ * on a replica of the model; their gradients are averaged in shard order.
+ * Threads only decide which replica runs where, so the trained model is bit
+ * for bit the same for any thread count (and any machine). */
+#define LEARN_SHARDS_MAX 64
+#define LEARN_SHARDS_DEFAULT 4
+typedef struct learn_train_opts {
+    int32_t epochs, batch;
+    int32_t shards;  /* slices of each batch, 1..LEARN_SHARDS_MAX */
+    int32_t threads; /* host threads, capped at shards */
+    int quiet;       /* no progress on stderr */
+    const char *label;
+} learn_train_opts;
+
 /* Trains every trainable layer of m on ds (softmax cross-entropy, the
  * model's optimizer), shuffling each epoch with rng. Progress on stderr
  * unless quiet. Returns 0 or prints the error and returns 1. */
-int learn_train(odl_model *m, const odl_dataset *ds, int32_t epochs, int32_t batch, odl_rng *rng, int quiet,
-                const char *label, train_result *res);
-/* The same with `threads` host threads (data-parallel: each thread runs a
- * slice of every batch on a replica of m; the gradients are averaged in a
- * fixed order, so a run repeats bit for bit for the same thread count). */
-int learn_train_mt(odl_model *m, const odl_dataset *ds, int32_t epochs, int32_t batch, int32_t threads,
-                   odl_rng *rng, int quiet, const char *label, train_result *res);
+int learn_train(odl_model *m, const odl_dataset *ds, const learn_train_opts *o, odl_rng *rng, train_result *res);
+/* The machine's online CPUs (1..64): the default thread count. */
+int learn_threads_default(void);
 
 /* A model with its own malloc'd arena. */
 typedef struct owned_model {
@@ -74,6 +84,7 @@ typedef struct strat {
     int32_t gradual;          /* gradual unfreezing: one more layer every N epochs; 0 = all at once */
     float mix;                /* replayed samples per new sample each epoch; 0 = the whole buffer */
     float der;                /* dark experience replay: distillation weight on replayed samples */
+    int32_t match;            /* sensor matching: raw original samples kept (class-balanced); 0 = off */
 } strat;
 
 strat strat_default(strat_kind kind);
@@ -82,7 +93,7 @@ int strat_kind_parse(const char *s, strat_kind *k);
 const char *strat_kind_name(strat_kind k);
 /* Parses a strategy spec, KIND[:OPT,OPT,...], e.g. "replay:size=800,balanced,int8,unfreeze=1".
  * Options: size=N balanced int8 unfreeze=K lambda=X decay=X lwf=W T=X epochs=N lr=X
- * batch=B lrdecay=G shrink=X adapter=R gradual=E mix=R herding der=W. The spec becomes the strategy's name. Prints
+ * batch=B lrdecay=G shrink=X adapter=R gradual=E mix=R herding der=W match=N. The spec becomes the strategy's name. Prints
  * the error and returns 1 on a bad spec. */
 int strat_parse(const char *spec, strat *out);
 
@@ -111,6 +122,9 @@ typedef struct session {
     void *ewc_buf;
     odl_ncm *ncm;
     odl_slda *slda;
+    odl_replay *raw;          /* sensor matching: raw original samples */
+    float match_shift;        /* the last fitted map's mean |g(v) - v| (0: none fitted) */
+    int32_t match_classes;    /* classes it was fitted on */
     odl_mem_plan learn_plan;  /* planned bytes beyond the frozen base's inference plan, per kind */
     size_t trainable;
     odl_rng rng;
