@@ -33,6 +33,8 @@ static void help(FILE *f)
           "                       intensity curve from the labelled examples, and also\n"
           "                       train on the originals as the user's sensor sees them\n"
           "                       (needs --replay-from the first time; docs/cli.md)\n"
+          "  --augment K          also learn from K copies of each example moved by up to\n"
+          "                       2 pixels (images only)                 (default 0)\n"
           "  --classes SPEC       use only these labels of the user data\n"
           "  --shift S            gain:A,B or translate:DX,DY applied to the user data\n"
           "  --limit N            first N user samples only\n"
@@ -47,7 +49,7 @@ int cmd_adapt(int argc, char **argv)
     const char *strategy = "replay";
     strat st;
     int32_t replay_size = 200, epochs = 10, batch = 16, seed = 0, unfreeze = 0, limit = 0, gradual = 0, adapter = 0;
-    int32_t match = 0;
+    int32_t match = 0, augment = 0;
     float mix = 0.0f;
     float lr = 1e-3f, ewc_lambda = 10.0f, lwf_weight = 1.0f, lr_decay = 1.0f;
     int balanced = 0, int8 = 0, new_classes = 0, quiet = 0;
@@ -86,6 +88,8 @@ int cmd_adapt(int argc, char **argv)
             if (r < 0 || cli_parse_int("--adapter", v, 1, 4096, &adapter)) return 2;
         } else if ((r = cli_opt(&a, "--mix", &v))) {
             if (r < 0 || cli_parse_float("--mix", v, 0.001, 1000.0, &mix)) return 2;
+        } else if ((r = cli_opt(&a, "--augment", &v))) {
+            if (r < 0 || cli_parse_int("--augment", v, 0, 64, &augment)) return 2;
         } else if ((r = cli_opt(&a, "--match", &v))) {
             if (r < 0 || cli_parse_int("--match", v, 1, 1 << 20, &match)) return 2;
         } else if ((r = cli_opt(&a, "--limit", &v))) {
@@ -138,13 +142,14 @@ int cmd_adapt(int argc, char **argv)
     }
     if (kind == STRAT_EWC)
         st.ewc_lambda = ewc_lambda;
-    if (match && (kind == STRAT_NCM || kind == STRAT_SLDA)) {
-        cli_error("--match: %s learns class statistics, not from samples; use it with naive, replay, ewc, lwf or "
+    if ((match || augment) && (kind == STRAT_NCM || kind == STRAT_SLDA)) {
+        cli_error("%s: %s learns class statistics, not from samples; use it with naive, replay, ewc, lwf or "
                   "full",
-                  strategy);
+                  match ? "--match" : "--augment", strategy);
         return 2;
     }
     st.match = match;
+    st.augment = augment;
     st.replay_int8 = st.replay_int8 || (match && int8);
     if (kind == STRAT_LWF)
         st.lwf_weight = lwf_weight;
@@ -284,7 +289,7 @@ int cmd_adapt(int argc, char **argv)
         snprintf(s_classes, sizeof s_classes, "%d", (int)n_classes);
         snprintf(s_epochs, sizeof s_epochs, "%d", (int)epochs);
         snprintf(s_seed, sizeof s_seed, "%d", (int)seed);
-        snprintf(s_bytes, sizeof s_bytes, "%zu", s.learn_plan.total);
+        snprintf(s_bytes, sizeof s_bytes, "%zu", session_plan(&s).total);
         odl_meta_kv meta[] = {{"created_by", "odl adapt " ODL_TOOL_VERSION},
                               {"parent", model},
                               {"strategy", st.name},
@@ -309,7 +314,7 @@ int cmd_adapt(int argc, char **argv)
     if (!rc)
         printf("adapted %s with %s on %d examples (%d classes, %zu trainable parameters, %zu bytes planned for "
                "learning) in %.2f s; saved %s\n",
-               model, st.name, (int)user.n, (int)n_classes, s.trainable, s.learn_plan.total, cli_now() - t0, out);
+               model, st.name, (int)user.n, (int)n_classes, s.trainable, session_plan(&s).total, cli_now() - t0, out);
     (void)quiet;
     free(z);
     session_end(&s);

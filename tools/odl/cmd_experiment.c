@@ -27,7 +27,7 @@ static void help(FILE *f)
           "  --add SPEC      also run this strategy (repeatable), KIND[:OPT,...], e.g.\n"
           "                  replay:size=800,balanced,int8,unfreeze=1  (options: size=N\n"
           "                  balanced int8 herding unfreeze=K lrdecay=G gradual=E adapter=R\n"
-          "                  mix=R der=W match=N lambda=X decay=X lwf=W T=X epochs=N lr=X\n"
+          "                  mix=R der=W match=N augment=K lambda=X decay=X lwf=W T=X epochs=N lr=X\n"
           "                  batch=B shrink=X)\n"
           "  --only LIST     run only strategies whose name starts with one of\n"
           "                  these, comma separated (e.g. replay,slda)\n"
@@ -337,6 +337,17 @@ static int build_strategies(const ctx *c, strat *out, int scenario)
     ad.adapter = 32;
     snprintf(ad.name, sizeof ad.name, "odl: replay bal %d int8 +ad32", (int)ad.replay_size);
     out[n++] = ad;
+    if (scenario == 2) {
+        /* new classes from 50 examples each: 4 moved copies of each, a
+         * class-balanced buffer of 200 per old class, one more layer */
+        strat g = ri;
+        g.replay_size = 1600;
+        g.unfreeze = 1;
+        g.lr_decay = 0.1f;
+        g.augment = 4;
+        snprintf(g.name, sizeof g.name, "odl: replay bal %d int8 +1 aug4", (int)g.replay_size);
+        out[n++] = g;
+    }
     if (scenario == 1) {
         /* a new sensor, not new classes: the kept originals, INT8, seen
          * through the intensity curve fitted on the user's examples */
@@ -505,8 +516,8 @@ static int run_one_step(ctx *c, const one_step *sc)
                     stats_add(&r->m[2], acc_range(pred, test_u.y, test_u.n, 0, n_classes - 1));
                 }
                 r->trainable = s.trainable;
-                r->bytes = s.learn_plan.total;
-                r->plan = s.learn_plan;
+                r->bytes = session_plan(&s).total;
+                r->plan = session_plan(&s);
             }
             session_end(&s);
             free(idx);
@@ -613,8 +624,8 @@ static int run_s3(ctx *c)
                     for (int j = 0; j < 4; j++)
                         Rsum[i][j] += R[i][j] / c->seeds;
                 trainable = s.trainable;
-                bytes = s.learn_plan.total;
-                plan = s.learn_plan;
+                bytes = session_plan(&s).total;
+                plan = session_plan(&s);
             }
             session_end(&s);
         }

@@ -436,6 +436,8 @@ int strat_parse(const char *spec, strat *out)
             out->der = (float)x;
         else if (!strcmp(opts, "match") && x >= 1 && x <= (1 << 20))
             out->match = (int32_t)x;
+        else if (!strcmp(opts, "augment") && x <= 64)
+            out->augment = (int32_t)x;
         else
             return cli_error("strategy '%s': unknown option or value out of range '%s=%s'", spec, opts, val);
         opts = next;
@@ -779,6 +781,7 @@ static int match_augment(session *s, const float *x, const float *in, const int3
         free(ry);
         return cli_fail(s->st.name, e, &d);
     }
+    s->match_scratch = 2 * hp.total; /* the two histograms, while fitting */
     s->match_shift = map.mean_shift;
     s->match_classes = map.classes_used;
     odl_imatch_apply(&map, raw, raw, isz * (size_t)r);
@@ -813,6 +816,73 @@ static int match_augment(session *s, const float *x, const float *in, const int3
     return 0;
 }
 
+/* Augmentation: `augment` copies of each new sample, each moved by a
+ * random (dx, dy) in [-2, 2]² other than (0, 0), zero fill, appended (as
+ * latents, or raw for STRAT_FULL) to the training set *in_all / *y_all of
+ * *n_all samples (taking ownership of those arrays). Images only: a model
+ * whose input is 1 pixel high gets no copies. */
+static int shift_augment(session *s, const float *x, const int32_t *y, int32_t n, const float *in_cur,
+                         const int32_t *y_cur, float **in_all, int32_t **y_all, int32_t *n_all)
+{
+    const odl_model_desc *bd = &s->base_desc;
+    const int32_t K = s->st.augment;
+    if (K <= 0 || !x || n == 0 || bd->in_h < 5 || bd->in_w < 5)
+        return 0;
+    const size_t isz = (size_t)bd->in_c * bd->in_h * bd->in_w;
+    const int32_t m = n * K;
+    float *raw = malloc(sizeof(float) * isz * (size_t)m);
+    int32_t *ry = malloc(sizeof(int32_t) * (size_t)m);
+    if (!raw || !ry) {
+        free(raw);
+        free(ry);
+        return cli_error("out of memory");
+    }
+    for (int32_t k = 0; k < n; k++)
+        for (int32_t c = 0; c < K; c++) {
+            const int32_t j = k * K + c;
+            odl_shift sh = {2, 0.0f, 0.0f, 0, 0};
+            do {
+                sh.dx = (int32_t)odl_rng_below(&s->rng, 5) - 2;
+                sh.dy = (int32_t)odl_rng_below(&s->rng, 5) - 2;
+            } while (sh.dx == 0 && sh.dy == 0);
+            memcpy(raw + (size_t)j * isz, x + (size_t)k * isz, sizeof(float) * isz);
+            odl_shift_apply(&sh, raw + (size_t)j * isz, 1, bd->in_c, bd->in_h, bd->in_w);
+            ry[j] = y[k];
+        }
+    float *zr = raw;
+    int32_t dim = (int32_t)isz;
+    if (s->st.kind != STRAT_FULL) {
+        if (learn_latents(s->base, s->boundary, raw, m, &zr, &dim)) {
+            free(raw);
+            free(ry);
+            return 1;
+        }
+        free(raw);
+    }
+    const int32_t n0 = *n_all;
+    float *ni = malloc(sizeof(float) * (size_t)dim * (size_t)(n0 + m));
+    int32_t *ny = malloc(sizeof(int32_t) * (size_t)(n0 + m));
+    if (!ni || !ny) {
+        free(ni);
+        free(ny);
+        free(zr);
+        free(ry);
+        return cli_error("out of memory");
+    }
+    memcpy(ni, in_cur, sizeof(float) * (size_t)dim * (size_t)n0);
+    memcpy(ni + (size_t)dim * n0, zr, sizeof(float) * (size_t)dim * (size_t)m);
+    memcpy(ny, y_cur, sizeof(int32_t) * (size_t)n0);
+    memcpy(ny + n0, ry, sizeof(int32_t) * (size_t)m);
+    free(zr);
+    free(ry);
+    free(*in_all);
+    free(*y_all);
+    *in_all = ni;
+    *y_all = ny;
+    *n_all = n0 + m;
+    return 0;
+}
+
 int session_learn(session *s, const float *x, const float *z, const int32_t *y, int32_t n, int32_t n_classes)
 {
     odl_diag d;
@@ -834,6 +904,12 @@ int session_learn(session *s, const float *x, const float *z, const int32_t *y, 
     int32_t *y_owned = NULL, n_all = n;
     if (match_augment(s, x, in_new, y, n, &in_owned, &y_owned, &n_all))
         return 1;
+    if (shift_augment(s, x, y, n, in_owned ? in_owned : in_new, y_owned ? y_owned : y, &in_owned, &y_owned,
+                      &n_all)) {
+        free(in_owned);
+        free(y_owned);
+        return 1;
+    }
     int rc = learn_set(s, in_owned ? in_owned : in_new, y_owned ? y_owned : y, n_all, n_classes);
     free(in_owned);
     free(y_owned);
@@ -930,6 +1006,22 @@ static int learn_set(session *s, const float *in, const int32_t *y, int32_t n, i
         free(teacher);
         return cli_fail(s->st.name, e, &d);
     }
+    {
+        /* what this update holds besides the session: the trainer, the
+         * training set's latents and the teachers' logits; the plan keeps
+         * the largest update */
+        odl_mem_plan up = tp;
+        const size_t C = (size_t)odl_model_n_classes(s->head.m);
+        up.bytes[ODL_MEM_BUFFERS] += sizeof(float) * (size_t)n * (size_t)s->dim +
+                                     (teacher ? sizeof(float) * (size_t)n * C : 0) +
+                                     (replay_teacher ? sizeof(float) * (size_t)nr * C : 0);
+        up.bytes[ODL_MEM_SCRATCH] += s->match_scratch;
+        up.total = 0;
+        for (int k = 0; k < ODL_MEM_KINDS; k++)
+            up.total += up.bytes[k];
+        if (up.total > s->update_plan.total)
+            s->update_plan = up;
+    }
     void *tbuf = malloc(tp.total);
     odl_arena ta;
     odl_arena_init(&ta, tbuf, tp.total);
@@ -969,6 +1061,13 @@ static int learn_set(session *s, const float *in, const int32_t *y, int32_t n, i
     if (e != ODL_OK)
         return cli_fail(s->st.name, e, &d);
     return 0;
+}
+
+odl_mem_plan session_plan(const session *s)
+{
+    odl_mem_plan p = s->learn_plan;
+    odl_mem_plan_add(&p, &s->update_plan);
+    return p;
 }
 
 int session_predict(session *s, const float *in, int32_t n, int32_t *pred)

@@ -85,6 +85,7 @@ typedef struct strat {
     float mix;                /* replayed samples per new sample each epoch; 0 = the whole buffer */
     float der;                /* dark experience replay: distillation weight on replayed samples */
     int32_t match;            /* sensor matching: raw original samples kept (class-balanced); 0 = off */
+    int32_t augment;          /* copies of each new sample, moved by up to 2 pixels (images only); 0 = off */
 } strat;
 
 strat strat_default(strat_kind kind);
@@ -93,7 +94,7 @@ int strat_kind_parse(const char *s, strat_kind *k);
 const char *strat_kind_name(strat_kind k);
 /* Parses a strategy spec, KIND[:OPT,OPT,...], e.g. "replay:size=800,balanced,int8,unfreeze=1".
  * Options: size=N balanced int8 unfreeze=K lambda=X decay=X lwf=W T=X epochs=N lr=X
- * batch=B lrdecay=G shrink=X adapter=R gradual=E mix=R herding der=W match=N. The spec becomes the strategy's name. Prints
+ * batch=B lrdecay=G shrink=X adapter=R gradual=E mix=R herding der=W match=N augment=K. The spec becomes the strategy's name. Prints
  * the error and returns 1 on a bad spec. */
 int strat_parse(const char *spec, strat *out);
 
@@ -125,7 +126,9 @@ typedef struct session {
     odl_replay *raw;          /* sensor matching: raw original samples */
     float match_shift;        /* the last fitted map's mean |g(v) - v| (0: none fitted) */
     int32_t match_classes;    /* classes it was fitted on */
+    size_t match_scratch;     /* bytes its histograms took */
     odl_mem_plan learn_plan;  /* planned bytes beyond the frozen base's inference plan, per kind */
+    odl_mem_plan update_plan; /* the largest update so far: trainer, training-set latents, teacher logits */
     size_t trainable;
     odl_rng rng;
 } session;
@@ -145,6 +148,10 @@ int session_restore(session *s, const void *file, size_t len, uint32_t *restored
  * the session's learner state to `path`, atomically. */
 int session_save(session *s, const odl_model *base, const odl_model_desc *out_desc, const odl_meta_kv *meta,
                  int32_t n_meta, const char *path);
+
+/* Every byte learning needs beyond the frozen base's inference plan: the
+ * session's (head, buffers, statistics) plus its largest update's. */
+odl_mem_plan session_plan(const session *s);
 
 /* Predicts classes of n samples given as latents (raw for STRAT_FULL). */
 int session_predict(session *s, const float *in, int32_t n, int32_t *pred);
