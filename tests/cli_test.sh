@@ -257,6 +257,22 @@ if [ -f "$FASHION/train-images-idx3-ubyte.gz" ] || [ -f "$FASHION/train-images-i
     fi
     expect_error "adapt: ewc needs original data" --needle "replay-from" -- adapt sub.odl --data "$FASHION" --classes 0-3 \
         --limit 20 --strategy ewc -o e.odl
+    # augmentation: two new classes from 10 examples each against a replay of 200; the
+    # moved copies must lift the new classes well above what the 20 images alone reach
+    for a in 0 4; do
+        expect_ok "augment: adapt with --augment $a" adapt sub.odl --data "$FASHION" --classes 4,5 --limit 20 \
+            --new-classes --replay-from "$FASHION" --replay-size 200 --replay-balanced --augment "$a" --quiet \
+            -o "aug$a.odl"
+        run eval "aug$a.odl" --data "$FASHION" --classes 4,5 --limit 2000
+        eval "aug_$a=\$(accuracy_of_output)"
+    done
+    if awk -v a="$aug_4" -v b="$aug_0" 'BEGIN { exit !(a + 0 >= b + 10) }'; then
+        ok "augment: new classes $aug_4% with 4 moved copies vs $aug_0% without"
+    else
+        fail "augment lifts the new classes by 10 points" "$aug_4% vs $aug_0%"
+    fi
+    expect_error "adapt: --augment with ncm" --needle "ncm" -- adapt sub.odl --data "$FASHION" --limit 20 \
+        --augment 2 --strategy ncm --replay-from "$FASHION" -o x.odl
     # sensor matching: 100 labelled images from a drifted sensor (x' = 0.8x + 0.1). A base
     # with PyTorch's init loses accuracy to this drift; matching the 400 kept originals to
     # the user's sensor must win back more of it than replay alone, and a later adapt goes
