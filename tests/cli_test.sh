@@ -292,6 +292,13 @@ if [ -f "$FASHION/train-images-idx3-ubyte.gz" ] || [ -f "$FASHION/train-images-i
     else
         fail "sensor matching beats replay alone by 0.5 points" "$acc_match% vs $acc_plain%"
     fi
+    run info drift-match.odl
+    if [ "$rc" -eq 0 ] && grep -q "sensor-matching samples (400 INT8 slots of 784 values" out.txt &&
+        grep -q "replay buffer (400 INT8 slots of 64 values" out.txt; then
+        ok "info: the learner state a file carries"
+    else
+        fail "info: the learner state a file carries" "exit $rc: $(grep -i state out.txt | head -c 300)"
+    fi
     run adapt drift-match.odl --data "$FASHION" --limit 50 --shift gain:0.8,0.1 -o drift-match2.odl
     if [ "$rc" -eq 0 ] && grep -q "sensor-matching samples" err.txt && grep -q "intensity curve fitted on" err.txt; then
         ok "sensor matching: a later adapt goes on from the kept samples"

@@ -47,6 +47,63 @@ static void print_plan_json(const plan_row *r)
     printf("\"total\": %zu}}", r->plan.total);
 }
 
+/* The learner state a file carries (odl/state.h chunks), one phrase each;
+ * json: as a JSON object. */
+static void print_state(const cli_model *cm, int json)
+{
+    const uint8_t *p;
+    size_t n;
+    odl_replay_cfg rc;
+    int first = 1;
+    static const struct { uint32_t type; const char *name, *key; } bufs[] = {
+        {ODL_CHUNK_REPLAY, "replay buffer", "replay"},
+        {ODL_CHUNK_RAW_REPLAY, "sensor-matching samples", "sensor_match"},
+    };
+    if (json)
+        printf(", \"learner_state\": {");
+    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) {
+        if (odl_state_find(cm->file, cm->file_len, bufs[k].type, &p, &n, NULL) != ODL_OK ||
+            odl_state_replay_cfg(p, n, &rc, NULL) != ODL_OK)
+            continue;
+        const char *dtype = rc.dtype == ODL_REPLAY_INT8 ? "int8" : "f32";
+        const char *policy = rc.policy == ODL_REPLAY_CLASS_BALANCED ? "class-balanced" : "reservoir";
+        if (json)
+            printf("%s\"%s\": {\"capacity\": %d, \"dim\": %d, \"classes\": %d, \"dtype\": \"%s\", \"policy\": \"%s\"}",
+                   first ? "" : ", ", bufs[k].key, (int)rc.capacity, (int)rc.dim, (int)rc.n_classes, dtype, policy);
+        else
+            printf("%s%s (%d %s slots of %d values, %s)", first ? "\nlearner state in the file: " : "; ",
+                   bufs[k].name, (int)rc.capacity, rc.dtype == ODL_REPLAY_INT8 ? "INT8" : "FP32", (int)rc.dim,
+                   policy);
+        first = 0;
+    }
+    size_t np = 0;
+    if (odl_state_find(cm->file, cm->file_len, ODL_CHUNK_EWC, &p, &n, NULL) == ODL_OK &&
+        odl_state_ewc_n_params(p, n, &np, NULL) == ODL_OK) {
+        if (json)
+            printf("%s\"ewc_params\": %zu", first ? "" : ", ", np);
+        else
+            printf("%sEWC Fisher and anchors (%zu parameters)", first ? "\nlearner state in the file: " : "; ", np);
+        first = 0;
+    }
+    int32_t dim = 0, classes = 0;
+    if ((odl_state_find(cm->file, cm->file_len, ODL_CHUNK_NCM, &p, &n, NULL) == ODL_OK &&
+         odl_state_ncm_shape(p, n, &dim, &classes, NULL) == ODL_OK) ||
+        (odl_state_find(cm->file, cm->file_len, ODL_CHUNK_SLDA, &p, &n, NULL) == ODL_OK &&
+         odl_state_slda_shape(p, n, &dim, &classes, NULL, NULL) == ODL_OK)) {
+        if (json)
+            printf("%s\"class_statistics\": {\"dim\": %d, \"classes\": %d}", first ? "" : ", ", (int)dim,
+                   (int)classes);
+        else
+            printf("%sclass statistics (dim %d, room for %d classes)", first ? "\nlearner state in the file: " : "; ",
+                   (int)dim, (int)classes);
+        first = 0;
+    }
+    if (json)
+        printf("}");
+    else if (!first)
+        printf("\n");
+}
+
 int cmd_info(int argc, char **argv)
 {
     const char *model = NULL, *v = NULL, *report_path = NULL;
@@ -185,7 +242,9 @@ int cmd_info(int argc, char **argv)
                 printf(", ");
             print_plan_json(&rows[k]);
         }
-        printf("], \"learner\": {\"strategy\": \"%s\", \"replay_size\": %d, \"replay_dtype\": \"%s\", \"bytes\": {",
+        printf("]");
+        print_state(&cm, 1);
+        printf(", \"learner\": {\"strategy\": \"%s\", \"replay_size\": %d, \"replay_dtype\": \"%s\", \"bytes\": {",
                strategy, (int)lc.replay.capacity, replay_f32 ? "f32" : "int8");
         for (int k = 0; k < ODL_MEM_KINDS; k++)
             printf("\"%s\": %zu, ", odl_mem_kind_name((odl_mem_kind)k), lp.bytes[k]);
@@ -213,6 +272,7 @@ int cmd_info(int argc, char **argv)
                    (sh->n_weights && l->trainable) ? "yes" : (sh->n_weights ? "no" : "-"));
         }
         printf("\nparameters: %zu total, %zu trainable\n", total, trainable);
+        print_state(&cm, 0);
         printf("\nmemory plan (exact bytes, 16-byte aligned blocks):\n");
         printf("  %-11s %8s %8s %9s %11s %8s %8s %8s %9s\n", "plan", "params", "grads", "optimizer", "activations",
                "scratch", "buffers", "state", "total");
