@@ -314,6 +314,10 @@ else
     passed=$((passed + 1))
 fi
 
+# ---- experiment options (refused before any data is read)
+expect_error "experiment: bad --shift" --needle "shift" -- experiment s1 --shift tilt:3
+expect_error "experiment: bad --per-class" --needle "--per-class" -- experiment s1 --per-class 0
+
 # ---- damaged model files -------------------------------------------------------
 head -c 100 m.odl >trunc.odl
 expect_error "info: truncated model" --needle "trunc.odl" --needle "truncated" -- info trunc.odl

@@ -29,6 +29,10 @@ static void help(FILE *f)
           "                  balanced int8 herding unfreeze=K lrdecay=G gradual=E adapter=R\n"
           "                  mix=R der=W match=N augment=K lambda=X decay=X lwf=W T=X epochs=N lr=X\n"
           "                  batch=B shrink=X)\n"
+          "  --per-class N   S1: the user's examples per class (default 10; the\n"
+          "                  protocol's variants are 5 and 20)\n"
+          "  --shift S       S1: the user's drift (default gain:0.8,0.1; the\n"
+          "                  protocol's variant is translate:2,2)\n"
           "  --only LIST     run only strategies whose name starts with one of\n"
           "                  these, comma separated (e.g. replay,slda)\n"
           "  --quiet         no progress output\n",
@@ -72,7 +76,45 @@ typedef struct ctx {
     FILE *json;
     int json_first;
     odl_dataset train, test;
+    int32_t s1_per_class;
+    const char *s1_shift;
+    /* per scenario run, for the JSON's summary: base accuracies, best EWC */
+    struct {
+        char name[80], best_ewc[64];
+        double base[2];
+        int n_base;
+    } done[4];
+    int n_done;
 } ctx;
+
+/* Records a scenario's base accuracies for the JSON summary; returns its slot. */
+static int scenario_done(ctx *c, const char *name, const double *base, int n_base)
+{
+    if (c->n_done >= 4)
+        return 3;
+    int k = c->n_done++;
+    snprintf(c->done[k].name, sizeof c->done[k].name, "%s", name);
+    c->done[k].n_base = n_base;
+    for (int i = 0; i < n_base; i++)
+        c->done[k].base[i] = base[i];
+    c->done[k].best_ewc[0] = '\0';
+    return k;
+}
+
+/* The protocol asks for every λ and the best: the EWC row with the highest
+ * mean of the scenario's headline metric. */
+static void best_ewc(ctx *c, int slot, const char *const *names, const double *means, const strat_kind *kinds, int n,
+                     const char *metric)
+{
+    int best = -1;
+    for (int i = 0; i < n; i++)
+        if (kinds[i] == STRAT_EWC && (best < 0 || means[i] > means[best]))
+            best = i;
+    if (best < 0)
+        return;
+    snprintf(c->done[slot].best_ewc, sizeof c->done[slot].best_ewc, "%s", names[best]);
+    printf("  best EWC: %s (%s %.1f)\n", names[best], metric, means[best]);
+}
 
 static int wanted(const ctx *c, const char *name)
 {
@@ -448,7 +490,7 @@ static int run_one_step(ctx *c, const one_step *sc)
           v_testu = {.x = test_u.x, .count = test_u.n}, v_pool = {.x = pool.x, .count = pool.n};
     int32_t *pred = malloc(sizeof(int32_t) * (size_t)c->test.n);
     /* the base before adaptation */
-    double base_metrics[2];
+    double base_metrics[2] = {0.0, 0.0};
     base_predict(base, test_u.x, test_u.n, pred);
     int s1 = sc->shift != NULL;
     if (s1) {
@@ -532,6 +574,16 @@ static int run_one_step(ctx *c, const one_step *sc)
         print_rows(rows, nr, s1 ? s1_names : s2_names, 3);
         for (int i = 0; i < nr; i++)
             json_row(c, sc->name, &rows[i], s1 ? s1_names : s2_names, 3);
+        const int slot = scenario_done(c, sc->name, base_metrics, s1 ? 2 : 1);
+        const char *names[48];
+        double means[48];
+        strat_kind kinds[48];
+        for (int i = 0; i < nr; i++) {
+            names[i] = rows[i].st.name;
+            means[i] = stats_mean(&rows[i].m[2]);
+            kinds[i] = rows[i].st.kind;
+        }
+        best_ewc(c, slot, names, means, kinds, nr, s1 ? "sum" : "all");
     }
     free(pred);
     views_free(&v_old);
@@ -561,8 +613,12 @@ static int run_s3(ctx *c)
           v_train = {.x = c->train.x, .count = c->train.n};
     int32_t *pred = malloc(sizeof(int32_t) * (size_t)c->test.n);
     base_predict(base, c->test.x, c->test.n, pred);
-    printf("\nS3 (tasks A=0-3 base, B=4-5, C=6-7, D=8-9; 100 examples per class): base %.1f on task A\n",
-           acc_range(pred, c->test.y, c->test.n, 0, 3));
+    const double base_a = acc_range(pred, c->test.y, c->test.n, 0, 3);
+    printf("\nS3 (tasks A=0-3 base, B=4-5, C=6-7, D=8-9; 100 examples per class): base %.1f on task A\n", base_a);
+    const char *names[48];
+    double means[48];
+    strat_kind kinds[48];
+    int n_means = 0;
 
     strat strats[48];
     int ns = build_strategies(c, strats, 3);
@@ -637,6 +693,9 @@ static int run_s3(ctx *c)
         snprintf(a, sizeof a, "%.1f ± %.1f", stats_mean(&acc), stats_std(&acc));
         snprintf(b, sizeof b, "%.1f ± %.1f", stats_mean(&bwt), stats_std(&bwt));
         printf("  %-38s %16s %16s %10zu %12zu  ", st.name, a, b, trainable, bytes);
+        names[n_means] = strats[si].name;
+        means[n_means] = stats_mean(&acc);
+        kinds[n_means++] = st.kind;
         for (int i = 0; i < 4; i++) {
             printf(" [");
             for (int j = 0; j < 4; j++)
@@ -666,6 +725,8 @@ static int run_s3(ctx *c)
             c->json_first = 0;
         }
     }
+    if (!rc)
+        best_ewc(c, scenario_done(c, "S3", &base_a, 1), names, means, kinds, n_means, "ACC");
     free(pred);
     views_free(&v_old);
     views_free(&v_test);
@@ -684,6 +745,8 @@ int cmd_experiment(int argc, char **argv)
     c.init = "torch";
     c.seeds = 3;
     c.json_first = 1;
+    c.s1_per_class = 10;
+    c.s1_shift = "gain:0.8,0.1";
     const char *which = NULL, *json = NULL, *report_path = NULL, *v = NULL;
     char tmp_json[64] = "";
     cli_args a = {argc, argv, 1, "experiment"};
@@ -708,6 +771,15 @@ int cmd_experiment(int argc, char **argv)
             if (strat_parse(v, &c.added[c.n_added]))
                 return 2;
             c.n_added++;
+        } else if ((r = cli_opt(&a, "--per-class", &v))) {
+            if (r < 0 || cli_parse_int("--per-class", v, 1, 5000, &c.s1_per_class)) return 2;
+        } else if ((r = cli_opt(&a, "--shift", &c.s1_shift))) {
+            if (r < 0) return 2;
+            odl_shift sh;
+            odl_diag d;
+            odl_diag_clear(&d);
+            if (odl_shift_parse(c.s1_shift, &sh, &d) != ODL_OK)
+                return cli_error("%s", d.msg) + 1;
         } else if ((r = cli_opt(&a, "--seeds", &v))) {
             int32_t n;
             if (r < 0 || cli_parse_int("--seeds", v, 1, 16, &n)) return 2;
@@ -744,7 +816,12 @@ int cmd_experiment(int argc, char **argv)
     int rc = 0;
     int all = !strcmp(which, "all");
     if (!rc && (all || !strcmp(which, "s1"))) {
-        one_step s1 = {"S1 (gain drift, 10 per class)", 9, 0, 9, 10, "gain:0.8,0.1"};
+        char name[80];
+        if (!strcmp(c.s1_shift, "gain:0.8,0.1"))
+            snprintf(name, sizeof name, "S1 (gain drift, %d per class)", (int)c.s1_per_class);
+        else
+            snprintf(name, sizeof name, "S1 (%s, %d per class)", c.s1_shift, (int)c.s1_per_class);
+        one_step s1 = {name, 9, 0, 9, c.s1_per_class, c.s1_shift};
         rc = run_one_step(&c, &s1);
     }
     if (!rc && (all || !strcmp(which, "s2"))) {
@@ -754,6 +831,18 @@ int cmd_experiment(int argc, char **argv)
     if (!rc && (all || !strcmp(which, "s3")))
         rc = run_s3(&c);
     if (c.json) {
+        /* per scenario: the base before adaptation, and the best EWC row */
+        fprintf(c.json, "\n], \"scenarios\": [");
+        for (int k = 0; k < c.n_done; k++) {
+            fprintf(c.json, "%s\n  {\"scenario\": ", k ? "," : "");
+            json_str(c.json, c.done[k].name);
+            fprintf(c.json, ", \"base\": [");
+            for (int i = 0; i < c.done[k].n_base; i++)
+                fprintf(c.json, "%s%.4f", i ? ", " : "", c.done[k].base[i]);
+            fprintf(c.json, "], \"best_ewc\": ");
+            json_str(c.json, c.done[k].best_ewc);
+            fprintf(c.json, "}");
+        }
         fprintf(c.json, "\n]}\n");
         fclose(c.json);
     }
