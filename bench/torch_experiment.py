@@ -6,18 +6,21 @@ compared on one machine and, with --bases-from, on the very same base weights.
 
 Usage (Debian's interpreter, which has torch):
   /usr/bin/python3 bench/torch_experiment.py [s1|s2|s3|all] [--seeds 3]
-      [--data /usr/share/datasets/fashion-mnist] [--bases-from DIR] [--json FILE] [--threads 1]
+      [--data /usr/share/datasets/fashion-mnist] [--bases-from DIR] [--odl-picks] [--json FILE] [--threads 1]
 
   --bases-from DIR  load odl's bases DIR/base-0-{9,7,3}-torch-s4.odl (written by
                     `odl experiment`) instead of training them in PyTorch
                     (default init, Adam 1e-3, batch 64, 3 epochs, torch.manual_seed(0)).
+  --odl-picks       draw the user's examples exactly as odl does (its PCG32 re-implemented bit for bit,
+                    cmd_experiment.c pick_examples): the same train-split indices per seed and S3 task.
   --json FILE       per-seed values per strategy per metric, in the layout of
                     `odl experiment --json` ({"seeds", "results": [{"scenario", "strategy", metric: [...]}]}).
 
 Strategies (head-only on cached latents of the frozen base unless noted; Adam lr 1e-3,
 batch 16, 10 epochs): naive, replay reservoir / class-balanced (200 latents; 160 in S2),
 EWC with lambda in {1, 10, 100, 1000, 10000}, LwF (T=2, weight 1), full fine-tune
-(S1 and S2 only, as odl). Random draws differ from odl's; distributions and algorithms match.
+(S1 and S2 only, as odl). Random draws differ from odl's (except the user's examples under
+--odl-picks); distributions and algorithms match.
 """
 import argparse, copy, gzip, json, os, random, struct, sys, time, zlib
 import numpy as np
@@ -51,6 +54,73 @@ def load_split(d, prefix):
 
 def gain_shift(x):
     return (0.8 * x + 0.1).clamp(0.0, 1.0)
+
+
+# ---- odl's RNG (src/rng.c), bit for bit -------------------------------------------------
+
+_M64, _M32, _PCG_MULT = (1 << 64) - 1, (1 << 32) - 1, 6364136223846793005
+
+
+class OdlRng:
+    """odl's PCG32 (src/rng.c: odl_rng_seed, odl_rng_u32, odl_rng_below, odl_rng_shuffle_u32)
+    on Python ints masked to 64/32 bits: the same (seed, stream) gives odl's very sequence."""
+
+    def __init__(self, seed, stream):  # odl_rng_seed
+        self.state, self.inc = 0, ((stream << 1) | 1) & _M64
+        self.u32()
+        self.state = (self.state + seed) & _M64
+        self.u32()
+
+    def u32(self):  # odl_rng_u32
+        old = self.state
+        self.state = (old * _PCG_MULT + self.inc) & _M64
+        xs = (((old >> 18) ^ old) >> 27) & _M32
+        rot = old >> 59
+        return ((xs >> rot) | (xs << ((32 - rot) & 31))) & _M32
+
+    def below(self, n):  # odl_rng_below: rejection of the biased low tail, then v % n
+        if n <= 1:
+            return 0
+        threshold = ((1 << 32) - n) % n  # (uint32_t)(-n) % n
+        while True:
+            v = self.u32()
+            if v >= threshold:
+                return v % n
+
+    def shuffle(self, v):  # odl_rng_shuffle_u32 on a list, in place; odl_rng_below inlined for speed
+        state, inc = self.state, self.inc
+        for i in range(len(v), 1, -1):
+            threshold = ((1 << 32) - i) % i
+            while True:
+                old = state
+                state = (old * _PCG_MULT + inc) & _M64
+                xs = (((old >> 18) ^ old) >> 27) & _M32
+                rot = old >> 59
+                r = ((xs >> rot) | (xs << ((32 - rot) & 31))) & _M32
+                if r >= threshold:
+                    break
+            j = r % i
+            v[i - 1], v[j] = v[j], v[i - 1]
+        self.state = state
+        return v
+
+
+def odl_pick_examples(y, lo, hi, per_class, seed):
+    """cmd_experiment.c pick_examples exactly: odl_rng_seed(seed, 0x75736572), Fisher-Yates
+    over the indices of the whole train split, then the first per_class of each class of
+    [lo, hi] in that order. The indices are into the train split as loaded (file order),
+    which is odl's pool in S1 (shifted copy), S2 (unshifted copy) and S3 (the split itself)."""
+    order = OdlRng(seed, 0x75736572).shuffle(list(range(len(y))))
+    yl = y.tolist()
+    out, have = [], [0] * (hi - lo + 1)
+    for k in order:
+        c = yl[k]
+        if lo <= c <= hi and have[c - lo] < per_class:
+            have[c - lo] += 1
+            out.append(k)
+            if len(out) == (hi - lo + 1) * per_class:
+                break  # odl scans on, but nothing more can be taken
+    return torch.tensor(out, dtype=torch.int64)
 
 
 def pick_examples(y, lo, hi, per_class, seed):
@@ -448,7 +518,7 @@ def one_step(ctx, name, base, base_hi, new_lo, new_hi, per_class, shift, seeds):
     # the user's examples depend on the seed only, as in odl (same for every strategy)
     users = []
     for seed in range(seeds):
-        ix = pick_examples(ytr, new_lo, new_hi, per_class, seed)
+        ix = ctx["pick"](ytr, new_lo, new_hi, per_class, seed)  # odl's pool: the train split (S1: shifted)
         x = shift(xtr[ix]) if shift else xtr[ix]
         users.append((x, latents(base, x), ytr[ix]))
     metrics = ["user", "original", "sum"] if shift else ["old", "new", "all"]
@@ -492,7 +562,7 @@ def run_s3(ctx, base, seeds):
     tasks = {}
     for seed in range(seeds):
         for t in (1, 2, 3):
-            ix = pick_examples(ytr, lo[t], hi[t], 100, seed * 10 + t)
+            ix = ctx["pick"](ytr, lo[t], hi[t], 100, seed * 10 + t)
             tasks[seed, t] = (xtr[ix], latents(base, xtr[ix]), ytr[ix])
     rows = []
     for st in strategies(3):
@@ -532,6 +602,7 @@ def main():
     ap.add_argument("--bases-from", dest="bases_from", default=None)
     ap.add_argument("--json", default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--odl-picks", dest="odl_picks", action="store_true")
     a = ap.parse_args()
     if a.seeds < 1:
         ap.error("--seeds must be >= 1")
@@ -540,7 +611,8 @@ def main():
     xtr, ytr = load_split(a.data, "train")
     xte, yte = load_split(a.data, "t10k")
     in_shape = tuple(xtr.shape[1:])
-    ctx = {"xtr": xtr, "ytr": ytr, "xte": xte, "yte": yte, "base_metrics": {}}
+    ctx = {"xtr": xtr, "ytr": ytr, "xte": xte, "yte": yte, "base_metrics": {},
+           "pick": odl_pick_examples if a.odl_picks else pick_examples}
     want = ["s1", "s2", "s3"] if a.scenario == "all" else [a.scenario]
     base_hi = {"s1": 9, "s2": 7, "s3": 3}
 
@@ -575,11 +647,14 @@ def main():
         rows += run_s3(ctx, bases["s3"], a.seeds)
     dt = time.time() - t_start
     src = f"odl files from {a.bases_from}" if a.bases_from else "trained in PyTorch"
+    picks = "odl's" if a.odl_picks else "numpy's"
     print(f"\ntorch_experiment {a.scenario}: {dt:.0f} s (mean ± std over {a.seeds} seeds; bases: {src}; "
+          f"user examples: {picks} draws; "
           f"torch {torch.__version__}, {a.threads} thread{'s' if a.threads > 1 else ''})")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"seeds": a.seeds, "implementation": "pytorch", "torch": torch.__version__,
+                       "user_examples": "odl" if a.odl_picks else "numpy",
                        "threads": a.threads, "seconds": round(dt, 2), "bases": base_info,
                        "base_metrics": ctx["base_metrics"], "results": rows}, f, indent=1)
 
