@@ -176,3 +176,72 @@ void odl_imatch_apply(const odl_imatch_map *map, const float *in, float *out, si
         }
     }
 }
+
+static int32_t iabs(int32_t v) { return v < 0 ? -v : v; }
+
+/* Mean squared difference between obs and ref moved by (dx, dy), zero fill. */
+static double shifted_mse(const float *ref, const float *obs, int32_t c, int32_t h, int32_t w, int32_t dx, int32_t dy)
+{
+    double e = 0.0;
+    for (int32_t ch = 0; ch < c; ch++)
+        for (int32_t y = 0; y < h; y++)
+            for (int32_t x = 0; x < w; x++) {
+                const int32_t sy = y - dy, sx = x - dx;
+                const float r = (sy >= 0 && sy < h && sx >= 0 && sx < w) ? ref[((size_t)ch * h + sy) * w + sx] : 0.0f;
+                const double diff = (double)obs[((size_t)ch * h + y) * w + x] - r;
+                e += diff * diff;
+            }
+    return e / ((double)c * h * w);
+}
+
+odl_status odl_imatch_fit_shift(const float *ref_means, const float *obs_means, const uint8_t *use, int32_t classes,
+                                int32_t c, int32_t h, int32_t w, int32_t max_shift, int32_t *dx, int32_t *dy,
+                                float *gain, odl_diag *d)
+{
+    if (!ref_means || !obs_means || !use || !dx || !dy || classes < 1 || c < 1 || h < 1 || w < 1 || max_shift < 0)
+        return odl_fail(d, ODL_ERR_ARG, "odl_imatch_fit_shift: bad arguments");
+    if (max_shift >= h || max_shift >= w)
+        return odl_fail(d, ODL_ERR_ARG, "imatch: a shift of %d does not fit a %dx%d image", (int)max_shift, (int)h,
+                        (int)w);
+    int32_t n_used = 0;
+    for (int32_t k = 0; k < classes; k++)
+        n_used += use[k] != 0;
+    if (!n_used)
+        return odl_fail(d, ODL_ERR_STATE, "imatch: no class to align");
+    const size_t in = (size_t)c * h * w;
+    double best = 0.0, still = 0.0;
+    int32_t bx = 0, by = 0;
+    for (int32_t sy = -max_shift; sy <= max_shift; sy++)
+        for (int32_t sx = -max_shift; sx <= max_shift; sx++) {
+            double e = 0.0;
+            for (int32_t k = 0; k < classes; k++)
+                if (use[k])
+                    e += shifted_mse(ref_means + (size_t)k * in, obs_means + (size_t)k * in, c, h, w, sx, sy);
+            if (sx == 0 && sy == 0)
+                still = e;
+            /* strictly better only: ties keep the smaller move */
+            if ((sx == -max_shift && sy == -max_shift) || e < best ||
+                (e == best && iabs(sx) + iabs(sy) < iabs(bx) + iabs(by))) {
+                best = e;
+                bx = sx;
+                by = sy;
+            }
+        }
+    *dx = bx;
+    *dy = by;
+    if (gain)
+        *gain = still > 0.0 ? (float)(1.0 - best / still) : 0.0f;
+    return ODL_OK;
+}
+
+void odl_imatch_shift_image(const float *in, float *out, int32_t c, int32_t h, int32_t w, int32_t dx, int32_t dy,
+                            float fill)
+{
+    for (int32_t ch = 0; ch < c; ch++)
+        for (int32_t y = 0; y < h; y++)
+            for (int32_t x = 0; x < w; x++) {
+                const int32_t sy = y - dy, sx = x - dx;
+                out[((size_t)ch * h + y) * w + x] =
+                    (sy >= 0 && sy < h && sx >= 0 && sx < w) ? in[((size_t)ch * h + sy) * w + sx] : fill;
+            }
+}

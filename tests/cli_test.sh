@@ -305,6 +305,14 @@ if [ -f "$FASHION/train-images-idx3-ubyte.gz" ] || [ -f "$FASHION/train-images-i
     else
         fail "sensor matching: a later adapt goes on from the kept samples" "exit $rc: $(head -c 300 err.txt)"
     fi
+    # a sensor that moved 2 pixels right and 1 up: the move is found from the class means
+    run adapt drift-base.odl --data "$FASHION" --limit 100 --shift translate:2,-1 --replay-from "$FASHION" \
+        --replay-size 100 --replay-balanced --match 200 -o drift-moved.odl
+    if [ "$rc" -eq 0 ] && grep -q "image moved by (2, -1)" err.txt; then
+        ok "sensor matching: the camera's move found"
+    else
+        fail "sensor matching: the camera's move found" "exit $rc: $(grep -i matching err.txt | head -c 300)"
+    fi
     expect_error "adapt: --match needs original samples" --needle "replay-from" -- adapt drift-base.odl \
         --data "$FASHION" --limit 20 --match 10 -o x.odl
     expect_error "adapt: --match with slda" --needle "slda" -- adapt drift-base.odl --data "$FASHION" --limit 20 \

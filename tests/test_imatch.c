@@ -315,6 +315,60 @@ static void test_fashion_gain_drift(odl_test_ctx *t)
     odl_dataset_free(&tr);
 }
 
+/* Geometry: a user's class means moved by (dx, dy) are found again, and
+ * unmoved ones give (0, 0). */
+static void test_fit_shift(odl_test_ctx *t)
+{
+    enum { C = 3, H = 12, W = 10 };
+    static float ref[C * H * W], obs[C * H * W];
+    odl_rng r;
+    odl_rng_seed(&r, 5, 5);
+    for (int i = 0; i < C * H * W; i++)
+        ref[i] = odl_rng_uniform(&r);
+    const uint8_t use[C] = {1, 1, 1};
+    static const int32_t moves[][2] = {{0, 0}, {2, 2}, {-1, 3}, {3, -2}, {1, 0}};
+    for (size_t m = 0; m < sizeof moves / sizeof moves[0]; m++) {
+        for (int k = 0; k < C; k++)
+            odl_imatch_shift_image(ref + k * H * W, obs + k * H * W, 1, H, W, moves[m][0], moves[m][1], 0.0f);
+        int32_t dx = 99, dy = 99;
+        float gain = -1.0f;
+        CHECK_OK(odl_imatch_fit_shift(ref, obs, use, C, 1, H, W, 3, &dx, &dy, &gain, NULL));
+        CHECK(dx == moves[m][0] && dy == moves[m][1]);
+        if (moves[m][0] == 0 && moves[m][1] == 0)
+            CHECK(gain == 0.0f);
+        else
+            CHECK(gain > 0.5f);
+    }
+    /* a class left out does not vote */
+    const uint8_t only_first[C] = {1, 0, 0};
+    odl_imatch_shift_image(ref, obs, 1, H, W, 1, 1, 0.0f);
+    for (int i = H * W; i < C * H * W; i++)
+        obs[i] = 0.0f;
+    int32_t dx, dy;
+    CHECK_OK(odl_imatch_fit_shift(ref, obs, only_first, C, 1, H, W, 2, &dx, &dy, NULL, NULL));
+    CHECK(dx == 1 && dy == 1);
+    const uint8_t none[C] = {0, 0, 0};
+    CHECK(odl_imatch_fit_shift(ref, obs, none, C, 1, H, W, 2, &dx, &dy, NULL, NULL) == ODL_ERR_STATE);
+    CHECK(odl_imatch_fit_shift(ref, obs, use, C, 1, H, W, 10, &dx, &dy, NULL, NULL) == ODL_ERR_ARG);
+    CHECK(odl_imatch_fit_shift(NULL, obs, use, C, 1, H, W, 2, &dx, &dy, NULL, NULL) == ODL_ERR_ARG);
+}
+
+static void test_shift_image(odl_test_ctx *t)
+{
+    float in[2 * 3 * 4], out[2 * 3 * 4];
+    for (int i = 0; i < 24; i++)
+        in[i] = (float)(i + 1);
+    odl_imatch_shift_image(in, out, 2, 3, 4, 1, -1, -7.0f);
+    /* pixel (y, x) of each channel comes from (y + 1, x - 1) */
+    for (int ch = 0; ch < 2; ch++)
+        for (int y = 0; y < 3; y++)
+            for (int x = 0; x < 4; x++) {
+                const int sy = y + 1, sx = x - 1;
+                const float want = (sy < 3 && sx >= 0) ? in[(ch * 3 + sy) * 4 + sx] : -7.0f;
+                CHECK(out[(ch * 3 + y) * 4 + x] == want);
+            }
+}
+
 static const odl_test_case cases[] = {
     {"recovers_gain_and_offset", test_recovers_gain_and_offset},
     {"recovers_gamma", test_recovers_gamma},
@@ -325,6 +379,8 @@ static const odl_test_case cases[] = {
     {"bad_input", test_bad_input},
     {"apply_monotone_and_passthrough", test_apply_monotone_and_passthrough},
     {"fashion_gain_drift", test_fashion_gain_drift},
+    {"fit_shift", test_fit_shift},
+    {"shift_image", test_shift_image},
 };
 
 TEST_MAIN(cases)

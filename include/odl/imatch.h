@@ -11,6 +11,9 @@
  * user who labels mostly one class does not bend the curve. A class seen on
  * one side only is ignored; with no class on both sides there is no map.
  *
+ * A sensor that moved (a camera knocked sideways) shifts every image the
+ * same way; odl_imatch_fit_shift finds the move from class-mean images.
+ *
  * Histograms take their counts from a caller arena (odl/arena.h: plan, then
  * init); fitting and applying need no memory beyond the map struct. */
 #ifndef ODL_IMATCH_H
@@ -67,6 +70,25 @@ odl_status odl_imatch_fit(const odl_imatch_hist *ref, const odl_imatch_hist *obs
 /* out[k] = g(in[k]) for k < n; in and out may be the same array. Non-finite
  * inputs pass through unchanged. */
 void odl_imatch_apply(const odl_imatch_map *map, const float *in, float *out, size_t n);
+
+/* ---- geometry: a sensor that moved ------------------------------------------
+ *
+ * The integer shift (dx right, dy down; |dx|, |dy| <= max_shift) that best
+ * aligns the originals' class-mean images with the user's: the least sum,
+ * over the classes marked in `use`, of each class's mean squared difference
+ * between the user's mean and the originals' mean moved by (dx, dy) with
+ * zero fill. Means are classes × (c·h·w) floats, channel-major like the
+ * inputs; pass the originals' means already through the intensity curve.
+ * *gain (optional) gets 1 − best/unmoved error: 0 when not moving is best.
+ * ODL_ERR_STATE when no class is marked. No memory beyond the arguments. */
+odl_status odl_imatch_fit_shift(const float *ref_means, const float *obs_means, const uint8_t *use, int32_t classes,
+                                int32_t c, int32_t h, int32_t w, int32_t max_shift, int32_t *dx, int32_t *dy,
+                                float *gain, odl_diag *d);
+
+/* out = in moved by (dx, dy), the uncovered pixels `fill`; in and out must
+ * not overlap. */
+void odl_imatch_shift_image(const float *in, float *out, int32_t c, int32_t h, int32_t w, int32_t dx, int32_t dy,
+                            float fill);
 
 #ifdef __cplusplus
 }

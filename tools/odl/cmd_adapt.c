@@ -305,9 +305,10 @@ int cmd_adapt(int argc, char **argv)
     }
     if (!rc && st.match && !quiet) {
         if (s.match_classes)
-            fprintf(stderr, "sensor matching: intensity curve fitted on %d classes, mean shift %.4f; %d original "
-                            "samples seen through it\n",
-                    (int)s.match_classes, (double)s.match_shift, (int)odl_replay_count(s.raw));
+            fprintf(stderr, "sensor matching: intensity curve fitted on %d classes, mean shift %.4f, image moved "
+                            "by (%d, %d); %d original samples seen through it\n",
+                    (int)s.match_classes, (double)s.match_shift, (int)s.match_dx, (int)s.match_dy,
+                    (int)odl_replay_count(s.raw));
         else
             fprintf(stderr, "sensor matching: no class in common with the kept samples, nothing matched\n");
     }

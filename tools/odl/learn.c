@@ -711,6 +711,70 @@ static float *head_logits(session *s, const float *z, int32_t n)
 
 static int learn_set(session *s, const float *in, const int32_t *y, int32_t n, int32_t n_classes);
 
+/* Sensor matching, geometry: the move (within 3 pixels) that best aligns
+ * the kept originals' class means, already through the curve, with the
+ * user's; every kept original is then moved by it (the uncovered pixels
+ * get the curve's black). Images of at least 7×7 only. */
+static int match_geometry(session *s, float *raw, const int32_t *ry, int32_t r, const float *x, const int32_t *y,
+                          int32_t n, const odl_imatch_map *map)
+{
+    const odl_model_desc *bd = &s->base_desc;
+    s->match_dx = s->match_dy = 0;
+    if (bd->in_h < 7 || bd->in_w < 7)
+        return 0;
+    const size_t isz = (size_t)bd->in_c * bd->in_h * bd->in_w;
+    const int32_t C = s->max_classes;
+    float *mr = calloc((size_t)C * isz, sizeof(float)), *mo = calloc((size_t)C * isz, sizeof(float));
+    int32_t *cr = calloc((size_t)C, sizeof(int32_t)), *co = calloc((size_t)C, sizeof(int32_t));
+    uint8_t *use = calloc((size_t)C, 1);
+    float *tmp = malloc(sizeof(float) * isz);
+    int rc = 0;
+    if (!mr || !mo || !cr || !co || !use || !tmp) {
+        rc = cli_error("out of memory");
+        goto out;
+    }
+    for (int32_t k = 0; k < r; k++) {
+        cr[ry[k]]++;
+        for (size_t i = 0; i < isz; i++)
+            mr[(size_t)ry[k] * isz + i] += raw[(size_t)k * isz + i];
+    }
+    for (int32_t k = 0; k < n; k++) {
+        co[y[k]]++;
+        for (size_t i = 0; i < isz; i++)
+            mo[(size_t)y[k] * isz + i] += x[(size_t)k * isz + i];
+    }
+    for (int32_t c = 0; c < C; c++) {
+        use[c] = cr[c] >= 3 && co[c] >= 3;
+        for (size_t i = 0; use[c] && i < isz; i++) {
+            mr[(size_t)c * isz + i] /= (float)cr[c];
+            mo[(size_t)c * isz + i] /= (float)co[c];
+        }
+    }
+    int32_t dx = 0, dy = 0;
+    if (odl_imatch_fit_shift(mr, mo, use, C, bd->in_c, bd->in_h, bd->in_w, 3, &dx, &dy, NULL, NULL) != ODL_OK)
+        goto out;
+    s->match_dx = dx;
+    s->match_dy = dy;
+    s->match_scratch += 2 * sizeof(float) * (size_t)C * isz;
+    if (dx || dy) {
+        float black;
+        const float zero = map->lo;
+        odl_imatch_apply(map, &zero, &black, 1);
+        for (int32_t k = 0; k < r; k++) {
+            odl_imatch_shift_image(raw + (size_t)k * isz, tmp, bd->in_c, bd->in_h, bd->in_w, dx, dy, black);
+            memcpy(raw + (size_t)k * isz, tmp, sizeof(float) * isz);
+        }
+    }
+out:
+    free(mr);
+    free(mo);
+    free(cr);
+    free(co);
+    free(use);
+    free(tmp);
+    return rc;
+}
+
 /* Sensor matching: fits the intensity curve from the kept original samples
  * to the new samples x (class by class, odl/imatch.h), passes every kept
  * sample through it and returns the new samples followed by the matched ones
@@ -785,6 +849,8 @@ static int match_augment(session *s, const float *x, const float *in, const int3
     s->match_shift = map.mean_shift;
     s->match_classes = map.classes_used;
     odl_imatch_apply(&map, raw, raw, isz * (size_t)r);
+    if (match_geometry(s, raw, ry, r, x, y, n, &map))
+        return 1;
     float *zr = raw;
     int32_t dim = (int32_t)isz;
     if (s->st.kind != STRAT_FULL) {

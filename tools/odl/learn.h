@@ -126,7 +126,8 @@ typedef struct session {
     odl_replay *raw;          /* sensor matching: raw original samples */
     float match_shift;        /* the last fitted map's mean |g(v) - v| (0: none fitted) */
     int32_t match_classes;    /* classes it was fitted on */
-    size_t match_scratch;     /* bytes its histograms took */
+    size_t match_scratch;     /* bytes its histograms and class means took */
+    int32_t match_dx, match_dy; /* the fitted move of the sensor (images) */
     odl_mem_plan learn_plan;  /* planned bytes beyond the frozen base's inference plan, per kind */
     odl_mem_plan update_plan; /* the largest update so far: trainer, training-set latents, teacher logits */
     size_t trainable;
