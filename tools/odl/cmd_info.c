@@ -24,7 +24,6 @@ static void help(FILE *f)
           "  --replay-f32        FP32 replay instead of INT8\n"
           "  --collect N         examples collected per update   (default 64)\n"
           "  --max-classes N     head outputs                    (default: the model's)\n"
-          "  --match N           sensor matching: N kept INT8 originals (default 0)\n"
           "  --budget B          RAM available for learning, e.g. 256K, 1M, 200000\n"
           "                      (the frozen base's weights stay in flash; its\n"
           "                      inference scratch counts)\n",
@@ -108,7 +107,7 @@ static void print_state(const cli_model *cm, int json)
 int cmd_info(int argc, char **argv)
 {
     const char *model = NULL, *v = NULL, *report_path = NULL;
-    int32_t batch = 16, replay_size = 200, collect = 64, max_classes = 0, match = 0;
+    int32_t batch = 16, replay_size = 200, collect = 64, max_classes = 0;
     int json = 0, replay_f32 = 0;
     const char *strategy = "replay", *budget_s = NULL;
     cli_args a = {argc, argv, 1, "info"};
@@ -129,8 +128,6 @@ int cmd_info(int argc, char **argv)
             if (r < 0) return 2;
         } else if ((r = cli_opt(&a, "--replay-size", &v))) {
             if (r < 0 || cli_parse_int("--replay-size", v, 0, 1 << 24, &replay_size)) return 2;
-        } else if ((r = cli_opt(&a, "--match", &v))) {
-            if (r < 0 || cli_parse_int("--match", v, 0, 1 << 20, &match)) return 2;
         } else if ((r = cli_opt(&a, "--collect", &v))) {
             if (r < 0 || cli_parse_int("--collect", v, 1, 1 << 20, &collect)) return 2;
         } else if ((r = cli_opt(&a, "--max-classes", &v))) {
@@ -212,7 +209,6 @@ int cmd_info(int argc, char **argv)
     odl_learner_cfg lc = odl_learner_cfg_defaults();
     lc.max_collected = collect;
     lc.max_classes = max_classes;
-    lc.match_samples = match;
     lc.adapt.batch = batch;
     lc.replay.capacity = strcmp(strategy, "replay") ? 0 : replay_size;
     lc.replay.dtype = replay_f32 ? ODL_REPLAY_F32 : ODL_REPLAY_INT8;
@@ -248,9 +244,8 @@ int cmd_info(int argc, char **argv)
         }
         printf("]");
         print_state(&cm, 1);
-        printf(", \"learner\": {\"strategy\": \"%s\", \"replay_size\": %d, \"replay_dtype\": \"%s\", "
-               "\"match_samples\": %d, \"bytes\": {",
-               strategy, (int)lc.replay.capacity, replay_f32 ? "f32" : "int8", (int)match);
+        printf(", \"learner\": {\"strategy\": \"%s\", \"replay_size\": %d, \"replay_dtype\": \"%s\", \"bytes\": {",
+               strategy, (int)lc.replay.capacity, replay_f32 ? "f32" : "int8");
         for (int k = 0; k < ODL_MEM_KINDS; k++)
             printf("\"%s\": %zu, ", odl_mem_kind_name((odl_mem_kind)k), lp.bytes[k]);
         printf("\"total\": %zu}, \"base_inference_in_place\": %zu, \"device_total\": %zu", lp.total, bp.total,
@@ -288,11 +283,8 @@ int cmd_info(int argc, char **argv)
                    p->bytes[ODL_MEM_ACTIVATIONS], p->bytes[ODL_MEM_SCRATCH], p->bytes[ODL_MEM_BUFFERS],
                    p->bytes[ODL_MEM_STATE], p->total, rows[k].what, rows[k].trainable);
         }
-        printf("\non-device learner (%s, %d %s replay slots, %d collected per update, batch %d", strategy,
+        printf("\non-device learner (%s, %d %s replay slots, %d collected per update, batch %d):\n", strategy,
                (int)lc.replay.capacity, replay_f32 ? "FP32" : "INT8", (int)collect, (int)batch);
-        if (match)
-            printf(", sensor matching over %d kept inputs", (int)match);
-        printf("):\n");
         printf("  learner %zu bytes (params %zu, grads %zu, optimizer %zu, activations %zu, scratch %zu, buffers %zu, "
                "state %zu)\n",
                lp.total, lp.bytes[ODL_MEM_PARAMS], lp.bytes[ODL_MEM_GRADS], lp.bytes[ODL_MEM_OPTIM],
@@ -323,14 +315,6 @@ int cmd_info(int argc, char **argv)
                         if (replay_f32)
                             printf("  - INT8 replay (drop --replay-f32) stores each slot in about a quarter\n");
                     }
-                    t = lc;
-                }
-                if (lc.match_samples > 0) {
-                    t.match_samples = 0;
-                    if (odl_learner_plan(&t, cm.m, &tp, NULL) == ODL_OK)
-                        printf("  - sensor matching costs %zu bytes (--match %d; each kept input about %zu)\n",
-                               lp.total - tp.total, (int)lc.match_samples,
-                               (lp.total - tp.total) / (size_t)lc.match_samples);
                     t = lc;
                 }
                 t.max_collected = collect > 8 ? collect / 2 : collect;
