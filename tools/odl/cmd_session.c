@@ -34,9 +34,6 @@ static void help(FILE *f)
           "                       guard set, class statistics)  (default: --data's train split)\n"
           "  --old-samples N      how many of them              (default 2000)\n"
           "  --max-classes N      room for new classes          (default: the model's)\n"
-          "  --match N            sensor matching: keep N of the old samples and match\n"
-          "                       them to the user's intensity curve at each update\n"
-          "                       (docs/learner.md)              (default 0: off)\n"
           "  --store DIR          keep every accepted version in a power-cut-safe store\n"
           "                       (the base is version 1; see odl versions / odl rollback)\n"
           "  --keep N             versions the store keeps            (default 8)\n"
@@ -104,7 +101,7 @@ int cmd_session(int argc, char **argv)
     const char *model = NULL, *data = NULL, *events = NULL, *shift = NULL, *old = NULL, *store = NULL, *v = NULL;
     int32_t keep = ODL_STORE_POSIX_DEFAULT_KEEP;
     odl_split split = ODL_SPLIT_TEST;
-    int32_t old_n = 2000, max_classes = 0, seed = 0, match = 0;
+    int32_t old_n = 2000, max_classes = 0, seed = 0;
     int quiet = 0;
     cli_args a = {argc, argv, 1, "session"};
     for (; a.i < argc; a.i++) {
@@ -129,8 +126,6 @@ int cmd_session(int argc, char **argv)
             if (r < 0 || cli_parse_int("--max-classes", v, 2, 4096, &max_classes)) return 2;
         } else if ((r = cli_opt(&a, "--seed", &v))) {
             if (r < 0 || cli_parse_int("--seed", v, 0, 2147483647L, &seed)) return 2;
-        } else if ((r = cli_opt(&a, "--match", &v))) {
-            if (r < 0 || cli_parse_int("--match", v, 0, 1 << 20, &match)) return 2;
         } else if ((r = cli_opt(&a, "--keep", &v))) {
             if (r < 0 || cli_parse_int("--keep", v, 1, 63, &keep)) return 2;
         } else {
@@ -179,7 +174,6 @@ int cmd_session(int argc, char **argv)
         }
     odl_learner_cfg lc = odl_learner_cfg_defaults();
     lc.max_classes = max_classes;
-    lc.match_samples = match;
     odl_mem_plan plan;
     odl_status s = odl_learner_plan(&lc, cm.m, &plan, &d);
     void *buf = s == ODL_OK ? malloc(plan.total) : NULL;
@@ -314,11 +308,6 @@ int cmd_session(int argc, char **argv)
                     if (st2.rejected[r2])
                         printf(" %s %u;", odl_reason_str((odl_reason)r2), st2.rejected[r2]);
                 printf("\n     -> %s; version %u\n", st2.last_decision, st2.version);
-                if (upd && match && st2.last_match_classes)
-                    printf("     sensor matching: curve on %d classes, mean shift %.4f\n",
-                           (int)st2.last_match_classes, (double)st2.last_match_shift);
-                else if (upd && match)
-                    printf("     sensor matching: no class with 3 collected examples, nothing matched\n");
                 if (store && s == ODL_OK) {
                     uint32_t id = 0;
                     rc = save_model(L, &cm, tmp_model, st2.version, &d);
