@@ -46,11 +46,6 @@ struct odl_learner {
     float *z, *logits;       /* one sample */
     odl_replay *replay;
     odl_adapt *trainer;
-    /* sensor matching */
-    odl_replay *raw;         /* kept original inputs */
-    odl_imatch_hist ref, obs; /* intensities: the originals', the collected examples' */
-    odl_imatch_map *map;
-    float *match_x;          /* one input */
     odl_zscore_drift drift_input;
     odl_conf_drift drift_conf;
     odl_learner_status st;
@@ -94,9 +89,6 @@ odl_learner_cfg odl_learner_cfg_defaults(void)
     c.drift = 1;
     c.drift_input = odl_zscore_cfg_defaults();
     c.drift_conf = odl_conf_cfg_defaults();
-    c.match_samples = 0;
-    c.match_lo = 0.0f;
-    c.match_hi = 1.0f;
     return c;
 }
 
@@ -158,24 +150,9 @@ static odl_status resolve(const odl_learner_cfg *in, const odl_model *base, odl_
         c->replay.dim = dim;
         c->replay.n_classes = c->max_classes;
     }
-    if (c->match_samples < 0 || c->match_samples > (1 << 20))
-        return odl_fail(d, ODL_ERR_ARG, "learner: match_samples %d must be in 0..%d", (int)c->match_samples, 1 << 20);
-    if (c->match_samples > 0 && !(c->match_lo < c->match_hi && isfinite(c->match_lo) && isfinite(c->match_hi)))
-        return odl_fail(d, ODL_ERR_ARG, "learner: match range [%g, %g] must be finite and increasing",
-                        (double)c->match_lo, (double)c->match_hi);
     c->adapt.from = 0;
     return ODL_OK;
 }
-
-/* Sensor matching's raw buffer: the base's inputs, INT8, class-balanced. */
-static odl_replay_cfg raw_cfg(const odl_learner_cfg *c, const odl_model *base)
-{
-    odl_replay_cfg r = {c->match_samples, (int32_t)odl_model_layer_shape(base, -1).size, c->max_classes,
-                        ODL_REPLAY_CLASS_BALANCED, ODL_REPLAY_INT8};
-    return r;
-}
-
-#define MATCH_BINS 256
 
 static odl_status layout(odl_learner *L, const odl_learner_cfg *c, const odl_model_desc *hd, odl_model *base,
                          odl_arena *a, odl_diag *d)
@@ -214,10 +191,8 @@ static odl_status layout(odl_learner *L, const odl_learner_cfg *c, const odl_mod
     TAKE(col_z, nz * (size_t)c->max_collected, ODL_MEM_BUFFERS);
     TAKE(col_y, sizeof(int32_t) * (size_t)c->max_collected, ODL_MEM_BUFFERS);
     TAKE(col_holdout, (size_t)c->max_collected, ODL_MEM_BUFFERS);
-    /* the training set: collected examples, then the matched originals */
-    const int32_t max_train = c->max_collected + c->match_samples;
-    TAKE(train_z, nz * (size_t)max_train, ODL_MEM_SCRATCH);
-    TAKE(train_y, sizeof(int32_t) * (size_t)max_train, ODL_MEM_SCRATCH);
+    TAKE(train_z, nz * (size_t)c->max_collected, ODL_MEM_SCRATCH);
+    TAKE(train_y, sizeof(int32_t) * (size_t)c->max_collected, ODL_MEM_SCRATCH);
     if (c->guard_size > 0) {
         TAKE(guard_z, nz * (size_t)c->guard_size, ODL_MEM_BUFFERS);
         TAKE(guard_y, sizeof(int32_t) * (size_t)c->guard_size, ODL_MEM_BUFFERS);
@@ -236,6 +211,7 @@ static odl_status layout(odl_learner *L, const odl_learner_cfg *c, const odl_mod
     TAKE(mark_wrong, sizeof(uint32_t) * (size_t)C, ODL_MEM_STATE);
     TAKE(z, nz, ODL_MEM_SCRATCH);
     TAKE(logits, sizeof(float) * (size_t)C, ODL_MEM_SCRATCH);
+#undef TAKE
     if (c->replay.capacity > 0) {
         if (L) {
             s = odl_replay_init(&L->replay, &c->replay, a, d);
@@ -249,43 +225,16 @@ static odl_status layout(odl_learner *L, const odl_learner_cfg *c, const odl_mod
         if (s != ODL_OK)
             return s;
     }
-    if (c->match_samples > 0) {
-        const odl_replay_cfg rc = raw_cfg(c, base);
-        if (L) {
-            s = odl_replay_init(&L->raw, &rc, a, d);
-            if (s == ODL_OK)
-                s = odl_imatch_hist_init(&L->ref, C, MATCH_BINS, c->match_lo, c->match_hi, a, d);
-            if (s == ODL_OK)
-                s = odl_imatch_hist_init(&L->obs, C, MATCH_BINS, c->match_lo, c->match_hi, a, d);
-        } else {
-            odl_mem_plan rp, hp;
-            s = odl_replay_plan(&rc, &rp, d);
-            if (s == ODL_OK)
-                s = odl_imatch_hist_plan(C, MATCH_BINS, &hp, d);
-            for (int k = 0; k < ODL_MEM_KINDS && s == ODL_OK; k++)
-                if (rp.bytes[k])
-                    s = odl_arena_alloc(a, rp.bytes[k], (odl_mem_kind)k, &p, d);
-            for (int r = 0; r < 2; r++)
-                for (int k = 0; k < ODL_MEM_KINDS && s == ODL_OK; k++)
-                    if (hp.bytes[k])
-                        s = odl_arena_alloc(a, hp.bytes[k], (odl_mem_kind)k, &p, d);
-        }
-        if (s != ODL_OK)
-            return s;
-        TAKE(map, sizeof(odl_imatch_map), ODL_MEM_SCRATCH);
-        TAKE(match_x, sizeof(float) * (size_t)rc.dim, ODL_MEM_SCRATCH);
-    }
     /* the trainer */
     if (L) {
-        s = odl_adapt_init(&L->trainer, L->head, &c->adapt, max_train, c->replay.capacity, a, d);
+        s = odl_adapt_init(&L->trainer, L->head, &c->adapt, c->max_collected, c->replay.capacity, a, d);
     } else {
         odl_mem_plan tp;
-        s = odl_adapt_plan_dims((size_t)dim, C, &c->adapt, max_train, c->replay.capacity, &tp, d);
+        s = odl_adapt_plan_dims((size_t)dim, C, &c->adapt, c->max_collected, c->replay.capacity, &tp, d);
         for (int k = 0; k < ODL_MEM_KINDS && s == ODL_OK; k++)
             if (tp.bytes[k])
                 s = odl_arena_alloc(a, tp.bytes[k], (odl_mem_kind)k, &p, d);
     }
-#undef TAKE
     return s;
 }
 
@@ -532,15 +481,9 @@ odl_status odl_learner_seed_old(odl_learner *L, const float *x, const int32_t *y
     if (!L || !x || !y || n <= 0 || !rng)
         return odl_fail(d, ODL_ERR_ARG, "learner_seed_old: bad arguments");
     for (int32_t k = 0; k < n; k++) {
-        const float *xk = x + (size_t)k * L->in_size;
-        odl_status s = latent(L, xk, d);
+        odl_status s = latent(L, x + (size_t)k * L->in_size, d);
         if (s == ODL_OK)
             s = seed_one(L, y[k], rng, d);
-        /* sensor matching: the originals' intensities, and a kept few */
-        if (s == ODL_OK && L->raw)
-            s = odl_imatch_hist_add(&L->ref, y[k], xk, (size_t)L->in_size, d);
-        if (s == ODL_OK && L->raw)
-            s = odl_replay_add(L->raw, xk, y[k], rng, d);
         if (s != ODL_OK)
             return s;
     }
@@ -679,51 +622,6 @@ static odl_status collect(odl_learner *L, int32_t label, odl_reason *why, odl_di
     return ODL_OK;
 }
 
-/* Sensor matching: a collected raw example's intensities. Non-finite
- * inputs never get this far (the gate refuses them). */
-static void match_count(odl_learner *L, const float *x, int32_t label)
-{
-    if (L->raw)
-        odl_imatch_hist_add(&L->obs, label, x, (size_t)L->in_size, NULL);
-}
-
-/* Sensor matching at an update: appends the kept originals, seen through
- * the fitted curve and the base, to the training set; returns the new
- * size. No curve (too few examples of any class, or latent entry points
- * only) leaves the set as it was. */
-static int32_t match_append(odl_learner *L, int32_t n_train)
-{
-    L->st.last_match_shift = 0.0f;
-    L->st.last_match_classes = 0;
-    if (!L->raw || odl_replay_count(L->raw) == 0)
-        return n_train;
-    /* a class counts once both sides have 3 examples' worth of values */
-    if (odl_imatch_fit(&L->ref, &L->obs, 3 * (uint64_t)L->in_size, L->map, NULL) != ODL_OK)
-        return n_train;
-    L->st.last_match_shift = L->map->mean_shift;
-    L->st.last_match_classes = L->map->classes_used;
-    const int32_t r = odl_replay_count(L->raw);
-    for (int32_t k = 0; k < r; k++) {
-        int32_t y;
-        if (odl_replay_get(L->raw, k, L->match_x, &y) != ODL_OK)
-            continue;
-        odl_imatch_apply(L->map, L->match_x, L->match_x, (size_t)L->in_size);
-        if (odl_model_forward_range(L->base, 0, L->boundary, L->match_x, 1,
-                                    L->train_z + (size_t)n_train * L->dim, NULL) != ODL_OK)
-            continue;
-        L->train_y[n_train++] = y;
-    }
-    return n_train;
-}
-
-static void match_reset(odl_learner *L)
-{
-    if (!L->raw)
-        return;
-    memset(L->obs.counts, 0, sizeof(uint32_t) * (size_t)L->obs.classes * (size_t)L->obs.bins);
-    memset(L->obs.totals, 0, sizeof(uint64_t) * (size_t)L->obs.classes);
-}
-
 odl_status odl_learner_feedback(odl_learner *L, const float *x, int32_t label, odl_reason *why, odl_diag *d)
 {
     if (!L || !x)
@@ -739,10 +637,7 @@ odl_status odl_learner_feedback(odl_learner *L, const float *x, int32_t label, o
     odl_status s = latent(L, x, d);
     if (s != ODL_OK)
         return s;
-    s = collect(L, label, why, d);
-    if (s == ODL_OK)
-        match_count(L, x, label);
-    return s;
+    return collect(L, label, why, d);
 }
 
 odl_status odl_learner_feedback_latent(odl_learner *L, const float *z, int32_t label, odl_reason *why, odl_diag *d)
@@ -778,11 +673,7 @@ odl_status odl_learner_mark(odl_learner *L, const float *x, int32_t correct, odl
     odl_status s = latent(L, x, d);
     if (s != ODL_OK)
         return s;
-    const int32_t collected = L->n_col;
-    s = mark_z(L, correct, why, d);
-    if (s == ODL_OK && L->n_col > collected)
-        match_count(L, x, L->col_y[L->n_col - 1]);
-    return s;
+    return mark_z(L, correct, why, d);
 }
 
 /* A right/wrong mark on the prediction for the latent in L->z. */
@@ -892,8 +783,6 @@ odl_status odl_learner_update(odl_learner *L, odl_rng *rng, odl_diag *d)
     if (n_train == 0)
         return odl_fail(d, ODL_ERR_STATE, "learner_update: nothing collected to learn from (%d held out)",
                         (int)L->n_col);
-    const int32_t n_collected_train = n_train;
-    n_train = match_append(L, n_train);
     L->st.updates++;
     params_out(L, L->pre);
     const float old_before = L->n_guard ? accuracy(L, L->guard_z, L->guard_y, L->n_guard, NULL, NULL) : -1.0f;
@@ -913,7 +802,7 @@ odl_status odl_learner_update(odl_learner *L, odl_rng *rng, odl_diag *d)
             *d = td;
         return s;
     }
-    s = gate(L, old_before, user_before, new_before, n_collected_train, "update", s == ODL_ERR_NUMERIC);
+    s = gate(L, old_before, user_before, new_before, n_train, "update", s == ODL_ERR_NUMERIC);
     if (s == ODL_OK) {
         L->st.updates_accepted++;
         for (int32_t k = 0; L->replay && k < L->n_col; k++)
@@ -932,7 +821,6 @@ odl_status odl_learner_update(odl_learner *L, odl_rng *rng, odl_diag *d)
     }
     /* either way the collected examples are spent: learned, or refused */
     L->n_col = 0;
-    match_reset(L);
     return s;
 }
 

@@ -300,116 +300,11 @@ static void test_latent_api_matches_raw(odl_test_ctx *t)
     teardown(&f);
 }
 
-static float gain_drift(float v)
-{
-    float y = 0.8f * v + 0.1f;
-    return y < 0.0f ? 0.0f : y > 1.0f ? 1.0f : y;
-}
-
-/* Accuracy of the learner's predictions on n drifted test images. */
-static float drifted_accuracy(odl_learner *L, const odl_dataset *te, int32_t n)
-{
-    float x[784];
-    int32_t ok = 0;
-    for (int32_t k = 0; k < n; k++) {
-        for (int i = 0; i < 784; i++)
-            x[i] = gain_drift(te->x[(size_t)k * 784 + i]);
-        int32_t c;
-        float conf;
-        odl_status s = odl_learner_predict(L, x, &c, &conf, NULL);
-        ok += (s == ODL_OK || s == ODL_EVENT_DRIFT) && c == te->y[k];
-    }
-    return (float)ok / (float)n;
-}
-
-/* Sensor matching in the learner: a user whose sensor maps x to 0.8x + 0.1
- * labels 64 images; the same update with the kept originals matched to the
- * fitted curve must reach a higher accuracy on the user's sensor. The base
- * has PyTorch's initialisation, which the drift hurts. */
-static void test_sensor_matching(odl_test_ctx *t)
-{
-    fixture f;
-    REQUIRE(setup(t, &f));
-    odl_rng r;
-    odl_rng_seed(&r, 9, 9);
-    odl_model_init_params_as(f.base, &r, ODL_INIT_TORCH);
-    for (int ep = 0; ep < 5; ep++)
-        for (int32_t s = 0; s + 32 <= f.tr.n; s += 32) {
-            float loss;
-            REQUIRE(odl_model_train_step(f.base, 0, f.tr.x + (size_t)s * 784, f.tr.y + s, 32, &r, &loss, NULL) ==
-                    ODL_OK);
-        }
-    float acc[2] = {0, 0}, before = 0;
-    odl_learner_status st[2];
-    for (int with = 0; with < 2; with++) {
-        odl_learner_cfg cfg = odl_learner_cfg_defaults();
-        cfg.drift = 0;
-        cfg.outlier_k = 0.0f; /* the drifted latents sit far from the originals' */
-        cfg.match_samples = with ? 400 : 0;
-        void *buf = NULL;
-        odl_learner *L = make_learner(t, &f, &cfg, &buf);
-        REQUIRE(L);
-        if (!with)
-            before = drifted_accuracy(L, &f.te, 1000);
-        float x[784];
-        for (int32_t k = 3000; k < 3064; k++) {
-            for (int i = 0; i < 784; i++)
-                x[i] = gain_drift(f.tr.x[(size_t)k * 784 + i]);
-            odl_reason why;
-            odl_learner_feedback(L, x, f.tr.y[k], &why, NULL);
-        }
-        odl_rng ru;
-        odl_rng_seed(&ru, 3, 3);
-        odl_status s = odl_learner_update(L, &ru, NULL);
-        CHECK(s == ODL_OK || s == ODL_EVENT_ROLLED_BACK);
-        odl_learner_get_status(L, &st[with]);
-        acc[with] = drifted_accuracy(L, &f.te, 1000);
-        free(buf);
-    }
-    odl_test_logf(t, "    drifted accuracy: base %.3f, update %.3f, with matching %.3f (curve on %d classes, "
-                     "mean shift %.4f); decisions: %s | %s",
-                  (double)before, (double)acc[0], (double)acc[1], (int)st[1].last_match_classes,
-                  (double)st[1].last_match_shift, st[0].last_decision, st[1].last_decision);
-    CHECK(st[0].last_match_classes == 0);
-    CHECK(st[1].last_match_classes >= 8);
-    CHECK(st[1].last_match_shift > 0.05f);
-    CHECK(st[1].last_accepted == 1);
-    CHECK(acc[1] >= acc[0] + 0.02f);
-    CHECK(acc[1] >= before + 0.02f);
-    teardown(&f);
-}
-
-static void test_sensor_matching_plan(odl_test_ctx *t)
-{
-    fixture f;
-    REQUIRE(setup(t, &f));
-    odl_learner_cfg cfg = odl_learner_cfg_defaults();
-    odl_mem_plan off, on;
-    CHECK_OK(odl_learner_plan(&cfg, f.base, &off, NULL));
-    cfg.match_samples = 300;
-    CHECK_OK(odl_learner_plan(&cfg, f.base, &on, NULL));
-    /* at least the kept images (784 INT8 values each) and two histograms */
-    CHECK(on.total >= off.total + 300 * 784 + 2 * 10 * 256 * 4);
-    void *buf = NULL;
-    odl_learner *L = make_learner(t, &f, &cfg, &buf); /* checks arena used == plan */
-    CHECK(L != NULL);
-    free(buf);
-    odl_diag d;
-    cfg.match_lo = 1.0f;
-    CHECK(odl_learner_plan(&cfg, f.base, &on, &d) == ODL_ERR_ARG);
-    cfg.match_lo = 0.0f;
-    cfg.match_samples = -1;
-    CHECK(odl_learner_plan(&cfg, f.base, &on, &d) == ODL_ERR_ARG);
-    teardown(&f);
-}
-
 static const odl_test_case cases[] = {
     {"latent_api_matches_raw", test_latent_api_matches_raw},
     {"gates_and_rollback", test_gates_and_rollback},
     {"plan_refuses_small_arena", test_plan_refuses_small_arena},
     {"calibration", test_calibration},
-    {"sensor_matching", test_sensor_matching},
-    {"sensor_matching_plan", test_sensor_matching_plan},
 };
 
 TEST_MAIN(cases)

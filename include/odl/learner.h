@@ -20,7 +20,6 @@
 #include "odl/adapt.h"
 #include "odl/arena.h"
 #include "odl/drift.h"
-#include "odl/imatch.h"
 #include "odl/model.h"
 #include "odl/replay.h"
 #include "odl/rng.h"
@@ -80,15 +79,6 @@ typedef struct odl_learner_cfg {
     int32_t drift;          /* 1 = on (default) */
     odl_zscore_cfg drift_input;
     odl_conf_cfg drift_conf;
-    /* Sensor matching (odl/imatch.h), raw entry points only: seed_old keeps
-     * this many original inputs (INT8, class-balanced) and their intensity
-     * histograms; feedback and right marks count the user's; each update
-     * fits the user's intensity curve from the examples collected for it,
-     * passes the kept originals through the curve and the base, and trains
-     * on them beside the collected examples (the gate still decides).
-     * 0 = off (default). */
-    int32_t match_samples;
-    float match_lo, match_hi; /* the intensity range binned (default 0, 1) */
 } odl_learner_cfg;
 
 odl_learner_cfg odl_learner_cfg_defaults(void);
@@ -107,10 +97,6 @@ typedef struct odl_learner_status {
     int32_t user_guard;
     int32_t last_accepted;
     char last_decision[240];
-    /* sensor matching at the last update: the curve's mean |g(v) - v| and
-     * the classes it was fitted on (0: no curve, nothing matched) */
-    float last_match_shift;
-    int32_t last_match_classes;
 } odl_learner_status;
 
 typedef struct odl_learner odl_learner;

@@ -309,8 +309,6 @@ class Status:
     last_user_before: Optional[float] = None
     last_user_after: Optional[float] = None
     last_decision: str = ""
-    last_match_shift: Optional[float] = None
-    last_match_classes: int = 0
     bytes: int = 0
 
     @classmethod
@@ -342,8 +340,7 @@ class Learner:
     replay_f32, replay_balanced, epochs, batch, lr, outlier_k, outlier_min,
     confident, dup_eps, max_dups, max_class_share, new_target, max_old_drop,
     new_weight, require_avg_not_worse, bias_step, drift, drift_ref_n, drift_z,
-    drift_alpha, conf_ref_n, conf_z, conf_alpha, match_samples, match_lo,
-    match_hi."""
+    drift_alpha, conf_ref_n, conf_z, conf_alpha."""
 
     def __init__(self, model, max_classes=None, seed=0, **options):
         if isinstance(model, (str, bytes, os.PathLike)):

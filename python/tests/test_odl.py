@@ -161,24 +161,6 @@ def test_learner_options_and_gate():
     assert e.status < 0
 
 
-def test_learner_sensor_matching_options():
-    """match_samples keeps raw originals (the plan grows by their bytes); an
-    update fits the user's intensity curve from the collected examples."""
-    m = odl.load(model_path())
-    plain = odl.Learner(m, seed=1, drift=False)
-    L = odl.Learner(m, seed=1, drift=False, match_samples=100, outlier_k=0.0)
-    assert L.bytes >= plain.bytes + 100 * 784
-    e = raises(odl.OdlError, odl.Learner, m, match_samples=10, match_lo=1.0)
-    assert "match range" in str(e)
-    old = data("train", 600)
-    L.seed(old.x[:500], old.y[:500])
-    user = data("train", 600, shift="gain:0.8,0.1")
-    L.feedback(user.x[500:560], user.y[500:560])
-    L.update()
-    st = L.status()
-    assert st.last_match_classes >= 5 and st.last_match_shift > 0.05, st
-
-
 def test_learner_personalise_flow():
     """The personalise example's flow: accepted, then rolled back bit-identically,
     the saved model equal to the learner's, rollback to the base."""

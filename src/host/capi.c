@@ -421,9 +421,6 @@ odl_capi_learner *odl_capi_learner_new(odl_capi_model *m, int32_t max_classes, u
         {"conf_ref_n", OPT_INT, &c.drift_conf.ref_n},
         {"conf_z", OPT_FLOAT, &c.drift_conf.z},
         {"conf_alpha", OPT_FLOAT, &c.drift_conf.alpha},
-        {"match_samples", OPT_INT, &c.match_samples},
-        {"match_lo", OPT_FLOAT, &c.match_lo},
-        {"match_hi", OPT_FLOAT, &c.match_hi},
     };
     if (parse_options("learner", options, tab, (int)(sizeof tab / sizeof tab[0]), err, errcap) != ODL_OK)
         return NULL;
@@ -607,13 +604,11 @@ size_t odl_capi_learner_status_json(const odl_capi_learner *L, char *buf, size_t
         float v;
     } fl[] = {{"last_old_before", st.last_old_before},   {"last_old_after", st.last_old_after},
               {"last_new_before", st.last_new_before},   {"last_new_after", st.last_new_after},
-              {"last_user_before", st.last_user_before}, {"last_user_after", st.last_user_after},
-              {"last_match_shift", st.last_match_shift}};
+              {"last_user_before", st.last_user_before}, {"last_user_after", st.last_user_after}};
     for (size_t i = 0; i < sizeof fl / sizeof fl[0]; i++) {
         jb_printf(&j, ", \"%s\": ", fl[i].k);
         jb_float(&j, fl[i].v);
     }
-    jb_printf(&j, ", \"last_match_classes\": %d", (int)st.last_match_classes);
     st.last_decision[sizeof st.last_decision - 1] = '\0';
     jb_printf(&j, ", \"last_decision\": ");
     jb_str(&j, st.last_decision);
