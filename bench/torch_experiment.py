@@ -36,12 +36,8 @@ FISHER_N = 1000
 
 # ---- data -------------------------------------------------------------------------
 
-def idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    nd = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(nd)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * nd).reshape(dims)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_train_ref import idx  # the IDX (gzip) reader both scripts share
 
 
 def load_split(d, prefix):

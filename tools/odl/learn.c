@@ -711,6 +711,51 @@ static float *head_logits(session *s, const float *z, int32_t n)
 
 static int learn_set(session *s, const float *in, const int32_t *y, int32_t n, int32_t n_classes);
 
+/* Appends m extra raw samples to the training set, as latents at the
+ * session's boundary (raw for STRAT_FULL). Takes ownership of raw and ry.
+ * The set is (*in_all, *y_all) when *in_all is set, else (in_cur, y_cur),
+ * *n_all samples; it is replaced by new arrays (the old owned ones freed). */
+static int append_extra(session *s, float *raw, int32_t *ry, int32_t m, const float *in_cur, const int32_t *y_cur,
+                        float **in_all, int32_t **y_all, int32_t *n_all)
+{
+    const odl_model_desc *bd = &s->base_desc;
+    float *zr = raw;
+    int32_t dim = (int32_t)((size_t)bd->in_c * bd->in_h * bd->in_w);
+    if (s->st.kind != STRAT_FULL) {
+        zr = NULL;
+        int rc = learn_latents(s->base, s->boundary, raw, m, &zr, &dim);
+        free(raw);
+        if (rc) {
+            free(ry);
+            return 1;
+        }
+    }
+    const int32_t n0 = *n_all;
+    const float *old_in = *in_all ? *in_all : in_cur;
+    const int32_t *old_y = *y_all ? *y_all : y_cur;
+    float *ni = malloc(sizeof(float) * (size_t)dim * (size_t)(n0 + m));
+    int32_t *ny = malloc(sizeof(int32_t) * (size_t)(n0 + m));
+    if (ni && ny) {
+        memcpy(ni, old_in, sizeof(float) * (size_t)dim * (size_t)n0);
+        memcpy(ni + (size_t)dim * n0, zr, sizeof(float) * (size_t)dim * (size_t)m);
+        memcpy(ny, old_y, sizeof(int32_t) * (size_t)n0);
+        memcpy(ny + n0, ry, sizeof(int32_t) * (size_t)m);
+    }
+    free(zr);
+    free(ry);
+    if (!ni || !ny) {
+        free(ni);
+        free(ny);
+        return cli_error("out of memory");
+    }
+    free(*in_all);
+    free(*y_all);
+    *in_all = ni;
+    *y_all = ny;
+    *n_all = n0 + m;
+    return 0;
+}
+
 /* Sensor matching, geometry: the move (within 3 pixels) that best aligns
  * the kept originals' class means, already through the curve, with the
  * user's; every kept original is then moved by it (the uncovered pixels
@@ -849,37 +894,12 @@ static int match_augment(session *s, const float *x, const float *in, const int3
     s->match_shift = map.mean_shift;
     s->match_classes = map.classes_used;
     odl_imatch_apply(&map, raw, raw, isz * (size_t)r);
-    if (match_geometry(s, raw, ry, r, x, y, n, &map))
-        return 1;
-    float *zr = raw;
-    int32_t dim = (int32_t)isz;
-    if (s->st.kind != STRAT_FULL) {
-        if (learn_latents(s->base, s->boundary, raw, r, &zr, &dim)) {
-            free(raw);
-            free(ry);
-            return 1;
-        }
+    if (match_geometry(s, raw, ry, r, x, y, n, &map)) {
         free(raw);
-    }
-    *in_all = malloc(sizeof(float) * (size_t)dim * (size_t)(n + r));
-    *y_all = malloc(sizeof(int32_t) * (size_t)(n + r));
-    if (!*in_all || !*y_all) {
-        free(*in_all);
-        free(*y_all);
-        free(zr);
         free(ry);
-        *in_all = NULL;
-        *y_all = NULL;
-        return cli_error("out of memory");
+        return 1;
     }
-    memcpy(*in_all, in, sizeof(float) * (size_t)dim * (size_t)n);
-    memcpy(*in_all + (size_t)dim * (size_t)n, zr, sizeof(float) * (size_t)dim * (size_t)r);
-    memcpy(*y_all, y, sizeof(int32_t) * (size_t)n);
-    memcpy(*y_all + n, ry, sizeof(int32_t) * (size_t)r);
-    *n_all = n + r;
-    free(zr);
-    free(ry);
-    return 0;
+    return append_extra(s, raw, ry, r, in, y, in_all, y_all, n_all);
 }
 
 /* Augmentation: `augment` copies of each new sample, each moved by a
@@ -915,38 +935,7 @@ static int shift_augment(session *s, const float *x, const int32_t *y, int32_t n
             odl_shift_apply(&sh, raw + (size_t)j * isz, 1, bd->in_c, bd->in_h, bd->in_w);
             ry[j] = y[k];
         }
-    float *zr = raw;
-    int32_t dim = (int32_t)isz;
-    if (s->st.kind != STRAT_FULL) {
-        if (learn_latents(s->base, s->boundary, raw, m, &zr, &dim)) {
-            free(raw);
-            free(ry);
-            return 1;
-        }
-        free(raw);
-    }
-    const int32_t n0 = *n_all;
-    float *ni = malloc(sizeof(float) * (size_t)dim * (size_t)(n0 + m));
-    int32_t *ny = malloc(sizeof(int32_t) * (size_t)(n0 + m));
-    if (!ni || !ny) {
-        free(ni);
-        free(ny);
-        free(zr);
-        free(ry);
-        return cli_error("out of memory");
-    }
-    memcpy(ni, in_cur, sizeof(float) * (size_t)dim * (size_t)n0);
-    memcpy(ni + (size_t)dim * n0, zr, sizeof(float) * (size_t)dim * (size_t)m);
-    memcpy(ny, y_cur, sizeof(int32_t) * (size_t)n0);
-    memcpy(ny + n0, ry, sizeof(int32_t) * (size_t)m);
-    free(zr);
-    free(ry);
-    free(*in_all);
-    free(*y_all);
-    *in_all = ni;
-    *y_all = ny;
-    *n_all = n0 + m;
-    return 0;
+    return append_extra(s, raw, ry, m, in_cur, y_cur, in_all, y_all, n_all);
 }
 
 int session_learn(session *s, const float *x, const float *z, const int32_t *y, int32_t n, int32_t n_classes)
