@@ -22,7 +22,7 @@ EWC with lambda in {1, 10, 100, 1000, 10000}, LwF (T=2, weight 1), full fine-tun
 (S1 and S2 only, as odl). Random draws differ from odl's (except the user's examples under
 --odl-picks); distributions and algorithms match.
 """
-import argparse, copy, gzip, json, os, random, struct, sys, time, zlib
+import argparse, copy, json, os, random, struct, sys, time, zlib
 import numpy as np
 import torch
 import torch.nn as nn
