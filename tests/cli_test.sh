@@ -325,6 +325,7 @@ fi
 # ---- experiment options (refused before any data is read)
 expect_error "experiment: bad --shift" --needle "shift" -- experiment s1 --shift tilt:3
 expect_error "experiment: bad --per-class" --needle "--per-class" -- experiment s1 --per-class 0
+expect_error "experiment: bad --test-half" --needle "--test-half" -- experiment s2 --test-half middle
 
 # ---- damaged model files -------------------------------------------------------
 head -c 100 m.odl >trunc.odl

@@ -33,6 +33,8 @@ static void help(FILE *f)
           "                  protocol's variants are 5 and 20)\n"
           "  --shift S       S1: the user's drift (default gain:0.8,0.1; the\n"
           "                  protocol's variant is translate:2,2)\n"
+          "  --test-half H   evaluate on the even- or odd-numbered test images only:\n"
+          "                  choose settings on one half, report them on the other\n"
           "  --only LIST     run only strategies whose name starts with one of\n"
           "                  these, comma separated (e.g. replay,slda)\n"
           "  --quiet         no progress output\n",
@@ -747,7 +749,7 @@ int cmd_experiment(int argc, char **argv)
     c.json_first = 1;
     c.s1_per_class = 10;
     c.s1_shift = "gain:0.8,0.1";
-    const char *which = NULL, *json = NULL, *report_path = NULL, *v = NULL;
+    const char *which = NULL, *json = NULL, *report_path = NULL, *v = NULL, *half = NULL;
     char tmp_json[64] = "";
     cli_args a = {argc, argv, 1, "experiment"};
     for (; a.i < argc; a.i++) {
@@ -771,6 +773,10 @@ int cmd_experiment(int argc, char **argv)
             if (strat_parse(v, &c.added[c.n_added]))
                 return 2;
             c.n_added++;
+        } else if ((r = cli_opt(&a, "--test-half", &half))) {
+            if (r < 0) return 2;
+            if (strcmp(half, "even") && strcmp(half, "odd"))
+                return cli_error("--test-half: '%s' is not even or odd", half) + 1;
         } else if ((r = cli_opt(&a, "--per-class", &v))) {
             if (r < 0 || cli_parse_int("--per-class", v, 1, 5000, &c.s1_per_class)) return 2;
         } else if ((r = cli_opt(&a, "--shift", &c.s1_shift))) {
@@ -802,6 +808,17 @@ int cmd_experiment(int argc, char **argv)
     if (cli_load_data(c.data, ODL_SPLIT_TRAIN, ODL_SPLIT_TRAIN, NULL, NULL, 0, &c.train) ||
         cli_load_data(c.data, ODL_SPLIT_TEST, ODL_SPLIT_TEST, NULL, NULL, 0, &c.test))
         return 1;
+    if (half) {
+        /* a fixed split by file position: images 0, 2, 4... or 1, 3, 5... */
+        const size_t in = (size_t)c.test.c * c.test.h * c.test.w;
+        int32_t j = 0;
+        for (int32_t k = strcmp(half, "even") ? 1 : 0; k < c.test.n; k += 2, j++) {
+            memmove(c.test.x + (size_t)j * in, c.test.x + (size_t)k * in, sizeof(float) * in);
+            c.test.y[j] = c.test.y[k];
+        }
+        c.test.n = j;
+        printf("evaluating on the %s half of the test split: %d images\n", half, (int)j);
+    }
     if (report_path && !json) {
         snprintf(tmp_json, sizeof tmp_json, "/tmp/odl-experiment-%ld.json", (long)getpid());
         json = tmp_json;
