@@ -78,26 +78,36 @@ odl_status odl_file_write_header(odl_writer *w, odl_diag *d)
     return emit(w, h, sizeof h, d);
 }
 
-odl_status odl_file_write_chunk2(odl_writer *w, uint32_t type, const void *p1, size_t n1, const void *p2,
-                                 size_t n2, odl_diag *d)
+odl_status odl_file_write_chunk_parts(odl_writer *w, uint32_t type, const void *const *parts, const size_t *sizes,
+                                      int np, odl_diag *d)
 {
     static const uint8_t zeros[16] = {0};
-    uint8_t h[ODL_CHUNK_HEADER_BYTES];
-    uint64_t len = (uint64_t)n1 + n2;
-    uint8_t tl[12];
+    uint64_t len = 0;
+    for (int k = 0; k < np; k++)
+        len += sizes[k];
+    uint8_t tl[12], h[ODL_CHUNK_HEADER_BYTES];
     put_u32(tl, type);
     put_u64(tl + 4, len);
     uint32_t crc = odl_crc32(0, tl, sizeof tl);
-    crc = odl_crc32(crc, p1, n1);
-    crc = odl_crc32(crc, p2, n2);
+    for (int k = 0; k < np; k++)
+        crc = odl_crc32(crc, parts[k], sizes[k]);
     put_u32(h, type);
     put_u32(h + 4, crc);
     put_u64(h + 8, len);
     odl_status s = emit(w, h, sizeof h, d);
-    if (s == ODL_OK) s = emit(w, p1, n1, d);
-    if (s == ODL_OK) s = emit(w, p2, n2, d);
-    if (s == ODL_OK) s = emit(w, zeros, (size_t)((16u - (len & 15u)) & 15u), d);
+    for (int k = 0; k < np && s == ODL_OK; k++)
+        s = emit(w, parts[k], sizes[k], d);
+    if (s == ODL_OK)
+        s = emit(w, zeros, (size_t)((16u - (len & 15u)) & 15u), d);
     return s;
+}
+
+odl_status odl_file_write_chunk2(odl_writer *w, uint32_t type, const void *p1, size_t n1, const void *p2,
+                                 size_t n2, odl_diag *d)
+{
+    const void *parts[2] = {p1, p2};
+    const size_t sizes[2] = {n1, n2};
+    return odl_file_write_chunk_parts(w, type, parts, sizes, 2, d);
 }
 
 odl_status odl_file_write_chunk(odl_writer *w, uint32_t type, const void *payload, size_t len, odl_diag *d)
@@ -245,7 +255,8 @@ static odl_status topo_decode(const uint8_t *p, size_t n, odl_model_desc *m, odl
 #define TENS_HEADER 32
 #define ODL_DTYPE_F32 0u
 
-odl_status odl_model_save(const odl_model *m, const odl_meta_kv *meta, int32_t n_meta, odl_writer *w, odl_diag *d)
+odl_status odl_model_write_chunks(const odl_model *m, const odl_meta_kv *meta, int32_t n_meta, odl_writer *w,
+                                  odl_diag *d)
 {
     if (!m || !w || !w->write || (n_meta && !meta) || n_meta < 0)
         return odl_fail(d, ODL_ERR_ARG, "model_save: bad arguments");
@@ -277,6 +288,12 @@ odl_status odl_model_save(const odl_model *m, const odl_meta_kv *meta, int32_t n
         size_t kl = strlen(meta[k].key) + 1, vl = strlen(meta[k].value) + 1;
         s = odl_file_write_chunk2(w, ODL_CHUNK_META, meta[k].key, kl, meta[k].value, vl, d);
     }
+    return s;
+}
+
+odl_status odl_model_save(const odl_model *m, const odl_meta_kv *meta, int32_t n_meta, odl_writer *w, odl_diag *d)
+{
+    odl_status s = odl_model_write_chunks(m, meta, n_meta, w, d);
     if (s == ODL_OK)
         s = odl_file_write_end(w, d);
     return s;

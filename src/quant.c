@@ -993,9 +993,6 @@ odl_status odl_qcalib_observe(odl_qcalib *c, odl_model *m, const float *x, int32
 
 #define QNT_BYTES 32
 #define QLAY_HEADER 48
-#define TOPO_HEADER 16
-#define TOPO_LAYER 40
-#define TENS_HEADER 32
 
 static void put_u32(uint8_t *p, uint32_t v)
 {
@@ -1033,44 +1030,6 @@ static float get_f32(const uint8_t *p)
     return f;
 }
 
-/* A chunk whose payload comes in several parts, framed exactly as
- * odl_file_write_chunk2 frames two (docs/format.md): type, CRC of type +
- * length + payload, length, payload, zero padding to 16 bytes. */
-static odl_status emit(odl_writer *w, const void *p, size_t n, odl_diag *d)
-{
-    if (!n)
-        return ODL_OK;
-    odl_status s = w->write(w->ctx, p, n);
-    if (s != ODL_OK)
-        return odl_fail(d, ODL_ERR_IO, "write failed at byte %lu", (unsigned long)w->offset);
-    w->offset += n;
-    return ODL_OK;
-}
-
-static odl_status write_chunk_parts(odl_writer *w, uint32_t type, const void *const *parts, const size_t *sizes,
-                                    int np, odl_diag *d)
-{
-    static const uint8_t zeros[16] = {0};
-    uint64_t len = 0;
-    for (int k = 0; k < np; k++)
-        len += sizes[k];
-    uint8_t tl[12], h[ODL_CHUNK_HEADER_BYTES];
-    put_u32(tl, type);
-    put_u64(tl + 4, len);
-    uint32_t crc = odl_crc32(0, tl, sizeof tl);
-    for (int k = 0; k < np; k++)
-        crc = odl_crc32(crc, parts[k], sizes[k]);
-    put_u32(h, type);
-    put_u32(h + 4, crc);
-    put_u64(h + 8, len);
-    odl_status s = emit(w, h, sizeof h, d);
-    for (int k = 0; k < np && s == ODL_OK; k++)
-        s = emit(w, parts[k], sizes[k], d);
-    if (s == ODL_OK)
-        s = emit(w, zeros, (size_t)((16u - (len & 15u)) & 15u), d);
-    return s;
-}
-
 odl_status odl_qmodel_write_chunks(const odl_qmodel *q, odl_writer *w, odl_diag *d)
 {
     if (!q || !w || !w->write)
@@ -1104,28 +1063,9 @@ odl_status odl_qmodel_write_chunks(const odl_qmodel *q, odl_writer *w, odl_diag 
         const size_t C = (size_t)ql->n_ch;
         const void *parts[6] = {lh, ql->bias, ql->mult, ql->shift, ql->w_scale, ql->w};
         const size_t sizes[6] = {QLAY_HEADER, 4 * C, 4 * C, 4 * C, 4 * C, ql->n_w};
-        s = write_chunk_parts(w, ODL_CHUNK_QLAYER, parts, sizes, 6, d);
+        s = odl_file_write_chunk_parts(w, ODL_CHUNK_QLAYER, parts, sizes, 6, d);
     }
     return s;
-}
-
-/* The TOPO payload, byte for byte as odl_model_save writes it. */
-static size_t topo_encode(const odl_model_desc *m, uint8_t *out)
-{
-    put_u32(out, (uint32_t)m->n_layers);
-    put_u32(out + 4, (uint32_t)m->in_c);
-    put_u32(out + 8, (uint32_t)m->in_h);
-    put_u32(out + 12, (uint32_t)m->in_w);
-    for (int32_t i = 0; i < m->n_layers; i++) {
-        const odl_layer_desc *l = &m->layers[i];
-        uint8_t *p = out + TOPO_HEADER + (size_t)i * TOPO_LAYER;
-        const int32_t v[9] = {l->type, l->trainable, l->units, l->k_h, l->k_w,
-                              l->stride_h, l->stride_w, l->pad_h, l->pad_w};
-        for (int k = 0; k < 9; k++)
-            put_u32(p + 4 * k, (uint32_t)v[k]);
-        put_f32(p + 36, l->rate);
-    }
-    return TOPO_HEADER + (size_t)m->n_layers * TOPO_LAYER;
 }
 
 odl_status odl_qmodel_save(const odl_qmodel *q, const odl_model *m, const odl_meta_kv *meta, int32_t n_meta,
@@ -1139,33 +1079,7 @@ odl_status odl_qmodel_save(const odl_qmodel *q, const odl_model *m, const odl_me
     odl_status s = check_prefix(&q->desc, desc, q->boundary, d);
     if (s != ODL_OK)
         return s;
-    uint8_t topo[TOPO_HEADER + ODL_MAX_LAYERS * TOPO_LAYER];
-    const size_t tn = topo_encode(desc, topo);
-    s = odl_file_write_header(w, d);
-    if (s == ODL_OK)
-        s = odl_file_write_chunk(w, ODL_CHUNK_TOPOLOGY, topo, tn, d);
-    for (int32_t i = 0; i < desc->n_layers && s == ODL_OK; i++)
-        for (int which = 0; which < 2 && s == ODL_OK; which++) {
-            size_t n;
-            const float *p = odl_model_param_const(m, i, which, &n);
-            if (!n)
-                continue;
-            if (!p)
-                return odl_fail(d, ODL_ERR_STATE, "qmodel_save: layer %d has no parameters loaded", (int)i);
-            uint8_t h[TENS_HEADER] = {0};
-            put_u32(h, (uint32_t)i);
-            put_u32(h + 4, (uint32_t)which);
-            put_u32(h + 8, 0u); /* dtype f32 */
-            put_u32(h + 12, 1u);
-            put_u64(h + 16, (uint64_t)n);
-            s = odl_file_write_chunk2(w, ODL_CHUNK_TENSOR, h, sizeof h, p, n * sizeof(float), d);
-        }
-    for (int32_t k = 0; k < n_meta && s == ODL_OK; k++) {
-        if (!meta[k].key || !meta[k].value)
-            return odl_fail(d, ODL_ERR_ARG, "qmodel_save: metadata entry %d is NULL", (int)k);
-        s = odl_file_write_chunk2(w, ODL_CHUNK_META, meta[k].key, strlen(meta[k].key) + 1, meta[k].value,
-                                  strlen(meta[k].value) + 1, d);
-    }
+    s = odl_model_write_chunks(m, meta, n_meta, w, d);
     if (s == ODL_OK)
         s = odl_qmodel_write_chunks(q, w, d);
     if (s == ODL_OK)

@@ -495,76 +495,14 @@ odl_status odl_state_write_all(odl_writer *w, const odl_replay *rb, const odl_ew
     return s;
 }
 
-/* A writer that passes everything on except the last 16 bytes of the stream. */
-typedef struct holdback {
-    odl_writer *real;
-    uint8_t held[16];
-    size_t n_held;
-} holdback;
-
-static odl_status hb_pass(holdback *h, const void *p, size_t n)
-{
-    if (!n)
-        return ODL_OK;
-    odl_status s = h->real->write(h->real->ctx, p, n);
-    if (s == ODL_OK)
-        h->real->offset += n;
-    return s;
-}
-
-static odl_status hb_write(void *ctx, const void *data, size_t n)
-{
-    holdback *h = ctx;
-    const uint8_t *p = data;
-    odl_status s;
-    if (n >= sizeof h->held) {
-        s = hb_pass(h, h->held, h->n_held);
-        if (s == ODL_OK)
-            s = hb_pass(h, p, n - sizeof h->held);
-        if (s != ODL_OK)
-            return s;
-        memcpy(h->held, p + n - sizeof h->held, sizeof h->held);
-        h->n_held = sizeof h->held;
-        return ODL_OK;
-    }
-    if (h->n_held + n > sizeof h->held) {
-        const size_t out = h->n_held + n - sizeof h->held; /* < n_held, as n < 16 */
-        s = hb_pass(h, h->held, out);
-        if (s != ODL_OK)
-            return s;
-        memmove(h->held, h->held + out, h->n_held - out);
-        h->n_held -= out;
-    }
-    memcpy(h->held + h->n_held, p, n);
-    h->n_held += n;
-    return ODL_OK;
-}
-
 odl_status odl_state_save_model_with_parts(const odl_model *m, const odl_meta_kv *meta, int32_t n_meta,
                                            const odl_state_parts *parts, odl_writer *w, odl_diag *d)
 {
     if (!m || !w || !w->write || !parts)
         return odl_fail(d, ODL_ERR_ARG, "odl_state_save_model_with_state: model, parts and writer must not be NULL");
-    holdback h;
-    memset(&h, 0, sizeof h);
-    h.real = w;
-    w->offset = 0;
-    odl_writer hw;
-    hw.write = hb_write;
-    hw.ctx = &h;
-    hw.offset = 0;
-    odl_status s = odl_model_save(m, meta, n_meta, &hw, d);
-    if (s != ODL_OK)
-        return s;
-    /* the held bytes must be the END chunk: its header, no payload */
-    uint8_t end[ODL_CHUNK_HEADER_BYTES] = {0};
-    wr32(end, ODL_CHUNK_END);
-    uint32_t crc = odl_crc32(0, end, 4);
-    crc = odl_crc32(crc, end + 8, 8);
-    wr32(end + 4, crc);
-    if (h.n_held != sizeof end || memcmp(h.held, end, sizeof end) != 0)
-        return odl_fail(d, ODL_ERR_STATE, "odl_state_save_model_with_state: the model writer did not end with END");
-    s = odl_state_write_all(w, parts->replay, parts->ewc, parts->ncm, parts->slda, d);
+    odl_status s = odl_model_write_chunks(m, meta, n_meta, w, d);
+    if (s == ODL_OK)
+        s = odl_state_write_all(w, parts->replay, parts->ewc, parts->ncm, parts->slda, d);
     if (s == ODL_OK && parts->raw_replay)
         s = odl_replay_save_as(parts->raw_replay, ODL_CHUNK_RAW_REPLAY, w, d);
     if (s == ODL_OK)

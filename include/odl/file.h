@@ -48,6 +48,9 @@ odl_status odl_file_write_chunk(odl_writer *w, uint32_t type, const void *payloa
 /* A chunk whose payload comes in two parts (a header and data) — saves a copy. */
 odl_status odl_file_write_chunk2(odl_writer *w, uint32_t type, const void *p1, size_t n1,
                                  const void *p2, size_t n2, odl_diag *d);
+/* The same for np parts (0 ≤ np), written one after the other. */
+odl_status odl_file_write_chunk_parts(odl_writer *w, uint32_t type, const void *const *parts,
+                                      const size_t *sizes, int np, odl_diag *d);
 odl_status odl_file_write_end(odl_writer *w, odl_diag *d);
 
 /* Reader: validates the header, then walks chunks one by one, checking each
@@ -72,9 +75,13 @@ typedef struct odl_meta_kv {
     const char *value;
 } odl_meta_kv;
 
-/* Writes header, topology, every parameter tensor, metadata (may be NULL/0)
- * and END. Extra chunks (learner state) can be written by a caller that uses
- * the low-level calls instead. */
+/* Writes header, topology, every parameter tensor and metadata (may be
+ * NULL/0), but not END: a caller adds chunks of its own (INT8 layers,
+ * learner state), then odl_file_write_end. */
+odl_status odl_model_write_chunks(const odl_model *m, const odl_meta_kv *meta, int32_t n_meta, odl_writer *w,
+                                  odl_diag *d);
+
+/* odl_model_write_chunks, then END. */
 odl_status odl_model_save(const odl_model *m, const odl_meta_kv *meta, int32_t n_meta,
                           odl_writer *w, odl_diag *d);
 

@@ -83,17 +83,10 @@ odl_status odl_state_write_slda(odl_writer *w, const odl_slda *h, odl_diag *d);
 odl_status odl_state_write_all(odl_writer *w, const odl_replay *rb, const odl_ewc *e,
                                const odl_ncm *ncm, const odl_slda *slda, odl_diag *d);
 
-/* Header, the model's chunks (TOPO, TENS..., META... as odl_model_save
- * writes them), the state chunks of the non-NULL components, END.
- *
- * How: odl_model_save writes END itself, so it writes into a wrapper writer
- * that passes everything through to w except the last 16 bytes of the
- * stream, which it holds back. When odl_model_save returns, the held bytes
- * must be exactly the END chunk ('END ', CRC 0x428B111F, length 0: END has
- * no payload, so its chunk is its 16-byte header); they are dropped, the
- * state chunks are written, then a new END. The file is byte for byte what
- * odl_model_save writes, with the state chunks inserted before END, and
- * nothing is buffered beyond 16 bytes. w->offset counts the bytes w got. */
+/* Header, the model's chunks (odl_model_write_chunks: TOPO, TENS...,
+ * META...), the state chunks of the non-NULL components, END. The file is
+ * byte for byte what odl_model_save writes, with the state chunks inserted
+ * before END. w->offset counts the bytes w got. */
 odl_status odl_state_save_model_with_state(const odl_model *m, const odl_meta_kv *meta, int32_t n_meta,
                                            const odl_replay *rb, const odl_ewc *e, const odl_ncm *ncm,
                                            const odl_slda *slda, odl_writer *w, odl_diag *d);
