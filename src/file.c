@@ -1,6 +1,7 @@
 /* The .odl file format (docs/format.md). Every length and index read from a
  * file is checked before use; a damaged file is an error, never a crash. */
 #include "odl/file.h"
+#include "bytes_le.h"
 
 #include <string.h>
 
@@ -26,24 +27,6 @@ uint32_t odl_crc32(uint32_t crc, const void *data, size_t n)
         crc = crc_table[(crc ^ *p++) & 0xffu] ^ (crc >> 8);
     return ~crc;
 }
-
-static void put_u16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint16_t get_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-static uint64_t get_u64(const uint8_t *p) { return (uint64_t)get_u32(p) | ((uint64_t)get_u32(p + 4) << 32); }
 
 static void fourcc_str(uint32_t t, char out[5])
 {
@@ -71,9 +54,9 @@ odl_status odl_file_write_header(odl_writer *w, odl_diag *d)
 {
     uint8_t h[ODL_FILE_HEADER_BYTES];
     memcpy(h, odl_magic, 8);
-    put_u16(h + 8, ODL_FILE_VERSION_MAJOR);
-    put_u16(h + 10, ODL_FILE_VERSION_MINOR);
-    put_u32(h + 12, odl_crc32(0, h, 12));
+    le_put_u16(h + 8, ODL_FILE_VERSION_MAJOR);
+    le_put_u16(h + 10, ODL_FILE_VERSION_MINOR);
+    le_put_u32(h + 12, odl_crc32(0, h, 12));
     w->offset = 0;
     return emit(w, h, sizeof h, d);
 }
@@ -86,14 +69,14 @@ odl_status odl_file_write_chunk_parts(odl_writer *w, uint32_t type, const void *
     for (int k = 0; k < np; k++)
         len += sizes[k];
     uint8_t tl[12], h[ODL_CHUNK_HEADER_BYTES];
-    put_u32(tl, type);
-    put_u64(tl + 4, len);
+    le_put_u32(tl, type);
+    le_put_u64(tl + 4, len);
     uint32_t crc = odl_crc32(0, tl, sizeof tl);
     for (int k = 0; k < np; k++)
         crc = odl_crc32(crc, parts[k], sizes[k]);
-    put_u32(h, type);
-    put_u32(h + 4, crc);
-    put_u64(h + 8, len);
+    le_put_u32(h, type);
+    le_put_u32(h + 4, crc);
+    le_put_u64(h + 8, len);
     odl_status s = emit(w, h, sizeof h, d);
     for (int k = 0; k < np && s == ODL_OK; k++)
         s = emit(w, parts[k], sizes[k], d);
@@ -133,9 +116,9 @@ odl_status odl_file_open(odl_file_iter *it, const void *buf, size_t len, odl_dia
                         len, ODL_FILE_HEADER_BYTES);
     if (memcmp(p, odl_magic, 8) != 0)
         return odl_fail(d, ODL_ERR_FORMAT, "not an .odl model file (bad magic bytes)");
-    if (get_u32(p + 12) != odl_crc32(0, p, 12))
+    if (le_get_u32(p + 12) != odl_crc32(0, p, 12))
         return odl_fail(d, ODL_ERR_CRC, "CRC mismatch in the file header (file corrupted?)");
-    uint16_t major = get_u16(p + 8), minor = get_u16(p + 10);
+    uint16_t major = le_get_u16(p + 8), minor = le_get_u16(p + 10);
     if (major != ODL_FILE_VERSION_MAJOR)
         return odl_fail(d, ODL_ERR_VERSION, "file format version %u.%u; this odl reads %d.x", (unsigned)major,
                         (unsigned)minor, ODL_FILE_VERSION_MAJOR);
@@ -154,8 +137,8 @@ odl_status odl_file_next(odl_file_iter *it, uint32_t *type, const uint8_t **payl
         return odl_fail(d, ODL_ERR_TRUNCATED, "chunk %d: file ends at byte %zu inside a chunk header (truncated?)",
                         (int)it->index, it->len);
     const uint8_t *h = it->buf + it->pos;
-    uint32_t t = get_u32(h), crc = get_u32(h + 4);
-    uint64_t n = get_u64(h + 8);
+    uint32_t t = le_get_u32(h), crc = le_get_u32(h + 4);
+    uint64_t n = le_get_u64(h + 8);
     char tn[5];
     fourcc_str(t, tn);
     const size_t body = remaining - ODL_CHUNK_HEADER_BYTES;
@@ -197,19 +180,19 @@ odl_status odl_file_next(odl_file_iter *it, uint32_t *type, const uint8_t **payl
 
 static void topo_encode(const odl_model_desc *m, uint8_t *out)
 {
-    put_u32(out, (uint32_t)m->n_layers);
-    put_u32(out + 4, (uint32_t)m->in_c);
-    put_u32(out + 8, (uint32_t)m->in_h);
-    put_u32(out + 12, (uint32_t)m->in_w);
+    le_put_u32(out, (uint32_t)m->n_layers);
+    le_put_u32(out + 4, (uint32_t)m->in_c);
+    le_put_u32(out + 8, (uint32_t)m->in_h);
+    le_put_u32(out + 12, (uint32_t)m->in_w);
     for (int32_t i = 0; i < m->n_layers; i++) {
         const odl_layer_desc *l = &m->layers[i];
         uint8_t *p = out + TOPO_HEADER + (size_t)i * TOPO_LAYER;
         int32_t v[9] = {l->type, l->trainable, l->units, l->k_h, l->k_w, l->stride_h, l->stride_w, l->pad_h, l->pad_w};
         for (int k = 0; k < 9; k++)
-            put_u32(p + 4 * k, (uint32_t)v[k]);
+            le_put_u32(p + 4 * k, (uint32_t)v[k]);
         uint32_t r;
         memcpy(&r, &l->rate, 4);
-        put_u32(p + 36, r);
+        le_put_u32(p + 36, r);
     }
 }
 
@@ -217,7 +200,7 @@ static odl_status topo_decode(const uint8_t *p, size_t n, odl_model_desc *m, odl
 {
     if (n < TOPO_HEADER)
         return odl_fail(d, ODL_ERR_FORMAT, "topology chunk is %zu bytes, too short", n);
-    uint32_t nl = get_u32(p);
+    uint32_t nl = le_get_u32(p);
     if (nl == 0 || nl > ODL_MAX_LAYERS)
         return odl_fail(d, ODL_ERR_FORMAT, "topology declares %lu layers (1..%d supported)", (unsigned long)nl,
                         ODL_MAX_LAYERS);
@@ -226,17 +209,17 @@ static odl_status topo_decode(const uint8_t *p, size_t n, odl_model_desc *m, odl
                         TOPO_HEADER + (size_t)nl * TOPO_LAYER, (unsigned long)nl);
     memset(m, 0, sizeof *m);
     m->n_layers = (int32_t)nl;
-    m->in_c = (int32_t)get_u32(p + 4);
-    m->in_h = (int32_t)get_u32(p + 8);
-    m->in_w = (int32_t)get_u32(p + 12);
+    m->in_c = (int32_t)le_get_u32(p + 4);
+    m->in_h = (int32_t)le_get_u32(p + 8);
+    m->in_w = (int32_t)le_get_u32(p + 12);
     for (uint32_t i = 0; i < nl; i++) {
         const uint8_t *q = p + TOPO_HEADER + (size_t)i * TOPO_LAYER;
         odl_layer_desc *l = &m->layers[i];
         int32_t *v[9] = {&l->type, &l->trainable, &l->units, &l->k_h, &l->k_w,
                          &l->stride_h, &l->stride_w, &l->pad_h, &l->pad_w};
         for (int k = 0; k < 9; k++)
-            *v[k] = (int32_t)get_u32(q + 4 * k);
-        uint32_t r = get_u32(q + 36);
+            *v[k] = (int32_t)le_get_u32(q + 4 * k);
+        uint32_t r = le_get_u32(q + 36);
         memcpy(&l->rate, &r, 4);
     }
     /* every shape must be possible before anything is sized from it */
@@ -275,11 +258,11 @@ odl_status odl_model_write_chunks(const odl_model *m, const odl_meta_kv *meta, i
             if (!p)
                 return odl_fail(d, ODL_ERR_STATE, "model_save: layer %d has no parameters loaded", (int)i);
             uint8_t h[TENS_HEADER] = {0};
-            put_u32(h, (uint32_t)i);
-            put_u32(h + 4, (uint32_t)which);
-            put_u32(h + 8, ODL_DTYPE_F32);
-            put_u32(h + 12, 1);
-            put_u64(h + 16, (uint64_t)n);
+            le_put_u32(h, (uint32_t)i);
+            le_put_u32(h + 4, (uint32_t)which);
+            le_put_u32(h + 8, ODL_DTYPE_F32);
+            le_put_u32(h + 12, 1);
+            le_put_u64(h + 16, (uint64_t)n);
             s = odl_file_write_chunk2(w, ODL_CHUNK_TENSOR, h, sizeof h, p, n * sizeof(float), d);
         }
     for (int32_t k = 0; k < n_meta && s == ODL_OK; k++) {
@@ -305,8 +288,8 @@ static odl_status check_tensor(const uint8_t *p, size_t n, int32_t chunk, const 
 {
     if (n < TENS_HEADER)
         return odl_fail(d, ODL_ERR_FORMAT, "chunk %d: tensor header too short", (int)chunk);
-    uint32_t layer = get_u32(p), which = get_u32(p + 4), dtype = get_u32(p + 8), ndim = get_u32(p + 12);
-    uint64_t count = get_u64(p + 16);
+    uint32_t layer = le_get_u32(p), which = le_get_u32(p + 4), dtype = le_get_u32(p + 8), ndim = le_get_u32(p + 12);
+    uint64_t count = le_get_u64(p + 16);
     if (layer >= (uint32_t)desc->n_layers || which > 1)
         return odl_fail(d, ODL_ERR_FORMAT, "chunk %d: tensor for layer %lu/%lu does not exist", (int)chunk,
                         (unsigned long)layer, (unsigned long)which);
@@ -418,8 +401,8 @@ odl_status odl_model_load_params(odl_model *m, const void *buf, size_t len, odl_
         if (t != ODL_CHUNK_TENSOR)
             continue;
         /* read_desc above validated every tensor chunk */
-        uint32_t layer = get_u32(p), which = get_u32(p + 4);
-        size_t expect = (size_t)get_u64(p + 16);
+        uint32_t layer = le_get_u32(p), which = le_get_u32(p + 4);
+        size_t expect = (size_t)le_get_u64(p + 16);
         const float *src = (const float *)(const void *)(p + TENS_HEADER);
         size_t have;
         float *dst = odl_model_param(m, (int32_t)layer, (int)which, &have);

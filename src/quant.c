@@ -5,6 +5,7 @@
  * its weights; the QNT/QLAY chunks of a quantised .odl file. No malloc, no
  * stdio, no global mutable state; every length read from a file is checked. */
 #include "odl/quant.h"
+#include "bytes_le.h"
 
 #include <float.h>
 #include <math.h>
@@ -994,42 +995,6 @@ odl_status odl_qcalib_observe(odl_qcalib *c, odl_model *m, const float *x, int32
 #define QNT_BYTES 32
 #define QLAY_HEADER 48
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_f32(uint8_t *p, float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    put_u32(p, u);
-}
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-static int32_t get_i32(const uint8_t *p)
-{
-    const uint32_t u = get_u32(p);
-    int32_t v;
-    memcpy(&v, &u, 4);
-    return v;
-}
-static uint64_t get_u64(const uint8_t *p) { return (uint64_t)get_u32(p) | ((uint64_t)get_u32(p + 4) << 32); }
-static float get_f32(const uint8_t *p)
-{
-    const uint32_t u = get_u32(p);
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 odl_status odl_qmodel_write_chunks(const odl_qmodel *q, odl_writer *w, odl_diag *d)
 {
     if (!q || !w || !w->write)
@@ -1037,23 +1002,23 @@ odl_status odl_qmodel_write_chunks(const odl_qmodel *q, odl_writer *w, odl_diag 
     if (!q->ready)
         return odl_fail(d, ODL_ERR_STATE, "qmodel_write_chunks: the INT8 model was neither quantised nor loaded");
     uint8_t h[QNT_BYTES] = {0};
-    put_u32(h, ODL_QUANT_VERSION);
-    put_u32(h + 4, (uint32_t)q->boundary);
-    put_f32(h + 8, q->in_q.scale);
-    put_u32(h + 12, (uint32_t)q->in_q.zero_point);
+    le_put_u32(h, ODL_QUANT_VERSION);
+    le_put_u32(h + 4, (uint32_t)q->boundary);
+    le_put_f32(h + 8, q->in_q.scale);
+    le_put_u32(h + 12, (uint32_t)q->in_q.zero_point);
     odl_status s = odl_file_write_chunk(w, ODL_CHUNK_QUANT, h, sizeof h, d);
     for (int32_t i = 0; i < q->boundary && s == ODL_OK; i++) {
         const qlayer *ql = &q->l[i];
         uint8_t lh[QLAY_HEADER] = {0};
-        put_u32(lh, (uint32_t)i);
-        put_u32(lh + 4, (uint32_t)q->desc.layers[i].type);
-        put_u32(lh + 8, (uint32_t)ql->fused);
-        put_f32(lh + 12, ql->out_q.scale);
-        put_u32(lh + 16, (uint32_t)ql->out_q.zero_point);
-        put_u32(lh + 20, (uint32_t)ql->act_min);
-        put_u32(lh + 24, (uint32_t)ql->act_max);
-        put_u32(lh + 28, (uint32_t)ql->n_ch);
-        put_u64(lh + 32, (uint64_t)ql->n_w);
+        le_put_u32(lh, (uint32_t)i);
+        le_put_u32(lh + 4, (uint32_t)q->desc.layers[i].type);
+        le_put_u32(lh + 8, (uint32_t)ql->fused);
+        le_put_f32(lh + 12, ql->out_q.scale);
+        le_put_u32(lh + 16, (uint32_t)ql->out_q.zero_point);
+        le_put_u32(lh + 20, (uint32_t)ql->act_min);
+        le_put_u32(lh + 24, (uint32_t)ql->act_max);
+        le_put_u32(lh + 28, (uint32_t)ql->n_ch);
+        le_put_u64(lh + 32, (uint64_t)ql->n_w);
         if (!ql->n_ch) {
             s = odl_file_write_chunk(w, ODL_CHUNK_QLAYER, lh, sizeof lh, d);
             continue;
@@ -1116,15 +1081,15 @@ static odl_status qparse(const void *buf, size_t len, odl_model_desc *desc, int3
             return odl_fail(d, ODL_ERR_FORMAT, "chunk %d: a second 'QNT ' chunk", (int)chunk);
         if (n != QNT_BYTES)
             return odl_fail(d, ODL_ERR_FORMAT, "chunk %d ('QNT '): %zu bytes, %d expected", (int)chunk, n, QNT_BYTES);
-        const uint32_t ver = get_u32(p), bb = get_u32(p + 4);
+        const uint32_t ver = le_get_u32(p), bb = le_get_u32(p + 4);
         if (ver != ODL_QUANT_VERSION)
             return odl_fail(d, ODL_ERR_UNSUPPORTED, "INT8 layers of version %lu; this odl reads version %d",
                             (unsigned long)ver, ODL_QUANT_VERSION);
         if (bb < 1 || bb > (uint32_t)desc->n_layers)
             return odl_fail(d, ODL_ERR_FORMAT, "chunk %d ('QNT '): boundary %lu out of range 1..%d", (int)chunk,
                             (unsigned long)bb, (int)desc->n_layers);
-        in_q.scale = get_f32(p + 8);
-        in_q.zero_point = get_i32(p + 12);
+        in_q.scale = le_get_f32(p + 8);
+        in_q.zero_point = le_get_i32(p + 12);
         if (!good_scale(in_q.scale) || !in_s8(in_q.zero_point))
             return odl_fail(d, ODL_ERR_FORMAT, "chunk %d ('QNT '): input scale or zero point %d out of range",
                             (int)chunk, (int)in_q.zero_point);
@@ -1152,28 +1117,28 @@ static odl_status qparse(const void *buf, size_t len, odl_model_desc *desc, int3
         if (n < QLAY_HEADER)
             return odl_fail(d, ODL_ERR_FORMAT, "chunk %d ('QLAY'): %zu bytes, shorter than its %d-byte header",
                             (int)chunk, n, QLAY_HEADER);
-        const uint32_t layer = get_u32(p);
+        const uint32_t layer = le_get_u32(p);
         if (layer >= (uint32_t)b)
             return odl_fail(d, ODL_ERR_FORMAT, "chunk %d ('QLAY'): layer %lu is not below the boundary %d", (int)chunk,
                             (unsigned long)layer, (int)b);
-        const int32_t i = (int32_t)layer, type = get_i32(p + 4), fused = get_i32(p + 8);
+        const int32_t i = (int32_t)layer, type = le_get_i32(p + 4), fused = le_get_i32(p + 8);
         if (seen[i]++)
             return odl_fail(d, ODL_ERR_FORMAT, "layer %d: INT8 parameters appear twice", (int)i);
         if (type != desc->layers[i].type || fused != fused_act(desc, b, i))
             return odl_fail(d, ODL_ERR_FORMAT, "layer %d: INT8 layer type %d / fused activation %d, the topology says %d / %d",
                             (int)i, (int)type, (int)fused, (int)desc->layers[i].type, (int)fused_act(desc, b, i));
-        odl_qparams oq = {get_f32(p + 12), get_i32(p + 16)};
-        const int32_t amin = get_i32(p + 20), amax = get_i32(p + 24);
+        odl_qparams oq = {le_get_f32(p + 12), le_get_i32(p + 16)};
+        const int32_t amin = le_get_i32(p + 20), amax = le_get_i32(p + 24);
         if (!good_scale(oq.scale) || !in_s8(oq.zero_point) || !in_s8(amin) || !in_s8(amax) || amin > amax)
             return odl_fail(d, ODL_ERR_FORMAT, "layer %d: output scale, zero point %d or clamp %d..%d out of range",
                             (int)i, (int)oq.zero_point, (int)amin, (int)amax);
-        const uint32_t C = get_u32(p + 28);
-        const uint64_t W = get_u64(p + 32);
+        const uint32_t C = le_get_u32(p + 28);
+        const uint64_t W = le_get_u64(p + 32);
         if (C != shapes[i].n_bias || W != shapes[i].n_weights)
             return odl_fail(d, ODL_ERR_FORMAT, "layer %d (%s): %lu channels / %lu weights in the file, %zu / %zu expected",
                             (int)i, odl_layer_type_name(type), (unsigned long)C, (unsigned long)W, shapes[i].n_bias,
                             shapes[i].n_weights);
-        if (get_u32(p + 40) || get_u32(p + 44))
+        if (le_get_u32(p + 40) || le_get_u32(p + 44))
             return odl_fail(d, ODL_ERR_FORMAT, "layer %d: reserved INT8 header bytes are not zero", (int)i);
         /* C ≤ 2^26 and W ≤ 2^26 (checked topology), so no overflow here */
         if (n != QLAY_HEADER + 16u * (size_t)C + (size_t)W)
@@ -1182,14 +1147,14 @@ static odl_status qparse(const void *buf, size_t len, odl_model_desc *desc, int3
         const uint8_t *pb = p + QLAY_HEADER, *pm = pb + 4u * C, *ps = pm + 4u * C, *pw = ps + 4u * C,
                       *pq = pw + 4u * C;
         for (uint32_t c = 0; c < C; c++) {
-            const int32_t bias = get_i32(pb + 4u * c), mult = get_i32(pm + 4u * c), sh = get_i32(ps + 4u * c);
+            const int32_t bias = le_get_i32(pb + 4u * c), mult = le_get_i32(pm + 4u * c), sh = le_get_i32(ps + 4u * c);
             if (bias < -ODL_QUANT_MAX_BIAS || bias > ODL_QUANT_MAX_BIAS)
                 return odl_fail(d, ODL_ERR_FORMAT, "layer %d channel %lu: bias %d beyond +-2^30", (int)i,
                                 (unsigned long)c, (int)bias);
             if ((mult != 0 && mult < (1 << 30)) || sh < -31 || sh > 30)
                 return odl_fail(d, ODL_ERR_FORMAT, "layer %d channel %lu: multiplier %d / shift %d out of range",
                                 (int)i, (unsigned long)c, (int)mult, (int)sh);
-            if (!good_scale(get_f32(pw + 4u * c)))
+            if (!good_scale(le_get_f32(pw + 4u * c)))
                 return odl_fail(d, ODL_ERR_FORMAT, "layer %d channel %lu: weight scale out of range", (int)i,
                                 (unsigned long)c);
         }

@@ -10,6 +10,7 @@
  * Slots 0..count-1 are filled; they fill in order and are then only replaced,
  * never removed, so there are no holes. */
 #include "odl/replay.h"
+#include "bytes_le.h"
 #include "odl/state.h"
 
 #include <math.h>
@@ -565,19 +566,6 @@ odl_status odl_replay_save(const odl_replay *rb, odl_writer *w, odl_diag *diag)
     return odl_replay_save_as(rb, ODL_CHUNK_REPLAY, w, diag);
 }
 
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-static uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | ((uint64_t)rd32(p + 4) << 32); }
-static float rdf(const uint8_t *p)
-{
-    const uint32_t u = rd32(p);
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
 /* Header: configuration, count, seen and the exact length. */
 static odl_status rply_header(const uint8_t *p, size_t len, odl_replay_cfg *cfg, int32_t *count, uint64_t *seen,
                               odl_diag *d)
@@ -587,20 +575,20 @@ static odl_status rply_header(const uint8_t *p, size_t len, odl_replay_cfg *cfg,
     if (len < RPLY_HEADER)
         return odl_fail(d, ODL_ERR_FORMAT, "replay chunk: %zu bytes, shorter than its %u-byte header", len,
                         (unsigned)RPLY_HEADER);
-    if (rd32(p) != ODL_STATE_LAYOUT_VERSION)
+    if (le_get_u32(p) != ODL_STATE_LAYOUT_VERSION)
         return odl_fail(d, ODL_ERR_UNSUPPORTED, "replay chunk: layout version %u (this odl reads %u)",
-                        (unsigned)rd32(p), (unsigned)ODL_STATE_LAYOUT_VERSION);
-    const uint32_t pol = rd32(p + 16), dt = rd32(p + 20);
+                        (unsigned)le_get_u32(p), (unsigned)ODL_STATE_LAYOUT_VERSION);
+    const uint32_t pol = le_get_u32(p + 16), dt = le_get_u32(p + 20);
     if (pol > 1u || dt > 1u)
         return odl_fail(d, ODL_ERR_FORMAT, "replay chunk: unknown policy %u or dtype %u", (unsigned)pol,
                         (unsigned)dt);
-    if (rd32(p + 28) != 0 || rd64(p + 40) != 0)
+    if (le_get_u32(p + 28) != 0 || le_get_u64(p + 40) != 0)
         return odl_fail(d, ODL_ERR_FORMAT, "replay chunk: reserved header fields are not zero");
     odl_replay_cfg c;
     memset(&c, 0, sizeof c);
-    c.capacity = (int32_t)rd32(p + 4);
-    c.dim = (int32_t)rd32(p + 8);
-    c.n_classes = (int32_t)rd32(p + 12);
+    c.capacity = (int32_t)le_get_u32(p + 4);
+    c.dim = (int32_t)le_get_u32(p + 8);
+    c.n_classes = (int32_t)le_get_u32(p + 12);
     c.policy = pol ? ODL_REPLAY_CLASS_BALANCED : ODL_REPLAY_RESERVOIR;
     c.dtype = dt ? ODL_REPLAY_INT8 : ODL_REPLAY_F32;
     if (check_cfg(&c, d) != ODL_OK) {
@@ -609,8 +597,8 @@ static odl_status rply_header(const uint8_t *p, size_t len, odl_replay_cfg *cfg,
             d->status = ODL_ERR_FORMAT;
         return ODL_ERR_FORMAT;
     }
-    const uint32_t cnt = rd32(p + 24);
-    const uint64_t sn = rd64(p + 32);
+    const uint32_t cnt = le_get_u32(p + 24);
+    const uint64_t sn = le_get_u64(p + 32);
     if (cnt > (uint32_t)c.capacity || (uint64_t)cnt > sn)
         return odl_fail(d, ODL_ERR_FORMAT, "replay chunk: %u items held with capacity %d and %lu seen",
                         (unsigned)cnt, (int)c.capacity, (unsigned long)sn);
@@ -683,8 +671,8 @@ odl_status odl_replay_load(odl_replay *rb, const uint8_t *p, size_t len, odl_dia
     /* counters */
     uint64_t cnt_sum = 0, seen_sum = 0;
     for (int32_t c = 0; c < C; c++) {
-        const uint32_t m = rd32(p + L.cc + 4u * (uint64_t)c);
-        const uint64_t sc = rd64(p + L.cs + 8u * (uint64_t)c);
+        const uint32_t m = le_get_u32(p + L.cc + 4u * (uint64_t)c);
+        const uint64_t sc = le_get_u64(p + L.cs + 8u * (uint64_t)c);
         if ((uint64_t)m > sc)
             return odl_fail(diag, ODL_ERR_FORMAT, "replay chunk: class %d holds %u items of %lu seen", (int)c,
                             (unsigned)m, (unsigned long)sc);
@@ -698,7 +686,7 @@ odl_status odl_replay_load(odl_replay *rb, const uint8_t *p, size_t len, odl_dia
                         "replay chunk: class counts sum to %lu held and %lu seen; the header says %d and %lu",
                         (unsigned long)cnt_sum, (unsigned long)seen_sum, (int)count, (unsigned long)seen);
     for (int32_t i = 0; i < count; i++) {
-        const uint32_t l = rd32(p + L.labels + 4u * (uint64_t)i);
+        const uint32_t l = le_get_u32(p + L.labels + 4u * (uint64_t)i);
         if (l >= (uint32_t)C)
             return odl_fail(diag, ODL_ERR_FORMAT, "replay chunk: slot %d has label %u, out of range 0..%d", (int)i,
                             (unsigned)l, (int)C - 1);
@@ -707,12 +695,12 @@ odl_status odl_replay_load(odl_replay *rb, const uint8_t *p, size_t len, odl_dia
     const size_t nv = (size_t)count * D;
     if (fc.dtype == ODL_REPLAY_F32) {
         for (size_t k = 0; k < nv; k++)
-            if (!isfinite(rdf(p + L.data + 4u * (uint64_t)k)))
+            if (!isfinite(le_get_f32(p + L.data + 4u * (uint64_t)k)))
                 return odl_fail(diag, ODL_ERR_NUMERIC, "replay chunk: slot %zu value %zu is not finite", k / D,
                                 k % D);
     } else {
         for (int32_t i = 0; i < count; i++) {
-            const float sc = rdf(p + L.scales + 4u * (uint64_t)i);
+            const float sc = le_get_f32(p + L.scales + 4u * (uint64_t)i);
             if (!isfinite(sc) || sc < 0.0f)
                 return odl_fail(diag, ODL_ERR_NUMERIC, "replay chunk: slot %d has scale %.6f", (int)i, (double)sc);
         }
@@ -726,25 +714,25 @@ odl_status odl_replay_load(odl_replay *rb, const uint8_t *p, size_t len, odl_dia
     for (int32_t c = 0; c < C; c++)
         rb->class_count[c] = 0;
     for (int32_t i = 0; i < count; i++)
-        rb->class_count[rd32(p + L.labels + 4u * (uint64_t)i)]++;
+        rb->class_count[le_get_u32(p + L.labels + 4u * (uint64_t)i)]++;
     for (int32_t c = 0; c < C; c++)
-        if ((uint32_t)rb->class_count[c] != rd32(p + L.cc + 4u * (uint64_t)c)) {
+        if ((uint32_t)rb->class_count[c] != le_get_u32(p + L.cc + 4u * (uint64_t)c)) {
             const int32_t got = rb->class_count[c];
             recount(rb);
             return odl_fail(diag, ODL_ERR_FORMAT, "replay chunk: class %d has %d labelled slots, its count says %u",
-                            (int)c, (int)got, (unsigned)rd32(p + L.cc + 4u * (uint64_t)c));
+                            (int)c, (int)got, (unsigned)le_get_u32(p + L.cc + 4u * (uint64_t)c));
         }
     /* apply */
     for (int32_t c = 0; c < C; c++)
-        rb->class_seen[c] = rd64(p + L.cs + 8u * (uint64_t)c);
+        rb->class_seen[c] = le_get_u64(p + L.cs + 8u * (uint64_t)c);
     for (int32_t i = 0; i < count; i++)
-        rb->labels[i] = (int32_t)rd32(p + L.labels + 4u * (uint64_t)i);
+        rb->labels[i] = (int32_t)le_get_u32(p + L.labels + 4u * (uint64_t)i);
     if (fc.dtype == ODL_REPLAY_F32) {
         for (size_t k = 0; k < nv; k++)
-            rb->data[k] = rdf(p + L.data + 4u * (uint64_t)k);
+            rb->data[k] = le_get_f32(p + L.data + 4u * (uint64_t)k);
     } else {
         for (int32_t i = 0; i < count; i++)
-            rb->scales[i] = rdf(p + L.scales + 4u * (uint64_t)i);
+            rb->scales[i] = le_get_f32(p + L.scales + 4u * (uint64_t)i);
         memcpy(rb->qdata, p + L.data, nv);
     }
     rb->count = count;

@@ -4,6 +4,7 @@
  * (it needs the buffer's internals). Every length, count and value read
  * from a chunk is checked before anything is changed. */
 #include "odl/state.h"
+#include "bytes_le.h"
 
 #include <math.h>
 #include <string.h>
@@ -12,30 +13,8 @@
 #error "odl's state chunks hand payload floats to the learners in place: little-endian targets only"
 #endif
 
-/* ---- little-endian helpers ----------------------------------------------- */
+/* ---- payload helpers ----------------------------------------------------- */
 
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-static uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | ((uint64_t)rd32(p + 4) << 32); }
-static float rdf(const uint8_t *p)
-{
-    const uint32_t u = rd32(p);
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-static void wr32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void wr64(uint8_t *p, uint64_t v)
-{
-    wr32(p, (uint32_t)v);
-    wr32(p + 4, (uint32_t)(v >> 32));
-}
 static uint64_t al16(uint64_t v) { return (v + 15u) & ~(uint64_t)15u; }
 
 static int zeros(const uint8_t *p, uint64_t from, uint64_t to)
@@ -109,14 +88,14 @@ void odl_chunk_put_bytes(odl_chunk_out *o, const void *p, size_t n)
 void odl_chunk_put_u32(odl_chunk_out *o, uint32_t v)
 {
     uint8_t b[4];
-    wr32(b, v);
+    le_put_u32(b, v);
     odl_chunk_put_bytes(o, b, 4);
 }
 
 void odl_chunk_put_u64(odl_chunk_out *o, uint64_t v)
 {
     uint8_t b[8];
-    wr64(b, v);
+    le_put_u64(b, v);
     odl_chunk_put_bytes(o, b, 8);
 }
 
@@ -154,8 +133,8 @@ odl_status odl_state_write_chunk_fn(odl_writer *w, uint32_t type, odl_chunk_fill
     fill(&o, ctx);
     const uint64_t len = o.n;
     uint8_t h[ODL_CHUNK_HEADER_BYTES];
-    wr32(h, type);
-    wr64(h + 8, len);
+    le_put_u32(h, type);
+    le_put_u64(h + 8, len);
     o.pass = PASS_CRC;
     o.n = 0;
     o.crc = odl_crc32(0, h, 4);
@@ -165,7 +144,7 @@ odl_status odl_state_write_chunk_fn(odl_writer *w, uint32_t type, odl_chunk_fill
     if (o.n != len)
         return odl_fail(d, ODL_ERR_STATE, "state chunk writer: the producer gave %lu bytes, then %lu",
                         (unsigned long)len, (unsigned long)o.n);
-    wr32(h + 4, o.crc);
+    le_put_u32(h + 4, o.crc);
     odl_status s = raw_write(w, h, sizeof h, d);
     if (s != ODL_OK)
         return s;
@@ -213,12 +192,12 @@ odl_status odl_state_ewc_n_params(const uint8_t *p, size_t len, size_t *n_params
     if (len < EWC_HEADER)
         return odl_fail(d, ODL_ERR_FORMAT, "EWC chunk: %zu bytes, shorter than its %u-byte header", len,
                         (unsigned)EWC_HEADER);
-    if (rd32(p) != ODL_STATE_LAYOUT_VERSION)
+    if (le_get_u32(p) != ODL_STATE_LAYOUT_VERSION)
         return odl_fail(d, ODL_ERR_UNSUPPORTED, "EWC chunk: layout version %u (this odl reads %u)",
-                        (unsigned)rd32(p), (unsigned)ODL_STATE_LAYOUT_VERSION);
-    if (rd32(p + 4) != 0)
+                        (unsigned)le_get_u32(p), (unsigned)ODL_STATE_LAYOUT_VERSION);
+    if (le_get_u32(p + 4) != 0)
         return odl_fail(d, ODL_ERR_FORMAT, "EWC chunk: reserved field is not zero");
-    const uint64_t n = rd64(p + 8);
+    const uint64_t n = le_get_u64(p + 8);
     if (n == 0 || n > (uint64_t)len / 8u || al16(EWC_HEADER + 4u * n) + 4u * n != (uint64_t)len)
         return odl_fail(d, ODL_ERR_FORMAT, "EWC chunk: %lu parameters in %zu bytes", (unsigned long)n, len);
     *n_params = (size_t)n;
@@ -338,21 +317,21 @@ static odl_status cm_header(int slda, const uint8_t *p, size_t len, int32_t *dim
     if (len < hdr)
         return odl_fail(d, ODL_ERR_FORMAT, "%s: %zu bytes, shorter than its %u-byte header", who, len,
                         (unsigned)hdr);
-    if (rd32(p) != ODL_STATE_LAYOUT_VERSION)
-        return odl_fail(d, ODL_ERR_UNSUPPORTED, "%s: layout version %u (this odl reads %u)", who, (unsigned)rd32(p),
+    if (le_get_u32(p) != ODL_STATE_LAYOUT_VERSION)
+        return odl_fail(d, ODL_ERR_UNSUPPORTED, "%s: layout version %u (this odl reads %u)", who, (unsigned)le_get_u32(p),
                         (unsigned)ODL_STATE_LAYOUT_VERSION);
-    const int32_t D = (int32_t)rd32(p + 4), C = (int32_t)rd32(p + 8);
+    const int32_t D = (int32_t)le_get_u32(p + 4), C = (int32_t)le_get_u32(p + 8);
     odl_mem_plan plan;
     if ((slda ? odl_slda_plan(D, C, &plan, NULL) : odl_ncm_plan(D, C, &plan, NULL)) != ODL_OK)
         return odl_fail(d, ODL_ERR_FORMAT, "%s: dim %d, %d classes: out of range", who, (int)D, (int)C);
     float shr = 0.0f;
     if (slda) {
-        shr = rdf(p + 12);
+        shr = le_get_f32(p + 12);
         if (!(shr >= 0.0f && shr <= 1.0f))
             return odl_fail(d, ODL_ERR_FORMAT, "%s: shrinkage %.6f outside [0, 1]", who, (double)shr);
-        if (rd64(p + 24) != 0)
+        if (le_get_u64(p + 24) != 0)
             return odl_fail(d, ODL_ERR_FORMAT, "%s: reserved field is not zero", who);
-    } else if (rd32(p + 12) != 0) {
+    } else if (le_get_u32(p + 12) != 0) {
         return odl_fail(d, ODL_ERR_FORMAT, "%s: reserved field is not zero", who);
     }
     cm_layout_of(slda, D, C, L);
@@ -399,7 +378,7 @@ static odl_status cm_body(int slda, const uint8_t *p, size_t len, int32_t hd, in
         return odl_fail(d, ODL_ERR_FORMAT, "%s: non-zero padding", who);
     uint64_t total = 0;
     for (int32_t c = 0; c < C; c++) {
-        const uint32_t n = rd32(p + L->counts + 4u * (uint64_t)c);
+        const uint32_t n = le_get_u32(p + L->counts + 4u * (uint64_t)c);
         if (n > (uint32_t)INT32_MAX)
             return odl_fail(d, ODL_ERR_FORMAT, "%s: class %d count %u exceeds %d", who, (int)c, (unsigned)n,
                             (int)INT32_MAX);
@@ -450,7 +429,7 @@ odl_status odl_state_read_slda(odl_slda *h, const uint8_t *p, size_t len, odl_di
     odl_status s = cm_body(1, p, len, odl_slda_dim(h), odl_slda_max_classes(h), &L, &sum, d);
     if (s != ODL_OK)
         return s;
-    const uint64_t n_total = rd64(p + 16);
+    const uint64_t n_total = le_get_u64(p + 16);
     if (n_total != sum)
         return odl_fail(d, ODL_ERR_FORMAT, "SLDA chunk: the class counts sum to %lu, n_total is %lu",
                         (unsigned long)sum, (unsigned long)n_total);

@@ -2,6 +2,7 @@
  * rollbacks, sequence numbers and CRC-32 everywhere, a commit protocol that
  * survives a power cut at any byte. No malloc, no stdio, no clock. */
 #include "odl/store.h"
+#include "bytes_le.h"
 #include "odl/file.h" /* odl_crc32, ODL_FOURCC */
 
 #include <math.h>
@@ -57,29 +58,8 @@ struct odl_store {
     odl_diag problem;
 };
 
-/* ---- little-endian helpers ---------------------------------------------- */
+/* ---- float bits and padding ------------------------------------------------ */
 
-static void put16(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get16(const uint8_t *p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8); }
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) | ((uint64_t)get32(p + 4) << 32); }
 static uint32_t f2u(float f)
 {
     uint32_t u;
@@ -185,25 +165,25 @@ static odl_status check_meta(const odl_store_meta *m, odl_diag *d)
 static void encode_header(uint8_t h[HDR_BYTES], const entry *e)
 {
     memset(h, 0, HDR_BYTES);
-    put32(h + H_MAGIC, VREC_MAGIC);
-    put16(h + H_FORMAT, STORE_FORMAT);
-    put16(h + H_HDRLEN, HDR_BYTES);
-    put32(h + H_SEQ, e->seq);
-    put32(h + H_REGION, e->region);
-    put32(h + H_ID, e->meta.id);
-    put32(h + H_PARENT, e->meta.parent);
-    put64(h + H_TIME, e->meta.time);
-    put32(h + H_PLEN, e->payload_len);
-    put32(h + H_PCRC, e->payload_crc);
-    put32(h + H_NMET, (uint32_t)e->meta.n_metrics);
+    le_put_u32(h + H_MAGIC, VREC_MAGIC);
+    le_put_u16(h + H_FORMAT, STORE_FORMAT);
+    le_put_u16(h + H_HDRLEN, HDR_BYTES);
+    le_put_u32(h + H_SEQ, e->seq);
+    le_put_u32(h + H_REGION, e->region);
+    le_put_u32(h + H_ID, e->meta.id);
+    le_put_u32(h + H_PARENT, e->meta.parent);
+    le_put_u64(h + H_TIME, e->meta.time);
+    le_put_u32(h + H_PLEN, e->payload_len);
+    le_put_u32(h + H_PCRC, e->payload_crc);
+    le_put_u32(h + H_NMET, (uint32_t)e->meta.n_metrics);
     memcpy(h + H_STRAT, e->meta.strategy, ODL_STORE_STRATEGY_MAX);
     memcpy(h + H_DESC, e->meta.description, ODL_STORE_DESC_MAX);
     for (int32_t i = 0; i < e->meta.n_metrics; i++) {
         uint8_t *p = h + H_METRICS + (size_t)i * METRIC_BYTES;
         memcpy(p, e->meta.metrics[i].key, ODL_STORE_KEY_MAX);
-        put32(p + ODL_STORE_KEY_MAX, f2u(e->meta.metrics[i].value));
+        le_put_u32(p + ODL_STORE_KEY_MAX, f2u(e->meta.metrics[i].value));
     }
-    put32(h + H_CRC, odl_crc32(0, h, H_CRC));
+    le_put_u32(h + H_CRC, odl_crc32(0, h, H_CRC));
 }
 
 static int all_bytes(const uint8_t *p, size_t n, uint8_t v)
@@ -216,22 +196,22 @@ static int all_bytes(const uint8_t *p, size_t n, uint8_t v)
 
 static void encode_trailer(uint8_t t[TRAIL_BYTES], uint32_t seq, uint32_t hdr_crc)
 {
-    put32(t, TRAIL_MAGIC);
-    put32(t + 4, seq);
-    put32(t + 8, hdr_crc);
-    put32(t + 12, odl_crc32(0, t, 12));
+    le_put_u32(t, TRAIL_MAGIC);
+    le_put_u32(t + 4, seq);
+    le_put_u32(t + 8, hdr_crc);
+    le_put_u32(t + 12, odl_crc32(0, t, 12));
 }
 
 static void encode_head(uint8_t h[ODL_STORE_HEAD_BYTES], const head *hd)
 {
     memset(h, 0, ODL_STORE_HEAD_BYTES);
-    put32(h, HEAD_MAGIC);
-    put16(h + 4, STORE_FORMAT);
-    put16(h + 6, ODL_STORE_HEAD_BYTES);
-    put32(h + 8, hd->seq);
-    put32(h + 12, hd->target);
-    put64(h + 16, hd->time);
-    put32(h + 28, odl_crc32(0, h, 28));
+    le_put_u32(h, HEAD_MAGIC);
+    le_put_u16(h + 4, STORE_FORMAT);
+    le_put_u16(h + 6, ODL_STORE_HEAD_BYTES);
+    le_put_u32(h + 8, hd->seq);
+    le_put_u32(h + 12, hd->target);
+    le_put_u64(h + 16, hd->time);
+    le_put_u32(h + 28, odl_crc32(0, h, 28));
 }
 
 /* Records a skipped record: counts it and keeps the first reason. */
@@ -266,26 +246,26 @@ static void scan_head(odl_store *s, uint32_t r)
     }
     if (all_bytes(h, sizeof h, 0xFF) || all_bytes(h, sizeof h, 0))
         return; /* erased / never written */
-    if (get32(h) != HEAD_MAGIC) {
+    if (le_get_u32(h) != HEAD_MAGIC) {
         skip(s, r, "bad magic (an interrupted write or a damaged medium)", ODL_ERR_FORMAT);
         return;
     }
-    if (get32(h + 28) != odl_crc32(0, h, 28)) {
+    if (le_get_u32(h + 28) != odl_crc32(0, h, 28)) {
         skip(s, r, "CRC mismatch (an interrupted write or a damaged medium)", ODL_ERR_CRC);
         return;
     }
-    if (get16(h + 4) != STORE_FORMAT || get16(h + 6) != ODL_STORE_HEAD_BYTES) {
+    if (le_get_u16(h + 4) != STORE_FORMAT || le_get_u16(h + 6) != ODL_STORE_HEAD_BYTES) {
         skip(s, r, "written by another store format version", ODL_ERR_VERSION);
         return;
     }
-    if (get32(h + 24) != 0 || get32(h + 12) == 0) {
+    if (le_get_u32(h + 24) != 0 || le_get_u32(h + 12) == 0) {
         skip(s, r, "malformed head record", ODL_ERR_FORMAT);
         return;
     }
     hd->valid = 1;
-    hd->seq = get32(h + 8);
-    hd->target = get32(h + 12);
-    hd->time = get64(h + 16);
+    hd->seq = le_get_u32(h + 8);
+    hd->target = le_get_u32(h + 12);
+    hd->time = le_get_u64(h + 16);
 }
 
 /* CRC of the payload of region r (read in chunks through `buf`). */
@@ -317,35 +297,35 @@ static int scan_slot(odl_store *s, uint32_t r, entry *e)
     }
     if (all_bytes(h, HDR_BYTES, 0xFF) || all_bytes(h, HDR_BYTES, 0))
         return 0;
-    if (get32(h + H_MAGIC) != VREC_MAGIC) {
+    if (le_get_u32(h + H_MAGIC) != VREC_MAGIC) {
         skip(s, r, "bad magic (an interrupted commit or a damaged medium)", ODL_ERR_FORMAT);
         return 0;
     }
-    const uint32_t hcrc = get32(h + H_CRC);
+    const uint32_t hcrc = le_get_u32(h + H_CRC);
     if (hcrc != odl_crc32(0, h, H_CRC)) {
         skip(s, r, "header CRC mismatch (an interrupted commit or a damaged medium)", ODL_ERR_CRC);
         return 0;
     }
-    if (get16(h + H_FORMAT) != STORE_FORMAT || get16(h + H_HDRLEN) != HDR_BYTES) {
+    if (le_get_u16(h + H_FORMAT) != STORE_FORMAT || le_get_u16(h + H_HDRLEN) != HDR_BYTES) {
         skip(s, r, "written by another store format version", ODL_ERR_VERSION);
         return 0;
     }
     memset(e, 0, sizeof *e);
-    e->seq = get32(h + H_SEQ);
-    e->region = get32(h + H_REGION);
-    e->payload_len = get32(h + H_PLEN);
-    e->payload_crc = get32(h + H_PCRC);
+    e->seq = le_get_u32(h + H_SEQ);
+    e->region = le_get_u32(h + H_REGION);
+    e->payload_len = le_get_u32(h + H_PLEN);
+    e->payload_crc = le_get_u32(h + H_PCRC);
     odl_store_meta *m = &e->meta;
-    m->id = get32(h + H_ID);
-    m->parent = get32(h + H_PARENT);
-    m->time = get64(h + H_TIME);
-    uint32_t nm = get32(h + H_NMET);
+    m->id = le_get_u32(h + H_ID);
+    m->parent = le_get_u32(h + H_PARENT);
+    m->time = le_get_u64(h + H_TIME);
+    uint32_t nm = le_get_u32(h + H_NMET);
     if (e->region != r) {
         skip(s, r, "record belongs to another slot (store layout changed?)", ODL_ERR_FORMAT);
         return 0;
     }
-    if (m->id == 0 || m->parent >= m->id || nm > ODL_STORE_MAX_METRICS || get32(h + H_RSV) ||
-        get32(h + H_RSV2) || e->seq == 0) {
+    if (m->id == 0 || m->parent >= m->id || nm > ODL_STORE_MAX_METRICS || le_get_u32(h + H_RSV) ||
+        le_get_u32(h + H_RSV2) || e->seq == 0) {
         skip(s, r, "malformed header", ODL_ERR_FORMAT);
         return 0;
     }
@@ -361,7 +341,7 @@ static int scan_slot(odl_store *s, uint32_t r, entry *e)
             continue;
         }
         memcpy(m->metrics[i].key, p, ODL_STORE_KEY_MAX);
-        m->metrics[i].value = u2f(get32(p + ODL_STORE_KEY_MAX));
+        m->metrics[i].value = u2f(le_get_u32(p + ODL_STORE_KEY_MAX));
         ok = ok && m->metrics[i].key[0] && str_field_ok(m->metrics[i].key, ODL_STORE_KEY_MAX) &&
              isfinite(m->metrics[i].value);
     }
@@ -399,8 +379,8 @@ static int scan_slot(odl_store *s, uint32_t r, entry *e)
                                            : "read error", st);
         return 0;
     }
-    if (get32(t) != TRAIL_MAGIC || get32(t + 4) != e->seq || get32(t + 8) != hcrc ||
-        get32(t + 12) != odl_crc32(0, t, 12)) {
+    if (le_get_u32(t) != TRAIL_MAGIC || le_get_u32(t + 4) != e->seq || le_get_u32(t + 8) != hcrc ||
+        le_get_u32(t + 12) != odl_crc32(0, t, 12)) {
         skip(s, r, "commit trailer missing or damaged (an interrupted commit)", ODL_ERR_CRC);
         return 0;
     }
@@ -727,7 +707,7 @@ odl_status odl_store_commit(odl_store *s, const void *payload, size_t len,
     uint8_t h[HDR_BYTES];
     encode_header(h, &e);
     uint8_t t[TRAIL_BYTES];
-    encode_trailer(t, e.seq, get32(h + H_CRC));
+    encode_trailer(t, e.seq, le_get_u32(h + H_CRC));
 
     /* from here on the slot's old contents are gone */
     remove_region(s, r);
