@@ -64,6 +64,17 @@ int cli_parse_int(const char *opt, const char *s, long lo, long hi, int32_t *out
     return 0;
 }
 
+int cli_parse_split(const char *s, odl_split *out)
+{
+    if (!strcmp(s, "train"))
+        *out = ODL_SPLIT_TRAIN;
+    else if (!strcmp(s, "test"))
+        *out = ODL_SPLIT_TEST;
+    else
+        return cli_error("--split: '%s' is not train or test", s);
+    return 0;
+}
+
 int cli_parse_float(const char *opt, const char *s, double lo, double hi, float *out)
 {
     char *end;

@@ -30,6 +30,8 @@ int cli_flag(cli_args *a, const char *name);
 int cli_parse_int(const char *opt, const char *s, long lo, long hi, int32_t *out);
 int cli_parse_float(const char *opt, const char *s, double lo, double hi, float *out);
 int cli_parse_shape(const char *s, int32_t *c, int32_t *h, int32_t *w);
+/* --split: "train" or "test"; prints the error and returns 1 otherwise. */
+int cli_parse_split(const char *s, odl_split *out);
 
 /* Loads a dataset for a command, printing errors. Returns 0 on success. */
 int cli_load_data(const char *path, odl_split split, odl_split default_split, const char *classes,

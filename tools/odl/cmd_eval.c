@@ -41,10 +41,7 @@ int cmd_eval(int argc, char **argv)
         } else if ((r = cli_opt(&a, "--shape", &shape)) || (r = cli_opt(&a, "--shift", &shift))) {
             if (r < 0) return 2;
         } else if ((r = cli_opt(&a, "--split", &v))) {
-            if (r < 0) return 2;
-            if (!strcmp(v, "train")) split = ODL_SPLIT_TRAIN;
-            else if (!strcmp(v, "test")) split = ODL_SPLIT_TEST;
-            else return cli_error("--split: '%s' is not train or test", v) + 1;
+            if (r < 0 || cli_parse_split(v, &split)) return 2;
         } else if ((r = cli_opt(&a, "--batch", &v))) {
             if (r < 0 || cli_parse_int("--batch", v, 1, 65536, &batch)) return 2;
         } else if ((r = cli_opt(&a, "--limit", &v))) {

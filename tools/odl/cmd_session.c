@@ -116,10 +116,7 @@ int cmd_session(int argc, char **argv)
                    (r = cli_opt(&a, "--old", &old)) || (r = cli_opt(&a, "--store", &store))) {
             if (r < 0) return 2;
         } else if ((r = cli_opt(&a, "--split", &v))) {
-            if (r < 0) return 2;
-            if (!strcmp(v, "train")) split = ODL_SPLIT_TRAIN;
-            else if (!strcmp(v, "test")) split = ODL_SPLIT_TEST;
-            else return cli_error("--split: '%s' is not train or test", v) + 1;
+            if (r < 0 || cli_parse_split(v, &split)) return 2;
         } else if ((r = cli_opt(&a, "--old-samples", &v))) {
             if (r < 0 || cli_parse_int("--old-samples", v, 1, 1 << 24, &old_n)) return 2;
         } else if ((r = cli_opt(&a, "--max-classes", &v))) {

@@ -109,10 +109,7 @@ int cmd_train(int argc, char **argv)
         } else if ((r = cli_opt(&a, "--optim", &optim))) {
             if (r < 0) return 2;
         } else if ((r = cli_opt(&a, "--split", &v))) {
-            if (r < 0) return 2;
-            if (!strcmp(v, "train")) split = ODL_SPLIT_TRAIN;
-            else if (!strcmp(v, "test")) split = ODL_SPLIT_TEST;
-            else return cli_error("--split: '%s' is not train or test", v) + 1;
+            if (r < 0 || cli_parse_split(v, &split)) return 2;
         } else if ((r = cli_opt(&a, "--epochs", &v))) {
             if (r < 0 || cli_parse_int("--epochs", v, 1, 100000, &epochs)) return 2;
         } else if ((r = cli_opt(&a, "--batch", &v))) {
