@@ -622,19 +622,28 @@ static odl_status collect(odl_learner *L, int32_t label, odl_reason *why, odl_di
     return ODL_OK;
 }
 
+/* The first screen of a labelled example (raw input or latent, n values):
+ * counted as feedback, refused when non-finite or labelled out of range. */
+static odl_status screen(odl_learner *L, const float *v, int32_t n, int32_t label, odl_reason *why)
+{
+    L->st.feedback++;
+    if (why)
+        *why = ODL_REASON_NONE;
+    for (int32_t k = 0; k < n; k++)
+        if (!isfinite(v[k]))
+            return reject(L, ODL_REASON_NONFINITE, why);
+    if (label < 0 || label >= L->C)
+        return reject(L, ODL_REASON_LABEL, why);
+    return ODL_OK;
+}
+
 odl_status odl_learner_feedback(odl_learner *L, const float *x, int32_t label, odl_reason *why, odl_diag *d)
 {
     if (!L || !x)
         return odl_fail(d, ODL_ERR_ARG, "learner_feedback: bad arguments");
-    L->st.feedback++;
-    if (why)
-        *why = ODL_REASON_NONE;
-    for (int32_t k = 0; k < L->in_size; k++)
-        if (!isfinite(x[k]))
-            return reject(L, ODL_REASON_NONFINITE, why);
-    if (label < 0 || label >= L->C)
-        return reject(L, ODL_REASON_LABEL, why);
-    odl_status s = latent(L, x, d);
+    odl_status s = screen(L, x, L->in_size, label, why);
+    if (s == ODL_OK)
+        s = latent(L, x, d);
     if (s != ODL_OK)
         return s;
     return collect(L, label, why, d);
@@ -644,14 +653,9 @@ odl_status odl_learner_feedback_latent(odl_learner *L, const float *z, int32_t l
 {
     if (!L || !z)
         return odl_fail(d, ODL_ERR_ARG, "learner_feedback_latent: bad arguments");
-    L->st.feedback++;
-    if (why)
-        *why = ODL_REASON_NONE;
-    for (int32_t k = 0; k < L->dim; k++)
-        if (!isfinite(z[k]))
-            return reject(L, ODL_REASON_NONFINITE, why);
-    if (label < 0 || label >= L->C)
-        return reject(L, ODL_REASON_LABEL, why);
+    odl_status s = screen(L, z, L->dim, label, why);
+    if (s != ODL_OK)
+        return s;
     memcpy(L->z, z, sizeof(float) * (size_t)L->dim);
     return collect(L, label, why, d);
 }
