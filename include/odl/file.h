@@ -85,8 +85,14 @@ odl_status odl_model_write_chunks(const odl_model *m, const odl_meta_kv *meta, i
 odl_status odl_model_save(const odl_model *m, const odl_meta_kv *meta, int32_t n_meta,
                           odl_writer *w, odl_diag *d);
 
-/* Reads the topology (and checks the whole file: every CRC, END present). */
+/* Reads the topology (and checks the whole file: every CRC, END present)
+ * into desc, whose storage was set up by odl_desc_init. When the storage is
+ * too small: ODL_ERR_NOMEM, with desc->n_layers set to the nodes needed, so
+ * a host can size storage exactly and call again (odl_file_count_nodes does
+ * the same without a description). */
 odl_status odl_file_read_desc(const void *buf, size_t len, odl_model_desc *desc, odl_diag *d);
+/* The number of nodes in the file's topology (the file checked as above). */
+odl_status odl_file_count_nodes(const void *buf, size_t len, int32_t *n_nodes, odl_diag *d);
 
 /* Loads parameter tensors into an initialised model with the same topology.
  * With cfg.frozen_weights_in_place, frozen layers point into `buf`, which
