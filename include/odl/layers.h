@@ -46,12 +46,28 @@ typedef struct odl_window_dims {
     int32_t batch;
     int32_t in_c, in_h, in_w;
     int32_t out_c, out_h, out_w;
-    int32_t k_h, k_w, stride_h, stride_w, pad_h, pad_w;
+    int32_t k_h, k_w, stride_h, stride_w, pad_h, pad_w; /* pad_h, pad_w: top and left */
+    int32_t pad_b, pad_r;  /* bottom and right padding (= pad_h, pad_w when symmetric) */
+    int32_t dil_h, dil_w;  /* dilation, >= 1 */
+    int32_t groups;        /* conv2d: in_c and out_c divisible by it; 1 otherwise */
+    uint32_t flags;        /* pools: ODL_NODE_CEIL_MODE, ODL_NODE_COUNT_PAD (odl/model.h) */
 } odl_window_dims;
+
+/* A window with symmetric padding, no dilation, one group, no flags: what
+ * every field not named here defaults to. Callers fill the rest. */
+odl_window_dims odl_window_dims_simple(int32_t batch, int32_t in_c, int32_t in_h, int32_t in_w,
+                                       int32_t out_c, int32_t out_h, int32_t out_w, int32_t k_h,
+                                       int32_t k_w, int32_t stride_h, int32_t stride_w, int32_t pad_h,
+                                       int32_t pad_w);
 
 /* Output size of a window op: (in + 2*pad - k) / stride + 1 (floor), or -1 if
  * the window does not fit. */
 int32_t odl_window_out_size(int32_t in, int32_t k, int32_t stride, int32_t pad);
+/* The general case: padding before and after, dilation, ceil mode (as
+ * PyTorch: with ceil, the last window must start inside the input or the
+ * leading padding). -1 if no window fits. */
+int32_t odl_window_out_size_ex(int32_t in, int32_t k, int32_t stride, int32_t pad_begin,
+                               int32_t pad_end, int32_t dilation, int ceil_mode);
 
 /* Scratch floats the optimised conv2d needs (im2col of one sample). */
 size_t odl_conv2d_scratch_floats(const odl_window_dims *d);
@@ -101,6 +117,58 @@ void odl_relu6_backward_f32(size_t n, const float *y, const float *dy, float *dx
 void odl_dropout_forward_f32(size_t n, float p, odl_rng *r, const float *x, float *y);
 void odl_dropout_backward_f32(size_t n, float p, odl_rng *r_at_forward,
                               const float *dy, float *dx);
+
+/* ---- graph operators -------------------------------------------------------
+ * conv2d, depthwise and the pools above honour every field of
+ * odl_window_dims (groups, dilation, asymmetric padding, ceil mode,
+ * count_include_pad); the fast paths serve the simple cases unchanged.
+ * The kernels below overwrite dx (and their other d-outputs unless said);
+ * a tensor read by several nodes gets the sum, which the model adds. */
+
+/* Per-channel affine (inference-form batch norm): y = x*scale[c] + shift[c]
+ * over [batch][c][hw]. Backward accumulates dscale and dshift (may be NULL). */
+void odl_affine_forward_f32(int32_t batch, int32_t c, int32_t hw, const float *x,
+                            const float *scale, const float *shift, float *y);
+void odl_affine_backward_f32(int32_t batch, int32_t c, int32_t hw, const float *x,
+                             const float *scale, const float *dy, float *dx, float *dscale,
+                             float *dshift);
+
+/* Elementwise activations by node type (ODL_LAYER_RELU, RELU6, CLIP,
+ * LEAKY_RELU, SIGMOID, HARD_SIGMOID, HARD_SWISH, TANH), with the node's
+ * alpha and beta. Backward gets the forward input x and output y (each
+ * activation reads the one it needs; relu and relu6 read only y, so they
+ * may run in place). */
+void odl_act_forward_f32(int32_t type, float alpha, float beta, size_t n, const float *x, float *y);
+void odl_act_forward_f32_ref(int32_t type, float alpha, float beta, size_t n, const float *x, float *y);
+void odl_act_backward_f32(int32_t type, float alpha, float beta, size_t n, const float *x,
+                          const float *y, const float *dy, float *dx);
+
+/* y = a + b and y = a * b over [batch][c][hw], b broadcast: b is
+ * [batch][b_c][b_hw] with (b_c, b_hw) = (c, hw), (c, 1) or (1, 1).
+ * Backward: da (may be NULL) overwritten, db (may be NULL) overwritten with
+ * the sum over the broadcast axes. */
+void odl_add_forward_f32(int32_t batch, int32_t c, int32_t hw, const float *a, const float *b,
+                         int32_t b_c, int32_t b_hw, float *y);
+void odl_add_backward_f32(int32_t batch, int32_t c, int32_t hw, int32_t b_c, int32_t b_hw,
+                          const float *dy, float *da, float *db);
+void odl_mul_forward_f32(int32_t batch, int32_t c, int32_t hw, const float *a, const float *b,
+                         int32_t b_c, int32_t b_hw, float *y);
+void odl_mul_backward_f32(int32_t batch, int32_t c, int32_t hw, const float *a, const float *b,
+                          int32_t b_c, int32_t b_hw, const float *dy, float *da, float *db);
+
+/* Concatenation on channels of n_in tensors [batch][c_in[i]][hw]. */
+void odl_concat_forward_f32(int32_t batch, int32_t n_in, const float *const *x, const int32_t *c_in,
+                            int32_t hw, float *y);
+void odl_concat_backward_f32(int32_t batch, int32_t n_in, const int32_t *c_in, int32_t hw,
+                             const float *dy, float *const *dx);
+
+/* Constant padding of h and w: d gives in/out shapes and pad_h (top),
+ * pad_w (left), pad_b, pad_r (k, stride unused). */
+void odl_pad_forward_f32(const odl_window_dims *d, float value, const float *x, float *y);
+void odl_pad_backward_f32(const odl_window_dims *d, const float *dy, float *dx);
+
+/* y += x (n floats): the model sums gradients of tensors read twice. */
+void odl_accumulate_f32(size_t n, const float *x, float *y);
 
 /* ---- loss -------------------------------------------------------------- */
 /* Mean softmax cross-entropy over the batch. probs (optional, [batch][c])
