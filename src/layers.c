@@ -436,6 +436,40 @@ int32_t odl_window_out_size(int32_t in, int32_t k, int32_t stride, int32_t pad)
     return span / stride + 1;
 }
 
+odl_window_dims odl_window_dims_simple(int32_t batch, int32_t in_c, int32_t in_h, int32_t in_w,
+                                       int32_t out_c, int32_t out_h, int32_t out_w, int32_t k_h,
+                                       int32_t k_w, int32_t stride_h, int32_t stride_w, int32_t pad_h,
+                                       int32_t pad_w)
+{
+    odl_window_dims d;
+    memset(&d, 0, sizeof d);
+    d.batch = batch;
+    d.in_c = in_c, d.in_h = in_h, d.in_w = in_w;
+    d.out_c = out_c, d.out_h = out_h, d.out_w = out_w;
+    d.k_h = k_h, d.k_w = k_w, d.stride_h = stride_h, d.stride_w = stride_w;
+    d.pad_h = pad_h, d.pad_w = pad_w, d.pad_b = pad_h, d.pad_r = pad_w;
+    d.dil_h = 1, d.dil_w = 1, d.groups = 1, d.flags = 0;
+    return d;
+}
+
+/* In 64 bits so no valid int32 argument overflows; PyTorch's pooling_output_shape. */
+int32_t odl_window_out_size_ex(int32_t in, int32_t k, int32_t stride, int32_t pad_begin,
+                               int32_t pad_end, int32_t dilation, int ceil_mode)
+{
+    if (in <= 0 || k <= 0 || stride <= 0 || pad_begin < 0 || pad_end < 0 || dilation <= 0)
+        return -1;
+    const int64_t padded = (int64_t)in + pad_begin + pad_end;
+    const int64_t extent = (int64_t)dilation * (k - 1) + 1;
+    const int64_t span = padded - extent;
+    if (span < 0)
+        return -1;
+    int64_t out = (span + (ceil_mode ? stride - 1 : 0)) / stride + 1;
+    /* ceil mode: the last window must start inside the input or the leading padding */
+    if (ceil_mode && (out - 1) * stride >= (int64_t)in + pad_begin)
+        out--;
+    return out > INT32_MAX ? -1 : (int32_t)out;
+}
+
 static size_t in_plane(const odl_window_dims *d) { return (size_t)d->in_h * d->in_w; }
 static size_t out_plane(const odl_window_dims *d) { return (size_t)d->out_h * d->out_w; }
 
