@@ -1,10 +1,11 @@
-/* Sequential models: checks, planning, memory layout, forward, backward.
+/* Graph models: descriptions, checks, planning, memory layout, forward,
+ * backward.
  *
- * Memory layout (train mode, b = first layer needing backward):
- *   act[i] for i in [b, L]  the input of layer i (act[L] = logits), kept for
- *                           backward; flatten aliases its input.
+ * Memory layout (train mode, b = first node needing backward):
+ *   act[i] for i in [b, L]  tensor i (act[L] = logits), kept for backward;
+ *                           flatten aliases its input.
  *   ping/pong               the frozen prefix's outputs (and everything in
- *                           inference mode), reused layer to layer.
+ *                           inference mode), reused node to node.
  *   gbuf[2]                 backward ping-pong for d(activation).
  * One code path (build) lays out both the counting arena of a plan and the
  * real one, so the plan is exact. */
@@ -25,12 +26,12 @@ typedef struct odl_layer_rt {
 } odl_layer_rt;
 
 struct odl_model {
-    odl_model_desc desc;
+    odl_model_desc desc; /* its nodes live in the arena */
     odl_model_cfg cfg;
     odl_layer_shape in_shape;
-    odl_layer_rt rt[ODL_MAX_LAYERS];
+    odl_layer_rt *rt;    /* n_layers entries */
     int32_t first_bw;
-    float *act[ODL_MAX_LAYERS + 1];
+    float **act;         /* n_layers + 1 entries */
     float *ping, *pong;
     float *gbuf[2];
     float *dlogits;
@@ -57,6 +58,18 @@ const char *odl_layer_type_name(int32_t type)
     case ODL_LAYER_FLATTEN: return "flatten";
     case ODL_LAYER_DROPOUT: return "dropout";
     case ODL_LAYER_ADAPTER: return "adapter";
+    case ODL_LAYER_BATCHNORM: return "batchnorm";
+    case ODL_LAYER_CLIP: return "clip";
+    case ODL_LAYER_LEAKY_RELU: return "leaky_relu";
+    case ODL_LAYER_SIGMOID: return "sigmoid";
+    case ODL_LAYER_HARD_SIGMOID: return "hard_sigmoid";
+    case ODL_LAYER_HARD_SWISH: return "hard_swish";
+    case ODL_LAYER_TANH: return "tanh";
+    case ODL_LAYER_ADD: return "add";
+    case ODL_LAYER_MUL: return "mul";
+    case ODL_LAYER_CONCAT: return "concat";
+    case ODL_LAYER_RESHAPE: return "reshape";
+    case ODL_LAYER_PAD: return "pad";
     }
     return "?";
 }
@@ -65,92 +78,180 @@ const char *odl_layer_type_name(int32_t type)
  * overflow 32-bit index arithmetic on an MCU. */
 #define ODL_MAX_DIM 65536
 #define ODL_MAX_SAMPLE ((size_t)1 << 26)
+/* Nodes in one description: far above any real network, low enough that
+ * every count derived from it fits 32 bits with room to spare. */
+#define ODL_MAX_NODES (1 << 20)
 
-odl_status odl_desc_init(odl_model_desc *d, int32_t c, int32_t h, int32_t w)
+odl_status odl_desc_init(odl_model_desc *d, odl_node_desc *storage, int32_t capacity, int32_t c,
+                         int32_t h, int32_t w)
 {
-    if (!d || c <= 0 || h <= 0 || w <= 0)
+    if (!d || (!storage && capacity != 0) || capacity < 0 || c <= 0 || h <= 0 || w <= 0)
         return ODL_ERR_ARG;
     memset(d, 0, sizeof *d);
     d->in_c = c;
     d->in_h = h;
     d->in_w = w;
+    d->cap_layers = capacity;
+    d->layers = storage;
     return ODL_OK;
 }
 
-static odl_status push(odl_model_desc *d, odl_layer_desc l)
+odl_status odl_desc_copy(odl_model_desc *dst, const odl_model_desc *src, odl_diag *diag)
 {
-    if (!d || d->n_layers < 0 || d->n_layers >= ODL_MAX_LAYERS)
-        return ODL_ERR_ARG;
-    l.trainable = 1;
-    d->layers[d->n_layers++] = l;
+    if (!dst || !src || src->n_layers < 0 || (src->n_layers > 0 && !src->layers))
+        return odl_fail(diag, ODL_ERR_ARG, "desc_copy: NULL description");
+    if (!dst->layers || dst->cap_layers < src->n_layers)
+        return odl_fail(diag, ODL_ERR_NOMEM, "desc_copy: %d nodes do not fit the destination's room for %d",
+                        (int)src->n_layers, (int)dst->cap_layers);
+    if (dst->layers != src->layers && src->n_layers > 0)
+        memmove(dst->layers, src->layers, (size_t)src->n_layers * sizeof *src->layers);
+    dst->in_c = src->in_c;
+    dst->in_h = src->in_h;
+    dst->in_w = src->in_w;
+    dst->n_layers = src->n_layers;
+    dst->softmax_output = src->softmax_output;
     return ODL_OK;
 }
 
-static odl_layer_desc mk(int32_t type, int32_t units, int32_t k, int32_t stride, int32_t pad)
+static int is_sequential_node(const odl_node_desc *l, int32_t i)
 {
-    odl_layer_desc l;
+    return l->n_in == 1 && l->in[0] == i;
+}
+
+odl_node_desc odl_node_defaults(const odl_model_desc *d, int32_t type)
+{
+    odl_node_desc l;
     memset(&l, 0, sizeof l);
     l.type = type;
+    l.trainable = 1;
+    l.n_in = 1;
+    l.in[0] = d && d->n_layers > 0 ? d->n_layers : 0;
+    l.groups = 1;
+    l.k_h = l.k_w = 1;
+    l.stride_h = l.stride_w = 1;
+    l.dil_h = l.dil_w = 1;
+    switch (type) {
+    case ODL_LAYER_ADD:
+    case ODL_LAYER_MUL:
+        l.n_in = 2;
+        l.in[1] = l.in[0];
+        break;
+    case ODL_LAYER_CLIP: /* relu6 as a clip */
+        l.alpha = 0.0f;
+        l.beta = 6.0f;
+        break;
+    case ODL_LAYER_LEAKY_RELU:
+        l.alpha = 0.01f;
+        break;
+    case ODL_LAYER_HARD_SIGMOID: /* PyTorch's */
+        l.alpha = 1.0f / 6.0f;
+        l.beta = 0.5f;
+        break;
+    default:
+        break;
+    }
+    return l;
+}
+
+odl_status odl_desc_add_node(odl_model_desc *d, const odl_node_desc *node, int32_t *tensor)
+{
+    if (!d || !node || !d->layers || d->n_layers < 0 || d->n_layers >= d->cap_layers ||
+        d->n_layers >= ODL_MAX_NODES)
+        return ODL_ERR_ARG;
+    d->layers[d->n_layers++] = *node;
+    if (tensor)
+        *tensor = d->n_layers;
+    return ODL_OK;
+}
+
+static odl_status push(odl_model_desc *d, odl_node_desc l)
+{
+    l.trainable = 1;
+    return odl_desc_add_node(d, &l, NULL);
+}
+
+static odl_node_desc mk(const odl_model_desc *d, int32_t type, int32_t units, int32_t k, int32_t stride,
+                        int32_t pad)
+{
+    odl_node_desc l = odl_node_defaults(d, type);
     l.units = units;
     l.k_h = l.k_w = k;
     l.stride_h = l.stride_w = stride;
-    l.pad_h = l.pad_w = pad;
+    l.pad_t = l.pad_l = l.pad_b = l.pad_r = pad;
     return l;
 }
 
 odl_status odl_desc_dense(odl_model_desc *d, int32_t units)
 {
-    return units > 0 ? push(d, mk(ODL_LAYER_DENSE, units, 0, 0, 0)) : ODL_ERR_ARG;
+    return units > 0 ? push(d, mk(d, ODL_LAYER_DENSE, units, 0, 0, 0)) : ODL_ERR_ARG;
 }
 odl_status odl_desc_conv2d(odl_model_desc *d, int32_t out_c, int32_t k, int32_t stride, int32_t pad)
 {
-    return out_c > 0 ? push(d, mk(ODL_LAYER_CONV2D, out_c, k, stride, pad)) : ODL_ERR_ARG;
+    return out_c > 0 ? push(d, mk(d, ODL_LAYER_CONV2D, out_c, k, stride, pad)) : ODL_ERR_ARG;
 }
 odl_status odl_desc_depthwise(odl_model_desc *d, int32_t mult, int32_t k, int32_t stride, int32_t pad)
 {
-    return mult > 0 ? push(d, mk(ODL_LAYER_DEPTHWISE, mult, k, stride, pad)) : ODL_ERR_ARG;
+    return mult > 0 ? push(d, mk(d, ODL_LAYER_DEPTHWISE, mult, k, stride, pad)) : ODL_ERR_ARG;
 }
 odl_status odl_desc_maxpool(odl_model_desc *d, int32_t k, int32_t stride)
 {
-    return push(d, mk(ODL_LAYER_MAXPOOL, 0, k, stride, 0));
+    return push(d, mk(d, ODL_LAYER_MAXPOOL, 0, k, stride, 0));
 }
 odl_status odl_desc_avgpool(odl_model_desc *d, int32_t k, int32_t stride)
 {
-    return push(d, mk(ODL_LAYER_AVGPOOL, 0, k, stride, 0));
+    return push(d, mk(d, ODL_LAYER_AVGPOOL, 0, k, stride, 0));
 }
-odl_status odl_desc_gap(odl_model_desc *d) { return push(d, mk(ODL_LAYER_GAP, 0, 0, 0, 0)); }
-odl_status odl_desc_relu(odl_model_desc *d) { return push(d, mk(ODL_LAYER_RELU, 0, 0, 0, 0)); }
-odl_status odl_desc_relu6(odl_model_desc *d) { return push(d, mk(ODL_LAYER_RELU6, 0, 0, 0, 0)); }
-odl_status odl_desc_flatten(odl_model_desc *d) { return push(d, mk(ODL_LAYER_FLATTEN, 0, 0, 0, 0)); }
+odl_status odl_desc_gap(odl_model_desc *d) { return push(d, mk(d, ODL_LAYER_GAP, 0, 0, 0, 0)); }
+odl_status odl_desc_relu(odl_model_desc *d) { return push(d, mk(d, ODL_LAYER_RELU, 0, 0, 0, 0)); }
+odl_status odl_desc_relu6(odl_model_desc *d) { return push(d, mk(d, ODL_LAYER_RELU6, 0, 0, 0, 0)); }
+odl_status odl_desc_flatten(odl_model_desc *d) { return push(d, mk(d, ODL_LAYER_FLATTEN, 0, 0, 0, 0)); }
 odl_status odl_desc_dropout(odl_model_desc *d, float rate)
 {
     if (!(rate >= 0.0f && rate < 1.0f))
         return ODL_ERR_ARG;
-    odl_layer_desc l = mk(ODL_LAYER_DROPOUT, 0, 0, 0, 0);
-    l.rate = rate;
+    odl_node_desc l = mk(d, ODL_LAYER_DROPOUT, 0, 0, 0, 0);
+    l.alpha = rate;
     return push(d, l);
 }
 
 odl_status odl_desc_adapter(odl_model_desc *d, int32_t bottleneck)
 {
-    return bottleneck > 0 ? push(d, mk(ODL_LAYER_ADAPTER, bottleneck, 0, 0, 0)) : ODL_ERR_ARG;
+    return bottleneck > 0 ? push(d, mk(d, ODL_LAYER_ADAPTER, bottleneck, 0, 0, 0)) : ODL_ERR_ARG;
 }
 
 odl_status odl_desc_insert_adapter(odl_model_desc *d, int32_t at, int32_t bottleneck)
 {
-    if (!d || at < 0 || at > d->n_layers || d->n_layers >= ODL_MAX_LAYERS || bottleneck <= 0)
+    if (!d || !d->layers || at < 0 || at > d->n_layers || d->n_layers >= d->cap_layers || bottleneck <= 0 ||
+        !odl_desc_is_cut(d, at))
         return ODL_ERR_ARG;
-    for (int32_t i = d->n_layers; i > at; i--)
-        d->layers[i] = d->layers[i - 1];
-    d->layers[at] = mk(ODL_LAYER_ADAPTER, bottleneck, 0, 0, 0);
+    /* every tensor from `at` on moves up by one; nodes after the cut read
+     * nothing below it, so only their references >= at change */
+    for (int32_t i = d->n_layers; i > at; i--) {
+        odl_node_desc l = d->layers[i - 1];
+        for (int32_t k = 0; k < l.n_in && k < ODL_NODE_MAX_IN; k++)
+            if (l.in[k] >= at)
+                l.in[k]++;
+        d->layers[i] = l;
+    }
+    odl_model_desc before = *d;
+    before.n_layers = at;
+    d->layers[at] = mk(&before, ODL_LAYER_ADAPTER, bottleneck, 0, 0, 0);
     d->layers[at].trainable = 1;
     d->n_layers++;
     return ODL_OK;
 }
 
+/* Replaces d's nodes: keeps its storage, resets the shape. */
+static odl_status restart(odl_model_desc *d, int32_t c, int32_t h, int32_t w)
+{
+    if (!d)
+        return ODL_ERR_ARG;
+    return odl_desc_init(d, d->layers, d->cap_layers, c, h, w);
+}
+
 odl_status odl_desc_edge_cnn(odl_model_desc *d, int32_t c, int32_t h, int32_t w, int32_t n_classes)
 {
-    odl_status s = odl_desc_init(d, c, h, w);
+    odl_status s = restart(d, c, h, w);
     if (s == ODL_OK) s = odl_desc_conv2d(d, 8, 3, 1, 1);
     if (s == ODL_OK) s = odl_desc_relu(d);
     if (s == ODL_OK) s = odl_desc_maxpool(d, 2, 2);
@@ -167,7 +268,9 @@ odl_status odl_desc_edge_cnn(odl_model_desc *d, int32_t c, int32_t h, int32_t w,
 odl_status odl_desc_mlp(odl_model_desc *d, int32_t c, int32_t h, int32_t w, const int32_t *hidden,
                         int32_t n_hidden, int32_t n_classes)
 {
-    odl_status s = odl_desc_init(d, c, h, w);
+    odl_status s = restart(d, c, h, w);
+    if (s == ODL_OK && n_hidden > 0 && !hidden)
+        s = ODL_ERR_ARG;
     if (s == ODL_OK) s = odl_desc_flatten(d);
     for (int32_t i = 0; i < n_hidden && s == ODL_OK; i++) {
         s = odl_desc_dense(d, hidden[i]);
@@ -177,19 +280,58 @@ odl_status odl_desc_mlp(odl_model_desc *d, int32_t c, int32_t h, int32_t w, cons
     return s;
 }
 
-odl_status odl_desc_freeze_below(odl_model_desc *d, int32_t boundary)
+/* Tensor t is a cut when no node at index >= t reads a tensor below t. */
+int odl_desc_is_cut(const odl_model_desc *d, int32_t t)
 {
-    if (!d || boundary < 0 || boundary > d->n_layers)
-        return ODL_ERR_ARG;
-    for (int32_t i = 0; i < d->n_layers; i++)
-        d->layers[i].trainable = i >= boundary;
-    return ODL_OK;
+    if (!d || t < 0 || t > d->n_layers || (d->n_layers > 0 && !d->layers))
+        return 0;
+    for (int32_t i = t; i < d->n_layers; i++) {
+        const odl_node_desc *l = &d->layers[i];
+        if (l->n_in < 1 || l->n_in > ODL_NODE_MAX_IN)
+            return 0;
+        for (int32_t k = 0; k < l->n_in; k++)
+            if (l->in[k] < t)
+                return 0;
+    }
+    return 1;
 }
 
 static int has_params(int32_t type)
 {
     return type == ODL_LAYER_DENSE || type == ODL_LAYER_CONV2D || type == ODL_LAYER_DEPTHWISE ||
-           type == ODL_LAYER_ADAPTER;
+           type == ODL_LAYER_ADAPTER || type == ODL_LAYER_BATCHNORM;
+}
+
+odl_status odl_desc_boundary_for_unfreeze(const odl_model_desc *d, int32_t k, int32_t *boundary,
+                                          odl_diag *diag)
+{
+    if (!d || !boundary || d->n_layers <= 0 || !d->layers)
+        return odl_fail(diag, ODL_ERR_ARG, "boundary_for_unfreeze: empty or NULL description");
+    if (k < 1)
+        return odl_fail(diag, ODL_ERR_ARG, "unfreeze count %d must be at least 1", (int)k);
+    int32_t seen = 0, at = -1;
+    for (int32_t i = d->n_layers - 1; i >= 0; i--)
+        if (has_params(d->layers[i].type) && ++seen == k) {
+            at = i;
+            break;
+        }
+    if (at < 0)
+        return odl_fail(diag, ODL_ERR_ARG, "cannot unfreeze %d parameterised nodes: the model has %d", (int)k,
+                        (int)seen);
+    while (at > 0 && !odl_desc_is_cut(d, at))
+        at--;
+    *boundary = at;
+    return ODL_OK;
+}
+
+odl_status odl_desc_freeze_below(odl_model_desc *d, int32_t boundary)
+{
+    if (!d || boundary < 0 || boundary > d->n_layers || (d->n_layers > 0 && !d->layers) ||
+        !odl_desc_is_cut(d, boundary))
+        return ODL_ERR_ARG;
+    for (int32_t i = 0; i < d->n_layers; i++)
+        d->layers[i].trainable = i >= boundary;
+    return ODL_OK;
 }
 
 static int is_window(int32_t type)
@@ -198,142 +340,367 @@ static int is_window(int32_t type)
            type == ODL_LAYER_AVGPOOL;
 }
 
-static odl_status check_window(const odl_layer_desc *l, int32_t i, odl_diag *diag)
+/* Inputs a node of this type takes: exactly lo..hi. */
+static void n_in_range(int32_t type, int32_t *lo, int32_t *hi)
 {
+    *lo = *hi = 1;
+    if (type == ODL_LAYER_ADD || type == ODL_LAYER_MUL)
+        *lo = *hi = 2;
+    else if (type == ODL_LAYER_CONCAT)
+        *hi = ODL_NODE_MAX_IN;
+}
+
+static odl_status check_window(const odl_node_desc *l, int32_t i, const odl_layer_shape *in,
+                               odl_layer_shape *out, odl_diag *diag)
+{
+    const char *name = odl_layer_type_name(l->type);
     if (l->k_h <= 0 || l->k_w <= 0 || l->k_h > 64 || l->k_w > 64)
-        return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (%s): kernel %dx%d out of range 1..64", (int)i,
-                        odl_layer_type_name(l->type), (int)l->k_h, (int)l->k_w);
+        return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (%s): kernel %dx%d out of range 1..64", (int)i, name,
+                        (int)l->k_h, (int)l->k_w);
     if (l->stride_h <= 0 || l->stride_w <= 0 || l->stride_h > 64 || l->stride_w > 64)
-        return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (%s): stride %dx%d out of range 1..64", (int)i,
-                        odl_layer_type_name(l->type), (int)l->stride_h, (int)l->stride_w);
-    if (l->pad_h < 0 || l->pad_w < 0 || l->pad_h >= l->k_h || l->pad_w >= l->k_w)
-        return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (%s): padding %dx%d must be below the kernel size",
-                        (int)i, odl_layer_type_name(l->type), (int)l->pad_h, (int)l->pad_w);
+        return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (%s): stride %dx%d out of range 1..64", (int)i, name,
+                        (int)l->stride_h, (int)l->stride_w);
+    if (l->dil_h <= 0 || l->dil_w <= 0 || l->dil_h > 64 || l->dil_w > 64 ||
+        (l->type == ODL_LAYER_AVGPOOL && (l->dil_h != 1 || l->dil_w != 1)))
+        return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (%s): dilation %dx%d out of range (1..64; 1 for avgpool)",
+                        (int)i, name, (int)l->dil_h, (int)l->dil_w);
+    const int32_t ext_h = l->dil_h * (l->k_h - 1) + 1, ext_w = l->dil_w * (l->k_w - 1) + 1;
+    /* a pad reaching a whole window makes windows of padding only: pools
+     * have nothing to take, a conv only its bias; never meant */
+    if (l->pad_t < 0 || l->pad_l < 0 || l->pad_b < 0 || l->pad_r < 0 || l->pad_t >= ext_h ||
+        l->pad_b >= ext_h || l->pad_l >= ext_w || l->pad_r >= ext_w)
+        return odl_fail(diag, ODL_ERR_SHAPE,
+                        "layer %d (%s): padding %d,%d,%d,%d (top, left, bottom, right) must be below the kernel size",
+                        (int)i, name, (int)l->pad_t, (int)l->pad_l, (int)l->pad_b, (int)l->pad_r);
+    const uint32_t allowed = l->type == ODL_LAYER_AVGPOOL   ? (ODL_NODE_CEIL_MODE | ODL_NODE_COUNT_PAD)
+                             : l->type == ODL_LAYER_MAXPOOL ? ODL_NODE_CEIL_MODE
+                                                            : 0u;
+    if ((uint32_t)l->flags & ~allowed)
+        return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (%s): flags 0x%x not allowed (0x%x allowed)", (int)i, name,
+                        (unsigned)l->flags, (unsigned)allowed);
+    const int ceil = (l->flags & ODL_NODE_CEIL_MODE) != 0;
+    int32_t oh = odl_window_out_size_ex(in->h, l->k_h, l->stride_h, l->pad_t, l->pad_b, l->dil_h, ceil);
+    int32_t ow = odl_window_out_size_ex(in->w, l->k_w, l->stride_w, l->pad_l, l->pad_r, l->dil_w, ceil);
+    if (oh <= 0 || ow <= 0)
+        return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (%s): a %dx%d window does not fit the %dx%d input", (int)i,
+                        name, (int)l->k_h, (int)l->k_w, (int)in->h, (int)in->w);
+    out->h = oh;
+    out->w = ow;
+    return ODL_OK;
+}
+
+static int finite_f(float v) { return v == v && v - v == 0.0f; }
+
+/* Output shape and parameter counts of node i from its inputs' shapes (all
+ * counts in 64 bits, bounded before they narrow). */
+static odl_status node_shape(const odl_node_desc *l, int32_t i, const odl_layer_shape *const *ins,
+                             odl_layer_shape *res, odl_diag *diag)
+{
+    const odl_layer_shape *in = ins[0];
+    const char *name = odl_layer_type_name(l->type);
+    uint64_t oc = (uint64_t)in->c, oh = (uint64_t)in->h, ow = (uint64_t)in->w, nw = 0, nb = 0;
+    odl_layer_shape out = *in;
+    if (is_window(l->type)) {
+        odl_status s = check_window(l, i, in, &out, diag);
+        if (s != ODL_OK)
+            return s;
+        oh = (uint64_t)out.h;
+        ow = (uint64_t)out.w;
+    }
+    if (l->type != ODL_LAYER_CONV2D && l->type != ODL_LAYER_DEPTHWISE && l->groups != 1)
+        return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (%s): groups %d (only conv2d has groups)", (int)i, name,
+                        (int)l->groups);
+    switch (l->type) {
+    case ODL_LAYER_DENSE:
+        if (l->units <= 0 || l->units > ODL_MAX_DIM)
+            return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (dense): %d units out of range 1..%d", (int)i,
+                            (int)l->units, ODL_MAX_DIM);
+        if (in->size > ODL_MAX_SAMPLE / (size_t)l->units)
+            return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (dense): %zu x %d weights is too many", (int)i, in->size,
+                            (int)l->units);
+        oc = (uint64_t)l->units;
+        oh = ow = 1;
+        nw = (uint64_t)in->size * (uint64_t)l->units;
+        nb = (uint64_t)l->units;
+        break;
+    case ODL_LAYER_CONV2D:
+        if (l->units <= 0 || l->units > ODL_MAX_DIM)
+            return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (conv2d): %d output channels out of range 1..%d", (int)i,
+                            (int)l->units, ODL_MAX_DIM);
+        if (l->groups <= 0 || in->c % l->groups != 0 || l->units % l->groups != 0)
+            return odl_fail(diag, ODL_ERR_SHAPE,
+                            "layer %d (conv2d): groups %d must divide the %d input and %d output channels", (int)i,
+                            (int)l->groups, (int)in->c, (int)l->units);
+        oc = (uint64_t)l->units;
+        nw = oc * (uint64_t)(in->c / l->groups) * (uint64_t)l->k_h * (uint64_t)l->k_w;
+        nb = oc;
+        break;
+    case ODL_LAYER_DEPTHWISE:
+        if (l->units <= 0 || l->units > 64)
+            return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (depthwise): multiplier %d out of range 1..64", (int)i,
+                            (int)l->units);
+        if (l->groups != 1 && l->groups != in->c)
+            return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (depthwise): groups %d (1 or the %d input channels)",
+                            (int)i, (int)l->groups, (int)in->c);
+        oc = (uint64_t)in->c * (uint64_t)l->units;
+        nw = oc * (uint64_t)l->k_h * (uint64_t)l->k_w;
+        nb = oc;
+        break;
+    case ODL_LAYER_MAXPOOL:
+    case ODL_LAYER_AVGPOOL:
+        break;
+    case ODL_LAYER_GAP:
+        oh = ow = 1;
+        break;
+    case ODL_LAYER_FLATTEN:
+        oc = (uint64_t)in->size;
+        oh = ow = 1;
+        break;
+    case ODL_LAYER_RELU:
+    case ODL_LAYER_RELU6:
+    case ODL_LAYER_SIGMOID:
+    case ODL_LAYER_HARD_SWISH:
+    case ODL_LAYER_TANH:
+        break;
+    case ODL_LAYER_CLIP:
+        /* ±inf are fine (an open side), NaN or an empty range are not */
+        if (l->alpha != l->alpha || l->beta != l->beta || !(l->alpha <= l->beta))
+            return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (clip): range [%.3f, %.3f] is empty or not a number",
+                            (int)i, (double)l->alpha, (double)l->beta);
+        break;
+    case ODL_LAYER_LEAKY_RELU:
+        if (!finite_f(l->alpha))
+            return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (leaky_relu): slope is not finite", (int)i);
+        break;
+    case ODL_LAYER_HARD_SIGMOID:
+        if (!finite_f(l->alpha) || !finite_f(l->beta))
+            return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (hard_sigmoid): alpha and beta must be finite", (int)i);
+        break;
+    case ODL_LAYER_ADAPTER:
+        if (l->units <= 0 || l->units > ODL_MAX_DIM || in->size > ODL_MAX_SAMPLE / 2 / (size_t)l->units)
+            return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (adapter): bottleneck %d out of range for %zu inputs",
+                            (int)i, (int)l->units, in->size);
+        nw = 2 * (uint64_t)in->size * (uint64_t)l->units;
+        nb = (uint64_t)in->size + (uint64_t)l->units;
+        break;
+    case ODL_LAYER_DROPOUT:
+        if (!(l->alpha >= 0.0f && l->alpha < 1.0f))
+            return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (dropout): rate must be in [0, 1)", (int)i);
+        break;
+    case ODL_LAYER_BATCHNORM:
+        nw = nb = (uint64_t)in->c;
+        break;
+    case ODL_LAYER_ADD:
+    case ODL_LAYER_MUL: {
+        const odl_layer_shape *b = ins[1];
+        const int same = b->c == in->c && b->h == in->h && b->w == in->w;
+        const int per_c = b->c == in->c && b->h == 1 && b->w == 1;
+        const int scalar = b->c == 1 && b->h == 1 && b->w == 1;
+        if (!same && !per_c && !scalar)
+            return odl_fail(diag, ODL_ERR_SHAPE,
+                            "layer %d (%s): second input %dx%dx%d does not broadcast to %dx%dx%d (same, %dx1x1 or 1x1x1)",
+                            (int)i, name, (int)b->c, (int)b->h, (int)b->w, (int)in->c, (int)in->h, (int)in->w,
+                            (int)in->c);
+        break;
+    }
+    case ODL_LAYER_CONCAT: {
+        oc = 0;
+        for (int32_t k = 0; k < l->n_in; k++) {
+            if (ins[k]->h != in->h || ins[k]->w != in->w)
+                return odl_fail(diag, ODL_ERR_SHAPE,
+                                "layer %d (concat): input %d is %dx%d, input 0 is %dx%d (h and w must agree)", (int)i,
+                                (int)k, (int)ins[k]->h, (int)ins[k]->w, (int)in->h, (int)in->w);
+            oc += (uint64_t)ins[k]->c;
+        }
+        break;
+    }
+    case ODL_LAYER_RESHAPE:
+        if (l->shape_c <= 0 || l->shape_h <= 0 || l->shape_w <= 0 ||
+            (uint64_t)l->shape_c * (uint64_t)l->shape_h * (uint64_t)l->shape_w != (uint64_t)in->size)
+            return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (reshape): %dx%dx%d does not hold the %zu input values",
+                            (int)i, (int)l->shape_c, (int)l->shape_h, (int)l->shape_w, in->size);
+        oc = (uint64_t)l->shape_c;
+        oh = (uint64_t)l->shape_h;
+        ow = (uint64_t)l->shape_w;
+        break;
+    case ODL_LAYER_PAD:
+        if (l->pad_t < 0 || l->pad_l < 0 || l->pad_b < 0 || l->pad_r < 0 || l->pad_t > ODL_MAX_DIM ||
+            l->pad_l > ODL_MAX_DIM || l->pad_b > ODL_MAX_DIM || l->pad_r > ODL_MAX_DIM || !finite_f(l->alpha))
+            return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (pad): padding %d,%d,%d,%d out of range 0..%d (or value not finite)",
+                            (int)i, (int)l->pad_t, (int)l->pad_l, (int)l->pad_b, (int)l->pad_r, ODL_MAX_DIM);
+        oh += (uint64_t)l->pad_t + (uint64_t)l->pad_b;
+        ow += (uint64_t)l->pad_l + (uint64_t)l->pad_r;
+        break;
+    default:
+        return odl_fail(diag, ODL_ERR_FORMAT, "layer %d: unknown layer type %d", (int)i, (int)l->type);
+    }
+    if (oc == 0 || oh == 0 || ow == 0 || oc > ODL_MAX_SAMPLE || oh > ODL_MAX_DIM || ow > ODL_MAX_DIM ||
+        oc * oh * ow > ODL_MAX_SAMPLE || nw > ODL_MAX_SAMPLE || nb > ODL_MAX_SAMPLE)
+        return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (%s): output %llux%llux%llu or its parameters too large",
+                        (int)i, name, (unsigned long long)oc, (unsigned long long)oh, (unsigned long long)ow);
+    res->c = (int32_t)oc;
+    res->h = (int32_t)oh;
+    res->w = (int32_t)ow;
+    res->size = (size_t)(oc * oh * ow);
+    res->n_weights = (size_t)nw;
+    res->n_bias = (size_t)nb;
+    return ODL_OK;
+}
+
+static odl_layer_shape input_shape(const odl_model_desc *d)
+{
+    odl_layer_shape s = {d->in_c, d->in_h, d->in_w, (size_t)d->in_c * (size_t)d->in_h * (size_t)d->in_w, 0, 0};
+    return s;
+}
+
+/* Checks node i's own fields and its inputs' numbers (not shapes). */
+static odl_status check_node_inputs(const odl_node_desc *l, int32_t i, odl_diag *diag)
+{
+    if (l->trainable != 0 && l->trainable != 1)
+        return odl_fail(diag, ODL_ERR_SHAPE, "layer %d: trainable flag %d is not 0 or 1", (int)i, (int)l->trainable);
+    int32_t lo, hi;
+    n_in_range(l->type, &lo, &hi);
+    if (l->n_in < lo || l->n_in > hi)
+        return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (%s): %d inputs (%d..%d allowed)", (int)i,
+                        odl_layer_type_name(l->type), (int)l->n_in, (int)lo, (int)hi);
+    for (int32_t k = 0; k < l->n_in; k++)
+        if (l->in[k] < 0 || l->in[k] > i)
+            return odl_fail(diag, ODL_ERR_SHAPE,
+                            "layer %d (%s): input %d reads tensor %d; only tensors 0..%d exist before it", (int)i,
+                            odl_layer_type_name(l->type), (int)k, (int)l->in[k], (int)i);
+    return ODL_OK;
+}
+
+static odl_status check_header(const odl_model_desc *d, odl_diag *diag)
+{
+    if (!d)
+        return odl_fail(diag, ODL_ERR_ARG, "model description is NULL");
+    if (d->n_layers <= 0 || d->n_layers > ODL_MAX_NODES || !d->layers)
+        return odl_fail(diag, ODL_ERR_SHAPE, "model has %d layers (1..%d allowed)", (int)d->n_layers,
+                        (int)ODL_MAX_NODES);
+    if (d->in_c <= 0 || d->in_h <= 0 || d->in_w <= 0 || d->in_c > ODL_MAX_DIM || d->in_h > ODL_MAX_DIM ||
+        d->in_w > ODL_MAX_DIM || (uint64_t)d->in_c * (uint64_t)d->in_h * (uint64_t)d->in_w > ODL_MAX_SAMPLE)
+        return odl_fail(diag, ODL_ERR_SHAPE, "input shape %dx%dx%d is not possible", (int)d->in_c, (int)d->in_h,
+                        (int)d->in_w);
+    if (d->softmax_output != 0 && d->softmax_output != 1)
+        return odl_fail(diag, ODL_ERR_SHAPE, "softmax_output flag %d is not 0 or 1", (int)d->softmax_output);
+    return ODL_OK;
+}
+
+/* Checks every node in order, filling shapes (may be NULL for a sequential
+ * description) and summing parameters. */
+static odl_status check_walk(const odl_model_desc *d, odl_layer_shape *shapes, odl_diag *diag, uint64_t *total,
+                             uint64_t *trainable, odl_layer_shape *last)
+{
+    odl_status s = check_header(d, diag);
+    if (s != ODL_OK)
+        return s;
+    const odl_layer_shape in0 = input_shape(d);
+    odl_layer_shape prev = in0;
+    uint64_t t = 0, tr = 0;
+    for (int32_t i = 0; i < d->n_layers; i++) {
+        const odl_node_desc *l = &d->layers[i];
+        s = check_node_inputs(l, i, diag);
+        if (s != ODL_OK)
+            return s;
+        const odl_layer_shape *ins[ODL_NODE_MAX_IN];
+        for (int32_t k = 0; k < l->n_in; k++) {
+            const int32_t tn = l->in[k];
+            if (tn == 0)
+                ins[k] = &in0;
+            else if (shapes)
+                ins[k] = &shapes[tn - 1];
+            else if (tn == i)
+                ins[k] = &prev; /* a sequential description needs no room for shapes */
+            else
+                return odl_fail(diag, ODL_ERR_ARG,
+                                "layer %d reads tensor %d: checking a graph needs room for every node's shape", (int)i,
+                                (int)tn);
+        }
+        odl_layer_shape out;
+        s = node_shape(l, i, ins, &out, diag);
+        if (s != ODL_OK)
+            return s;
+        if (shapes)
+            shapes[i] = out;
+        prev = out;
+        t += (uint64_t)out.n_weights + out.n_bias;
+        if (l->trainable)
+            tr += (uint64_t)out.n_weights + out.n_bias;
+    }
+    if (t > SIZE_MAX / sizeof(float))
+        return odl_fail(diag, ODL_ERR_SHAPE, "model has %llu parameters, more than memory can address",
+                        (unsigned long long)t);
+    if (total)
+        *total = t;
+    if (trainable)
+        *trainable = tr;
+    if (last)
+        *last = prev;
     return ODL_OK;
 }
 
 odl_status odl_desc_check(const odl_model_desc *d, odl_layer_shape *shapes, odl_diag *diag)
 {
-    if (!d)
-        return odl_fail(diag, ODL_ERR_ARG, "model description is NULL");
-    if (d->n_layers <= 0 || d->n_layers > ODL_MAX_LAYERS)
-        return odl_fail(diag, ODL_ERR_SHAPE, "model has %d layers (1..%d allowed)", (int)d->n_layers,
-                        ODL_MAX_LAYERS);
-    if (d->in_c <= 0 || d->in_h <= 0 || d->in_w <= 0 || d->in_c > ODL_MAX_DIM ||
-        d->in_h > ODL_MAX_DIM || d->in_w > ODL_MAX_DIM ||
-        (size_t)d->in_c * d->in_h * d->in_w > ODL_MAX_SAMPLE)
-        return odl_fail(diag, ODL_ERR_SHAPE, "input shape %dx%dx%d is not possible", (int)d->in_c,
-                        (int)d->in_h, (int)d->in_w);
-    odl_layer_shape cur = {d->in_c, d->in_h, d->in_w, (size_t)d->in_c * d->in_h * d->in_w, 0, 0};
-    for (int32_t i = 0; i < d->n_layers; i++) {
-        const odl_layer_desc *l = &d->layers[i];
-        odl_layer_shape out = cur;
-        out.n_weights = out.n_bias = 0;
-        if (l->trainable != 0 && l->trainable != 1)
-            return odl_fail(diag, ODL_ERR_SHAPE, "layer %d: trainable flag %d is not 0 or 1", (int)i,
-                            (int)l->trainable);
-        if (is_window(l->type)) {
-            odl_status s = check_window(l, i, diag);
-            if (s != ODL_OK)
-                return s;
-            int32_t oh = odl_window_out_size(cur.h, l->k_h, l->stride_h, l->pad_h);
-            int32_t ow = odl_window_out_size(cur.w, l->k_w, l->stride_w, l->pad_w);
-            if (oh <= 0 || ow <= 0)
-                return odl_fail(diag, ODL_ERR_SHAPE,
-                                "layer %d (%s): a %dx%d window does not fit the %dx%d input", (int)i,
-                                odl_layer_type_name(l->type), (int)l->k_h, (int)l->k_w, (int)cur.h,
-                                (int)cur.w);
-            out.h = oh;
-            out.w = ow;
-        }
-        switch (l->type) {
-        case ODL_LAYER_DENSE:
-            if (l->units <= 0 || l->units > ODL_MAX_DIM)
-                return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (dense): %d units out of range 1..%d",
-                                (int)i, (int)l->units, ODL_MAX_DIM);
-            if (cur.size > ODL_MAX_SAMPLE / (size_t)l->units)
-                return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (dense): %zu x %d weights is too many",
-                                (int)i, cur.size, (int)l->units);
-            out.c = l->units;
-            out.h = out.w = 1;
-            out.n_weights = cur.size * (size_t)l->units;
-            out.n_bias = (size_t)l->units;
-            break;
-        case ODL_LAYER_CONV2D:
-            if (l->units <= 0 || l->units > ODL_MAX_DIM)
-                return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (conv2d): %d output channels out of range",
-                                (int)i, (int)l->units);
-            out.c = l->units;
-            out.n_weights = (size_t)l->units * cur.c * l->k_h * l->k_w;
-            out.n_bias = (size_t)l->units;
-            break;
-        case ODL_LAYER_DEPTHWISE:
-            if (l->units <= 0 || l->units > 64)
-                return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (depthwise): multiplier %d out of range 1..64",
-                                (int)i, (int)l->units);
-            out.c = cur.c * l->units;
-            out.n_weights = (size_t)out.c * l->k_h * l->k_w;
-            out.n_bias = (size_t)out.c;
-            break;
-        case ODL_LAYER_MAXPOOL:
-        case ODL_LAYER_AVGPOOL:
-            break;
-        case ODL_LAYER_GAP:
-            out.h = out.w = 1;
-            break;
-        case ODL_LAYER_FLATTEN:
-            out.c = (int32_t)cur.size;
-            out.h = out.w = 1;
-            break;
-        case ODL_LAYER_RELU:
-        case ODL_LAYER_RELU6:
-            break;
-        case ODL_LAYER_ADAPTER:
-            if (l->units <= 0 || l->units > ODL_MAX_DIM || cur.size > ODL_MAX_SAMPLE / 2 / (size_t)l->units)
-                return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (adapter): bottleneck %d out of range for %zu inputs",
-                                (int)i, (int)l->units, cur.size);
-            out.n_weights = 2 * cur.size * (size_t)l->units;
-            out.n_bias = cur.size + (size_t)l->units;
-            break;
-        case ODL_LAYER_DROPOUT:
-            if (!(l->rate >= 0.0f && l->rate < 1.0f))
-                return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (dropout): rate must be in [0, 1)", (int)i);
-            break;
-        default:
-            return odl_fail(diag, ODL_ERR_FORMAT, "layer %d: unknown layer type %d", (int)i, (int)l->type);
-        }
-        if (out.c <= 0 || (size_t)out.c > ODL_MAX_SAMPLE ||
-            (size_t)out.c * out.h * out.w > ODL_MAX_SAMPLE || out.n_weights > ODL_MAX_SAMPLE)
-            return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (%s): output %dx%dx%d is too large", (int)i,
-                            odl_layer_type_name(l->type), (int)out.c, (int)out.h, (int)out.w);
-        out.size = (size_t)out.c * out.h * out.w;
-        if (shapes)
-            shapes[i] = out;
-        cur = out;
-    }
-    return ODL_OK;
+    return check_walk(d, shapes, diag, NULL, NULL, NULL);
 }
 
-odl_status odl_desc_count_params(const odl_model_desc *d, size_t *total, size_t *trainable)
+odl_status odl_desc_count_params(const odl_model_desc *d, odl_layer_shape *shapes, size_t *total,
+                                 size_t *trainable)
 {
-    odl_layer_shape shapes[ODL_MAX_LAYERS];
-    odl_status s = odl_desc_check(d, shapes, NULL);
+    uint64_t t, tr;
+    odl_status s = check_walk(d, shapes, NULL, &t, &tr, NULL);
     if (s != ODL_OK)
         return s;
-    size_t t = 0, tr = 0;
-    for (int32_t i = 0; i < d->n_layers; i++) {
-        size_t n = shapes[i].n_weights + shapes[i].n_bias;
-        t += n;
-        if (d->layers[i].trainable)
-            tr += n;
-    }
     if (total)
-        *total = t;
+        *total = (size_t)t;
     if (trainable)
-        *trainable = tr;
+        *trainable = (size_t)tr;
     return ODL_OK;
 }
 
+/* Shape of tensor t (1..n_layers) by walking the nodes before it. */
+static odl_status tensor_shape(const odl_model_desc *d, int32_t t, odl_layer_shape *out, odl_diag *diag)
+{
+    odl_model_desc prefix = *d;
+    prefix.n_layers = t;
+    return check_walk(&prefix, NULL, diag, NULL, NULL, out);
+}
+
+odl_status odl_desc_tail(odl_model_desc *dst, const odl_model_desc *src, int32_t boundary, odl_diag *diag)
+{
+    odl_status s = check_header(src, diag);
+    if (s != ODL_OK)
+        return s;
+    if (!dst || boundary < 0 || boundary >= src->n_layers)
+        return odl_fail(diag, ODL_ERR_ARG, "desc_tail: boundary %d out of range 0..%d", (int)boundary,
+                        (int)src->n_layers - 1);
+    if (!odl_desc_is_cut(src, boundary))
+        return odl_fail(diag, ODL_ERR_ARG,
+                        "desc_tail: tensor %d is not a cut point (a node after it reads an earlier tensor)",
+                        (int)boundary);
+    const int32_t n = src->n_layers - boundary;
+    if (!dst->layers || dst->cap_layers < n)
+        return odl_fail(diag, ODL_ERR_NOMEM, "desc_tail: %d nodes do not fit the destination's room for %d", (int)n,
+                        (int)dst->cap_layers);
+    odl_layer_shape in = input_shape(src);
+    if (boundary > 0 && (s = tensor_shape(src, boundary, &in, diag)) != ODL_OK)
+        return s;
+    const int softmax = src->softmax_output;
+    /* dst may be src itself: nodes move down, so a forward copy is safe */
+    for (int32_t i = 0; i < n; i++) {
+        odl_node_desc l = src->layers[boundary + i];
+        for (int32_t k = 0; k < l.n_in && k < ODL_NODE_MAX_IN; k++)
+            l.in[k] -= boundary;
+        dst->layers[i] = l;
+    }
+    dst->n_layers = n;
+    dst->in_c = in.c;
+    dst->in_h = in.h;
+    dst->in_w = in.w;
+    dst->softmax_output = softmax;
+    return ODL_OK;
+}
 /* ---- configuration and layout ------------------------------------------ */
 
 odl_model_cfg odl_model_cfg_defaults(void)
@@ -357,23 +724,17 @@ static int32_t first_backward_layer(const odl_model_desc *d, const odl_model_cfg
     return d->n_layers;
 }
 
-static odl_window_dims window_dims(const odl_layer_desc *l, const odl_layer_shape *in,
+static odl_window_dims window_dims(const odl_node_desc *l, const odl_layer_shape *in,
                                    const odl_layer_shape *out, int32_t batch)
 {
-    odl_window_dims w;
-    w.batch = batch;
-    w.in_c = in->c;
-    w.in_h = in->h;
-    w.in_w = in->w;
-    w.out_c = out->c;
-    w.out_h = out->h;
-    w.out_w = out->w;
-    w.k_h = l->k_h;
-    w.k_w = l->k_w;
-    w.stride_h = l->stride_h;
-    w.stride_w = l->stride_w;
-    w.pad_h = l->pad_h;
-    w.pad_w = l->pad_w;
+    odl_window_dims w = odl_window_dims_simple(batch, in->c, in->h, in->w, out->c, out->h, out->w, l->k_h, l->k_w,
+                                               l->stride_h, l->stride_w, l->pad_t, l->pad_l);
+    w.pad_b = l->pad_b;
+    w.pad_r = l->pad_r;
+    w.dil_h = l->dil_h;
+    w.dil_w = l->dil_w;
+    w.groups = l->type == ODL_LAYER_CONV2D ? l->groups : 1;
+    w.flags = (uint32_t)l->flags;
     return w;
 }
 
@@ -383,7 +744,6 @@ static odl_window_dims window_dims(const odl_layer_desc *l, const odl_layer_shap
 static odl_status build(odl_model *m, const odl_model_desc *desc, const odl_model_cfg *cfg,
                         odl_arena *a, odl_diag *diag)
 {
-    odl_layer_shape shapes[ODL_MAX_LAYERS];
     odl_status s;
     void *p;
 #define ALLOC(target, bytes, kind)                                   \
@@ -401,13 +761,26 @@ static odl_status build(odl_model *m, const odl_model_desc *desc, const odl_mode
     const int train = cfg->mode == ODL_MODE_TRAIN;
     const odl_layer_shape in_shape = {desc->in_c, desc->in_h, desc->in_w,
                                       (size_t)desc->in_c * desc->in_h * desc->in_w, 0, 0};
-    s = odl_desc_check(desc, shapes, diag);
+    s = odl_desc_check(desc, NULL, diag);
     if (s != ODL_OK)
         return s;
+    for (int32_t i = 0; i < L; i++)
+        if (!is_sequential_node(&desc->layers[i], i) || desc->layers[i].type > ODL_LAYER_ADAPTER)
+            return odl_fail(diag, ODL_ERR_UNSUPPORTED, "layer %d (%s) reads tensor %d: graph models are not runnable yet",
+                            (int)i, odl_layer_type_name(desc->layers[i].type), (int)desc->layers[i].in[0]);
     const int32_t nstate = train ? odl_optim_state_per_param(&cfg->optim) : 0;
 
+    ALLOC(m->desc.layers, (size_t)L * sizeof(odl_node_desc), ODL_MEM_STATE);
+    ALLOC(m->rt, (size_t)L * sizeof(odl_layer_rt), ODL_MEM_STATE);
+    ALLOC(m->act, (size_t)(L + 1) * sizeof(float *), ODL_MEM_STATE);
     if (m) {
-        m->desc = *desc;
+        memcpy(m->desc.layers, desc->layers, (size_t)L * sizeof(odl_node_desc));
+        m->desc.in_c = desc->in_c;
+        m->desc.in_h = desc->in_h;
+        m->desc.in_w = desc->in_w;
+        m->desc.n_layers = L;
+        m->desc.cap_layers = L;
+        m->desc.softmax_output = desc->softmax_output;
         m->cfg = *cfg;
         m->in_shape = in_shape;
         m->first_bw = fb;
@@ -416,10 +789,15 @@ static odl_status build(odl_model *m, const odl_model_desc *desc, const odl_mode
         m->params_ready = 1; /* cleared below for in-place layers until they are set */
     }
     size_t ping = 0, gmax = 0, conv_scratch = 0, adapter_r = 0;
+    odl_layer_shape cur = in_shape, next, last_out = in_shape, before_last = in_shape;
     for (int32_t i = 0; i < L; i++) {
-        const odl_layer_desc *l = &desc->layers[i];
-        const odl_layer_shape *in = i ? &shapes[i - 1] : &in_shape;
-        const odl_layer_shape *out = &shapes[i];
+        const odl_node_desc *l = &desc->layers[i];
+        const odl_layer_shape *ins[1] = {&cur};
+        s = node_shape(l, i, ins, &next, diag);
+        if (s != ODL_OK)
+            return s;
+        const odl_layer_shape *in = &cur;
+        const odl_layer_shape *out = &next;
         odl_layer_rt *rt = m ? &m->rt[i] : NULL;
         if (rt) {
             rt->in = *in;
@@ -460,27 +838,41 @@ static odl_status build(odl_model *m, const odl_model_desc *desc, const odl_mode
         /* d(input) of layers after fb */
         if (fb < L && i > fb && in->size > gmax)
             gmax = in->size;
+        before_last = cur;
+        cur = next;
     }
+    last_out = cur;
+    (void)before_last;
     if (ping) {
         ALLOC(m->ping, FLOATS(ping * B), ODL_MEM_SCRATCH);
         ALLOC(m->pong, FLOATS(ping * B), ODL_MEM_SCRATCH);
     }
     if (fb < L) {
-        for (int32_t i = fb; i <= L; i++) {
-            const odl_layer_shape *sh = i ? &shapes[i - 1] : &in_shape;
+        odl_layer_shape sh = in_shape;
+        for (int32_t i = 0; i <= L; i++) {
+            if (i > 0) {
+                const odl_layer_shape *ins[1] = {&sh};
+                odl_layer_shape o;
+                s = node_shape(&desc->layers[i - 1], i - 1, ins, &o, diag);
+                if (s != ODL_OK)
+                    return s;
+                sh = o;
+            }
+            if (i < fb)
+                continue;
             /* flatten's output is its input, reinterpreted */
             if (i > fb && desc->layers[i - 1].type == ODL_LAYER_FLATTEN) {
                 if (m)
                     m->act[i] = m->act[i - 1];
                 continue;
             }
-            ALLOC(m->act[i], FLOATS(sh->size * B), ODL_MEM_ACTIVATIONS);
+            ALLOC(m->act[i], FLOATS(sh.size * B), ODL_MEM_ACTIVATIONS);
         }
         if (gmax) {
             ALLOC(m->gbuf[0], FLOATS(gmax * B), ODL_MEM_SCRATCH);
             ALLOC(m->gbuf[1], FLOATS(gmax * B), ODL_MEM_SCRATCH);
         }
-        ALLOC(m->dlogits, FLOATS(shapes[L - 1].size * B), ODL_MEM_SCRATCH);
+        ALLOC(m->dlogits, FLOATS(last_out.size * B), ODL_MEM_SCRATCH);
     }
     if (conv_scratch)
         ALLOC(m->conv_scratch, FLOATS(conv_scratch), ODL_MEM_SCRATCH);
@@ -697,7 +1089,7 @@ static int relu_fusable(const odl_model *m, int32_t i)
 static const float *layer_forward(odl_model *m, int32_t i, const float *x, float *y, int32_t n,
                                   odl_rng *train_rng, unsigned flags)
 {
-    const odl_layer_desc *l = &m->desc.layers[i];
+    const odl_node_desc *l = &m->desc.layers[i];
     odl_layer_rt *rt = &m->rt[i];
     const size_t total = rt->out.size * (size_t)n;
     switch (l->type) {
@@ -749,7 +1141,7 @@ static const float *layer_forward(odl_model *m, int32_t i, const float *x, float
     case ODL_LAYER_DROPOUT:
         if (train_rng) {
             rt->dropout_rng = *train_rng;
-            odl_dropout_forward_f32(total, l->rate, train_rng, x, y);
+            odl_dropout_forward_f32(total, l->alpha, train_rng, x, y);
             return y;
         }
         if (y != x)
@@ -854,7 +1246,7 @@ odl_status odl_model_backward(odl_model *m, const float *dlogits, int32_t n, odl
     int relu_done = 0; /* layer i's ReLU backward was fused into the maxpool after it */
     int which = 0;
     for (int32_t i = L - 1; i >= lo; i--) {
-        const odl_layer_desc *l = &m->desc.layers[i];
+        const odl_node_desc *l = &m->desc.layers[i];
         odl_layer_rt *rt = &m->rt[i];
         const float *x = m->act[i];
         const float *y = m->act[i + 1];
@@ -929,7 +1321,7 @@ odl_status odl_model_backward(odl_model *m, const float *dlogits, int32_t n, odl
         }
         case ODL_LAYER_DROPOUT:
             if (dx)
-                odl_dropout_backward_f32(total, l->rate, &rt->dropout_rng, g, dx);
+                odl_dropout_backward_f32(total, l->alpha, &rt->dropout_rng, g, dx);
             break;
         }
         if (dx && dx != g)

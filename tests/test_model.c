@@ -6,7 +6,8 @@
 #include <string.h>
 
 #include "harness.h"
-#include "odl/odl.h"
+#include "odl/layers.h"
+#include "odl/model.h"
 
 typedef struct built {
     void *buf;
@@ -40,6 +41,19 @@ static void fill(float *x, size_t n, uint64_t seed, float scale)
     odl_rng_seed(&r, seed, 7);
     for (size_t i = 0; i < n; i++)
         x[i] = (2.0f * odl_rng_uniform(&r) - 1.0f) * scale;
+}
+
+/* Descriptions in tests live on the stack with room for NODES nodes. */
+#define NODES 64
+#define DESC(name)                \
+    odl_node_desc name##_nodes[NODES]; \
+    odl_model_desc name;           \
+    odl_desc_init(&name, name##_nodes, NODES, 1, 1, 1)
+
+/* Restarts d over its own storage with a new input shape. */
+static void tinit(odl_model_desc *d, int32_t c, int32_t h, int32_t w)
+{
+    odl_desc_init(d, d->layers, d->cap_layers, c, h, w);
 }
 
 /* Loss of the model on (x, y) with dropout drawn from a copy of *rng0. */
@@ -137,7 +151,7 @@ static void gradcheck(odl_test_ctx *t, const odl_model_desc *desc, int32_t batch
  * gradient is checked through the conv's weight gradient. */
 static void chain(odl_model_desc *d, int32_t c, int32_t h, int32_t w)
 {
-    odl_desc_init(d, c, h, w);
+    tinit(d, c, h, w);
     odl_desc_conv2d(d, 3, 3, 1, 1);
 }
 
@@ -149,8 +163,8 @@ static void tail(odl_model_desc *d)
 
 static void test_grad_dense(odl_test_ctx *t)
 {
-    odl_model_desc d;
-    odl_desc_init(&d, 1, 1, 9);
+    DESC(d);
+    tinit(&d, 1, 1, 9);
     odl_desc_dense(&d, 7);
     odl_desc_relu(&d);
     odl_desc_dense(&d, 5);
@@ -159,7 +173,7 @@ static void test_grad_dense(odl_test_ctx *t)
 
 static void test_grad_conv2d(odl_test_ctx *t)
 {
-    odl_model_desc d;
+    DESC(d);
     chain(&d, 2, 7, 6);
     odl_desc_conv2d(&d, 4, 3, 2, 1); /* stride 2, pad 1 */
     tail(&d);
@@ -172,7 +186,7 @@ static void test_grad_conv2d(odl_test_ctx *t)
 
 static void test_grad_depthwise(odl_test_ctx *t)
 {
-    odl_model_desc d;
+    DESC(d);
     chain(&d, 2, 6, 5);
     odl_desc_depthwise(&d, 2, 3, 1, 1);
     tail(&d);
@@ -185,7 +199,7 @@ static void test_grad_depthwise(odl_test_ctx *t)
 
 static void test_grad_pools(odl_test_ctx *t)
 {
-    odl_model_desc d;
+    DESC(d);
     chain(&d, 1, 7, 7);
     odl_desc_maxpool(&d, 2, 2);
     tail(&d);
@@ -202,7 +216,7 @@ static void test_grad_pools(odl_test_ctx *t)
 
 static void test_grad_activations(odl_test_ctx *t)
 {
-    odl_model_desc d;
+    DESC(d);
     chain(&d, 1, 5, 5);
     odl_desc_relu(&d);
     tail(&d);
@@ -221,7 +235,7 @@ static void test_grad_activations(odl_test_ctx *t)
  * W_down gradient; gradcheck_perturbed first fills every parameter. */
 static void test_grad_adapter(odl_test_ctx *t)
 {
-    odl_model_desc d;
+    DESC(d);
     chain(&d, 1, 4, 4);
     odl_desc_flatten(&d);
     odl_desc_adapter(&d, 5);
@@ -287,9 +301,10 @@ static void test_grad_adapter(odl_test_ctx *t)
 /* Inserting a fresh adapter leaves a trained model's outputs unchanged. */
 static void test_adapter_identity(odl_test_ctx *t)
 {
-    odl_model_desc d, da;
+    DESC(d);
+    DESC(da);
     odl_desc_edge_cnn(&d, 1, 12, 12, 5);
-    da = d;
+    CHECK_OK(odl_desc_copy(&da, &d, NULL));
     CHECK_OK(odl_desc_insert_adapter(&da, 9, 8));
     CHECK(da.n_layers == d.n_layers + 1 && da.layers[9].type == ODL_LAYER_ADAPTER);
     odl_model_cfg cfg = odl_model_cfg_defaults();
@@ -316,7 +331,8 @@ static void test_adapter_identity(odl_test_ctx *t)
     CHECK_OK(odl_model_forward(b.m, 0, x, 2, &ob, NULL));
     CHECK(memcmp(ya, ob, sizeof ya) == 0);
     size_t total;
-    CHECK_OK(odl_desc_count_params(&da, &total, NULL));
+    odl_layer_shape shapes[NODES];
+    CHECK_OK(odl_desc_count_params(&da, shapes, &total, NULL));
     CHECK(total == 10853 + 1096); /* edge-cnn at 12x12, 5 classes; adapter 2*64*8 + 64 + 8 */
     free_model(&a);
     free_model(&b);
@@ -324,16 +340,17 @@ static void test_adapter_identity(odl_test_ctx *t)
 
 static void test_grad_edge_cnn(odl_test_ctx *t)
 {
-    odl_model_desc d;
+    DESC(d);
     odl_desc_edge_cnn(&d, 1, 12, 12, 5);
     gradcheck(t, &d, 2);
 }
 
 static void test_freeze_boundary(odl_test_ctx *t)
 {
-    odl_model_desc full, head;
+    DESC(full);
+    DESC(head);
     odl_desc_edge_cnn(&full, 1, 28, 28, 10);
-    head = full;
+    CHECK_OK(odl_desc_copy(&head, &full, NULL));
     odl_desc_freeze_below(&head, 9);
     odl_model_cfg cfg = odl_model_cfg_defaults();
     cfg.mode = ODL_MODE_TRAIN;
@@ -350,9 +367,10 @@ static void test_freeze_boundary(odl_test_ctx *t)
     CHECK(ph.bytes[ODL_MEM_ACTIVATIONS] == 16 * 64 * 4 + 16 * 10 * 4);
     CHECK(pf.bytes[ODL_MEM_ACTIVATIONS] > 10 * ph.bytes[ODL_MEM_ACTIVATIONS]);
     size_t total, trainable;
-    CHECK_OK(odl_desc_count_params(&full, &total, &trainable));
+    odl_layer_shape shapes[NODES];
+    CHECK_OK(odl_desc_count_params(&full, shapes, &total, &trainable));
     CHECK(total == 52138 && trainable == 52138);
-    CHECK_OK(odl_desc_count_params(&head, &total, &trainable));
+    CHECK_OK(odl_desc_count_params(&head, shapes, &total, &trainable));
     CHECK(total == 52138 && trainable == 650);
 
     /* training the head leaves the frozen layers' weights untouched */
@@ -387,9 +405,12 @@ static void test_freeze_boundary(odl_test_ctx *t)
  * refused with a message naming needed and available bytes. */
 static void test_plan_matches_arena(odl_test_ctx *t)
 {
+    odl_node_desc nodes[3][NODES];
     odl_model_desc descs[3];
+    for (int k = 0; k < 3; k++)
+        odl_desc_init(&descs[k], nodes[k], NODES, 1, 1, 1);
     odl_desc_edge_cnn(&descs[0], 1, 28, 28, 10);
-    descs[1] = descs[0];
+    CHECK_OK(odl_desc_copy(&descs[1], &descs[0], NULL));
     odl_desc_freeze_below(&descs[1], 9);
     int32_t hidden[2] = {32, 16};
     odl_desc_mlp(&descs[2], 1, 1, 20, hidden, 2, 3);
@@ -428,15 +449,15 @@ static void test_plan_matches_arena(odl_test_ctx *t)
 
 static void test_bad_descriptions(odl_test_ctx *t)
 {
-    odl_model_desc d;
+    DESC(d);
     odl_diag dg;
-    odl_desc_init(&d, 1, 4, 4);
+    tinit(&d, 1, 4, 4);
     odl_desc_conv2d(&d, 2, 5, 1, 0); /* 5x5 window on 4x4 input */
     CHECK(odl_desc_check(&d, NULL, &dg) == ODL_ERR_SHAPE);
     CHECK(strstr(dg.msg, "does not fit") != NULL);
-    odl_desc_init(&d, 1, 4, 4);
+    tinit(&d, 1, 4, 4);
     CHECK(odl_desc_check(&d, NULL, &dg) == ODL_ERR_SHAPE); /* no layers */
-    odl_desc_init(&d, 1, 4, 4);
+    tinit(&d, 1, 4, 4);
     odl_desc_dense(&d, 3);
     d.layers[0].type = 77;
     CHECK(odl_desc_check(&d, NULL, &dg) != ODL_OK);
@@ -444,15 +465,15 @@ static void test_bad_descriptions(odl_test_ctx *t)
     odl_model_cfg cfg = odl_model_cfg_defaults();
     cfg.max_batch = 0;
     odl_mem_plan p;
-    odl_desc_init(&d, 1, 4, 4);
+    tinit(&d, 1, 4, 4);
     odl_desc_dense(&d, 3);
     CHECK(odl_model_plan(&d, &cfg, &p, &dg) == ODL_ERR_ARG);
 }
 
 static void test_forward_errors(odl_test_ctx *t)
 {
-    odl_model_desc d;
-    odl_desc_init(&d, 1, 1, 4);
+    DESC(d);
+    tinit(&d, 1, 1, 4);
     odl_desc_dense(&d, 3);
     odl_model_cfg cfg = odl_model_cfg_defaults();
     cfg.max_batch = 2;
@@ -476,6 +497,7 @@ static void test_kernels_match_reference(odl_test_ctx *t)
     odl_rng_seed(&r, 11, 3);
     for (int trial = 0; trial < 30; trial++) {
         odl_window_dims w;
+        memset(&w, 0, sizeof w);
         w.batch = 1 + (int32_t)odl_rng_below(&r, 3);
         w.in_c = 1 + (int32_t)odl_rng_below(&r, 4);
         w.in_h = 3 + (int32_t)odl_rng_below(&r, 8);
@@ -487,6 +509,9 @@ static void test_kernels_match_reference(odl_test_ctx *t)
         w.pad_h = (int32_t)odl_rng_below(&r, (uint32_t)w.k_h);
         w.pad_w = (int32_t)odl_rng_below(&r, (uint32_t)w.k_w);
         w.out_c = 1 + (int32_t)odl_rng_below(&r, 5);
+        w.pad_b = w.pad_h;
+        w.pad_r = w.pad_w;
+        w.dil_h = w.dil_w = w.groups = 1;
         w.out_h = odl_window_out_size(w.in_h, w.k_h, w.stride_h, w.pad_h);
         w.out_w = odl_window_out_size(w.in_w, w.k_w, w.stride_w, w.pad_w);
         size_t nx = (size_t)w.batch * w.in_c * w.in_h * w.in_w, ny = (size_t)w.batch * w.out_c * w.out_h * w.out_w;
@@ -539,10 +564,10 @@ static void test_kernels_match_reference(odl_test_ctx *t)
 /* Same seed, same data: bit-identical weights after training. */
 static void test_deterministic(odl_test_ctx *t)
 {
-    odl_model_desc d;
+    DESC(d);
     odl_desc_edge_cnn(&d, 1, 8, 8, 3);
     odl_desc_dropout(&d, 0.0f); /* exercise the dropout path too */
-    d.layers[d.n_layers - 1].rate = 0.2f;
+    d.layers[d.n_layers - 1].alpha = 0.2f;
     /* dropout after logits is odd but legal; keep a classifier on top */
     odl_desc_dense(&d, 3);
     odl_model_cfg cfg = odl_model_cfg_defaults();
@@ -577,7 +602,7 @@ static void test_deterministic(odl_test_ctx *t)
 /* Head training from cached latents equals head training from raw inputs. */
 static void test_latent_equals_raw(odl_test_ctx *t)
 {
-    odl_model_desc d;
+    DESC(d);
     odl_desc_edge_cnn(&d, 1, 8, 8, 3);
     odl_desc_freeze_below(&d, 9);
     odl_model_cfg cfg = odl_model_cfg_defaults();
@@ -659,9 +684,10 @@ static void test_diag_format(odl_test_ctx *t)
  * and a topology that differs elsewhere refused. */
 static void test_transfer_grows_head(odl_test_ctx *t)
 {
-    odl_model_desc d8, d10;
+    DESC(d8);
+    DESC(d10);
     odl_desc_edge_cnn(&d8, 1, 12, 12, 8);
-    d10 = d8;
+    CHECK_OK(odl_desc_copy(&d10, &d8, NULL));
     CHECK_OK(odl_desc_set_classes(&d10, 10));
     odl_model_cfg cfg = odl_model_cfg_defaults();
     cfg.mode = ODL_MODE_TRAIN;
@@ -723,7 +749,7 @@ static void test_transfer_grows_head(odl_test_ctx *t)
         CHECK(n1 == n2 && (n1 == 0 || memcmp(p1, p2, sizeof(float) * n1) == 0));
     }
     free_model(&f);
-    odl_model_desc other;
+    DESC(other);
     odl_desc_edge_cnn(&other, 1, 12, 12, 10);
     other.layers[0].units = 4; /* a different first conv */
     built c;
