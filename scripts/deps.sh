@@ -2,7 +2,7 @@
 # Installs what odl needs on Debian 12, skipping what is already present.
 # Usage: bash scripts/deps.sh [extra-package ...]
 set -euo pipefail
-pkgs=(build-essential cmake zlib1g-dev dataset-fashion-mnist python3 python3-numpy "$@")
+pkgs=(build-essential cmake zlib1g-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev dataset-fashion-mnist python3 python3-numpy "$@")
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
