@@ -79,6 +79,29 @@ void odl_dataset_shift(odl_dataset *ds, const odl_shift *s);
 /* Copies ds (x and y) into out; returns ODL_ERR_NOMEM on allocation failure. */
 odl_status odl_dataset_copy(const odl_dataset *ds, odl_dataset *out);
 
+
+/* .npy arrays (NumPy's format, version 1.0 to 3.0): float32 little-endian
+ * ('<f4'), C order, rank 1 to 4. The reader checks the header strictly
+ * (magic, version, dict keys, shape values) and the payload size against
+ * the file; the writer writes atomically (PATH.tmp, then rename). */
+#define ODL_NPY_MAX_RANK 4
+typedef struct odl_npy {
+    int32_t rank;
+    int64_t dims[ODL_NPY_MAX_RANK];
+    size_t count;  /* product of dims */
+    float *data;   /* malloc'd */
+} odl_npy;
+
+odl_status odl_npy_parse(const void *buf, size_t len, odl_npy *out, odl_diag *d);
+odl_status odl_npy_read(const char *path, odl_npy *out, odl_diag *d);
+odl_status odl_npy_write(const char *path, const float *data, int32_t rank, const int64_t *dims,
+                         odl_diag *d);
+void odl_npy_free(odl_npy *a);
+/* A dataset from a .npy array of samples: (N, C, H, W), (N, C, L) as
+ * C x L x 1, or (N, F) as 1 x 1 x F like CSV features; labels are 0 and
+ * n_classes 0 (the array holds inputs only). */
+odl_status odl_npy_load_dataset(const char *path, odl_dataset *out, odl_diag *d);
+
 #ifdef __cplusplus
 }
 #endif
