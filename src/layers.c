@@ -938,8 +938,8 @@ void odl_conv2d_backward_f32_ex(const odl_window_dims *d, const float *x, const 
 
 /* ---- depthwise conv2d (direct; the loops are already the reference) ---- */
 
-void odl_depthwise_forward_f32(const odl_window_dims *d, const float *x, const float *w,
-                               const float *b, float *y)
+void odl_depthwise_forward_f32_ref(const odl_window_dims *d, const float *x, const float *w,
+                                   const float *b, float *y)
 {
     const int32_t mult = d->out_c / d->in_c;
     const int32_t dh = dil_h(d), dwl = dil_w(d);
@@ -963,6 +963,57 @@ void odl_depthwise_forward_f32(const odl_window_dims *d, const float *x, const f
                     }
                     yc[(size_t)oh * d->out_w + ow] = acc;
                 }
+        }
+}
+
+static inline void axpy_row(float *restrict y, const float *restrict x, float a, int32_t n)
+{
+    for (int32_t i = 0; i < n; i++)
+        y[i] += x[i] * a;
+}
+
+/* Row by row: the output row starts at the bias and each tap adds its
+ * in-bounds span (one vectorisable loop per tap when stride_w is 1). Every
+ * output still sums its taps in the reference's order (kh, then kw, skipping
+ * those in the padding), so the results are the reference's bits. */
+void odl_depthwise_forward_f32(const odl_window_dims *d, const float *x, const float *w,
+                               const float *b, float *y)
+{
+    const int32_t mult = d->out_c / d->in_c;
+    const int32_t dh = dil_h(d), dwl = dil_w(d), sw = d->stride_w, ow_n = d->out_w;
+    for (int32_t n = 0; n < d->batch; n++)
+        for (int32_t co = 0; co < d->out_c; co++) {
+            const float *xc = x + ((size_t)n * d->in_c + co / mult) * in_plane(d);
+            const float *wk = w + (size_t)co * d->k_h * d->k_w;
+            float *yc = y + ((size_t)n * d->out_c + co) * out_plane(d);
+            const float bv = b ? b[co] : 0.0f;
+            for (int32_t oh = 0; oh < d->out_h; oh++) {
+                float *yr = yc + (size_t)oh * ow_n;
+                for (int32_t ow = 0; ow < ow_n; ow++)
+                    yr[ow] = bv;
+                for (int32_t kh = 0; kh < d->k_h; kh++) {
+                    const int32_t ih = oh * d->stride_h - d->pad_h + kh * dh;
+                    if (ih < 0 || ih >= d->in_h)
+                        continue;
+                    const float *xr = xc + (size_t)ih * d->in_w;
+                    for (int32_t kw = 0; kw < d->k_w; kw++) {
+                        /* iw = ow*sw + off; in bounds for ow in [lo, hi) */
+                        const int32_t off = kw * dwl - d->pad_w, room = d->in_w - off;
+                        int32_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+                        int32_t hi = room <= 0 ? 0 : (room + sw - 1) / sw;
+                        if (hi > ow_n)
+                            hi = ow_n;
+                        if (hi <= lo)
+                            continue;
+                        const float wv = wk[kh * d->k_w + kw];
+                        if (sw == 1)
+                            axpy_row(yr + lo, xr + lo + off, wv, hi - lo);
+                        else
+                            for (int32_t ow = lo; ow < hi; ow++)
+                                yr[ow] += xr[ow * sw + off] * wv;
+                    }
+                }
+            }
         }
 }
 

@@ -326,6 +326,8 @@ static const int32_t dw_cases[][15] = {
     {1, 2, 9, 9, 2, 3, 3, 1, 2, 2, 2, 2, 2, 2, 2}, /* dilation 2, multiplier 2 */
     {2, 3, 8, 7, 2, 3, 5, 2, 1, 0, 2, 1, 1, 1, 1}, /* asymmetric */
     {1, 2, 8, 8, 1, 3, 3, 2, 2, 0, 0, 1, 1, 2, 1}, /* TF "same" with dilation */
+    {1, 2, 3, 4, 2, 3, 3, 2, 3, 2, 3, 2, 3, 1, 1}, /* pads wider than the input */
+    {2, 3, 12, 13, 1, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1}, /* 5x5 */
 };
 
 static void test_depthwise(odl_test_ctx *t)
@@ -350,6 +352,12 @@ static void test_depthwise(odl_test_ctx *t)
         odl_conv2d_forward_f32_ref(&d, x, w, b, y0);
         odl_depthwise_forward_f32(&dd, x, w, b, y1);
         CHECK_CLOSE(y1, y0, ny, 1e-5);
+        /* the row-wise kernel sums in the direct loop's order: the same bits */
+        odl_depthwise_forward_f32_ref(&dd, x, w, b, y0);
+        CHECK(memcmp(y1, y0, sizeof(float) * ny) == 0);
+        odl_depthwise_forward_f32_ref(&dd, x, w, NULL, y0);
+        odl_depthwise_forward_f32(&dd, x, w, NULL, y1);
+        CHECK(memcmp(y1, y0, sizeof(float) * ny) == 0);
         odl_conv2d_backward_f32_ref(&d, x, w, r, dx0, dw0, db0);
         odl_depthwise_backward_f32(&dd, x, w, r, dx1, dw1, db1);
         CHECK_CLOSE(dx1, dx0, nx, 1e-5);

@@ -89,6 +89,8 @@ void odl_conv2d_backward_f32_ref(const odl_window_dims *d, const float *x,
  * and asymmetric padding; `groups` is implied (in_c) and not read. */
 void odl_depthwise_forward_f32(const odl_window_dims *d, const float *x,
                                const float *w, const float *b, float *y);
+void odl_depthwise_forward_f32_ref(const odl_window_dims *d, const float *x,
+                                   const float *w, const float *b, float *y);
 void odl_depthwise_backward_f32(const odl_window_dims *d, const float *x,
                                 const float *w, const float *dy, float *dx,
                                 float *dw, float *db);
