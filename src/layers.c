@@ -675,6 +675,8 @@ static void col2im_dilated_set(const odl_window_dims *d, const float *dcol, floa
     }
 }
 
+static size_t y_count(const odl_window_dims *d) { return (size_t)d->batch * d->out_c * out_plane(d); }
+
 /* One group of a grouped/dilated conv as a plain conv over its in_c/groups
  * channels (the fast im2col when undilated). */
 static odl_window_dims group_dims(const odl_window_dims *d)
@@ -701,6 +703,12 @@ static const float *group_im2col(const odl_window_dims *s, const float *xg, floa
 static void conv2d_forward_general(const odl_window_dims *d, const float *x, const float *w,
                                    const float *b, float *y, float *scratch, unsigned flags)
 {
+    if (d->in_c > 1 && n_groups(d) == d->in_c) { /* depthwise: the same weight layout */
+        odl_depthwise_forward_f32(d, x, w, b, y);
+        if (flags & ODL_FUSE_RELU)
+            odl_relu_forward_f32(y_count(d), y, y);
+        return;
+    }
     const odl_window_dims s = group_dims(d);
     const size_t P = out_plane(d);
     const int32_t Kg = s.in_c * d->k_h * d->k_w, G = n_groups(d);
@@ -722,6 +730,14 @@ static void conv2d_backward_general(const odl_window_dims *d, const float *x, co
                                     unsigned flags)
 {
     const int set = (flags & ODL_GRAD_OVERWRITE) != 0;
+    if (d->in_c > 1 && n_groups(d) == d->in_c) { /* depthwise (accumulates dw, db) */
+        if (set && dw)
+            memset(dw, 0, sizeof(float) * (size_t)d->out_c * d->k_h * d->k_w);
+        if (set && db)
+            memset(db, 0, sizeof(float) * (size_t)d->out_c);
+        odl_depthwise_backward_f32(d, x, w, dy, dx, dw, db);
+        return;
+    }
     const odl_window_dims s = group_dims(d);
     const size_t P = out_plane(d);
     const int32_t Kg = s.in_c * d->k_h * d->k_w, G = n_groups(d);
