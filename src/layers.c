@@ -6,6 +6,7 @@
  * time CPU check. The `_ref` loops beside them are the obvious definitions
  * the tests hold both paths to. Nothing here allocates. */
 #include "odl/layers.h"
+#include "odl/model.h" /* ODL_NODE_COUNT_PAD */
 
 #include <float.h>
 #include <math.h>
@@ -472,6 +473,15 @@ int32_t odl_window_out_size_ex(int32_t in, int32_t k, int32_t stride, int32_t pa
 
 static size_t in_plane(const odl_window_dims *d) { return (size_t)d->in_h * d->in_w; }
 static size_t out_plane(const odl_window_dims *d) { return (size_t)d->out_h * d->out_w; }
+/* Zero (a struct filled before these fields existed) reads as 1. */
+static int32_t dil_h(const odl_window_dims *d) { return d->dil_h > 1 ? d->dil_h : 1; }
+static int32_t dil_w(const odl_window_dims *d) { return d->dil_w > 1 ? d->dil_w : 1; }
+static int32_t n_groups(const odl_window_dims *d) { return d->groups > 1 ? d->groups : 1; }
+/* The case the original fast paths were written (and benchmarked) for. */
+static int conv_is_simple(const odl_window_dims *d)
+{
+    return dil_h(d) == 1 && dil_w(d) == 1 && n_groups(d) == 1;
+}
 
 /* ---- conv2d ------------------------------------------------------------ */
 
@@ -479,27 +489,31 @@ static size_t out_plane(const odl_window_dims *d) { return (size_t)d->out_h * d-
  * d(col) once dw is done. */
 size_t odl_conv2d_scratch_floats(const odl_window_dims *d)
 {
-    size_t k = (size_t)d->in_c * d->k_h * d->k_w;
+    size_t k = (size_t)(d->in_c / n_groups(d)) * d->k_h * d->k_w; /* one group at a time */
     return k * out_plane(d);
 }
 
 void odl_conv2d_forward_f32_ref(const odl_window_dims *d, const float *x, const float *w,
                                 const float *b, float *y)
 {
+    /* groups: output channel co reads input channels [g*cin_g, (g+1)*cin_g), g = co / cout_g */
+    const int32_t cin_g = d->in_c / n_groups(d), cout_g = d->out_c / n_groups(d);
+    const int32_t dh = dil_h(d), dwl = dil_w(d);
     for (int32_t n = 0; n < d->batch; n++)
         for (int32_t co = 0; co < d->out_c; co++)
             for (int32_t oh = 0; oh < d->out_h; oh++)
                 for (int32_t ow = 0; ow < d->out_w; ow++) {
                     float acc = b ? b[co] : 0.0f;
-                    for (int32_t ci = 0; ci < d->in_c; ci++)
+                    const int32_t c0 = co / cout_g * cin_g;
+                    for (int32_t ci = 0; ci < cin_g; ci++)
                         for (int32_t kh = 0; kh < d->k_h; kh++)
                             for (int32_t kw = 0; kw < d->k_w; kw++) {
-                                int32_t ih = oh * d->stride_h - d->pad_h + kh;
-                                int32_t iw = ow * d->stride_w - d->pad_w + kw;
+                                int32_t ih = oh * d->stride_h - d->pad_h + kh * dh;
+                                int32_t iw = ow * d->stride_w - d->pad_w + kw * dwl;
                                 if (ih < 0 || ih >= d->in_h || iw < 0 || iw >= d->in_w)
                                     continue;
-                                acc += x[(((size_t)n * d->in_c + ci) * d->in_h + ih) * d->in_w + iw] *
-                                       w[(((size_t)co * d->in_c + ci) * d->k_h + kh) * d->k_w + kw];
+                                acc += x[(((size_t)n * d->in_c + c0 + ci) * d->in_h + ih) * d->in_w + iw] *
+                                       w[(((size_t)co * cin_g + ci) * d->k_h + kh) * d->k_w + kw];
                             }
                     y[(((size_t)n * d->out_c + co) * d->out_h + oh) * d->out_w + ow] = acc;
                 }
@@ -603,7 +617,166 @@ static void im2col(const odl_window_dims *d, const float *xn, float *col)
 static int im2col_is_identity(const odl_window_dims *d)
 {
     return d->k_h == 1 && d->k_w == 1 && d->stride_h == 1 && d->stride_w == 1 && d->pad_h == 0 &&
-           d->pad_w == 0;
+           d->pad_w == 0 && d->out_h == d->in_h && d->out_w == d->in_w; /* no trailing padding */
+}
+
+/* im2col with dilation (any padding, stride): row (ci, kh, kw) reads
+ * input row oh*stride_h - pad_h + kh*dil_h, column ow*stride_w - pad_w + kw*dil_w. */
+static void im2col_dilated(const odl_window_dims *d, const float *xn, float *col)
+{
+    const int32_t dh = dil_h(d), dwl = dil_w(d), ow_n = d->out_w;
+    for (int32_t ci = 0; ci < d->in_c; ci++) {
+        const float *xc = xn + (size_t)ci * in_plane(d);
+        for (int32_t kh = 0; kh < d->k_h; kh++)
+            for (int32_t kw = 0; kw < d->k_w; kw++) {
+                float *row = col + (((size_t)ci * d->k_h + kh) * d->k_w + kw) * out_plane(d);
+                const int32_t off = kw * dwl - d->pad_w;
+                for (int32_t oh = 0; oh < d->out_h; oh++) {
+                    const int32_t ih = oh * d->stride_h - d->pad_h + kh * dh;
+                    float *r = row + (size_t)oh * ow_n;
+                    if (ih < 0 || ih >= d->in_h) {
+                        memset(r, 0, sizeof(float) * (size_t)ow_n);
+                        continue;
+                    }
+                    const float *xr = xc + (size_t)ih * d->in_w;
+                    for (int32_t ow = 0; ow < ow_n; ow++) {
+                        const int32_t iw = ow * d->stride_w + off;
+                        r[ow] = iw >= 0 && iw < d->in_w ? xr[iw] : 0.0f;
+                    }
+                }
+            }
+    }
+}
+
+/* dx = col2im of d(col), with dilation: zero, then add every tap. */
+static void col2im_dilated_set(const odl_window_dims *d, const float *dcol, float *dxn)
+{
+    const int32_t dh = dil_h(d), dwl = dil_w(d), ow_n = d->out_w;
+    memset(dxn, 0, sizeof(float) * (size_t)d->in_c * in_plane(d));
+    for (int32_t ci = 0; ci < d->in_c; ci++) {
+        float *dxc = dxn + (size_t)ci * in_plane(d);
+        for (int32_t kh = 0; kh < d->k_h; kh++)
+            for (int32_t kw = 0; kw < d->k_w; kw++) {
+                const float *row = dcol + (((size_t)ci * d->k_h + kh) * d->k_w + kw) * out_plane(d);
+                const int32_t off = kw * dwl - d->pad_w;
+                for (int32_t oh = 0; oh < d->out_h; oh++) {
+                    const int32_t ih = oh * d->stride_h - d->pad_h + kh * dh;
+                    if (ih < 0 || ih >= d->in_h)
+                        continue;
+                    float *dxr = dxc + (size_t)ih * d->in_w;
+                    const float *dr = row + (size_t)oh * ow_n;
+                    for (int32_t ow = 0; ow < ow_n; ow++) {
+                        const int32_t iw = ow * d->stride_w + off;
+                        if (iw >= 0 && iw < d->in_w)
+                            dxr[iw] += dr[ow];
+                    }
+                }
+            }
+    }
+}
+
+static size_t y_count(const odl_window_dims *d) { return (size_t)d->batch * d->out_c * out_plane(d); }
+
+/* One group of a grouped/dilated conv as a plain conv over its in_c/groups
+ * channels (the fast im2col when undilated). */
+static odl_window_dims group_dims(const odl_window_dims *d)
+{
+    odl_window_dims s = *d;
+    s.in_c = d->in_c / n_groups(d);
+    s.out_c = d->out_c / n_groups(d);
+    s.groups = 1;
+    return s;
+}
+
+static const float *group_im2col(const odl_window_dims *s, const float *xg, float *scratch)
+{
+    if (dil_h(s) == 1 && dil_w(s) == 1) {
+        if (im2col_is_identity(s))
+            return xg;
+        im2col(s, xg, scratch);
+    } else {
+        im2col_dilated(s, xg, scratch);
+    }
+    return scratch;
+}
+
+static void conv2d_forward_general(const odl_window_dims *d, const float *x, const float *w,
+                                   const float *b, float *y, float *scratch, unsigned flags)
+{
+    if (d->in_c > 1 && n_groups(d) == d->in_c) { /* depthwise: the same weight layout */
+        odl_depthwise_forward_f32(d, x, w, b, y);
+        if (flags & ODL_FUSE_RELU)
+            odl_relu_forward_f32(y_count(d), y, y);
+        return;
+    }
+    const odl_window_dims s = group_dims(d);
+    const size_t P = out_plane(d);
+    const int32_t Kg = s.in_c * d->k_h * d->k_w, G = n_groups(d);
+    for (int32_t n = 0; n < d->batch; n++)
+        for (int32_t g = 0; g < G; g++) {
+            const float *xg = x + ((size_t)n * d->in_c + (size_t)g * s.in_c) * in_plane(d);
+            const float *col = group_im2col(&s, xg, scratch);
+            const gemm_args ga = {s.out_c, (int32_t)P, Kg, w + (size_t)g * s.out_c * Kg, (size_t)Kg, 1,
+                                  col, P, y + ((size_t)n * d->out_c + (size_t)g * s.out_c) * P, P,
+                                  b ? b + (size_t)g * s.out_c : NULL, 0, (flags & ODL_FUSE_RELU) != 0};
+            gemm_nn(&ga);
+        }
+}
+
+static void col2im_set(const odl_window_dims *d, const float *dcol, float *dxn);
+
+static void conv2d_backward_general(const odl_window_dims *d, const float *x, const float *w,
+                                    const float *dy, float *dx, float *dw, float *db, float *scratch,
+                                    unsigned flags)
+{
+    const int set = (flags & ODL_GRAD_OVERWRITE) != 0;
+    if (d->in_c > 1 && n_groups(d) == d->in_c) { /* depthwise (accumulates dw, db) */
+        if (set && dw)
+            memset(dw, 0, sizeof(float) * (size_t)d->out_c * d->k_h * d->k_w);
+        if (set && db)
+            memset(db, 0, sizeof(float) * (size_t)d->out_c);
+        odl_depthwise_backward_f32(d, x, w, dy, dx, dw, db);
+        return;
+    }
+    const odl_window_dims s = group_dims(d);
+    const size_t P = out_plane(d);
+    const int32_t Kg = s.in_c * d->k_h * d->k_w, G = n_groups(d);
+    const int dilated = dil_h(d) > 1 || dil_w(d) > 1;
+    const int identity = !dilated && im2col_is_identity(&s);
+    for (int32_t n = 0; n < d->batch; n++) {
+        const float *dyn = dy + (size_t)n * d->out_c * P;
+        if (db)
+            for (int32_t co = 0; co < d->out_c; co++) {
+                const float *gp = dyn + (size_t)co * P;
+                float acc = 0.0f;
+                for (size_t p = 0; p < P; p++)
+                    acc += gp[p];
+                db[co] = set && n == 0 ? acc : db[co] + acc;
+            }
+        for (int32_t g = 0; g < G; g++) {
+            const size_t xoff = ((size_t)n * d->in_c + (size_t)g * s.in_c) * in_plane(d);
+            const float *dyg = dyn + (size_t)g * s.out_c * P;
+            const float *wg = w + (size_t)g * s.out_c * Kg;
+            if (dw) { /* dw_g[co][k] (+)= sum_p dy_g[co][p] col_g[k][p] */
+                const float *col = group_im2col(&s, x + xoff, scratch);
+                const gemm_args ga = {s.out_c, Kg, (int32_t)P, dyg, P, 1, col, P,
+                                      dw + (size_t)g * s.out_c * Kg, (size_t)Kg, NULL, !(set && n == 0), 0};
+                gemm_nt(&ga);
+            }
+            if (dx) {
+                float *dxg = dx + xoff;
+                float *dcol = identity ? dxg : scratch;
+                const gemm_args ga = {Kg, (int32_t)P, s.out_c, wg, 1, (size_t)Kg, dyg, P, dcol, P, NULL, 0, 0};
+                gemm_nn(&ga);
+                if (identity)
+                    continue;
+                if (dilated)
+                    col2im_dilated_set(&s, dcol, dxg);
+                else
+                    col2im_set(&s, dcol, dxg);
+            }
+        }
+    }
 }
 
 void odl_conv2d_forward_f32(const odl_window_dims *d, const float *x, const float *w,
@@ -615,6 +788,10 @@ void odl_conv2d_forward_f32(const odl_window_dims *d, const float *x, const floa
 void odl_conv2d_forward_f32_ex(const odl_window_dims *d, const float *x, const float *w,
                                const float *b, float *y, float *scratch, unsigned flags)
 {
+    if (!conv_is_simple(d)) {
+        conv2d_forward_general(d, x, w, b, y, scratch, flags);
+        return;
+    }
     const size_t P = out_plane(d);
     const int32_t K = d->in_c * d->k_h * d->k_w;
     for (int32_t n = 0; n < d->batch; n++) {
@@ -634,6 +811,8 @@ void odl_conv2d_forward_f32_ex(const odl_window_dims *d, const float *x, const f
 void odl_conv2d_backward_f32_ref(const odl_window_dims *d, const float *x, const float *w,
                                  const float *dy, float *dx, float *dw, float *db)
 {
+    const int32_t cin_g = d->in_c / n_groups(d), cout_g = d->out_c / n_groups(d);
+    const int32_t dh = dil_h(d), dwl = dil_w(d);
     if (dx)
         memset(dx, 0, sizeof(float) * (size_t)d->batch * d->in_c * in_plane(d));
     for (int32_t n = 0; n < d->batch; n++)
@@ -643,15 +822,16 @@ void odl_conv2d_backward_f32_ref(const odl_window_dims *d, const float *x, const
                     float g = dy[(((size_t)n * d->out_c + co) * d->out_h + oh) * d->out_w + ow];
                     if (db)
                         db[co] += g;
-                    for (int32_t ci = 0; ci < d->in_c; ci++)
+                    const int32_t c0 = co / cout_g * cin_g;
+                    for (int32_t ci = 0; ci < cin_g; ci++)
                         for (int32_t kh = 0; kh < d->k_h; kh++)
                             for (int32_t kw = 0; kw < d->k_w; kw++) {
-                                int32_t ih = oh * d->stride_h - d->pad_h + kh;
-                                int32_t iw = ow * d->stride_w - d->pad_w + kw;
+                                int32_t ih = oh * d->stride_h - d->pad_h + kh * dh;
+                                int32_t iw = ow * d->stride_w - d->pad_w + kw * dwl;
                                 if (ih < 0 || ih >= d->in_h || iw < 0 || iw >= d->in_w)
                                     continue;
-                                size_t xi = (((size_t)n * d->in_c + ci) * d->in_h + ih) * d->in_w + iw;
-                                size_t wi = (((size_t)co * d->in_c + ci) * d->k_h + kh) * d->k_w + kw;
+                                size_t xi = (((size_t)n * d->in_c + c0 + ci) * d->in_h + ih) * d->in_w + iw;
+                                size_t wi = (((size_t)co * cin_g + ci) * d->k_h + kh) * d->k_w + kw;
                                 if (dw)
                                     dw[wi] += g * x[xi];
                                 if (dx)
@@ -731,6 +911,10 @@ void odl_conv2d_backward_f32_ex(const odl_window_dims *d, const float *x, const 
                                 const float *dy, float *dx, float *dw, float *db, float *scratch,
                                 unsigned flags)
 {
+    if (!conv_is_simple(d)) {
+        conv2d_backward_general(d, x, w, dy, dx, dw, db, scratch, flags);
+        return;
+    }
     const int set = (flags & ODL_GRAD_OVERWRITE) != 0;
     const size_t P = out_plane(d);
     const int32_t K = d->in_c * d->k_h * d->k_w;
@@ -770,10 +954,11 @@ void odl_conv2d_backward_f32_ex(const odl_window_dims *d, const float *x, const 
 
 /* ---- depthwise conv2d (direct; the loops are already the reference) ---- */
 
-void odl_depthwise_forward_f32(const odl_window_dims *d, const float *x, const float *w,
-                               const float *b, float *y)
+void odl_depthwise_forward_f32_ref(const odl_window_dims *d, const float *x, const float *w,
+                                   const float *b, float *y)
 {
     const int32_t mult = d->out_c / d->in_c;
+    const int32_t dh = dil_h(d), dwl = dil_w(d);
     for (int32_t n = 0; n < d->batch; n++)
         for (int32_t co = 0; co < d->out_c; co++) {
             const float *xc = x + ((size_t)n * d->in_c + co / mult) * in_plane(d);
@@ -783,11 +968,11 @@ void odl_depthwise_forward_f32(const odl_window_dims *d, const float *x, const f
                 for (int32_t ow = 0; ow < d->out_w; ow++) {
                     float acc = b ? b[co] : 0.0f;
                     for (int32_t kh = 0; kh < d->k_h; kh++) {
-                        int32_t ih = oh * d->stride_h - d->pad_h + kh;
+                        int32_t ih = oh * d->stride_h - d->pad_h + kh * dh;
                         if (ih < 0 || ih >= d->in_h)
                             continue;
                         for (int32_t kw = 0; kw < d->k_w; kw++) {
-                            int32_t iw = ow * d->stride_w - d->pad_w + kw;
+                            int32_t iw = ow * d->stride_w - d->pad_w + kw * dwl;
                             if (iw >= 0 && iw < d->in_w)
                                 acc += xc[(size_t)ih * d->in_w + iw] * wk[kh * d->k_w + kw];
                         }
@@ -797,10 +982,62 @@ void odl_depthwise_forward_f32(const odl_window_dims *d, const float *x, const f
         }
 }
 
+static inline void axpy_row(float *restrict y, const float *restrict x, float a, int32_t n)
+{
+    for (int32_t i = 0; i < n; i++)
+        y[i] += x[i] * a;
+}
+
+/* Row by row: the output row starts at the bias and each tap adds its
+ * in-bounds span (one vectorisable loop per tap when stride_w is 1). Every
+ * output still sums its taps in the reference's order (kh, then kw, skipping
+ * those in the padding), so the results are the reference's bits. */
+void odl_depthwise_forward_f32(const odl_window_dims *d, const float *x, const float *w,
+                               const float *b, float *y)
+{
+    const int32_t mult = d->out_c / d->in_c;
+    const int32_t dh = dil_h(d), dwl = dil_w(d), sw = d->stride_w, ow_n = d->out_w;
+    for (int32_t n = 0; n < d->batch; n++)
+        for (int32_t co = 0; co < d->out_c; co++) {
+            const float *xc = x + ((size_t)n * d->in_c + co / mult) * in_plane(d);
+            const float *wk = w + (size_t)co * d->k_h * d->k_w;
+            float *yc = y + ((size_t)n * d->out_c + co) * out_plane(d);
+            const float bv = b ? b[co] : 0.0f;
+            for (int32_t oh = 0; oh < d->out_h; oh++) {
+                float *yr = yc + (size_t)oh * ow_n;
+                for (int32_t ow = 0; ow < ow_n; ow++)
+                    yr[ow] = bv;
+                for (int32_t kh = 0; kh < d->k_h; kh++) {
+                    const int32_t ih = oh * d->stride_h - d->pad_h + kh * dh;
+                    if (ih < 0 || ih >= d->in_h)
+                        continue;
+                    const float *xr = xc + (size_t)ih * d->in_w;
+                    for (int32_t kw = 0; kw < d->k_w; kw++) {
+                        /* iw = ow*sw + off; in bounds for ow in [lo, hi) */
+                        const int32_t off = kw * dwl - d->pad_w, room = d->in_w - off;
+                        int32_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+                        int32_t hi = room <= 0 ? 0 : (room + sw - 1) / sw;
+                        if (hi > ow_n)
+                            hi = ow_n;
+                        if (hi <= lo)
+                            continue;
+                        const float wv = wk[kh * d->k_w + kw];
+                        if (sw == 1)
+                            axpy_row(yr + lo, xr + lo + off, wv, hi - lo);
+                        else
+                            for (int32_t ow = lo; ow < hi; ow++)
+                                yr[ow] += xr[ow * sw + off] * wv;
+                    }
+                }
+            }
+        }
+}
+
 void odl_depthwise_backward_f32(const odl_window_dims *d, const float *x, const float *w,
                                 const float *dy, float *dx, float *dw, float *db)
 {
     const int32_t mult = d->out_c / d->in_c;
+    const int32_t dh = dil_h(d), dwl = dil_w(d);
     if (dx)
         memset(dx, 0, sizeof(float) * (size_t)d->batch * d->in_c * in_plane(d));
     for (int32_t n = 0; n < d->batch; n++)
@@ -816,11 +1053,11 @@ void odl_depthwise_backward_f32(const odl_window_dims *d, const float *x, const 
                     if (db)
                         db[co] += g;
                     for (int32_t kh = 0; kh < d->k_h; kh++) {
-                        int32_t ih = oh * d->stride_h - d->pad_h + kh;
+                        int32_t ih = oh * d->stride_h - d->pad_h + kh * dh;
                         if (ih < 0 || ih >= d->in_h)
                             continue;
                         for (int32_t kw = 0; kw < d->k_w; kw++) {
-                            int32_t iw = ow * d->stride_w - d->pad_w + kw;
+                            int32_t iw = ow * d->stride_w - d->pad_w + kw * dwl;
                             if (iw < 0 || iw >= d->in_w)
                                 continue;
                             size_t xi = (size_t)ih * d->in_w + iw;
@@ -836,6 +1073,15 @@ void odl_depthwise_backward_f32(const odl_window_dims *d, const float *x, const 
 
 /* ---- pooling ----------------------------------------------------------- */
 
+/* 2x2, stride 2, unpadded, every window inside the input (ceil mode can add
+ * a clipped last window): the fast pool path. */
+static int pool2_is_tiled(const odl_window_dims *d)
+{
+    return d->k_h == 2 && d->k_w == 2 && d->stride_h == 2 && d->stride_w == 2 && d->pad_h == 0 &&
+           d->pad_w == 0 && dil_h(d) == 1 && dil_w(d) == 1 && 2 * d->out_h <= d->in_h &&
+           2 * d->out_w <= d->in_w;
+}
+
 /* Index (within the input plane) of the first maximum of one window, or -1
  * when the window lies wholly in padding (cannot happen for valid dims). */
 static int64_t window_argmax(const odl_window_dims *d, const float *xc, int32_t oh, int32_t ow)
@@ -843,11 +1089,11 @@ static int64_t window_argmax(const odl_window_dims *d, const float *xc, int32_t 
     int64_t best = -1;
     float bv = -FLT_MAX;
     for (int32_t kh = 0; kh < d->k_h; kh++) {
-        int32_t ih = oh * d->stride_h - d->pad_h + kh;
+        int32_t ih = oh * d->stride_h - d->pad_h + kh * dil_h(d);
         if (ih < 0 || ih >= d->in_h)
             continue;
         for (int32_t kw = 0; kw < d->k_w; kw++) {
-            int32_t iw = ow * d->stride_w - d->pad_w + kw;
+            int32_t iw = ow * d->stride_w - d->pad_w + kw * dil_w(d);
             if (iw < 0 || iw >= d->in_w)
                 continue;
             size_t i = (size_t)ih * d->in_w + iw;
@@ -897,8 +1143,7 @@ void odl_maxpool_forward_f32(const odl_window_dims *d, const float *x, float *y)
     for (size_t pl = 0; pl < planes; pl++) {
         const float *xc = x + pl * in_plane(d);
         float *yc = y + pl * out_plane(d);
-        if (d->k_h == 2 && d->k_w == 2 && d->stride_h == 2 && d->stride_w == 2 &&
-            d->pad_h == 0 && d->pad_w == 0) {
+        if (pool2_is_tiled(d)) {
             /* the common case, without bounds checks */
             for (int32_t oh = 0; oh < d->out_h; oh++) {
                 const float *r0 = xc + (size_t)(2 * oh) * d->in_w;
@@ -937,8 +1182,7 @@ void odl_maxpool_backward_f32_ex(const odl_window_dims *d, const float *x, const
 {
     const size_t planes = (size_t)d->batch * d->in_c;
     const int relu = (flags & ODL_FUSE_RELU) != 0;
-    if (d->k_h == 2 && d->k_w == 2 && d->stride_h == 2 && d->stride_w == 2 && d->pad_h == 0 &&
-        d->pad_w == 0) {
+    if (pool2_is_tiled(d)) {
         /* The common case. The windows tile the covered part of the plane
          * without overlap, so every element is written once (the gradient at
          * the first maximum in window order a b / c e, zero elsewhere) and
@@ -987,15 +1231,26 @@ void odl_maxpool_backward_f32_ex(const odl_window_dims *d, const float *x, const
     }
 }
 
+/* Taps of one axis of a window starting at p0 (step dil, k taps) that land
+ * in [lo, hi). */
+static int32_t taps_within(int32_t p0, int32_t k, int32_t dil, int32_t lo, int32_t hi)
+{
+    int32_t n = 0;
+    for (int32_t i = 0; i < k; i++)
+        n += p0 + i * dil >= lo && p0 + i * dil < hi;
+    return n;
+}
+
+/* The average's divisor: the window's cells inside the input, or with
+ * count_include_pad also those in the padding, but never those beyond the
+ * trailing padding (a ceil-mode window clipped there), as PyTorch and ONNX. */
 static int32_t window_count(const odl_window_dims *d, int32_t oh, int32_t ow)
 {
-    int32_t h0 = oh * d->stride_h - d->pad_h, w0 = ow * d->stride_w - d->pad_w;
-    int32_t h1 = h0 + d->k_h, w1 = w0 + d->k_w;
-    if (h0 < 0) h0 = 0;
-    if (w0 < 0) w0 = 0;
-    if (h1 > d->in_h) h1 = d->in_h;
-    if (w1 > d->in_w) w1 = d->in_w;
-    return (h1 - h0) * (w1 - w0);
+    const int32_t h0 = oh * d->stride_h - d->pad_h, w0 = ow * d->stride_w - d->pad_w;
+    if (d->flags & ODL_NODE_COUNT_PAD)
+        return taps_within(h0, d->k_h, dil_h(d), -d->pad_h, d->in_h + d->pad_b) *
+               taps_within(w0, d->k_w, dil_w(d), -d->pad_w, d->in_w + d->pad_r);
+    return taps_within(h0, d->k_h, dil_h(d), 0, d->in_h) * taps_within(w0, d->k_w, dil_w(d), 0, d->in_w);
 }
 
 void odl_avgpool_forward_f32(const odl_window_dims *d, const float *x, float *y)
@@ -1008,16 +1263,18 @@ void odl_avgpool_forward_f32(const odl_window_dims *d, const float *x, float *y)
             for (int32_t ow = 0; ow < d->out_w; ow++) {
                 float acc = 0.0f;
                 for (int32_t kh = 0; kh < d->k_h; kh++) {
-                    int32_t ih = oh * d->stride_h - d->pad_h + kh;
+                    int32_t ih = oh * d->stride_h - d->pad_h + kh * dil_h(d);
                     if (ih < 0 || ih >= d->in_h)
                         continue;
                     for (int32_t kw = 0; kw < d->k_w; kw++) {
-                        int32_t iw = ow * d->stride_w - d->pad_w + kw;
+                        int32_t iw = ow * d->stride_w - d->pad_w + kw * dil_w(d);
                         if (iw >= 0 && iw < d->in_w)
                             acc += xc[(size_t)ih * d->in_w + iw];
                     }
                 }
-                yc[(size_t)oh * d->out_w + ow] = acc / (float)window_count(d, oh, ow);
+                /* a window wholly in padding (only with pads wider than the window) averages nothing */
+                const int32_t cnt = window_count(d, oh, ow);
+                yc[(size_t)oh * d->out_w + ow] = cnt > 0 ? acc / (float)cnt : 0.0f;
             }
     }
 }
@@ -1031,13 +1288,16 @@ void odl_avgpool_backward_f32(const odl_window_dims *d, const float *dy, float *
         float *dxc = dx + pl * in_plane(d);
         for (int32_t oh = 0; oh < d->out_h; oh++)
             for (int32_t ow = 0; ow < d->out_w; ow++) {
-                float g = gc[(size_t)oh * d->out_w + ow] / (float)window_count(d, oh, ow);
+                const int32_t cnt = window_count(d, oh, ow);
+                if (cnt <= 0)
+                    continue;
+                float g = gc[(size_t)oh * d->out_w + ow] / (float)cnt;
                 for (int32_t kh = 0; kh < d->k_h; kh++) {
-                    int32_t ih = oh * d->stride_h - d->pad_h + kh;
+                    int32_t ih = oh * d->stride_h - d->pad_h + kh * dil_h(d);
                     if (ih < 0 || ih >= d->in_h)
                         continue;
                     for (int32_t kw = 0; kw < d->k_w; kw++) {
-                        int32_t iw = ow * d->stride_w - d->pad_w + kw;
+                        int32_t iw = ow * d->stride_w - d->pad_w + kw * dil_w(d);
                         if (iw >= 0 && iw < d->in_w)
                             dxc[(size_t)ih * d->in_w + iw] += g;
                     }

@@ -1,12 +1,16 @@
 /* Graph models: descriptions, checks, planning, memory layout, forward,
  * backward.
  *
- * Memory layout (train mode, b = first node needing backward):
- *   act[i] for i in [b, L]  tensor i (act[L] = logits), kept for backward;
- *                           flatten aliases its input.
- *   ping/pong               the frozen prefix's outputs (and everything in
- *                           inference mode), reused node to node.
- *   gbuf[2]                 backward ping-pong for d(activation).
+ * Memory layout (b = the backward cut, L = nodes):
+ *   kept region        training: the tensors from b on that backward reads
+ *                      (ODL_MEM_ACTIVATIONS), one after another.
+ *   transient region   every other stored tensor at an offset planned from
+ *                      its lifetime [producer, last reader], packed first fit
+ *                      in node order (ODL_MEM_SCRATCH).
+ *   gradient region    d(tensor) for the tensors after b, packed the same way
+ *                      over the same intervals (backward visits them reversed).
+ * Flatten and reshape (and dropout outside training) alias their input; a
+ * conv2d/dense whose only reader is a ReLU stores only the ReLU's output.
  * One code path (build) lays out both the counting arena of a plan and the
  * real one, so the plan is exact. */
 #include "odl/model.h"
@@ -15,25 +19,30 @@
 #include <math.h>
 #include <string.h>
 
+typedef struct odl_tensor_rt odl_tensor_rt;
+
 typedef struct odl_layer_rt {
-    odl_layer_shape in, out;
+    odl_layer_shape in, out; /* in: the shape of input 0 */
     float *w, *b;
     size_t n_w, n_b;
     int32_t external; /* params point outside the arena (in-place frozen weights) */
     float *dw, *db;
     float *opt_w[2], *opt_b[2];
     odl_rng dropout_rng; /* state before the last training forward */
+    uint8_t fused;       /* conv2d/dense whose ReLU (the next node) runs inside it */
+    uint8_t pool_relu;   /* max pool whose backward also does the ReLU before it */
+    uint8_t first;       /* bit k: this node writes (not adds) input k's gradient */
 } odl_layer_rt;
 
 struct odl_model {
     odl_model_desc desc; /* its nodes live in the arena */
     odl_model_cfg cfg;
     odl_layer_shape in_shape;
-    odl_layer_rt *rt;    /* n_layers entries */
+    odl_layer_rt *rt;     /* n_layers entries */
+    odl_tensor_rt *tens;  /* n_layers + 1 entries: tensor t is node t-1's output */
+    uint8_t *cut;         /* n_layers + 1 entries: 1 where a run may start */
     int32_t first_bw;
-    float **act;         /* n_layers + 1 entries */
-    float *ping, *pong;
-    float *gbuf[2];
+    float *gtmp;          /* gradients computed before being added to another reader's */
     float *dlogits;
     float *conv_scratch;
     float *adapter_h, *adapter_dh; /* batch × bottleneck */
@@ -111,11 +120,6 @@ odl_status odl_desc_copy(odl_model_desc *dst, const odl_model_desc *src, odl_dia
     dst->n_layers = src->n_layers;
     dst->softmax_output = src->softmax_output;
     return ODL_OK;
-}
-
-static int is_sequential_node(const odl_node_desc *l, int32_t i)
-{
-    return l->n_in == 1 && l->in[0] == i;
 }
 
 odl_node_desc odl_node_defaults(const odl_model_desc *d, int32_t type)
@@ -587,75 +591,490 @@ static odl_status check_header(const odl_model_desc *d, odl_diag *diag)
     return ODL_OK;
 }
 
-/* Checks every node in order, filling shapes (may be NULL for a sequential
- * description) and summing parameters. */
-static odl_status check_walk(const odl_model_desc *d, odl_layer_shape *shapes, odl_diag *diag, uint64_t *total,
-                             uint64_t *trainable, odl_layer_shape *last)
+/* ---- the streaming walk -----------------------------------------------------
+ * Checking, planning and laying out a model all walk its nodes in order
+ * holding only the tensors still to be read: memory in the graph's width,
+ * not its length, so odl_model_plan is exact with no buffer of its own (the
+ * core has no heap). A tensor's last reader is found by a scan from the
+ * end, so a walk costs at most O(nodes^2), bounded by ODL_MAX_NODES. */
+
+/* Tensors held at once by a walk (a graph's width); ports may lower it. */
+#ifndef ODL_PLAN_LIVE
+#define ODL_PLAN_LIVE 48
+#endif
+
+#define FLOATS(n) ((size_t)(n) * sizeof(float))
+#define ALIGN_UP(n) (((n) + (ODL_ALIGN - 1)) & ~(size_t)(ODL_ALIGN - 1))
+
+/* Where a tensor lives. */
+enum {
+    REG_NONE = 0, /* the caller's input (tensor 0, or a run's start) */
+    REG_TRANS,    /* the transient region, at a planned offset shared over time */
+    REG_KEPT,     /* the kept region (training: what backward reads) */
+    REG_ALIAS,    /* the floats of the tensor its producer reads (flatten, reshape) */
+    REG_VIRTUAL   /* never stored: a conv/dense output whose ReLU is fused */
+};
+
+typedef struct odl_tensor_rt {
+    float *data;      /* REG_TRANS / REG_KEPT storage */
+    float *grad;      /* d(loss)/d(tensor) during backward; NULL when not needed */
+    const float *cur; /* where the current run finds it */
+    size_t off, goff; /* offsets in the transient (or kept) and gradient regions */
+    int32_t region;
+    int32_t groot;    /* gradient storage owner (itself, a tensor it aliases, or -1: none) */
+} odl_tensor_rt;
+
+typedef struct live_ent {
+    int32_t t, c, h, w;
+    int32_t last;         /* last reader (n_layers for the output) */
+    int32_t flast, glast; /* last step its storage / gradient storage must survive */
+    int32_t froot;        /* storage owner (itself unless an alias) */
+    int32_t region;
+    int32_t gplaced;      /* holds a slot of the gradient region */
+    int32_t groot;        /* gradient slot owner, -1: no gradient */
+    size_t bytes, off, goff;
+} live_ent;
+
+typedef struct walk_st {
+    const odl_model_desc *d;
+    const odl_model_cfg *cfg; /* NULL: checking only */
+    odl_model *m;             /* non-NULL: record the layout in it */
+    odl_arena *a;             /* planning: parameters are allocated on the way */
+    odl_layer_shape *shapes;  /* optional: every node's output shape */
+    odl_diag *diag;
+    int32_t L, fb, train;
+    size_t B;
+    int32_t n;
+    live_ent e[ODL_PLAN_LIVE];
+    uint64_t total, trainable;
+    size_t trans_peak, grad_peak, kept, naive, lower, tmp, conv_scratch, adapter_r;
+    odl_layer_shape out; /* the last tensor's shape */
+} walk_st;
+
+/* The last node reading tensor t, -1 if none. */
+static int32_t last_reader(const odl_model_desc *d, int32_t t)
 {
-    odl_status s = check_header(d, diag);
+    for (int32_t j = d->n_layers - 1; j >= t && j >= 0; j--) {
+        const odl_node_desc *l = &d->layers[j];
+        for (int32_t k = 0; k < l->n_in && k < ODL_NODE_MAX_IN; k++)
+            if (l->in[k] == t)
+                return j;
+    }
+    return -1;
+}
+
+/* Backward of this node type reads its input x (kept in training). */
+static int needs_input(int32_t type)
+{
+    switch (type) {
+    case ODL_LAYER_DENSE:
+    case ODL_LAYER_CONV2D:
+    case ODL_LAYER_DEPTHWISE:
+    case ODL_LAYER_MAXPOOL:
+    case ODL_LAYER_ADAPTER:
+    case ODL_LAYER_BATCHNORM:
+    case ODL_LAYER_MUL:
+    case ODL_LAYER_CLIP:
+    case ODL_LAYER_LEAKY_RELU:
+    case ODL_LAYER_HARD_SIGMOID:
+    case ODL_LAYER_HARD_SWISH:
+        return 1;
+    }
+    return 0;
+}
+
+/* Backward of this node type reads its output y. */
+static int needs_output(int32_t type)
+{
+    return type == ODL_LAYER_RELU || type == ODL_LAYER_RELU6 || type == ODL_LAYER_SIGMOID ||
+           type == ODL_LAYER_TANH;
+}
+
+static int is_view(const odl_model_desc *d, const odl_model_cfg *cfg, int32_t i)
+{
+    const int32_t t = d->layers[i].type;
+    return t == ODL_LAYER_FLATTEN || t == ODL_LAYER_RESHAPE ||
+           (t == ODL_LAYER_DROPOUT && cfg->mode != ODL_MODE_TRAIN);
+}
+
+/* Node i is a conv2d or dense whose output only a ReLU right after reads:
+ * the kernel applies it on the way out (ODL_FUSE_RELU) and the pre-ReLU
+ * tensor is never stored (backward reads the ReLU's output and the conv's
+ * input, never the pre-ReLU values). */
+static int relu_fusable(const odl_model_desc *d, int32_t i)
+{
+    const int32_t t = d->layers[i].type;
+    if ((t != ODL_LAYER_CONV2D && t != ODL_LAYER_DENSE) || i + 1 >= d->n_layers)
+        return 0;
+    const odl_node_desc *r = &d->layers[i + 1];
+    return r->type == ODL_LAYER_RELU && r->n_in == 1 && r->in[0] == i + 1 && last_reader(d, i + 1) == i + 1;
+}
+
+/* Max pool i reads only a ReLU's output that nothing else reads: its
+ * backward also does the ReLU's (the pool's input is that ReLU's output). */
+static int pool_relu_fusable(const odl_model_desc *d, int32_t i)
+{
+    const odl_node_desc *l = &d->layers[i];
+    if (l->type != ODL_LAYER_MAXPOOL || i < 1 || l->in[0] != i)
+        return 0;
+    const odl_node_desc *r = &d->layers[i - 1];
+    return r->type == ODL_LAYER_RELU && last_reader(d, i) == i;
+}
+
+/* Training keeps tensor t (t >= the backward cut) when backward reads it. */
+static int needs_kept(const odl_model_desc *d, const odl_model_cfg *cfg, int32_t t, int depth)
+{
+    if (t == d->n_layers || (t >= 1 && needs_output(d->layers[t - 1].type)))
+        return 1;
+    if (depth > 64) /* a chain of views that long: keep rather than recurse */
+        return 1;
+    for (int32_t j = t; j < d->n_layers; j++) {
+        const odl_node_desc *l = &d->layers[j];
+        for (int32_t k = 0; k < l->n_in; k++)
+            if (l->in[k] == t && (needs_input(l->type) || (is_view(d, cfg, j) && needs_kept(d, cfg, j + 1, depth + 1))))
+                return 1;
+    }
+    return 0;
+}
+
+/* Gradient of node i's input k is written, not added: node i is the last
+ * reader of that tensor and k its first use there (backward runs in
+ * reverse, so the last reader comes first). */
+static int grad_first(const odl_model_desc *d, int32_t i, int32_t k)
+{
+    const odl_node_desc *l = &d->layers[i];
+    const int32_t t = l->in[k];
+    for (int32_t q = 0; q < k; q++)
+        if (l->in[q] == t)
+            return 0;
+    return last_reader(d, t) == i;
+}
+
+static int32_t first_backward_layer(const odl_model_desc *d, const odl_model_cfg *cfg)
+{
+    if (cfg->mode != ODL_MODE_TRAIN)
+        return d->n_layers;
+    for (int32_t i = 0; i < d->n_layers; i++)
+        if (d->layers[i].trainable && has_params(d->layers[i].type)) {
+            while (i > 0 && !odl_desc_is_cut(d, i))
+                i--;
+            return i;
+        }
+    return d->n_layers;
+}
+
+static live_ent *find_ent(walk_st *w, int32_t t)
+{
+    for (int32_t k = 0; k < w->n; k++)
+        if (w->e[k].t == t)
+            return &w->e[k];
+    return NULL;
+}
+
+/* Lowest offset where `bytes` fit beside every entry still holding a slot
+ * at `step` (first fit; deterministic). grad: the gradient region. */
+static size_t first_fit(const walk_st *w, const live_ent *self, int grad, int32_t step, size_t bytes)
+{
+    size_t best = 0;
+    for (;;) {
+        int moved = 0;
+        for (int32_t k = 0; k < w->n; k++) {
+            const live_ent *o = &w->e[k];
+            if (o == self)
+                continue;
+            const int holds = grad ? (o->gplaced && o->glast >= step)
+                                   : (o->region == REG_TRANS && o->froot == o->t && o->flast >= step);
+            if (!holds)
+                continue;
+            const size_t ooff = grad ? o->goff : o->off;
+            if (ooff < best + bytes && best < ooff + o->bytes) {
+                best = ooff + o->bytes; /* move past it and look again */
+                moved = 1;
+            }
+        }
+        if (!moved)
+            return best;
+    }
+}
+
+/* Bytes of transient tensors holding their slots at `step`. */
+static size_t live_trans(const walk_st *w, int32_t step)
+{
+    size_t sum = 0;
+    for (int32_t k = 0; k < w->n; k++) {
+        const live_ent *o = &w->e[k];
+        if (o->region == REG_TRANS && o->froot == o->t && o->flast >= step)
+            sum += o->bytes;
+    }
+    return sum;
+}
+
+static odl_status walk_alloc(walk_st *w, float **target, size_t bytes, odl_mem_kind kind)
+{
+    void *p;
+    odl_status s = odl_arena_alloc(w->a, bytes, kind, &p, w->diag);
+    if (s == ODL_OK && w->m)
+        *target = p;
+    return s;
+}
+
+/* Adds tensor t (shape sh) to the walk, planning its storage when w->cfg is
+ * set. i is its producer (-1 for the input). */
+static odl_status add_tensor(walk_st *w, int32_t t, const odl_layer_shape *sh, int32_t i)
+{
+    const odl_model_desc *d = w->d;
+    const int32_t last = t == w->L ? w->L : last_reader(d, t);
+    if (last < 0 && i < 0)
+        return odl_fail(w->diag, ODL_ERR_SHAPE, "no layer reads the model's input (tensor 0)");
+    if (last < 0)
+        return odl_fail(w->diag, ODL_ERR_SHAPE,
+                        "layer %d (%s): its output (tensor %d) is never read; only the last layer's may be unused",
+                        (int)i, odl_layer_type_name(d->layers[i].type), (int)t);
+    for (int32_t k = 0; k < w->n;) { /* tensors no longer needed leave */
+        live_ent *o = &w->e[k];
+        int32_t keep = o->last > o->flast ? o->last : o->flast;
+        keep = keep > o->glast ? keep : o->glast;
+        if (keep < (i < 0 ? 0 : i))
+            *o = w->e[--w->n];
+        else
+            k++;
+    }
+    if (w->n >= ODL_PLAN_LIVE)
+        return odl_fail(w->diag, ODL_ERR_UNSUPPORTED,
+                        "layer %d: more than %d tensors are waiting for readers at once (a graph this wide is not supported)",
+                        (int)i, (int)ODL_PLAN_LIVE);
+    live_ent *e = &w->e[w->n++];
+    memset(e, 0, sizeof *e);
+    e->t = t;
+    e->c = sh->c;
+    e->h = sh->h;
+    e->w = sh->w;
+    e->last = last;
+    e->flast = e->glast = -1;
+    e->froot = t;
+    e->groot = -1;
+    e->region = REG_NONE;
+    if (!w->cfg)
+        return ODL_OK;
+    e->bytes = ALIGN_UP(FLOATS(sh->size * w->B));
+    e->flast = last;
+    const int kept = w->train && t >= w->fb && needs_kept(d, w->cfg, t, 0);
+    odl_tensor_rt *tr = w->m ? &w->m->tens[t] : NULL;
+    const int32_t step = i < 0 ? 0 : i;
+    if (i < 0) {
+        if (kept) {
+            e->region = REG_KEPT;
+            e->off = w->kept;
+            w->kept += e->bytes;
+            w->naive += e->bytes;
+        }
+    } else if (relu_fusable(d, i)) {
+        e->region = REG_VIRTUAL;
+    } else if (is_view(d, w->cfg, i)) {
+        live_ent *src = find_ent(w, d->layers[i].in[0]);
+        live_ent *root = src ? find_ent(w, src->froot) : NULL;
+        if (!root)
+            return odl_fail(w->diag, ODL_ERR_STATE, "layer %d: internal planning error (input not held)", (int)i);
+        if (kept && root->region != REG_KEPT) {
+            e->region = REG_KEPT; /* backward reads it; its source is not kept: a copy */
+            e->off = w->kept;
+            w->kept += e->bytes;
+            w->naive += e->bytes;
+        } else {
+            e->region = REG_ALIAS;
+            e->froot = root->t;
+            if (root->flast < last)
+                root->flast = last;
+        }
+    } else if (kept) {
+        e->region = REG_KEPT;
+        e->off = w->kept;
+        w->kept += e->bytes;
+        w->naive += e->bytes;
+    } else {
+        e->region = REG_TRANS;
+        e->off = first_fit(w, e, 0, step, e->bytes);
+        if (e->off + e->bytes > w->trans_peak)
+            w->trans_peak = e->off + e->bytes;
+        w->naive += e->bytes;
+    }
+    /* gradients: tensors strictly inside the trainable part; the output's is the caller's */
+    if (w->train && t > w->fb && t < w->L) {
+        const odl_node_desc *l = &d->layers[i];
+        live_ent *src = NULL, *root = NULL;
+        if ((l->type == ODL_LAYER_FLATTEN || l->type == ODL_LAYER_RESHAPE) && l->in[0] > w->fb &&
+            last_reader(d, l->in[0]) == i)
+            src = find_ent(w, l->in[0]);
+        if (src && src->groot >= 0)
+            root = find_ent(w, src->groot);
+        if (pool_relu_fusable(d, t) && i > w->fb) {
+            /* the pool (node t) writes the ReLU's input gradient directly: none
+             * here, and that one must live until the pool's step */
+            live_ent *rin = find_ent(w, l->in[0]);
+            live_ent *rg = rin && rin->groot >= 0 ? find_ent(w, rin->groot) : NULL;
+            if (rg && rg->glast < t)
+                rg->glast = t;
+        } else if (root) {
+            /* same floats, new shape: the gradient passes through in place */
+            e->groot = root->t;
+            if (root->glast < last)
+                root->glast = last;
+        } else {
+            e->glast = last;
+            e->goff = first_fit(w, e, 1, step, e->bytes);
+            e->gplaced = 1;
+            e->groot = t;
+            if (e->goff + e->bytes > w->grad_peak)
+                w->grad_peak = e->goff + e->bytes;
+        }
+    }
+    /* the lower bound: every tensor live at this step, kept ones included */
+    const size_t live = live_trans(w, step) + w->kept;
+    if (live > w->lower)
+        w->lower = live;
+    if (tr) {
+        tr->region = e->region;
+        tr->off = e->off;
+        tr->goff = e->goff;
+        tr->groot = e->groot;
+    }
+    return ODL_OK;
+}
+
+static odl_window_dims window_dims(const odl_node_desc *l, const odl_layer_shape *in, const odl_layer_shape *out,
+                                   int32_t batch);
+
+/* Walks every node: checks it, computes its shape and (with a config)
+ * plans its memory, allocating its parameters in w->a on the way. */
+static odl_status walk_run(walk_st *w)
+{
+    const odl_model_desc *d = w->d;
+    odl_status s = check_header(d, w->diag);
     if (s != ODL_OK)
         return s;
+    w->L = d->n_layers;
     const odl_layer_shape in0 = input_shape(d);
-    odl_layer_shape prev = in0;
-    uint64_t t = 0, tr = 0;
-    for (int32_t i = 0; i < d->n_layers; i++) {
+    if ((s = add_tensor(w, 0, &in0, -1)) != ODL_OK)
+        return s;
+    const int32_t nstate = w->train ? odl_optim_state_per_param(&w->cfg->optim) : 0;
+    odl_layer_shape out = in0;
+    for (int32_t i = 0; i < w->L; i++) {
         const odl_node_desc *l = &d->layers[i];
-        s = check_node_inputs(l, i, diag);
-        if (s != ODL_OK)
+        if ((s = check_node_inputs(l, i, w->diag)) != ODL_OK)
             return s;
+        odl_layer_shape in_sh[ODL_NODE_MAX_IN];
         const odl_layer_shape *ins[ODL_NODE_MAX_IN];
         for (int32_t k = 0; k < l->n_in; k++) {
-            const int32_t tn = l->in[k];
-            if (tn == 0)
-                ins[k] = &in0;
-            else if (shapes)
-                ins[k] = &shapes[tn - 1];
-            else if (tn == i)
-                ins[k] = &prev; /* a sequential description needs no room for shapes */
-            else
-                return odl_fail(diag, ODL_ERR_ARG,
-                                "layer %d reads tensor %d: checking a graph needs room for every node's shape", (int)i,
-                                (int)tn);
+            const live_ent *e = find_ent(w, l->in[k]);
+            if (!e)
+                return odl_fail(w->diag, ODL_ERR_STATE, "layer %d: internal planning error (input %d not held)",
+                                (int)i, (int)l->in[k]);
+            odl_layer_shape sh = {e->c, e->h, e->w, (size_t)e->c * (size_t)e->h * (size_t)e->w, 0, 0};
+            in_sh[k] = sh;
+            ins[k] = &in_sh[k];
         }
-        odl_layer_shape out;
-        s = node_shape(l, i, ins, &out, diag);
-        if (s != ODL_OK)
+        if ((s = node_shape(l, i, ins, &out, w->diag)) != ODL_OK)
             return s;
-        if (shapes)
-            shapes[i] = out;
-        prev = out;
-        t += (uint64_t)out.n_weights + out.n_bias;
+        w->total += (uint64_t)out.n_weights + out.n_bias;
         if (l->trainable)
-            tr += (uint64_t)out.n_weights + out.n_bias;
+            w->trainable += (uint64_t)out.n_weights + out.n_bias;
+        if (w->shapes)
+            w->shapes[i] = out;
+        if (w->cfg) {
+            odl_layer_rt *rt = w->m ? &w->m->rt[i] : NULL;
+            if (rt) {
+                rt->in = in_sh[0];
+                rt->out = out;
+                rt->n_w = out.n_weights;
+                rt->n_b = out.n_bias;
+                rt->fused = (uint8_t)relu_fusable(d, i);
+                rt->pool_relu = (uint8_t)pool_relu_fusable(d, i);
+                rt->first = 0;
+                for (int32_t k = 0; k < l->n_in; k++)
+                    if (grad_first(d, i, k))
+                        rt->first |= (uint8_t)(1u << k);
+            }
+            if (has_params(l->type)) {
+                const int in_place = w->cfg->frozen_weights_in_place && !(w->train && l->trainable);
+                if (!in_place) {
+                    if ((s = walk_alloc(w, rt ? &rt->w : NULL, FLOATS(out.n_weights), ODL_MEM_PARAMS)) != ODL_OK ||
+                        (s = walk_alloc(w, rt ? &rt->b : NULL, FLOATS(out.n_bias), ODL_MEM_PARAMS)) != ODL_OK)
+                        return s;
+                } else if (rt) {
+                    rt->external = 1;
+                    w->m->params_ready = 0;
+                }
+                if (w->train && l->trainable) {
+                    if ((s = walk_alloc(w, rt ? &rt->dw : NULL, FLOATS(out.n_weights), ODL_MEM_GRADS)) != ODL_OK ||
+                        (s = walk_alloc(w, rt ? &rt->db : NULL, FLOATS(out.n_bias), ODL_MEM_GRADS)) != ODL_OK)
+                        return s;
+                    for (int32_t k = 0; k < nstate; k++)
+                        if ((s = walk_alloc(w, rt ? &rt->opt_w[k] : NULL, FLOATS(out.n_weights), ODL_MEM_OPTIM)) !=
+                                ODL_OK ||
+                            (s = walk_alloc(w, rt ? &rt->opt_b[k] : NULL, FLOATS(out.n_bias), ODL_MEM_OPTIM)) != ODL_OK)
+                            return s;
+                }
+            }
+            if (l->type == ODL_LAYER_ADAPTER && (size_t)l->units > w->adapter_r)
+                w->adapter_r = (size_t)l->units;
+            if (l->type == ODL_LAYER_CONV2D) {
+                odl_window_dims wd = window_dims(l, ins[0], &out, 1);
+                size_t sc = odl_conv2d_scratch_floats(&wd);
+                if (sc > w->conv_scratch)
+                    w->conv_scratch = sc;
+            }
+            if (w->train && i >= w->fb) { /* gradients added to another reader's: a scratch to compute them in */
+                size_t acc = 0;
+                for (int32_t k = 0; k < l->n_in; k++)
+                    if (l->in[k] > w->fb && !grad_first(d, i, k))
+                        acc += ALIGN_UP(FLOATS(in_sh[k].size * w->B));
+                if (acc > w->tmp)
+                    w->tmp = acc;
+            }
+        }
+        if ((s = add_tensor(w, i + 1, &out, i)) != ODL_OK)
+            return s;
     }
-    if (t > SIZE_MAX / sizeof(float))
-        return odl_fail(diag, ODL_ERR_SHAPE, "model has %llu parameters, more than memory can address",
-                        (unsigned long long)t);
-    if (total)
-        *total = t;
-    if (trainable)
-        *trainable = tr;
-    if (last)
-        *last = prev;
+    w->out = out;
     return ODL_OK;
+}
+
+static void walk_init(walk_st *w, const odl_model_desc *d, const odl_model_cfg *cfg, odl_layer_shape *shapes,
+                      odl_diag *diag)
+{
+    memset(w, 0, sizeof *w);
+    w->d = d;
+    w->cfg = cfg;
+    w->shapes = shapes;
+    w->diag = diag;
+    if (cfg) {
+        w->train = cfg->mode == ODL_MODE_TRAIN;
+        w->B = (size_t)cfg->max_batch;
+        w->fb = first_backward_layer(d, cfg);
+    }
 }
 
 odl_status odl_desc_check(const odl_model_desc *d, odl_layer_shape *shapes, odl_diag *diag)
 {
-    return check_walk(d, shapes, diag, NULL, NULL, NULL);
+    walk_st w;
+    walk_init(&w, d, NULL, shapes, diag);
+    return walk_run(&w);
 }
 
 odl_status odl_desc_count_params(const odl_model_desc *d, odl_layer_shape *shapes, size_t *total,
                                  size_t *trainable)
 {
-    uint64_t t, tr;
-    odl_status s = check_walk(d, shapes, NULL, &t, &tr, NULL);
+    walk_st w;
+    walk_init(&w, d, NULL, shapes, NULL);
+    odl_status s = walk_run(&w);
     if (s != ODL_OK)
         return s;
+    if (w.total > SIZE_MAX / sizeof(float))
+        return ODL_ERR_SHAPE;
     if (total)
-        *total = (size_t)t;
+        *total = (size_t)w.total;
     if (trainable)
-        *trainable = (size_t)tr;
+        *trainable = (size_t)w.trainable;
     return ODL_OK;
 }
 
@@ -664,9 +1083,13 @@ static odl_status tensor_shape(const odl_model_desc *d, int32_t t, odl_layer_sha
 {
     odl_model_desc prefix = *d;
     prefix.n_layers = t;
-    return check_walk(&prefix, NULL, diag, NULL, NULL, out);
+    walk_st w;
+    walk_init(&w, &prefix, NULL, NULL, diag);
+    odl_status s = walk_run(&w);
+    if (s == ODL_OK)
+        *out = w.out;
+    return s;
 }
-
 odl_status odl_desc_tail(odl_model_desc *dst, const odl_model_desc *src, int32_t boundary, odl_diag *diag)
 {
     odl_status s = check_header(src, diag);
@@ -714,18 +1137,8 @@ odl_model_cfg odl_model_cfg_defaults(void)
     return c;
 }
 
-static int32_t first_backward_layer(const odl_model_desc *d, const odl_model_cfg *cfg)
-{
-    if (cfg->mode != ODL_MODE_TRAIN)
-        return d->n_layers;
-    for (int32_t i = 0; i < d->n_layers; i++)
-        if (d->layers[i].trainable && has_params(d->layers[i].type))
-            return i;
-    return d->n_layers;
-}
-
-static odl_window_dims window_dims(const odl_node_desc *l, const odl_layer_shape *in,
-                                   const odl_layer_shape *out, int32_t batch)
+static odl_window_dims window_dims(const odl_node_desc *l, const odl_layer_shape *in, const odl_layer_shape *out,
+                                   int32_t batch)
 {
     odl_window_dims w = odl_window_dims_simple(batch, in->c, in->h, in->w, out->c, out->h, out->w, l->k_h, l->k_w,
                                                l->stride_h, l->stride_w, l->pad_t, l->pad_l);
@@ -738,41 +1151,35 @@ static odl_window_dims window_dims(const odl_node_desc *l, const odl_layer_shape
     return w;
 }
 
-#define FLOATS(n) ((size_t)(n) * sizeof(float))
-
-/* Lays the model out in `a`; m == NULL (with a counting arena) only counts. */
-static odl_status build(odl_model *m, const odl_model_desc *desc, const odl_model_cfg *cfg,
-                        odl_arena *a, odl_diag *diag)
+/* Lays the model out in `a`; m == NULL (with a counting arena) only counts.
+ * Order: bookkeeping, then each node's parameters as the walk meets them,
+ * then the activation, gradient and scratch regions the walk sized. */
+static odl_status build(odl_model *m, const odl_model_desc *desc, const odl_model_cfg *cfg, odl_arena *a,
+                        odl_diag *diag, odl_act_stats *stats)
 {
-    odl_status s;
-    void *p;
-#define ALLOC(target, bytes, kind)                                   \
-    do {                                                             \
-        s = odl_arena_alloc(a, (bytes), (kind), &p, diag);           \
-        if (s != ODL_OK)                                             \
-            return s;                                                \
-        if (m)                                                       \
-            target = p;                                              \
-    } while (0)
-
-    const int32_t L = desc->n_layers;
-    const size_t B = (size_t)cfg->max_batch;
-    const int32_t fb = first_backward_layer(desc, cfg);
-    const int train = cfg->mode == ODL_MODE_TRAIN;
-    const odl_layer_shape in_shape = {desc->in_c, desc->in_h, desc->in_w,
-                                      (size_t)desc->in_c * desc->in_h * desc->in_w, 0, 0};
-    s = odl_desc_check(desc, NULL, diag);
+    odl_status s = check_header(desc, diag);
     if (s != ODL_OK)
         return s;
-    for (int32_t i = 0; i < L; i++)
-        if (!is_sequential_node(&desc->layers[i], i) || desc->layers[i].type > ODL_LAYER_ADAPTER)
-            return odl_fail(diag, ODL_ERR_UNSUPPORTED, "layer %d (%s) reads tensor %d: graph models are not runnable yet",
-                            (int)i, odl_layer_type_name(desc->layers[i].type), (int)desc->layers[i].in[0]);
-    const int32_t nstate = train ? odl_optim_state_per_param(&cfg->optim) : 0;
-
+    void *p;
+#define ALLOC(target, bytes, kind)                         \
+    do {                                                   \
+        s = odl_arena_alloc(a, (bytes), (kind), &p, diag); \
+        if (s != ODL_OK)                                   \
+            return s;                                      \
+        if (m)                                             \
+            target = p;                                    \
+    } while (0)
+    const int32_t L = desc->n_layers;
+    const size_t B = (size_t)cfg->max_batch;
+    const int train = cfg->mode == ODL_MODE_TRAIN;
     ALLOC(m->desc.layers, (size_t)L * sizeof(odl_node_desc), ODL_MEM_STATE);
     ALLOC(m->rt, (size_t)L * sizeof(odl_layer_rt), ODL_MEM_STATE);
-    ALLOC(m->act, (size_t)(L + 1) * sizeof(float *), ODL_MEM_STATE);
+    ALLOC(m->tens, (size_t)(L + 1) * sizeof(odl_tensor_rt), ODL_MEM_STATE);
+    ALLOC(m->cut, (size_t)(L + 1), ODL_MEM_STATE);
+    walk_st w;
+    walk_init(&w, desc, cfg, NULL, diag);
+    w.m = m;
+    w.a = a;
     if (m) {
         memcpy(m->desc.layers, desc->layers, (size_t)L * sizeof(odl_node_desc));
         m->desc.in_c = desc->in_c;
@@ -782,106 +1189,61 @@ static odl_status build(odl_model *m, const odl_model_desc *desc, const odl_mode
         m->desc.cap_layers = L;
         m->desc.softmax_output = desc->softmax_output;
         m->cfg = *cfg;
-        m->in_shape = in_shape;
-        m->first_bw = fb;
+        m->in_shape = input_shape(desc);
+        m->first_bw = w.fb;
         m->train_n = -1;
         m->train_from = -1;
-        m->params_ready = 1; /* cleared below for in-place layers until they are set */
-    }
-    size_t ping = 0, gmax = 0, conv_scratch = 0, adapter_r = 0;
-    odl_layer_shape cur = in_shape, next, last_out = in_shape, before_last = in_shape;
-    for (int32_t i = 0; i < L; i++) {
-        const odl_node_desc *l = &desc->layers[i];
-        const odl_layer_shape *ins[1] = {&cur};
-        s = node_shape(l, i, ins, &next, diag);
-        if (s != ODL_OK)
-            return s;
-        const odl_layer_shape *in = &cur;
-        const odl_layer_shape *out = &next;
-        odl_layer_rt *rt = m ? &m->rt[i] : NULL;
-        if (rt) {
-            rt->in = *in;
-            rt->out = *out;
-            rt->n_w = out->n_weights;
-            rt->n_b = out->n_bias;
-        }
-        if (has_params(l->type)) {
-            const int in_place = cfg->frozen_weights_in_place && !(train && l->trainable);
-            if (!in_place) {
-                ALLOC(rt->w, FLOATS(out->n_weights), ODL_MEM_PARAMS);
-                ALLOC(rt->b, FLOATS(out->n_bias), ODL_MEM_PARAMS);
-            } else if (rt) {
-                rt->external = 1;
-                m->params_ready = 0;
+        m->params_ready = 1; /* cleared by the walk for in-place layers until they are set */
+        /* cut points in one pass: t is a cut when every node from t on reads tensors >= t */
+        int32_t lowest = L;
+        for (int32_t t = L; t >= 0; t--) {
+            if (t < L) {
+                const odl_node_desc *l = &desc->layers[t];
+                for (int32_t k = 0; k < l->n_in && k < ODL_NODE_MAX_IN; k++)
+                    if (l->in[k] < lowest)
+                        lowest = l->in[k];
             }
-            if (train && l->trainable) {
-                ALLOC(rt->dw, FLOATS(out->n_weights), ODL_MEM_GRADS);
-                ALLOC(rt->db, FLOATS(out->n_bias), ODL_MEM_GRADS);
-                for (int32_t k = 0; k < nstate; k++) {
-                    ALLOC(rt->opt_w[k], FLOATS(out->n_weights), ODL_MEM_OPTIM);
-                    ALLOC(rt->opt_b[k], FLOATS(out->n_bias), ODL_MEM_OPTIM);
-                }
-            }
+            m->cut[t] = (uint8_t)(lowest >= t);
         }
-        if (l->type == ODL_LAYER_ADAPTER && (size_t)l->units > adapter_r)
-            adapter_r = (size_t)l->units;
-        if (l->type == ODL_LAYER_CONV2D) {
-            odl_window_dims wd = window_dims(l, in, out, 1);
-            size_t sc = odl_conv2d_scratch_floats(&wd);
-            if (sc > conv_scratch)
-                conv_scratch = sc;
-        }
-        /* outputs of layers before fb-1 go through ping-pong */
-        if (i < fb - 1 || fb >= L)
-            if (out->size > ping)
-                ping = out->size;
-        /* d(input) of layers after fb */
-        if (fb < L && i > fb && in->size > gmax)
-            gmax = in->size;
-        before_last = cur;
-        cur = next;
     }
-    last_out = cur;
-    (void)before_last;
-    if (ping) {
-        ALLOC(m->ping, FLOATS(ping * B), ODL_MEM_SCRATCH);
-        ALLOC(m->pong, FLOATS(ping * B), ODL_MEM_SCRATCH);
-    }
-    if (fb < L) {
-        odl_layer_shape sh = in_shape;
-        for (int32_t i = 0; i <= L; i++) {
-            if (i > 0) {
-                const odl_layer_shape *ins[1] = {&sh};
-                odl_layer_shape o;
-                s = node_shape(&desc->layers[i - 1], i - 1, ins, &o, diag);
-                if (s != ODL_OK)
-                    return s;
-                sh = o;
-            }
-            if (i < fb)
-                continue;
-            /* flatten's output is its input, reinterpreted */
-            if (i > fb && desc->layers[i - 1].type == ODL_LAYER_FLATTEN) {
-                if (m)
-                    m->act[i] = m->act[i - 1];
-                continue;
-            }
-            ALLOC(m->act[i], FLOATS(sh.size * B), ODL_MEM_ACTIVATIONS);
-        }
-        if (gmax) {
-            ALLOC(m->gbuf[0], FLOATS(gmax * B), ODL_MEM_SCRATCH);
-            ALLOC(m->gbuf[1], FLOATS(gmax * B), ODL_MEM_SCRATCH);
-        }
-        ALLOC(m->dlogits, FLOATS(last_out.size * B), ODL_MEM_SCRATCH);
-    }
-    if (conv_scratch)
-        ALLOC(m->conv_scratch, FLOATS(conv_scratch), ODL_MEM_SCRATCH);
-    if (adapter_r) {
-        ALLOC(m->adapter_h, FLOATS(adapter_r * B), ODL_MEM_SCRATCH);
-        if (fb < L)
-            ALLOC(m->adapter_dh, FLOATS(adapter_r * B), ODL_MEM_SCRATCH);
+    if ((s = walk_run(&w)) != ODL_OK)
+        return s;
+    float *kept = NULL, *trans = NULL, *grads = NULL;
+    if (w.kept)
+        ALLOC(kept, w.kept, ODL_MEM_ACTIVATIONS);
+    if (w.trans_peak)
+        ALLOC(trans, w.trans_peak, ODL_MEM_SCRATCH);
+    if (w.grad_peak)
+        ALLOC(grads, w.grad_peak, ODL_MEM_SCRATCH);
+    if (w.tmp)
+        ALLOC(m->gtmp, w.tmp, ODL_MEM_SCRATCH);
+    if (train && w.fb < L)
+        ALLOC(m->dlogits, FLOATS(w.out.size * B), ODL_MEM_SCRATCH);
+    if (w.conv_scratch)
+        ALLOC(m->conv_scratch, FLOATS(w.conv_scratch), ODL_MEM_SCRATCH);
+    if (w.adapter_r) {
+        ALLOC(m->adapter_h, FLOATS(w.adapter_r * B), ODL_MEM_SCRATCH);
+        if (train && w.fb < L)
+            ALLOC(m->adapter_dh, FLOATS(w.adapter_r * B), ODL_MEM_SCRATCH);
     }
 #undef ALLOC
+    if (stats) {
+        stats->peak = w.kept + w.trans_peak;
+        stats->naive_sum = w.naive;
+        stats->lower_bound = w.lower;
+    }
+    if (m) {
+        for (int32_t t = 0; t <= L; t++) {
+            odl_tensor_rt *tr = &m->tens[t];
+            tr->data = tr->region == REG_KEPT ? (float *)(void *)((uint8_t *)kept + tr->off)
+                       : tr->region == REG_TRANS ? (float *)(void *)((uint8_t *)trans + tr->off)
+                                                 : NULL;
+            tr->grad = tr->groot == t ? (float *)(void *)((uint8_t *)grads + tr->goff)
+                       : tr->groot >= 0 ? m->tens[tr->groot].grad
+                                        : NULL;
+            tr->cur = tr->data;
+        }
+    }
     return ODL_OK;
 }
 
@@ -898,8 +1260,8 @@ static odl_status check_cfg(const odl_model_cfg *cfg, odl_diag *diag)
     return ODL_OK;
 }
 
-odl_status odl_model_plan(const odl_model_desc *desc, const odl_model_cfg *cfg, odl_mem_plan *plan,
-                          odl_diag *diag)
+static odl_status plan_with(const odl_model_desc *desc, const odl_model_cfg *cfg, odl_mem_plan *plan,
+                            odl_act_stats *stats, odl_diag *diag)
 {
     odl_status s = check_cfg(cfg, diag);
     if (s != ODL_OK)
@@ -909,11 +1271,28 @@ odl_status odl_model_plan(const odl_model_desc *desc, const odl_model_cfg *cfg, 
     odl_arena_init_counting(&a);
     s = odl_arena_alloc(&a, sizeof(odl_model), ODL_MEM_STATE, &p, diag);
     if (s == ODL_OK)
-        s = build(NULL, desc, cfg, &a, diag);
+        s = build(NULL, desc, cfg, &a, diag, stats);
     if (s != ODL_OK)
         return s;
-    *plan = a.plan;
+    if (plan)
+        *plan = a.plan;
     return ODL_OK;
+}
+
+odl_status odl_model_plan(const odl_model_desc *desc, const odl_model_cfg *cfg, odl_mem_plan *plan,
+                          odl_diag *diag)
+{
+    if (!plan)
+        return odl_fail(diag, ODL_ERR_ARG, "odl_model_plan: plan must not be NULL");
+    return plan_with(desc, cfg, plan, NULL, diag);
+}
+
+odl_status odl_model_plan_activations(const odl_model_desc *desc, const odl_model_cfg *cfg, odl_act_stats *stats,
+                                      odl_diag *diag)
+{
+    if (!stats)
+        return odl_fail(diag, ODL_ERR_ARG, "odl_model_plan_activations: stats must not be NULL");
+    return plan_with(desc, cfg, NULL, stats, diag);
 }
 
 odl_status odl_model_init(odl_model **out, const odl_model_desc *desc, const odl_model_cfg *cfg,
@@ -940,11 +1319,17 @@ odl_status odl_model_init(odl_model **out, const odl_model_desc *desc, const odl
     if (s != ODL_OK)
         return s;
     odl_model *m = p;
-    s = build(m, desc, cfg, arena, diag);
+    s = build(m, desc, cfg, arena, diag, NULL);
     if (s != ODL_OK)
         return s;
     *out = m;
     return ODL_OK;
+}
+
+/* Shape of tensor t of a built model. */
+static const odl_layer_shape *tshape(const odl_model *m, int32_t t)
+{
+    return t == 0 ? &m->in_shape : &m->rt[t - 1].out;
 }
 
 odl_status odl_model_init_params(odl_model *m, odl_rng *rng)
@@ -956,13 +1341,15 @@ odl_status odl_model_init_params_as(odl_model *m, odl_rng *rng, odl_init_kind ki
 {
     if (!m || !rng || (kind != ODL_INIT_HE && kind != ODL_INIT_TORCH))
         return ODL_ERR_ARG;
-    for (int32_t i = 0; i < m->desc.n_layers; i++) {
+    const int32_t L = m->desc.n_layers;
+    for (int32_t i = 0; i < L; i++) {
         odl_layer_rt *rt = &m->rt[i];
-        if (!has_params(m->desc.layers[i].type) || rt->external)
+        const odl_node_desc *l = &m->desc.layers[i];
+        if (!has_params(l->type) || rt->external)
             continue;
-        if (m->desc.layers[i].type == ODL_LAYER_ADAPTER) {
+        if (l->type == ODL_LAYER_ADAPTER) {
             /* W_down He-uniform (a ReLU follows), W_up and biases zero: identity */
-            const size_t D = rt->in.size, r = (size_t)m->desc.layers[i].units;
+            const size_t D = rt->in.size, r = (size_t)l->units;
             const float bound = sqrtf(6.0f / (float)D);
             for (size_t k = 0; k < r * D; k++)
                 rt->w[k] = (2.0f * odl_rng_uniform(rng) - 1.0f) * bound;
@@ -970,9 +1357,16 @@ odl_status odl_model_init_params_as(odl_model *m, odl_rng *rng, odl_init_kind ki
             memset(rt->b, 0, FLOATS(rt->n_b));
             continue;
         }
+        if (l->type == ODL_LAYER_BATCHNORM) { /* the identity, as a fresh batch norm */
+            for (size_t k = 0; k < rt->n_w; k++)
+                rt->w[k] = 1.0f;
+            memset(rt->b, 0, FLOATS(rt->n_b));
+            continue;
+        }
         size_t fan_in = rt->n_w / rt->n_b;
-        int relu_next = kind == ODL_INIT_HE && i + 1 < m->desc.n_layers && (m->desc.layers[i + 1].type == ODL_LAYER_RELU ||
-                                                     m->desc.layers[i + 1].type == ODL_LAYER_RELU6);
+        const odl_node_desc *nx = i + 1 < L ? &m->desc.layers[i + 1] : NULL;
+        int relu_next = kind == ODL_INIT_HE && nx && (nx->type == ODL_LAYER_RELU || nx->type == ODL_LAYER_RELU6) &&
+                        nx->in[0] == i + 1;
         float bound = (relu_next ? sqrtf(6.0f) : 1.0f) / sqrtf((float)fan_in);
         for (size_t k = 0; k < rt->n_w; k++)
             rt->w[k] = (2.0f * odl_rng_uniform(rng) - 1.0f) * bound;
@@ -1061,6 +1455,11 @@ static odl_status check_call(const odl_model *m, int32_t from, const float *x, i
     if (from < 0 || from >= m->desc.n_layers)
         return odl_fail(diag, ODL_ERR_ARG, "forward: start layer %d out of range 0..%d", (int)from,
                         (int)m->desc.n_layers - 1);
+    if (!m->cut[from])
+        return odl_fail(diag, ODL_ERR_ARG,
+                        "forward: cannot start at tensor %d: it is not a cut point (a layer after it also reads an "
+                        "earlier tensor); start at a cut point such as the freeze boundary",
+                        (int)from);
     if (n <= 0 || n > m->cfg.max_batch)
         return odl_fail(diag, ODL_ERR_ARG, "forward: batch %d out of range 1..%d (max_batch)", (int)n,
                         (int)m->cfg.max_batch);
@@ -1072,63 +1471,85 @@ static odl_status check_call(const odl_model *m, int32_t from, const float *x, i
     return ODL_OK;
 }
 
-/* Layer i is a conv2d or dense followed by a ReLU that the kernel can apply
- * on the way out. Backward never reads the pre-ReLU values (the ReLU's
- * backward uses its output, the layer's backward its input), so act[i+1]
- * is simply not written. */
-static int relu_fusable(const odl_model *m, int32_t i)
-{
-    const int32_t t = m->desc.layers[i].type;
-    return (t == ODL_LAYER_CONV2D || t == ODL_LAYER_DENSE) && i + 1 < m->desc.n_layers &&
-           m->desc.layers[i + 1].type == ODL_LAYER_RELU;
-}
-
-/* One layer forward (flags: ODL_FUSE_RELU for conv2d/dense). Returns the
- * output pointer (which may be x itself for flatten, or for dropout outside
- * training). */
-static const float *layer_forward(odl_model *m, int32_t i, const float *x, float *y, int32_t n,
-                                  odl_rng *train_rng, unsigned flags)
+/* One node forward into y (flags: ODL_FUSE_RELU for conv2d/dense). */
+static void node_forward(odl_model *m, int32_t i, float *y, int32_t n, odl_rng *train_rng, unsigned flags)
 {
     const odl_node_desc *l = &m->desc.layers[i];
     odl_layer_rt *rt = &m->rt[i];
+    const float *x = m->tens[l->in[0]].cur;
     const size_t total = rt->out.size * (size_t)n;
     switch (l->type) {
     case ODL_LAYER_DENSE: {
         odl_dense_dims d = {n, (int32_t)rt->in.size, (int32_t)rt->out.size};
         odl_dense_forward_f32_ex(&d, x, rt->w, rt->b, y, flags);
-        return y;
+        return;
     }
     case ODL_LAYER_CONV2D: {
         odl_window_dims d = window_dims(l, &rt->in, &rt->out, n);
         odl_conv2d_forward_f32_ex(&d, x, rt->w, rt->b, y, m->conv_scratch, flags);
-        return y;
+        return;
     }
     case ODL_LAYER_DEPTHWISE: {
         odl_window_dims d = window_dims(l, &rt->in, &rt->out, n);
         odl_depthwise_forward_f32(&d, x, rt->w, rt->b, y);
-        return y;
+        return;
     }
     case ODL_LAYER_MAXPOOL: {
         odl_window_dims d = window_dims(l, &rt->in, &rt->out, n);
         odl_maxpool_forward_f32(&d, x, y);
-        return y;
+        return;
     }
     case ODL_LAYER_AVGPOOL: {
         odl_window_dims d = window_dims(l, &rt->in, &rt->out, n);
         odl_avgpool_forward_f32(&d, x, y);
-        return y;
+        return;
     }
     case ODL_LAYER_GAP:
         odl_gap_forward_f32(n, rt->in.c, rt->in.h * rt->in.w, x, y);
-        return y;
+        return;
     case ODL_LAYER_RELU:
         odl_relu_forward_f32(total, x, y);
-        return y;
+        return;
     case ODL_LAYER_RELU6:
         odl_relu6_forward_f32(total, x, y);
-        return y;
-    case ODL_LAYER_FLATTEN:
-        return x;
+        return;
+    case ODL_LAYER_CLIP:
+    case ODL_LAYER_LEAKY_RELU:
+    case ODL_LAYER_SIGMOID:
+    case ODL_LAYER_HARD_SIGMOID:
+    case ODL_LAYER_HARD_SWISH:
+    case ODL_LAYER_TANH:
+        odl_act_forward_f32(l->type, l->alpha, l->beta, total, x, y);
+        return;
+    case ODL_LAYER_BATCHNORM:
+        odl_affine_forward_f32(n, rt->in.c, rt->in.h * rt->in.w, x, rt->w, rt->b, y);
+        return;
+    case ODL_LAYER_ADD:
+    case ODL_LAYER_MUL: {
+        const odl_layer_shape *bs = tshape(m, l->in[1]);
+        const float *b = m->tens[l->in[1]].cur;
+        const int32_t hw = rt->in.h * rt->in.w, b_hw = bs->h * bs->w;
+        if (l->type == ODL_LAYER_ADD)
+            odl_add_forward_f32(n, rt->in.c, hw, x, b, bs->c, b_hw, y);
+        else
+            odl_mul_forward_f32(n, rt->in.c, hw, x, b, bs->c, b_hw, y);
+        return;
+    }
+    case ODL_LAYER_CONCAT: {
+        const float *xs[ODL_NODE_MAX_IN];
+        int32_t cs[ODL_NODE_MAX_IN];
+        for (int32_t k = 0; k < l->n_in; k++) {
+            xs[k] = m->tens[l->in[k]].cur;
+            cs[k] = tshape(m, l->in[k])->c;
+        }
+        odl_concat_forward_f32(n, l->n_in, xs, cs, rt->out.h * rt->out.w, y);
+        return;
+    }
+    case ODL_LAYER_PAD: {
+        odl_window_dims d = window_dims(l, &rt->in, &rt->out, n);
+        odl_pad_forward_f32(&d, l->alpha, x, y);
+        return;
+    }
     case ODL_LAYER_ADAPTER: {
         const int32_t D = (int32_t)rt->in.size, r = l->units;
         odl_dense_dims down = {n, D, r}, up = {n, r, D};
@@ -1136,48 +1557,59 @@ static const float *layer_forward(odl_model *m, int32_t i, const float *x, float
         odl_dense_forward_f32(&up, m->adapter_h, rt->w + (size_t)r * D, rt->b + r, y);
         for (size_t k = 0; k < total; k++)
             y[k] += x[k];
-        return y;
+        return;
     }
     case ODL_LAYER_DROPOUT:
         if (train_rng) {
             rt->dropout_rng = *train_rng;
             odl_dropout_forward_f32(total, l->alpha, train_rng, x, y);
-            return y;
+            return;
         }
         if (y != x)
             memcpy(y, x, FLOATS(total));
-        return y;
+        return;
+    case ODL_LAYER_FLATTEN:
+    case ODL_LAYER_RESHAPE: /* stored apart from its input (kept for backward): a copy */
+        if (y != x)
+            memcpy(y, x, FLOATS(total));
+        return;
     }
-    return y;
 }
 
-/* Runs [from, to); output of the last layer is returned. In train mode the
- * layers from fb-1 on write into act[] (what backward reads). */
-static const float *run(odl_model *m, int32_t from, int32_t to, const float *x, int32_t n,
-                        odl_rng *train_rng)
+/* Runs nodes [from, to) on x; returns tensor `to`. A tensor `to` that is
+ * never stored (a conv whose ReLU is fused) is written to `spill`. */
+static const float *run(odl_model *m, int32_t from, int32_t to, const float *x, int32_t n, odl_rng *train_rng,
+                        float *spill)
 {
-    const int32_t fb = m->first_bw;
-    const int keeps = fb < m->desc.n_layers; /* a training layout */
-    const float *cur = x;
-    if (keeps && from >= fb) {
-        /* the input of a trainable stretch is kept for backward */
-        if (m->act[from] != x)
-            memcpy(m->act[from], x, FLOATS(m->rt[from].in.size * (size_t)n));
-        cur = m->act[from];
+    odl_tensor_rt *tens = m->tens;
+    odl_tensor_rt *t0 = &tens[from];
+    if (t0->region == REG_KEPT) { /* the input of a trainable stretch is kept for backward */
+        if (t0->data != x)
+            memcpy(t0->data, x, FLOATS(tshape(m, from)->size * (size_t)n));
+        t0->cur = t0->data;
+    } else {
+        t0->cur = x;
     }
     for (int32_t i = from; i < to; i++) {
-        /* a conv2d/dense + ReLU pair runs as one layer writing the ReLU's slot */
-        const int fuse = i + 1 < to && relu_fusable(m, i);
-        const int32_t last = fuse ? i + 1 : i;
-        const int stored = keeps && last >= fb - 1;
-        float *dst = stored ? m->act[last + 1] : (cur == m->ping) ? m->pong : m->ping;
-        const float *o = layer_forward(m, i, cur, dst, n, train_rng, fuse ? ODL_FUSE_RELU : 0u);
-        if (stored && o != dst) /* flatten just before the boundary */
-            memcpy(dst, o, FLOATS(m->rt[last].out.size * (size_t)n));
-        cur = stored ? dst : o;
-        i = last;
+        const odl_layer_rt *rt = &m->rt[i];
+        odl_tensor_rt *o = &tens[i + 1];
+        if (o->region == REG_ALIAS) {
+            o->cur = tens[m->desc.layers[i].in[0]].cur;
+            continue;
+        }
+        if (rt->fused && i + 1 < to) {
+            /* the conv2d/dense + ReLU pair runs as one node writing the ReLU's tensor */
+            odl_tensor_rt *r = &tens[i + 2];
+            node_forward(m, i, r->data, n, train_rng, ODL_FUSE_RELU);
+            r->cur = r->data;
+            i++;
+            continue;
+        }
+        float *y = o->data ? o->data : spill;
+        node_forward(m, i, y, n, train_rng, 0u);
+        o->cur = y;
     }
-    return cur;
+    return tens[to].cur;
 }
 
 odl_status odl_model_forward(odl_model *m, int32_t from, const float *x, int32_t n, const float **out,
@@ -1186,13 +1618,15 @@ odl_status odl_model_forward(odl_model *m, int32_t from, const float *x, int32_t
     odl_status s = check_call(m, from, x, n, diag);
     if (s != ODL_OK)
         return s;
-    *out = run(m, from, m->desc.n_layers, x, n, NULL);
+    if (!out)
+        return odl_fail(diag, ODL_ERR_ARG, "forward: out must not be NULL");
+    *out = run(m, from, m->desc.n_layers, x, n, NULL, NULL);
     m->train_n = -1; /* a plain forward may overwrite what backward needs */
     return ODL_OK;
 }
 
-odl_status odl_model_forward_range(odl_model *m, int32_t from, int32_t to, const float *x, int32_t n,
-                                   float *y, odl_diag *diag)
+odl_status odl_model_forward_range(odl_model *m, int32_t from, int32_t to, const float *x, int32_t n, float *y,
+                                   odl_diag *diag)
 {
     odl_status s = check_call(m, from, x, n, diag);
     if (s != ODL_OK)
@@ -1200,8 +1634,9 @@ odl_status odl_model_forward_range(odl_model *m, int32_t from, int32_t to, const
     if (to <= from || to > m->desc.n_layers || !y)
         return odl_fail(diag, ODL_ERR_ARG, "forward_range: end layer %d must be in %d..%d", (int)to,
                         (int)from + 1, (int)m->desc.n_layers);
-    const float *out = run(m, from, to, x, n, NULL);
-    memmove(y, out, FLOATS(m->rt[to - 1].out.size * (size_t)n));
+    const float *out = run(m, from, to, x, n, NULL, y);
+    if (out != y)
+        memmove(y, out, FLOATS(m->rt[to - 1].out.size * (size_t)n));
     m->train_n = -1;
     return ODL_OK;
 }
@@ -1214,9 +1649,9 @@ odl_status odl_model_forward_train(odl_model *m, int32_t from, const float *x, i
         return s;
     if (m->cfg.mode != ODL_MODE_TRAIN || m->first_bw >= m->desc.n_layers)
         return odl_fail(diag, ODL_ERR_STATE, "model was not set up for training (no trainable layer)");
-    if (!rng)
-        return odl_fail(diag, ODL_ERR_ARG, "forward_train needs an RNG (dropout)");
-    *logits = run(m, from, m->desc.n_layers, x, n, rng);
+    if (!rng || !logits)
+        return odl_fail(diag, ODL_ERR_ARG, "forward_train needs an RNG (dropout) and a logits pointer");
+    *logits = run(m, from, m->desc.n_layers, x, n, rng, NULL);
     m->train_n = n;
     m->train_from = from;
     return ODL_OK;
@@ -1232,26 +1667,49 @@ odl_status odl_model_backward(odl_model *m, const float *dlogits, int32_t n, odl
         return odl_fail(diag, ODL_ERR_STATE, "backward: call forward_train with the same batch first");
     const int32_t L = m->desc.n_layers;
     const int32_t lo = m->train_from > m->first_bw ? m->train_from : m->first_bw;
-    /* Every layer in [lo, L) runs its backward once, so the dense, conv2d and
+    odl_tensor_rt *tens = m->tens;
+    /* Every node in [lo, L) runs its backward once, so the dense, conv2d and
      * adapter kernels overwrite dw/db (ODL_GRAD_OVERWRITE) instead of
-     * accumulating into zeroed buffers; only depthwise still needs zeroing. */
+     * accumulating into zeroed buffers; depthwise and batch norm accumulate. */
     for (int32_t i = lo; i < L; i++) {
         odl_layer_rt *rt = &m->rt[i];
-        if (rt->dw && m->desc.layers[i].type == ODL_LAYER_DEPTHWISE) {
+        const int32_t type = m->desc.layers[i].type;
+        if (rt->dw && (type == ODL_LAYER_DEPTHWISE || type == ODL_LAYER_BATCHNORM)) {
             memset(rt->dw, 0, FLOATS(rt->n_w));
             memset(rt->db, 0, FLOATS(rt->n_b));
         }
     }
-    const float *g = dlogits;
-    int relu_done = 0; /* layer i's ReLU backward was fused into the maxpool after it */
-    int which = 0;
+    int relu_done = 0; /* the next node (a ReLU) had its backward done by the max pool after it */
     for (int32_t i = L - 1; i >= lo; i--) {
         const odl_node_desc *l = &m->desc.layers[i];
         odl_layer_rt *rt = &m->rt[i];
-        const float *x = m->act[i];
-        const float *y = m->act[i + 1];
-        float *dx = i > lo ? m->gbuf[which] : NULL;
+        if (relu_done) {
+            relu_done = 0;
+            continue;
+        }
+        const float *g = i + 1 == L ? dlogits : tens[i + 1].grad;
+        const float *x = tens[l->in[0]].cur;
+        const float *y = tens[i + 1].cur;
         const size_t total = rt->out.size * (size_t)n;
+        /* where each input's gradient goes: its own buffer for the first
+         * writer, else a scratch added to it afterwards */
+        float *dxs[ODL_NODE_MAX_IN];
+        int adds = 0;
+        size_t toff = 0;
+        for (int32_t k = 0; k < l->n_in; k++) {
+            const int32_t t = l->in[k];
+            dxs[k] = NULL;
+            if (t <= lo)
+                continue;
+            if (rt->first & (1u << k)) {
+                dxs[k] = tens[t].grad;
+            } else {
+                dxs[k] = (float *)(void *)((uint8_t *)m->gtmp + toff);
+                toff += ALIGN_UP(FLOATS(tshape(m, t)->size * (size_t)n)); /* planned at max_batch >= n */
+                adds = 1;
+            }
+        }
+        float *dx = dxs[0];
         switch (l->type) {
         case ODL_LAYER_DENSE: {
             odl_dense_dims d = {n, (int32_t)rt->in.size, (int32_t)rt->out.size};
@@ -1260,8 +1718,7 @@ odl_status odl_model_backward(odl_model *m, const float *dlogits, int32_t n, odl
         }
         case ODL_LAYER_CONV2D: {
             odl_window_dims d = window_dims(l, &rt->in, &rt->out, n);
-            odl_conv2d_backward_f32_ex(&d, x, rt->w, g, dx, rt->dw, rt->db, m->conv_scratch,
-                                       ODL_GRAD_OVERWRITE);
+            odl_conv2d_backward_f32_ex(&d, x, rt->w, g, dx, rt->dw, rt->db, m->conv_scratch, ODL_GRAD_OVERWRITE);
             break;
         }
         case ODL_LAYER_DEPTHWISE: {
@@ -1269,16 +1726,27 @@ odl_status odl_model_backward(odl_model *m, const float *dlogits, int32_t n, odl
             odl_depthwise_backward_f32(&d, x, rt->w, g, dx, rt->dw, rt->db);
             break;
         }
-        case ODL_LAYER_MAXPOOL:
-            if (dx) {
-                /* a ReLU just before (one that needs its dx) is done here too:
-                 * the pool's input x is the ReLU's output */
-                const int fuse = i - 1 > lo && m->desc.layers[i - 1].type == ODL_LAYER_RELU;
-                odl_window_dims d = window_dims(l, &rt->in, &rt->out, n);
-                odl_maxpool_backward_f32_ex(&d, x, g, dx, fuse ? ODL_FUSE_RELU : 0u);
-                relu_done = fuse;
+        case ODL_LAYER_MAXPOOL: {
+            odl_window_dims d = window_dims(l, &rt->in, &rt->out, n);
+            if (rt->pool_relu && i - 1 >= lo) {
+                /* the ReLU before (x is its output) is done here too: its
+                 * input's gradient is written directly */
+                const odl_node_desc *r = &m->desc.layers[i - 1];
+                const int32_t t = r->in[0];
+                relu_done = 1;
+                if (t <= lo || i - 1 == lo)
+                    break; /* nobody needs the ReLU's input gradient */
+                const int first = (m->rt[i - 1].first & 1u) != 0;
+                float *target = first ? tens[t].grad : m->gtmp;
+                odl_maxpool_backward_f32_ex(&d, x, g, target, ODL_FUSE_RELU);
+                if (!first)
+                    odl_accumulate_f32(tshape(m, t)->size * (size_t)n, m->gtmp, tens[t].grad);
+                adds = 0;
+            } else if (dx) {
+                odl_maxpool_backward_f32_ex(&d, x, g, dx, 0u);
             }
             break;
+        }
         case ODL_LAYER_AVGPOOL:
             if (dx) {
                 odl_window_dims d = window_dims(l, &rt->in, &rt->out, n);
@@ -1290,19 +1758,59 @@ odl_status odl_model_backward(odl_model *m, const float *dlogits, int32_t n, odl
                 odl_gap_backward_f32(n, rt->in.c, rt->in.h * rt->in.w, g, dx);
             break;
         case ODL_LAYER_RELU:
-            if (relu_done) {
-                dx = (float *)(uintptr_t)g; /* already masked by the maxpool's backward */
-                relu_done = 0;
-            } else if (dx) {
+            if (dx)
                 odl_relu_backward_f32(total, y, g, dx);
-            }
             break;
         case ODL_LAYER_RELU6:
             if (dx)
                 odl_relu6_backward_f32(total, y, g, dx);
             break;
+        case ODL_LAYER_CLIP:
+        case ODL_LAYER_LEAKY_RELU:
+        case ODL_LAYER_SIGMOID:
+        case ODL_LAYER_HARD_SIGMOID:
+        case ODL_LAYER_HARD_SWISH:
+        case ODL_LAYER_TANH:
+            if (dx)
+                odl_act_backward_f32(l->type, l->alpha, l->beta, total, x, y, g, dx);
+            break;
+        case ODL_LAYER_BATCHNORM:
+            if (dx || rt->dw)
+                odl_affine_backward_f32(n, rt->in.c, rt->in.h * rt->in.w, x, rt->w, g, dx, rt->dw, rt->db);
+            break;
+        case ODL_LAYER_ADD:
+        case ODL_LAYER_MUL: {
+            const odl_layer_shape *bs = tshape(m, l->in[1]);
+            const int32_t hw = rt->in.h * rt->in.w, b_hw = bs->h * bs->w;
+            if (!dxs[0] && !dxs[1])
+                break;
+            if (l->type == ODL_LAYER_ADD)
+                odl_add_backward_f32(n, rt->in.c, hw, bs->c, b_hw, g, dxs[0], dxs[1]);
+            else
+                odl_mul_backward_f32(n, rt->in.c, hw, x, tens[l->in[1]].cur, bs->c, b_hw, g, dxs[0], dxs[1]);
+            break;
+        }
+        case ODL_LAYER_CONCAT: {
+            int32_t cs[ODL_NODE_MAX_IN];
+            int any = 0;
+            for (int32_t k = 0; k < l->n_in; k++) {
+                cs[k] = tshape(m, l->in[k])->c;
+                any |= dxs[k] != NULL;
+            }
+            if (any)
+                odl_concat_backward_f32(n, l->n_in, cs, rt->out.h * rt->out.w, g, dxs);
+            break;
+        }
+        case ODL_LAYER_PAD:
+            if (dx) {
+                odl_window_dims d = window_dims(l, &rt->in, &rt->out, n);
+                odl_pad_backward_f32(&d, g, dx);
+            }
+            break;
         case ODL_LAYER_FLATTEN:
-            dx = (float *)(uintptr_t)g; /* same values, new shape: no copy, no write */
+        case ODL_LAYER_RESHAPE:
+            if (dx && dx != g) /* same floats, new shape: usually the same buffer */
+                memcpy(dx, g, FLOATS(total));
             break;
         case ODL_LAYER_ADAPTER: {
             /* recompute the hidden activations rather than keep them */
@@ -1324,13 +1832,13 @@ odl_status odl_model_backward(odl_model *m, const float *dlogits, int32_t n, odl
                 odl_dropout_backward_f32(total, l->alpha, &rt->dropout_rng, g, dx);
             break;
         }
-        if (dx && dx != g)
-            which ^= 1;
-        g = dx;
+        if (adds)
+            for (int32_t k = 0; k < l->n_in; k++)
+                if (dxs[k] && !(rt->first & (1u << k)))
+                    odl_accumulate_f32(tshape(m, l->in[k])->size * (size_t)n, dxs[k], tens[l->in[k]].grad);
     }
     return ODL_OK;
 }
-
 float *odl_model_grad(odl_model *m, int32_t layer, int which, size_t *n)
 {
     *n = 0;

@@ -69,7 +69,8 @@ int32_t odl_window_out_size(int32_t in, int32_t k, int32_t stride, int32_t pad);
 int32_t odl_window_out_size_ex(int32_t in, int32_t k, int32_t stride, int32_t pad_begin,
                                int32_t pad_end, int32_t dilation, int ceil_mode);
 
-/* Scratch floats the optimised conv2d needs (im2col of one sample). */
+/* Scratch floats the optimised conv2d needs (im2col of one sample, one
+ * group at a time). */
 size_t odl_conv2d_scratch_floats(const odl_window_dims *d);
 
 void odl_conv2d_forward_f32(const odl_window_dims *d, const float *x,
@@ -84,16 +85,22 @@ void odl_conv2d_backward_f32_ref(const odl_window_dims *d, const float *x,
                                  const float *w, const float *dy, float *dx,
                                  float *dw, float *db);
 
-/* out_c must be a multiple of in_c (the depth multiplier). */
+/* out_c must be a multiple of in_c (the depth multiplier). Honours dilation
+ * and asymmetric padding; `groups` is implied (in_c) and not read. */
 void odl_depthwise_forward_f32(const odl_window_dims *d, const float *x,
                                const float *w, const float *b, float *y);
+void odl_depthwise_forward_f32_ref(const odl_window_dims *d, const float *x,
+                                   const float *w, const float *b, float *y);
 void odl_depthwise_backward_f32(const odl_window_dims *d, const float *x,
                                 const float *w, const float *dy, float *dx,
                                 float *dw, float *db);
 
-/* Pools: out_c == in_c. Padding counts as -inf (max) and is excluded from
- * the divisor (avg: count_include_pad=False in PyTorch terms). Max-pool
- * backward sends the gradient to the first maximum in the window. */
+/* Pools: out_c == in_c. Padding counts as -inf (max). The average's divisor
+ * counts the window's cells inside the input, or with ODL_NODE_COUNT_PAD
+ * also those in the padding [-pad_begin, in + pad_end), never the cells a
+ * ceil-mode window reaches beyond that (PyTorch and ONNX). A window wholly in
+ * padding (pads wider than the window) gives 0. Max-pool backward sends the
+ * gradient to the first maximum in the window. Dilation is honoured. */
 void odl_maxpool_forward_f32(const odl_window_dims *d, const float *x, float *y);
 void odl_maxpool_backward_f32(const odl_window_dims *d, const float *x,
                               const float *dy, float *dx);
@@ -137,7 +144,9 @@ void odl_affine_backward_f32(int32_t batch, int32_t c, int32_t hw, const float *
  * LEAKY_RELU, SIGMOID, HARD_SIGMOID, HARD_SWISH, TANH), with the node's
  * alpha and beta. Backward gets the forward input x and output y (each
  * activation reads the one it needs; relu and relu6 read only y, so they
- * may run in place). */
+ * may run in place; dx may be dy). Derivatives at the kinks are PyTorch's:
+ * 0 for relu, relu6 and hard sigmoid; 1 at clip's bounds (torch.clamp);
+ * alpha for leaky relu at 0; hard swish -0.5 at -3 and 1.5 at 3. */
 void odl_act_forward_f32(int32_t type, float alpha, float beta, size_t n, const float *x, float *y);
 void odl_act_forward_f32_ref(int32_t type, float alpha, float beta, size_t n, const float *x, float *y);
 void odl_act_backward_f32(int32_t type, float alpha, float beta, size_t n, const float *x,
@@ -163,7 +172,9 @@ void odl_concat_backward_f32(int32_t batch, int32_t n_in, const int32_t *c_in, i
                              const float *dy, float *const *dx);
 
 /* Constant padding of h and w: d gives in/out shapes and pad_h (top),
- * pad_w (left), pad_b, pad_r (k, stride unused). */
+ * pad_w (left), pad_b, pad_r (k, stride unused); out_h = in_h + pad_h +
+ * pad_b. A negative pad crops (ONNX Pad allows it); cropped cells get no
+ * gradient. */
 void odl_pad_forward_f32(const odl_window_dims *d, float value, const float *x, float *y);
 void odl_pad_backward_f32(const odl_window_dims *d, const float *dy, float *dx);
 
