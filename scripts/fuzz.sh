@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (clang + libFuzzer, with ASan/UBSan) of every
 # reader of untrusted bytes: the .odl model file, the learner-state chunks,
-# the version store's medium, the IDX/CSV dataset readers.
+# the version store's medium, the IDX/CSV dataset readers, the ONNX importer.
 # Usage: bash scripts/fuzz.sh [SECONDS_PER_TARGET]   (default 15)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-15}
-bash scripts/deps.sh clang libclang-rt-14-dev
+bash scripts/deps.sh clang libclang-rt-14-dev python3-onnx
 out=build-fuzz
 mkdir -p "$out"
 core=$(ls src/*.c)
@@ -19,10 +19,19 @@ clang -std=c11 -O1 -Iinclude -DODL_OMP_SIMD -fopenmp-simd -o "$out/make_seeds" t
 "$out/make_seeds" "$out"
 printf '0,1.5,2\n1,0.5,-1\n2,3,4\n' >"$out/corpus_data/seed.csv"
 printf 'label,a,b\n3,1,2\n' >"$out/corpus_data/header.csv"
+# ONNX: the reader generated from onnx.proto, seeded with the small models
+# of the importer's tests (accepted ones and refused ones)
+mkdir -p "$out/onnx-gen" "$out/corpus_onnx"
+cp /usr/include/onnx/onnx.proto "$out/onnx-gen/"
+protoc-c --proto_path="$out/onnx-gen" --c_out="$out/onnx-gen" "$out/onnx-gen/onnx.proto"
+/usr/bin/python3 tests/onnx_models.py "$out/corpus_onnx" >/dev/null
+rm -f "$out"/corpus_onnx/*.npy
+onnx_src="src/host/onnx_import.c src/host/posix_io.c src/host/posix_save.c $out/onnx-gen/onnx.pb-c.c -I$out/onnx-gen -lprotobuf-c"
 pass=0 fail=0
-for t in model_file state store data; do
+for t in model_file state store data onnx; do
     extra=""
     [ "$t" = data ] && extra="$host -lz"
+    [ "$t" = onnx ] && extra="$onnx_src"
     # shellcheck disable=SC2086
     clang $flags -o "$out/fuzz_$t" "tests/fuzz/fuzz_$t.c" $core $extra -lm
     corpus="$out/corpus_${t%_file}"
