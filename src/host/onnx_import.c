@@ -23,6 +23,9 @@
 #define MAXR 8                      /* ranks of constants */
 #define MAX_ELEMS ((size_t)1 << 28) /* elements of one tensor */
 #define MAX_DIM ((int64_t)1 << 24)  /* one dimension of the input */
+/* Constants computed at import (shape arithmetic, ConstantOfShape) are
+ * small; a bound keeps a tiny hostile file from asking for gigabytes. */
+#define MAX_COMPUTED ((size_t)1 << 22)
 
 enum { V_NONE = 0, V_CONST, V_RT };
 
@@ -56,6 +59,7 @@ typedef struct ctx {
     char **names;      /* n_nodes + 1 */
     int32_t *aliases;  /* extra names bound to each tensor */
     int32_t n_nodes, cap;
+    int data_backed;   /* new_const is copying data present in the file */
     /* current node, for messages */
     size_t node_i;
     const Onnx__NodeProto *node;
@@ -173,6 +177,9 @@ static odl_status new_const(ctx *c, val *v, int is_int, int rank, const int64_t 
     size_t n = elems_of(rank, dims, &ok);
     if (!ok)
         return nfail(c, ODL_ERR_UNSUPPORTED, "a constant with more than %zu elements", MAX_ELEMS);
+    if (!c->data_backed && n > MAX_COMPUTED)
+        return nfail(c, ODL_ERR_UNSUPPORTED, "a constant of %zu elements computed at import (at most "
+                     "%zu)", n, MAX_COMPUTED);
     v->kind = V_CONST;
     v->is_int = is_int;
     v->rank = rank;
@@ -258,7 +265,9 @@ static odl_status tensor_to_val(ctx *c, const Onnx__TensorProto *tp, val *v)
     for (size_t k = 0; k < tp->n_dims; k++)
         dims[k] = tp->dims[k];
     /* messages from new_const name the node; initializers have none */
+    c->data_backed = 1;
     odl_status s = new_const(c, v, is_int, (int)tp->n_dims, dims);
+    c->data_backed = 0;
     if (s != ODL_OK)
         return s;
     for (size_t k = 0; k < n; k++) {
@@ -707,19 +716,24 @@ static odl_status const_binary(ctx *c, const char *op, val *a, val *b, val *y)
     return ODL_OK;
 }
 
-/* Copies src's data (same element count and type) into y with new dims. */
+/* y is src's data (same element count and type) with new dims; the data
+ * is shared, not copied (weights pass through Identity and Reshape). */
 static odl_status const_redim(ctx *c, const val *src, val *y, int rank, const int64_t *dims)
 {
-    odl_status s = new_const(c, y, src->is_int, rank, dims);
-    if (s != ODL_OK)
-        return s;
-    if (y->count != src->count)
-        return nfail(c, ODL_ERR_SHAPE, "%zu elements cannot take a shape of %zu", src->count,
-                     y->count);
-    if (src->is_int)
-        memcpy(y->i, src->i, src->count * sizeof(int64_t));
-    else
-        memcpy(y->f, src->f, src->count * sizeof(float));
+    if (rank < 0 || rank > MAXR)
+        return nfail(c, ODL_ERR_UNSUPPORTED, "a constant of rank %d (at most %d)", rank, MAXR);
+    int ok;
+    size_t n = elems_of(rank, dims, &ok);
+    if (!ok || n != src->count)
+        return nfail(c, ODL_ERR_SHAPE, "%zu elements cannot take a shape of %zu", src->count, n);
+    y->kind = V_CONST;
+    y->is_int = src->is_int;
+    y->rank = rank;
+    for (int k = 0; k < rank; k++)
+        y->dims[k] = dims[k];
+    y->count = n;
+    y->f = src->f;
+    y->i = src->i;
     return ODL_OK;
 }
 
@@ -2328,7 +2342,10 @@ static odl_status import_graph(ctx *c, const Onnx__ModelProto *mp, odl_onnx_mode
         val *v = lookup(c, k0->name);
         if (v->kind != V_NONE)
             continue;
-        if ((s = new_const(c, v, k0->is_int64, k0->rank, k0->dims)) != ODL_OK)
+        c->data_backed = 1;
+        s = new_const(c, v, k0->is_int64, k0->rank, k0->dims);
+        c->data_backed = 0;
+        if (s != ODL_OK)
             return s;
         if (k0->is_int64)
             memcpy(v->i, k0->data64, v->count * sizeof(int64_t));
