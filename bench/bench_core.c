@@ -40,7 +40,9 @@ typedef struct bench_model {
 
 static int make(bench_model *bm, int head_only, odl_model_mode mode, int32_t batch)
 {
+    odl_node_desc d_nodes[64];
     odl_model_desc d;
+    odl_desc_init(&d, d_nodes, 64, 1, 1, 1);
     odl_desc_edge_cnn(&d, 1, 28, 28, 10);
     if (head_only)
         odl_desc_freeze_below(&d, 9);

@@ -61,8 +61,10 @@ int main(int argc, char **argv)
     odl_status s = odl_host_read_file(argv[1], &file, &len, &d);
     if (s != ODL_OK)
         return die(argv[1], s, &d);
+    /* the topology, in node storage sized from the file (the model copies
+     * its nodes into its arena, so this storage may go after init) */
     odl_model_desc desc;
-    if ((s = odl_file_read_desc(file, len, &desc, &d)) != ODL_OK)
+    if ((s = odl_host_read_desc(file, len, &desc, &d)) != ODL_OK)
         return die(argv[1], s, &d);
     odl_model_cfg mc = odl_model_cfg_defaults();
     odl_mem_plan plan;
@@ -157,6 +159,7 @@ int main(int argc, char **argv)
     free(learner_buf);
     free(model_buf);
     odl_host_free(file);
+    odl_host_desc_free(&desc);
     odl_dataset_free(&old);
     odl_dataset_free(&test);
     printf("new_class: %s (%d of %d updates accepted)\n", ok ? "ok" : "FAILED", accepted, ROUNDS);

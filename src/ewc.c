@@ -11,19 +11,17 @@
 #include <math.h>
 #include <string.h>
 
-#define ODL_EWC_MAX_SEGS (2 * ODL_MAX_LAYERS)
-
 /* One trainable tensor; its offset in the flat vectors is the sum of the
  * sizes before it (n ≤ 2^26 by odl_desc_check, so 32 bits hold it). */
 typedef struct odl_ewc_seg {
-    int16_t layer, which;
+    int32_t layer, which;
     uint32_t n;
 } odl_ewc_seg;
 
 struct odl_ewc {
     size_t n;                 /* trainable parameters */
     int32_t n_seg;
-    odl_ewc_seg seg[ODL_EWC_MAX_SEGS];
+    odl_ewc_seg *seg;         /* n_seg, in the arena */
     float *fisher, *sum, *anchor;
     float *dlogits;           /* n_classes floats, for odl_ewc_estimate */
     int32_t n_classes;
@@ -42,7 +40,8 @@ static float *grad_of(const odl_model *m, int32_t layer, int which, size_t *n)
     return odl_model_grad(u.p, layer, which, n);
 }
 
-/* Fills the segments of m's trainable tensors; returns the parameter count. */
+/* Counts m's trainable tensors (and fills seg when not NULL); returns the
+ * parameter count. */
 static size_t segments(const odl_model *m, odl_ewc_seg *seg, int32_t *n_seg)
 {
     const odl_model_desc *desc = odl_model_get_desc(m);
@@ -53,9 +52,11 @@ static size_t segments(const odl_model *m, odl_ewc_seg *seg, int32_t *n_seg)
             size_t n = 0;
             if (!grad_of(m, i, which, &n) || n == 0)
                 continue;
-            seg[k].layer = (int16_t)i;
-            seg[k].which = (int16_t)which;
-            seg[k].n = (uint32_t)n;
+            if (seg) {
+                seg[k].layer = i;
+                seg[k].which = which;
+                seg[k].n = (uint32_t)n;
+            }
             total += n;
             k++;
         }
@@ -66,9 +67,8 @@ static size_t segments(const odl_model *m, odl_ewc_seg *seg, int32_t *n_seg)
 /* Lays the EWC out in `a`; e == NULL (with a counting arena) only counts. */
 static odl_status build(odl_ewc *e, const odl_model *m, odl_arena *a, odl_diag *d)
 {
-    odl_ewc_seg seg[ODL_EWC_MAX_SEGS];
     int32_t n_seg = 0;
-    const size_t n = segments(m, seg, &n_seg);
+    const size_t n = segments(m, NULL, &n_seg);
     const int32_t n_classes = odl_model_n_classes(m);
     odl_status s;
     void *p;
@@ -84,11 +84,12 @@ static odl_status build(odl_ewc *e, const odl_model *m, odl_arena *a, odl_diag *
     ALLOC(e->sum, FLOATS(n), ODL_MEM_BUFFERS);
     ALLOC(e->anchor, FLOATS(n), ODL_MEM_BUFFERS);
     ALLOC(e->dlogits, FLOATS(n_classes), ODL_MEM_SCRATCH);
+    ALLOC(e->seg, sizeof(odl_ewc_seg) * (size_t)n_seg, ODL_MEM_STATE);
 #undef ALLOC
     if (e) {
         e->n = n;
         e->n_seg = n_seg;
-        memcpy(e->seg, seg, sizeof seg);
+        segments(m, e->seg, &n_seg);
         e->n_classes = n_classes;
         e->count = 0;
     }
@@ -102,9 +103,8 @@ static odl_status check_model(const odl_model *m, odl_diag *d)
     const odl_model_cfg *cfg = odl_model_get_cfg(m);
     if (cfg->mode != ODL_MODE_TRAIN || cfg->max_batch < 1)
         return odl_fail(d, ODL_ERR_STATE, "ewc: the model must be set up for training (train mode, max_batch >= 1)");
-    odl_ewc_seg seg[ODL_EWC_MAX_SEGS];
     int32_t n_seg = 0;
-    if (segments(m, seg, &n_seg) == 0)
+    if (segments(m, NULL, &n_seg) == 0)
         return odl_fail(d, ODL_ERR_STATE, "ewc: the model has no trainable parameters");
     return ODL_OK;
 }
@@ -162,13 +162,14 @@ static int same_model(const odl_ewc *e, const odl_model *m)
 {
     if (!e || !m)
         return 0;
-    odl_ewc_seg seg[ODL_EWC_MAX_SEGS];
     int32_t n_seg = 0;
-    if (segments(m, seg, &n_seg) != e->n || n_seg != e->n_seg)
+    if (segments(m, NULL, &n_seg) != e->n || n_seg != e->n_seg)
         return 0;
-    for (int32_t k = 0; k < n_seg; k++)
-        if (seg[k].layer != e->seg[k].layer || seg[k].which != e->seg[k].which || seg[k].n != e->seg[k].n)
+    for (int32_t k = 0; k < n_seg; k++) {
+        size_t n = 0;
+        if (!grad_of(m, e->seg[k].layer, e->seg[k].which, &n) || n != e->seg[k].n)
             return 0;
+    }
     return odl_model_n_classes(m) == e->n_classes;
 }
 

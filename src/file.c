@@ -2,6 +2,7 @@
  * file is checked before use; a damaged file is an error, never a crash. */
 #include "odl/file.h"
 #include "bytes_le.h"
+#include "file_topo.h"
 
 #include <string.h>
 
@@ -50,15 +51,22 @@ static odl_status emit(odl_writer *w, const void *p, size_t n, odl_diag *d)
     return ODL_OK;
 }
 
-odl_status odl_file_write_header(odl_writer *w, odl_diag *d)
+static odl_status write_header(odl_writer *w, uint32_t minor, odl_diag *d)
 {
     uint8_t h[ODL_FILE_HEADER_BYTES];
     memcpy(h, odl_magic, 8);
     le_put_u16(h + 8, ODL_FILE_VERSION_MAJOR);
-    le_put_u16(h + 10, ODL_FILE_VERSION_MINOR);
+    le_put_u16(h + 10, minor);
     le_put_u32(h + 12, odl_crc32(0, h, 12));
     w->offset = 0;
     return emit(w, h, sizeof h, d);
+}
+
+/* A file is marked with the lowest version that holds it: chunks without a
+ * graph topology are 1.0 (odl_model_write_chunks raises it when needed). */
+odl_status odl_file_write_header(odl_writer *w, odl_diag *d)
+{
+    return write_header(w, 0, d);
 }
 
 odl_status odl_file_write_chunk_parts(odl_writer *w, uint32_t type, const void *const *parts, const size_t *sizes,
@@ -175,61 +183,271 @@ odl_status odl_file_next(odl_file_iter *it, uint32_t *type, const uint8_t **payl
 
 /* ---- topology ----------------------------------------------------------- */
 
-#define TOPO_HEADER 16
-#define TOPO_LAYER 40
+/* Format 1.0: a 16-byte header (nodes, c, h, w) and 40-byte sequential
+ * records. Format 1.1: a 32-byte header (nodes, c, h, w, record bytes,
+ * flags, two reserved words) and graph records of TOPO11_NODE bytes. A
+ * writer uses 1.0 whenever the description fits it, so sequential models
+ * stay byte for byte what older odl wrote and read. */
+#define TOPO10_HEADER 16
+#define TOPO10_NODE 40
+#define TOPO11_HEADER 32
+#define TOPO11_NODE 116
+#define TOPO11_MAX_RECORD 4096u    /* later minors may append fields, within reason */
+#define TOPO_FLAG_SOFTMAX 1u
+#define TOPO_STACK_SHAPES 32       /* odl_file_read_desc's own scratch (as many as 1.0 allowed) */
 
-static void topo_encode(const odl_model_desc *m, uint8_t *out)
+static uint32_t f32_bits(float f)
 {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static float bits_f32(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* Whether node i fits a 1.0 record (sequential, symmetric padding, the
+ * fields 1.0 had). */
+static int node_fits_v10(const odl_node_desc *l, int32_t i)
+{
+    return l->type >= ODL_LAYER_DENSE && l->type <= ODL_LAYER_ADAPTER && l->n_in == 1 && l->in[0] == i &&
+           l->groups == 1 && l->dil_h == 1 && l->dil_w == 1 && l->pad_b == l->pad_t && l->pad_r == l->pad_l &&
+           l->flags == 0 && l->shape_c == 0 && l->shape_h == 0 && l->shape_w == 0 && f32_bits(l->beta) == 0;
+}
+
+static int desc_fits_v10(const odl_model_desc *m)
+{
+    if (m->softmax_output)
+        return 0;
+    for (int32_t i = 0; i < m->n_layers; i++)
+        if (!node_fits_v10(&m->layers[i], i))
+            return 0;
+    return 1;
+}
+
+static void topo_header(const odl_model_desc *m, int v10, uint8_t *out)
+{
+    memset(out, 0, TOPO11_HEADER);
     le_put_u32(out, (uint32_t)m->n_layers);
     le_put_u32(out + 4, (uint32_t)m->in_c);
     le_put_u32(out + 8, (uint32_t)m->in_h);
     le_put_u32(out + 12, (uint32_t)m->in_w);
-    for (int32_t i = 0; i < m->n_layers; i++) {
-        const odl_layer_desc *l = &m->layers[i];
-        uint8_t *p = out + TOPO_HEADER + (size_t)i * TOPO_LAYER;
-        int32_t v[9] = {l->type, l->trainable, l->units, l->k_h, l->k_w, l->stride_h, l->stride_w, l->pad_h, l->pad_w};
-        for (int k = 0; k < 9; k++)
-            le_put_u32(p + 4 * k, (uint32_t)v[k]);
-        uint32_t r;
-        memcpy(&r, &l->rate, 4);
-        le_put_u32(p + 36, r);
+    if (!v10) {
+        le_put_u32(out + 16, TOPO11_NODE);
+        le_put_u32(out + 20, m->softmax_output ? TOPO_FLAG_SOFTMAX : 0u);
     }
 }
 
-static odl_status topo_decode(const uint8_t *p, size_t n, odl_model_desc *m, odl_diag *d)
+static void topo_node(const odl_node_desc *l, int v10, uint8_t *out)
 {
-    if (n < TOPO_HEADER)
-        return odl_fail(d, ODL_ERR_FORMAT, "topology chunk is %zu bytes, too short", n);
-    uint32_t nl = le_get_u32(p);
-    if (nl == 0 || nl > ODL_MAX_LAYERS)
-        return odl_fail(d, ODL_ERR_FORMAT, "topology declares %lu layers (1..%d supported)", (unsigned long)nl,
-                        ODL_MAX_LAYERS);
-    if (n != TOPO_HEADER + (size_t)nl * TOPO_LAYER)
-        return odl_fail(d, ODL_ERR_FORMAT, "topology chunk is %zu bytes, %zu expected for %lu layers", n,
-                        TOPO_HEADER + (size_t)nl * TOPO_LAYER, (unsigned long)nl);
-    memset(m, 0, sizeof *m);
-    m->n_layers = (int32_t)nl;
-    m->in_c = (int32_t)le_get_u32(p + 4);
-    m->in_h = (int32_t)le_get_u32(p + 8);
-    m->in_w = (int32_t)le_get_u32(p + 12);
-    for (uint32_t i = 0; i < nl; i++) {
-        const uint8_t *q = p + TOPO_HEADER + (size_t)i * TOPO_LAYER;
-        odl_layer_desc *l = &m->layers[i];
-        int32_t *v[9] = {&l->type, &l->trainable, &l->units, &l->k_h, &l->k_w,
-                         &l->stride_h, &l->stride_w, &l->pad_h, &l->pad_w};
+    if (v10) {
+        const int32_t v[9] = {l->type, l->trainable, l->units, l->k_h, l->k_w,
+                              l->stride_h, l->stride_w, l->pad_t, l->pad_l};
         for (int k = 0; k < 9; k++)
-            *v[k] = (int32_t)le_get_u32(q + 4 * k);
-        uint32_t r = le_get_u32(q + 36);
-        memcpy(&l->rate, &r, 4);
+            le_put_u32(out + 4 * k, (uint32_t)v[k]);
+        le_put_u32(out + 36, f32_bits(l->alpha));
+        return;
     }
-    /* every shape must be possible before anything is sized from it */
-    odl_status s = odl_desc_check(m, NULL, d);
-    if (s != ODL_OK) {
-        odl_diag_prefix(d, "topology");
-        if (d)
-            d->status = ODL_ERR_FORMAT;
-        return ODL_ERR_FORMAT;
+    int32_t v[27];
+    int k = 0;
+    v[k++] = l->type;
+    v[k++] = l->trainable;
+    v[k++] = l->n_in;
+    for (int j = 0; j < ODL_NODE_MAX_IN; j++)
+        v[k++] = l->in[j];
+    const int32_t rest[16] = {l->units, l->groups, l->k_h, l->k_w, l->stride_h, l->stride_w,
+                              l->pad_t, l->pad_l, l->pad_b, l->pad_r, l->dil_h, l->dil_w,
+                              l->flags, l->shape_c, l->shape_h, l->shape_w};
+    for (int j = 0; j < 16; j++)
+        v[k++] = rest[j];
+    for (int j = 0; j < k; j++)
+        le_put_u32(out + 4 * j, (uint32_t)v[j]);
+    le_put_u32(out + 4 * k, f32_bits(l->alpha));
+    le_put_u32(out + 4 * k + 4, f32_bits(l->beta));
+}
+
+/* The TOPO chunk, written record by record (no buffer sized by the model):
+ * the CRC is taken over the encoded records first, then they are written. */
+static odl_status write_topo(odl_writer *w, const odl_model_desc *m, int v10, odl_diag *d)
+{
+    static const uint8_t zeros[16] = {0};
+    const size_t hn = v10 ? TOPO10_HEADER : TOPO11_HEADER, rn = v10 ? TOPO10_NODE : TOPO11_NODE;
+    uint8_t hdr[TOPO11_HEADER], rec[TOPO11_NODE], tl[12], ch[ODL_CHUNK_HEADER_BYTES];
+    topo_header(m, v10, hdr);
+    const uint64_t len = (uint64_t)hn + (uint64_t)m->n_layers * rn;
+    le_put_u32(tl, ODL_CHUNK_TOPOLOGY);
+    le_put_u64(tl + 4, len);
+    uint32_t crc = odl_crc32(0, tl, sizeof tl);
+    crc = odl_crc32(crc, hdr, hn);
+    for (int32_t i = 0; i < m->n_layers; i++) {
+        topo_node(&m->layers[i], v10, rec);
+        crc = odl_crc32(crc, rec, rn);
     }
+    le_put_u32(ch, ODL_CHUNK_TOPOLOGY);
+    le_put_u32(ch + 4, crc);
+    le_put_u64(ch + 8, len);
+    odl_status s = emit(w, ch, sizeof ch, d);
+    if (s == ODL_OK)
+        s = emit(w, hdr, hn, d);
+    for (int32_t i = 0; i < m->n_layers && s == ODL_OK; i++) {
+        topo_node(&m->layers[i], v10, rec);
+        s = emit(w, rec, rn, d);
+    }
+    if (s == ODL_OK)
+        s = emit(w, zeros, (size_t)((16u - (len & 15u)) & 15u), d);
+    return s;
+}
+
+static odl_status topo_open(const uint8_t *p, size_t n, uint32_t minor, topo_view *v, odl_diag *d)
+{
+    memset(v, 0, sizeof *v);
+    v->p = p;
+    v->n = n;
+    v->v10 = minor == 0;
+    v->header = v->v10 ? TOPO10_HEADER : TOPO11_HEADER;
+    if (n < v->header)
+        return odl_fail(d, ODL_ERR_FORMAT, "topology chunk is %zu bytes, shorter than its %zu-byte header", n,
+                        v->header);
+    v->n_nodes = le_get_u32(p);
+    if (v->v10) {
+        v->record = TOPO10_NODE;
+    } else {
+        const uint32_t rb = le_get_u32(p + 16), flags = le_get_u32(p + 20);
+        if (rb < TOPO11_NODE || rb > TOPO11_MAX_RECORD || rb % 4u)
+            return odl_fail(d, ODL_ERR_FORMAT, "topology records are %lu bytes (a multiple of 4, %d..%u allowed)",
+                            (unsigned long)rb, TOPO11_NODE, TOPO11_MAX_RECORD);
+        if (flags & ~TOPO_FLAG_SOFTMAX)
+            return odl_fail(d, ODL_ERR_FORMAT, "topology flags 0x%lx: unknown bits (only 0x1, softmax output, is defined)",
+                            (unsigned long)flags);
+        if (le_get_u32(p + 24) || le_get_u32(p + 28))
+            return odl_fail(d, ODL_ERR_FORMAT, "topology header: reserved words are not zero");
+        v->record = rb;
+    }
+    if (v->n_nodes == 0 || v->n_nodes > (uint32_t)INT32_MAX)
+        return odl_fail(d, ODL_ERR_FORMAT, "topology declares %lu nodes (1..%ld allowed)", (unsigned long)v->n_nodes,
+                        (long)INT32_MAX);
+    /* n == header + n_nodes * record, without forming the product */
+    const size_t body = n - v->header;
+    if (body % v->record || body / v->record != v->n_nodes)
+        return odl_fail(d, ODL_ERR_FORMAT, "topology chunk is %zu bytes: %lu records of %zu bytes do not fit it", n,
+                        (unsigned long)v->n_nodes, v->record);
+    return ODL_OK;
+}
+
+static int f32_finite(uint32_t bits) { return (bits & 0x7f800000u) != 0x7f800000u; }
+
+/* Decodes and checks record i (everything but shapes: odl_desc_check does
+ * those). */
+odl_status odl_topo_get(const topo_view *v, int32_t i, odl_node_desc *l, odl_diag *d)
+{
+    const uint8_t *q = v->p + v->header + (size_t)i * v->record;
+    memset(l, 0, sizeof *l);
+    uint32_t ab, bb = 0;
+    if (v->v10) {
+        int32_t *f[9] = {&l->type, &l->trainable, &l->units, &l->k_h, &l->k_w,
+                         &l->stride_h, &l->stride_w, &l->pad_t, &l->pad_l};
+        for (int k = 0; k < 9; k++)
+            *f[k] = le_get_i32(q + 4 * k);
+        l->pad_b = l->pad_t;
+        l->pad_r = l->pad_l;
+        l->n_in = 1;
+        l->in[0] = i;
+        l->groups = 1;
+        l->dil_h = l->dil_w = 1;
+        ab = le_get_u32(q + 36);
+        if (l->type < ODL_LAYER_DENSE || l->type > ODL_LAYER_ADAPTER)
+            return odl_fail(d, ODL_ERR_FORMAT, "node %ld: layer type %ld is not one format 1.0 knows", (long)i,
+                            (long)l->type);
+    } else {
+        int k = 0;
+        l->type = le_get_i32(q + 4 * k++);
+        l->trainable = le_get_i32(q + 4 * k++);
+        l->n_in = le_get_i32(q + 4 * k++);
+        for (int j = 0; j < ODL_NODE_MAX_IN; j++)
+            l->in[j] = le_get_i32(q + 4 * k++);
+        int32_t *f[16] = {&l->units, &l->groups, &l->k_h, &l->k_w, &l->stride_h, &l->stride_w,
+                          &l->pad_t, &l->pad_l, &l->pad_b, &l->pad_r, &l->dil_h, &l->dil_w,
+                          &l->flags, &l->shape_c, &l->shape_h, &l->shape_w};
+        for (int j = 0; j < 16; j++)
+            *f[j] = le_get_i32(q + 4 * k++);
+        ab = le_get_u32(q + 4 * k++);
+        bb = le_get_u32(q + 4 * k++);
+        for (size_t b = TOPO11_NODE; b < v->record; b++)
+            if (q[b])
+                return odl_fail(d, ODL_ERR_FORMAT,
+                                "node %ld: byte %zu of its record is set, a field this odl does not know "
+                                "(written by a newer odl?)",
+                                (long)i, b);
+    }
+    if (l->trainable != 0 && l->trainable != 1)
+        return odl_fail(d, ODL_ERR_FORMAT, "node %ld (%s): trainable flag %ld (0 or 1 allowed)", (long)i,
+                        odl_layer_type_name(l->type), (long)l->trainable);
+    if (l->n_in < 1 || l->n_in > ODL_NODE_MAX_IN)
+        return odl_fail(d, ODL_ERR_FORMAT, "node %ld (%s): %ld inputs (1..%d allowed)", (long)i,
+                        odl_layer_type_name(l->type), (long)l->n_in, ODL_NODE_MAX_IN);
+    for (int32_t j = 0; j < ODL_NODE_MAX_IN; j++) {
+        if (j < l->n_in && (l->in[j] < 0 || l->in[j] > i))
+            return odl_fail(d, ODL_ERR_FORMAT,
+                            "node %ld (%s): input %ld reads tensor %ld; only tensors 0..%ld exist before it "
+                            "(nodes must be in topological order)",
+                            (long)i, odl_layer_type_name(l->type), (long)j, (long)l->in[j], (long)i);
+        if (j >= l->n_in && l->in[j] != 0)
+            return odl_fail(d, ODL_ERR_FORMAT, "node %ld (%s): unused input slot %ld is %ld, not 0", (long)i,
+                            odl_layer_type_name(l->type), (long)j, (long)l->in[j]);
+    }
+    if (!f32_finite(ab) || !f32_finite(bb))
+        return odl_fail(d, ODL_ERR_FORMAT, "node %ld (%s): alpha or beta is not a finite number", (long)i,
+                        odl_layer_type_name(l->type));
+    l->alpha = bits_f32(ab);
+    l->beta = bits_f32(bb);
+    return ODL_OK;
+}
+
+/* Finds the topology chunk (the whole file checked: every CRC, END). */
+odl_status odl_topo_find(const void *buf, size_t len, topo_view *v, odl_diag *d)
+{
+    odl_file_iter it;
+    odl_status s = odl_file_open(&it, buf, len, d);
+    if (s != ODL_OK)
+        return s;
+    const uint32_t minor = le_get_u16((const uint8_t *)buf + 10);
+    int have_topo = 0;
+    for (;;) {
+        uint32_t t;
+        const uint8_t *p;
+        size_t n;
+        s = odl_file_next(&it, &t, &p, &n, d);
+        if (s != ODL_OK)
+            return s;
+        if (t == ODL_CHUNK_TOPOLOGY) {
+            if (have_topo)
+                return odl_fail(d, ODL_ERR_FORMAT, "two topology chunks");
+            s = topo_open(p, n, minor, v, d);
+            if (s != ODL_OK)
+                return s;
+            have_topo = 1;
+        }
+        if (t == ODL_CHUNK_END)
+            break;
+    }
+    if (!have_topo)
+        return odl_fail(d, ODL_ERR_FORMAT, "no topology chunk: not a model file");
+    return ODL_OK;
+}
+
+odl_status odl_file_count_nodes(const void *buf, size_t len, int32_t *n_nodes, odl_diag *d)
+{
+    if (!n_nodes)
+        return odl_fail(d, ODL_ERR_ARG, "file_count_nodes: no output");
+    topo_view v;
+    odl_status s = odl_topo_find(buf, len, &v, d);
+    if (s != ODL_OK)
+        return s;
+    *n_nodes = (int32_t)v.n_nodes;
     return ODL_OK;
 }
 
@@ -244,11 +462,10 @@ odl_status odl_model_write_chunks(const odl_model *m, const odl_meta_kv *meta, i
     if (!m || !w || !w->write || (n_meta && !meta) || n_meta < 0)
         return odl_fail(d, ODL_ERR_ARG, "model_save: bad arguments");
     const odl_model_desc *desc = odl_model_get_desc(m);
-    uint8_t topo[TOPO_HEADER + ODL_MAX_LAYERS * TOPO_LAYER];
-    topo_encode(desc, topo);
-    odl_status s = odl_file_write_header(w, d);
+    const int v10 = desc_fits_v10(desc);
+    odl_status s = write_header(w, v10 ? 0u : (uint32_t)ODL_FILE_VERSION_MINOR, d);
     if (s == ODL_OK)
-        s = odl_file_write_chunk(w, ODL_CHUNK_TOPOLOGY, topo, TOPO_HEADER + (size_t)desc->n_layers * TOPO_LAYER, d);
+        s = write_topo(w, desc, v10, d);
     for (int32_t i = 0; i < desc->n_layers && s == ODL_OK; i++)
         for (int which = 0; which < 2 && s == ODL_OK; which++) {
             size_t n;
@@ -282,9 +499,24 @@ odl_status odl_model_save(const odl_model *m, const odl_meta_kv *meta, int32_t n
     return s;
 }
 
-/* Checks one tensor chunk against the topology's shapes. */
-static odl_status check_tensor(const uint8_t *p, size_t n, int32_t chunk, const odl_model_desc *desc,
-                               const odl_layer_shape *shapes, uint8_t seen[][2], odl_diag *d)
+/* The expected value count of a parameter tensor, from a shape getter:
+ * the caller's checked shapes (read_desc) or the model's (load_params). */
+typedef struct tensor_shapes {
+    const odl_layer_shape *shapes; /* or NULL: ask the model */
+    const odl_model *m;
+} tensor_shapes;
+
+static size_t expected_count(const tensor_shapes *ts, uint32_t layer, uint32_t which)
+{
+    const odl_layer_shape sh = ts->shapes ? ts->shapes[layer] : odl_model_layer_shape(ts->m, (int32_t)layer);
+    return which ? sh.n_bias : sh.n_weights;
+}
+
+/* Checks one tensor chunk against the topology's shapes; the chunks before
+ * it (already valid) are walked for a duplicate, so no per-node table is
+ * needed. */
+static odl_status check_tensor(const uint8_t *file, size_t file_len, const uint8_t *p, size_t n, int32_t chunk,
+                               const odl_model_desc *desc, const tensor_shapes *ts, odl_diag *d)
 {
     if (n < TENS_HEADER)
         return odl_fail(d, ODL_ERR_FORMAT, "chunk %d: tensor header too short", (int)chunk);
@@ -296,58 +528,38 @@ static odl_status check_tensor(const uint8_t *p, size_t n, int32_t chunk, const 
     if (dtype != ODL_DTYPE_F32 || ndim != 1)
         return odl_fail(d, ODL_ERR_UNSUPPORTED, "layer %lu: tensor dtype %lu / %lu dims is not supported",
                         (unsigned long)layer, (unsigned long)dtype, (unsigned long)ndim);
-    size_t expect = which ? shapes[layer].n_bias : shapes[layer].n_weights;
+    size_t expect = expected_count(ts, layer, which);
     if (expect == 0)
         return odl_fail(d, ODL_ERR_FORMAT, "chunk %d: layer %lu (%s) has no parameters, yet the file has a tensor",
                         (int)chunk, (unsigned long)layer, odl_layer_type_name(desc->layers[layer].type));
     if (count != expect || n - TENS_HEADER != expect * sizeof(float))
         return odl_fail(d, ODL_ERR_FORMAT, "layer %lu (%s): %lu values in the file, %zu expected", (unsigned long)layer,
                         odl_layer_type_name(desc->layers[layer].type), (unsigned long)count, expect);
-    if (seen[layer][which]++)
-        return odl_fail(d, ODL_ERR_FORMAT, "layer %lu: tensor appears twice", (unsigned long)layer);
+    /* the earlier chunks passed their CRC and bounds checks: walk headers only */
+    size_t pos = ODL_FILE_HEADER_BYTES;
+    while (pos <= file_len - ODL_CHUNK_HEADER_BYTES) {
+        const uint8_t *h = file + pos;
+        const uint64_t cn = le_get_u64(h + 8);
+        const uint8_t *pl = h + ODL_CHUNK_HEADER_BYTES;
+        if (pl == p)
+            break;
+        if (le_get_u32(h) == ODL_CHUNK_TENSOR && cn >= TENS_HEADER && le_get_u32(pl) == layer &&
+            le_get_u32(pl + 4) == which)
+            return odl_fail(d, ODL_ERR_FORMAT, "layer %lu: tensor appears twice", (unsigned long)layer);
+        pos += ODL_CHUNK_HEADER_BYTES + (size_t)cn + (size_t)((16u - (cn & 15u)) & 15u);
+    }
     return ODL_OK;
 }
 
-/* Walks the whole file (every CRC checked), returns its topology, and checks
- * that every parameter tensor the topology needs is there with the right
- * size — so nothing is ever sized from a topology the file cannot back. */
-odl_status odl_file_read_desc(const void *buf, size_t len, odl_model_desc *desc, odl_diag *d)
+/* Every tensor chunk checked, and every parameter the topology needs present
+ * (with no duplicates, the count of valid tensors tells). */
+static odl_status check_tensors(const void *buf, size_t len, const odl_model_desc *desc, const tensor_shapes *ts,
+                                odl_diag *d)
 {
     odl_file_iter it;
     odl_status s = odl_file_open(&it, buf, len, d);
-    if (s != ODL_OK)
-        return s;
-    /* pass 1: the topology (it may come after tensors in a valid file) */
-    int have_topo = 0;
-    for (;;) {
-        uint32_t t;
-        const uint8_t *p;
-        size_t n;
-        s = odl_file_next(&it, &t, &p, &n, d);
-        if (s != ODL_OK)
-            return s;
-        if (t == ODL_CHUNK_TOPOLOGY) {
-            if (have_topo)
-                return odl_fail(d, ODL_ERR_FORMAT, "two topology chunks");
-            s = topo_decode(p, n, desc, d);
-            if (s != ODL_OK)
-                return s;
-            have_topo = 1;
-        }
-        if (t == ODL_CHUNK_END)
-            break;
-    }
-    if (!have_topo)
-        return odl_fail(d, ODL_ERR_FORMAT, "no topology chunk: not a model file");
-    /* pass 2: the tensors */
-    odl_layer_shape shapes[ODL_MAX_LAYERS];
-    s = odl_desc_check(desc, shapes, d);
-    if (s != ODL_OK)
-        return s;
-    uint8_t seen[ODL_MAX_LAYERS][2];
-    memset(seen, 0, sizeof seen);
-    odl_file_open(&it, buf, len, NULL);
-    for (;;) {
+    uint64_t found = 0;
+    while (s == ODL_OK) {
         uint32_t t;
         const uint8_t *p;
         size_t n;
@@ -357,36 +569,141 @@ odl_status odl_file_read_desc(const void *buf, size_t len, odl_model_desc *desc,
         if (t == ODL_CHUNK_END)
             break;
         if (t == ODL_CHUNK_TENSOR) {
-            s = check_tensor(p, n, it.index - 1, desc, shapes, seen, d);
-            if (s != ODL_OK)
-                return s;
+            s = check_tensor(buf, len, p, n, it.index - 1, desc, ts, d);
+            found++;
         }
     }
+    if (s != ODL_OK)
+        return s;
+    uint64_t needed = 0;
     for (int32_t i = 0; i < desc->n_layers; i++)
-        for (int which = 0; which < 2; which++)
-            if ((which ? shapes[i].n_bias : shapes[i].n_weights) && !seen[i][which])
+        needed += (expected_count(ts, (uint32_t)i, 0) != 0) + (expected_count(ts, (uint32_t)i, 1) != 0);
+    if (found == needed)
+        return ODL_OK;
+    for (int32_t i = 0; i < desc->n_layers; i++)
+        for (uint32_t which = 0; which < 2; which++) {
+            if (!expected_count(ts, (uint32_t)i, which))
+                continue;
+            int have = 0;
+            odl_file_open(&it, buf, len, NULL);
+            for (;;) {
+                uint32_t t;
+                const uint8_t *p;
+                size_t n;
+                if (odl_file_next(&it, &t, &p, &n, NULL) != ODL_OK || t == ODL_CHUNK_END)
+                    break;
+                if (t == ODL_CHUNK_TENSOR && le_get_u32(p) == (uint32_t)i && le_get_u32(p + 4) == which)
+                    have = 1;
+            }
+            if (!have)
                 return odl_fail(d, ODL_ERR_FORMAT, "layer %d (%s): %s missing from the file", (int)i,
                                 odl_layer_type_name(desc->layers[i].type), which ? "bias" : "weights");
-    return ODL_OK;
+        }
+    return odl_fail(d, ODL_ERR_FORMAT, "the file's parameter tensors do not match its topology");
+}
+
+/* Walks the whole file (every CRC checked), returns its topology, and checks
+ * that every parameter tensor the topology needs is there with the right
+ * size — so nothing is ever sized from a topology the file cannot back. */
+odl_status odl_file_read_desc_ws(const void *buf, size_t len, odl_model_desc *desc, odl_layer_shape *shapes,
+                                 int32_t cap_shapes, odl_diag *d)
+{
+    if (!desc || (!desc->layers && desc->cap_layers) || desc->cap_layers < 0)
+        return odl_fail(d, ODL_ERR_ARG, "file_read_desc: the description has no node storage (odl_desc_init)");
+    topo_view v;
+    odl_status s = odl_topo_find(buf, len, &v, d);
+    if (s != ODL_OK)
+        return s;
+    if (v.n_nodes > (uint32_t)desc->cap_layers || !shapes || v.n_nodes > (uint32_t)cap_shapes) {
+        const int short_nodes = v.n_nodes > (uint32_t)desc->cap_layers;
+        desc->n_layers = (int32_t)v.n_nodes;
+        return odl_fail(d, ODL_ERR_NOMEM, "the model has %lu nodes; room for %ld %s given",
+                        (unsigned long)v.n_nodes, (long)(short_nodes ? desc->cap_layers : cap_shapes),
+                        short_nodes ? "nodes" : "shapes");
+    }
+    desc->n_layers = 0;
+    desc->in_c = (int32_t)le_get_u32(v.p + 4);
+    desc->in_h = (int32_t)le_get_u32(v.p + 8);
+    desc->in_w = (int32_t)le_get_u32(v.p + 12);
+    desc->softmax_output = v.v10 ? 0 : (int32_t)(le_get_u32(v.p + 20) & TOPO_FLAG_SOFTMAX);
+    for (uint32_t i = 0; i < v.n_nodes; i++) {
+        s = odl_topo_get(&v, (int32_t)i, &desc->layers[i], d);
+        if (s != ODL_OK) {
+            odl_diag_prefix(d, "topology");
+            return s;
+        }
+    }
+    desc->n_layers = (int32_t)v.n_nodes;
+    /* every shape must be possible before anything is sized from it */
+    s = odl_desc_check(desc, shapes, d);
+    if (s != ODL_OK) {
+        odl_diag_prefix(d, "topology");
+        if (d)
+            d->status = ODL_ERR_FORMAT;
+        return ODL_ERR_FORMAT;
+    }
+    const tensor_shapes ts = {shapes, NULL};
+    return check_tensors(buf, len, desc, &ts, d);
+}
+
+odl_status odl_file_read_desc(const void *buf, size_t len, odl_model_desc *desc, odl_diag *d)
+{
+    odl_layer_shape shapes[TOPO_STACK_SHAPES];
+    odl_status s = odl_file_read_desc_ws(buf, len, desc, shapes, TOPO_STACK_SHAPES, d);
+    if (s == ODL_ERR_NOMEM && desc && desc->n_layers <= desc->cap_layers && desc->n_layers > TOPO_STACK_SHAPES)
+        return odl_fail(d, ODL_ERR_NOMEM,
+                        "the model has %ld nodes; odl_file_read_desc checks up to %d "
+                        "(odl_file_read_desc_ws takes scratch for more)",
+                        (long)desc->n_layers, TOPO_STACK_SHAPES);
+    return s;
+}
+
+/* Node i of the file and of the model describe the same computation and
+ * parameters (trainable, dropout rate and activation constants may differ). */
+static int same_node(const odl_node_desc *a, const odl_node_desc *b)
+{
+    if (a->type != b->type || a->n_in != b->n_in || a->units != b->units || a->groups != b->groups ||
+        a->k_h != b->k_h || a->k_w != b->k_w || a->stride_h != b->stride_h || a->stride_w != b->stride_w ||
+        a->pad_t != b->pad_t || a->pad_l != b->pad_l || a->pad_b != b->pad_b || a->pad_r != b->pad_r ||
+        a->dil_h != b->dil_h || a->dil_w != b->dil_w || a->flags != b->flags || a->shape_c != b->shape_c ||
+        a->shape_h != b->shape_h || a->shape_w != b->shape_w)
+        return 0;
+    for (int32_t j = 0; j < a->n_in && j < ODL_NODE_MAX_IN; j++)
+        if (a->in[j] != b->in[j])
+            return 0;
+    return 1;
 }
 
 odl_status odl_model_load_params(odl_model *m, const void *buf, size_t len, odl_diag *d)
 {
-    odl_model_desc fdesc;
-    odl_status s = odl_file_read_desc(buf, len, &fdesc, d);
+    if (!m)
+        return odl_fail(d, ODL_ERR_ARG, "model_load_params: no model");
+    topo_view v;
+    odl_status s = odl_topo_find(buf, len, &v, d);
     if (s != ODL_OK)
         return s;
     const odl_model_desc *md = odl_model_get_desc(m);
-    if (fdesc.n_layers != md->n_layers || fdesc.in_c != md->in_c || fdesc.in_h != md->in_h || fdesc.in_w != md->in_w)
-        return odl_fail(d, ODL_ERR_SHAPE, "file topology (%d layers, input %dx%dx%d) differs from the model's",
-                        (int)fdesc.n_layers, (int)fdesc.in_c, (int)fdesc.in_h, (int)fdesc.in_w);
+    const int32_t fc = (int32_t)le_get_u32(v.p + 4), fh = (int32_t)le_get_u32(v.p + 8),
+                  fw = (int32_t)le_get_u32(v.p + 12);
+    if (v.n_nodes != (uint32_t)md->n_layers || fc != md->in_c || fh != md->in_h || fw != md->in_w)
+        return odl_fail(d, ODL_ERR_SHAPE, "file topology (%lu layers, input %dx%dx%d) differs from the model's",
+                        (unsigned long)v.n_nodes, (int)fc, (int)fh, (int)fw);
     for (int32_t i = 0; i < md->n_layers; i++) {
-        const odl_layer_desc *a = &fdesc.layers[i], *b = &md->layers[i];
-        if (a->type != b->type || a->units != b->units || a->k_h != b->k_h || a->k_w != b->k_w ||
-            a->stride_h != b->stride_h || a->stride_w != b->stride_w || a->pad_h != b->pad_h || a->pad_w != b->pad_w)
+        odl_node_desc a;
+        s = odl_topo_get(&v, i, &a, d);
+        if (s != ODL_OK) {
+            odl_diag_prefix(d, "topology");
+            return s;
+        }
+        if (!same_node(&a, &md->layers[i]))
             return odl_fail(d, ODL_ERR_SHAPE, "layer %d in the file (%s) differs from the model's (%s)", (int)i,
-                            odl_layer_type_name(a->type), odl_layer_type_name(b->type));
+                            odl_layer_type_name(a.type), odl_layer_type_name(md->layers[i].type));
     }
+    /* the model's shapes are the file's: the nodes match */
+    const tensor_shapes ts = {NULL, m};
+    s = check_tensors(buf, len, md, &ts, d);
+    if (s != ODL_OK)
+        return s;
     odl_file_iter it;
     s = odl_file_open(&it, buf, len, d);
     while (s == ODL_OK) {
@@ -400,7 +717,7 @@ odl_status odl_model_load_params(odl_model *m, const void *buf, size_t len, odl_
             break;
         if (t != ODL_CHUNK_TENSOR)
             continue;
-        /* read_desc above validated every tensor chunk */
+        /* check_tensors above validated every tensor chunk */
         uint32_t layer = le_get_u32(p), which = le_get_u32(p + 4);
         size_t expect = (size_t)le_get_u64(p + 16);
         const float *src = (const float *)(const void *)(p + TENS_HEADER);

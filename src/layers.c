@@ -952,7 +952,7 @@ void odl_conv2d_backward_f32_ex(const odl_window_dims *d, const float *x, const 
     }
 }
 
-/* ---- depthwise conv2d (direct; the loops are already the reference) ---- */
+/* ---- depthwise conv2d: direct reference loops, row-wise fast kernels ---- */
 
 void odl_depthwise_forward_f32_ref(const odl_window_dims *d, const float *x, const float *w,
                                    const float *b, float *y)
@@ -1033,8 +1033,8 @@ void odl_depthwise_forward_f32(const odl_window_dims *d, const float *x, const f
         }
 }
 
-void odl_depthwise_backward_f32(const odl_window_dims *d, const float *x, const float *w,
-                                const float *dy, float *dx, float *dw, float *db)
+void odl_depthwise_backward_f32_ref(const odl_window_dims *d, const float *x, const float *w,
+                                    const float *dy, float *dx, float *dw, float *db)
 {
     const int32_t mult = d->out_c / d->in_c;
     const int32_t dh = dil_h(d), dwl = dil_w(d);
@@ -1068,6 +1068,69 @@ void odl_depthwise_backward_f32(const odl_window_dims *d, const float *x, const 
                         }
                     }
                 }
+        }
+}
+
+/* Row-wise like the forward, in an order that keeps every sum the
+ * reference's: each dw and db element still adds its outputs in (oh, ow)
+ * order; a dx element gets one contribution per (oh, ow), so with oh outer,
+ * and kw descending (ow ascending for a fixed input column), it too adds
+ * them in (oh, ow) order. The same bits as the direct loop. */
+void odl_depthwise_backward_f32(const odl_window_dims *d, const float *x, const float *w,
+                                const float *dy, float *dx, float *dw, float *db)
+{
+    const int32_t mult = d->out_c / d->in_c;
+    const int32_t dh = dil_h(d), dwl = dil_w(d), sw = d->stride_w, ow_n = d->out_w;
+    if (dx)
+        memset(dx, 0, sizeof(float) * (size_t)d->batch * d->in_c * in_plane(d));
+    for (int32_t n = 0; n < d->batch; n++)
+        for (int32_t co = 0; co < d->out_c; co++) {
+            const size_t xoff = ((size_t)n * d->in_c + co / mult) * in_plane(d);
+            const float *xc = x + xoff;
+            float *dxc = dx ? dx + xoff : NULL;
+            const float *wk = w + (size_t)co * d->k_h * d->k_w;
+            float *dwk = dw ? dw + (size_t)co * d->k_h * d->k_w : NULL;
+            const float *gc = dy + ((size_t)n * d->out_c + co) * out_plane(d);
+            for (int32_t oh = 0; oh < d->out_h; oh++) {
+                const float *gr = gc + (size_t)oh * ow_n;
+                if (db) {
+                    float acc = db[co];
+                    for (int32_t ow = 0; ow < ow_n; ow++)
+                        acc += gr[ow];
+                    db[co] = acc;
+                }
+                for (int32_t kh = 0; kh < d->k_h; kh++) {
+                    const int32_t ih = oh * d->stride_h - d->pad_h + kh * dh;
+                    if (ih < 0 || ih >= d->in_h)
+                        continue;
+                    const float *xr = xc + (size_t)ih * d->in_w;
+                    float *dxr = dxc ? dxc + (size_t)ih * d->in_w : NULL;
+                    for (int32_t kw = d->k_w - 1; kw >= 0; kw--) {
+                        const int32_t off = kw * dwl - d->pad_w, room = d->in_w - off;
+                        int32_t lo = off >= 0 ? 0 : (-off + sw - 1) / sw;
+                        int32_t hi = room <= 0 ? 0 : (room + sw - 1) / sw;
+                        if (hi > ow_n)
+                            hi = ow_n;
+                        if (hi <= lo)
+                            continue;
+                        const int32_t k = kh * d->k_w + kw;
+                        if (dwk) {
+                            float acc = dwk[k];
+                            for (int32_t ow = lo; ow < hi; ow++)
+                                acc += gr[ow] * xr[ow * sw + off];
+                            dwk[k] = acc;
+                        }
+                        if (dxr) {
+                            const float wv = wk[k];
+                            if (sw == 1)
+                                axpy_row(dxr + lo + off, gr + lo, wv, hi - lo);
+                            else
+                                for (int32_t ow = lo; ow < hi; ow++)
+                                    dxr[ow * sw + off] += gr[ow] * wv;
+                        }
+                    }
+                }
+            }
         }
 }
 

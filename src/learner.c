@@ -93,7 +93,12 @@ odl_learner_cfg odl_learner_cfg_defaults(void)
 }
 
 
-/* The head's description: layers [boundary, L) with max_classes outputs. */
+/* Nodes a learner's head may have: its description is built on the stack
+ * while planning (the head model then keeps its own copy in the arena). */
+#define LEARNER_MAX_HEAD_NODES 32
+
+/* The head's description: nodes [boundary, L) (boundary a cut point) with
+ * max_classes outputs, all trainable, in hd (storage set up by the caller). */
 static odl_status head_desc_of(const odl_model *base, int32_t boundary, int32_t classes, odl_model_desc *hd,
                                odl_diag *d)
 {
@@ -101,16 +106,18 @@ static odl_status head_desc_of(const odl_model *base, int32_t boundary, int32_t 
     if (boundary <= 0 || boundary >= bd->n_layers)
         return odl_fail(d, ODL_ERR_ARG, "learner: boundary %d must be inside the model (1..%d)", (int)boundary,
                         (int)bd->n_layers - 1);
-    const odl_layer_shape in = odl_model_layer_shape(base, boundary - 1);
-    memset(hd, 0, sizeof *hd);
-    hd->in_c = in.c;
-    hd->in_h = in.h;
-    hd->in_w = in.w;
-    hd->n_layers = bd->n_layers - boundary;
-    for (int32_t i = 0; i < hd->n_layers; i++) {
-        hd->layers[i] = bd->layers[boundary + i];
+    if (!odl_desc_is_cut(bd, boundary))
+        return odl_fail(d, ODL_ERR_ARG,
+                        "learner: boundary %d is not a cut point (a later node reads an earlier tensor)",
+                        (int)boundary);
+    if (bd->n_layers - boundary > hd->cap_layers)
+        return odl_fail(d, ODL_ERR_ARG, "learner: a head from node %d has %d nodes; the learner takes up to %d",
+                        (int)boundary, (int)(bd->n_layers - boundary), (int)hd->cap_layers);
+    odl_status s = odl_desc_tail(hd, bd, boundary, d);
+    if (s != ODL_OK)
+        return s;
+    for (int32_t i = 0; i < hd->n_layers; i++)
         hd->layers[i].trainable = 1;
-    }
     if (odl_desc_set_classes(hd, classes) != ODL_OK)
         return odl_fail(d, ODL_ERR_ARG, "learner: the model must end in a dense layer");
     return ODL_OK;
@@ -127,7 +134,9 @@ static odl_status resolve(const odl_learner_cfg *in, const odl_model *base, odl_
         c->boundary = 0;
         for (int32_t i = bd->n_layers - 1; i >= 0; i--)
             if (bd->layers[i].type == ODL_LAYER_DENSE) {
-                c->boundary = i;
+                /* the latest cut at or before the last dense layer */
+                if (odl_desc_boundary_for_unfreeze(bd, 1, &c->boundary, NULL) != ODL_OK)
+                    c->boundary = i;
                 break;
             }
     }
@@ -163,7 +172,8 @@ static odl_status layout(odl_learner *L, const odl_learner_cfg *c, const odl_mod
     const int32_t C = c->max_classes;
     const size_t nz = (size_t)dim * sizeof(float);
     size_t n_params = 0;
-    odl_desc_count_params(hd, &n_params, NULL);
+    odl_layer_shape hs[LEARNER_MAX_HEAD_NODES];
+    odl_desc_count_params(hd, hs, &n_params, NULL);
 #define TAKE(field, bytes, kind)                                  \
     do {                                                          \
         s = odl_arena_alloc(a, (bytes), (kind), &p, d);           \
@@ -241,7 +251,9 @@ static odl_status layout(odl_learner *L, const odl_learner_cfg *c, const odl_mod
 odl_status odl_learner_plan(const odl_learner_cfg *cfg, const odl_model *base, odl_mem_plan *plan, odl_diag *d)
 {
     odl_learner_cfg c;
+    odl_node_desc hn[LEARNER_MAX_HEAD_NODES];
     odl_model_desc hd;
+    odl_desc_init(&hd, hn, LEARNER_MAX_HEAD_NODES, 1, 1, 1);
     odl_status s = resolve(cfg, base, &c, &hd, d);
     if (s != ODL_OK)
         return s;
@@ -389,7 +401,9 @@ odl_status odl_learner_init(odl_learner **out, const odl_learner_cfg *cfg, odl_m
         return odl_fail(d, ODL_ERR_ARG, "learner: out and arena must not be NULL");
     *out = NULL;
     odl_learner_cfg c;
+    odl_node_desc hn[LEARNER_MAX_HEAD_NODES];
     odl_model_desc hd;
+    odl_desc_init(&hd, hn, LEARNER_MAX_HEAD_NODES, 1, 1, 1);
     odl_mem_plan plan;
     odl_status s = odl_learner_plan(cfg, base, &plan, d);
     if (s != ODL_OK)
@@ -411,14 +425,15 @@ odl_status odl_learner_init(odl_learner **out, const odl_learner_cfg *cfg, odl_m
         return s;
     L->cfg = c;
     L->base = base;
-    L->head_desc = hd;
+    L->head_desc = *odl_model_get_desc(L->head); /* the head model's own nodes, in the arena */
     L->boundary = c.boundary;
     L->dim = (int32_t)odl_model_layer_shape(base, c.boundary - 1).size;
     L->in_size = (int32_t)odl_model_layer_shape(base, -1).size;
     L->C = c.max_classes;
     L->base_classes = odl_model_n_classes(base);
     L->active = L->base_classes;
-    odl_desc_count_params(&hd, &L->n_params, NULL);
+    odl_layer_shape hs[LEARNER_MAX_HEAD_NODES];
+    odl_desc_count_params(&hd, hs, &L->n_params, NULL);
     /* the head starts as the base's: its layers copied, extra class rows zero
      * (masked out of predictions until a label activates them) */
     for (int32_t i = 0; i < hd.n_layers; i++)

@@ -953,6 +953,9 @@ static odl_status walk_run(walk_st *w)
     if (s != ODL_OK)
         return s;
     w->L = d->n_layers;
+    for (int32_t i = 0; i < w->L; i++) /* every input number first: a bad one is named as such */
+        if ((s = check_node_inputs(&d->layers[i], i, w->diag)) != ODL_OK)
+            return s;
     const odl_layer_shape in0 = input_shape(d);
     if ((s = add_tensor(w, 0, &in0, -1)) != ODL_OK)
         return s;
@@ -960,8 +963,6 @@ static odl_status walk_run(walk_st *w)
     odl_layer_shape out = in0;
     for (int32_t i = 0; i < w->L; i++) {
         const odl_node_desc *l = &d->layers[i];
-        if ((s = check_node_inputs(l, i, w->diag)) != ODL_OK)
-            return s;
         odl_layer_shape in_sh[ODL_NODE_MAX_IN];
         const odl_layer_shape *ins[ODL_NODE_MAX_IN];
         for (int32_t k = 0; k < l->n_in; k++) {

@@ -6,6 +6,7 @@
  * stdio, no global mutable state; every length read from a file is checked. */
 #include "odl/quant.h"
 #include "bytes_le.h"
+#include "file_topo.h"
 
 #include <float.h>
 #include <math.h>
@@ -493,11 +494,11 @@ typedef struct qlayer {
 } qlayer;
 
 struct odl_qmodel {
-    odl_model_desc desc;
+    odl_model_desc desc;       /* the prefix's nodes [0, boundary), in the arena */
     int32_t boundary, max_batch;
     odl_layer_shape in_shape;
     odl_qparams in_q;
-    qlayer l[ODL_MAX_LAYERS];
+    qlayer *l;                 /* boundary, in the arena */
     int8_t *buf[2];
     void *conv_scratch;
     int32_t ready; /* 1 once quantised or loaded */
@@ -519,7 +520,7 @@ static int32_t fused_act(const odl_model_desc *desc, int32_t boundary, int32_t i
 
 static size_t reduction(const odl_model_desc *desc, const odl_layer_shape *in, int32_t i)
 {
-    const odl_layer_desc *l = &desc->layers[i];
+    const odl_node_desc *l = &desc->layers[i];
     switch (l->type) {
     case ODL_LAYER_DENSE: return in->size;
     case ODL_LAYER_CONV2D: return (size_t)in->c * l->k_h * l->k_w;
@@ -534,39 +535,103 @@ static odl_layer_shape input_shape(const odl_model_desc *desc)
     return in;
 }
 
+/* Whether the INT8 path runs node i of a prefix, and if not, why. INT8
+ * covers sequential prefixes of the original operators; graph nodes come in
+ * a later step. */
+static const char *unsupported_node(const odl_node_desc *l, int32_t i)
+{
+    switch (l->type) {
+    case ODL_LAYER_DENSE:
+    case ODL_LAYER_CONV2D:
+    case ODL_LAYER_DEPTHWISE:
+    case ODL_LAYER_MAXPOOL:
+    case ODL_LAYER_AVGPOOL:
+    case ODL_LAYER_GAP:
+    case ODL_LAYER_RELU:
+    case ODL_LAYER_RELU6:
+    case ODL_LAYER_FLATTEN:
+    case ODL_LAYER_DROPOUT:
+        break;
+    default:
+        return "the operator has no INT8 kernel yet";
+    }
+    if (l->n_in != 1 || l->in[0] != i)
+        return "it does not read the node before it (INT8 runs sequential prefixes only)";
+    if (l->groups != 1)
+        return "grouped convolution has no INT8 kernel yet";
+    if (l->dil_h != 1 || l->dil_w != 1)
+        return "dilation has no INT8 kernel yet";
+    if (l->pad_b != l->pad_t || l->pad_r != l->pad_l)
+        return "asymmetric padding has no INT8 kernel yet";
+    if (l->flags)
+        return "ceil mode / count_include_pad have no INT8 kernel yet";
+    return NULL;
+}
+
+/* The output shape of prefix node i from its input's (the prefix is
+ * sequential, so no table of every shape is needed): the node checked as a
+ * one-node model. */
+static odl_status node_shape(const odl_node_desc *node, const odl_layer_shape *in, odl_layer_shape *out,
+                             odl_diag *d)
+{
+    odl_node_desc one = *node;
+    one.in[0] = 0;
+    odl_model_desc m1;
+    odl_status s = odl_desc_init(&m1, &one, 1, in->c, in->h, in->w);
+    if (s != ODL_OK)
+        return odl_fail(d, s, "quantize: node input %dx%dx%d out of range", (int)in->c, (int)in->h, (int)in->w);
+    m1.layers[0] = one;
+    m1.n_layers = 1;
+    return odl_desc_check(&m1, out, d);
+}
+
+/* Checks the prefix [0, boundary) of desc (n_layers nodes, boundary in
+ * 1..n_layers) for INT8: every node supported, reductions in range. With
+ * shapes != NULL (room for boundary), fills each prefix node's output. */
 static odl_status check_desc(const odl_model_desc *desc, int32_t boundary, odl_layer_shape *shapes, odl_diag *d)
 {
-    odl_status s = odl_desc_check(desc, shapes, d);
-    if (s != ODL_OK)
-        return s;
     if (boundary < 1 || boundary > desc->n_layers)
         return odl_fail(d, ODL_ERR_ARG, "quantize: boundary %d out of range 1..%d", (int)boundary,
                         (int)desc->n_layers);
+    if (!odl_desc_is_cut(desc, boundary))
+        return odl_fail(d, ODL_ERR_ARG, "quantize: boundary %d is not a cut point (a later node reads an earlier tensor)",
+                        (int)boundary);
     odl_layer_shape in = input_shape(desc);
     for (int32_t i = 0; i < boundary; i++) {
+        const char *why = unsupported_node(&desc->layers[i], i);
+        if (why)
+            return odl_fail(d, ODL_ERR_UNSUPPORTED, "quantize: node %d (%s): %s; pick a boundary at or before %d",
+                            (int)i, odl_layer_type_name(desc->layers[i].type), why, (int)i);
+        odl_layer_shape out;
+        odl_status s = node_shape(&desc->layers[i], &in, &out, d);
+        if (s != ODL_OK) {
+            odl_diag_prefix(d, "quantize");
+            return s;
+        }
         const size_t k = reduction(desc, &in, i);
         if (k > ODL_QUANT_MAX_REDUCTION)
             return odl_fail(d, ODL_ERR_UNSUPPORTED,
                             "quantize: layer %d (%s) sums %zu inputs per output; INT8 supports at most %d", (int)i,
                             odl_layer_type_name(desc->layers[i].type), k, ODL_QUANT_MAX_REDUCTION);
-        in = shapes[i];
+        if (shapes)
+            shapes[i] = out;
+        in = out;
     }
     return ODL_OK;
 }
 
-static odl_window_dims wdims(const odl_layer_desc *l, const odl_layer_shape *in, const odl_layer_shape *out,
+static odl_window_dims wdims(const odl_node_desc *l, const odl_layer_shape *in, const odl_layer_shape *out,
                              int32_t batch)
 {
-    odl_window_dims w = {batch, in->c, in->h, in->w, out->c, out->h, out->w,
-                         l->k_h, l->k_w, l->stride_h, l->stride_w, l->pad_h, l->pad_w};
-    return w;
+    /* INT8 nodes have symmetric padding, no dilation, one group (check_desc) */
+    return odl_window_dims_simple(batch, in->c, in->h, in->w, out->c, out->h, out->w, l->k_h, l->k_w, l->stride_h,
+                                  l->stride_w, l->pad_t, l->pad_l);
 }
 
 static odl_status qbuild(odl_qmodel *q, const odl_model_desc *desc, int32_t boundary, int32_t max_batch,
                          odl_arena *a, odl_diag *d)
 {
-    odl_layer_shape shapes[ODL_MAX_LAYERS];
-    odl_status s = check_desc(desc, boundary, shapes, d);
+    odl_status s = check_desc(desc, boundary, NULL, d);
     if (s != ODL_OK)
         return s;
     if (max_batch < 1 || max_batch > 65536)
@@ -581,8 +646,14 @@ static odl_status qbuild(odl_qmodel *q, const odl_model_desc *desc, int32_t boun
             target = p;                                     \
     } while (0)
     odl_layer_shape in = input_shape(desc);
+    QALLOC(q->l, sizeof(qlayer) * (size_t)boundary, ODL_MEM_STATE);
+    odl_node_desc *nodes = NULL;
+    QALLOC(nodes, sizeof(odl_node_desc) * (size_t)boundary, ODL_MEM_STATE);
     if (q) {
-        q->desc = *desc;
+        memset(q->l, 0, sizeof(qlayer) * (size_t)boundary);
+        odl_desc_init(&q->desc, nodes, boundary, desc->in_c, desc->in_h, desc->in_w);
+        memcpy(nodes, desc->layers, sizeof(odl_node_desc) * (size_t)boundary);
+        q->desc.n_layers = boundary;
         q->boundary = boundary;
         q->max_batch = max_batch;
         q->in_shape = in;
@@ -590,8 +661,11 @@ static odl_status qbuild(odl_qmodel *q, const odl_model_desc *desc, int32_t boun
     }
     size_t biggest = in.size, scratch = 0;
     for (int32_t i = 0; i < boundary; i++) {
-        const odl_layer_desc *l = &desc->layers[i];
-        const odl_layer_shape out = shapes[i];
+        const odl_node_desc *l = &desc->layers[i];
+        odl_layer_shape out;
+        s = node_shape(l, &in, &out, d);
+        if (s != ODL_OK)
+            return s;
         qlayer *ql = q ? &q->l[i] : NULL;
         if (ql) {
             ql->in = in;
@@ -685,10 +759,13 @@ static void act_range(int32_t act, odl_qparams p, int32_t *lo, int32_t *hi)
         *hi = odl_q_quantize(6.0f, p);
 }
 
-static int same_layer(const odl_layer_desc *a, const odl_layer_desc *b)
+static int same_layer(const odl_node_desc *a, const odl_node_desc *b)
 {
     return a->type == b->type && a->units == b->units && a->k_h == b->k_h && a->k_w == b->k_w &&
-           a->stride_h == b->stride_h && a->stride_w == b->stride_w && a->pad_h == b->pad_h && a->pad_w == b->pad_w;
+           a->stride_h == b->stride_h && a->stride_w == b->stride_w && a->pad_t == b->pad_t &&
+           a->pad_l == b->pad_l && a->pad_b == b->pad_b && a->pad_r == b->pad_r && a->n_in == b->n_in &&
+           a->in[0] == b->in[0] && a->groups == b->groups && a->dil_h == b->dil_h && a->dil_w == b->dil_w &&
+           a->flags == b->flags;
 }
 
 static odl_status check_prefix(const odl_model_desc *a, const odl_model_desc *b, int32_t boundary, odl_diag *d)
@@ -784,7 +861,7 @@ static const int8_t *qrun(odl_qmodel *q, const float *x, int32_t nb)
         cur[k] = odl_q_quantize(x[k], q->in_q);
     odl_qparams cur_q = q->in_q;
     for (int32_t i = 0; i < q->boundary; i++) {
-        const odl_layer_desc *l = &q->desc.layers[i];
+        const odl_node_desc *l = &q->desc.layers[i];
         const qlayer *ql = &q->l[i];
         int8_t *dst = cur == q->buf[0] ? q->buf[1] : q->buf[0];
         switch (l->type) {
@@ -914,19 +991,21 @@ void odl_qmodel_param_bytes(const odl_qmodel *q, size_t *int8_bytes, size_t *fp3
 
 /* ---- calibration ----------------------------------------------------------- */
 
-odl_status odl_qcalib_begin(odl_qcalib *c, const odl_model_desc *desc, int32_t boundary, odl_diag *d)
+odl_status odl_qcalib_begin(odl_qcalib *c, const odl_model_desc *desc, int32_t boundary, float *ranges,
+                            odl_diag *d)
 {
-    if (!c || !desc)
+    if (!c || !desc || !ranges)
         return odl_fail(d, ODL_ERR_ARG, "qcalib_begin: NULL argument");
-    odl_layer_shape shapes[ODL_MAX_LAYERS];
-    odl_status s = check_desc(desc, boundary, shapes, d);
+    odl_status s = check_desc(desc, boundary, NULL, d);
     if (s != ODL_OK)
         return s;
     memset(c, 0, sizeof *c);
     c->boundary = boundary;
     c->in_min = INFINITY;
     c->in_max = -INFINITY;
-    for (int32_t i = 0; i < ODL_MAX_LAYERS; i++) {
+    c->min = ranges;
+    c->max = ranges + boundary;
+    for (int32_t i = 0; i < boundary; i++) {
         c->min[i] = INFINITY;
         c->max[i] = -INFINITY;
     }
@@ -935,12 +1014,15 @@ odl_status odl_qcalib_begin(odl_qcalib *c, const odl_model_desc *desc, int32_t b
 
 size_t odl_qcalib_work_floats(const odl_model_desc *desc, int32_t boundary, int32_t n)
 {
-    odl_layer_shape shapes[ODL_MAX_LAYERS];
-    if (!desc || n < 1 || odl_desc_check(desc, shapes, NULL) != ODL_OK || boundary < 1 || boundary > desc->n_layers)
+    if (!desc || n < 1 || boundary < 1 || boundary > desc->n_layers || check_desc(desc, boundary, NULL, NULL) != ODL_OK)
         return 0;
     size_t big = 0;
-    for (int32_t i = 0; i < boundary; i++)
-        big = shapes[i].size > big ? shapes[i].size : big;
+    odl_layer_shape in = input_shape(desc), out;
+    for (int32_t i = 0; i < boundary; i++, in = out) {
+        if (node_shape(&desc->layers[i], &in, &out, NULL) != ODL_OK)
+            return 0;
+        big = out.size > big ? out.size : big;
+    }
     return 2u * big * (size_t)n;
 }
 
@@ -1055,25 +1137,60 @@ odl_status odl_qmodel_save(const odl_qmodel *q, const odl_model *m, const odl_me
 static int in_s8(int32_t v) { return v >= -128 && v <= 127; }
 static int good_scale(float f) { return isfinite(f) && f >= FLT_MIN; }
 
-/* Validates every Q chunk of a file against its topology; with q != NULL
- * (already checked once, initialised for this topology and boundary) also
- * copies the values into q. */
-static odl_status qparse(const void *buf, size_t len, odl_model_desc *desc, int32_t *boundary, odl_qmodel *q,
+/* The QLAY chunk of prefix layer i, or NULL; *count (may be NULL) gets the
+ * number of QLAY chunks for i. Walks chunk headers only: the file passed
+ * odl_file_open/next once (every CRC and bound). */
+static const uint8_t *find_qlay(const uint8_t *buf, size_t len, uint32_t i, size_t *n_out, int32_t *chunk,
+                                int *count)
+{
+    const uint8_t *found = NULL;
+    int k = 0;
+    int32_t idx = 0;
+    for (size_t pos = ODL_FILE_HEADER_BYTES; pos <= len - ODL_CHUNK_HEADER_BYTES; idx++) {
+        const uint8_t *h = buf + pos;
+        const uint64_t cn = le_get_u64(h + 8);
+        const uint32_t t = le_get_u32(h);
+        if (t == ODL_CHUNK_END)
+            break;
+        if (t == ODL_CHUNK_QLAYER && cn >= 4 && le_get_u32(h + ODL_CHUNK_HEADER_BYTES) == i) {
+            if (!found) {
+                found = h + ODL_CHUNK_HEADER_BYTES;
+                *n_out = (size_t)cn;
+                *chunk = idx;
+            }
+            k++;
+        }
+        pos += ODL_CHUNK_HEADER_BYTES + (size_t)cn + (size_t)((16u - (cn & 15u)) & 15u);
+    }
+    if (count)
+        *count = k;
+    return found;
+}
+
+/* Validates every Q chunk of a file against desc (the file's topology, or
+ * at least its prefix, already checked against the file); with q != NULL
+ * (initialised for this topology and boundary) also copies the values into
+ * q. */
+static odl_status qparse(const void *buf, size_t len, const odl_model_desc *desc, int32_t *boundary, odl_qmodel *q,
                          odl_diag *d)
 {
-    odl_status s = odl_file_read_desc(buf, len, desc, d);
-    if (s != ODL_OK)
-        return s;
+    odl_status s;
     odl_file_iter it;
     uint32_t t;
     const uint8_t *p;
     size_t n;
-    int n_qnt = 0;
+    int n_qnt = 0, n_qlay = 0;
     int32_t b = 0;
     odl_qparams in_q = {1.0f, 0};
-    /* pass 1: the QNT chunk (read_desc checked every CRC and the framing) */
+    /* pass 1: the QNT chunk (every CRC and the framing checked by the caller) */
     odl_file_open(&it, buf, len, NULL);
     while ((s = odl_file_next(&it, &t, &p, &n, d)) == ODL_OK && t != ODL_CHUNK_END) {
+        if (t == ODL_CHUNK_QLAYER) {
+            if (n < QLAY_HEADER)
+                return odl_fail(d, ODL_ERR_FORMAT, "chunk %d ('QLAY'): %zu bytes, shorter than its %d-byte header",
+                                (int)(it.index - 1), n, QLAY_HEADER);
+            n_qlay++;
+        }
         if (t != ODL_CHUNK_QUANT)
             continue;
         const int32_t chunk = it.index - 1;
@@ -1102,28 +1219,28 @@ static odl_status qparse(const void *buf, size_t len, odl_model_desc *desc, int3
         return s;
     if (!n_qnt)
         return odl_fail(d, ODL_ERR_NOT_FOUND, "no INT8 layers in this file (make them with odl quantize)");
-    odl_layer_shape shapes[ODL_MAX_LAYERS];
-    s = check_desc(desc, b, shapes, d);
+    s = check_desc(desc, b, NULL, d);
     if (s != ODL_OK)
         return s;
-    /* pass 2: one QLAY per prefix layer */
-    uint8_t seen[ODL_MAX_LAYERS] = {0};
-    odl_qparams outs[ODL_MAX_LAYERS];
-    odl_file_open(&it, buf, len, NULL);
-    while ((s = odl_file_next(&it, &t, &p, &n, d)) == ODL_OK && t != ODL_CHUNK_END) {
-        if (t != ODL_CHUNK_QLAYER)
-            continue;
-        const int32_t chunk = it.index - 1;
-        if (n < QLAY_HEADER)
-            return odl_fail(d, ODL_ERR_FORMAT, "chunk %d ('QLAY'): %zu bytes, shorter than its %d-byte header",
-                            (int)chunk, n, QLAY_HEADER);
-        const uint32_t layer = le_get_u32(p);
-        if (layer >= (uint32_t)b)
-            return odl_fail(d, ODL_ERR_FORMAT, "chunk %d ('QLAY'): layer %lu is not below the boundary %d", (int)chunk,
-                            (unsigned long)layer, (int)b);
-        const int32_t i = (int32_t)layer, type = le_get_i32(p + 4), fused = le_get_i32(p + 8);
-        if (seen[i]++)
+    /* pass 2: one QLAY per prefix layer, in layer order (each layer's
+     * output parameters are checked against its input's) */
+    odl_qparams cur = in_q;
+    odl_layer_shape in = input_shape(desc);
+    for (int32_t i = 0; i < b; i++) {
+        int32_t chunk = 0;
+        int count = 0;
+        p = find_qlay(buf, len, (uint32_t)i, &n, &chunk, &count);
+        if (!p)
+            return odl_fail(d, ODL_ERR_FORMAT, "layer %d (%s): INT8 parameters missing from the file", (int)i,
+                            odl_layer_type_name(desc->layers[i].type));
+        if (count > 1)
             return odl_fail(d, ODL_ERR_FORMAT, "layer %d: INT8 parameters appear twice", (int)i);
+        odl_layer_shape sh;
+        s = node_shape(&desc->layers[i], &in, &sh, d);
+        if (s != ODL_OK)
+            return s;
+        in = sh;
+        const int32_t type = le_get_i32(p + 4), fused = le_get_i32(p + 8);
         if (type != desc->layers[i].type || fused != fused_act(desc, b, i))
             return odl_fail(d, ODL_ERR_FORMAT, "layer %d: INT8 layer type %d / fused activation %d, the topology says %d / %d",
                             (int)i, (int)type, (int)fused, (int)desc->layers[i].type, (int)fused_act(desc, b, i));
@@ -1134,10 +1251,10 @@ static odl_status qparse(const void *buf, size_t len, odl_model_desc *desc, int3
                             (int)i, (int)oq.zero_point, (int)amin, (int)amax);
         const uint32_t C = le_get_u32(p + 28);
         const uint64_t W = le_get_u64(p + 32);
-        if (C != shapes[i].n_bias || W != shapes[i].n_weights)
+        if (C != sh.n_bias || W != sh.n_weights)
             return odl_fail(d, ODL_ERR_FORMAT, "layer %d (%s): %lu channels / %lu weights in the file, %zu / %zu expected",
-                            (int)i, odl_layer_type_name(type), (unsigned long)C, (unsigned long)W, shapes[i].n_bias,
-                            shapes[i].n_weights);
+                            (int)i, odl_layer_type_name(type), (unsigned long)C, (unsigned long)W, sh.n_bias,
+                            sh.n_weights);
         if (le_get_u32(p + 40) || le_get_u32(p + 44))
             return odl_fail(d, ODL_ERR_FORMAT, "layer %d: reserved INT8 header bytes are not zero", (int)i);
         /* C ≤ 2^26 and W ≤ 2^26 (checked topology), so no overflow here */
@@ -1147,18 +1264,22 @@ static odl_status qparse(const void *buf, size_t len, odl_model_desc *desc, int3
         const uint8_t *pb = p + QLAY_HEADER, *pm = pb + 4u * C, *ps = pm + 4u * C, *pw = ps + 4u * C,
                       *pq = pw + 4u * C;
         for (uint32_t c = 0; c < C; c++) {
-            const int32_t bias = le_get_i32(pb + 4u * c), mult = le_get_i32(pm + 4u * c), sh = le_get_i32(ps + 4u * c);
+            const int32_t bias = le_get_i32(pb + 4u * c), mult = le_get_i32(pm + 4u * c), sh2 = le_get_i32(ps + 4u * c);
             if (bias < -ODL_QUANT_MAX_BIAS || bias > ODL_QUANT_MAX_BIAS)
                 return odl_fail(d, ODL_ERR_FORMAT, "layer %d channel %lu: bias %d beyond +-2^30", (int)i,
                                 (unsigned long)c, (int)bias);
-            if ((mult != 0 && mult < (1 << 30)) || sh < -31 || sh > 30)
+            if ((mult != 0 && mult < (1 << 30)) || sh2 < -31 || sh2 > 30)
                 return odl_fail(d, ODL_ERR_FORMAT, "layer %d channel %lu: multiplier %d / shift %d out of range",
-                                (int)i, (unsigned long)c, (int)mult, (int)sh);
+                                (int)i, (unsigned long)c, (int)mult, (int)sh2);
             if (!good_scale(le_get_f32(pw + 4u * c)))
                 return odl_fail(d, ODL_ERR_FORMAT, "layer %d channel %lu: weight scale out of range", (int)i,
                                 (unsigned long)c);
         }
-        outs[i] = oq;
+        if (!has_params(desc->layers[i].type) && (oq.scale != cur.scale || oq.zero_point != cur.zero_point))
+            return odl_fail(d, ODL_ERR_FORMAT, "layer %d (%s): output parameters differ from its input's", (int)i,
+                            odl_layer_type_name(desc->layers[i].type));
+        cur = oq;
+        (void)chunk;
         if (q) {
             qlayer *ql = &q->l[i];
             ql->out_q = oq;
@@ -1173,17 +1294,14 @@ static odl_status qparse(const void *buf, size_t len, odl_model_desc *desc, int3
             }
         }
     }
-    if (s != ODL_OK)
-        return s;
-    odl_qparams cur = in_q;
-    for (int32_t i = 0; i < b; i++) {
-        if (!seen[i])
-            return odl_fail(d, ODL_ERR_FORMAT, "layer %d (%s): INT8 parameters missing from the file", (int)i,
-                            odl_layer_type_name(desc->layers[i].type));
-        if (!has_params(desc->layers[i].type) && (outs[i].scale != cur.scale || outs[i].zero_point != cur.zero_point))
-            return odl_fail(d, ODL_ERR_FORMAT, "layer %d (%s): output parameters differ from its input's", (int)i,
-                            odl_layer_type_name(desc->layers[i].type));
-        cur = outs[i];
+    if (n_qlay != b) {
+        /* every prefix layer has exactly one: the rest name a layer at or past the boundary */
+        odl_file_open(&it, buf, len, NULL);
+        while (odl_file_next(&it, &t, &p, &n, NULL) == ODL_OK && t != ODL_CHUNK_END)
+            if (t == ODL_CHUNK_QLAYER && le_get_u32(p) >= (uint32_t)b)
+                return odl_fail(d, ODL_ERR_FORMAT, "chunk %d ('QLAY'): layer %lu is not below the boundary %d",
+                                (int)(it.index - 1), (unsigned long)le_get_u32(p), (int)b);
+        return odl_fail(d, ODL_ERR_FORMAT, "%d INT8 layer chunks for a boundary of %d", n_qlay, (int)b);
     }
     if (q) {
         q->in_q = in_q;
@@ -1197,6 +1315,9 @@ odl_status odl_qfile_read_desc(const void *buf, size_t len, odl_model_desc *desc
 {
     if (!buf || !desc || !boundary)
         return odl_fail(d, ODL_ERR_ARG, "qfile_read_desc: NULL argument");
+    odl_status s = odl_file_read_desc(buf, len, desc, d);
+    if (s != ODL_OK)
+        return s;
     return qparse(buf, len, desc, boundary, NULL, d);
 }
 
@@ -1204,16 +1325,49 @@ odl_status odl_qmodel_load(odl_qmodel *q, const void *buf, size_t len, odl_diag 
 {
     if (!q || !buf)
         return odl_fail(d, ODL_ERR_ARG, "qmodel_load: NULL argument");
-    odl_model_desc fd;
+    /* the file's prefix nodes must be q's: compared node by node, then the
+     * Q chunks are checked against q's prefix */
+    topo_view v;
+    odl_status s = odl_topo_find(buf, len, &v, d);
+    if (s != ODL_OK)
+        return s;
+    int32_t fc, fh, fw;
+    odl_topo_input(&v, &fc, &fh, &fw);
+    const odl_model_desc *a = &q->desc;
+    if (fc != a->in_c || fh != a->in_h || fw != a->in_w || v.n_nodes < (uint32_t)q->boundary)
+        return odl_fail(d, ODL_ERR_SHAPE, "INT8 model and the file differ (input %dx%dx%d vs %dx%dx%d, %lu layers)",
+                        (int)a->in_c, (int)a->in_h, (int)a->in_w, (int)fc, (int)fh, (int)fw,
+                        (unsigned long)v.n_nodes);
+    for (int32_t i = 0; i < q->boundary; i++) {
+        odl_node_desc fn;
+        s = odl_topo_get(&v, i, &fn, d);
+        if (s != ODL_OK)
+            return s;
+        if (!same_layer(&a->layers[i], &fn))
+            return odl_fail(d, ODL_ERR_SHAPE, "layer %d differs between the INT8 model (%s) and the file (%s)",
+                            (int)i, odl_layer_type_name(a->layers[i].type), odl_layer_type_name(fn.type));
+    }
+    /* the boundary must be q's */
+    for (size_t pos = ODL_FILE_HEADER_BYTES; pos <= len - ODL_CHUNK_HEADER_BYTES;) {
+        const uint8_t *h = (const uint8_t *)buf + pos;
+        const uint64_t cn = le_get_u64(h + 8);
+        if (le_get_u32(h) == ODL_CHUNK_END)
+            break;
+        if (le_get_u32(h) == ODL_CHUNK_QUANT && cn == QNT_BYTES &&
+            le_get_u32(h + ODL_CHUNK_HEADER_BYTES + 4) != (uint32_t)q->boundary)
+            return odl_fail(d, ODL_ERR_SHAPE, "the file's INT8 boundary is %lu, the model's %d",
+                            (unsigned long)le_get_u32(h + ODL_CHUNK_HEADER_BYTES + 4), (int)q->boundary);
+        pos += ODL_CHUNK_HEADER_BYTES + (size_t)cn + (size_t)((16u - (cn & 15u)) & 15u);
+    }
+    /* a prefix-only view */
+    odl_model_desc pd = *a;
+    pd.n_layers = q->boundary;
     int32_t b = 0;
-    odl_status s = qparse(buf, len, &fd, &b, NULL, d);
+    s = qparse(buf, len, &pd, &b, NULL, d);
     if (s != ODL_OK)
         return s;
     if (b != q->boundary)
         return odl_fail(d, ODL_ERR_SHAPE, "the file's INT8 boundary is %d, the model's %d", (int)b, (int)q->boundary);
-    s = check_prefix(&q->desc, &fd, b, d);
-    if (s != ODL_OK)
-        return s;
     q->ready = 0;
-    return qparse(buf, len, &fd, &b, q, d);
+    return qparse(buf, len, &pd, &b, q, d);
 }

@@ -62,7 +62,9 @@ static void test_replay_forgets_less(odl_test_ctx *t)
     const size_t in = 784;
 
     /* base: classes 0-4, 2 epochs */
+    odl_node_desc bd_nodes[64];
     odl_model_desc bd;
+    odl_desc_init(&bd, bd_nodes, 64, 1, 1, 1);
     odl_desc_edge_cnn(&bd, 1, 28, 28, 5);
     mm base;
     REQUIRE(make(&base, &bd, ODL_MODE_TRAIN, 32));
@@ -111,10 +113,15 @@ static void test_replay_forgets_less(odl_test_ctx *t)
     double old_acc[2], new_acc[2];
     for (int use_replay = 0; use_replay < 2; use_replay++) {
         /* head: dense 64->10, grown from the base's 5-class head */
-        odl_model_desc hd, hd5;
-        odl_desc_init(&hd5, 64, 1, 1);
+        odl_node_desc hd_nodes[64];
+        odl_model_desc hd;
+        odl_desc_init(&hd, hd_nodes, 64, 1, 1, 1);
+        odl_node_desc hd5_nodes[64];
+        odl_model_desc hd5;
+        odl_desc_init(&hd5, hd5_nodes, 64, 1, 1, 1);
+        odl_desc_init(&hd5, hd5.layers, hd5.cap_layers, 64, 1, 1);
         odl_desc_dense(&hd5, 5);
-        hd = hd5;
+        REQUIRE(odl_desc_copy(&hd, &hd5, NULL) == ODL_OK);
         odl_desc_set_classes(&hd, 10);
         mm h5, h;
         REQUIRE(make(&h5, &hd5, ODL_MODE_INFER, 1));
@@ -183,8 +190,10 @@ static void test_replay_forgets_less(odl_test_ctx *t)
 static void test_replay_distillation_anchors(odl_test_ctx *t)
 {
     enum { D = 8, C = 4, R = 40, N = 24 };
+    odl_node_desc hd_nodes[64];
     odl_model_desc hd;
-    odl_desc_init(&hd, D, 1, 1);
+    odl_desc_init(&hd, hd_nodes, 64, 1, 1, 1);
+    odl_desc_init(&hd, hd.layers, hd.cap_layers, D, 1, 1);
     odl_desc_dense(&hd, C);
     odl_rng r;
     odl_rng_seed(&r, 11, 2);

@@ -167,9 +167,12 @@ static void small_mlp(odl_model_desc *d, int32_t in, int32_t hidden, int32_t cla
 
 static void test_ewc_plan_matches_arena(odl_test_ctx *t)
 {
+    odl_node_desc nodes[3][ODL_EDGE_CNN_NODES];
     odl_model_desc descs[3];
+    for (int k = 0; k < 3; k++)
+        odl_desc_init(&descs[k], nodes[k], ODL_EDGE_CNN_NODES, 1, 1, 1);
     small_mlp(&descs[0], 10, 8, 4);
-    descs[1] = descs[0];
+    odl_desc_copy(&descs[1], &descs[0], NULL);
     odl_desc_freeze_below(&descs[1], 3); /* first dense frozen */
     odl_desc_edge_cnn(&descs[2], 1, 12, 12, 5);
     for (int k = 0; k < 3; k++) {
@@ -184,7 +187,8 @@ static void test_ewc_plan_matches_arena(odl_test_ctx *t)
             sum += p.bytes[j];
         CHECK(sum == p.total);
         size_t trainable = 0;
-        CHECK_OK(odl_desc_count_params(&descs[k], NULL, &trainable));
+        odl_layer_shape shapes[ODL_EDGE_CNN_NODES];
+        CHECK_OK(odl_desc_count_params(&descs[k], shapes, NULL, &trainable));
         CHECK(for_trainable(b.m, NULL, NULL) == trainable);
         /* 3 floats per trainable parameter, the handle, one row of d(logits) */
         CHECK(p.bytes[ODL_MEM_BUFFERS] >= 3 * trainable * sizeof(float));
@@ -244,7 +248,9 @@ static void test_ewc_plan_matches_arena(odl_test_ctx *t)
 
 static void test_ewc_errors(odl_test_ctx *t)
 {
+    odl_node_desc desc_nodes[64];
     odl_model_desc desc;
+    odl_desc_init(&desc, desc_nodes, 64, 1, 1, 1);
     small_mlp(&desc, 6, 5, 3);
     odl_diag d;
     /* an inference-only model has nothing to protect */
@@ -296,7 +302,9 @@ static void test_ewc_errors(odl_test_ctx *t)
     CHECK(odl_ewc_penalty(e, b.m, 1.0f) == 0.0f);
 
     /* a different model: refused everywhere */
+    odl_node_desc other_nodes[64];
     odl_model_desc other;
+    odl_desc_init(&other, other_nodes, 64, 1, 1, 1);
     small_mlp(&other, 6, 4, 3);
     CHECK_OK(build_model(&b2, &other, &cfg, 2));
     CHECK(isnan(odl_ewc_penalty(e, b2.m, 1.0f)));
@@ -315,7 +323,9 @@ static void test_ewc_errors(odl_test_ctx *t)
 
 static void test_ewc_penalty_gradcheck(odl_test_ctx *t)
 {
+    odl_node_desc desc_nodes[64];
     odl_model_desc desc;
+    odl_desc_init(&desc, desc_nodes, 64, 1, 1, 1);
     small_mlp(&desc, 7, 6, 4);
     odl_model_cfg cfg = train_cfg(1, ODL_OPTIM_SGD, 0.1f);
     built b;
@@ -458,7 +468,9 @@ static int fisher_close(odl_test_ctx *t, const float *f, const double *ref, size
 
 static void test_ewc_fisher_direct(odl_test_ctx *t)
 {
+    odl_node_desc desc_nodes[64];
     odl_model_desc desc;
+    odl_desc_init(&desc, desc_nodes, 64, 1, 1, 1);
     small_mlp(&desc, 4, 3, 3);
     odl_model_cfg cfg = train_cfg(8, ODL_OPTIM_SGD, 0.1f);
     built b;
@@ -534,7 +546,9 @@ static void test_ewc_fisher_direct(odl_test_ctx *t)
  * (from 0) equals the Fisher from cached latents (from = first trainable). */
 static void test_ewc_fisher_frozen_base(odl_test_ctx *t)
 {
+    odl_node_desc desc_nodes[64];
     odl_model_desc desc;
+    odl_desc_init(&desc, desc_nodes, 64, 1, 1, 1);
     int32_t hidden[2] = {6, 5};
     odl_desc_mlp(&desc, 1, 1, 8, hidden, 2, 3); /* flatten d r d r d */
     odl_desc_freeze_below(&desc, 3);             /* flatten, dense, relu frozen */
@@ -631,7 +645,9 @@ static odl_status train_epochs(odl_model *m, const odl_ewc *e, float lambda, con
 
 static void test_ewc_protects(odl_test_ctx *t)
 {
+    odl_node_desc desc_nodes[64];
     odl_model_desc desc;
+    odl_desc_init(&desc, desc_nodes, 64, 1, 1, 1);
     small_mlp(&desc, P_IN, P_HID, P_C);
     odl_model_cfg cfg = train_cfg(P_BATCH, ODL_OPTIM_SGD, 0.05f); /* plain SGD: no state to reset */
     built b;

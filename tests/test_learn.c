@@ -50,7 +50,9 @@ static void test_edge_cnn_learns_fashion(odl_test_ctx *t)
     odl_dataset tr, te;
     REQUIRE(load(t, ODL_SPLIT_TRAIN, 8000, &tr));
     REQUIRE(load(t, ODL_SPLIT_TEST, 2000, &te));
+    odl_node_desc desc_nodes[64];
     odl_model_desc desc;
+    odl_desc_init(&desc, desc_nodes, 64, 1, 1, 1);
     CHECK_OK(odl_desc_edge_cnn(&desc, tr.c, tr.h, tr.w, tr.n_classes));
     odl_model_cfg cfg = odl_model_cfg_defaults();
     cfg.mode = ODL_MODE_TRAIN;

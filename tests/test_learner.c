@@ -26,7 +26,9 @@ static int setup(odl_test_ctx *t, fixture *f)
     o.limit = 1000;
     if (odl_data_load(ODL_FASHION_DIR, &o, &f->te, NULL) != ODL_OK)
         return 0;
+    odl_node_desc d_nodes[64];
     odl_model_desc d;
+    odl_desc_init(&d, d_nodes, 64, 1, 1, 1);
     odl_desc_edge_cnn(&d, 1, 28, 28, 10);
     odl_model_cfg cfg = odl_model_cfg_defaults();
     cfg.mode = ODL_MODE_TRAIN;

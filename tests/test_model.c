@@ -67,9 +67,172 @@ static double loss_at(odl_model *m, const float *x, const int32_t *y, int32_t n,
     return odl_softmax_xent_f32(n, odl_model_n_classes(m), logits, y, NULL, NULL);
 }
 
-/* Checks d(loss)/d(every trainable parameter) against central differences.
- * Runs in float, so eps and tolerance are chosen for float: a wrong backward
- * is off by O(1) relative, far outside them. */
+/* Compares d(loss)/d(parameters) after backward with central differences:
+ * a spread sample of single parameters, then the derivative along one
+ * random direction through every trainable parameter at once (which sums
+ * the gradient over all of them, so a small error anywhere shows). The
+ * analytic gradient is scaled by gscale first, so a test can check that a
+ * wrong gradient is caught. Runs in float: eps = 1e-3 keeps the rounding
+ * of a loss near 1 (about 1e-7) far below the difference it measures
+ * (about 1e-3 x gradient); single points allow 1e-3 + 3% and the direction
+ * 1e-3 + 1%, while a wrong backward is off by O(1). */
+typedef struct grad_report {
+    int checked, bad, kinks;
+    double dir_an, dir_fd; /* along the worst random direction */
+    int32_t dir_scope;     /* which: -1 every parameter, else the k-th parameter tensor */
+    double dir_ratio;      /* its error over the tolerance (<= 1 passes) */
+    int dir_checked, dir_kinks; /* directions compared; skipped at a kink */
+} grad_report;
+
+static void grad_compare(odl_test_ctx *t, odl_model *m, const float *x, const int32_t *y, int32_t batch,
+                         const odl_rng *rng0, double gscale, grad_report *rep)
+{
+    const odl_model_desc *desc = odl_model_get_desc(m);
+    memset(rep, 0, sizeof *rep);
+    const double l0 = loss_at(m, x, y, batch, rng0);
+    /* keep the gradients: loss_at's forward passes do not touch them, but copy anyway */
+    size_t total = 0;
+    for (int32_t i = 0; i < desc->n_layers; i++)
+        for (int which = 0; which < 2; which++) {
+            size_t ng;
+            if (odl_model_grad(m, i, which, &ng))
+                total += ng;
+        }
+    float *gall = malloc(sizeof(float) * (total + 1));
+    float *vall = malloc(sizeof(float) * (total + 1));
+    size_t at = 0;
+    odl_rng vr;
+    odl_rng_seed(&vr, 1234, 9);
+    for (int32_t i = 0; i < desc->n_layers; i++)
+        for (int which = 0; which < 2; which++) {
+            size_t n, ng;
+            float *p = odl_model_param(m, i, which, &n);
+            float *g = odl_model_grad(m, i, which, &ng);
+            if (!g)
+                continue;
+            for (size_t k = 0; k < ng; k++) {
+                gall[at + k] = (float)(g[k] * gscale);
+                vall[at + k] = odl_rng_uniform(&vr) < 0.5f ? -1.0f : 1.0f;
+            }
+            size_t stride = n > 40 ? n / 40 : 1; /* a spread sample of parameters */
+            for (size_t k = 0; k < n; k += stride) {
+                const float eps = 1e-3f, keep = p[k];
+                p[k] = keep + eps;
+                double lp = loss_at(m, x, y, batch, rng0);
+                p[k] = keep - eps;
+                double lm = loss_at(m, x, y, batch, rng0);
+                p[k] = keep;
+                /* A ReLU or max-pool kink inside ±eps makes the central
+                 * difference meaningless; such points show a second
+                 * difference far above float noise and are skipped (and
+                 * counted: too many skips fail the test). */
+                if (fabs(lp - 2.0 * l0 + lm) > 2e-6) {
+                    rep->kinks++;
+                    continue;
+                }
+                double fd = (lp - lm) / (2.0 * (double)eps);
+                double an = gall[at + k];
+                rep->checked++;
+                if (fabs(fd - an) > 1e-3 + 3e-2 * fabs(fd) && rep->bad++ < 3 && t)
+                    odl_test_logf(t, "    layer %d (%s) %s[%zu]: analytic %.6g vs numeric %.6g", (int)i,
+                                  odl_layer_type_name(desc->layers[i].type), which ? "b" : "w", k, an, fd);
+            }
+            at += ng;
+        }
+    /* directions: every parameter moves by eps * (+-1) (scope -1), then each
+     * parameter tensor alone, from a saved copy; the worst one is reported */
+    float *p0 = malloc(sizeof(float) * (total + 1));
+    size_t q0 = 0;
+    int32_t n_tensors = 0;
+    for (int32_t i = 0; i < desc->n_layers; i++)
+        for (int which = 0; which < 2; which++) {
+            size_t n, ng;
+            const float *p = odl_model_param(m, i, which, &n);
+            if (!odl_model_grad(m, i, which, &ng))
+                continue;
+            memcpy(p0 + q0, p, sizeof(float) * n);
+            q0 += ng;
+            n_tensors++;
+        }
+    rep->dir_ratio = 0.0;
+    for (int32_t scope = -1; scope < n_tensors; scope++) {
+        /* shorter steps when the second difference shows a kink; its
+         * threshold and the tolerance follow eps (smooth curvature shrinks
+         * as eps^2, float noise of the two losses, ~3e-7, does not) */
+        static const float steps[3] = {1e-3f, 2.5e-4f, 6e-5f};
+        int done = 0;
+        for (int attempt = 0; attempt < 3 && !done; attempt++) {
+            const float eps = steps[attempt];
+            double lpm[2], an = 0.0;
+            for (int sgn = 0; sgn < 3; sgn++) { /* +eps, -eps, restore */
+                size_t q = 0;
+                int32_t idx = 0;
+                for (int32_t i = 0; i < desc->n_layers; i++)
+                    for (int which = 0; which < 2; which++) {
+                        size_t n, ng;
+                        float *p = odl_model_param(m, i, which, &n);
+                        if (!odl_model_grad(m, i, which, &ng))
+                            continue;
+                        const int in_scope = scope < 0 || idx == scope;
+                        for (size_t k = 0; k < n; k++) {
+                            p[k] = sgn == 2 || !in_scope ? p0[q + k] : p0[q + k] + (sgn ? -eps : eps) * vall[q + k];
+                            if (sgn == 0 && in_scope)
+                                an += (double)gall[q + k] * vall[q + k];
+                        }
+                        q += ng;
+                        idx++;
+                    }
+                if (sgn < 2)
+                    lpm[sgn] = loss_at(m, x, y, batch, rng0);
+            }
+            const double e = (double)eps / 1e-3;
+            if (fabs(lpm[0] - 2.0 * l0 + lpm[1]) > 1e-5 * e * e + 3e-7)
+                continue; /* a kink on the way */
+            const double fd = (lpm[0] - lpm[1]) / (2.0 * (double)eps);
+            const double ratio = fabs(an - fd) / (2.5e-7 / (double)eps + 1e-3 + 1e-2 * fabs(fd));
+            if (ratio > rep->dir_ratio) {
+                rep->dir_ratio = ratio;
+                rep->dir_fd = fd;
+                rep->dir_an = an;
+                rep->dir_scope = scope;
+            }
+            rep->dir_checked++;
+            done = 1;
+        }
+        if (!done)
+            rep->dir_kinks++;
+    }
+    free(p0);
+    free(gall);
+    free(vall);
+}
+
+static int dir_ok(const grad_report *r)
+{
+    return r->dir_ratio <= 1.0 && r->dir_checked > 0 && r->dir_kinks <= r->dir_checked;
+}
+
+/* Random values for every parameter (batch-norm scales near 1), so an
+ * identity start (adapters, batch norm) hides nothing. */
+static void perturb_params(odl_model *m, uint64_t seed)
+{
+    const odl_model_desc *desc = odl_model_get_desc(m);
+    for (int32_t i = 0; i < desc->n_layers; i++)
+        for (int which = 0; which < 2; which++) {
+            size_t n;
+            float *p = odl_model_param(m, i, which, &n);
+            if (!p)
+                continue;
+            const int32_t type = desc->layers[i].type;
+            if (type != ODL_LAYER_BATCHNORM && type != ODL_LAYER_ADAPTER)
+                continue;
+            fill(p, n, seed + (uint64_t)(2 * i + which), 0.3f);
+            if (type == ODL_LAYER_BATCHNORM && which == 0)
+                for (size_t k = 0; k < n; k++)
+                    p[k] += 1.0f;
+        }
+}
+
 static void gradcheck(odl_test_ctx *t, const odl_model_desc *desc, int32_t batch)
 {
     odl_model_cfg cfg = odl_model_cfg_defaults();
@@ -77,6 +240,7 @@ static void gradcheck(odl_test_ctx *t, const odl_model_desc *desc, int32_t batch
     cfg.max_batch = batch;
     built b;
     CHECK_OK(build_model(&b, desc, &cfg, 42));
+    perturb_params(b.m, 500);
     const odl_layer_shape in = odl_model_layer_shape(b.m, -1);
     float *x = malloc(sizeof(float) * in.size * batch);
     fill(x, in.size * batch, 3, 1.0f);
@@ -93,55 +257,34 @@ static void gradcheck(odl_test_ctx *t, const odl_model_desc *desc, int32_t batch
     CHECK_OK(odl_model_forward_train(b.m, 0, x, batch, &r, &logits, &d));
     odl_softmax_xent_f32(batch, C, logits, y, NULL, dl);
     CHECK_OK(odl_model_backward(b.m, dl, batch, &d));
-    int checked = 0, bad = 0, kinks = 0;
-    const double l0 = loss_at(b.m, x, y, batch, &rng0);
-    for (int32_t i = 0; i < desc->n_layers; i++)
-        for (int which = 0; which < 2; which++) {
-            size_t n, ng;
-            float *p = odl_model_param(b.m, i, which, &n);
-            float *g = odl_model_grad(b.m, i, which, &ng);
-            if (!p || !n)
-                continue;
-            if (!desc->layers[i].trainable) {
-                CHECK(g == NULL); /* frozen: no gradient at all */
-                continue;
-            }
-            REQUIRE(g && ng == n);
-            float *gsave = malloc(sizeof(float) * n);
-            memcpy(gsave, g, sizeof(float) * n);
-            size_t stride = n > 40 ? n / 40 : 1; /* a spread sample of parameters */
-            for (size_t k = 0; k < n; k += stride) {
-                const float eps = 1e-3f, keep = p[k];
-                p[k] = keep + eps;
-                double lp = loss_at(b.m, x, y, batch, &rng0);
-                p[k] = keep - eps;
-                double lm = loss_at(b.m, x, y, batch, &rng0);
-                p[k] = keep;
-                /* A ReLU or max-pool kink inside ±eps makes the central
-                 * difference meaningless; such points show a second
-                 * difference far above float noise and are skipped (and
-                 * counted: too many skips fail the test). */
-                if (fabs(lp - 2.0 * l0 + lm) > 2e-6) {
-                    kinks++;
-                    continue;
-                }
-                double fd = (lp - lm) / (2.0 * (double)eps);
-                double an = gsave[k];
-                double err = fabs(fd - an);
-                checked++;
-                if (err > 1e-3 + 3e-2 * fabs(fd)) {
-                    if (bad++ < 3)
-                        odl_test_logf(t, "    layer %d %s[%zu]: analytic %.6g vs numeric %.6g", (int)i,
-                                      which ? "b" : "w", k, an, fd);
-                }
-            }
-            free(gsave);
+    for (int32_t i = 0; i < desc->n_layers; i++) {
+        size_t n, ng;
+        if (!odl_model_param(b.m, i, 0, &n) || !n)
+            continue;
+        if (!desc->layers[i].trainable)
+            CHECK(odl_model_grad(b.m, i, 0, &ng) == NULL); /* frozen: no gradient at all */
+        else
+            CHECK(odl_model_grad(b.m, i, 0, &ng) != NULL && ng == n);
+    }
+    grad_report rep;
+    grad_compare(t, b.m, x, y, batch, &rng0, 1.0, &rep);
+    if (rep.kinks * 10 > rep.checked)
+        odl_test_logf(t, "    %d of %d points at a kink", rep.kinks, rep.kinks + rep.checked);
+    if (!dir_ok(&rep))
+        odl_test_logf(t, "    along a random direction (parameter tensor %d): analytic %.6g vs numeric %.6g (%d checked, %d at a kink)",
+                      (int)rep.dir_scope, rep.dir_an, rep.dir_fd, rep.dir_checked, rep.dir_kinks);
+    if (rep.kinks * 10 > rep.checked || rep.bad || !dir_ok(&rep)) {
+        char names[512] = "";
+        for (int32_t i = 0; i < desc->n_layers && strlen(names) < 400; i++) {
+            strcat(names, " ");
+            strcat(names, odl_layer_type_name(desc->layers[i].type));
         }
-    if (kinks * 10 > checked)
-        odl_test_logf(t, "    %d of %d points at a kink", kinks, kinks + checked);
-    CHECK(kinks * 10 <= checked);
-    CHECK(checked > 0);
-    CHECK(bad == 0);
+        odl_test_logf(t, "    in the graph:%s", names);
+    }
+    CHECK(rep.kinks * 10 <= rep.checked);
+    CHECK(rep.checked > 0);
+    CHECK(rep.bad == 0);
+    CHECK(dir_ok(&rep));
     free(dl);
     free(x);
     free_model(&b);
@@ -761,6 +904,712 @@ static void test_transfer_grows_head(odl_test_ctx *t)
     free_model(&c);
 }
 
+/* ---- graphs ----------------------------------------------------------------- */
+
+/* Appends a node of `type` reading in0 (and in1 when >= 0); returns its tensor. */
+static int32_t gnode(odl_model_desc *d, int32_t type, int32_t in0, int32_t in1)
+{
+    odl_node_desc n = odl_node_defaults(d, type);
+    n.in[0] = in0;
+    n.n_in = 1;
+    if (in1 >= 0) {
+        n.in[1] = in1;
+        n.n_in = 2;
+    }
+    int32_t t = -1;
+    if (odl_desc_add_node(d, &n, &t) != ODL_OK)
+        return -1;
+    return t;
+}
+
+static int32_t gconv(odl_model_desc *d, int32_t in, int32_t out_c, int32_t k, int32_t stride, int32_t pad)
+{
+    odl_node_desc n = odl_node_defaults(d, ODL_LAYER_CONV2D);
+    n.in[0] = in;
+    n.units = out_c;
+    n.k_h = n.k_w = k;
+    n.stride_h = n.stride_w = stride;
+    n.pad_t = n.pad_l = n.pad_b = n.pad_r = pad;
+    int32_t t = -1;
+    return odl_desc_add_node(d, &n, &t) == ODL_OK ? t : -1;
+}
+
+static int32_t gdense(odl_model_desc *d, int32_t in, int32_t units)
+{
+    odl_node_desc n = odl_node_defaults(d, ODL_LAYER_DENSE);
+    n.in[0] = in;
+    n.units = units;
+    int32_t t = -1;
+    return odl_desc_add_node(d, &n, &t) == ODL_OK ? t : -1;
+}
+
+/* Appends *n with its last-set fields; returns its tensor. */
+static int32_t gadd(odl_model_desc *d, odl_node_desc n)
+{
+    int32_t t = -1;
+    return odl_desc_add_node(d, &n, &t) == ODL_OK ? t : -1;
+}
+
+/* flatten + dense 4: a classifier over any tensor */
+static void ghead(odl_model_desc *d, int32_t in, int32_t classes)
+{
+    int32_t f = gnode(d, ODL_LAYER_FLATTEN, in, -1);
+    gdense(d, f, classes);
+}
+
+/* conv-bn-relu-conv-add-relu on a 4-channel stem, then a classifier: the
+ * stem's output is read by the block's conv and by the add. */
+static void residual(odl_model_desc *d)
+{
+    tinit(d, 2, 6, 6);
+    int32_t stem = gconv(d, 0, 4, 3, 1, 1);                       /* 1 */
+    int32_t c1 = gconv(d, stem, 4, 3, 1, 1);                      /* 2 */
+    int32_t bn = gnode(d, ODL_LAYER_BATCHNORM, c1, -1);           /* 3 */
+    int32_t r = gnode(d, ODL_LAYER_RELU, bn, -1);                 /* 4 */
+    int32_t c2 = gconv(d, r, 4, 3, 1, 1);                         /* 5 */
+    int32_t sum = gnode(d, ODL_LAYER_ADD, c2, stem);              /* 6 */
+    int32_t out = gnode(d, ODL_LAYER_RELU, sum, -1);              /* 7 */
+    int32_t g = gnode(d, ODL_LAYER_GAP, out, -1);                 /* 8 */
+    ghead(d, g, 3);                                               /* 9, 10 */
+}
+
+/* squeeze-and-excitation: gap-dense-relu-dense-hardsigmoid, times the map */
+static void se_block(odl_model_desc *d)
+{
+    tinit(d, 2, 5, 5);
+    int32_t f = gconv(d, 0, 4, 3, 1, 1);
+    int32_t g = gnode(d, ODL_LAYER_GAP, f, -1);
+    int32_t s1 = gdense(d, g, 2);
+    int32_t r = gnode(d, ODL_LAYER_RELU, s1, -1);
+    int32_t s2 = gdense(d, r, 4);
+    int32_t hs = gnode(d, ODL_LAYER_HARD_SIGMOID, s2, -1);
+    int32_t x = gnode(d, ODL_LAYER_MUL, f, hs);
+    ghead(d, x, 3);
+}
+
+/* two branches and a repeated operand, concatenated */
+static void concat_graph(odl_model_desc *d)
+{
+    tinit(d, 1, 5, 5);
+    int32_t a = gconv(d, 0, 3, 3, 1, 1);
+    int32_t b = gconv(d, a, 2, 3, 1, 1);
+    odl_node_desc n = odl_node_defaults(d, ODL_LAYER_CONCAT);
+    n.n_in = 3;
+    n.in[0] = a;
+    n.in[1] = b;
+    n.in[2] = a;
+    int32_t c = gadd(d, n);
+    int32_t e = gconv(d, c, 3, 3, 2, 1);
+    ghead(d, e, 3);
+}
+
+static void test_grad_graph_blocks(odl_test_ctx *t)
+{
+    DESC(d);
+    residual(&d);
+    CHECK(d.n_layers == 10);
+    gradcheck(t, &d, 3);
+    se_block(&d);
+    gradcheck(t, &d, 2);
+    concat_graph(&d);
+    gradcheck(t, &d, 2);
+}
+
+/* Every graph operator's gradient, inputs and parameters: a trainable conv
+ * before it checks its input gradient through the conv's weights. */
+static void test_grad_graph_operators(odl_test_ctx *t)
+{
+    DESC(d);
+    /* grouped conv with asymmetric padding, then a dilated one */
+    tinit(&d, 2, 7, 6);
+    int32_t a = gconv(&d, 0, 4, 3, 1, 1);
+    odl_node_desc n = odl_node_defaults(&d, ODL_LAYER_CONV2D);
+    n.in[0] = a;
+    n.units = 6;
+    n.groups = 2;
+    n.k_h = 3;
+    n.k_w = 2;
+    n.stride_h = 2;
+    n.pad_t = 1;
+    n.pad_r = 1;
+    int32_t g = gadd(&d, n);
+    n = odl_node_defaults(&d, ODL_LAYER_CONV2D);
+    n.in[0] = g;
+    n.units = 3;
+    n.k_h = n.k_w = 2;
+    n.dil_h = n.dil_w = 2;
+    n.pad_b = 1;
+    int32_t dl = gadd(&d, n);
+    ghead(&d, dl, 4);
+    gradcheck(t, &d, 2);
+
+    /* depthwise: multiplier 2, dilation, asymmetric padding */
+    tinit(&d, 2, 6, 6);
+    a = gconv(&d, 0, 2, 3, 1, 1);
+    n = odl_node_defaults(&d, ODL_LAYER_DEPTHWISE);
+    n.in[0] = a;
+    n.units = 2;
+    n.k_h = n.k_w = 3;
+    n.dil_h = 2;
+    n.pad_t = 2;
+    n.pad_l = 1;
+    n.pad_r = 1;
+    ghead(&d, gadd(&d, n), 4);
+    gradcheck(t, &d, 2);
+
+    /* pools: ceil mode with padding; count_include_pad */
+    for (int type = 0; type < 3; type++) {
+        tinit(&d, 1, 7, 7);
+        a = gconv(&d, 0, 2, 3, 1, 1);
+        n = odl_node_defaults(&d, type == 0 ? ODL_LAYER_MAXPOOL : ODL_LAYER_AVGPOOL);
+        n.in[0] = a;
+        n.k_h = n.k_w = 3;
+        n.stride_h = n.stride_w = 2;
+        n.pad_t = n.pad_l = 1;
+        n.flags = ODL_NODE_CEIL_MODE | (type == 2 ? ODL_NODE_COUNT_PAD : 0);
+        ghead(&d, gadd(&d, n), 4);
+        gradcheck(t, &d, 2);
+    }
+
+    /* batch norm, and every activation */
+    const int32_t acts[] = {ODL_LAYER_BATCHNORM, ODL_LAYER_CLIP, ODL_LAYER_LEAKY_RELU, ODL_LAYER_SIGMOID,
+                            ODL_LAYER_HARD_SIGMOID, ODL_LAYER_HARD_SWISH, ODL_LAYER_TANH};
+    for (size_t k = 0; k < sizeof acts / sizeof acts[0]; k++) {
+        tinit(&d, 2, 4, 4);
+        a = gconv(&d, 0, 3, 3, 1, 1);
+        n = odl_node_defaults(&d, acts[k]);
+        n.in[0] = a;
+        if (acts[k] == ODL_LAYER_CLIP) {
+            n.alpha = -0.4f;
+            n.beta = 0.5f;
+        }
+        if (acts[k] == ODL_LAYER_LEAKY_RELU)
+            n.alpha = 0.2f;
+        ghead(&d, gadd(&d, n), 4);
+        gradcheck(t, &d, 2);
+    }
+
+    /* add and mul: same shape (a tensor read twice), per channel, scalar */
+    for (int op = 0; op < 2; op++)
+        for (int bc = 0; bc < 3; bc++) {
+            const int32_t type = op ? ODL_LAYER_MUL : ODL_LAYER_ADD;
+            tinit(&d, 1, 4, 4);
+            a = gconv(&d, 0, 3, 3, 1, 1);
+            int32_t b = gconv(&d, a, 3, 3, 1, 1);
+            int32_t other = a;
+            if (bc == 1)
+                other = gnode(&d, ODL_LAYER_GAP, a, -1);
+            if (bc == 2)
+                other = gdense(&d, gnode(&d, ODL_LAYER_FLATTEN, a, -1), 1);
+            ghead(&d, gnode(&d, type, b, other), 4);
+            gradcheck(t, &d, 2);
+        }
+    /* x + x: both operands one tensor */
+    tinit(&d, 1, 4, 4);
+    a = gconv(&d, 0, 2, 3, 1, 1);
+    ghead(&d, gnode(&d, ODL_LAYER_MUL, a, a), 4);
+    gradcheck(t, &d, 2);
+
+    /* reshape: sole reader (the gradient passes in place) and a second reader (a copy, summed) */
+    for (int twice = 0; twice < 2; twice++) {
+        tinit(&d, 1, 4, 4);
+        a = gconv(&d, 0, 3, 3, 1, 1);
+        n = odl_node_defaults(&d, ODL_LAYER_RESHAPE);
+        n.in[0] = a;
+        n.shape_c = 6;
+        n.shape_h = 2;
+        n.shape_w = 4;
+        int32_t rs = gadd(&d, n);
+        int32_t c = gconv(&d, rs, 2, 3, 1, 1);
+        if (twice) {
+            int32_t g2 = gnode(&d, ODL_LAYER_GAP, a, -1);
+            int32_t f1 = gnode(&d, ODL_LAYER_FLATTEN, c, -1);
+            int32_t d1 = gdense(&d, f1, 3);
+            int32_t d2 = gdense(&d, gnode(&d, ODL_LAYER_FLATTEN, g2, -1), 3);
+            gnode(&d, ODL_LAYER_ADD, d1, d2);
+        } else {
+            ghead(&d, c, 4);
+        }
+        gradcheck(t, &d, 2);
+    }
+
+    /* constant padding, asymmetric */
+    tinit(&d, 1, 4, 5);
+    a = gconv(&d, 0, 2, 3, 1, 1);
+    n = odl_node_defaults(&d, ODL_LAYER_PAD);
+    n.in[0] = a;
+    n.pad_t = 1;
+    n.pad_l = 2;
+    n.pad_r = 1;
+    n.alpha = 0.5f;
+    ghead(&d, gconv(&d, gadd(&d, n), 2, 3, 1, 0), 4);
+    gradcheck(t, &d, 2);
+
+    /* dropout inside a graph */
+    tinit(&d, 1, 4, 4);
+    a = gconv(&d, 0, 3, 3, 1, 1);
+    n = odl_node_defaults(&d, ODL_LAYER_DROPOUT);
+    n.in[0] = a;
+    n.alpha = 0.3f;
+    int32_t dr = gadd(&d, n);
+    ghead(&d, gnode(&d, ODL_LAYER_ADD, dr, a), 4);
+    gradcheck(t, &d, 3);
+}
+
+/* The comparison catches a gradient 5% off: the check can fail. A smooth
+ * residual graph (tanh, no kinks) so every direction is compared. */
+static void test_gradcheck_catches_errors(odl_test_ctx *t)
+{
+    DESC(d);
+    tinit(&d, 2, 6, 6);
+    int32_t stem = gconv(&d, 0, 4, 3, 1, 1);
+    int32_t c1 = gconv(&d, stem, 4, 3, 1, 1);
+    int32_t bn = gnode(&d, ODL_LAYER_BATCHNORM, c1, -1);
+    int32_t th = gnode(&d, ODL_LAYER_TANH, bn, -1);
+    int32_t c2 = gconv(&d, th, 4, 3, 1, 1);
+    int32_t sum = gnode(&d, ODL_LAYER_ADD, c2, stem);
+    ghead(&d, gnode(&d, ODL_LAYER_GAP, sum, -1), 3);
+    odl_model_cfg cfg = odl_model_cfg_defaults();
+    cfg.mode = ODL_MODE_TRAIN;
+    cfg.max_batch = 2;
+    built b;
+    CHECK_OK(build_model(&b, &d, &cfg, 42));
+    perturb_params(b.m, 3);
+    float x[2 * 72];
+    fill(x, 144, 3, 1.0f);
+    int32_t y[2] = {0, 2};
+    odl_rng rng0, r;
+    odl_rng_seed(&rng0, 99, 5);
+    r = rng0;
+    const float *logits;
+    float dl[6];
+    CHECK_OK(odl_model_forward_train(b.m, 0, x, 2, &r, &logits, NULL));
+    odl_softmax_xent_f32(2, 3, logits, y, NULL, dl);
+    CHECK_OK(odl_model_backward(b.m, dl, 2, NULL));
+    grad_report good, off;
+    grad_compare(t, b.m, x, y, 2, &rng0, 1.0, &good);
+    grad_compare(NULL, b.m, x, y, 2, &rng0, 1.05, &off);
+    CHECK(good.bad == 0 && dir_ok(&good) && good.dir_kinks == 0 && good.dir_checked == 11);
+    CHECK(off.dir_ratio > 3.0); /* far outside, not at the edge */
+    CHECK(!dir_ok(&off));
+    free_model(&b);
+}
+
+static void train_loss_drops(odl_test_ctx *t, const odl_model_desc *d)
+{
+    odl_model_cfg cfg = odl_model_cfg_defaults();
+    cfg.mode = ODL_MODE_TRAIN;
+    cfg.max_batch = 8;
+    cfg.optim.lr = 1e-2f;
+    built b;
+    CHECK_OK(build_model(&b, d, &cfg, 7));
+    const odl_layer_shape in = odl_model_layer_shape(b.m, -1);
+    float *x = malloc(sizeof(float) * in.size * 8);
+    fill(x, in.size * 8, 21, 1.0f);
+    int32_t y[8];
+    for (int k = 0; k < 8; k++)
+        y[k] = k % odl_model_n_classes(b.m);
+    odl_rng r;
+    odl_rng_seed(&r, 3, 3);
+    float first = 0.0f, loss = 0.0f;
+    odl_diag dg;
+    for (int s = 0; s < 60; s++) {
+        CHECK_OK(odl_model_train_step(b.m, 0, x, y, 8, &r, &loss, &dg));
+        if (s == 0)
+            first = loss;
+    }
+    if (!(loss < 0.5f * first))
+        odl_test_logf(t, "    loss %.4f -> %.4f", (double)first, (double)loss);
+    CHECK(loss < 0.5f * first);
+    free(x);
+    free_model(&b);
+}
+
+static void test_graph_training(odl_test_ctx *t)
+{
+    DESC(d);
+    residual(&d);
+    train_loss_drops(t, &d);
+    se_block(&d);
+    train_loss_drops(t, &d);
+    concat_graph(&d);
+    train_loss_drops(t, &d);
+}
+
+/* Cut points: forward from a cut equals the full forward; other tensors
+ * are refused with a message saying why; the tail at a cut is a model of
+ * its own giving the same outputs. */
+static void test_graph_cuts(odl_test_ctx *t)
+{
+    DESC(d);
+    residual(&d);
+    const int expect[11] = {1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 1};
+    for (int32_t k = 0; k <= 10; k++)
+        CHECK(odl_desc_is_cut(&d, k) == expect[k]);
+    int32_t boundary = -1;
+    odl_diag dg;
+    CHECK_OK(odl_desc_boundary_for_unfreeze(&d, 1, &boundary, &dg));
+    CHECK(boundary == 9); /* before the head's dense */
+    CHECK_OK(odl_desc_boundary_for_unfreeze(&d, 2, &boundary, &dg));
+    CHECK(boundary == 1); /* the block's second conv is inside it: back to the block's input */
+    CHECK(odl_desc_boundary_for_unfreeze(&d, 9, &boundary, &dg) == ODL_ERR_ARG);
+    CHECK(odl_desc_freeze_below(&d, 3) == ODL_ERR_ARG);
+
+    odl_model_cfg cfg = odl_model_cfg_defaults();
+    cfg.max_batch = 2;
+    built b;
+    CHECK_OK(build_model(&b, &d, &cfg, 5));
+    float x[2 * 72], z[2 * 144], full[6];
+    fill(x, 144, 8, 1.0f);
+    const float *o;
+    CHECK_OK(odl_model_forward(b.m, 0, x, 2, &o, &dg));
+    memcpy(full, o, sizeof full);
+    for (int32_t cut = 1; cut <= 9; cut++) {
+        if (!expect[cut])
+            continue;
+        CHECK_OK(odl_model_forward_range(b.m, 0, cut, x, 2, z, &dg));
+        CHECK_OK(odl_model_forward(b.m, cut, z, 2, &o, &dg));
+        CHECK(memcmp(o, full, sizeof full) == 0);
+    }
+    CHECK(odl_model_forward(b.m, 3, x, 2, &o, &dg) == ODL_ERR_ARG);
+    CHECK(strstr(dg.msg, "not a cut point") != NULL);
+    /* the tail from tensor 1 */
+    DESC(tl);
+    CHECK(odl_desc_tail(&tl, &d, 4, &dg) == ODL_ERR_ARG);
+    CHECK(strstr(dg.msg, "not a cut point") != NULL);
+    CHECK_OK(odl_desc_tail(&tl, &d, 1, &dg));
+    CHECK(tl.n_layers == 9 && tl.in_c == 4 && tl.in_h == 6 && tl.in_w == 6);
+    CHECK(tl.layers[4].type == ODL_LAYER_ADD && tl.layers[4].in[0] == 4 && tl.layers[4].in[1] == 0);
+    built bt;
+    CHECK_OK(build_model(&bt, &tl, &cfg, 6));
+    for (int32_t i = 0; i < tl.n_layers; i++)
+        for (int which = 0; which < 2; which++) {
+            size_t n1, n2;
+            const float *src = odl_model_param_const(b.m, i + 1, which, &n1);
+            float *dst = odl_model_param(bt.m, i, which, &n2);
+            CHECK(n1 == n2);
+            if (n1)
+                memcpy(dst, src, sizeof(float) * n1);
+        }
+    CHECK_OK(odl_model_forward_range(b.m, 0, 1, x, 2, z, &dg));
+    CHECK_OK(odl_model_forward(bt.m, 0, z, 2, &o, &dg));
+    CHECK(memcmp(o, full, sizeof full) == 0);
+    free_model(&bt);
+    free_model(&b);
+
+    /* training from a cut inside the graph: backward starts at the block */
+    DESC(h);
+    CHECK_OK(odl_desc_copy(&h, &d, &dg));
+    CHECK_OK(odl_desc_freeze_below(&h, 1));
+    h.layers[4].trainable = 0; /* a frozen conv inside the trainable part still passes gradients */
+    gradcheck(t, &h, 2);
+}
+
+/* Descriptions: copy, add_node, defaults, insert_adapter renumbering. */
+static void test_desc_api(odl_test_ctx *t)
+{
+    odl_node_desc small[3];
+    odl_model_desc s;
+    odl_diag dg;
+    CHECK_OK(odl_desc_init(&s, small, 3, 1, 4, 4));
+    DESC(d);
+    residual(&d);
+    CHECK(odl_desc_copy(&s, &d, &dg) == ODL_ERR_NOMEM);
+    CHECK(strstr(dg.msg, "10") != NULL);
+    odl_node_desc n = odl_node_defaults(&s, ODL_LAYER_RELU);
+    CHECK(n.n_in == 1 && n.in[0] == 0 && n.groups == 1 && n.dil_h == 1 && n.stride_w == 1 && n.trainable == 1);
+    int32_t tn;
+    for (int k = 0; k < 3; k++) {
+        CHECK_OK(odl_desc_add_node(&s, &n, &tn));
+        CHECK(tn == k + 1);
+        n.in[0] = tn;
+    }
+    CHECK(odl_desc_add_node(&s, &n, &tn) == ODL_ERR_ARG); /* full */
+    n = odl_node_defaults(&d, ODL_LAYER_ADD);
+    CHECK(n.n_in == 2 && n.in[0] == 10 && n.in[1] == 10);
+    /* an adapter inserted at a cut renumbers what follows */
+    DESC(e);
+    CHECK_OK(odl_desc_copy(&e, &d, &dg));
+    CHECK(odl_desc_insert_adapter(&e, 3, 4) == ODL_ERR_ARG); /* not a cut */
+    CHECK_OK(odl_desc_insert_adapter(&e, 1, 4));
+    CHECK(e.n_layers == 11 && e.layers[1].type == ODL_LAYER_ADAPTER && e.layers[1].in[0] == 1);
+    CHECK(e.layers[6].type == ODL_LAYER_ADD && e.layers[6].in[0] == 6 && e.layers[6].in[1] == 2);
+    CHECK_OK(odl_desc_check(&e, NULL, &dg));
+    odl_layer_shape sh[NODES];
+    size_t total, trainable;
+    CHECK_OK(odl_desc_count_params(&d, sh, &total, &trainable));
+    /* stem 2*4*9+4, two convs 4*4*9+4 each, bn 4+4, dense 4*3+3 */
+    CHECK(total == 76 + 2 * 148 + 8 + 15 && trainable == total);
+    CHECK(sh[5].c == 4 && sh[5].h == 6 && sh[7].size == 4 && sh[9].size == 3);
+}
+
+/* The planner: peak <= naive sum, >= the lower bound; a chain of convs
+ * needs two buffers; the plan is the arena the model takes. */
+static void test_planner(odl_test_ctx *t)
+{
+    DESC(d);
+    odl_model_cfg cfg = odl_model_cfg_defaults();
+    odl_act_stats st;
+    odl_diag dg;
+    tinit(&d, 4, 8, 8);
+    for (int k = 0; k < 6; k++)
+        odl_desc_conv2d(&d, 4, 3, 1, 1);
+    CHECK_OK(odl_model_plan_activations(&d, &cfg, &st, &dg));
+    CHECK(st.peak == 2 * 1024 && st.lower_bound == 2 * 1024 && st.naive_sum == 6 * 1024);
+    cfg.max_batch = 3;
+    CHECK_OK(odl_model_plan_activations(&d, &cfg, &st, &dg));
+    CHECK(st.peak == 2 * 3072);
+
+    /* without convolutions the transient region is the whole scratch */
+    tinit(&d, 1, 1, 12);
+    int32_t f = gnode(&d, ODL_LAYER_FLATTEN, 0, -1);
+    int32_t a = gdense(&d, f, 16);
+    int32_t r = gnode(&d, ODL_LAYER_RELU, a, -1);
+    int32_t b = gdense(&d, r, 16);
+    int32_t s = gnode(&d, ODL_LAYER_ADD, b, a);
+    gdense(&d, s, 4);
+    cfg.max_batch = 2;
+    odl_mem_plan p;
+    CHECK_OK(odl_model_plan(&d, &cfg, &p, &dg));
+    CHECK_OK(odl_model_plan_activations(&d, &cfg, &st, &dg));
+    CHECK(p.bytes[ODL_MEM_SCRATCH] == st.peak && p.bytes[ODL_MEM_ACTIVATIONS] == 0);
+    CHECK(st.peak == 3 * 128 && st.lower_bound == 3 * 128); /* a, relu, dense b live together */
+
+    odl_model_desc *graphs[1] = {&d};
+    (void)graphs;
+    for (int g = 0; g < 4; g++) {
+        if (g == 0)
+            residual(&d);
+        else if (g == 1)
+            se_block(&d);
+        else if (g == 2)
+            concat_graph(&d);
+        else
+            odl_desc_edge_cnn(&d, 1, 28, 28, 10);
+        for (int mode = 0; mode < 2; mode++)
+            for (int inplace = 0; inplace < 2; inplace++) {
+                cfg = odl_model_cfg_defaults();
+                cfg.mode = mode ? ODL_MODE_TRAIN : ODL_MODE_INFER;
+                cfg.max_batch = mode ? 16 : 1;
+                cfg.frozen_weights_in_place = inplace;
+                CHECK_OK(odl_model_plan_activations(&d, &cfg, &st, &dg));
+                CHECK(st.lower_bound <= st.peak && st.peak <= st.naive_sum && st.lower_bound > 0);
+                if (!inplace)
+                    odl_test_logf(t, "    %s %s b%d: peak %zu, naive %zu, lower bound %zu bytes",
+                                  g == 0 ? "residual" : g == 1 ? "se" : g == 2 ? "concat" : "edge-cnn",
+                                  mode ? "train" : "infer", (int)cfg.max_batch, st.peak, st.naive_sum,
+                                  st.lower_bound);
+                CHECK_OK(odl_model_plan(&d, &cfg, &p, &dg));
+                uint8_t *buf = malloc(p.total + 64);
+                odl_arena ar;
+                odl_model *m;
+                CHECK_OK(odl_arena_init(&ar, buf + 16, p.total));
+                CHECK_OK(odl_model_init(&m, &d, &cfg, &ar, &dg));
+                CHECK(ar.used == p.total && memcmp(&ar.plan, &p, sizeof p) == 0);
+                odl_arena small;
+                CHECK_OK(odl_arena_init(&small, buf + 16, p.total - 1));
+                CHECK(odl_model_init(&m, &d, &cfg, &small, &dg) == ODL_ERR_NOMEM);
+                free(buf);
+            }
+    }
+}
+
+/* Hostile descriptions: refused with a status and a message, never a crash
+ * or an overflow. */
+static void test_hostile_graphs(odl_test_ctx *t)
+{
+    DESC(d);
+    odl_diag dg;
+    odl_layer_shape sh[NODES];
+    /* forward reference, self reference, negative */
+    residual(&d);
+    d.layers[3].in[0] = 5;
+    CHECK(odl_desc_check(&d, sh, &dg) == ODL_ERR_SHAPE && strstr(dg.msg, "only tensors") != NULL);
+    d.layers[3].in[0] = 4;
+    CHECK(odl_desc_check(&d, sh, &dg) == ODL_ERR_SHAPE);
+    d.layers[3].in[0] = -1;
+    CHECK(odl_desc_check(&d, sh, &dg) == ODL_ERR_SHAPE);
+    /* n_in out of range for the type */
+    residual(&d);
+    d.layers[5].n_in = 1;
+    CHECK(odl_desc_check(&d, sh, &dg) == ODL_ERR_SHAPE && strstr(dg.msg, "inputs") != NULL);
+    d.layers[5].n_in = 9;
+    CHECK(odl_desc_check(&d, sh, &dg) == ODL_ERR_SHAPE);
+    d.layers[5].n_in = -3;
+    CHECK(odl_desc_check(&d, sh, &dg) == ODL_ERR_SHAPE);
+    residual(&d);
+    d.layers[2].n_in = 2;
+    CHECK(odl_desc_check(&d, sh, &dg) == ODL_ERR_SHAPE);
+    /* a node nobody reads */
+    residual(&d);
+    d.layers[5].in[1] = 5; /* the add reads c2 twice: the stem's output is still read by c1 */
+    CHECK_OK(odl_desc_check(&d, sh, &dg));
+    d.layers[1].in[0] = 0; /* now nothing reads the stem */
+    CHECK(odl_desc_check(&d, sh, &dg) == ODL_ERR_SHAPE && strstr(dg.msg, "never read") != NULL);
+    /* shapes that do not agree */
+    residual(&d);
+    d.layers[4].units = 3; /* the add's operands differ */
+    CHECK(odl_desc_check(&d, sh, &dg) == ODL_ERR_SHAPE && strstr(dg.msg, "broadcast") != NULL);
+    residual(&d);
+    d.layers[1].groups = 3; /* does not divide 4 */
+    CHECK(odl_desc_check(&d, sh, &dg) == ODL_ERR_SHAPE && strstr(dg.msg, "groups") != NULL);
+    concat_graph(&d);
+    d.layers[3].stride_h = 2; /* fine alone */
+    CHECK_OK(odl_desc_check(&d, sh, &dg));
+    d.layers[1].stride_h = 2; /* the concat's inputs differ in h */
+    CHECK(odl_desc_check(&d, sh, &dg) == ODL_ERR_SHAPE && strstr(dg.msg, "concat") != NULL);
+    tinit(&d, 1, 4, 4);
+    odl_node_desc n = odl_node_defaults(&d, ODL_LAYER_RESHAPE);
+    n.shape_c = 3;
+    n.shape_h = 5;
+    n.shape_w = 1;
+    gadd(&d, n);
+    CHECK(odl_desc_check(&d, sh, &dg) == ODL_ERR_SHAPE && strstr(dg.msg, "reshape") != NULL);
+    d.layers[0].shape_c = 0x40000000;
+    d.layers[0].shape_h = 0x40000000;
+    d.layers[0].shape_w = 16;
+    CHECK(odl_desc_check(&d, sh, &dg) == ODL_ERR_SHAPE);
+    tinit(&d, 1, 4, 4);
+    n = odl_node_defaults(&d, ODL_LAYER_CLIP);
+    n.alpha = NAN;
+    gadd(&d, n);
+    CHECK(odl_desc_check(&d, sh, &dg) == ODL_ERR_SHAPE);
+    tinit(&d, 1, 4, 4);
+    n = odl_node_defaults(&d, ODL_LAYER_PAD);
+    n.pad_t = 0x7fffffff;
+    n.pad_b = 0x7fffffff;
+    gadd(&d, n);
+    CHECK(odl_desc_check(&d, sh, &dg) == ODL_ERR_SHAPE);
+    /* 1x8192x8192 -> flatten -> depthwise x32: 2^31 channels, a clean error */
+    tinit(&d, 1, 8192, 8192);
+    odl_desc_flatten(&d);
+    odl_desc_depthwise(&d, 32, 1, 1, 0);
+    CHECK(odl_desc_check(&d, sh, &dg) == ODL_ERR_SHAPE && strstr(dg.msg, "too large") != NULL);
+    tinit(&d, 1, 8192, 8192);
+    odl_desc_flatten(&d);
+    for (int k = 0; k < 6; k++)
+        odl_desc_depthwise(&d, 2, 1, 1, 0);
+    CHECK(odl_desc_check(&d, sh, &dg) == ODL_ERR_SHAPE);
+    odl_model_cfg cfg = odl_model_cfg_defaults();
+    odl_mem_plan p;
+    CHECK(odl_model_plan(&d, &cfg, &p, &dg) == ODL_ERR_SHAPE);
+    /* concat of 8 inputs of 2^23 channels each: 2^26 fits, one more does not */
+    tinit(&d, 1, 1, 1);
+    n = odl_node_defaults(&d, ODL_LAYER_DENSE);
+    n.units = 65536;
+    int32_t big = gadd(&d, n);
+    n = odl_node_defaults(&d, ODL_LAYER_DEPTHWISE);
+    n.in[0] = big;
+    n.units = 64;
+    n.k_h = n.k_w = 1;
+    big = gadd(&d, n); /* 2^22 channels */
+    n = odl_node_defaults(&d, ODL_LAYER_CONCAT);
+    n.n_in = 8;
+    for (int k = 0; k < 8; k++)
+        n.in[k] = big;
+    int32_t cc = gadd(&d, n);
+    CHECK_OK(odl_desc_check(&d, sh, &dg));
+    for (int k = 0; k < 8; k++)
+        n.in[k] = cc; /* 8 x 2^25 channels */
+    gadd(&d, n);
+    CHECK(odl_desc_check(&d, sh, &dg) == ODL_ERR_SHAPE);
+    /* too wide to plan with the walk's room: a clean refusal */
+    odl_node_desc *wide = malloc(sizeof(odl_node_desc) * 200);
+    odl_desc_init(&d, wide, 200, 1, 2, 2);
+    int32_t acc = gnode(&d, ODL_LAYER_RELU, 0, -1);
+    int32_t firsts[70];
+    for (int k = 0; k < 70; k++)
+        firsts[k] = gnode(&d, ODL_LAYER_RELU, 0, -1);
+    for (int k = 0; k < 70; k++)
+        acc = gnode(&d, ODL_LAYER_ADD, acc, firsts[k]);
+    REQUIRE(acc > 0);
+    odl_status st = odl_desc_check(&d, NULL, &dg);
+    CHECK(st == ODL_ERR_UNSUPPORTED && strstr(dg.msg, "at once") != NULL);
+    CHECK(odl_model_plan(&d, &cfg, &p, &dg) == ODL_ERR_UNSUPPORTED);
+    free(wide);
+}
+
+/* Random descriptions: checking never crashes, and whatever passes the
+ * check plans, builds, runs forward and trains within its arena (the
+ * sanitizer build and valgrind watch the memory). */
+static void test_random_graphs(odl_test_ctx *t)
+{
+    odl_rng r;
+    odl_rng_seed(&r, 2024, 11);
+    int accepted = 0;
+    for (int trial = 0; trial < 3000; trial++) {
+        DESC(d);
+        tinit(&d, 1 + (int32_t)odl_rng_below(&r, 3), 1 + (int32_t)odl_rng_below(&r, 7),
+              1 + (int32_t)odl_rng_below(&r, 7));
+        const int32_t L = 1 + (int32_t)odl_rng_below(&r, 8);
+        for (int32_t i = 0; i < L; i++) {
+            odl_node_desc n = odl_node_defaults(&d, 1 + (int32_t)odl_rng_below(&r, 23));
+            for (int k = 0; k < ODL_NODE_MAX_IN; k++)
+                n.in[k] = odl_rng_below(&r, 8) ? (int32_t)odl_rng_below(&r, (uint32_t)i + 1) : i + 1;
+            if (n.type == ODL_LAYER_CONCAT)
+                n.n_in = 1 + (int32_t)odl_rng_below(&r, 3);
+            if (odl_rng_below(&r, 20) == 0)
+                n.n_in = (int32_t)odl_rng_below(&r, 4);
+            n.units = 1 + (int32_t)odl_rng_below(&r, 4);
+            n.groups = odl_rng_below(&r, 4) ? 1 : 1 + (int32_t)odl_rng_below(&r, 3);
+            n.k_h = 1 + (int32_t)odl_rng_below(&r, 3);
+            n.k_w = 1 + (int32_t)odl_rng_below(&r, 3);
+            n.stride_h = 1 + (int32_t)odl_rng_below(&r, 2);
+            n.stride_w = 1 + (int32_t)odl_rng_below(&r, 2);
+            n.pad_t = (int32_t)odl_rng_below(&r, 2);
+            n.pad_l = (int32_t)odl_rng_below(&r, 2);
+            n.pad_b = (int32_t)odl_rng_below(&r, 2);
+            n.pad_r = (int32_t)odl_rng_below(&r, 2);
+            n.dil_h = 1 + (int32_t)odl_rng_below(&r, 2);
+            n.flags = (int32_t)odl_rng_below(&r, 4);
+            n.shape_c = 1 + (int32_t)odl_rng_below(&r, 4);
+            n.shape_h = 1 + (int32_t)odl_rng_below(&r, 4);
+            n.shape_w = 1 + (int32_t)odl_rng_below(&r, 4);
+            if (n.type == ODL_LAYER_DROPOUT)
+                n.alpha = 0.25f;
+            n.trainable = (int32_t)odl_rng_below(&r, 2);
+            odl_desc_add_node(&d, &n, NULL);
+        }
+        if (odl_rng_below(&r, 2))
+            odl_desc_dense(&d, 3);
+        odl_layer_shape sh[NODES];
+        odl_diag dg;
+        if (odl_desc_check(&d, sh, &dg) != ODL_OK)
+            continue;
+        CHECK(odl_desc_check(&d, NULL, &dg) == ODL_OK);
+        accepted++;
+        for (int mode = 0; mode < 2; mode++) {
+            odl_model_cfg cfg = odl_model_cfg_defaults();
+            cfg.mode = mode ? ODL_MODE_TRAIN : ODL_MODE_INFER;
+            cfg.max_batch = 2;
+            built b;
+            odl_status s = build_model(&b, &d, &cfg, (uint64_t)trial);
+            CHECK(s == ODL_OK);
+            if (s != ODL_OK) {
+                free_model(&b);
+                continue;
+            }
+            CHECK(b.arena.used == b.plan.total);
+            const odl_layer_shape in = odl_model_layer_shape(b.m, -1);
+            float x[2 * 147];
+            fill(x, in.size * 2, (uint64_t)trial, 1.0f);
+            const float *o;
+            CHECK_OK(odl_model_forward(b.m, 0, x, 2, &o, &dg));
+            if (mode && odl_model_first_trainable(b.m) < d.n_layers) {
+                odl_rng rr;
+                odl_rng_seed(&rr, 1, 1);
+                int32_t y[2] = {0, 0};
+                float loss;
+                s = odl_model_train_step(b.m, 0, x, y, 2, &rr, &loss, &dg);
+                CHECK(s == ODL_OK || s == ODL_ERR_NUMERIC);
+            }
+            free_model(&b);
+        }
+    }
+    odl_test_logf(t, "    %d of 3000 random descriptions accepted", accepted);
+    CHECK(accepted > 100);
+}
+
 static const odl_test_case cases[] = {
     {"transfer_grows_head", test_transfer_grows_head},
     {"grad_dense", test_grad_dense},
@@ -780,6 +1629,15 @@ static const odl_test_case cases[] = {
     {"latent_equals_raw", test_latent_equals_raw},
     {"rng", test_rng},
     {"diag_format", test_diag_format},
+    {"grad_graph_blocks", test_grad_graph_blocks},
+    {"grad_graph_operators", test_grad_graph_operators},
+    {"gradcheck_catches_errors", test_gradcheck_catches_errors},
+    {"graph_training", test_graph_training},
+    {"graph_cuts", test_graph_cuts},
+    {"desc_api", test_desc_api},
+    {"planner", test_planner},
+    {"hostile_graphs", test_hostile_graphs},
+    {"random_graphs", test_random_graphs},
 };
 
 TEST_MAIN(cases)

@@ -363,6 +363,16 @@ static void test_depthwise(odl_test_ctx *t)
         CHECK_CLOSE(dx1, dx0, nx, 1e-5);
         CHECK_CLOSE(dw1, dw0, nw, 1e-5);
         CHECK_CLOSE(db1, db0, nb, 1e-5);
+        /* the row-wise backward keeps the direct loop's order: the same bits */
+        memcpy(dw0, dw1, sizeof(float) * nw), memcpy(db0, db1, sizeof(float) * nb);
+        odl_depthwise_backward_f32_ref(&dd, x, w, r, dx0, dw0, db0);
+        odl_depthwise_backward_f32(&dd, x, w, r, dx1, dw1, db1);
+        CHECK(memcmp(dx1, dx0, sizeof(float) * nx) == 0);
+        CHECK(memcmp(dw1, dw0, sizeof(float) * nw) == 0);
+        CHECK(memcmp(db1, db0, sizeof(float) * nb) == 0);
+        odl_depthwise_backward_f32_ref(&dd, x, w, r, NULL, dw0, NULL);
+        odl_depthwise_backward_f32(&dd, x, w, r, NULL, dw1, NULL);
+        CHECK(memcmp(dw1, dw0, sizeof(float) * nw) == 0);
         memset(dw1, 0, sizeof(float) * nw), memset(db1, 0, sizeof(float) * nb);
         odl_depthwise_backward_f32(&dd, x, w, r, dx1, dw1, db1);
         conv_ctx cx = {&dd, x, w, b, y1, r, 1};

@@ -249,7 +249,9 @@ static void test_save_model(odl_test_ctx *t)
     char path[300], tmp[310];
     snprintf(path, sizeof path, "%s/mlp.odl", td.path);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    odl_node_desc desc_nodes[64];
     odl_model_desc desc;
+    odl_desc_init(&desc, desc_nodes, 64, 1, 1, 1);
     odl_diag d;
     odl_diag_clear(&d);
     const int32_t hidden[1] = {8};
@@ -286,7 +288,9 @@ static void test_save_model(odl_test_ctx *t)
     st = odl_host_read_file(path, &buf, &len, &d);
     CHECK(st == ODL_OK);
     if (st == ODL_OK) {
+        odl_node_desc back_nodes[64];
         odl_model_desc back;
+        odl_desc_init(&back, back_nodes, 64, 1, 1, 1);
         CHECK(odl_file_read_desc(buf, len, &back, &d) == ODL_OK);
         CHECK(back.n_layers == desc.n_layers && back.in_h == 2 && back.in_w == 3);
         char value[32];

@@ -124,8 +124,9 @@ static odl_status calibrate(qbuilt *qb, odl_model *m, const float *x, int32_t n,
 {
     odl_diag d;
     odl_qcalib c;
+    float ranges[2 * 64];
     const odl_model_desc *desc = odl_model_get_desc(m);
-    odl_status s = odl_qcalib_begin(&c, desc, boundary, &d);
+    odl_status s = boundary <= 64 ? odl_qcalib_begin(&c, desc, boundary, ranges, &d) : ODL_ERR_ARG;
     if (s != ODL_OK)
         return s;
     size_t wf = odl_qcalib_work_floats(desc, boundary, n);
@@ -140,7 +141,7 @@ static odl_status calibrate(qbuilt *qb, odl_model *m, const float *x, int32_t n,
 /* A small model exercising every supported layer type in its prefix. */
 static void small_desc(odl_model_desc *d)
 {
-    odl_desc_init(d, 2, 12, 12);
+    odl_desc_init(d, (d)->layers, (d)->cap_layers, 2, 12, 12);
     odl_desc_conv2d(d, 4, 3, 1, 1);   /* 0 */
     odl_desc_relu(d);                 /* 1 fused */
     odl_desc_maxpool(d, 2, 2);        /* 2 */
@@ -394,7 +395,7 @@ static void test_kernels_vs_ref(odl_test_ctx *t)
     }
     CHECK(spread > 1000); /* the outputs are not all clamped */
     /* the 2x2/2 max-pool fast path */
-    odl_window_dims d = {2, 3, 8, 6, 3, 4, 3, 2, 2, 2, 2, 0, 0};
+    odl_window_dims d = odl_window_dims_simple(2, 3, 8, 6, 3, 4, 3, 2, 2, 2, 2, 0, 0);
     fill_s8(&r, x, 2 * 3 * 8 * 6);
     odl_qmaxpool_s8_ref(&d, x, y0);
     odl_qmaxpool_s8(&d, x, y1);
@@ -439,7 +440,7 @@ static void test_hand_computed(odl_test_ctx *t)
     const int8_t xc[4] = {4, 5, 6, 7}, wc[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
     int32_t m2 = 1 << 30, s2 = 0;
     odl_qrequant rc = {3, 0, -128, 127, NULL, &m2, &s2};
-    odl_window_dims wd = {1, 1, 2, 2, 1, 2, 2, 3, 3, 1, 1, 1, 1};
+    odl_window_dims wd = odl_window_dims_simple(1, 1, 2, 2, 1, 2, 2, 3, 3, 1, 1, 1, 1);
     int8_t yc[4], ycr[4];
     uint8_t scratch[256];
     REQUIRE(odl_qconv2d_scratch_bytes(&wd) <= sizeof scratch);
@@ -455,7 +456,7 @@ static void test_hand_computed(odl_test_ctx *t)
     /* avg pool 2x2 over [1, 2, 3, 5] = 2.75 -> 3; over [−1, −2, −3, −4] = −2.5 -> −3 */
     const int8_t xp[8] = {1, 2, 3, 5, -1, -2, -3, -4};
     int8_t yp[2];
-    odl_window_dims pd = {1, 2, 2, 2, 2, 1, 1, 2, 2, 2, 2, 0, 0};
+    odl_window_dims pd = odl_window_dims_simple(1, 2, 2, 2, 2, 1, 1, 2, 2, 2, 2, 0, 0);
     odl_qavgpool_s8(&pd, xp, yp);
     CHECK(yp[0] == 3 && yp[1] == -3);
     odl_qmaxpool_s8(&pd, xp, yp);
@@ -466,7 +467,9 @@ static void test_hand_computed(odl_test_ctx *t)
 
 static void test_plan_exact(odl_test_ctx *t)
 {
+    odl_node_desc desc_nodes[64];
     odl_model_desc desc;
+    odl_desc_init(&desc, desc_nodes, 64, 1, 1, 1);
     small_desc(&desc);
     odl_diag d;
     for (int32_t boundary = 1; boundary <= desc.n_layers; boundary++)
@@ -488,7 +491,9 @@ static void test_plan_exact(odl_test_ctx *t)
             free(buf);
         }
     /* the head boundary of edge-cnn: int8 weights + per-channel data */
+    odl_node_desc e_nodes[64];
     odl_model_desc e;
+    odl_desc_init(&e, e_nodes, 64, 1, 1, 1);
     CHECK_OK(odl_desc_edge_cnn(&e, 1, 28, 28, 10));
     odl_mem_plan plan;
     CHECK_OK(odl_qmodel_plan(&e, 9, 1, &plan, &d));
@@ -500,8 +505,10 @@ static void test_plan_exact(odl_test_ctx *t)
     CHECK(odl_qmodel_plan(&e, 0, 1, &plan, &d) == ODL_ERR_ARG);
     CHECK(odl_qmodel_plan(&e, 11, 1, &plan, &d) == ODL_ERR_ARG);
     CHECK(odl_qmodel_plan(&e, 9, 0, &plan, &d) == ODL_ERR_ARG);
+    odl_node_desc wide_nodes[64];
     odl_model_desc wide;
-    odl_desc_init(&wide, 1, 200, 200);
+    odl_desc_init(&wide, wide_nodes, 64, 1, 1, 1);
+    odl_desc_init(&wide, wide.layers, wide.cap_layers, 1, 200, 200);
     odl_desc_flatten(&wide);
     odl_desc_dense(&wide, 2);
     CHECK(odl_qmodel_plan(&wide, 2, 1, &plan, &d) == ODL_ERR_UNSUPPORTED);
@@ -510,7 +517,9 @@ static void test_plan_exact(odl_test_ctx *t)
 
 static void test_model_matches_fp32(odl_test_ctx *t)
 {
+    odl_node_desc desc_nodes[64];
     odl_model_desc desc;
+    odl_desc_init(&desc, desc_nodes, 64, 1, 1, 1);
     small_desc(&desc);
     const int32_t boundary = 11, N = 64;
     built b;
@@ -555,7 +564,8 @@ static void test_model_matches_fp32(odl_test_ctx *t)
     CHECK_OK(odl_model_forward(b.m, boundary, zq, N, &logits, &d));
     /* non-finite calibration data is refused */
     odl_qcalib c;
-    CHECK_OK(odl_qcalib_begin(&c, &desc, boundary, &d));
+    float ranges[2 * 64];
+    CHECK_OK(odl_qcalib_begin(&c, &desc, boundary, ranges, &d));
     x[3] = NAN;
     size_t wf = odl_qcalib_work_floats(&desc, boundary, 2);
     float *work = malloc(wf * sizeof(float));
@@ -579,7 +589,9 @@ typedef struct qfile {
 
 static odl_status make_qfile(qfile *f)
 {
+    odl_node_desc desc_nodes[64];
     odl_model_desc desc;
+    odl_desc_init(&desc, desc_nodes, 64, 1, 1, 1);
     small_desc(&desc);
     memset(f, 0, sizeof *f);
     f->boundary = 11;
@@ -611,7 +623,9 @@ static void free_qfile(qfile *f)
 /* Loads a quantised file into a fresh INT8 model (the device's path). */
 static odl_status load_q(const uint8_t *buf, size_t len, qbuilt *out, odl_diag *d)
 {
+    odl_node_desc desc_nodes[64];
     odl_model_desc desc;
+    odl_desc_init(&desc, desc_nodes, 64, 1, 1, 1);
     int32_t boundary;
     memset(out, 0, sizeof *out);
     odl_status s = odl_qfile_read_desc(buf, len, &desc, &boundary, d);
@@ -630,7 +644,9 @@ static void test_file_round_trip(odl_test_ctx *t)
     odl_diag d;
     uint8_t *buf = aligned_dup(f.q8.p, f.q8.len);
     /* 1. an FP32 reader loads it as the FP32 model it contains */
+    odl_node_desc fd_nodes[64];
     odl_model_desc fd;
+    odl_desc_init(&fd, fd_nodes, 64, 1, 1, 1);
     CHECK_OK(odl_file_read_desc(buf, f.q8.len, &fd, &d));
     built b2;
     CHECK_OK(build_fp32(&b2, &fd, 16, 99));
@@ -715,7 +731,9 @@ static void test_file_sweep(odl_test_ctx *t)
     for (size_t k = 0; k < len && bad < 5; k++)
         for (int mi = 0; mi < 2; mi++) {
             buf[k] ^= masks[mi];
+            odl_node_desc desc_nodes[64];
             odl_model_desc desc;
+            odl_desc_init(&desc, desc_nodes, 64, 1, 1, 1);
             int32_t b;
             odl_diag_clear(&d);
             odl_status s = odl_qfile_read_desc(buf, len, &desc, &b, &d);
@@ -729,7 +747,9 @@ static void test_file_sweep(odl_test_ctx *t)
     int bad_cut = 0;
     for (size_t n = 0; n < len; n++) {
         uint8_t *cut = aligned_dup(buf, n ? n : 1);
+        odl_node_desc desc_nodes[64];
         odl_model_desc desc;
+        odl_desc_init(&desc, desc_nodes, 64, 1, 1, 1);
         int32_t b;
         odl_status s = odl_qfile_read_desc(cut, n, &desc, &b, &d);
         if (s != ODL_ERR_TRUNCATED && bad_cut++ < 3)
@@ -847,7 +867,9 @@ static void test_file_crafted(odl_test_ctx *t)
             CHECK(d.msg[0] != '\0');
         }
         /* the FP32 model in the same file is still readable */
+        odl_node_desc fd_nodes[64];
         odl_model_desc fd;
+        odl_desc_init(&fd, fd_nodes, 64, 1, 1, 1);
         CHECK(odl_file_read_desc(buf, m.len, &fd, &d) == ODL_OK);
         free(q2.buf);
         free(buf);

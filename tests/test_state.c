@@ -225,8 +225,10 @@ typedef struct learner {
 /* 1x1x4 -> flatten, dense `hidden`, relu, dense 3; training mode. */
 static odl_status model_new(box *b, odl_model **m, int32_t hidden, uint64_t seed)
 {
+    odl_node_desc desc_nodes[64];
     odl_model_desc desc;
-    odl_desc_init(&desc, 1, 1, 4);
+    odl_desc_init(&desc, desc_nodes, 64, 1, 1, 1);
+    odl_desc_init(&desc, desc.layers, desc.cap_layers, 1, 1, 4);
     odl_desc_flatten(&desc);
     odl_desc_dense(&desc, hidden);
     odl_desc_relu(&desc);
@@ -596,7 +598,9 @@ static void test_model_with_state(odl_test_ctx *t)
     CHECK(types[nt - 5] == ODL_CHUNK_REPLAY && types[nt - 4] == ODL_CHUNK_EWC && types[nt - 3] == ODL_CHUNK_NCM &&
           types[nt - 2] == ODL_CHUNK_SLDA && types[nt - 1] == ODL_CHUNK_END);
     /* still a model file for the model readers (they skip the state) */
+    odl_node_desc desc_nodes[64];
     odl_model_desc desc;
+    odl_desc_init(&desc, desc_nodes, 64, 1, 1, 1);
     CHECK_OK(odl_file_read_desc(f.p, f.len, &desc, &d));
     CHECK_OK(odl_model_load_params(b.m, f.p, f.len, &d));
     const odl_model_desc *md = odl_model_get_desc(a.m);

@@ -853,8 +853,10 @@ static void test_posix_basic(odl_test_ctx *t)
     CHECK(odl_store_posix_read_current(sdir, &buf, &len, NULL, &d) == ODL_ERR_NOT_FOUND);
 
     /* commit real model files through the helper */
+    odl_node_desc desc_nodes[64];
     odl_model_desc desc;
-    odl_desc_init(&desc, 1, 1, 4);
+    odl_desc_init(&desc, desc_nodes, 64, 1, 1, 1);
+    odl_desc_init(&desc, desc.layers, desc.cap_layers, 1, 1, 4);
     odl_desc_dense(&desc, 3);
     odl_model_cfg cfg = odl_model_cfg_defaults();
     odl_mem_plan plan;

@@ -39,7 +39,9 @@ int main(void)
     odl_diag diag;
     odl_diag_clear(&diag);
 
+    odl_node_desc desc_nodes[64];
     odl_model_desc desc;
+    odl_desc_init(&desc, desc_nodes, 64, 1, 1, 1);
     const int32_t hidden[] = {16};
     odl_status s = odl_desc_mlp(&desc, 1, 1, N_FEATURES, hidden, 1, N_CLASSES);
     if (s != ODL_OK)

@@ -17,7 +17,10 @@ extern "C" {
 #endif
 
 #define ODL_FILE_VERSION_MAJOR 1
-#define ODL_FILE_VERSION_MINOR 0
+/* The newest minor this odl reads and writes. A writer marks each file with
+ * the lowest version that holds it (1.0 unless the topology needs 1.1's
+ * graph records), so sequential models stay readable by older readers. */
+#define ODL_FILE_VERSION_MINOR 1
 #define ODL_FILE_HEADER_BYTES 16
 #define ODL_CHUNK_HEADER_BYTES 16
 
@@ -91,6 +94,12 @@ odl_status odl_model_save(const odl_model *m, const odl_meta_kv *meta, int32_t n
  * a host can size storage exactly and call again (odl_file_count_nodes does
  * the same without a description). */
 odl_status odl_file_read_desc(const void *buf, size_t len, odl_model_desc *desc, odl_diag *d);
+/* The same, with the caller's scratch for the shape checks: shapes (room
+ * for cap_shapes entries; filled with every node's output shape).
+ * odl_file_read_desc uses a scratch of its own on the stack for models of
+ * up to 32 nodes and answers ODL_ERR_NOMEM for larger ones. */
+odl_status odl_file_read_desc_ws(const void *buf, size_t len, odl_model_desc *desc, odl_layer_shape *shapes,
+                                 int32_t cap_shapes, odl_diag *d);
 /* The number of nodes in the file's topology (the file checked as above). */
 odl_status odl_file_count_nodes(const void *buf, size_t len, int32_t *n_nodes, odl_diag *d);
 

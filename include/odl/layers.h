@@ -94,6 +94,9 @@ void odl_depthwise_forward_f32_ref(const odl_window_dims *d, const float *x,
 void odl_depthwise_backward_f32(const odl_window_dims *d, const float *x,
                                 const float *w, const float *dy, float *dx,
                                 float *dw, float *db);
+void odl_depthwise_backward_f32_ref(const odl_window_dims *d, const float *x,
+                                    const float *w, const float *dy, float *dx,
+                                    float *dw, float *db);
 
 /* Pools: out_c == in_c. Padding counts as -inf (max). The average's divisor
  * counts the window's cells inside the input, or with ODL_NODE_COUNT_PAD

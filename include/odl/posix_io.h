@@ -17,6 +17,16 @@ extern "C" {
 odl_status odl_host_read_file(const char *path, void **buf, size_t *len, odl_diag *d);
 void odl_host_free(void *buf);
 
+/* Reads a model file's topology into desc with node storage malloc'd to the
+ * exact count (odl_file_count_nodes); free it with odl_host_desc_free. */
+odl_status odl_host_read_desc(const void *buf, size_t len, odl_model_desc *desc, odl_diag *d);
+/* Gives desc malloc'd storage for cap nodes and copies src into it
+ * (the host's odl_desc_copy for a description it will modify). */
+odl_status odl_host_desc_copy(odl_model_desc *desc, const odl_model_desc *src, int32_t cap, odl_diag *d);
+void odl_host_desc_free(odl_model_desc *desc);
+/* malloc'd scratch for n_layers shapes (odl_desc_check); free() it. */
+odl_layer_shape *odl_host_shapes(const odl_model_desc *desc, odl_diag *d);
+
 typedef struct odl_posix_file {
     int fd;
     char path[1024];

@@ -128,13 +128,14 @@ typedef struct odl_qcalib {
     int32_t boundary;
     int64_t samples;                /* samples observed */
     float in_min, in_max;           /* range of the model input */
-    float min[ODL_MAX_LAYERS];      /* range of each layer's output, [0, boundary) */
-    float max[ODL_MAX_LAYERS];
+    float *min, *max;               /* range of each layer's output, [0, boundary): the caller's storage */
 } odl_qcalib;
 
 /* Starts a calibration of layers [0, boundary) of desc (checked as
- * odl_qmodel_plan does). */
-odl_status odl_qcalib_begin(odl_qcalib *c, const odl_model_desc *desc, int32_t boundary, odl_diag *d);
+ * odl_qmodel_plan does); ranges: the caller's storage for 2 × boundary
+ * floats (the minima, then the maxima), which must outlive c. */
+odl_status odl_qcalib_begin(odl_qcalib *c, const odl_model_desc *desc, int32_t boundary, float *ranges,
+                            odl_diag *d);
 /* Floats of work memory odl_qcalib_observe needs for a batch of n. */
 size_t odl_qcalib_work_floats(const odl_model_desc *desc, int32_t boundary, int32_t n);
 /* Runs the FP32 model m (whose max_batch must be ≥ n) layer by layer on n
@@ -148,8 +149,12 @@ typedef struct odl_qmodel odl_qmodel;
 
 /* Exact bytes odl_qmodel_init takes: the handle (state), int8 weights and
  * int32/float per-channel data (params), two int8 ping-pong buffers of
- * max_batch samples and the conv scratch (scratch). boundary in 1..n_layers;
- * every parameterised layer below it must reduce over ≤ 32768 inputs. */
+ * max_batch samples and the conv scratch (scratch). boundary in 1..n_layers,
+ * a cut point; every node below it must be a sequential node of an operator
+ * INT8 supports (dense, conv2d with one group, depthwise, max/avg pool, gap,
+ * relu, relu6, flatten, dropout; symmetric padding, no dilation, no ceil
+ * mode), else ODL_ERR_UNSUPPORTED naming the node; every parameterised
+ * layer below it must reduce over ≤ 32768 inputs. */
 odl_status odl_qmodel_plan(const odl_model_desc *desc, int32_t boundary, int32_t max_batch,
                            odl_mem_plan *plan, odl_diag *d);
 odl_status odl_qmodel_init(odl_qmodel **out, const odl_model_desc *desc, int32_t boundary,

@@ -196,7 +196,6 @@ static odl_capi_model *model_make(const odl_model_desc *desc, odl_diag *d)
         return NULL;
     }
     h->refs = 1;
-    h->desc = *desc;
     h->max_batch = CAPI_MAX_BATCH;
     odl_model_cfg cfg = odl_model_cfg_defaults();
     cfg.mode = ODL_MODE_INFER;
@@ -213,6 +212,7 @@ static odl_capi_model *model_make(const odl_model_desc *desc, odl_diag *d)
     if (s == ODL_OK)
         s = odl_model_init(&h->m, desc, &cfg, &a, d);
     if (s == ODL_OK) {
+        h->desc = *odl_model_get_desc(h->m); /* the model's own nodes, in its arena */
         h->probs = malloc(sizeof(float) * (size_t)odl_model_n_classes(h->m));
         if (!h->probs)
             s = odl_fail(d, ODL_ERR_NOMEM, "out of memory");
@@ -253,10 +253,11 @@ odl_capi_model *odl_capi_model_load(const char *path, char *err, size_t errcap)
     }
     odl_model_desc desc;
     odl_capi_model *h = NULL;
-    s = odl_file_read_desc(file, len, &desc, &d);
+    s = odl_host_read_desc(file, len, &desc, &d);
     if (s == ODL_OK) {
         h = model_make(&desc, &d);
         s = h ? ODL_OK : (d.status != ODL_OK ? d.status : ODL_ERR_NOMEM);
+        odl_host_desc_free(&desc);
     }
     if (s == ODL_OK)
         s = odl_model_load_params(h->m, file, len, &d);
@@ -299,7 +300,10 @@ size_t odl_capi_model_info_json(const odl_capi_model *m, char *buf, size_t cap)
         return jb_done(&j);
     }
     size_t total = 0, trainable = 0;
-    odl_desc_count_params(&m->desc, &total, &trainable);
+    odl_layer_shape *shapes = odl_host_shapes(&m->desc, NULL);
+    if (shapes)
+        odl_desc_count_params(&m->desc, shapes, &total, &trainable);
+    free(shapes);
     jb_printf(&j, "{\"input\": [%d, %d, %d], \"n_classes\": %d, \"params\": %zu, \"trainable_params\": %zu, ",
               (int)m->desc.in_c, (int)m->desc.in_h, (int)m->desc.in_w, (int)odl_model_n_classes(m->m), total,
               trainable);
@@ -308,12 +312,20 @@ size_t odl_capi_model_info_json(const odl_capi_model *m, char *buf, size_t cap)
         jb_printf(&j, ", \"%s\": %zu", odl_mem_kind_name((odl_mem_kind)k), m->plan.bytes[k]);
     jb_printf(&j, "}, \"layers\": [");
     for (int32_t i = 0; i < m->desc.n_layers; i++) {
-        const odl_layer_desc *ld = &m->desc.layers[i];
+        const odl_node_desc *ld = &m->desc.layers[i];
         odl_layer_shape sh = odl_model_layer_shape(m->m, i);
         jb_printf(&j, "%s{\"type\": \"%s\", \"trainable\": %d, \"units\": %d, \"output\": [%d, %d, %d], "
-                      "\"params\": %zu}",
+                      "\"params\": %zu",
                   i ? ", " : "", odl_layer_type_name(ld->type), (int)ld->trainable, (int)ld->units, (int)sh.c,
                   (int)sh.h, (int)sh.w, sh.n_weights + sh.n_bias);
+        /* graph nodes name their inputs (tensor numbers; 0 is the model input) */
+        if (ld->n_in != 1 || ld->in[0] != i) {
+            jb_printf(&j, ", \"inputs\": [");
+            for (int32_t k = 0; k < ld->n_in; k++)
+                jb_printf(&j, "%s%d", k ? ", " : "", (int)ld->in[k]);
+            jb_printf(&j, "]");
+        }
+        jb_printf(&j, "}");
     }
     jb_printf(&j, "]}");
     return jb_done(&j);
@@ -648,10 +660,15 @@ odl_capi_model *odl_capi_learner_model(const odl_capi_learner *L, char *err, siz
     const int32_t b = odl_learner_boundary(L->L);
     const odl_model *head = odl_learner_head(L->L);
     const odl_model *base = L->base->m;
-    odl_model_desc nd = L->base->desc;
+    odl_model_desc nd;
     odl_diag d;
     odl_diag_clear(&d);
-    odl_status s = odl_desc_set_classes(&nd, st.active_classes);
+    odl_status s = odl_host_desc_copy(&nd, &L->base->desc, L->base->desc.n_layers, &d);
+    if (s != ODL_OK) {
+        fail_diag(err, errcap, s, &d);
+        return NULL;
+    }
+    s = odl_desc_set_classes(&nd, st.active_classes);
     if (s == ODL_OK)
         s = odl_desc_freeze_below(&nd, b);
     odl_capi_model *h = NULL;
@@ -660,13 +677,14 @@ odl_capi_model *odl_capi_learner_model(const odl_capi_learner *L, char *err, siz
         if (!h)
             s = d.status != ODL_OK ? d.status : ODL_ERR_NOMEM;
     }
+    const int32_t last = nd.n_layers - 1, n_nodes = nd.n_layers;
+    odl_host_desc_free(&nd);
     if (s != ODL_OK) {
         fail_diag(err, errcap, s, &d);
         return NULL;
     }
-    const int32_t last = nd.n_layers - 1;
     const float *bias = odl_learner_bias(L->L);
-    for (int32_t i = 0; i < nd.n_layers; i++)
+    for (int32_t i = 0; i < n_nodes; i++)
         for (int which = 0; which < 2; which++) {
             size_t n = 0, ns = 0;
             float *dst = odl_model_param(h->m, i, which, &n);

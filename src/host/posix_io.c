@@ -274,3 +274,65 @@ void odl_posix_writer_abort(odl_posix_file *f)
     f->fd = -1;
     unlink(f->tmp_path);
 }
+
+odl_status odl_host_read_desc(const void *buf, size_t len, odl_model_desc *desc, odl_diag *d)
+{
+    memset(desc, 0, sizeof *desc);
+    int32_t n = 0;
+    odl_status s = odl_file_count_nodes(buf, len, &n, d);
+    if (s != ODL_OK)
+        return s;
+    odl_node_desc *nodes = calloc((size_t)n, sizeof *nodes);
+    odl_layer_shape *shapes = calloc((size_t)n, sizeof *shapes);
+    if (!nodes || !shapes) {
+        free(nodes);
+        free(shapes);
+        return odl_fail(d, ODL_ERR_NOMEM, "out of memory for a topology of %ld nodes", (long)n);
+    }
+    s = odl_desc_init(desc, nodes, n, 1, 1, 1);
+    if (s == ODL_OK)
+        s = odl_file_read_desc_ws(buf, len, desc, shapes, n, d);
+    free(shapes);
+    if (s != ODL_OK) {
+        free(nodes);
+        memset(desc, 0, sizeof *desc);
+    }
+    return s;
+}
+
+odl_status odl_host_desc_copy(odl_model_desc *desc, const odl_model_desc *src, int32_t cap, odl_diag *d)
+{
+    memset(desc, 0, sizeof *desc);
+    if (cap < src->n_layers)
+        cap = src->n_layers;
+    if (cap < 1)
+        cap = 1;
+    odl_node_desc *nodes = calloc((size_t)cap, sizeof *nodes);
+    if (!nodes)
+        return odl_fail(d, ODL_ERR_NOMEM, "out of memory for a description of %ld nodes", (long)cap);
+    odl_status s = odl_desc_init(desc, nodes, cap, src->in_c, src->in_h, src->in_w);
+    if (s == ODL_OK)
+        s = odl_desc_copy(desc, src, d);
+    if (s != ODL_OK) {
+        free(nodes);
+        memset(desc, 0, sizeof *desc);
+    }
+    return s;
+}
+
+void odl_host_desc_free(odl_model_desc *desc)
+{
+    if (!desc)
+        return;
+    free(desc->layers);
+    memset(desc, 0, sizeof *desc);
+}
+
+odl_layer_shape *odl_host_shapes(const odl_model_desc *desc, odl_diag *d)
+{
+    size_t n = desc && desc->n_layers > 0 ? (size_t)desc->n_layers : 1;
+    odl_layer_shape *s = calloc(n, sizeof *s);
+    if (!s)
+        odl_fail(d, ODL_ERR_NOMEM, "out of memory for %zu shapes", n);
+    return s;
+}

@@ -17,7 +17,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(buf, data, size);
     odl_model_desc desc;
     odl_diag d;
-    if (odl_file_read_desc(buf, size, &desc, &d) == ODL_OK) {
+    int32_t n = 0;
+    odl_node_desc *nodes = NULL;
+    odl_layer_shape *shapes = NULL;
+    /* storage sized by the checked count: the file backs every node with
+     * record bytes, so the count is bounded by the input's size */
+    if (odl_file_count_nodes(buf, size, &n, &d) == ODL_OK) {
+        nodes = calloc((size_t)n, sizeof *nodes);
+        shapes = calloc((size_t)n, sizeof *shapes);
+    }
+    if (nodes && shapes && odl_desc_init(&desc, nodes, n, 1, 1, 1) == ODL_OK &&
+        odl_file_read_desc_ws(buf, size, &desc, shapes, n, &d) == ODL_OK) {
         odl_model_cfg cfg = odl_model_cfg_defaults();
         odl_mem_plan plan;
         /* a file the reader accepted has its tensors present, so its plan is
@@ -34,6 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char v[64];
         (void)odl_file_meta_get(buf, size, "arch", v, sizeof v, &d);
     }
+    free(nodes);
+    free(shapes);
     free(buf);
     return 0;
 }

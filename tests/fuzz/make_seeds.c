@@ -47,7 +47,9 @@ int main(int argc, char **argv)
     odl_rng r;
     odl_rng_seed(&r, 3, 3);
     /* a small model: 8 inputs -> dense 8 -> relu -> dense 4 */
+    odl_node_desc nodes[ODL_MLP_NODES(1)];
     odl_model_desc desc;
+    odl_desc_init(&desc, nodes, ODL_MLP_NODES(1), 1, 1, 8);
     int32_t hidden[1] = {8};
     odl_desc_mlp(&desc, 1, 1, 8, hidden, 1, 4);
     odl_model_cfg cfg = odl_model_cfg_defaults();
@@ -78,6 +80,33 @@ int main(int argc, char **argv)
     odl_writer w2 = {mem_write, &f2, 0};
     if (odl_state_save_model_with_state(m, meta, 1, rb, NULL, ncm, slda, &w2, NULL) != ODL_OK)
         return 1;
+    /* a graph model (format 1.1): 1x4x4 -> conv 2 (t1) -> relu (t2); t2 + t1
+     * (t3); concat t3, t1 (t4); gap, flatten, dense 3 */
+    odl_node_desc gnodes[8];
+    odl_model_desc g;
+    odl_desc_init(&g, gnodes, 8, 1, 4, 4);
+    odl_desc_conv2d(&g, 2, 3, 1, 1);
+    odl_desc_relu(&g);
+    odl_node_desc n = odl_node_defaults(&g, ODL_LAYER_ADD);
+    n.n_in = 2;
+    n.in[0] = 2;
+    n.in[1] = 1;
+    odl_desc_add_node(&g, &n, NULL);
+    n = odl_node_defaults(&g, ODL_LAYER_CONCAT);
+    n.n_in = 2;
+    n.in[0] = 3;
+    n.in[1] = 1;
+    odl_desc_add_node(&g, &n, NULL);
+    odl_desc_gap(&g);
+    odl_desc_flatten(&g);
+    odl_desc_dense(&g, 3);
+    g.softmax_output = 1;
+    odl_model *gm;
+    static membuf f3;
+    odl_writer w3 = {mem_write, &f3, 0};
+    if (odl_model_init(&gm, &g, &cfg, &a, NULL) != ODL_OK || odl_model_init_params(gm, &r) != ODL_OK ||
+        odl_model_save(gm, NULL, 0, &w3, NULL) != ODL_OK)
+        return 1;
     /* a store medium (the layout fuzz_store uses) with three commits, one rollback */
     enum { CAP = 8192 };
     static uint8_t mem[CAP];
@@ -101,6 +130,7 @@ int main(int argc, char **argv)
     snprintf(d1, sizeof d1, "%s/corpus_model", argv[1]);
     snprintf(d2, sizeof d2, "%s/corpus_state", argv[1]);
     snprintf(d3, sizeof d3, "%s/corpus_store", argv[1]);
-    return dump(d1, "seed.odl", f1.data, f1.len) || dump(d2, "seed-state.odl", f2.data, f2.len) ||
+    return dump(d1, "seed.odl", f1.data, f1.len) || dump(d1, "seed-graph.odl", f3.data, f3.len) ||
+           dump(d2, "seed-state.odl", f2.data, f2.len) ||
            dump(d3, "seed-medium", mem, CAP);
 }

@@ -151,7 +151,7 @@ int cli_model_load(const char *path, const odl_model_cfg *cfg, cli_model *cm)
     odl_status s = odl_host_read_file(path, &cm->file, &cm->file_len, &d);
     if (s != ODL_OK)
         return cli_fail("", s, &d);
-    s = odl_file_read_desc(cm->file, cm->file_len, &cm->desc, &d);
+    s = odl_host_read_desc(cm->file, cm->file_len, &cm->desc, &d);
     if (s != ODL_OK) {
         cli_fail(path, s, &d);
         cli_model_free(cm);
@@ -183,6 +183,7 @@ void cli_model_free(cli_model *cm)
 {
     odl_host_free(cm->file);
     free(cm->arena_buf);
+    odl_host_desc_free(&cm->desc);
     memset(cm, 0, sizeof *cm);
 }
 

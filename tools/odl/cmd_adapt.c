@@ -81,7 +81,7 @@ int cmd_adapt(int argc, char **argv)
         } else if ((r = cli_opt(&a, "--seed", &v))) {
             if (r < 0 || cli_parse_int("--seed", v, 0, 2147483647L, &seed)) return 2;
         } else if ((r = cli_opt(&a, "--unfreeze", &v))) {
-            if (r < 0 || cli_parse_int("--unfreeze", v, 0, ODL_MAX_LAYERS, &unfreeze)) return 2;
+            if (r < 0 || cli_parse_int("--unfreeze", v, 0, 65536, &unfreeze)) return 2;
         } else if ((r = cli_opt(&a, "--gradual", &v))) {
             if (r < 0 || cli_parse_int("--gradual", v, 1, 100000, &gradual)) return 2;
         } else if ((r = cli_opt(&a, "--adapter", &v))) {
@@ -279,11 +279,18 @@ int cmd_adapt(int argc, char **argv)
     if (!rc) {
         /* the adapted model: the base's frozen layers, the trained tail, and
          * the learner state (replay buffer, EWC) for a later adapt */
-        odl_model_desc nd = cm.desc;
-        odl_desc_set_classes(&nd, n_classes);
-        if (st.adapter > 0 && odl_desc_insert_adapter(&nd, s.boundary, st.adapter) != ODL_OK)
-            rc = cli_error("%s: no room for an adapter (at most %d layers)", model, ODL_MAX_LAYERS);
-        odl_desc_freeze_below(&nd, s.boundary);
+        odl_model_desc nd;
+        odl_diag dc;
+        odl_diag_clear(&dc);
+        odl_status cs = odl_host_desc_copy(&nd, &cm.desc, cm.desc.n_layers + 1, &dc);
+        if (cs != ODL_OK)
+            rc = cli_fail(model, cs, &dc);
+        if (!rc)
+            odl_desc_set_classes(&nd, n_classes);
+        if (!rc && st.adapter > 0 && odl_desc_insert_adapter(&nd, s.boundary, st.adapter) != ODL_OK)
+            rc = cli_error("%s: cannot insert an adapter before node %d (not a cut point?)", model, (int)s.boundary);
+        if (!rc)
+            odl_desc_freeze_below(&nd, s.boundary);
         char s_n[32], s_classes[32], s_epochs[32], s_seed[32], s_bytes[32];
         snprintf(s_n, sizeof s_n, "%d", (int)user.n);
         snprintf(s_classes, sizeof s_classes, "%d", (int)n_classes);
@@ -302,6 +309,7 @@ int cmd_adapt(int argc, char **argv)
                               {"planned_learning_bytes", s_bytes}};
         if (!rc)
             rc = session_save(&s, cm.m, &nd, meta, (int32_t)(sizeof meta / sizeof meta[0]), out);
+        odl_host_desc_free(&nd);
     }
     if (!rc && st.match && !quiet) {
         if (s.match_classes)

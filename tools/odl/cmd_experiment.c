@@ -180,7 +180,9 @@ static int get_base(ctx *c, int32_t hi, cli_model *cm)
         odl_dataset tr;
         if (subset(&c->train, 0, hi, &tr))
             return 1;
+        odl_node_desc nodes[ODL_EDGE_CNN_NODES];
         odl_model_desc desc;
+        odl_desc_init(&desc, nodes, ODL_EDGE_CNN_NODES, tr.c, tr.h, tr.w);
         odl_desc_edge_cnn(&desc, tr.c, tr.h, tr.w, hi + 1);
         odl_model_cfg cfg = odl_model_cfg_defaults();
         cfg.mode = ODL_MODE_TRAIN;

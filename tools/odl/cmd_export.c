@@ -47,17 +47,21 @@ static int load_checked(const char *path, int want_q, void **buf, size_t *len, o
     odl_status s = odl_host_read_file(path, buf, len, &d);
     if (s != ODL_OK)
         return cli_fail(path, s, &d);
-    s = odl_file_read_desc(*buf, *len, desc, &d);
+    s = odl_host_read_desc(*buf, *len, desc, &d);
     if (s != ODL_OK) {
         odl_host_free(*buf);
         return cli_fail(path, s, &d);
     }
     odl_model_desc qd;
     int32_t boundary;
-    s = odl_qfile_read_desc(*buf, *len, &qd, &boundary, &d);
+    s = odl_host_desc_copy(&qd, desc, desc->n_layers, &d);
+    if (s == ODL_OK)
+        s = odl_qfile_read_desc(*buf, *len, &qd, &boundary, &d);
+    odl_host_desc_free(&qd);
     *has_q = s == ODL_OK;
     if (s != ODL_OK && (s != ODL_ERR_NOT_FOUND || want_q)) {
         odl_host_free(*buf);
+        odl_host_desc_free(desc);
         return cli_fail(path, s, &d);
     }
     return 0;
@@ -133,15 +137,22 @@ int cmd_export(int argc, char **argv)
         return 1;
     if (qpath) {
         if (load_checked(qpath, 1, &qbuf, &qlen, &qdesc, &q_has_q)) {
+            odl_host_desc_free(&desc);
             odl_host_free(buf);
             return 1;
         }
-        if (memcmp(&desc, &qdesc, sizeof desc) != 0) {
+        const int same = desc.in_c == qdesc.in_c && desc.in_h == qdesc.in_h && desc.in_w == qdesc.in_w &&
+                         desc.n_layers == qdesc.n_layers && desc.softmax_output == qdesc.softmax_output &&
+                         memcmp(desc.layers, qdesc.layers, sizeof(odl_node_desc) * (size_t)desc.n_layers) == 0;
+        odl_host_desc_free(&qdesc);
+        if (!same) {
+            odl_host_desc_free(&desc);
             odl_host_free(buf);
             odl_host_free(qbuf);
             return cli_error("export-c: %s and %s have different topologies", in, qpath);
         }
     }
+    odl_host_desc_free(&desc);
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", out);
     FILE *f = fopen(tmp, "w");

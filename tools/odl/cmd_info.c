@@ -37,6 +37,13 @@ typedef struct plan_row {
     size_t trainable;
 } plan_row;
 
+/* A cut point and what training a head from it would take. */
+typedef struct cut_row {
+    int32_t tensor;
+    size_t trainable;
+    odl_mem_plan plan;
+} cut_row;
+
 static void print_plan_json(const plan_row *r)
 {
     printf("{\"name\": \"%s\", \"description\": ", r->name);
@@ -150,20 +157,34 @@ int cmd_info(int argc, char **argv)
     cli_model cm;
     if (cli_model_load(model, &cfg, &cm))
         return 1;
-    odl_model_desc desc = cm.desc;
-    odl_layer_shape shapes[ODL_MAX_LAYERS];
+    const odl_model_desc desc = cm.desc; /* read only: shares cm's nodes */
     odl_diag d;
     odl_diag_clear(&d);
+    odl_layer_shape *shapes = odl_host_shapes(&desc, &d);
+    odl_model_desc full, head_only;
+    if (!shapes || odl_host_desc_copy(&full, &desc, desc.n_layers, &d) != ODL_OK) {
+        free(shapes);
+        cli_model_free(&cm);
+        return cli_error("%s: out of memory", model);
+    }
+    if (odl_host_desc_copy(&head_only, &desc, desc.n_layers, &d) != ODL_OK) {
+        free(shapes);
+        odl_host_desc_free(&full);
+        cli_model_free(&cm);
+        return cli_error("%s: out of memory", model);
+    }
     odl_desc_check(&desc, shapes, &d);
     size_t total = 0, trainable = 0;
-    odl_desc_count_params(&desc, &total, &trainable);
+    odl_desc_count_params(&desc, shapes, &total, &trainable);
 
-    /* the plans: inference, full training, head-only (last dense layer) */
+    /* the plans: inference, full training, head-only (from the latest cut at
+     * or before the last dense layer) */
     int32_t head = desc.n_layers - 1;
     while (head > 0 && desc.layers[head].type != ODL_LAYER_DENSE)
         head--;
+    if (head > 0 && odl_desc_boundary_for_unfreeze(&desc, 1, &head, NULL) != ODL_OK)
+        head = 0;
     plan_row rows[3];
-    odl_model_desc full = desc, head_only = desc;
     odl_desc_freeze_below(&full, 0);
     odl_desc_freeze_below(&head_only, head);
     odl_model_cfg tc = odl_model_cfg_defaults();
@@ -176,11 +197,36 @@ int cmd_info(int argc, char **argv)
     rows[0] = (plan_row){"inference", w0, {{0}, 0}, 0};
     rows[1] = (plan_row){"train_full", w1, {{0}, 0}, total};
     rows[2] = (plan_row){"train_head", w2, {{0}, 0}, 0};
-    odl_desc_count_params(&head_only, NULL, &rows[2].trainable);
+    odl_desc_count_params(&head_only, shapes, NULL, &rows[2].trainable);
     odl_status s = odl_model_plan(&desc, &cfg, &rows[0].plan, &d);
     if (s == ODL_OK) s = odl_model_plan(&full, &tc, &rows[1].plan, &d);
     if (s == ODL_OK) s = odl_model_plan(&head_only, &tc, &rows[2].plan, &d);
+    /* the cut points: where a head may start, what training it would take */
+    cut_row *cuts = calloc((size_t)desc.n_layers + 1, sizeof *cuts);
+    int32_t n_cuts = 0;
+    if (!cuts && s == ODL_OK)
+        s = odl_fail(&d, ODL_ERR_NOMEM, "out of memory");
+    for (int32_t t = 0; t <= desc.n_layers && s == ODL_OK; t++) {
+        if (!odl_desc_is_cut(&desc, t) || t == desc.n_layers)
+            continue;
+        cut_row *c = &cuts[n_cuts++];
+        c->tensor = t;
+        odl_desc_freeze_below(&head_only, t);
+        s = odl_desc_count_params(&head_only, shapes, NULL, &c->trainable);
+        if (s == ODL_OK)
+            s = odl_model_plan(&head_only, &tc, &c->plan, &d);
+    }
+    odl_act_stats act = {0, 0, 0}, act_train = {0, 0, 0};
+    odl_desc_freeze_below(&head_only, head);
+    if (s == ODL_OK)
+        s = odl_model_plan_activations(&desc, &cfg, &act, &d);
+    if (s == ODL_OK)
+        s = odl_model_plan_activations(&head_only, &tc, &act_train, &d);
+    odl_host_desc_free(&full);
+    odl_host_desc_free(&head_only);
     if (s != ODL_OK) {
+        free(shapes);
+        free(cuts);
         cli_model_free(&cm);
         return cli_fail(model, s, &d);
     }
@@ -197,13 +243,13 @@ int cmd_info(int argc, char **argv)
         if (*end == 'K' || *end == 'k') mult = 1024, end++;
         else if (*end == 'M' || *end == 'm') mult = 1024.0 * 1024, end++;
         if (end == budget_s || *end || !(b > 0) || b * mult > 1e15) {
-            cli_model_free(&cm);
+            free(shapes); free(cuts); cli_model_free(&cm);
             return cli_error("--budget: '%s' is not a size like 256K, 1M or 200000", budget_s) + 1;
         }
         budget = (size_t)(b * mult);
     }
     if (strcmp(strategy, "replay") && strcmp(strategy, "naive")) {
-        cli_model_free(&cm);
+        free(shapes); free(cuts); cli_model_free(&cm);
         return cli_error("--strategy: the learner plans naive or replay ('%s')", strategy) + 1;
     }
     odl_learner_cfg lc = odl_learner_cfg_defaults();
@@ -219,6 +265,8 @@ int cmd_info(int argc, char **argv)
     if (s == ODL_OK)
         s = odl_model_plan(&desc, &bcfg, &bp, &d);
     if (s != ODL_OK) {
+        free(shapes);
+        free(cuts);
         cli_model_free(&cm);
         return cli_fail("learner plan", s, &d);
     }
@@ -232,11 +280,22 @@ int cmd_info(int argc, char **argv)
                (int)desc.in_c, (int)desc.in_h, (int)desc.in_w, (int)odl_model_n_classes(cm.m), total, trainable);
         for (int32_t i = 0; i < desc.n_layers; i++) {
             const odl_layer_shape *sh = &shapes[i];
-            printf("%s{\"index\": %d, \"type\": \"%s\", \"output\": [%d, %d, %d], \"params\": %zu, \"trainable\": %s}",
-                   i ? ", " : "", (int)i, odl_layer_type_name(desc.layers[i].type), (int)sh->c, (int)sh->h, (int)sh->w,
-                   sh->n_weights + sh->n_bias, desc.layers[i].trainable ? "true" : "false");
+            const odl_node_desc *l = &desc.layers[i];
+            printf("%s{\"index\": %d, \"type\": \"%s\", \"inputs\": [", i ? ", " : "", (int)i,
+                   odl_layer_type_name(l->type));
+            for (int32_t k = 0; k < l->n_in; k++)
+                printf("%s%d", k ? ", " : "", (int)l->in[k]);
+            printf("], \"output\": [%d, %d, %d], \"params\": %zu, \"trainable\": %s}", (int)sh->c, (int)sh->h,
+                   (int)sh->w, sh->n_weights + sh->n_bias, l->trainable ? "true" : "false");
         }
-        printf("], \"plans\": [");
+        printf("], \"cuts\": [");
+        for (int32_t k = 0; k < n_cuts; k++)
+            printf("%s{\"tensor\": %d, \"trainable_params\": %zu, \"train_bytes\": %zu}", k ? ", " : "",
+                   (int)cuts[k].tensor, cuts[k].trainable, cuts[k].plan.total);
+        printf("], \"activations\": {\"peak\": %zu, \"naive_sum\": %zu, \"lower_bound\": %zu, "
+               "\"train_head_peak\": %zu, \"train_head_naive_sum\": %zu, \"train_head_lower_bound\": %zu}",
+               act.peak, act.naive_sum, act.lower_bound, act_train.peak, act_train.naive_sum, act_train.lower_bound);
+        printf(", \"plans\": [");
         for (int k = 0; k < 3; k++) {
             if (k)
                 printf(", ");
@@ -257,9 +316,12 @@ int cmd_info(int argc, char **argv)
         printf("%s: %s%s%s, %zu bytes, input %dx%dx%d, %d classes\n", model, meta_arch[0] ? meta_arch : "model",
                meta_created[0] ? ", made by " : "", meta_created, cm.file_len, (int)desc.in_c, (int)desc.in_h,
                (int)desc.in_w, (int)odl_model_n_classes(cm.m));
-        printf("\n  #  layer        output          params  trainable\n");
+        int graph = 0;
+        for (int32_t i = 0; i < desc.n_layers; i++)
+            graph |= desc.layers[i].n_in != 1 || desc.layers[i].in[0] != i;
+        printf("\n  #  layer        output          params  trainable%s\n", graph ? "  inputs" : "");
         for (int32_t i = 0; i < desc.n_layers; i++) {
-            const odl_layer_desc *l = &desc.layers[i];
+            const odl_node_desc *l = &desc.layers[i];
             const odl_layer_shape *sh = &shapes[i];
             char out[32], kind[32];
             snprintf(out, sizeof out, "%dx%dx%d", (int)sh->c, (int)sh->h, (int)sh->w);
@@ -268,9 +330,26 @@ int cmd_info(int argc, char **argv)
                 snprintf(kind, sizeof kind, "%s %dx%d", odl_layer_type_name(l->type), (int)l->k_h, (int)l->k_w);
             else
                 snprintf(kind, sizeof kind, "%s", odl_layer_type_name(l->type));
-            printf("%3d  %-12s %-14s %7zu  %s\n", (int)i, kind, out, sh->n_weights + sh->n_bias,
+            printf("%3d  %-12s %-14s %7zu  %s", (int)i, kind, out, sh->n_weights + sh->n_bias,
                    (sh->n_weights && l->trainable) ? "yes" : (sh->n_weights ? "no" : "-"));
+            if (graph) {
+                /* tensor numbers: 0 is the input, k the output of node k-1 */
+                printf("%*s", (sh->n_weights && l->trainable) ? 8 : (sh->n_weights ? 9 : 10), "");
+                for (int32_t k = 0; k < l->n_in; k++)
+                    printf("%s%d", k ? "," : "", (int)l->in[k]);
+            }
+            printf("\n");
         }
+        printf("\ncut points (a head may start at tensor t: node t onwards trains, batch %d, Adam):\n",
+               (int)batch);
+        printf("  %6s %16s %14s\n", "tensor", "trainable params", "training bytes");
+        for (int32_t k = 0; k < n_cuts; k++)
+            printf("  %6d %16zu %14zu%s\n", (int)cuts[k].tensor, cuts[k].trainable, cuts[k].plan.total,
+                   cuts[k].tensor == head ? "   <- the head (last dense layer)" : "");
+        printf("\nactivations (bytes): inference at batch 1: peak %zu, naive sum %zu, lower bound %zu;\n"
+               "  training the head at batch %d: peak %zu, naive sum %zu, lower bound %zu\n",
+               act.peak, act.naive_sum, act.lower_bound, (int)batch, act_train.peak, act_train.naive_sum,
+               act_train.lower_bound);
         printf("\nparameters: %zu total, %zu trainable\n", total, trainable);
         print_state(&cm, 0);
         printf("\nmemory plan (exact bytes, 16-byte aligned blocks):\n");
@@ -333,15 +412,17 @@ int cmd_info(int argc, char **argv)
         const char *names[4] = {rows[0].what, rows[1].what, rows[2].what, lw};
         const odl_mem_plan plans[4] = {rows[0].plan, rows[1].plan, rows[2].plan, lp};
         if (report_write_memory_plans(report_path, model, "odl info: the exact memory plans", names, plans, 4)) {
-            cli_model_free(&cm);
+            free(shapes); free(cuts); cli_model_free(&cm);
             return 1;
         }
     }
     if (budget && device > budget) {
-        cli_model_free(&cm);
+        free(shapes); free(cuts); cli_model_free(&cm);
         return cli_error("%s: the learner needs %zu bytes of RAM, %zu over the %zu-byte budget", model, device,
                          device - budget, budget);
     }
+    free(shapes);
+    free(cuts);
     cli_model_free(&cm);
     return 0;
 }

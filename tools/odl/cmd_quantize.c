@@ -72,7 +72,7 @@ static odl_status qhost_init(qhost *h, const odl_model_desc *desc, int32_t bound
 
 /* Calibrates on `samples` training samples drawn without replacement. */
 static int calibrate(odl_model *m, int32_t boundary, const odl_dataset *ds, int32_t samples, int32_t batch,
-                     uint64_t seed, odl_qcalib *c)
+                     uint64_t seed, odl_qcalib *c, float *ranges)
 {
     odl_diag d;
     odl_diag_clear(&d);
@@ -97,7 +97,7 @@ static int calibrate(odl_model *m, int32_t boundary, const odl_dataset *ds, int3
         idx[k] = idx[j];
         idx[j] = t;
     }
-    odl_status s = odl_qcalib_begin(c, md, boundary, &d);
+    odl_status s = odl_qcalib_begin(c, md, boundary, ranges, &d);
     for (int32_t start = 0; start < samples && s == ODL_OK; start += batch) {
         const int32_t n = samples - start < batch ? samples - start : batch;
         for (int32_t k = 0; k < n; k++)
@@ -234,7 +234,7 @@ int cmd_quantize(int argc, char **argv)
         } else if ((r = cli_opt(&a, "--eval", &eval))) {
             if (r < 0) return 2;
         } else if ((r = cli_opt(&a, "--boundary", &v))) {
-            if (r < 0 || cli_parse_int("--boundary", v, 1, ODL_MAX_LAYERS, &boundary)) return 2;
+            if (r < 0 || cli_parse_int("--boundary", v, 1, 2147483647L, &boundary)) return 2;
         } else if ((r = cli_opt(&a, "--seed", &v))) {
             if (r < 0 || cli_parse_int("--seed", v, 0, 2147483647L, &seed)) return 2;
         } else if ((r = cli_opt(&a, "--batch", &v))) {
@@ -274,12 +274,17 @@ int cmd_quantize(int argc, char **argv)
     odl_status s;
     qhost qh = {0};
     int rc = 0;
+    float *ranges = NULL;
+    odl_model_desc qd = {0};
 
     if (calib) {
         if (boundary < 0) {
+            /* the latest cut at or before the last dense layer */
             boundary = md->n_layers - 1;
             while (boundary > 0 && md->layers[boundary].type != ODL_LAYER_DENSE)
                 boundary--;
+            if (boundary > 0 && odl_desc_boundary_for_unfreeze(md, 1, &boundary, NULL) != ODL_OK)
+                boundary = 0;
             if (boundary <= 0) {
                 rc = cli_error("%s: no dense head after layer 0; give --boundary K", model);
                 goto done;
@@ -302,7 +307,13 @@ int cmd_quantize(int argc, char **argv)
         if (samples > ds.n)
             samples = ds.n;
         odl_qcalib c;
-        rc = calibrate(cm.m, boundary, &ds, samples, batch, (uint64_t)seed, &c);
+        ranges = malloc(sizeof(float) * 2 * (size_t)boundary);
+        if (!ranges) {
+            odl_dataset_free(&ds);
+            rc = cli_error("out of memory");
+            goto done;
+        }
+        rc = calibrate(cm.m, boundary, &ds, samples, batch, (uint64_t)seed, &c, ranges);
         odl_dataset_free(&ds);
         if (rc)
             goto done;
@@ -364,9 +375,10 @@ int cmd_quantize(int argc, char **argv)
         }
     }
     if (eval) {
-        odl_model_desc qd;
         int32_t qb = 0;
-        s = odl_qfile_read_desc(cm.file, cm.file_len, &qd, &qb, &d);
+        s = odl_host_desc_copy(&qd, md, md->n_layers, &d);
+        if (s == ODL_OK)
+            s = odl_qfile_read_desc(cm.file, cm.file_len, &qd, &qb, &d);
         if (s == ODL_OK)
             s = qhost_init(&qh, &qd, qb, batch, &d);
         if (s == ODL_OK)
@@ -388,6 +400,8 @@ int cmd_quantize(int argc, char **argv)
     }
 done:
     free(qh.buf);
+    free(ranges);
+    odl_host_desc_free(&qd);
     cli_model_free(&cm);
     return rc;
 }

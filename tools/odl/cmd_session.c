@@ -50,15 +50,20 @@ static int save_model(odl_learner *L, const cli_model *base, const char *path, u
     odl_learner_get_status(L, &st);
     const int32_t b = odl_learner_boundary(L);
     const odl_model *head = odl_learner_head(L);
-    odl_model_desc nd = base->desc;
+    odl_model_desc nd;
+    odl_status cs = odl_host_desc_copy(&nd, &base->desc, base->desc.n_layers, d);
+    if (cs != ODL_OK)
+        return cli_fail("save", cs, d);
     odl_desc_set_classes(&nd, st.active_classes);
     odl_desc_freeze_below(&nd, b);
     owned_model om;
     odl_model_cfg cfg = odl_model_cfg_defaults();
-    if (owned_model_make(&om, &nd, &cfg))
+    const int made = owned_model_make(&om, &nd, &cfg);
+    const int32_t last = nd.n_layers - 1, n_nodes = nd.n_layers;
+    odl_host_desc_free(&nd);
+    if (made)
         return 1;
-    const int32_t last = nd.n_layers - 1;
-    for (int32_t i = 0; i < nd.n_layers; i++)
+    for (int32_t i = 0; i < n_nodes; i++)
         for (int which = 0; which < 2; which++) {
             size_t n, ns;
             float *dst = odl_model_param(om.m, i, which, &n);

@@ -38,26 +38,49 @@ static void help(FILE *f)
           f);
 }
 
+/* Builds --arch into desc, whose node storage (malloc'd) the caller frees
+ * with odl_host_desc_free. */
 static int parse_arch(const char *arch, const odl_dataset *ds, int32_t n_classes, odl_model_desc *desc)
 {
     odl_status s;
+    memset(desc, 0, sizeof *desc);
     if (!strcmp(arch, "edge-cnn")) {
-        s = odl_desc_edge_cnn(desc, ds->c, ds->h, ds->w, n_classes);
+        odl_node_desc *nodes = calloc(ODL_EDGE_CNN_NODES, sizeof *nodes);
+        if (!nodes)
+            return cli_error("out of memory");
+        s = odl_desc_init(desc, nodes, ODL_EDGE_CNN_NODES, ds->c, ds->h, ds->w);
+        if (s == ODL_OK)
+            s = odl_desc_edge_cnn(desc, ds->c, ds->h, ds->w, n_classes);
+        if (s != ODL_OK) {
+            free(nodes);
+            memset(desc, 0, sizeof *desc);
+        }
     } else if (!strncmp(arch, "mlp:", 4) || !strcmp(arch, "mlp")) {
-        int32_t hidden[ODL_MAX_LAYERS];
-        int32_t nh = 0;
         const char *p = arch[3] == ':' ? arch + 4 : "";
+        /* at most one width per two characters of the list */
+        const size_t cap = strlen(p) / 2 + 1;
+        if (cap > 1024)
+            return cli_error("--arch: too many hidden layers (at most 1024)");
+        int32_t hidden[1024];
+        int32_t nh = 0;
         while (*p) {
             char *end;
             long v = strtol(p, &end, 10);
             if (end == p || v <= 0 || v > 65536 || (*end && *end != ','))
                 return cli_error("--arch: '%s' is not mlp:H1,H2,... with positive widths", arch);
-            if (nh >= (ODL_MAX_LAYERS - 2) / 2)
-                return cli_error("--arch: too many hidden layers (at most %d)", (ODL_MAX_LAYERS - 2) / 2);
             hidden[nh++] = (int32_t)v;
             p = *end ? end + 1 : end;
         }
-        s = odl_desc_mlp(desc, ds->c, ds->h, ds->w, hidden, nh, n_classes);
+        odl_node_desc *nodes = calloc((size_t)ODL_MLP_NODES(nh), sizeof *nodes);
+        if (!nodes)
+            return cli_error("out of memory");
+        s = odl_desc_init(desc, nodes, ODL_MLP_NODES(nh), ds->c, ds->h, ds->w);
+        if (s == ODL_OK)
+            s = odl_desc_mlp(desc, ds->c, ds->h, ds->w, hidden, nh, n_classes);
+        if (s != ODL_OK) {
+            free(nodes);
+            memset(desc, 0, sizeof *desc);
+        }
     } else {
         return cli_error("--arch: unknown architecture '%s' (edge-cnn or mlp:H1,H2,...)", arch);
     }
@@ -67,6 +90,7 @@ static int parse_arch(const char *arch, const odl_dataset *ds, int32_t n_classes
     odl_diag_clear(&d);
     s = odl_desc_check(desc, NULL, &d);
     if (s != ODL_OK) {
+        odl_host_desc_free(desc);
         if (ds->c == 1 && ds->h == 1 && strcmp(arch, "edge-cnn") == 0)
             return cli_error("%s: %s (flat CSV samples need --shape CxHxW for a conv model)", arch, d.msg);
         return cli_fail(arch, s, &d);
@@ -188,11 +212,13 @@ int cmd_train(int argc, char **argv)
         s = odl_model_init_params_as(m, &rng, strcmp(init, "torch") ? ODL_INIT_HE : ODL_INIT_TORCH);
     if (s != ODL_OK) {
         odl_dataset_free(&ds);
+        odl_host_desc_free(&desc);
         free(buf);
         return cli_fail("train", s, &d);
     }
     size_t n_params = 0;
-    odl_desc_count_params(&desc, &n_params, NULL);
+    odl_desc_count_params(&desc, NULL, &n_params, NULL); /* a built-in architecture: sequential */
+    odl_host_desc_free(&desc);
 
     if (!quiet)
         fprintf(stderr, "training %s (%zu parameters, %d classes) on %d samples of %dx%dx%d; arena %zu bytes\n", arch,

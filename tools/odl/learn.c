@@ -263,7 +263,6 @@ int learn_train(odl_model *m, const odl_dataset *ds, const learn_train_opts *o, 
 int owned_model_make(owned_model *om, const odl_model_desc *desc, const odl_model_cfg *cfg)
 {
     memset(om, 0, sizeof *om);
-    om->desc = *desc;
     odl_diag d;
     odl_diag_clear(&d);
     odl_status s = odl_model_plan(desc, cfg, &om->plan, &d);
@@ -279,6 +278,7 @@ int owned_model_make(owned_model *om, const odl_model_desc *desc, const odl_mode
         owned_model_free(om);
         return cli_fail("model", s, &d);
     }
+    om->desc = *odl_model_get_desc(om->m); /* the model's own nodes: the caller's desc may go */
     return 0;
 }
 
@@ -288,20 +288,33 @@ void owned_model_free(owned_model *om)
     memset(om, 0, sizeof *om);
 }
 
+int learn_count_trainable(const odl_model_desc *desc, size_t *trainable)
+{
+    *trainable = 0;
+    odl_layer_shape *shapes = odl_host_shapes(desc, NULL);
+    if (!shapes)
+        return cli_error("out of memory");
+    odl_desc_count_params(desc, shapes, NULL, trainable);
+    free(shapes);
+    return 0;
+}
+
 /* ---- latents ------------------------------------------------------------------- */
 
+/* Layers the discriminative learning rates and gradual unfreezing count. */
 static int has_params(int32_t t)
 {
-    return t == ODL_LAYER_DENSE || t == ODL_LAYER_CONV2D || t == ODL_LAYER_DEPTHWISE;
+    return t == ODL_LAYER_DENSE || t == ODL_LAYER_CONV2D || t == ODL_LAYER_DEPTHWISE || t == ODL_LAYER_BATCHNORM;
 }
 
 int32_t learn_boundary(const odl_model_desc *d, int32_t unfreeze)
 {
-    int32_t seen = 0;
-    for (int32_t i = d->n_layers - 1; i >= 0; i--)
-        if (has_params(d->layers[i].type) && seen++ == unfreeze)
-            return i;
-    return 0;
+    /* the latest cut at or before the (unfreeze+1)-th parameterised node
+     * from the end (in a sequential model: that node) */
+    int32_t b = 0;
+    if (odl_desc_boundary_for_unfreeze(d, unfreeze + 1, &b, NULL) != ODL_OK)
+        return 0;
+    return b;
 }
 
 int learn_latents(odl_model *m, int32_t boundary, const float *x, int32_t n, float **z, int32_t *dim)
@@ -332,28 +345,30 @@ int learn_latents(odl_model *m, int32_t boundary, const float *x, int32_t n, flo
     return 0;
 }
 
-odl_model_desc learn_tail_desc(const odl_model_desc *full, int32_t boundary, int32_t n_classes)
+int learn_tail_desc(odl_model_desc *t, const odl_model_desc *full, int32_t boundary, int32_t n_classes,
+                    int32_t extra)
 {
-    odl_model_desc t;
-    memset(&t, 0, sizeof t);
-    odl_layer_shape shapes[ODL_MAX_LAYERS];
-    odl_desc_check(full, shapes, NULL);
-    if (boundary > 0) {
-        t.in_c = shapes[boundary - 1].c;
-        t.in_h = shapes[boundary - 1].h;
-        t.in_w = shapes[boundary - 1].w;
-    } else {
-        t.in_c = full->in_c;
-        t.in_h = full->in_h;
-        t.in_w = full->in_w;
+    memset(t, 0, sizeof *t);
+    const int32_t n = full->n_layers - boundary;
+    if (n < 1 || extra < 0)
+        return cli_error("internal: no head after node %d", (int)boundary);
+    odl_node_desc *nodes = calloc((size_t)n + (size_t)extra, sizeof *nodes);
+    if (!nodes)
+        return cli_error("out of memory");
+    odl_diag d;
+    odl_diag_clear(&d);
+    odl_status s = odl_desc_init(t, nodes, n + extra, 1, 1, 1);
+    if (s == ODL_OK)
+        s = odl_desc_tail(t, full, boundary, &d);
+    if (s != ODL_OK) {
+        free(nodes);
+        memset(t, 0, sizeof *t);
+        return cli_fail("head", s, &d);
     }
-    t.n_layers = full->n_layers - boundary;
-    for (int32_t i = 0; i < t.n_layers; i++) {
-        t.layers[i] = full->layers[boundary + i];
-        t.layers[i].trainable = 1;
-    }
-    odl_desc_set_classes(&t, n_classes);
-    return t;
+    for (int32_t i = 0; i < t->n_layers; i++)
+        t->layers[i].trainable = 1;
+    odl_desc_set_classes(t, n_classes);
+    return 0;
 }
 
 /* ---- strategies ------------------------------------------------------------------ */
@@ -406,7 +421,7 @@ int strat_parse(const char *spec, strat *out)
             return cli_error("strategy '%s': option '%s' needs a value ≥ 0 (e.g. size=200)", spec, opts);
         else if (!strcmp(opts, "size") && x >= 1 && x <= (1 << 24))
             out->replay_size = (int32_t)x;
-        else if (!strcmp(opts, "unfreeze") && x <= ODL_MAX_LAYERS)
+        else if (!strcmp(opts, "unfreeze") && x <= 65536)
             out->unfreeze = (int32_t)x;
         else if (!strcmp(opts, "lambda"))
             out->ewc_lambda = (float)x;
@@ -491,14 +506,26 @@ static int make_head(session *s, int32_t n_classes, owned_model *out)
     cfg.max_batch = s->st.batch;
     cfg.optim = odl_optim_defaults(ODL_OPTIM_ADAM);
     cfg.optim.lr = s->st.lr;
-    odl_model_desc d = s->st.kind == STRAT_FULL ? s->base_desc : learn_tail_desc(&s->base_desc, s->boundary, n_classes);
+    odl_model_desc d;
     if (s->st.kind == STRAT_FULL) {
+        odl_diag dg;
+        odl_diag_clear(&dg);
+        odl_status e = odl_host_desc_copy(&d, &s->base_desc, s->base_desc.n_layers, &dg);
+        if (e != ODL_OK)
+            return cli_fail(s->st.name, e, &dg);
         odl_desc_freeze_below(&d, 0);
         odl_desc_set_classes(&d, n_classes);
-    } else if (s->st.adapter > 0 && odl_desc_insert_adapter(&d, 0, s->st.adapter) != ODL_OK) {
-        return cli_error("%s: cannot insert an adapter", s->st.name);
+    } else {
+        if (learn_tail_desc(&d, &s->base_desc, s->boundary, n_classes, 1))
+            return 1;
+        if (s->st.adapter > 0 && odl_desc_insert_adapter(&d, 0, s->st.adapter) != ODL_OK) {
+            odl_host_desc_free(&d);
+            return cli_error("%s: cannot insert an adapter", s->st.name);
+        }
     }
-    if (owned_model_make(out, &d, &cfg))
+    const int rc = owned_model_make(out, &d, &cfg);
+    odl_host_desc_free(&d);
+    if (rc)
         return 1;
     odl_model_init_params(out->m, &s->rng); /* the adapter's identity init; the rest is copied over */
     return 0;
@@ -576,7 +603,7 @@ int session_start(session *s, const strat *st, odl_model *base, int32_t max_clas
             return 1;
         if (copy_tail_params(s->head.m, base, s->boundary, st->kind != STRAT_FULL && st->adapter > 0))
             return 1;
-        odl_desc_count_params(&s->head.desc, NULL, &s->trainable);
+        learn_count_trainable(&s->head.desc, &s->trainable);
         odl_mem_plan_add(&s->learn_plan, &s->head.plan);
     }
 
@@ -1023,12 +1050,18 @@ static int learn_set(session *s, const float *in, const int32_t *y, int32_t n, i
             return 1;
         }
         owned_model_free(&old);
-        odl_desc_count_params(&s->head.desc, NULL, &s->trainable);
+        learn_count_trainable(&s->head.desc, &s->trainable);
     }
     odl_model_reset_optimizer(s->head.m);
     /* discriminative learning rates: γ per parameterised layer below the head */
-    float lr_scale[ODL_MAX_LAYERS];
     const odl_model_desc *hd = odl_model_get_desc(s->head.m);
+    float *lr_scale = malloc(sizeof(float) * 2 * (size_t)hd->n_layers);
+    if (!lr_scale) {
+        free(teacher);
+        free(replay_teacher);
+        return cli_error("out of memory");
+    }
+    float *full_scale = lr_scale + hd->n_layers;
     float f = 1.0f;
     for (int32_t i = hd->n_layers - 1; i >= 0; i--) {
         lr_scale[i] = f;
@@ -1059,6 +1092,8 @@ static int learn_set(session *s, const float *in, const int32_t *y, int32_t n, i
     e = odl_adapt_plan(s->head.m, &ac, n, nr, &tp, &d);
     if (e != ODL_OK) {
         free(teacher);
+        free(replay_teacher);
+        free(lr_scale);
         return cli_fail(s->st.name, e, &d);
     }
     {
@@ -1085,8 +1120,7 @@ static int learn_set(session *s, const float *in, const int32_t *y, int32_t n, i
     if (e == ODL_OK && replay_teacher)
         odl_adapt_set_replay_teacher(tr, replay_teacher, old_classes);
     odl_adapt_stats stats;
-    float full_scale[ODL_MAX_LAYERS];
-    memcpy(full_scale, lr_scale, sizeof full_scale);
+    memcpy(full_scale, lr_scale, sizeof(float) * (size_t)hd->n_layers);
     for (int32_t stage = 0; stage < stages && e == ODL_OK; stage++) {
         if (s->st.gradual > 0) {
             int32_t seen = 0;
@@ -1113,6 +1147,7 @@ static int learn_set(session *s, const float *in, const int32_t *y, int32_t n, i
     free(tbuf);
     free(teacher);
     free(replay_teacher);
+    free(lr_scale);
     if (e != ODL_OK)
         return cli_fail(s->st.name, e, &d);
     return 0;

@@ -52,13 +52,19 @@ int owned_model_make(owned_model *om, const odl_model_desc *desc, const odl_mode
 void owned_model_free(owned_model *om);
 
 /* ---- latents -------------------------------------------------------------- */
-/* Index of the first layer of the last `k`+1 parameterised layers: the head
- * boundary when k = 0 (edge-cnn: 9), one more layer unfrozen when k = 1 (7). */
+/* The freeze boundary that unfreezes the last `k`+1 parameterised nodes (the
+ * latest cut point at or before the first of them): the head boundary when
+ * k = 0 (edge-cnn: 9), one more layer unfrozen when k = 1 (7). */
 int32_t learn_boundary(const odl_model_desc *d, int32_t unfreeze);
 /* Runs layers [0, boundary) of m over n samples; *z (malloc'd) gets n×dim. */
 int learn_latents(odl_model *m, int32_t boundary, const float *x, int32_t n, float **z, int32_t *dim);
-/* The description of layers [boundary, L) as a model of its own. */
-odl_model_desc learn_tail_desc(const odl_model_desc *full, int32_t boundary, int32_t n_classes);
+/* The description of nodes [boundary, L) (a cut point) as a model of its own,
+ * all trainable, n_classes outputs, in malloc'd storage with room for
+ * `extra` more nodes (free with odl_host_desc_free). */
+int learn_tail_desc(odl_model_desc *t, const odl_model_desc *full, int32_t boundary, int32_t n_classes,
+                    int32_t extra);
+/* Trainable parameters of a description. */
+int learn_count_trainable(const odl_model_desc *desc, size_t *trainable);
 
 /* ---- strategies ------------------------------------------------------------ */
 typedef enum strat_kind {
