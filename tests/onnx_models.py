@@ -36,7 +36,10 @@ def inp(name, dims):
 
 def cnn(opset=13):
     """Conv+BN+Relu, depthwise conv, pools, PyTorch's shape arithmetic
-    (Shape, Gather, Unsqueeze, Concat -> Reshape), Gemm, Softmax."""
+    (Shape, Gather, Unsqueeze, Concat -> Reshape), Gemm, Softmax. The same
+    weights for every opset."""
+    global rng
+    rng = np.random.default_rng(1)
     n = [
         helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
         helper.make_node("BatchNormalization", ["c1", "g1", "be1", "m1", "v1"], ["bn1"], name="bn1",

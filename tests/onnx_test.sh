@@ -89,7 +89,7 @@ expect_error old_opset "opset 8" "9 to 17" -- import bad_opset.onnx -o out.odl
 expect_error new_opset "opset 18" -- import bad_opset18.onnx -o out.odl
 expect_error matmul_two_tensors "'mm'" "MatMul" -- import bad_matmul.onnx -o out.odl
 expect_error input_shape_rank "does not fit" -- import ok_mlp.onnx -o out.odl --input-shape 6x2x1
-expect_error input_shape_conflict "fixes it at" -- import ok_cnn.onnx -o out.odl --input-shape 1x16x17
+expect_error input_shape_conflict "fixes at 16" -- import ok_cnn.onnx -o out.odl --input-shape 1x16x17
 # the dynamic model imports once its shape is given
 run import bad_dynamic.onnx -o dyn.odl --input-shape 3x5x7
 if [ "$rc" -eq 0 ] && grep -q "input 3x5x7" out.txt; then ok dynamic_shape_fixed; else
@@ -110,7 +110,7 @@ cp ok_cnn.onnx big.onnx
 truncate -s 2M big.onnx
 expect_error size_limit2 "limit" -- import big.onnx -o out.odl --max-mb 1
 expect_error missing_file "nope.onnx" -- import nope.onnx -o out.odl
-expect_error head_not_found "--head nope" "cut points" "logits" -- import ok_cnn.onnx -o out.odl --head nope
+expect_error head_not_found "--head nope" "cut points" "prob" -- import ok_cnn.onnx -o out.odl --head nope
 expect_error head_not_cut "not a cut point" -- import ok_cnn.onnx -o out.odl --head hs
 
 # 2. imports
@@ -127,9 +127,9 @@ run predict --help
 if [ "$rc" -eq 0 ] && grep -q "usage: odl predict" out.txt; then ok predict_help; else fail predict_help "rc $rc"; fi
 
 # the same model from opsets 13 and 11 predicts the same
-run predict ok_cnn.odl --data x_cnn.npy -o p13.npy
+run predict ok_cnn.odl --data x_cnn.npy -o p13.npy --softmax
 r1=$rc
-run predict ok_cnn_opset11.odl --data x_cnn.npy -o p11.npy
+run predict ok_cnn_opset11.odl --data x_cnn.npy -o p11.npy --softmax
 if [ "$r1" -eq 0 ] && [ "$rc" -eq 0 ] && $PY - <<'EOF'; then ok predict_opsets_agree; else fail predict_opsets_agree "rc $r1/$rc: $(head -c 300 err.txt)"; fi
 import numpy as np, sys
 a, b = np.load("p13.npy"), np.load("p11.npy")
@@ -137,7 +137,7 @@ assert a.shape == (7, 5) and a.dtype == np.float32, (a.shape, a.dtype)
 assert np.allclose(a.sum(1), 1, atol=1e-5), "softmax model: rows should sum to 1"
 assert np.array_equal(a, b)
 EOF
-expect_error predict_shape "x_cnn.npy" "1x6" -- predict ok_mlp.odl --data x_cnn.npy
+expect_error predict_shape "x_cnn.npy" "6x1x1" -- predict ok_mlp.odl --data x_cnn.npy
 expect_error predict_out_ext "must end in .npy or .csv" -- predict ok_mlp.odl --data x_mlp.npy -o out.txt
 
 # 3. PyTorch

@@ -332,6 +332,7 @@ static odl_status check_attrs(ctx *c, const char *allowed)
 
 static odl_status attr_int(ctx *c, const char *name, int64_t def, int64_t *out)
 {
+    *out = def;
     const Onnx__AttributeProto *a = attr(c->node, name);
     if (!a) {
         *out = def;
@@ -345,6 +346,7 @@ static odl_status attr_int(ctx *c, const char *name, int64_t def, int64_t *out)
 
 static odl_status attr_float(ctx *c, const char *name, float def, float *out)
 {
+    *out = def;
     const Onnx__AttributeProto *a = attr(c->node, name);
     if (!a) {
         *out = def;
@@ -664,7 +666,7 @@ static int bcast_strides(const val *in, int ro, const int64_t *od, size_t *st)
 static odl_status const_binary(ctx *c, const char *op, val *a, val *b, val *y)
 {
     int ro = a->rank > b->rank ? a->rank : b->rank;
-    int64_t od[MAXR];
+    int64_t od[MAXR] = {0};
     for (int k = 0; k < ro; k++) {
         int ka = k - (ro - a->rank), kb = k - (ro - b->rank);
         int64_t da = ka >= 0 ? a->dims[ka] : 1, db = kb >= 0 ? b->dims[kb] : 1;
@@ -969,7 +971,7 @@ static odl_status const_gather(ctx *c, val *x, val *ind, val *y)
     int ro = x->rank - 1 + ind->rank;
     if (ro > MAXR)
         return nfail(c, ODL_ERR_UNSUPPORTED, "a result of rank %d", ro);
-    int64_t od[MAXR];
+    int64_t od[MAXR] = {0};
     int j = 0;
     for (int k = 0; k < a; k++)
         od[j++] = x->dims[k];
@@ -1018,7 +1020,7 @@ static odl_status const_concat(ctx *c, val *y)
     int a;
     if (!norm_axis(axis, v0->rank, &a))
         return nfail(c, ODL_ERR_ARG, "axis %lld out of range", (long long)axis);
-    int64_t od[MAXR];
+    int64_t od[MAXR] = {0};
     for (int k = 0; k < v0->rank; k++)
         od[k] = v0->dims[k];
     od[a] = 0;
@@ -1177,8 +1179,8 @@ static odl_status eval_const(ctx *c, const char *op)
         return const_gather(c, x, ind, y);
     }
     if (!strcmp(op, "Unsqueeze") || !strcmp(op, "Squeeze")) {
-        int64_t axes[MAXR], od[MAXR];
-        int na, ro;
+        int64_t axes[MAXR] = {0}, od[MAXR] = {0};
+        int na = -1, ro = 0;
         if ((s = axes_arg(c, 1, axes, &na)) != ODL_OK)
             return s;
         if (!strcmp(op, "Unsqueeze")) {
@@ -1192,8 +1194,8 @@ static odl_status eval_const(ctx *c, const char *op)
     }
     if (!strcmp(op, "Reshape")) {
         val *shape;
-        int64_t az, od[MAXR];
-        int ro;
+        int64_t az = 0, od[MAXR] = {0};
+        int ro = 0;
         if ((s = need_const(c, 1, &shape, "shape", 1)) != ODL_OK ||
             (s = attr_int(c, "allowzero", 0, &az)) != ODL_OK ||
             (s = reshape_dims(c, x->rank, x->dims, shape, (int)az, &ro, od)) != ODL_OK)
@@ -1533,7 +1535,7 @@ static odl_status lower_conv(ctx *c)
     if (bv && (bv->kind != V_CONST || bv->is_int || bv->count != (size_t)m))
         return nfail(c, ODL_ERR_UNSUPPORTED, "the bias must be a float32 constant of %lld values",
                      (long long)m);
-    int64_t od[4];
+    int64_t od[4] = {0};
     odl_node_desc nd = node_defaults(ODL_LAYER_CONV2D);
     if ((s = window(c, x, wv->dims + 2, 0, &nd, od)) != ODL_OK)
         return s;
@@ -1574,7 +1576,7 @@ static odl_status lower_pool(ctx *c, int is_max)
         return nfail(c, ODL_ERR_FORMAT, "kernel_shape has %d values for %d spatial dimensions",
                      nks, x->rank - 2);
     odl_node_desc nd = node_defaults(is_max ? ODL_LAYER_MAXPOOL : ODL_LAYER_AVGPOOL);
-    int64_t od[4];
+    int64_t od[4] = {0};
     if ((s = window(c, x, ks, 1, &nd, od)) != ODL_OK)
         return s;
     int64_t cip = 0;
@@ -1819,7 +1821,7 @@ static odl_status lower_concat(ctx *c)
     odl_node_desc nd = node_defaults(ODL_LAYER_CONCAT);
     nd.n_in = ni;
     val *v0 = NULL;
-    int64_t od[4];
+    int64_t od[4] = {0};
     for (int k = 0; k < ni; k++) {
         val *v;
         if ((s = need_rt(c, k, &v, "inputs")) != ODL_OK)
@@ -1898,7 +1900,7 @@ static odl_status lower_pad(ctx *c)
     }
     if ((s = output(c, 0, &y)) != ODL_OK)
         return s;
-    int64_t od[4];
+    int64_t od[4] = {0};
     memcpy(od, x->dims, sizeof od);
     odl_node_desc nd = node_defaults(ODL_LAYER_PAD);
     nd.alpha = value;
@@ -1950,8 +1952,8 @@ static odl_status lower_reshape_like(ctx *c, const char *op)
 {
     val *x, *y;
     odl_status s;
-    int64_t od[MAXR];
-    int ro;
+    int64_t od[MAXR] = {0};
+    int ro = 0;
     if ((s = need_rt(c, 0, &x, "data")) != ODL_OK)
         return s;
     if (!strcmp(op, "Reshape")) {
@@ -1975,7 +1977,7 @@ static odl_status lower_reshape_like(ctx *c, const char *op)
         for (int k = 1; k < x->rank; k++)
             od[1] *= x->dims[k];
     } else {
-        int64_t axes[MAXR];
+        int64_t axes[MAXR] = {0};
         int na;
         if ((s = check_attrs(c, "axes")) != ODL_OK || (s = axes_arg(c, 1, axes, &na)) != ODL_OK)
             return s;
@@ -2050,7 +2052,7 @@ static odl_status lower_node(ctx *c)
     }
     if (!strcmp(op, "ReduceMean")) {
         val *x, *y;
-        int64_t axes[MAXR], keep;
+        int64_t axes[MAXR] = {0}, keep = 1;
         int na;
         if ((s = check_attrs(c, "axes,keepdims")) != ODL_OK || (s = need_rt(c, 0, &x, "data")) != ODL_OK ||
             (s = attr_ints(c, "axes", axes, MAXR, &na)) != ODL_OK ||

@@ -125,7 +125,13 @@ int cmd_import(int argc, char **argv)
         goto done;
     }
     int32_t boundary = -1;
-    if (!strcmp(head, "auto")) {
+    int has_params = 0;
+    for (int32_t i = 0; i < im.desc.n_layers; i++)
+        has_params |= im.n_w[i] > 0 || im.n_b[i] > 0;
+    if (!strcmp(head, "auto") && !has_params) {
+        /* nothing to train: the whole model is the frozen base */
+        boundary = im.desc.n_layers;
+    } else if (!strcmp(head, "auto")) {
         s = odl_desc_boundary_for_unfreeze(&im.desc, 1, &boundary, &d);
         if (s != ODL_OK) {
             cli_fail("--head auto", s, &d);
