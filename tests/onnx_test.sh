@@ -8,10 +8,11 @@
 #    truncated, garbage and oversized files too; no output file is left.
 # 2. Models it must import: --head auto and --head TENSOR (a cut point, or
 #    an error listing them), the tensor names kept in the file.
-# 3. A small residual CNN exported from PyTorch at test time (random
-#    weights, batch norm with non-trivial statistics, eval mode): odl
-#    predict on 50 random inputs matches PyTorch within 1e-4 of the largest
-#    output magnitude, as .npy and as CSV; --softmax gives probabilities.
+# 3. A small residual CNN and a DS-CNN exported from PyTorch at test time
+#    (random weights, batch norm with non-trivial statistics, eval mode):
+#    odl predict on 50 random inputs matches PyTorch within 1e-4 of the
+#    largest output magnitude, as .npy and as CSV; --softmax gives
+#    probabilities.
 # Prints "ok NAME" / "FAIL NAME: WHY"; exits non-zero if anything failed.
 set -u
 if [ $# -lt 2 ]; then
@@ -178,6 +179,25 @@ xs = torch.randn(50, 1, 14, 14)
 np.save("xt.npy", xs.numpy())
 with torch.no_grad():
     np.save("yt.npy", m(xs).numpy())
+# a keyword-spotting DS-CNN: conv+BN+ReLU chains (depthwise, pointwise)
+torch.manual_seed(1)
+def bn(c):
+    b = nn.BatchNorm2d(c)
+    b.running_mean.uniform_(-0.3, 0.3); b.running_var.uniform_(0.5, 1.5)
+    b.weight.data.uniform_(0.5, 1.5); b.bias.data.uniform_(-0.3, 0.3)
+    return b
+layers = [nn.Conv2d(1, 16, (10, 4), stride=(2, 2), padding=(5, 1)), bn(16), nn.ReLU()]
+for _ in range(2):
+    layers += [nn.Conv2d(16, 16, 3, padding=1, groups=16), bn(16), nn.ReLU(),
+               nn.Conv2d(16, 16, 1), bn(16), nn.ReLU()]
+layers += [nn.Dropout(0.4), nn.AvgPool2d((25, 5)), nn.Flatten(), nn.Linear(16, 12)]
+ds = nn.Sequential(*layers).eval()
+torch.onnx.export(ds, torch.randn(1, 1, 49, 10), "dscnn.onnx", opset_version=13, input_names=["mfcc"],
+                  output_names=["logits"], dynamic_axes={"mfcc": {0: "batch"}})
+xs = torch.randn(50, 1, 49, 10)
+np.save("xd.npy", xs.numpy())
+with torch.no_grad():
+    np.save("yd.npy", ds(xs).numpy())
 EOF
     if ! $PY export.py >export.txt 2>&1; then
         fail pytorch_export "$(grep -v Warning export.txt | tail -3)"
@@ -210,6 +230,17 @@ e = np.exp(want - want.max(1, keepdims=True))
 assert np.abs(soft - e / e.sum(1, keepdims=True)).max() <= 1e-5, "--softmax is not the softmax"
 EOF
         fi
+        run import dscnn.onnx -o dscnn.odl
+        r1=$rc
+        run predict dscnn.odl --data xd.npy -o pd.npy
+        if [ "$r1" -ne 0 ] || [ "$rc" -ne 0 ]; then fail pytorch_dscnn "rc $r1/$rc: $(head -c 300 err.txt)"
+        elif $PY - <<'EOF'; then ok pytorch_dscnn_match; else fail pytorch_dscnn_match "see above"; fi
+import numpy as np
+want, got = np.load("yd.npy"), np.load("pd.npy")
+err, tol = np.abs(got - want).max(), 1e-4 * np.abs(want).max()
+print(f"DS-CNN: max abs error {err:.3g}, tolerance {tol:.3g}")
+assert got.shape == want.shape and err <= tol, "odl differs from PyTorch"
+EOF
     fi
 fi
 
