@@ -154,7 +154,9 @@ static int read_tensor(const char *path, tens *t)
     int dt = tp->data_type;
     if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) {
         t->f = malloc((t->count ? t->count : 1) * sizeof *t->f);
-        if (tp->has_raw_data && tp->raw_data.len == t->count * 4)
+        if (t->count == 0)
+            ;
+        else if (tp->has_raw_data && tp->raw_data.len == t->count * 4)
             memcpy(t->f, tp->raw_data.data, t->count * 4);
         else if (tp->n_float_data == t->count)
             memcpy(t->f, tp->float_data, t->count * 4);
@@ -177,7 +179,9 @@ static int read_tensor(const char *path, tens *t)
     } else if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64) {
         t->is_int = 1;
         t->i = malloc((t->count ? t->count : 1) * sizeof *t->i);
-        if (tp->has_raw_data && tp->raw_data.len == t->count * 8)
+        if (t->count == 0)
+            ;
+        else if (tp->has_raw_data && tp->raw_data.len == t->count * 8)
             memcpy(t->i, tp->raw_data.data, t->count * 8);
         else if (tp->n_int64_data == t->count)
             memcpy(t->i, tp->int64_data, t->count * 8);

@@ -383,7 +383,8 @@ static const char *attr_str(ctx *c, const char *name, char *buf, size_t cap)
     buf[0] = 0;
     if (a && a->has_s) {
         size_t l = a->s.len < cap - 1 ? a->s.len : cap - 1;
-        memcpy(buf, a->s.data, l);
+        if (l)
+            memcpy(buf, a->s.data, l);
         buf[l] = 0;
     }
     return buf;
@@ -2349,9 +2350,11 @@ static odl_status import_graph(ctx *c, const Onnx__ModelProto *mp, odl_onnx_mode
         c->data_backed = 0;
         if (s != ODL_OK)
             return s;
-        if (k0->is_int64)
+        if (v->count && !(k0->is_int64 ? (const void *)k0->data64 : (const void *)k0->data))
+            return gfail(c, ODL_ERR_ARG, "constant '%.80s' has no data", k0->name);
+        if (v->count && k0->is_int64)
             memcpy(v->i, k0->data64, v->count * sizeof(int64_t));
-        else
+        else if (v->count)
             memcpy(v->f, k0->data, v->count * sizeof(float));
     }
     const Onnx__ValueInfoProto *in = NULL;
