@@ -776,6 +776,48 @@ static void test_latent_equals_raw(odl_test_ctx *t)
     free_model(&b);
 }
 
+/* Backward from a start inside the trainable part, at a flatten (a view of
+ * a kept tensor): the gradients equal those of the full run, and the
+ * caller's input may change between forward_train and backward (the model
+ * kept its own copy). */
+static void test_latent_at_view(odl_test_ctx *t)
+{
+    DESC(d);
+    odl_desc_edge_cnn(&d, 1, 8, 8, 3);
+    CHECK_OK(odl_desc_freeze_below(&d, 3));
+    odl_model_cfg cfg = odl_model_cfg_defaults();
+    cfg.mode = ODL_MODE_TRAIN;
+    cfg.max_batch = 2;
+    built b;
+    CHECK_OK(build_model(&b, &d, &cfg, 5));
+    CHECK(odl_model_first_trainable(b.m) == 3);
+    float x[2 * 64], z[2 * 64], dl[6], g_full[64 * 64 + 64];
+    int32_t y[2] = {0, 2};
+    fill(x, 128, 4, 1.0f);
+    odl_rng r;
+    odl_rng_seed(&r, 1, 1);
+    const float *logits;
+    odl_diag dg;
+    CHECK_OK(odl_model_forward_range(b.m, 0, 7, x, 2, z, &dg));
+    CHECK_OK(odl_model_forward_train(b.m, 0, x, 2, &r, &logits, &dg));
+    odl_softmax_xent_f32(2, 3, logits, y, NULL, dl);
+    CHECK_OK(odl_model_backward(b.m, dl, 2, &dg));
+    size_t n;
+    const float *g = odl_model_grad(b.m, 7, 0, &n);
+    REQUIRE(g && n <= sizeof g_full / sizeof g_full[0]);
+    memcpy(g_full, g, sizeof(float) * n);
+    CHECK_OK(odl_model_forward_train(b.m, 7, z, 2, &r, &logits, &dg));
+    odl_softmax_xent_f32(2, 3, logits, y, NULL, dl);
+    fill(z, 128, 99, 5.0f); /* the caller reuses its buffer */
+    CHECK_OK(odl_model_backward(b.m, dl, 2, &dg));
+    g = odl_model_grad(b.m, 7, 0, &n);
+    float worst = 0.0f;
+    for (size_t k = 0; k < n; k++)
+        worst = fmaxf(worst, fabsf(g[k] - g_full[k]));
+    CHECK(worst < 1e-6f);
+    free_model(&b);
+}
+
 static void test_rng(odl_test_ctx *t)
 {
     odl_rng a, b;
@@ -1627,6 +1669,7 @@ static const odl_test_case cases[] = {
     {"kernels_match_reference", test_kernels_match_reference},
     {"deterministic", test_deterministic},
     {"latent_equals_raw", test_latent_equals_raw},
+    {"latent_at_view", test_latent_at_view},
     {"rng", test_rng},
     {"diag_format", test_diag_format},
     {"grad_graph_blocks", test_grad_graph_blocks},
