@@ -1406,6 +1406,31 @@ static void test_graph_round_trip(odl_test_ctx *t)
     odl_diag_clear(&d);
     CHECK(odl_model_load_params(c.m, buf, f.len, &d) == ODL_ERR_SHAPE && contains(d.msg, "layer 4"));
 
+    /* more nodes than odl_file_read_desc's own 32 shapes: _ws with the
+     * caller's scratch reads it (1.0 has no node cap either) */
+    {
+        const int32_t hidden[19] = {3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3};
+        odl_node_desc big_nodes[TEST_NODES], back_nodes[TEST_NODES];
+        odl_model_desc big, back;
+        reinit_with(&big, big_nodes);
+        reinit_with(&back, back_nodes);
+        CHECK_OK(odl_desc_mlp(&big, 1, 1, 4, hidden, 19, 2));
+        REQUIRE(big.n_layers == 40);
+        held e;
+        CHECK_OK(held_make(&e, &big, &cfg, 9, &d));
+        membuf k = {0};
+        CHECK_OK(save_to(e.m, NULL, 0, &k, &d));
+        CHECK(k.p[10] == 0); /* sequential: 1.0 */
+        odl_diag_clear(&d);
+        CHECK(odl_file_read_desc(k.p, k.len, &back, &d) == ODL_ERR_NOMEM && contains(d.msg, "odl_file_read_desc_ws"));
+        odl_layer_shape sh[TEST_NODES];
+        CHECK(odl_file_read_desc_ws(k.p, k.len, &back, sh, 39, &d) == ODL_ERR_NOMEM);
+        CHECK_OK(odl_file_read_desc_ws(k.p, k.len, &back, sh, TEST_NODES, &d));
+        CHECK(desc_equal(&back, &big) && sh[39].c == 2);
+        mb_free(&k);
+        held_free(&e);
+    }
+
     /* a sequential model is still written as 1.0 (older readers read it) */
     membuf h = {0};
     CHECK_OK(tiny_file(&h, &d));
