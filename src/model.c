@@ -814,26 +814,68 @@ static live_ent *find_ent(walk_st *w, int32_t t)
  * at `step` (first fit; deterministic). grad: the gradient region. */
 static size_t first_fit(const walk_st *w, const live_ent *self, int grad, int32_t step, size_t bytes)
 {
-    size_t best = 0;
-    for (;;) {
-        int moved = 0;
-        for (int32_t k = 0; k < w->n; k++) {
-            const live_ent *o = &w->e[k];
-            if (o == self)
-                continue;
-            const int holds = grad ? (o->gplaced && o->glast >= step)
-                                   : (o->region == REG_TRANS && o->froot == o->t && o->flast >= step);
-            if (!holds)
-                continue;
-            const size_t ooff = grad ? o->goff : o->off;
-            if (ooff < best + bytes && best < ooff + o->bytes) {
-                best = ooff + o->bytes; /* move past it and look again */
-                moved = 1;
-            }
+    /* the slots held at `step`, by offset (insertion sort: a graph's width) */
+    size_t off[ODL_PLAN_LIVE], end[ODL_PLAN_LIVE];
+    int32_t n = 0;
+    for (int32_t k = 0; k < w->n; k++) {
+        const live_ent *o = &w->e[k];
+        if (o == self)
+            continue;
+        const int holds = grad ? (o->gplaced && o->glast >= step)
+                               : (o->region == REG_TRANS && o->froot == o->t && o->flast >= step);
+        if (!holds)
+            continue;
+        const size_t ooff = grad ? o->goff : o->off;
+        int32_t j = n++;
+        while (j > 0 && off[j - 1] > ooff) {
+            off[j] = off[j - 1];
+            end[j] = end[j - 1];
+            j--;
         }
-        if (!moved)
-            return best;
+        off[j] = ooff;
+        end[j] = ooff + o->bytes;
     }
+    /* best fit: the smallest free gap that holds it, else above everything */
+    size_t at = 0, top = 0, best_gap = SIZE_MAX, best = 0;
+    for (int32_t k = 0; k <= n; k++) {
+        if (k < n && off[k] > at && off[k] - at >= bytes && off[k] - at < best_gap) {
+            best_gap = off[k] - at;
+            best = at;
+        }
+        if (k < n) {
+            if (end[k] > at)
+                at = end[k];
+            if (end[k] > top)
+                top = end[k];
+        }
+    }
+    return best_gap != SIZE_MAX ? best : top;
+}
+
+/* Node i computes elementwise over input 0 (same shape out) and is that
+ * tensor's last use, which holds a transient slot of its own: the output
+ * can take the slot over (the kernels are plain elementwise loops, safe
+ * with y == x). Outside training's kept tensors only. */
+static live_ent *in_place_source(walk_st *w, int32_t i)
+{
+    const odl_node_desc *l = &w->d->layers[i];
+    const int32_t type = l->type;
+    const int elementwise = type == ODL_LAYER_RELU || type == ODL_LAYER_RELU6 || type == ODL_LAYER_CLIP ||
+                            type == ODL_LAYER_LEAKY_RELU || type == ODL_LAYER_SIGMOID ||
+                            type == ODL_LAYER_HARD_SIGMOID || type == ODL_LAYER_HARD_SWISH ||
+                            type == ODL_LAYER_TANH || type == ODL_LAYER_BATCHNORM || type == ODL_LAYER_ADD ||
+                            type == ODL_LAYER_MUL;
+    if (!elementwise)
+        return NULL;
+    live_ent *src = find_ent(w, l->in[0]);
+    if (!src || src->region != REG_TRANS || src->froot != src->t || src->last != i || src->flast != i)
+        return NULL;
+    for (int32_t k = 1; k < l->n_in; k++) { /* the other operand must not live in that slot */
+        const live_ent *o = find_ent(w, l->in[k]);
+        if (!o || o->froot == src->t)
+            return NULL;
+    }
+    return src;
 }
 
 /* Bytes of transient tensors holding their slots at `step`. */
@@ -932,7 +974,13 @@ static odl_status add_tensor(walk_st *w, int32_t t, const odl_layer_shape *sh, i
         w->naive += e->bytes;
     } else {
         e->region = REG_TRANS;
-        e->off = first_fit(w, e, 0, step, e->bytes);
+        live_ent *src = in_place_source(w, i);
+        if (src) { /* elementwise over a tensor read last here: it takes over that slot */
+            e->off = src->off;
+            src->flast = i - 1;
+        } else {
+            e->off = first_fit(w, e, 0, step, e->bytes);
+        }
         if (e->off + e->bytes > w->trans_peak)
             w->trans_peak = e->off + e->bytes;
         w->naive += e->bytes;
