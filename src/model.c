@@ -5,8 +5,9 @@
  *   kept region        training: the tensors from b on that backward reads
  *                      (ODL_MEM_ACTIVATIONS), one after another.
  *   transient region   every other stored tensor at an offset planned from
- *                      its lifetime [producer, last reader], packed first fit
- *                      in node order (ODL_MEM_SCRATCH).
+ *                      its lifetime [producer, last reader], packed best fit
+ *                      in node order (ODL_MEM_SCRATCH); an elementwise node
+ *                      that is its input's last use takes over its slot.
  *   gradient region    d(tensor) for the tensors after b, packed the same way
  *                      over the same intervals (backward visits them reversed).
  * Flatten and reshape (and dropout outside training) alias their input; a
@@ -810,9 +811,12 @@ static live_ent *find_ent(walk_st *w, int32_t t)
     return NULL;
 }
 
-/* Lowest offset where `bytes` fit beside every entry still holding a slot
- * at `step` (first fit; deterministic). grad: the gradient region. */
-static size_t first_fit(const walk_st *w, const live_ent *self, int grad, int32_t step, size_t bytes)
+/* Where `bytes` go beside every entry still holding a slot at `step`: the
+ * smallest free gap that holds them (lowest offset on a tie), else above
+ * everything; deterministic. grad: the gradient region. Placed in node
+ * order as the walk meets tensors, since a walk holds only the live ones
+ * (a largest-first packing would need every tensor at once). */
+static size_t best_fit(const walk_st *w, const live_ent *self, int grad, int32_t step, size_t bytes)
 {
     /* the slots held at `step`, by offset (insertion sort: a graph's width) */
     size_t off[ODL_PLAN_LIVE], end[ODL_PLAN_LIVE];
@@ -979,7 +983,7 @@ static odl_status add_tensor(walk_st *w, int32_t t, const odl_layer_shape *sh, i
             e->off = src->off;
             src->flast = i - 1;
         } else {
-            e->off = first_fit(w, e, 0, step, e->bytes);
+            e->off = best_fit(w, e, 0, step, e->bytes);
         }
         if (e->off + e->bytes > w->trans_peak)
             w->trans_peak = e->off + e->bytes;
@@ -1010,7 +1014,7 @@ static odl_status add_tensor(walk_st *w, int32_t t, const odl_layer_shape *sh, i
                 root->glast = last;
         } else {
             e->glast = last;
-            e->goff = first_fit(w, e, 1, step, e->bytes);
+            e->goff = best_fit(w, e, 1, step, e->bytes);
             e->gplaced = 1;
             e->groot = t;
             if (e->goff + e->bytes > w->grad_peak)
