@@ -882,6 +882,32 @@ static live_ent *in_place_source(walk_st *w, int32_t i)
     return src;
 }
 
+/* Backward of node i turns d(output) into d(input 0) elementwise and is
+ * the first (only) writer of that gradient, whose slot ends here: the
+ * output's gradient (e) can live in that slot and be overwritten in place
+ * (the kernels read dy[k] before writing dx[k]). */
+static live_ent *grad_in_place_source(walk_st *w, int32_t i, const live_ent *e)
+{
+    const odl_node_desc *l = &w->d->layers[i];
+    const int32_t type = l->type;
+    const int elementwise = type == ODL_LAYER_RELU || type == ODL_LAYER_RELU6 || type == ODL_LAYER_CLIP ||
+                            type == ODL_LAYER_LEAKY_RELU || type == ODL_LAYER_SIGMOID ||
+                            type == ODL_LAYER_HARD_SIGMOID || type == ODL_LAYER_HARD_SWISH ||
+                            type == ODL_LAYER_TANH || type == ODL_LAYER_BATCHNORM || type == ODL_LAYER_ADD ||
+                            type == ODL_LAYER_MUL || type == ODL_LAYER_DROPOUT;
+    if (!elementwise || !grad_first(w, i, 0))
+        return NULL;
+    live_ent *src = find_ent(w, l->in[0]);
+    if (!src || !src->gplaced || src->groot != src->t || src->glast != i || src->bytes != e->bytes)
+        return NULL;
+    for (int32_t k = 1; k < l->n_in; k++) { /* the other operand's gradient must not share it */
+        const live_ent *o = find_ent(w, l->in[k]);
+        if (!o || o->groot == src->t)
+            return NULL;
+    }
+    return src;
+}
+
 /* Bytes of transient tensors holding their slots at `step`. */
 static size_t live_trans(const walk_st *w, int32_t step)
 {
@@ -1013,8 +1039,14 @@ static odl_status add_tensor(walk_st *w, int32_t t, const odl_layer_shape *sh, i
             if (root->glast < last)
                 root->glast = last;
         } else {
+            live_ent *gsrc = grad_in_place_source(w, i, e);
             e->glast = last;
-            e->goff = best_fit(w, e, 1, step, e->bytes);
+            if (gsrc) { /* backward writes the input's gradient over this one, elementwise */
+                e->goff = gsrc->goff;
+                gsrc->glast = i - 1;
+            } else {
+                e->goff = best_fit(w, e, 1, step, e->bytes);
+            }
             e->gplaced = 1;
             e->groot = t;
             if (e->goff + e->bytes > w->grad_peak)
