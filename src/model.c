@@ -967,7 +967,16 @@ static odl_status add_tensor(walk_st *w, int32_t t, const odl_layer_shape *sh, i
     e->region = REG_NONE;
     if (!w->cfg)
         return ODL_OK;
+    /* bytes at max_batch, bounded so sums of the tensors held at once (and
+     * of the kept ones, checked below) cannot wrap on a 32-bit target */
+    if ((uint64_t)sh->size * w->B > (uint64_t)(SIZE_MAX / sizeof(float) / 4 / ODL_PLAN_LIVE))
+        return odl_fail(w->diag, ODL_ERR_NOMEM, "tensor %d: %zu values x batch %zu are more than memory can address",
+                        (int)t, sh->size, w->B);
     e->bytes = ALIGN_UP(FLOATS(sh->size * w->B));
+    if (w->kept > SIZE_MAX / 2 - e->bytes)
+        return odl_fail(w->diag, ODL_ERR_NOMEM, "tensor %d: the tensors kept for training exceed addressable memory",
+                        (int)t);
+    w->naive = w->naive > SIZE_MAX - e->bytes ? SIZE_MAX : w->naive; /* a figure: saturates */
     e->flast = last;
     const int kept = w->train && t >= w->fb && needs_kept(w, t, 0);
     odl_tensor_rt *tr = w->m ? &w->m->tens[t] : NULL;
@@ -977,7 +986,7 @@ static odl_status add_tensor(walk_st *w, int32_t t, const odl_layer_shape *sh, i
             e->region = REG_KEPT;
             e->off = w->kept;
             w->kept += e->bytes;
-            w->naive += e->bytes;
+            w->naive = w->naive == SIZE_MAX ? SIZE_MAX : w->naive + e->bytes;
         }
     } else if (relu_fusable(w, i)) {
         e->region = REG_VIRTUAL;
@@ -990,7 +999,7 @@ static odl_status add_tensor(walk_st *w, int32_t t, const odl_layer_shape *sh, i
             e->region = REG_KEPT; /* backward reads it; its source is not kept: a copy */
             e->off = w->kept;
             w->kept += e->bytes;
-            w->naive += e->bytes;
+            w->naive = w->naive == SIZE_MAX ? SIZE_MAX : w->naive + e->bytes;
         } else {
             e->region = REG_ALIAS;
             e->froot = root->t;
@@ -1001,7 +1010,7 @@ static odl_status add_tensor(walk_st *w, int32_t t, const odl_layer_shape *sh, i
         e->region = REG_KEPT;
         e->off = w->kept;
         w->kept += e->bytes;
-        w->naive += e->bytes;
+        w->naive = w->naive == SIZE_MAX ? SIZE_MAX : w->naive + e->bytes;
     } else {
         e->region = REG_TRANS;
         live_ent *src = in_place_source(w, i);
@@ -1013,7 +1022,7 @@ static odl_status add_tensor(walk_st *w, int32_t t, const odl_layer_shape *sh, i
         }
         if (e->off + e->bytes > w->trans_peak)
             w->trans_peak = e->off + e->bytes;
-        w->naive += e->bytes;
+        w->naive = w->naive == SIZE_MAX ? SIZE_MAX : w->naive + e->bytes;
     }
     /* gradients: tensors strictly inside the trainable part; the output's is the caller's */
     if (w->train && t > w->fb && t < w->L) {
