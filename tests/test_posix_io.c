@@ -293,6 +293,13 @@ static void test_save_model(odl_test_ctx *t)
         odl_desc_init(&back, back_nodes, 64, 1, 1, 1);
         CHECK(odl_file_read_desc(buf, len, &back, &d) == ODL_OK);
         CHECK(back.n_layers == desc.n_layers && back.in_h == 2 && back.in_w == 3);
+        /* the host helper: storage of exactly the file's node count */
+        odl_model_desc exact;
+        CHECK(odl_host_read_desc(buf, len, &exact, &d) == ODL_OK);
+        CHECK(exact.n_layers == desc.n_layers && exact.cap_layers == exact.n_layers &&
+              memcmp(exact.layers, back.layers, sizeof(odl_node_desc) * (size_t)exact.n_layers) == 0);
+        odl_host_desc_free(&exact);
+        CHECK(exact.layers == NULL && exact.n_layers == 0);
         char value[32];
         CHECK(odl_file_meta_get(buf, len, "note", value, sizeof value, &d) == ODL_OK);
         CHECK(strcmp(value, "first") == 0);
