@@ -8,7 +8,8 @@
 #    truncated, garbage and oversized files too; no output file is left.
 # 2. Models it must import: --head auto and --head TENSOR (a cut point, or
 #    an error listing them), the tensor names kept in the file.
-# 3. A small residual CNN and a DS-CNN exported from PyTorch at test time
+# 3. A small residual CNN, a DS-CNN and a squeeze-and-excitation block
+#    exported from PyTorch at test time
 #    (random weights, batch norm with non-trivial statistics, eval mode):
 #    odl predict on 50 random inputs matches PyTorch within 1e-4 of the
 #    largest output magnitude, as .npy and as CSV; --softmax gives
@@ -198,6 +199,25 @@ xs = torch.randn(50, 1, 49, 10)
 np.save("xd.npy", xs.numpy())
 with torch.no_grad():
     np.save("yd.npy", ds(xs).numpy())
+# squeeze-and-excitation on a conv+ReLU output (MobileNetV3's block): the
+# ReLU's output is read twice (the pooling and the product)
+torch.manual_seed(2)
+class SE(nn.Module):
+    def __init__(s):
+        super().__init__()
+        s.c = nn.Conv2d(3, 16, 3, padding=1); s.f1 = nn.Conv2d(16, 8, 1); s.f2 = nn.Conv2d(8, 16, 1)
+        s.fc = nn.Linear(16, 4)
+    def forward(s, x):
+        x = torch.relu(s.c(x))
+        w = torch.sigmoid(s.f2(torch.relu(s.f1(x.mean((2, 3), keepdim=True)))))
+        return s.fc((x * w).mean((2, 3)))
+se = SE().eval()
+torch.onnx.export(se, torch.randn(1, 3, 24, 24), "se.onnx", opset_version=13, input_names=["x"],
+                  output_names=["logits"], dynamic_axes={"x": {0: "batch"}})
+xs = torch.randn(50, 3, 24, 24)
+np.save("xs.npy", xs.numpy())
+with torch.no_grad():
+    np.save("ys.npy", se(xs).numpy())
 EOF
     if ! $PY export.py >export.txt 2>&1; then
         fail pytorch_export "$(grep -v Warning export.txt | tail -3)"
@@ -230,17 +250,22 @@ e = np.exp(want - want.max(1, keepdims=True))
 assert np.abs(soft - e / e.sum(1, keepdims=True)).max() <= 1e-5, "--softmax is not the softmax"
 EOF
         fi
-        run import dscnn.onnx -o dscnn.odl
-        r1=$rc
-        run predict dscnn.odl --data xd.npy -o pd.npy
-        if [ "$r1" -ne 0 ] || [ "$rc" -ne 0 ]; then fail pytorch_dscnn "rc $r1/$rc: $(head -c 300 err.txt)"
-        elif $PY - <<'EOF'; then ok pytorch_dscnn_match; else fail pytorch_dscnn_match "see above"; fi
-import numpy as np
-want, got = np.load("yd.npy"), np.load("pd.npy")
+        for m in dscnn:d se:s; do
+            name=${m%:*}
+            k=${m#*:}
+            run import $name.onnx -o $name.odl
+            r1=$rc
+            run predict $name.odl --data x$k.npy -o p$k.npy
+            if [ "$r1" -ne 0 ] || [ "$rc" -ne 0 ]; then fail "pytorch_$name" "rc $r1/$rc: $(head -c 300 err.txt)"
+            elif $PY - "$name" "$k" <<'EOF'; then ok "pytorch_${name}_match"; else fail "pytorch_${name}_match" "see above"; fi
+import sys, numpy as np
+name, k = sys.argv[1:3]
+want, got = np.load(f"y{k}.npy"), np.load(f"p{k}.npy")
 err, tol = np.abs(got - want).max(), 1e-4 * np.abs(want).max()
-print(f"DS-CNN: max abs error {err:.3g}, tolerance {tol:.3g}")
+print(f"{name}: max abs error {err:.3g}, tolerance {tol:.3g}")
 assert got.shape == want.shape and err <= tol, "odl differs from PyTorch"
 EOF
+        done
     fi
 fi
 
