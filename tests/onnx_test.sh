@@ -159,7 +159,9 @@ class Block(nn.Module):
 class Net(nn.Module):
     def __init__(s):
         super().__init__()
-        s.stem = nn.Sequential(nn.Conv2d(1, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU6())
+        # ZeroPad2d: from opset 11 PyTorch exports its pads as a chain of constants
+        s.stem = nn.Sequential(nn.ZeroPad2d((1, 0, 1, 0)), nn.Conv2d(1, 8, 3, stride=2, padding=1),
+                               nn.BatchNorm2d(8), nn.ReLU6())
         s.b = Block(8)
         s.se = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(8, 4, 1), nn.ReLU(), nn.Conv2d(4, 8, 1), nn.Hardsigmoid())
         s.pool = nn.MaxPool2d(2, ceil_mode=True)

@@ -1057,6 +1057,53 @@ static odl_status const_concat(ctx *c, val *y)
     return ODL_OK;
 }
 
+/* Transpose of a constant (PyTorch's F.pad exports its pads through one). */
+static odl_status const_transpose(ctx *c, val *x, val *y)
+{
+    int64_t perm[MAXR];
+    int np;
+    odl_status s = attr_ints(c, "perm", perm, MAXR, &np);
+    if (s != ODL_OK)
+        return s;
+    if (np < 0) /* default: reverse the axes */
+        for (np = 0; np < x->rank; np++)
+            perm[np] = x->rank - 1 - np;
+    if (np != x->rank)
+        return nfail(c, ODL_ERR_FORMAT, "perm has %d axes for a rank-%d tensor", np, x->rank);
+    int seen[MAXR] = {0};
+    int64_t od[MAXR] = {0};
+    for (int k = 0; k < np; k++) {
+        if (perm[k] < 0 || perm[k] >= x->rank || seen[perm[k]])
+            return nfail(c, ODL_ERR_ARG, "perm is not a permutation");
+        seen[perm[k]] = 1;
+        od[k] = x->dims[perm[k]];
+    }
+    if ((s = new_const(c, y, x->is_int, x->rank, od)) != ODL_OK)
+        return s;
+    size_t xs[MAXR];
+    size_t acc = 1;
+    for (int k = x->rank - 1; k >= 0; k--) {
+        xs[k] = acc;
+        acc *= (size_t)x->dims[k];
+    }
+    int64_t idx[MAXR] = {0};
+    for (size_t e = 0; e < y->count; e++) {
+        size_t src = 0;
+        for (int k = 0; k < np; k++)
+            src += (size_t)idx[k] * xs[perm[k]];
+        if (x->is_int)
+            y->i[e] = x->i[src];
+        else
+            y->f[e] = x->f[src];
+        for (int k = np - 1; k >= 0; k--) {
+            if (++idx[k] < od[k])
+                break;
+            idx[k] = 0;
+        }
+    }
+    return ODL_OK;
+}
+
 /* Nodes all of whose inputs are constants. Returns ODL_ERR_NOT_FOUND (no
  * message) when the operator is not one evaluated here. */
 static odl_status eval_const(ctx *c, const char *op)
@@ -1217,6 +1264,8 @@ static odl_status eval_const(ctx *c, const char *op)
     }
     if (!strcmp(op, "Concat"))
         return const_concat(c, y);
+    if (!strcmp(op, "Transpose"))
+        return const_transpose(c, x, y);
     if (!strcmp(op, "Slice"))
         return const_slice(c, x, y);
     if (!strcmp(op, "Add") || !strcmp(op, "Sub") || !strcmp(op, "Mul") || !strcmp(op, "Div")) {
