@@ -243,13 +243,17 @@ int cmd_info(int argc, char **argv)
         if (*end == 'K' || *end == 'k') mult = 1024, end++;
         else if (*end == 'M' || *end == 'm') mult = 1024.0 * 1024, end++;
         if (end == budget_s || *end || !(b > 0) || b * mult > 1e15) {
-            free(shapes); free(cuts); cli_model_free(&cm);
+            free(shapes);
+            free(cuts);
+            cli_model_free(&cm);
             return cli_error("--budget: '%s' is not a size like 256K, 1M or 200000", budget_s) + 1;
         }
         budget = (size_t)(b * mult);
     }
     if (strcmp(strategy, "replay") && strcmp(strategy, "naive")) {
-        free(shapes); free(cuts); cli_model_free(&cm);
+        free(shapes);
+        free(cuts);
+        cli_model_free(&cm);
         return cli_error("--strategy: the learner plans naive or replay ('%s')", strategy) + 1;
     }
     odl_learner_cfg lc = odl_learner_cfg_defaults();
@@ -412,12 +416,16 @@ int cmd_info(int argc, char **argv)
         const char *names[4] = {rows[0].what, rows[1].what, rows[2].what, lw};
         const odl_mem_plan plans[4] = {rows[0].plan, rows[1].plan, rows[2].plan, lp};
         if (report_write_memory_plans(report_path, model, "odl info: the exact memory plans", names, plans, 4)) {
-            free(shapes); free(cuts); cli_model_free(&cm);
+            free(shapes);
+            free(cuts);
+            cli_model_free(&cm);
             return 1;
         }
     }
     if (budget && device > budget) {
-        free(shapes); free(cuts); cli_model_free(&cm);
+        free(shapes);
+        free(cuts);
+        cli_model_free(&cm);
         return cli_error("%s: the learner needs %zu bytes of RAM, %zu over the %zu-byte budget", model, device,
                          device - budget, budget);
     }
