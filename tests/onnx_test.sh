@@ -141,6 +141,27 @@ assert np.array_equal(a, b)
 EOF
 expect_error predict_shape "x_cnn.npy" "6x1x1" -- predict ok_mlp.odl --data x_cnn.npy
 expect_error predict_out_ext "must end in .npy or .csv" -- predict ok_mlp.odl --data x_mlp.npy -o out.txt
+# hostile .npy inputs: each refused with the file named, nothing written
+$PY - <<'EOF'
+import numpy as np
+np.save("f64.npy", np.zeros((2, 6)))
+np.save("fortran.npy", np.asfortranarray(np.zeros((2, 6), np.float32)))
+np.save("scalar.npy", np.float32(1))
+np.save("int.npy", np.zeros((2, 6), np.int32))
+good = open("x_mlp.npy", "rb").read()
+open("cut.npy", "wb").write(good[:-5])
+open("longer.npy", "wb").write(good + b"xxxx")
+open("magic.npy", "wb").write(b"\x93NUMPX" + good[6:])
+h = good.replace(b"(5, 6)", b"(99999999999, 6)")
+open("huge.npy", "wb").write(h)
+EOF
+for f in f64:float32 fortran:Fortran scalar:scalar int:float32 cut:bytes longer:bytes magic:magic huge:; do
+    expect_error "npy_${f%%:*}" "${f%%:*}.npy" ${f#*:} -- predict ok_mlp.odl --data "${f%%:*}.npy" -o p.npy
+    [ -e p.npy ] && fail "npy_${f%%:*}_output" "an output file was written"
+done
+run predict ok_mlp.odl --data x_mlp.npy -o p_mlp.csv
+if [ "$rc" -eq 0 ] && [ "$(wc -l <p_mlp.csv)" -eq 5 ] && [ "$(head -1 p_mlp.csv | tr ',' '\n' | wc -l)" -eq 3 ]; then
+    ok predict_csv_shape; else fail predict_csv_shape "rc $rc: $(head -c 300 err.txt)"; fi
 
 # 3. PyTorch
 if ! $PY -c "import torch" 2>/dev/null; then
