@@ -139,6 +139,15 @@ assert a.shape == (7, 5) and a.dtype == np.float32, (a.shape, a.dtype)
 assert np.allclose(a.sum(1), 1, atol=1e-5), "softmax model: rows should sum to 1"
 assert np.array_equal(a, b)
 EOF
+run import ok_concat10.onnx -o cat.odl
+r1=$rc
+run predict cat.odl --data x_cat.npy -o pcat.npy
+if [ "$r1" -eq 0 ] && [ "$rc" -eq 0 ] && $PY - <<'EOF'; then ok concat10; else fail concat10 "rc $r1/$rc: $(head -c 300 err.txt)"; fi
+import numpy as np
+x, y = np.load("x_cat.npy"), np.load("pcat.npy")
+want = np.concatenate([x * (k + 1) for k in range(10)], 1).reshape(4, -1)
+assert y.shape == want.shape and np.array_equal(y, want), "the 10-way concat differs"
+EOF
 expect_error predict_shape "x_cnn.npy" "6x1x1" -- predict ok_mlp.odl --data x_cnn.npy
 expect_error predict_out_ext "must end in .npy or .csv" -- predict ok_mlp.odl --data x_mlp.npy -o out.txt
 # hostile .npy inputs: each refused with the file named, nothing written
