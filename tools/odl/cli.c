@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -261,4 +262,131 @@ void json_str(FILE *f, const char *s)
             fputc(c, f);
     }
     fputc('"', f);
+}
+
+/* 1 when `a` and `b` name the same existing file (or are the same string). */
+static int same_file(const char *a, const char *b)
+{
+    if (!strcmp(a, b))
+        return 1;
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+int cli_check_output(const char *opt, const char *path, const char *const *inputs, int n_inputs)
+{
+    for (int i = 0; i < n_inputs; i++)
+        if (inputs[i] && same_file(path, inputs[i])) {
+            cli_error("%s %s: names the input %s (choose another output; the input is never overwritten)", opt,
+                      path, inputs[i]);
+            return 2;
+        }
+    odl_diag d;
+    odl_diag_clear(&d);
+    odl_status s = odl_posix_output_check(path, &d);
+    if (s != ODL_OK)
+        return cli_fail(opt, s, &d);
+    return 0;
+}
+
+int cli_outfile_open(cli_outfile *o, const char *path)
+{
+    memset(o, 0, sizeof *o);
+    o->path = path;
+    o->f = open_memstream(&o->buf, &o->len);
+    if (!o->f)
+        return cli_error("%s: out of memory", path);
+    return 0;
+}
+
+void cli_outfile_discard(cli_outfile *o)
+{
+    if (o->f)
+        fclose(o->f);
+    free(o->buf);
+    o->f = NULL;
+    o->buf = NULL;
+}
+
+int cli_outfile_commit(cli_outfile *o)
+{
+    if (!o->f)
+        return cli_error("%s: not open", o->path ? o->path : "output");
+    int bad = ferror(o->f) != 0;
+    bad |= fclose(o->f) != 0;
+    o->f = NULL;
+    if (bad) {
+        cli_outfile_discard(o);
+        return cli_error("%s: out of memory while writing", o->path);
+    }
+    odl_diag d;
+    odl_diag_clear(&d);
+    odl_posix_file pf;
+    odl_writer w;
+    odl_status s = odl_posix_writer_open(&pf, &w, o->path, &d);
+    if (s == ODL_OK) {
+        errno = 0;
+        s = w.write(w.ctx, o->buf, o->len);
+        if (s != ODL_OK) {
+            int e = errno;
+            odl_posix_writer_abort(&pf);
+            odl_fail(&d, s, "write failed: %s", strerror(e ? e : EIO));
+        } else {
+            s = odl_posix_writer_commit(&pf, &d);
+        }
+    }
+    cli_outfile_discard(o);
+    return s == ODL_OK ? 0 : cli_fail(o->path, s, &d);
+}
+
+/* Length of the valid UTF-8 sequence at s (not C1 controls), or 0. */
+static int utf8_len(const unsigned char *s)
+{
+    if (s[0] >= 0xC2 && s[0] <= 0xDF)
+        return (s[1] & 0xC0) == 0x80 && !(s[0] == 0xC2 && s[1] < 0xA0) ? 2 : 0;
+    if (s[0] >= 0xE0 && s[0] <= 0xEF) {
+        if ((s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
+            return 0;
+        if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0))
+            return 0; /* overlong, surrogate */
+        return 3;
+    }
+    if (s[0] >= 0xF0 && s[0] <= 0xF4) {
+        if ((s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
+            return 0;
+        if ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+size_t cli_escape_text(const char *s, char *out, size_t cap)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = 0;
+    if (!cap)
+        return 0;
+    while (*p) {
+        char piece[8];
+        size_t k, adv;
+        if (*p >= 0x20 && *p < 0x7f) {
+            piece[0] = (char)*p;
+            k = adv = 1;
+        } else if (*p >= 0x80 && (adv = (size_t)utf8_len(p)) != 0) {
+            memcpy(piece, p, adv);
+            k = adv;
+        } else {
+            snprintf(piece, sizeof piece, "\\x%02x", *p);
+            k = 4;
+            adv = 1;
+        }
+        if (n + k >= cap)
+            break; /* whole pieces only: never half an escape or a character */
+        memcpy(out + n, piece, k);
+        n += k;
+        p += adv;
+    }
+    out[n] = '\0';
+    return n;
 }

@@ -33,6 +33,32 @@ int cli_parse_shape(const char *s, int32_t *c, int32_t *h, int32_t *w);
 /* --split: "train" or "test"; prints the error and returns 1 otherwise. */
 int cli_parse_split(const char *s, odl_split *out);
 
+/* Before a command starts work: checks that `path` (given as option `opt`)
+ * can be written (absent or a regular file, its directory exists and takes
+ * a new file) and that it names none of the command's inputs (NULL entries
+ * are skipped). Prints the error; returns 0, or the exit status: 2 when the
+ * output names an input (a usage error), 1 when it cannot be written. */
+int cli_check_output(const char *opt, const char *path, const char *const *inputs, int n_inputs);
+
+/* A text output built in memory and written atomically at the end (the
+ * shared writer: a new temporary file, never through a symlink or over a
+ * device). Write to `f` with stdio; commit reports any write error. */
+typedef struct cli_outfile {
+    FILE *f;
+    char *buf;
+    size_t len;
+    const char *path;
+} cli_outfile;
+int cli_outfile_open(cli_outfile *o, const char *path);
+/* Returns 0 when the whole text reached `path`; prints the error otherwise. */
+int cli_outfile_commit(cli_outfile *o);
+void cli_outfile_discard(cli_outfile *o);
+
+/* Text from a file (metadata, names) made safe to print: control characters,
+ * DEL and bytes that are not valid UTF-8 become \xNN, so it cannot drive the
+ * terminal. `out` is always terminated, cut at a whole character. */
+size_t cli_escape_text(const char *s, char *out, size_t cap);
+
 /* Loads a dataset for a command, printing errors. Returns 0 on success. */
 int cli_load_data(const char *path, odl_split split, odl_split default_split, const char *classes,
                   const char *shape, int32_t limit, odl_dataset *ds);

@@ -116,6 +116,12 @@ int cmd_adapt(int argc, char **argv)
         cli_error("adapt: BASE.odl, --data and -o are required (see odl adapt --help)");
         return 2;
     }
+    {
+        const char *ins[] = {model, data, from};
+        int orc = cli_check_output("-o", out, ins, 3);
+        if (orc)
+            return orc;
+    }
     strat_kind kind;
     if (strat_kind_parse(strategy, &kind)) {
         cli_error("--strategy: unknown strategy '%s' (naive, replay, ewc, lwf, full, ncm, slda)", strategy);

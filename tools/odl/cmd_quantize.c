@@ -263,6 +263,12 @@ int cmd_quantize(int argc, char **argv)
         cli_error("quantize: --calib PATH is required to quantise (or --eval PATH alone to evaluate an INT8 file)");
         return 2;
     }
+    if (out) {
+        const char *ins[] = {model, calib, eval};
+        int orc = cli_check_output("-o", out, ins, 3);
+        if (orc)
+            return orc;
+    }
     odl_model_cfg cfg = odl_model_cfg_defaults();
     cfg.max_batch = batch;
     cli_model cm;

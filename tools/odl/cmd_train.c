@@ -133,6 +133,15 @@ int cmd_train(int argc, char **argv)
         cli_error("train: --data and -o are required (see odl train --help)");
         return 2;
     }
+    {
+        /* the outputs can be written: checked before training, not after */
+        const char *ins[] = {data, out};
+        int orc = cli_check_output("-o", out, ins, 1);
+        if (!orc && report_path)
+            orc = cli_check_output("--report", report_path, ins, 2);
+        if (orc)
+            return orc;
+    }
     odl_optim_kind okind;
     if (!strcmp(optim, "adam")) okind = ODL_OPTIM_ADAM;
     else if (!strcmp(optim, "sgd")) okind = ODL_OPTIM_SGD;

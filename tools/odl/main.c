@@ -1,4 +1,5 @@
 /* odl — the host tool: train, evaluate and inspect on-device learning models. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,6 +28,23 @@ static void usage(FILE *f)
           f);
 }
 
+/* A result that did not reach standard output (a full disk, a closed pipe)
+ * is a failure, whatever the command thought: flush and close it and say so. */
+static int finish_stdout(int rc)
+{
+    int e = 0;
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout))
+        e = errno ? errno : EIO;
+    errno = 0;
+    if (fclose(stdout) != 0 && !e)
+        e = errno ? errno : EIO;
+    if (!e)
+        return rc;
+    fprintf(stderr, "odl: cannot write the output (standard output): %s\n", strerror(e));
+    return rc ? rc : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -36,37 +54,41 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         usage(stdout);
-        return 0;
+        return finish_stdout(0);
     }
     if (!strcmp(cmd, "--version")) {
         printf("odl %s (libodl %s, file format %d.%d)\n", ODL_TOOL_VERSION, ODL_VERSION_STRING,
                ODL_FILE_VERSION_MAJOR, ODL_FILE_VERSION_MINOR);
-        return 0;
+        return finish_stdout(0);
     }
+    int rc;
     if (!strcmp(cmd, "train"))
-        return cmd_train(argc - 1, argv + 1);
-    if (!strcmp(cmd, "eval"))
-        return cmd_eval(argc - 1, argv + 1);
-    if (!strcmp(cmd, "info"))
-        return cmd_info(argc - 1, argv + 1);
-    if (!strcmp(cmd, "adapt"))
-        return cmd_adapt(argc - 1, argv + 1);
-    if (!strcmp(cmd, "experiment"))
-        return cmd_experiment(argc - 1, argv + 1);
-    if (!strcmp(cmd, "quantize"))
-        return cmd_quantize(argc - 1, argv + 1);
-    if (!strcmp(cmd, "drift"))
-        return cmd_drift(argc - 1, argv + 1);
-    if (!strcmp(cmd, "versions"))
-        return cmd_versions(argc - 1, argv + 1);
-    if (!strcmp(cmd, "rollback"))
-        return cmd_rollback(argc - 1, argv + 1);
-    if (!strcmp(cmd, "session"))
-        return cmd_session(argc - 1, argv + 1);
-    if (!strcmp(cmd, "export-c"))
-        return cmd_export(argc - 1, argv + 1);
-    if (!strcmp(cmd, "report"))
-        return cmd_report(argc - 1, argv + 1);
-    fprintf(stderr, "odl: unknown command '%s' (try 'odl --help')\n", cmd);
-    return 2;
+        rc = cmd_train(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "eval"))
+        rc = cmd_eval(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "info"))
+        rc = cmd_info(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "adapt"))
+        rc = cmd_adapt(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "experiment"))
+        rc = cmd_experiment(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "quantize"))
+        rc = cmd_quantize(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "drift"))
+        rc = cmd_drift(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "versions"))
+        rc = cmd_versions(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "rollback"))
+        rc = cmd_rollback(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "session"))
+        rc = cmd_session(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "export-c"))
+        rc = cmd_export(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "report"))
+        rc = cmd_report(argc - 1, argv + 1);
+    else {
+        fprintf(stderr, "odl: unknown command '%s' (try 'odl --help')\n", cmd);
+        return 2;
+    }
+    return finish_stdout(rc);
 }
