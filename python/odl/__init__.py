@@ -146,13 +146,37 @@ def _samples(x, size, what="x"):
     return f, f.count // size
 
 
+_INT32_MIN, _INT32_MAX = -2 ** 31, 2 ** 31 - 1
+
+
+def _int32(v, what="label"):
+    """A whole number that fits int32, or ValueError: never wrapped (2**32 + 1
+    is not 1) nor truncated (1.5 is not 1)."""
+    try:
+        iv = int(v)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError("%s: %r is not a whole number" % (what, v)) from None
+    if iv != v:
+        raise ValueError("%s: %r is not a whole number" % (what, v))
+    if iv < _INT32_MIN or iv > _INT32_MAX:
+        raise ValueError("%s: %d is outside %d..%d" % (what, iv, _INT32_MIN, _INT32_MAX))
+    return iv
+
+
 def _labels(y, n):
     if _np is not None and not isinstance(y, (list, tuple)):
-        a = _np.ascontiguousarray(y, dtype=_np.int32).reshape(-1)
+        raw = _np.asarray(y).reshape(-1)
+        if raw.size and raw.dtype.kind not in "iub":
+            if raw.dtype.kind != "f" or not _np.all(_np.isfinite(raw)) or _np.any(raw != _np.floor(raw)):
+                raise ValueError("labels: not all whole numbers (dtype %s)" % raw.dtype)
+        if raw.size and (raw.min() < _INT32_MIN or raw.max() > _INT32_MAX):
+            raise ValueError("labels: values outside %d..%d (min %s, max %s)"
+                             % (_INT32_MIN, _INT32_MAX, raw.min(), raw.max()))
+        a = _np.ascontiguousarray(raw, dtype=_np.int32)
         if a.size != n:
             raise ValueError("labels: %d labels for %d samples" % (a.size, n))
         return a, a.ctypes.data_as(_lib.P_int32)
-    vals = [int(v) for v in y]
+    vals = [_int32(v) for v in y]
     if len(vals) != n:
         raise ValueError("labels: %d labels for %d samples" % (len(vals), n))
     buf = (ctypes.c_int32 * n)(*vals)
@@ -417,7 +441,7 @@ class Learner:
         base = ctypes.cast(f.ptr, ctypes.c_void_p).value
         for i in range(n):
             p = ctypes.cast(ctypes.c_void_p(base + 4 * i * self.input_size), _lib.P_float)
-            s = _check(fn(self._h, p, int(vals[i]), ctypes.byref(why), err, _ERRCAP), err)
+            s = _check(fn(self._h, p, _int32(vals[i], what), ctypes.byref(why), err, _ERRCAP), err)
             out.append(Feedback(s == OK, REASONS[why.value] if s != OK else "none", s))
         return out[0] if single else out
 

@@ -233,6 +233,25 @@ def test_learner_new_class():
     assert L.status().active_classes == 12
 
 
+def test_learner_labels_not_wrapped():
+    """A label that does not fit int32 (or is not whole) is an error, never
+    wrapped: 2**32 + 1 must not become class 1."""
+    m = odl.load(model_path())
+    L = odl.Learner(m, seed=0, drift=False)
+    d = data("test", 2)
+    for bad in (2 ** 32 + 1, -(2 ** 31) - 1, 1.5):
+        e = raises(ValueError, L.feedback, d.x[0], bad)
+        assert "outside" in str(e) or "whole" in str(e), e
+    e = raises(ValueError, L.seed, d.x[:2], [1, 2 ** 32 + 1])
+    assert "outside" in str(e), e
+    if NP:
+        e = raises(ValueError, L.seed, d.x[:2], np.array([1, 2 ** 32 + 1], dtype=np.int64))
+        assert "outside" in str(e), e
+        e = raises(ValueError, L.seed, d.x[:2], np.array([1.0, 2.5]))
+        assert "whole" in str(e), e
+    assert L.status().feedback == 0
+
+
 def test_learner_drift_event():
     m = odl.load(model_path())
     L = odl.Learner(m, seed=0, drift_ref_n=200)
