@@ -37,6 +37,11 @@ odl_status odl_posix_writer_commit(odl_posix_file *f, odl_diag *d);
 /* Abandons the temporary file (PATH is untouched). */
 void odl_posix_writer_abort(odl_posix_file *f);
 
+/* Removes the temporary files of the writers still open. Async-signal-safe:
+ * for a handler of SIGINT/SIGTERM that then ends the process, so that an
+ * interrupted save leaves nothing behind. */
+void odl_posix_remove_pending(void);
+
 /* Convenience: save a model to PATH atomically. */
 odl_status odl_host_save_model(const odl_model *m, const odl_meta_kv *meta, int32_t n_meta,
                                const char *path, odl_diag *d);

@@ -6,6 +6,7 @@
 #include "odl/posix_io.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -208,6 +209,39 @@ static uint64_t tmp_random(void)
     return r;
 }
 
+/* The temporary files of writers still open, so that a process ending on a
+ * signal can remove them (odl_posix_remove_pending). Lock-free slots: a
+ * writer beyond the last slot is simply not cleaned up on a signal. */
+#define PENDING_MAX 32
+static _Atomic(const char *) pending[PENDING_MAX];
+
+static void pending_add(const char *tmp)
+{
+    for (int i = 0; i < PENDING_MAX; i++) {
+        const char *expected = NULL;
+        if (atomic_compare_exchange_strong(&pending[i], &expected, tmp))
+            return;
+    }
+}
+
+static void pending_remove(const char *tmp)
+{
+    for (int i = 0; i < PENDING_MAX; i++) {
+        const char *expected = tmp;
+        if (atomic_compare_exchange_strong(&pending[i], &expected, NULL))
+            return;
+    }
+}
+
+void odl_posix_remove_pending(void)
+{
+    for (int i = 0; i < PENDING_MAX; i++) {
+        const char *p = atomic_load(&pending[i]);
+        if (p)
+            unlink(p);
+    }
+}
+
 /* Refuses an existing PATH that is not a regular file: a symlink is never
  * followed or replaced, a device or a directory never replaced. */
 static odl_status check_replaceable(const char *path, odl_diag *d)
@@ -305,6 +339,7 @@ odl_status odl_posix_writer_open(odl_posix_file *f, odl_writer *w, const char *p
         return d ? d->status : ODL_ERR_IO;
     }
     f->fd = fd;
+    pending_add(f->tmp_path);
     w->write = posix_write;
     w->ctx = f;
     w->offset = 0;
@@ -320,6 +355,7 @@ odl_status odl_posix_writer_commit(odl_posix_file *f, odl_diag *d)
                      f->path);
     int fd = f->fd;
     f->fd = -1;
+    pending_remove(f->tmp_path); /* from here on, every path below removes it */
     int r;
     do {
         r = fsync(fd);
@@ -376,5 +412,6 @@ void odl_posix_writer_abort(odl_posix_file *f)
         return;
     close(f->fd);
     f->fd = -1;
+    pending_remove(f->tmp_path);
     unlink(f->tmp_path);
 }

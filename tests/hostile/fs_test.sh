@@ -193,13 +193,47 @@ grep -q "update" out.txt && fail "log checked first" "events ran before the bad 
 no_tmp_left "no temporary file left by sessions" .
 no_tmp_left "no temporary file left in --out-dir" outd
 
+# the session's versions for a store never go through a predictable name:
+# plant symlinks at the old /tmp/odl-session-PID.odl(.tmp) for the very pid
+# (labels the learner accepts: sample i is of class i % 3, so an update runs)
+awk 'BEGIN { for (i = 0; i < 30; i++) printf "label,orig,%d,%d\n", i, i % 3; print "update" }' >store.log
+echo precious >victim2.txt
+bash -c 'echo $$ >pid.txt; ln -s "$1" /tmp/odl-session-$$.odl.tmp; ln -s "$1" /tmp/odl-session-$$.odl
+    exec "$2" session --model base.odl --data data.csv --events store.log --store st_pred --quiet' _ \
+    "$WORK/victim2.txt" "$ODL" >/dev/null 2>err.txt
+rc=$?
+pid=$(cat pid.txt)
+printf 'precious\n' | cmp -s - victim2.txt && [ "$rc" -eq 0 ] && ok "session --store ignores planted /tmp/odl-session-PID files" ||
+    fail "predictable session temp" "rc $rc, victim2.txt overwritten or: $(head -c 200 err.txt)"
+rm -f "/tmp/odl-session-$pid.odl.tmp" "/tmp/odl-session-$pid.odl"
+
+# a session ended by SIGTERM removes its temporary directory and files
+mkdir -p tmpd
+awk 'BEGIN { for (i = 0; i < 3000000; i++) printf "predict,orig,%d\n", i % 300; print "update" }' >long_run.log
+TMPDIR=$WORK/tmpd timeout 120 "$ODL" session --model base.odl --data data.csv --events long_run.log --store st_kill \
+    --quiet >/dev/null 2>&1 &
+spid=$!
+for _ in $(seq 300); do ls tmpd | grep -q odl-session && break; sleep 0.1; done
+seen=$(ls tmpd)
+sleep 0.2
+kill -TERM "$spid" 2>/dev/null
+wait "$spid"
+rc=$?
+if [ "$rc" -ne 143 ] || [ -z "$seen" ]; then
+    fail "session killed" "rc $rc (want 143, killed mid-run), temporary directory seen: '$seen'"
+elif [ -n "$(ls -A tmpd)" ] || ls st_kill/*.tmp >/dev/null 2>&1; then
+    fail "session killed" "left behind: $(ls -A tmpd st_kill | tr '\n' ' ')"
+else
+    ok "a session killed by SIGTERM leaves no temporary file or directory"
+fi
+rm -f long_run.log
+
 # ---- write errors are errors ------------------------------------------------
 if [ -w /dev/full ]; then
     timeout 60 "$ODL" eval base.odl --data data.csv --json >/dev/full 2>err.txt; rc=$?
     one_error "eval --json > /dev/full exits 1" "standard output"
     timeout 60 "$ODL" info base.odl >/dev/full 2>err.txt; rc=$?
     one_error "info > /dev/full exits 1" "standard output"
-    printf 'label,user,5,1\nupdate\n' >store.log
     timeout 60 "$ODL" session --model base.odl --data data.csv --events store.log --store st >/dev/null 2>&1
     timeout 60 "$ODL" versions --store st >/dev/full 2>err.txt; rc=$?
     one_error "versions > /dev/full exits 1" "standard output"

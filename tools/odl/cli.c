@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -389,4 +390,48 @@ size_t cli_escape_text(const char *s, char *out, size_t cap)
     }
     out[n] = '\0';
     return n;
+}
+
+static char cleanup_dir_path[1024], cleanup_file_path[1100];
+static volatile sig_atomic_t cleanup_armed;
+
+void cli_cleanup_dir(const char *dir, const char *file)
+{
+    cleanup_armed = 0;
+    if (!dir || strlen(dir) >= sizeof cleanup_dir_path || (file && strlen(file) >= sizeof cleanup_file_path))
+        return;
+    memcpy(cleanup_dir_path, dir, strlen(dir) + 1);
+    cleanup_file_path[0] = '\0';
+    if (file)
+        memcpy(cleanup_file_path, file, strlen(file) + 1);
+    cleanup_armed = 1;
+}
+
+/* Async-signal-safe only: unlink, rmdir, signal, raise. */
+static void on_signal(int sig)
+{
+    odl_posix_remove_pending();
+    if (cleanup_armed) {
+        if (cleanup_file_path[0])
+            unlink(cleanup_file_path);
+        rmdir(cleanup_dir_path);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void cli_install_cleanup(void)
+{
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        struct sigaction old;
+        /* keep a signal ignored if it was (nohup) */
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+            continue;
+        sigaction(sigs[i], &sa, NULL);
+    }
 }

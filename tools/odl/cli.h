@@ -40,6 +40,12 @@ int cli_parse_split(const char *s, odl_split *out);
  * output names an input (a usage error), 1 when it cannot be written. */
 int cli_check_output(const char *opt, const char *path, const char *const *inputs, int n_inputs);
 
+/* A private temporary directory (and the one file it may hold) removed if
+ * the tool ends on SIGINT, SIGTERM or SIGHUP; NULLs: none. */
+void cli_cleanup_dir(const char *dir, const char *file);
+/* Installs the handlers that remove pending temporary files on those signals. */
+void cli_install_cleanup(void);
+
 /* A text output built in memory and written atomically at the end (the
  * shared writer: a new temporary file, never through a symlink or over a
  * device). Write to `f` with stdio; commit reports any write error. */

@@ -290,6 +290,7 @@ int cmd_session(int argc, char **argv)
             goto done;
         }
         snprintf(tmp_model, sizeof tmp_model, "%s/version.odl", tmp_dir);
+        cli_cleanup_dir(tmp_dir, tmp_model);
     }
     if (store) {
         odl_store_host h;
@@ -429,6 +430,7 @@ int cmd_session(int argc, char **argv)
     }
 done:
     if (tmp_dir[0]) {
+        cli_cleanup_dir(NULL, NULL);
         unlink(tmp_model);
         rmdir(tmp_dir);
     }

@@ -61,6 +61,7 @@ int main(int argc, char **argv)
                ODL_FILE_VERSION_MAJOR, ODL_FILE_VERSION_MINOR);
         return finish_stdout(0);
     }
+    cli_install_cleanup(); /* an interrupted save leaves no temporary file */
     int rc;
     if (!strcmp(cmd, "train"))
         rc = cmd_train(argc - 1, argv + 1);
