@@ -371,7 +371,11 @@ class Learner:
             model = load(model)
         self.model = model
         err = _errbuf()
-        h = _c.odl_capi_learner_new(model._h, int(max_classes or 0), int(seed), _options(options), err, _ERRCAP)
+        max_classes = _int32(max_classes or 0, "max_classes")
+        seed = int(seed)
+        if seed < 0 or seed >= 2 ** 64:
+            raise ValueError("seed: %d is outside 0..2**64-1" % seed)
+        h = _c.odl_capi_learner_new(model._h, max_classes, seed, _options(options), err, _ERRCAP)
         if not h:
             raise OdlError(-1, err.value.decode(errors="replace"))
         self._h = ctypes.c_void_p(h)
@@ -475,7 +479,7 @@ class Learner:
     def rollback(self, steps=1):
         """Restores the head of `steps` accepted versions ago; returns the version now current."""
         err = _errbuf()
-        _check(_c.odl_capi_learner_rollback(self._h, int(steps), err, _ERRCAP), err)
+        _check(_c.odl_capi_learner_rollback(self._h, _int32(steps, "rollback steps"), err, _ERRCAP), err)
         return self.status().version
 
     def status(self):
@@ -636,7 +640,8 @@ def load_data(path, split=None, classes=None, limit=0, shift=None):
     directory); classes: "0-7", "8,9"; limit: at most this many samples;
     shift: "gain:A,B" or "translate:DX,DY"."""
     err = _errbuf()
-    h = _c.odl_capi_data_load(_path(path), _opt(split), _opt(classes), int(limit), _opt(shift), err, _ERRCAP)
+    h = _c.odl_capi_data_load(_path(path), _opt(split), _opt(classes), _int32(limit, "limit"), _opt(shift), err,
+                              _ERRCAP)
     if not h:
         raise OdlError(-8, err.value.decode(errors="replace"))
     try:

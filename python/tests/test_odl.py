@@ -250,6 +250,10 @@ def test_learner_labels_not_wrapped():
         e = raises(ValueError, L.seed, d.x[:2], np.array([1.0, 2.5]))
         assert "whole" in str(e), e
     assert L.status().feedback == 0
+    e = raises(ValueError, L.rollback, 2 ** 32 + 1)  # not 1 step
+    assert "outside" in str(e), e
+    e = raises(ValueError, odl.Learner, m, max_classes=2 ** 32 + 12)
+    assert "outside" in str(e), e
 
 
 def test_learner_drift_event():
