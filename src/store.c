@@ -228,8 +228,10 @@ static void skip(odl_store *s, uint32_t region, const char *why, odl_status st)
 
 static const char *read_why(odl_status st)
 {
-    return st == ODL_ERR_TRUNCATED ? "record truncated (an interrupted write or a damaged medium)"
-                                   : "read error";
+    return st == ODL_ERR_TRUNCATED   ? "record truncated (an interrupted write or a damaged medium)"
+           : st == ODL_ERR_UNSUPPORTED ? "not a region the store reads (a symlink or a special file: "
+                                         "never followed)"
+                                       : "read error";
 }
 
 static void scan_head(odl_store *s, uint32_t r)

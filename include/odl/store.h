@@ -78,7 +78,9 @@ typedef struct odl_store_io {
     uint32_t slot_bytes; /* bytes one version region can hold */
     /* Reads n bytes at `off` of region `r`: ODL_OK; ODL_ERR_NOT_FOUND if the
      * region was never written; ODL_ERR_TRUNCATED if it holds fewer bytes;
-     * anything else is a read error (the region is then skipped). */
+     * ODL_ERR_UNSUPPORTED if it is not something the store may read (POSIX: a
+     * symlink or a special file); anything else is a read error. The region
+     * is then skipped and reported. */
     odl_status (*read)(void *ctx, uint32_t r, uint32_t off, void *buf, uint32_t n);
     /* Starts rewriting region r (flash: erase; POSIX: open r's temporary file).
      * The old contents may be destroyed from here on. */

@@ -105,11 +105,12 @@ static odl_status px_read(void *ctx, uint32_t r, uint32_t off, void *buf, uint32
         if (fd < 0) {
             if (errno == ENOENT)
                 return ODL_ERR_NOT_FOUND;
+            const int refused = errno == ELOOP || errno == EINVAL;
             odl_fail(&p->last_error, ODL_ERR_IO, "%s/%s: cannot read it: %s", p->dir, name,
                      errno == ELOOP ? "a symlink (store files are never followed)"
                      : errno == EINVAL ? "not a regular file"
                                        : strerror(errno));
-            return ODL_ERR_IO;
+            return refused ? ODL_ERR_UNSUPPORTED : ODL_ERR_IO;
         }
         p->cache_fd = fd;
         p->cache_region = (int32_t)r;
