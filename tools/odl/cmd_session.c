@@ -15,6 +15,7 @@
 static void help(FILE *f)
 {
     fputs("usage: odl session --model M.odl --data PATH --events LOG [options]\n"
+          "       odl session --store DIR --data PATH --events LOG [options]\n"
           "\n"
           "Runs a logged stream of user events through the learner (data-quality gate,\n"
           "updates with the evaluation gate and automatic rollback) and prints every\n"
@@ -41,7 +42,11 @@ static void help(FILE *f)
           "  --old-samples N      how many of them              (default 2000)\n"
           "  --max-classes N      room for new classes          (default: the model's)\n"
           "  --store DIR          keep every accepted version in a power-cut-safe store\n"
-          "                       (the base is version 1; see odl versions / odl rollback)\n"
+          "                       (see odl versions / odl rollback). A new store gets\n"
+          "                       --model as version 1; a store that has versions is\n"
+          "                       continued from its current version (leave out --model,\n"
+          "                       or give the same model). Versions are numbered as the\n"
+          "                       store numbers them: the base is version 1.\n"
           "  --keep N             versions the store keeps            (default 8)\n"
           "  --out-dir DIR        where save,FILE writes            (default: the current one)\n"
           "  --seed S             (default 0)\n"
@@ -87,8 +92,54 @@ static int save_model(odl_learner *L, const cli_model *base, const char *path, u
     return s == ODL_OK ? 0 : cli_fail(path, s, d);
 }
 
-/* Commits the current model (or the file at `path` as it is) to the store. */
-static int store_commit(const char *store, int32_t keep, const char *file, const char *strategy,
+/* The session's versions, numbered as the store numbers them (the base is
+ * version 1): ids[top] is the current one; the stack mirrors the learner's
+ * in-memory versions (cfg.versions + 1 entries, the oldest dropped when full). */
+typedef struct session_versions {
+    uint32_t ids[65];
+    int32_t top, cap;
+    uint32_t next_id; /* without a store */
+} session_versions;
+
+static void versions_push(session_versions *v, uint32_t id)
+{
+    if (v->top + 1 >= v->cap) {
+        memmove(v->ids, v->ids + 1, sizeof(uint32_t) * (size_t)v->top);
+        v->top--;
+    }
+    v->ids[++v->top] = id;
+    if (id >= v->next_id)
+        v->next_id = id + 1;
+}
+
+/* Opens the store (its lock is held until the close) and checks that its
+ * current version is still the session's: another process may have
+ * committed or rolled back in between. */
+static int store_open_checked(const char *store, uint32_t expect, odl_store_host *h, odl_diag *d)
+{
+    odl_status s = odl_store_host_open(h, store, 0, d);
+    if (s != ODL_OK)
+        return cli_fail(store, s, d);
+    const uint32_t cur = odl_store_current(h->store);
+    if (cur != expect) {
+        odl_store_host_close(h);
+        return cli_error("store %s changed during the session: its current version is v%u, the "
+                         "session's is v%u (another process committed or rolled back); not "
+                         "writing to it", store, (unsigned)cur, (unsigned)expect);
+    }
+    return 0;
+}
+
+/* The id the store will give its next commit (a fresh handle: one more than
+ * the newest version's). */
+static uint32_t store_next_id(const odl_store *st)
+{
+    odl_store_version v;
+    return odl_store_get(st, 0, &v) == ODL_OK ? v.meta.id + 1 : 1;
+}
+
+/* Commits the model file at `file` to the open store. */
+static int store_commit(odl_store_host *h, const char *store, const char *file, const char *strategy,
                         const odl_learner_status *st, uint64_t logical_time, uint32_t *id, odl_diag *d)
 {
     odl_store_meta meta;
@@ -99,8 +150,51 @@ static int store_commit(const char *store, int32_t keep, const char *file, const
         if (st->last_user_after >= 0.0f)
             odl_store_meta_add_metric(&meta, "user", st->last_user_after, NULL);
     }
-    odl_status s = odl_store_posix_commit_file(store, (uint32_t)keep, file, &meta, id, d);
-    return s == ODL_OK ? 0 : cli_fail(store, s, d);
+    if (meta.time == 0)
+        meta.time = (uint64_t)time(NULL);
+    void *buf;
+    size_t len;
+    odl_status s = odl_host_read_file(file, &buf, &len, d);
+    if (s == ODL_OK) {
+        s = odl_store_commit(h->store, buf, len, &meta, id, d);
+        odl_host_free(buf);
+        if (s != ODL_OK && h->posix.last_error.msg[0]) {
+            size_t n = strlen(d->msg);
+            if (snprintf(d->msg + n, sizeof d->msg - n, " [%s]", h->posix.last_error.msg) < 0)
+                d->msg[n] = '\0';
+        }
+    }
+    return s == ODL_OK ? 0 : cli_fail(s == ODL_OK ? "" : store, s, d);
+}
+
+/* A model from the store's current version (the session goes on from it). */
+static int model_from_store(const char *store, const odl_model_cfg *cfg, cli_model *cm, uint32_t *id)
+{
+    memset(cm, 0, sizeof *cm);
+    odl_diag d;
+    odl_diag_clear(&d);
+    odl_store_meta meta;
+    odl_status s = odl_store_posix_read_current(store, &cm->file, &cm->file_len, &meta, &d);
+    if (s == ODL_OK)
+        s = odl_file_read_desc(cm->file, cm->file_len, &cm->desc, &d);
+    odl_mem_plan plan;
+    if (s == ODL_OK)
+        s = odl_model_plan(&cm->desc, cfg, &plan, &d);
+    if (s == ODL_OK) {
+        cm->arena_buf = malloc(plan.total + ODL_ALIGN);
+        s = cm->arena_buf ? odl_arena_init(&cm->arena, cm->arena_buf, plan.total + ODL_ALIGN)
+                          : odl_fail(&d, ODL_ERR_NOMEM, "out of memory (%zu bytes)", plan.total);
+    }
+    if (s == ODL_OK)
+        s = odl_model_init(&cm->m, &cm->desc, cfg, &cm->arena, &d);
+    if (s == ODL_OK)
+        s = odl_model_load_params(cm->m, cm->file, cm->file_len, &d);
+    if (s != ODL_OK) {
+        cli_model_free(cm);
+        return cli_fail(store, s, &d);
+    }
+    *id = meta.id;
+    return 0;
 }
 
 static const char *event_name(evlog_kind k)
@@ -190,8 +284,8 @@ int cmd_session(int argc, char **argv)
             return 2;
         }
     }
-    if (!model || !data || !events) {
-        cli_error("session: --model, --data and --events are required (see odl session --help)");
+    if ((!model && !store) || !data || !events) {
+        cli_error("session: --model (or --store), --data and --events are required (see odl session --help)");
         return 2;
     }
     odl_diag d;
@@ -216,7 +310,47 @@ int cmd_session(int argc, char **argv)
     memset(&orig, 0, sizeof orig);
     memset(&user, 0, sizeof user);
     memset(&olds, 0, sizeof olds);
-    int rc = cli_model_load(model, &icfg, &cm);
+    /* the store: a new one gets the model as version 1; one that has
+     * versions is continued from its current version */
+    session_versions vs;
+    memset(&vs, 0, sizeof vs);
+    uint32_t store_cur = 0;
+    int rc = 0;
+    if (store) {
+        odl_store_host h;
+        odl_status so = odl_store_host_open(&h, store, (uint32_t)keep, &d);
+        if (so != ODL_OK)
+            rc = cli_fail(store, so, &d);
+        else {
+            store_cur = odl_store_current(h.store);
+            odl_store_host_close(&h);
+        }
+        if (!rc && !store_cur && !model)
+            rc = cli_error("session: store %s is empty: --model is required to start it", store);
+    }
+    if (!rc && store_cur && !model)
+        rc = model_from_store(store, &icfg, &cm, &store_cur);
+    else if (!rc)
+        rc = cli_model_load(model, &icfg, &cm);
+    if (!rc && store_cur && model) {
+        void *cur = NULL;
+        size_t cur_len = 0;
+        odl_status so = odl_store_posix_read_current(store, &cur, &cur_len, NULL, &d);
+        if (so != ODL_OK)
+            rc = cli_fail(store, so, &d);
+        else if (cur_len != cm.file_len || memcmp(cur, cm.file, cur_len) != 0)
+            rc = cli_error("session: store %s already holds versions and its current one (v%u) is "
+                           "not %s: leave out --model to go on from v%u, or give a new --store "
+                           "directory to start from %s", store, (unsigned)store_cur, model,
+                           (unsigned)store_cur, model);
+        odl_host_free(cur);
+        if (rc)
+            cli_model_free(&cm);
+    }
+    if (rc) {
+        free(log);
+        return 1;
+    }
     if (!rc)
         rc = cli_load_data(data, split, ODL_SPLIT_TEST, NULL, NULL, 0, &orig);
     if (!rc && odl_dataset_copy(&orig, &user) != ODL_OK)
@@ -292,19 +426,27 @@ int cmd_session(int argc, char **argv)
         snprintf(tmp_model, sizeof tmp_model, "%s/version.odl", tmp_dir);
         cli_cleanup_dir(tmp_dir, tmp_model);
     }
-    if (store) {
+    vs.cap = lc.versions + 1;
+    vs.top = -1;
+    if (store && store_cur) {
+        versions_push(&vs, store_cur);
+        if (!quiet)
+            printf("store %s: going on from version %u (its current)\n", store, (unsigned)store_cur);
+    } else if (store) {
         odl_store_host h;
-        odl_status so = odl_store_host_open(&h, store, (uint32_t)keep, &d);
-        int empty = so == ODL_OK && odl_store_count(h.store) == 0;
-        if (so == ODL_OK)
-            odl_store_host_close(&h);
         uint32_t id = 0;
-        if (so != ODL_OK)
-            rc = cli_fail(store, so, &d);
-        else if (empty && !(rc = store_commit(store, keep, model, "base", NULL, 0, &id, &d)) && !quiet)
-            printf("store %s: the base is version %u\n", store, id);
+        rc = store_open_checked(store, 0, &h, &d);
+        if (!rc) {
+            rc = store_commit(&h, store, model, "base", NULL, 0, &id, &d);
+            odl_store_host_close(&h);
+        }
         if (rc)
             goto done;
+        versions_push(&vs, id);
+        if (!quiet)
+            printf("store %s: the base is version %u\n", store, id);
+    } else {
+        versions_push(&vs, 1); /* numbered as a new store would number it */
     }
     uint32_t rejected_run[ODL_REASON_COUNT] = {0};
     int32_t first_user_predict = -1; /* prediction count when SRC=user began */
@@ -369,40 +511,54 @@ int cmd_session(int argc, char **argv)
             if (s == ODL_OK || s == ODL_EVENT_ROLLED_BACK) {
                 odl_learner_status st2;
                 odl_learner_get_status(L, &st2);
+                uint32_t new_id = 0;
+                if (s == ODL_OK && store) { /* stored first: the store gives the number */
+                    odl_store_host h;
+                    rc = store_open_checked(store, vs.ids[vs.top], &h, &d);
+                    if (!rc) {
+                        rc = save_model(L, &cm, tmp_model, store_next_id(h.store), &d);
+                        if (!rc)
+                            rc = store_commit(&h, store, tmp_model, upd ? "update" : "calibrate", &st2, 0,
+                                              &new_id, &d);
+                        odl_store_host_close(&h);
+                    }
+                    remove(tmp_model);
+                    if (rc)
+                        break;
+                }
+                if (s == ODL_OK)
+                    versions_push(&vs, store ? new_id : vs.next_id);
                 printf("%4d %s on %d collected (%d held out); rejected so far:", lineno, kind, (int)st.collected,
                        (int)st.held_out);
                 for (int r2 = 1; r2 < ODL_REASON_COUNT; r2++)
                     if (st2.rejected[r2])
                         printf(" %s %u;", odl_reason_str((odl_reason)r2), st2.rejected[r2]);
-                printf("\n     -> %s; version %u\n", st2.last_decision, st2.version);
-                if (store && s == ODL_OK) {
-                    uint32_t id = 0;
-                    rc = save_model(L, &cm, tmp_model, st2.version, &d);
-                    if (!rc)
-                        rc = store_commit(store, keep, tmp_model, upd ? "update" : "calibrate", &st2, 0, &id, &d);
-                    unlink(tmp_model);
-                    if (!rc)
-                        printf("     -> stored as version %u in %s\n", id, store);
-                }
+                printf("\n     -> %s; version %u\n", st2.last_decision, (unsigned)vs.ids[vs.top]);
+                if (store && s == ODL_OK)
+                    printf("     -> stored as version %u in %s\n", (unsigned)new_id, store);
                 s = ODL_OK;
             }
         } else if (e.kind == EVLOG_ROLLBACK) {
             const int32_t steps = e.steps;
             s = odl_learner_rollback(L, steps, &d);
             if (s == ODL_OK) {
-                odl_learner_status st;
-                odl_learner_get_status(L, &st);
-                printf("%4d rollback %d: version %u is current\n", lineno, (int)steps, st.version);
+                const uint32_t was = vs.ids[vs.top];
+                vs.top -= (int32_t)steps; /* the learner checked steps against the same stack */
+                printf("%4d rollback %d: version %u is current\n", lineno, (int)steps, (unsigned)vs.ids[vs.top]);
                 if (store) {
                     odl_store_host h;
-                    uint32_t now = 0;
-                    s = odl_store_host_open(&h, store, 0, &d);
-                    if (s == ODL_OK) {
-                        s = odl_store_rollback(h.store, (int32_t)steps, (uint64_t)time(NULL), &now, &d);
-                        odl_store_host_close(&h);
+                    rc = store_open_checked(store, was, &h, &d);
+                    if (rc)
+                        break;
+                    s = odl_store_checkout(h.store, vs.ids[vs.top], (uint64_t)time(NULL), &d);
+                    if (s != ODL_OK && h.posix.last_error.msg[0]) {
+                        size_t n = strlen(d.msg);
+                        if (snprintf(d.msg + n, sizeof d.msg - n, " [%s]", h.posix.last_error.msg) < 0)
+                            d.msg[n] = '\0';
                     }
+                    odl_store_host_close(&h);
                     if (s == ODL_OK)
-                        printf("     -> store %s: version %u is current\n", store, now);
+                        printf("     -> store %s: version %u is current\n", store, (unsigned)vs.ids[vs.top]);
                 }
             }
         } else if (e.kind == EVLOG_SAVE) {
@@ -410,9 +566,9 @@ int cmd_session(int argc, char **argv)
             odl_learner_get_status(L, &st);
             char path[4096];
             save_path(out_dir, e.name, path, sizeof path);
-            rc = save_model(L, &cm, path, st.version, &d);
+            rc = save_model(L, &cm, path, vs.ids[vs.top], &d);
             if (!rc && !quiet)
-                printf("%4d saved version %u to %s\n", lineno, st.version, path);
+                printf("%4d saved version %u to %s\n", lineno, (unsigned)vs.ids[vs.top], path);
         }
         if (s != ODL_OK) {
             char ctx[64];
@@ -426,7 +582,7 @@ int cmd_session(int argc, char **argv)
         printf("session: %u predictions (%u drift events), %u feedback (%u examples accepted), %u right / %u wrong "
                "marks; %u updates: %u accepted, %u rolled back; %u rollbacks; version %u\n",
                st.predictions, st.drift_events, st.feedback, st.accepted_examples, st.marks_right, st.marks_wrong,
-               st.updates, st.updates_accepted, st.updates_rolled_back, st.rollbacks, st.version);
+               st.updates, st.updates_accepted, st.updates_rolled_back, st.rollbacks, (unsigned)vs.ids[vs.top]);
     }
 done:
     if (tmp_dir[0]) {

@@ -14,6 +14,8 @@ static void help(FILE *f)
           "commit time (UTC), payload bytes, strategy, metrics and description. The\n"
           "current version is marked '*'. Damaged or incomplete records (an\n"
           "interrupted write) are skipped and reported on stderr.\n"
+          "A store another process is using is waited for (at most 10 s; the\n"
+          "environment variable ODL_STORE_WAIT=SECONDS changes it).\n"
           "\n"
           "  --store DIR  the store directory (docs/store.md)\n"
           "  --json       machine-readable output\n",
