@@ -143,6 +143,20 @@ int cli_load_data(const char *path, odl_split split, odl_split default_split, co
     return 0;
 }
 
+int cli_fit_shape(odl_dataset *ds, const odl_model_desc *md, const char *path)
+{
+    if (ds->c == md->in_c && ds->h == md->in_h && ds->w == md->in_w)
+        return 0;
+    if ((uint64_t)ds->c * ds->h * ds->w == (uint64_t)md->in_c * md->in_h * md->in_w) {
+        odl_diag d;
+        odl_diag_clear(&d);
+        if (odl_dataset_reshape(ds, md->in_c, md->in_h, md->in_w, &d) == ODL_OK)
+            return 0;
+    }
+    return cli_error("%s: samples are %dx%dx%d; the model takes %dx%dx%d", path, (int)ds->c, (int)ds->h, (int)ds->w,
+                     (int)md->in_c, (int)md->in_h, (int)md->in_w);
+}
+
 int cli_model_load(const char *path, const odl_model_cfg *cfg, cli_model *cm)
 {
     memset(cm, 0, sizeof *cm);

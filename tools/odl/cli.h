@@ -37,6 +37,11 @@ int cli_parse_split(const char *s, odl_split *out);
 int cli_load_data(const char *path, odl_split split, odl_split default_split, const char *classes,
                   const char *shape, int32_t limit, odl_dataset *ds);
 
+/* Gives a dataset the model's input shape: flat CSV rows of the right size
+ * are reshaped; any other sample shape prints an error naming both shapes
+ * and returns 1 (data of another shape must never reach the model). */
+int cli_fit_shape(odl_dataset *ds, const odl_model_desc *md, const char *path);
+
 /* A loaded model with its arena (host convenience). */
 typedef struct cli_model {
     void *file;       /* the file bytes */

@@ -222,13 +222,15 @@ int cmd_adapt(int argc, char **argv)
         if (user.y[k] + 1 > n_classes)
             n_classes = user.y[k] + 1;
     const size_t in = (size_t)cm.desc.in_c * cm.desc.in_h * cm.desc.in_w;
-    if ((size_t)user.c * user.h * user.w != in)
-        rc = cli_error("%s: samples have %d values; %s takes %zu", data, (int)(user.c * user.h * user.w), model, in);
+    if (cli_fit_shape(&user, &cm.desc, data))
+        rc = 1;
     else if (n_classes > base_classes && !new_classes)
         rc = cli_error("%s: labels up to %d, but %s has %d classes (add --new-classes to grow the head)", data,
                        (int)n_classes - 1, model, (int)base_classes);
     if (!rc && from)
         rc = cli_load_data(from, ODL_SPLIT_AUTO, ODL_SPLIT_TRAIN, NULL, NULL, 0, &orig);
+    if (!rc && from && cli_fit_shape(&orig, &cm.desc, from))
+        rc = 1;
     if (!rc && from) {
         /* the original data the base knew: its classes only */
         int32_t j = 0;

@@ -146,18 +146,28 @@ int cmd_session(int argc, char **argv)
     icfg.max_batch = 1;
     cli_model cm;
     odl_dataset orig, user, olds;
+    memset(&orig, 0, sizeof orig);
+    memset(&user, 0, sizeof user);
     memset(&olds, 0, sizeof olds);
     int rc = cli_model_load(model, &icfg, &cm);
     if (!rc)
         rc = cli_load_data(data, split, ODL_SPLIT_TEST, NULL, NULL, 0, &orig);
+    if (!rc && cli_fit_shape(&orig, &cm.desc, data))
+        rc = 1;
     if (!rc && odl_dataset_copy(&orig, &user) != ODL_OK)
         rc = cli_error("out of memory");
     if (!rc) {
         odl_dataset_shift(&user, &sh);
         rc = cli_load_data(old ? old : data, ODL_SPLIT_TRAIN, ODL_SPLIT_TRAIN, NULL, NULL, 0, &olds);
+        if (!rc && cli_fit_shape(&olds, &cm.desc, old ? old : data))
+            rc = 1;
     }
     if (rc) {
         fclose(ev);
+        odl_dataset_free(&orig);
+        odl_dataset_free(&user);
+        odl_dataset_free(&olds);
+        cli_model_free(&cm);
         return 1;
     }
     /* the device's old data: the base's classes only */
