@@ -283,8 +283,21 @@ static odl_status idx_check_images(const char *path, const idx_header *h, int32_
  * body then streams through a buffer of whole images, so memory is what is
  * kept plus ~64 KB, not the whole file as floats. Every size check of the
  * plain read still applies (truncation, trailing data, the gzip trailer). */
+/* The size of a plain file (0 when it cannot be told). */
+static uint64_t file_bytes(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode) ? (uint64_t)sb.st_size : 0;
+}
+
+static odl_status over_limit(odl_diag *d, const char *path, const char *what, uint64_t bytes, size_t max_bytes)
+{
+    return failf(d, ODL_ERR_NOMEM, "%s: %s need %llu bytes, over the memory limit of %zu bytes", path, what,
+                 (unsigned long long)bytes, max_bytes);
+}
+
 static odl_status idx_read_sel(const char *images_path, const char *labels_path, const odl_class_set *classes,
-                               int32_t limit, odl_dataset *out, odl_diag *d)
+                               int32_t limit, size_t max_bytes, odl_dataset *out, odl_diag *d)
 {
     if (!out)
         return failf(d, ODL_ERR_ARG, "odl_idx_read: out is NULL");
@@ -308,6 +321,23 @@ static odl_status idx_read_sel(const char *images_path, const char *labels_path,
         goto done;
     if ((st = idx_check_images(images_path, &hi, &n, &h, &w, &pix_bytes, d)) != ODL_OK)
         goto done;
+    {
+        char what[96];
+        snprintf(what, sizeof what, "%d images of %dx%d", (int)n, (int)h, (int)w);
+        /* what the header declares, against the bytes present (a plain
+         * file) and the memory limit (which also bounds decompression)
+         * before anything is allocated */
+        const uint64_t have = file_bytes(images_path);
+        if (gzdirect(gi) && have && have < (uint64_t)hi.bytes + pix_bytes) {
+            st = failf(d, ODL_ERR_TRUNCATED, "%s: truncated: the header declares %s (%zu bytes), the file has %llu",
+                       images_path, what, hi.bytes + pix_bytes, (unsigned long long)have);
+            goto done;
+        }
+        if (pix_bytes > max_bytes) {
+            st = over_limit(d, images_path, what, pix_bytes, max_bytes);
+            goto done;
+        }
+    }
     if ((st = gz_open(labels_path, &gl, d)) != ODL_OK)
         goto done;
     if ((st = idx_read_header(gl, labels_path, 1, &hl, d)) != ODL_OK)
@@ -339,7 +369,19 @@ static odl_status idx_read_sel(const char *images_path, const char *labels_path,
             kept++;
         }
     }
-    x = malloc(sizeof(float) * img * (size_t)(kept ? kept : 1));
+    if ((uint64_t)kept * img * sizeof(float) > max_bytes) {
+        char what[96];
+        snprintf(what, sizeof what, "%d images of %dx%d as floats", (int)kept, (int)h, (int)w);
+        st = over_limit(d, images_path, what, (uint64_t)kept * img * sizeof(float), max_bytes);
+        goto done;
+    }
+    /* x grows with the images that arrive, never with what the header claims */
+    size_t xcap = ((size_t)1 << 20) / (img * sizeof(float));
+    if (xcap < 1)
+        xcap = 1;
+    if (xcap > (size_t)(kept ? kept : 1))
+        xcap = (size_t)(kept ? kept : 1);
+    x = malloc(sizeof(float) * img * xcap);
     y = malloc(sizeof(int32_t) * (size_t)(kept ? kept : 1));
     size_t per = img ? ((size_t)1 << 16) / img : 1; /* ~64 KB of whole images per read */
     if (per < 1)
@@ -369,6 +411,17 @@ static odl_status idx_read_sel(const char *images_path, const char *labels_path,
             const size_t data = got > remaining ? remaining : got;
             for (size_t k = 0; k + img <= data; k += img, next++)
                 if (keep[next]) {
+                    if ((size_t)j == xcap) {
+                        size_t nc = xcap * 2 < (size_t)kept ? xcap * 2 : (size_t)kept;
+                        float *nx = realloc(x, sizeof(float) * img * nc);
+                        if (!nx) {
+                            st = failf(d, ODL_ERR_NOMEM, "%s: out of memory (%zu images of %dx%d)", images_path, nc,
+                                       (int)h, (int)w);
+                            goto done;
+                        }
+                        x = nx;
+                        xcap = nc;
+                    }
                     float *dst = x + (size_t)j * img;
                     for (size_t q = 0; q < img; q++)
                         dst[q] = (float)chunk[k + q] / 255.0f;
@@ -422,7 +475,7 @@ done:
 
 odl_status odl_idx_read(const char *images_path, const char *labels_path, odl_dataset *out, odl_diag *d)
 {
-    return idx_read_sel(images_path, labels_path, NULL, 0, out, d);
+    return idx_read_sel(images_path, labels_path, NULL, 0, ODL_DATA_MAX_BYTES_DEFAULT, out, d);
 }
 
 /* ------------------------------------------------------------------ */
@@ -467,7 +520,14 @@ static int field_len(const char *s, const char *e)
     return n > 40 ? 40 : (int)n;
 }
 
+static odl_status csv_read(const char *path, size_t max_bytes, odl_dataset *out, odl_diag *d);
+
 odl_status odl_csv_read(const char *path, odl_dataset *out, odl_diag *d)
+{
+    return csv_read(path, ODL_DATA_MAX_BYTES_DEFAULT, out, d);
+}
+
+static odl_status csv_read(const char *path, size_t max_bytes, odl_dataset *out, odl_diag *d)
 {
     if (!out)
         return failf(d, ODL_ERR_ARG, "odl_csv_read: out is NULL");
@@ -507,8 +567,10 @@ odl_status odl_csv_read(const char *path, odl_dataset *out, odl_diag *d)
         }
         if (len < cap - 1)
             break;
-        if (cap > SIZE_MAX / 2) {
-            st = failf(d, ODL_ERR_NOMEM, "%s: file too large", path);
+        /* the text (decompressed, for .csv.gz) stops at the memory limit */
+        if (cap > SIZE_MAX / 2 || len >= max_bytes) {
+            st = failf(d, ODL_ERR_NOMEM, "%s: more than %zu bytes of text%s, over the memory limit of %zu bytes",
+                       path, len, gz_note(gz), max_bytes);
             goto done;
         }
         char *nt = realloc(text, cap * 2);
@@ -653,8 +715,10 @@ odl_status odl_csv_read(const char *path, odl_dataset *out, odl_diag *d)
         }
         if (rows == rows_cap) {
             size_t nc = rows_cap ? rows_cap * 2 : 256;
-            if (nc > SIZE_MAX / sizeof(float) / nf) {
-                st = failf(d, ODL_ERR_NOMEM, "%s: too large", path);
+            if (nc > SIZE_MAX / sizeof(float) / nf || (uint64_t)nc * nf * sizeof(float) > max_bytes) {
+                char what[64];
+                snprintf(what, sizeof what, "%zu rows of %zu features", nc, nf);
+                st = over_limit(d, path, what, (uint64_t)nc * nf * sizeof(float), max_bytes);
                 goto done;
             }
             float *nx = realloc(x, nc * nf * sizeof *nx);
@@ -913,7 +977,7 @@ static int find_in_dir(const char *dir, const char *name, char *out, size_t cap)
 }
 
 static odl_status load_dir(const char *dir, odl_split split, const odl_class_set *cls, int32_t limit,
-                           odl_dataset *ds, odl_diag *d)
+                           size_t max_bytes, odl_dataset *ds, odl_diag *d)
 {
     const char *pre = split == ODL_SPLIT_TEST ? "t10k" : "train";
     char img[PATH_CAP], lab[PATH_CAP], name[64];
@@ -923,11 +987,11 @@ static odl_status load_dir(const char *dir, odl_split split, const odl_class_set
     snprintf(name, sizeof name, "%s-labels-idx1-ubyte", pre);
     if (!find_in_dir(dir, name, lab, sizeof lab))
         return failf(d, ODL_ERR_NOT_FOUND, "%s: no %s or %s.gz in this directory", dir, name, name);
-    return idx_read_sel(img, lab, cls, limit, ds, d);
+    return idx_read_sel(img, lab, cls, limit, max_bytes, ds, d);
 }
 
-static odl_status load_idx_file(const char *path, const odl_class_set *cls, int32_t limit, odl_dataset *ds,
-                                odl_diag *d)
+static odl_status load_idx_file(const char *path, const odl_class_set *cls, int32_t limit, size_t max_bytes,
+                                odl_dataset *ds, odl_diag *d)
 {
     char lab[PATH_CAP];
     size_t n = strlen(path);
@@ -965,7 +1029,7 @@ static odl_status load_idx_file(const char *path, const odl_class_set *cls, int3
             return failf(d, ODL_ERR_NOT_FOUND, "%s: its labels file %s was not found", path, lab);
         memcpy(lab, alt, strlen(alt) + 1);
     }
-    return idx_read_sel(path, lab, cls, limit, ds, d);
+    return idx_read_sel(path, lab, cls, limit, max_bytes, ds, d);
 }
 
 odl_status odl_data_load(const char *path, const odl_data_opts *opts_in, odl_dataset *out,
@@ -983,6 +1047,7 @@ odl_status odl_data_load(const char *path, const odl_data_opts *opts_in, odl_dat
     if (any_shape && (o.c <= 0 || o.h <= 0 || o.w <= 0))
         return failf(d, ODL_ERR_ARG, "%s: shape %dx%dx%d: every dimension must be positive", path,
                      (int)o.c, (int)o.h, (int)o.w);
+    const size_t max_bytes = o.max_bytes ? o.max_bytes : ODL_DATA_MAX_BYTES_DEFAULT;
     odl_split split = o.split == ODL_SPLIT_AUTO ? o.default_split : o.split;
     if (split == ODL_SPLIT_AUTO)
         split = ODL_SPLIT_TRAIN;
@@ -998,11 +1063,11 @@ odl_status odl_data_load(const char *path, const odl_data_opts *opts_in, odl_dat
     odl_status st;
     /* IDX readers filter while reading (memory: what is kept, not the file) */
     if (S_ISDIR(sb.st_mode))
-        st = load_dir(path, split, o.classes, o.limit, &ds, d);
+        st = load_dir(path, split, o.classes, o.limit, max_bytes, &ds, d);
     else if (ends_with_ci(path, ".csv") || ends_with_ci(path, ".csv.gz"))
-        st = odl_csv_read(path, &ds, d);
+        st = csv_read(path, max_bytes, &ds, d);
     else
-        st = load_idx_file(path, o.classes, o.limit, &ds, d);
+        st = load_idx_file(path, o.classes, o.limit, max_bytes, &ds, d);
     if (st != ODL_OK)
         return st;
 

@@ -9,6 +9,76 @@
 #include <time.h>
 #include <unistd.h>
 
+size_t cli_max_memory = CLI_MAX_MEMORY_DEFAULT;
+
+int cli_parse_size(const char *s, size_t *out)
+{
+    if (!s || *s < '0' || *s > '9')
+        return 1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return 1;
+    unsigned shift = 0;
+    if (*end) {
+        switch (*end) {
+        case 'k': case 'K': shift = 10; break;
+        case 'm': case 'M': shift = 20; break;
+        case 'g': case 'G': shift = 30; break;
+        case 't': case 'T': shift = 40; break;
+        default: return 1;
+        }
+        end++;
+        if (*end == 'i' && end[1] == 'B')
+            end += 2;
+        else if (*end == 'B')
+            end++;
+        if (*end)
+            return 1;
+    }
+    if (v == 0 || v > ((unsigned long long)SIZE_MAX >> shift))
+        return 1;
+    *out = (size_t)(v << shift);
+    return 0;
+}
+
+static void human_bytes(char *buf, size_t cap, size_t n)
+{
+    const char *unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)n;
+    int u = 0;
+    while (v >= 1024.0 && u < 4) {
+        v /= 1024.0;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, cap, "%zu bytes", n);
+    else
+        snprintf(buf, cap, "%.1f %s", v, unit[u]);
+}
+
+int cli_memory_check(const char *what, size_t bytes)
+{
+    if (bytes <= cli_max_memory)
+        return 0;
+    char need[32], lim[32];
+    human_bytes(need, sizeof need, bytes);
+    human_bytes(lim, sizeof lim, cli_max_memory);
+    return cli_error("%s needs %zu bytes (%s), over the memory limit of %s (raise it with --max-memory SIZE)", what,
+                     bytes, need, lim);
+}
+
+void *cli_alloc(const char *what, size_t bytes)
+{
+    if (cli_memory_check(what, bytes))
+        return NULL;
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p)
+        cli_error("%s: out of memory (%zu bytes)", what, bytes);
+    return p;
+}
+
 int cli_error(const char *fmt, ...)
 {
     va_list ap;
@@ -121,6 +191,7 @@ int cli_load_data(const char *path, odl_split split, odl_split default_split, co
     o.split = split;
     o.default_split = default_split;
     o.limit = limit;
+    o.max_bytes = cli_max_memory;
     if (shape && cli_parse_shape(shape, &o.c, &o.h, &o.w))
         return 1;
     if (classes) {
@@ -136,8 +207,11 @@ int cli_load_data(const char *path, odl_split split, odl_split default_split, co
     }
     odl_status s = odl_data_load(path, &o, ds, &d);
     free(set);
-    if (s != ODL_OK)
+    if (s != ODL_OK) {
+        if (s == ODL_ERR_NOMEM && strstr(d.msg, "memory limit"))
+            return cli_error("%s (raise it with --max-memory SIZE)", d.msg);
         return cli_fail("", s, &d);
+    }
     if (ds->n == 0)
         return cli_error("%s: no samples%s", path, classes ? " in the selected classes" : "");
     return 0;
@@ -174,10 +248,12 @@ int cli_model_load(const char *path, const odl_model_cfg *cfg, cli_model *cm)
     odl_mem_plan plan;
     s = odl_model_plan(&cm->desc, cfg, &plan, &d);
     if (s == ODL_OK) {
-        cm->arena_buf = malloc(plan.total + ODL_ALIGN);
+        char what[64];
+        snprintf(what, sizeof what, "model %.40s", path);
+        cm->arena_buf = cli_alloc(what, plan.total + ODL_ALIGN);
         if (!cm->arena_buf) {
             cli_model_free(cm);
-            return cli_error("%s: out of memory (%zu bytes)", path, plan.total);
+            return 1;
         }
         s = odl_arena_init(&cm->arena, cm->arena_buf, plan.total + ODL_ALIGN);
     }

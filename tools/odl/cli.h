@@ -33,6 +33,20 @@ int cli_parse_shape(const char *s, int32_t *c, int32_t *h, int32_t *w);
 /* --split: "train" or "test"; prints the error and returns 1 otherwise. */
 int cli_parse_split(const char *s, odl_split *out);
 
+/* The tool's memory limit: every model/learner plan and every dataset is
+ * checked against it before anything is allocated. Set by the global
+ * --max-memory SIZE option (main.c); the default fits a laptop. */
+#define CLI_MAX_MEMORY_DEFAULT ((size_t)4 << 30)
+extern size_t cli_max_memory;
+/* Parses a size: a whole number of bytes with an optional K, M, G or T
+ * suffix (powers of 1024), e.g. 512M, 2G. Returns 0 on success. */
+int cli_parse_size(const char *s, size_t *out);
+/* 0 if `bytes` fits the memory limit; otherwise prints
+ * "odl: WHAT needs N bytes, over the memory limit ..." and returns 1. */
+int cli_memory_check(const char *what, size_t bytes);
+/* malloc after cli_memory_check; prints the error and returns NULL on failure. */
+void *cli_alloc(const char *what, size_t bytes);
+
 /* Loads a dataset for a command, printing errors. Returns 0 on success. */
 int cli_load_data(const char *path, odl_split split, odl_split default_split, const char *classes,
                   const char *shape, int32_t limit, odl_dataset *ds);

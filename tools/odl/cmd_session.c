@@ -183,7 +183,11 @@ int cmd_session(int argc, char **argv)
     lc.max_classes = max_classes;
     odl_mem_plan plan;
     odl_status s = odl_learner_plan(&lc, cm.m, &plan, &d);
-    void *buf = s == ODL_OK ? malloc(plan.total) : NULL;
+    void *buf = NULL;
+    if (s == ODL_OK && !(buf = cli_alloc("learner plan", plan.total))) {
+        rc = 1;
+        goto done;
+    }
     odl_learner *L = NULL;
     odl_rng rng;
     odl_rng_seed(&rng, (uint64_t)seed, 0x73657373);
