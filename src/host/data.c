@@ -59,71 +59,158 @@ static odl_status errno_fail(odl_diag *d, const char *path, int e)
 /* ------------------------------------------------------------------ */
 /* gz reading                                                          */
 
-static odl_status gz_open(const char *path, gzFile *out, odl_diag *d)
+/* A file read plain or, when it starts with the gzip magic, through
+ * inflate. zlib's own gz* reader silently ignores anything after the last
+ * gzip member; this one accepts further members (concatenated gzip is
+ * valid) and refuses any other trailing bytes. */
+typedef struct zsrc {
+    FILE *f;
+    int gzip;      /* 1: gzip members; 0: a plain file */
+    int in_member; /* inflate is inside a member */
+    int ended;     /* the data ended cleanly */
+    int members;   /* gzip members completed */
+    size_t member_out; /* bytes the current member has produced */
+    z_stream zs;
+    unsigned char in[1u << 15]; /* 32 KB: reads stream, and memory stays small */
+} zsrc;
+
+static void gz_close(zsrc *z)
 {
+    if (!z)
+        return;
+    if (z->gzip)
+        inflateEnd(&z->zs);
+    if (z->f)
+        fclose(z->f);
+    free(z);
+}
+
+static odl_status gz_open(const char *path, zsrc **out, odl_diag *d)
+{
+    zsrc *z = calloc(1, sizeof *z);
+    if (!z)
+        return failf(d, ODL_ERR_NOMEM, "%s: cannot open (out of memory)", path);
     errno = 0;
-    gzFile gz = gzopen(path, "rb");
-    if (!gz) {
+    z->f = fopen(path, "rb");
+    if (!z->f) {
         int e = errno;
-        if (e == 0)
-            return failf(d, ODL_ERR_NOMEM, "%s: cannot open (out of memory)", path);
-        return errno_fail(d, path, e);
+        free(z);
+        return errno_fail(d, path, e ? e : EIO);
     }
-    gzbuffer(gz, 1u << 15); /* 32 KB: reads stream, and memory stays small */
-    *out = gz;
+    size_t n = fread(z->in, 1, 2, z->f);
+    if (ferror(z->f)) {
+        int e = errno;
+        gz_close(z);
+        return failf(d, ODL_ERR_IO, "%s: read error: %s", path, strerror(e ? e : EIO));
+    }
+    z->zs.next_in = z->in;
+    z->zs.avail_in = (uInt)n;
+    if (n == 2 && z->in[0] == 0x1f && z->in[1] == 0x8b) {
+        if (inflateInit2(&z->zs, 16 + MAX_WBITS) != Z_OK) {
+            fclose(z->f);
+            free(z);
+            return failf(d, ODL_ERR_NOMEM, "%s: cannot open (out of memory)", path);
+        }
+        z->gzip = z->in_member = 1;
+    }
+    *out = z;
     return ODL_OK;
 }
 
-/* zlib's messages start with "path: "; drop that so the path appears once. */
-static const char *gz_msg(gzFile gz, const char *path, int *errnum)
+/* More input when the buffer is empty: 1, 0 at the end of the file, -1 on error. */
+static int gz_fill(zsrc *z)
 {
-    const char *m = gzerror(gz, errnum);
-    size_t pl = strlen(path);
-    if (m && strncmp(m, path, pl) == 0 && m[pl] == ':' && m[pl + 1] == ' ')
-        m += pl + 2;
-    return m ? m : "unknown error";
+    if (z->zs.avail_in)
+        return 1;
+    size_t n = fread(z->in, 1, sizeof z->in, z->f);
+    if (n == 0)
+        return ferror(z->f) ? -1 : 0;
+    z->zs.next_in = z->in;
+    z->zs.avail_in = (uInt)n;
+    return 1;
 }
 
 /* Reads up to `want` bytes into buf. *got is what arrived before the end of
  * the data; *gz_eof is set when a gzip stream ended before its end marker.
- * Errors only for unreadable/corrupted streams. */
-static odl_status gz_read_upto(gzFile gz, const char *path, unsigned char *buf, size_t want,
-                               size_t *got, int *gz_eof, odl_diag *d)
+ * Errors for unreadable or corrupted streams and data after the gzip stream. */
+static odl_status gz_read_upto(zsrc *z, const char *path, unsigned char *buf, size_t want, size_t *got,
+                               int *gz_eof, odl_diag *d)
 {
     size_t total = 0;
     *gz_eof = 0;
-    while (total < want) {
-        size_t chunk = want - total;
-        if (chunk > (1u << 30))
-            chunk = 1u << 30;
+    odl_status st = ODL_OK;
+    while (total < want && !z->ended) {
         errno = 0;
-        int r = gzread(gz, buf + total, (unsigned)chunk);
-        if (r > 0) {
-            total += (size_t)r;
+        const int fr = gz_fill(z);
+        if (fr < 0) {
+            st = failf(d, ODL_ERR_IO, "%s: read error: %s", path, strerror(errno ? errno : EIO));
+            break;
+        }
+        if (fr == 0) {
+            z->ended = 1;
+            if (z->gzip && z->in_member) {
+                if (z->members > 0 && z->member_out == 0)
+                    st = failf(d, ODL_ERR_FORMAT, "%s: unexpected data after the end of the gzip stream", path);
+                else
+                    *gz_eof = 1;
+            }
+            break;
+        }
+        size_t chunk = want - total;
+        if (!z->gzip) {
+            if (chunk > z->zs.avail_in)
+                chunk = z->zs.avail_in;
+            memcpy(buf + total, z->zs.next_in, chunk);
+            z->zs.next_in += chunk;
+            z->zs.avail_in -= (uInt)chunk;
+            total += chunk;
             continue;
         }
-        int errnum = Z_OK;
-        const char *m = gz_msg(gz, path, &errnum);
-        if (r < 0 || (errnum != Z_OK && errnum != Z_BUF_ERROR)) {
-            *got = total;
-            if (errnum == Z_ERRNO)
-                return failf(d, ODL_ERR_IO, "%s: read error: %s", path,
-                             strerror(errno ? errno : EIO));
-            if (errnum == Z_MEM_ERROR)
-                return failf(d, ODL_ERR_NOMEM, "%s: out of memory while decompressing", path);
-            return failf(d, ODL_ERR_FORMAT, "%s: corrupted gzip stream (%s)", path, m);
+        if (!z->in_member) {
+            /* more bytes after a member: another member, or refused below */
+            if (inflateReset(&z->zs) != Z_OK) {
+                st = failf(d, ODL_ERR_FORMAT, "%s: corrupted gzip stream", path);
+                break;
+            }
+            z->in_member = 1;
+            z->member_out = 0;
         }
-        if (errnum == Z_BUF_ERROR)
-            *gz_eof = 1;
+        if (chunk > (1u << 30))
+            chunk = 1u << 30;
+        z->zs.next_out = buf + total;
+        z->zs.avail_out = (uInt)chunk;
+        const int r = inflate(&z->zs, Z_NO_FLUSH);
+        const size_t produced = chunk - z->zs.avail_out;
+        total += produced;
+        z->member_out += produced;
+        if (r == Z_STREAM_END) {
+            z->in_member = 0;
+            z->members++;
+            continue;
+        }
+        if (r == Z_OK || r == Z_BUF_ERROR)
+            continue;
+        if (r == Z_MEM_ERROR)
+            st = failf(d, ODL_ERR_NOMEM, "%s: out of memory while decompressing", path);
+        else if (z->members > 0 && z->member_out == 0)
+            st = failf(d, ODL_ERR_FORMAT, "%s: unexpected data after the end of the gzip stream", path);
+        else
+            st = failf(d, ODL_ERR_FORMAT, "%s: corrupted gzip stream (%s)", path,
+                       z->zs.msg ? z->zs.msg : "invalid data");
         break;
     }
     *got = total;
-    return ODL_OK;
+    return st;
 }
 
-static const char *gz_note(gzFile gz)
+static int gz_direct(const zsrc *z)
 {
-    return gzdirect(gz) ? "" : " after decompression";
+    return !z->gzip;
+}
+
+static const char *gz_note(zsrc *gz)
+{
+    return gz_direct(gz) ? "" : " after decompression";
 }
 
 /* Reads the rest of the stream, expected to be exactly `want` bytes, into a
@@ -133,7 +220,7 @@ static const char *gz_note(gzFile gz)
  * noticing a missing trailer) even when the data ends exactly there.
  * Returns ODL_OK with *out set, or an error worded with `what` (e.g.
  * "10000 images of 28x28") and the expected/actual byte counts. */
-static odl_status gz_read_body(gzFile gz, const char *path, size_t hdr_bytes, size_t want,
+static odl_status gz_read_body(zsrc *gz, const char *path, size_t hdr_bytes, size_t want,
                                const char *what, unsigned char **out, odl_diag *d)
 {
     *out = NULL;
@@ -202,7 +289,7 @@ typedef struct idx_header {
     size_t bytes; /* header size */
 } idx_header;
 
-static odl_status idx_read_header(gzFile gz, const char *path, int labels, idx_header *h,
+static odl_status idx_read_header(zsrc *gz, const char *path, int labels, idx_header *h,
                                   odl_diag *d)
 {
     unsigned char b[16];
@@ -305,7 +392,7 @@ static odl_status idx_read_sel(const char *images_path, const char *labels_path,
     if (!images_path || !labels_path)
         return failf(d, ODL_ERR_ARG, "odl_idx_read: NULL path");
 
-    gzFile gi = NULL, gl = NULL;
+    zsrc *gi = NULL, *gl = NULL;
     unsigned char *lab = NULL, *chunk = NULL;
     float *x = NULL;
     int32_t *y = NULL;
@@ -328,9 +415,9 @@ static odl_status idx_read_sel(const char *images_path, const char *labels_path,
          * file) and the memory limit (which also bounds decompression)
          * before anything is allocated */
         const uint64_t have = file_bytes(images_path);
-        if (gzdirect(gi) && have && have < (uint64_t)hi.bytes + pix_bytes) {
-            st = failf(d, ODL_ERR_TRUNCATED, "%s: truncated: the header declares %s (%zu bytes), the file has %llu",
-                       images_path, what, hi.bytes + pix_bytes, (unsigned long long)have);
+        if (gz_direct(gi) && have && have < (uint64_t)hi.bytes + pix_bytes) {
+            st = failf(d, ODL_ERR_TRUNCATED, "%s: truncated: expected %zu bytes (%zu-byte header + %s), got %llu",
+                       images_path, hi.bytes + pix_bytes, hi.bytes, what, (unsigned long long)have);
             goto done;
         }
         if (pix_bytes > max_bytes) {
@@ -467,9 +554,9 @@ done:
     free(chunk);
     free(lab);
     if (gi)
-        gzclose_r(gi);
+        gz_close(gi);
     if (gl)
-        gzclose_r(gl);
+        gz_close(gl);
     return st;
 }
 
@@ -535,7 +622,7 @@ static odl_status csv_read(const char *path, size_t max_bytes, odl_dataset *out,
     if (!path)
         return failf(d, ODL_ERR_ARG, "odl_csv_read: NULL path");
 
-    gzFile gz = NULL;
+    zsrc *gz = NULL;
     char *text = NULL;
     float *x = NULL, *row = NULL;
     int32_t *y = NULL;
@@ -587,7 +674,9 @@ static odl_status csv_read(const char *path, size_t max_bytes, odl_dataset *out,
         goto done;
     }
 
-    for (size_t pos = 0; pos < len;) {
+    /* a UTF-8 byte order mark (spreadsheet exports) is not part of the first field */
+    size_t start = len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+    for (size_t pos = start; pos < len;) {
         const char *ls = text + pos;
         const char *nl = memchr(ls, '\n', len - pos);
         const char *le = nl ? nl : text + len;
@@ -763,7 +852,7 @@ done:
     free(x);
     free(y);
     if (gz)
-        gzclose_r(gz);
+        gz_close(gz);
     return st;
 }
 

@@ -124,6 +124,15 @@ PYEOF
         eval base.odl --data bomb.csv.gz --max-memory 8M
 fi
 
+# ---- files that end oddly, bad command lines -----------------------------------
+gzip -c two.csv >tail.csv.gz && printf 'junk' >>tail.csv.gz
+expect "gzip CSV with data after the stream" 1 "after the end of the gzip stream" -- \
+    eval base.odl --data tail.csv.gz
+expect "train --classes 9-0 (a bad command line)" 2 "9-0" -- train --data two.csv --classes 9-0 -o x.odl
+expect "eval --classes 9-0 (a bad command line)" 2 "9-0" -- eval base.odl --data two.csv --classes 9-0
+expect "train --arch mlp:0 (a bad command line)" 2 "mlp:0" -- train --data two.csv --arch mlp:0 -o x.odl
+expect "train --arch mlp:4,-1 (a bad command line)" 2 "mlp:4,-1" -- train --data two.csv --arch mlp:4,-1 -o x.odl
+
 # ---- the memory limit ----------------------------------------------------------
 expect "model plan over --max-memory" 1 "memory limit" "--max-memory" -- \
     eval base.odl --data two.csv --max-memory 1K

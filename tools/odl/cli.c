@@ -181,6 +181,20 @@ int cli_parse_shape(const char *s, int32_t *c, int32_t *h, int32_t *w)
     return 0;
 }
 
+int cli_check_classes(const char *classes)
+{
+    if (!classes)
+        return 0;
+    odl_class_set *set = malloc(sizeof *set);
+    if (!set)
+        return cli_error("out of memory");
+    odl_diag d;
+    odl_diag_clear(&d);
+    odl_status s = odl_class_set_parse(classes, set, &d);
+    free(set);
+    return s == ODL_OK ? 0 : cli_fail("--classes", s, &d);
+}
+
 int cli_load_data(const char *path, odl_split split, odl_split default_split, const char *classes,
                   const char *shape, int32_t limit, odl_dataset *ds)
 {

@@ -47,6 +47,10 @@ int cli_memory_check(const char *what, size_t bytes);
 /* malloc after cli_memory_check; prints the error and returns NULL on failure. */
 void *cli_alloc(const char *what, size_t bytes);
 
+/* --classes SPEC: 0 if it parses (or is NULL); else prints the error and
+ * returns 1 (callers exit 2: a bad command line). */
+int cli_check_classes(const char *classes);
+
 /* Loads a dataset for a command, printing errors. Returns 0 on success. */
 int cli_load_data(const char *path, odl_split split, odl_split default_split, const char *classes,
                   const char *shape, int32_t limit, odl_dataset *ds);

@@ -160,6 +160,8 @@ int cmd_adapt(int argc, char **argv)
     icfg.max_batch = 8;
     icfg.frozen_weights_in_place = 1;
     cli_model cm;
+    if (cli_check_classes(classes))
+        return 2;
     if (cli_model_load(model, &icfg, &cm))
         return 1;
     /* a model adapted before carries its learner state: go on from it */

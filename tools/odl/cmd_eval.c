@@ -69,6 +69,8 @@ int cmd_eval(int argc, char **argv)
     odl_model_cfg cfg = odl_model_cfg_defaults();
     cfg.max_batch = batch;
     cli_model cm;
+    if (cli_check_classes(classes))
+        return 2;
     if (cli_model_load(model, &cfg, &cm))
         return 1;
     odl_dataset ds;
