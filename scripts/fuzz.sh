@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (clang + libFuzzer, with ASan/UBSan) of every
 # reader of untrusted bytes: the .odl model file, the learner-state chunks,
-# the version store's medium, the IDX/CSV dataset readers.
+# the version store's medium, the IDX/CSV dataset readers, and a model
+# paired with data of another shape (the tool's shape and memory checks).
 # Usage: bash scripts/fuzz.sh [SECONDS_PER_TARGET]   (default 15)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,15 +20,30 @@ clang -std=c11 -O1 -Iinclude -DODL_OMP_SIMD -fopenmp-simd -o "$out/make_seeds" t
 "$out/make_seeds" "$out"
 printf '0,1.5,2\n1,0.5,-1\n2,3,4\n' >"$out/corpus_data/seed.csv"
 printf 'label,a,b\n3,1,2\n' >"$out/corpus_data/header.csv"
+printf '\357\273\277label,a\n1,2\n' >"$out/corpus_data/bom.csv"
+gzip -c "$out/corpus_data/seed.csv" >"$out/corpus_data/seed.csv.gz"
+{ cat "$out/corpus_data/seed.csv.gz"; printf 'junk'; } >"$out/corpus_data/trailing.gz"
+# model + data pairs: 4 bytes choose the model (input c, h, w; width), one the
+# data's kind (low bits: csv, csv.gz, idx, idx.gz) and the memory limit
+mkdir -p "$out/corpus_shape"
+printf '\000\000\001\007\120' >"$out/corpus_shape/csv_fits"; cat "$out/corpus_data/seed.csv" >>"$out/corpus_shape/csv_fits"
+printf '\000\000\002\007\120' >"$out/corpus_shape/csv_other"; cat "$out/corpus_data/seed.csv" >>"$out/corpus_shape/csv_other"
+printf '\000\000\001\007\121' >"$out/corpus_shape/csvgz"; cat "$out/corpus_data/seed.csv.gz" >>"$out/corpus_shape/csvgz"
+# IDX: 2 images of 2x3 (the cut byte puts the 22-byte images file first), 2 labels
+printf '\000\001\002\007\122\040\000\000\010\003\000\000\000\002\000\000\000\002\000\000\000\003\001\002\003\004\005\006\007\010\011\012\013\014\000\000\010\001\000\000\000\002\001\002' \
+    >"$out/corpus_shape/idx"
 pass=0 fail=0
-for t in model_file state store data; do
-    extra=""
+for t in model_file state store data shape; do
+    extra="" opts=""
     [ "$t" = data ] && extra="$host -lz"
+    # the tool's data/model pairing code (tools/odl/cli.c); its error lines are not output worth keeping
+    [ "$t" = shape ] && extra="$host tools/odl/cli.c -Itools/odl -lz" && opts="-close_fd_mask=2"
     # shellcheck disable=SC2086
     clang $flags -o "$out/fuzz_$t" "tests/fuzz/fuzz_$t.c" $core $extra -lm
     corpus="$out/corpus_${t%_file}"
     [ -d "$corpus" ] || corpus="$out/corpus_model"
-    if "$out/fuzz_$t" -max_total_time="$secs" -max_len=16384 -rss_limit_mb=1024 "$corpus" \
+    # shellcheck disable=SC2086
+    if "$out/fuzz_$t" -max_total_time="$secs" -max_len=16384 -rss_limit_mb=1024 $opts "$corpus" \
         >"$out/fuzz_$t.log" 2>&1; then
         echo "ok  fuzz_$t: $(grep -E 'DONE' "$out/fuzz_$t.log" | tail -1 | sed -E 's/^#([0-9]+)[[:space:]]+DONE[[:space:]]+cov: ([0-9]+).*/\1 runs, coverage \2 edges, no failure/')"
         pass=$((pass + 1))

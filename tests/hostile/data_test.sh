@@ -147,5 +147,25 @@ else
     fail "--max-memory 64M: a small model runs" "$(head -c 300 err.txt)"
 fi
 
+# a model file whose replay capacity field alone was raised (2^24 slots): the
+# learner's plan is refused against the limit before the buffer is allocated
+if [ -x "$PY" ] && "$ODL" adapt base.odl --data two.csv --replay-from two.csv --strategy replay -o rp.odl \
+    --quiet >/dev/null 2>&1; then
+    "$PY" - <<'PYEOF'
+import struct, zlib
+b = bytearray(open("rp.odl", "rb").read())
+p = 16
+while p < len(b):
+    t, ln = bytes(b[p:p + 4]), struct.unpack("<Q", b[p + 8:p + 16])[0]
+    if t == b"RPLY":
+        b[p + 20:p + 24] = struct.pack("<i", 1 << 24)
+        b[p + 4:p + 8] = struct.pack("<I", zlib.crc32(bytes(b[p:p + 4]) + bytes(b[p + 8:p + 16 + ln])))
+    p += 16 + (ln + 15) // 16 * 16
+open("rp_big.odl", "wb").write(b)
+PYEOF
+    expect "raised replay capacity over --max-memory" 1 "memory limit" "--max-memory" -- \
+        adapt rp_big.odl --data two.csv --strategy replay -o out.odl --quiet --max-memory 100M
+fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
