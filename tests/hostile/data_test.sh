@@ -114,6 +114,13 @@ PYEOF
     expect "adapt: 28x27 IDX --replay-from" 1 "1x28x27" "1x28x28" -- \
         adapt sq.odl --data sq-images-idx3-ubyte --replay-from odd-images-idx3-ubyte --strategy replay \
         -o out.odl --quiet
+    mkdir -p mixed
+    cp sq-images-idx3-ubyte mixed/train-images-idx3-ubyte
+    cp sq-labels-idx1-ubyte mixed/train-labels-idx1-ubyte
+    cp odd-images-idx3-ubyte mixed/t10k-images-idx3-ubyte
+    cp odd-labels-idx1-ubyte mixed/t10k-labels-idx1-ubyte
+    expect "experiment: 28x27 test split, 28x28 train split" 1 "1x28x27" "1x28x28" -- \
+        experiment s1 --data mixed --seeds 1
     expect "IDX header: 30 images of 8192x8192 in 8 KB" 1 "truncated" "30 images of 8192x8192" -- \
         eval sq.odl --data big-images-idx3-ubyte
     expect "IDX header (gzip): 30 images of 8192x8192" 1 "memory limit" "--max-memory" -- \
