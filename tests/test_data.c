@@ -1121,7 +1121,16 @@ static void test_memory_limit(odl_test_ctx *t)
     REQUIRE(write_text(pc, csv));
     o.max_bytes = 8;
     CHECK(odl_data_load(pc, &o, &ds, &d) == ODL_ERR_NOMEM);
-    CHECK(strstr(d.msg, "memory limit") != NULL);
+    CHECK(strstr(d.msg, "the text reaches the memory limit of 8 bytes") != NULL);
+    o.max_bytes = strlen(csv) + 1; /* the text and its 2 x 3 floats fit */
+    CHECK(odl_data_load(pc, &o, &ds, &d) == ODL_OK);
+    odl_dataset_free(&ds);
+    /* 40 bytes of text fit a 50-byte limit; its 4 rows of 4 floats (64 bytes) do not */
+    REQUIRE(write_text(pc, "1,0,0,0,0\n1,0,0,0,0\n1,0,0,0,0\n1,0,0,0,0\n"));
+    o.max_bytes = 50;
+    CHECK(odl_data_load(pc, &o, &ds, &d) == ODL_ERR_NOMEM);
+    CHECK(strstr(d.msg, "4 rows of 4 features") != NULL && strstr(d.msg, "memory limit of 50 bytes") != NULL);
+    CHECK(is_zeroed(&ds));
     o.max_bytes = 0; /* the default */
     CHECK_OK(odl_data_load(pc, &o, &ds, &d));
     odl_dataset_free(&ds);

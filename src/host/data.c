@@ -635,7 +635,7 @@ static odl_status csv_read(const char *path, size_t max_bytes, odl_dataset *out,
         return st;
 
     /* the whole file, NUL-terminated */
-    cap = 1 << 16;
+    cap = max_bytes < ((size_t)1 << 16) ? max_bytes + 1 : ((size_t)1 << 16);
     text = malloc(cap);
     if (!text) {
         st = failf(d, ODL_ERR_NOMEM, "%s: out of memory", path);
@@ -656,17 +656,19 @@ static odl_status csv_read(const char *path, size_t max_bytes, odl_dataset *out,
             break;
         /* the text (decompressed, for .csv.gz) stops at the memory limit */
         if (cap > SIZE_MAX / 2 || len >= max_bytes) {
-            st = failf(d, ODL_ERR_NOMEM, "%s: more than %zu bytes of text%s, over the memory limit of %zu bytes",
-                       path, len, gz_note(gz), max_bytes);
+            st = failf(d, ODL_ERR_NOMEM, "%s: the text%s reaches the memory limit of %zu bytes", path, gz_note(gz),
+                       max_bytes);
             goto done;
         }
-        char *nt = realloc(text, cap * 2);
+        /* room for max_bytes of text and its NUL at most */
+        const size_t ncap = cap * 2 < max_bytes + 1 ? cap * 2 : max_bytes + 1;
+        char *nt = realloc(text, ncap);
         if (!nt) {
-            st = failf(d, ODL_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, cap * 2);
+            st = failf(d, ODL_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, ncap);
             goto done;
         }
         text = nt;
-        cap *= 2;
+        cap = ncap;
     }
     text[len] = '\0';
     if (len == 0) {
@@ -804,10 +806,13 @@ static odl_status csv_read(const char *path, size_t max_bytes, odl_dataset *out,
         }
         if (rows == rows_cap) {
             size_t nc = rows_cap ? rows_cap * 2 : 256;
-            if (nc > SIZE_MAX / sizeof(float) / nf || (uint64_t)nc * nf * sizeof(float) > max_bytes) {
+            const size_t fit = max_bytes / sizeof(float) / nf; /* rows the limit holds */
+            if (nc > fit)
+                nc = fit;
+            if (nc <= rows) {
                 char what[64];
-                snprintf(what, sizeof what, "%zu rows of %zu features", nc, nf);
-                st = over_limit(d, path, what, (uint64_t)nc * nf * sizeof(float), max_bytes);
+                snprintf(what, sizeof what, "%zu rows of %zu features", rows + 1, nf);
+                st = over_limit(d, path, what, (uint64_t)(rows + 1) * nf * sizeof(float), max_bytes);
                 goto done;
             }
             float *nx = realloc(x, nc * nf * sizeof *nx);
