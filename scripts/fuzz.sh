@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (clang + libFuzzer, with ASan/UBSan) of every
 # reader of untrusted bytes: the .odl model file, the learner-state chunks,
-# the version store's medium, the IDX/CSV dataset readers, the event log of
-# 'odl session' and the command line's option parsing (docs/architecture.md
-# says what each target covers).
+# the version store's medium, the IDX/CSV dataset readers, a model paired
+# with data of another shape (the tool's shape and memory checks), the event
+# log of 'odl session' and the command line's option parsing
+# (docs/architecture.md says what each target covers).
 # Usage: bash scripts/fuzz.sh [SECONDS_PER_TARGET]   (default 15)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,10 +29,24 @@ printf '# c\npredict,user,1\nlabel,orig,2,3\nright,user,4\nwrong,orig,5\nupdate\
 printf '%s\0' --epochs 5 --lr=0.01 --shape 1x28x28 --split test --shift gain:0.8,0.1 --classes 0-7 -o x.odl \
     >"$out/corpus_cli/args"
 printf '%s\0' --shift=translate:2,-1 --classes=1,3,5 --out-dir d --quiet >"$out/corpus_cli/args2"
+printf '\357\273\277label,a\n1,2\n' >"$out/corpus_data/bom.csv"
+gzip -c "$out/corpus_data/seed.csv" >"$out/corpus_data/seed.csv.gz"
+{ cat "$out/corpus_data/seed.csv.gz"; printf 'junk'; } >"$out/corpus_data/trailing.gz"
+# model + data pairs: 4 bytes choose the model (input c, h, w; width), one the
+# data's kind (low bits: csv, csv.gz, idx, idx.gz) and the memory limit
+mkdir -p "$out/corpus_shape"
+printf '\000\000\001\007\120' >"$out/corpus_shape/csv_fits"; cat "$out/corpus_data/seed.csv" >>"$out/corpus_shape/csv_fits"
+printf '\000\000\002\007\120' >"$out/corpus_shape/csv_other"; cat "$out/corpus_data/seed.csv" >>"$out/corpus_shape/csv_other"
+printf '\000\000\001\007\121' >"$out/corpus_shape/csvgz"; cat "$out/corpus_data/seed.csv.gz" >>"$out/corpus_shape/csvgz"
+# IDX: 2 images of 2x3 (the cut byte puts the 22-byte images file first), 2 labels
+printf '\000\001\002\007\122\040\000\000\010\003\000\000\000\002\000\000\000\002\000\000\000\003\001\002\003\004\005\006\007\010\011\012\013\014\000\000\010\001\000\000\000\002\001\002' \
+    >"$out/corpus_shape/idx"
 pass=0 fail=0
-for t in model_file state store data evlog cli; do
+for t in model_file state store data shape evlog cli; do
     extra="" opts=""
     [ "$t" = data ] && extra="$host -lz"
+    # the tool's data/model pairing code (tools/odl/cli.c); its error lines are not output worth keeping
+    [ "$t" = shape ] && extra="$host tools/odl/cli.c -Itools/odl -lz" && opts="-close_fd_mask=2"
     [ "$t" = evlog ] && extra="tools/odl/evlog.c"
     # the CLI's parsers print every refusal: keep stderr quiet (reports still show)
     [ "$t" = cli ] && extra="tools/odl/cli.c tools/odl/evlog.c $host -lz" opts="-close_fd_mask=2"

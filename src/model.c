@@ -221,7 +221,7 @@ odl_status odl_desc_check(const odl_model_desc *d, odl_layer_shape *shapes, odl_
                         ODL_MAX_LAYERS);
     if (d->in_c <= 0 || d->in_h <= 0 || d->in_w <= 0 || d->in_c > ODL_MAX_DIM ||
         d->in_h > ODL_MAX_DIM || d->in_w > ODL_MAX_DIM ||
-        (size_t)d->in_c * d->in_h * d->in_w > ODL_MAX_SAMPLE)
+        (uint64_t)d->in_c * (uint64_t)d->in_h * (uint64_t)d->in_w > ODL_MAX_SAMPLE)
         return odl_fail(diag, ODL_ERR_SHAPE, "input shape %dx%dx%d is not possible", (int)d->in_c,
                         (int)d->in_h, (int)d->in_w);
     odl_layer_shape cur = {d->in_c, d->in_h, d->in_w, (size_t)d->in_c * d->in_h * d->in_w, 0, 0};
@@ -263,16 +263,24 @@ odl_status odl_desc_check(const odl_model_desc *d, odl_layer_shape *shapes, odl_
             if (l->units <= 0 || l->units > ODL_MAX_DIM)
                 return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (conv2d): %d output channels out of range",
                                 (int)i, (int)l->units);
+            /* < 2^16 * 2^26 * 2^12: exact in 64 bits, checked before it becomes a size_t */
+            if ((uint64_t)l->units * (uint64_t)cur.c * (uint64_t)(l->k_h * l->k_w) > ODL_MAX_SAMPLE)
+                return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (conv2d): %d x %d x %dx%d weights is too many",
+                                (int)i, (int)l->units, (int)cur.c, (int)l->k_h, (int)l->k_w);
             out.c = l->units;
-            out.n_weights = (size_t)l->units * cur.c * l->k_h * l->k_w;
+            out.n_weights = (size_t)l->units * (size_t)cur.c * (size_t)(l->k_h * l->k_w);
             out.n_bias = (size_t)l->units;
             break;
         case ODL_LAYER_DEPTHWISE:
             if (l->units <= 0 || l->units > 64)
                 return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (depthwise): multiplier %d out of range 1..64",
                                 (int)i, (int)l->units);
+            /* cur.c (up to 2^26 after a flatten) times 64 overflows an int32_t */
+            if ((uint64_t)cur.c * (uint64_t)l->units * (uint64_t)(l->k_h * l->k_w) > ODL_MAX_SAMPLE)
+                return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (depthwise): %d channels x %d x %dx%d is too large",
+                                (int)i, (int)cur.c, (int)l->units, (int)l->k_h, (int)l->k_w);
             out.c = cur.c * l->units;
-            out.n_weights = (size_t)out.c * l->k_h * l->k_w;
+            out.n_weights = (size_t)out.c * (size_t)(l->k_h * l->k_w);
             out.n_bias = (size_t)out.c;
             break;
         case ODL_LAYER_MAXPOOL:
@@ -303,7 +311,7 @@ odl_status odl_desc_check(const odl_model_desc *d, odl_layer_shape *shapes, odl_
             return odl_fail(diag, ODL_ERR_FORMAT, "layer %d: unknown layer type %d", (int)i, (int)l->type);
         }
         if (out.c <= 0 || (size_t)out.c > ODL_MAX_SAMPLE ||
-            (size_t)out.c * out.h * out.w > ODL_MAX_SAMPLE || out.n_weights > ODL_MAX_SAMPLE)
+            (uint64_t)out.c * (uint64_t)out.h * (uint64_t)out.w > ODL_MAX_SAMPLE || out.n_weights > ODL_MAX_SAMPLE)
             return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (%s): output %dx%dx%d is too large", (int)i,
                             odl_layer_type_name(l->type), (int)out.c, (int)out.h, (int)out.w);
         out.size = (size_t)out.c * out.h * out.w;

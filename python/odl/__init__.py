@@ -138,11 +138,39 @@ class _Floats:
             self.keep, self.count, self.ptr, self.np = buf, len(flat), ctypes.cast(buf, _lib.P_float), None
 
 
-def _samples(x, size, what="x"):
-    """(buffer, n) for n samples of `size` values each."""
+def _sample_values(x):
+    """Values in one sample of x when x is a batch (its first axis the samples),
+    or None when that cannot be told (a flat sequence of numbers)."""
+    if _np is not None and hasattr(x, "shape"):
+        shape = tuple(x.shape)
+        if len(shape) < 2:
+            return None
+        n = 1
+        for v in shape[1:]:
+            n *= int(v)
+        return n, shape[1:]
+    if isinstance(x, (list, tuple)) and x and not _is_scalar(x[0]):
+        first = []
+        _flatten(x[0], first)
+        return len(first), None
+    return None
+
+
+def _samples(x, size, what="x", shape=None):
+    """(buffer, n) for n samples of `size` values each. A batch whose samples
+    have another shape (e.g. 28x27 images for a 28x28 model) is refused, even
+    when its total happens to be a multiple of `size`."""
     f = _Floats(x)
+    want = "x".join(str(v) for v in shape) if shape else str(size)
+    if f.count != size:
+        per = _sample_values(x)
+        if per is not None and per[0] != size:
+            got = "x".join(str(v) for v in per[1]) if per[1] is not None else str(per[0])
+            raise ValueError("%s: samples of %s (%d values); the model takes %s (%d values)"
+                             % (what, got, per[0], want, size))
     if size <= 0 or f.count % size or f.count == 0:
-        raise ValueError("%s: %d values is not a whole number of samples of %d values" % (what, f.count, size))
+        raise ValueError("%s: %d values is not a whole number of samples of %s (%d values)"
+                         % (what, f.count, want, size))
     return f, f.count // size
 
 
@@ -252,7 +280,7 @@ class Model:
         return _json(_c.odl_capi_model_info_json, self._h)
 
     def _forward(self, x, logits):
-        f, n = _samples(x, self.input_size)
+        f, n = _samples(x, self.input_size, shape=self.input_shape)
         cls, pc = _out(ctypes.c_int32, n)
         conf, pf = _out(ctypes.c_float, n)
         lg, pl = _out(ctypes.c_float, n * self.n_classes) if logits else (None, None)
@@ -380,6 +408,7 @@ class Learner:
             raise OdlError(-1, err.value.decode(errors="replace"))
         self._h = ctypes.c_void_p(h)
         self.input_size = model.input_size
+        self.input_shape = model.input_shape
 
     def close(self):
         if getattr(self, "_h", None):
@@ -405,7 +434,7 @@ class Learner:
 
     def seed(self, x, y):
         """The old data the device ships with (replay, guard set, class statistics)."""
-        f, n = _samples(x, self.input_size)
+        f, n = _samples(x, self.input_size, shape=self.input_shape)
         keep, py = _labels(y, n)
         err = _errbuf()
         _check(_c.odl_capi_learner_seed(self._h, f.ptr, py, n, err, _ERRCAP), err)
@@ -413,7 +442,7 @@ class Learner:
     def predict(self, x):
         """(classes, confidences, drift) for n samples; drift[i] is True when the
         learner's drift monitors fired on prediction i."""
-        f, n = _samples(x, self.input_size)
+        f, n = _samples(x, self.input_size, shape=self.input_shape)
         cls, pc = _out(ctypes.c_int32, n)
         conf, pf = _out(ctypes.c_float, n)
         st, ps = _out(ctypes.c_int32, n)
@@ -432,7 +461,7 @@ class Learner:
         return Prediction(int(cls[0]), float(conf[0]), bool(drift[0]))
 
     def _give(self, fn, x, values, what):
-        f, n = _samples(x, self.input_size)
+        f, n = _samples(x, self.input_size, shape=self.input_shape)
         single = _is_scalar(values)
         vals = [values] * n if single else (list(values) if _np is None else _np.asarray(values).reshape(-1))
         if len(vals) != n:

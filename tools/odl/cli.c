@@ -11,6 +11,76 @@
 #include <time.h>
 #include <unistd.h>
 
+size_t cli_max_memory = CLI_MAX_MEMORY_DEFAULT;
+
+int cli_parse_size(const char *s, size_t *out)
+{
+    if (!s || *s < '0' || *s > '9')
+        return 1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return 1;
+    unsigned shift = 0;
+    if (*end) {
+        switch (*end) {
+        case 'k': case 'K': shift = 10; break;
+        case 'm': case 'M': shift = 20; break;
+        case 'g': case 'G': shift = 30; break;
+        case 't': case 'T': shift = 40; break;
+        default: return 1;
+        }
+        end++;
+        if (*end == 'i' && end[1] == 'B')
+            end += 2;
+        else if (*end == 'B')
+            end++;
+        if (*end)
+            return 1;
+    }
+    if (v == 0 || v > ((unsigned long long)SIZE_MAX >> shift))
+        return 1;
+    *out = (size_t)(v << shift);
+    return 0;
+}
+
+static void human_bytes(char *buf, size_t cap, size_t n)
+{
+    const char *unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)n;
+    int u = 0;
+    while (v >= 1024.0 && u < 4) {
+        v /= 1024.0;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, cap, "%zu bytes", n);
+    else
+        snprintf(buf, cap, "%.1f %s", v, unit[u]);
+}
+
+int cli_memory_check(const char *what, size_t bytes)
+{
+    if (bytes <= cli_max_memory)
+        return 0;
+    char need[32], lim[32];
+    human_bytes(need, sizeof need, bytes);
+    human_bytes(lim, sizeof lim, cli_max_memory);
+    return cli_error("%s needs %zu bytes (%s), over the memory limit of %s (raise it with --max-memory SIZE)", what,
+                     bytes, need, lim);
+}
+
+void *cli_alloc(const char *what, size_t bytes)
+{
+    if (cli_memory_check(what, bytes))
+        return NULL;
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p)
+        cli_error("%s: out of memory (%zu bytes)", what, bytes);
+    return p;
+}
+
 int cli_error(const char *fmt, ...)
 {
     va_list ap;
@@ -113,6 +183,20 @@ int cli_parse_shape(const char *s, int32_t *c, int32_t *h, int32_t *w)
     return 0;
 }
 
+int cli_check_classes(const char *classes)
+{
+    if (!classes)
+        return 0;
+    odl_class_set *set = malloc(sizeof *set);
+    if (!set)
+        return cli_error("out of memory");
+    odl_diag d;
+    odl_diag_clear(&d);
+    odl_status s = odl_class_set_parse(classes, set, &d);
+    free(set);
+    return s == ODL_OK ? 0 : cli_fail("--classes", s, &d);
+}
+
 int cli_load_data(const char *path, odl_split split, odl_split default_split, const char *classes,
                   const char *shape, int32_t limit, odl_dataset *ds)
 {
@@ -123,6 +207,7 @@ int cli_load_data(const char *path, odl_split split, odl_split default_split, co
     o.split = split;
     o.default_split = default_split;
     o.limit = limit;
+    o.max_bytes = cli_max_memory;
     if (shape && cli_parse_shape(shape, &o.c, &o.h, &o.w))
         return 1;
     if (classes) {
@@ -138,11 +223,28 @@ int cli_load_data(const char *path, odl_split split, odl_split default_split, co
     }
     odl_status s = odl_data_load(path, &o, ds, &d);
     free(set);
-    if (s != ODL_OK)
+    if (s != ODL_OK) {
+        if (s == ODL_ERR_NOMEM && strstr(d.msg, "memory limit"))
+            return cli_error("%s (raise it with --max-memory SIZE)", d.msg);
         return cli_fail("", s, &d);
+    }
     if (ds->n == 0)
         return cli_error("%s: no samples%s", path, classes ? " in the selected classes" : "");
     return 0;
+}
+
+int cli_fit_shape(odl_dataset *ds, const odl_model_desc *md, const char *path)
+{
+    if (ds->c == md->in_c && ds->h == md->in_h && ds->w == md->in_w)
+        return 0;
+    if ((uint64_t)ds->c * ds->h * ds->w == (uint64_t)md->in_c * md->in_h * md->in_w) {
+        odl_diag d;
+        odl_diag_clear(&d);
+        if (odl_dataset_reshape(ds, md->in_c, md->in_h, md->in_w, &d) == ODL_OK)
+            return 0;
+    }
+    return cli_error("%s: samples are %dx%dx%d; the model takes %dx%dx%d", path, (int)ds->c, (int)ds->h, (int)ds->w,
+                     (int)md->in_c, (int)md->in_h, (int)md->in_w);
 }
 
 int cli_model_load(const char *path, const odl_model_cfg *cfg, cli_model *cm)
@@ -162,10 +264,12 @@ int cli_model_load(const char *path, const odl_model_cfg *cfg, cli_model *cm)
     odl_mem_plan plan;
     s = odl_model_plan(&cm->desc, cfg, &plan, &d);
     if (s == ODL_OK) {
-        cm->arena_buf = malloc(plan.total + ODL_ALIGN);
+        char what[64];
+        snprintf(what, sizeof what, "model %.40s", path);
+        cm->arena_buf = cli_alloc(what, plan.total + ODL_ALIGN);
         if (!cm->arena_buf) {
             cli_model_free(cm);
-            return cli_error("%s: out of memory (%zu bytes)", path, plan.total);
+            return 1;
         }
         s = odl_arena_init(&cm->arena, cm->arena_buf, plan.total + ODL_ALIGN);
     }

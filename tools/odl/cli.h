@@ -64,10 +64,32 @@ void cli_outfile_discard(cli_outfile *o);
  * DEL and bytes that are not valid UTF-8 become \xNN, so it cannot drive the
  * terminal. `out` is always terminated, cut at a whole character. */
 size_t cli_escape_text(const char *s, char *out, size_t cap);
+/* The tool's memory limit: every model/learner plan and every dataset is
+ * checked against it before anything is allocated. Set by the global
+ * --max-memory SIZE option (main.c); the default fits a laptop. */
+#define CLI_MAX_MEMORY_DEFAULT ((size_t)4 << 30)
+extern size_t cli_max_memory;
+/* Parses a size: a whole number of bytes with an optional K, M, G or T
+ * suffix (powers of 1024), e.g. 512M, 2G. Returns 0 on success. */
+int cli_parse_size(const char *s, size_t *out);
+/* 0 if `bytes` fits the memory limit; otherwise prints
+ * "odl: WHAT needs N bytes, over the memory limit ..." and returns 1. */
+int cli_memory_check(const char *what, size_t bytes);
+/* malloc after cli_memory_check; prints the error and returns NULL on failure. */
+void *cli_alloc(const char *what, size_t bytes);
+
+/* --classes SPEC: 0 if it parses (or is NULL); else prints the error and
+ * returns 1 (callers exit 2: a bad command line). */
+int cli_check_classes(const char *classes);
 
 /* Loads a dataset for a command, printing errors. Returns 0 on success. */
 int cli_load_data(const char *path, odl_split split, odl_split default_split, const char *classes,
                   const char *shape, int32_t limit, odl_dataset *ds);
+
+/* Gives a dataset the model's input shape: flat CSV rows of the right size
+ * are reshaped; any other sample shape prints an error naming both shapes
+ * and returns 1 (data of another shape must never reach the model). */
+int cli_fit_shape(odl_dataset *ds, const odl_model_desc *md, const char *path);
 
 /* A loaded model with its arena (host convenience). */
 typedef struct cli_model {

@@ -818,6 +818,14 @@ int cmd_experiment(int argc, char **argv)
     if (cli_load_data(c.data, ODL_SPLIT_TRAIN, ODL_SPLIT_TRAIN, NULL, NULL, 0, &c.train) ||
         cli_load_data(c.data, ODL_SPLIT_TEST, ODL_SPLIT_TEST, NULL, NULL, 0, &c.test))
         return 1;
+    /* the models are trained on the train split: the test split must have its sample shape */
+    if (c.test.c != c.train.c || c.test.h != c.train.h || c.test.w != c.train.w) {
+        cli_error("%s: test samples are %dx%dx%d; the training samples are %dx%dx%d", c.data, (int)c.test.c,
+                  (int)c.test.h, (int)c.test.w, (int)c.train.c, (int)c.train.h, (int)c.train.w);
+        odl_dataset_free(&c.train);
+        odl_dataset_free(&c.test);
+        return 1;
+    }
     if (half) {
         /* a fixed split by file position: images 0, 2, 4... or 1, 3, 5... */
         const size_t in = (size_t)c.test.c * c.test.h * c.test.w;

@@ -34,21 +34,6 @@ static void help(FILE *f)
           f);
 }
 
-/* Reshapes flat CSV rows to the model's input, as odl eval does. */
-static int fit_shape(odl_dataset *ds, const odl_model_desc *md, const char *path)
-{
-    if (ds->c == md->in_c && ds->h == md->in_h && ds->w == md->in_w)
-        return 0;
-    if ((size_t)ds->c * ds->h * ds->w == (size_t)md->in_c * md->in_h * md->in_w) {
-        odl_diag d;
-        odl_diag_clear(&d);
-        if (odl_dataset_reshape(ds, md->in_c, md->in_h, md->in_w, &d) == ODL_OK)
-            return 0;
-    }
-    return cli_error("%s: samples are %dx%dx%d; the model takes %dx%dx%d", path, (int)ds->c, (int)ds->h, (int)ds->w,
-                     (int)md->in_c, (int)md->in_h, (int)md->in_w);
-}
-
 /* An INT8 model in its own malloc'd arena. */
 typedef struct qhost {
     void *buf;
@@ -300,7 +285,7 @@ int cmd_quantize(int argc, char **argv)
             rc = 1;
             goto done;
         }
-        if (fit_shape(&ds, md, calib)) {
+        if (cli_fit_shape(&ds, md, calib)) {
             odl_dataset_free(&ds);
             rc = 1;
             goto done;
@@ -386,7 +371,7 @@ int cmd_quantize(int argc, char **argv)
             rc = 1;
             goto done;
         }
-        if (!fit_shape(&ds, md, eval))
+        if (!cli_fit_shape(&ds, md, eval))
             rc = evaluate(cm.m, qh.q, &ds, batch, eval);
         else
             rc = 1;

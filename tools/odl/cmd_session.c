@@ -353,11 +353,15 @@ int cmd_session(int argc, char **argv)
     }
     if (!rc)
         rc = cli_load_data(data, split, ODL_SPLIT_TEST, NULL, NULL, 0, &orig);
+    if (!rc && cli_fit_shape(&orig, &cm.desc, data))
+        rc = 1;
     if (!rc && odl_dataset_copy(&orig, &user) != ODL_OK)
         rc = cli_error("out of memory");
     if (!rc) {
         odl_dataset_shift(&user, &sh);
         rc = cli_load_data(old ? old : data, ODL_SPLIT_TRAIN, ODL_SPLIT_TRAIN, NULL, NULL, 0, &olds);
+        if (!rc && cli_fit_shape(&olds, &cm.desc, old ? old : data))
+            rc = 1;
     }
     if (rc) {
         free(log);
@@ -380,7 +384,11 @@ int cmd_session(int argc, char **argv)
     lc.max_classes = max_classes;
     odl_mem_plan plan;
     odl_status s = odl_learner_plan(&lc, cm.m, &plan, &d);
-    void *buf = s == ODL_OK ? malloc(plan.total) : NULL;
+    void *buf = NULL;
+    if (s == ODL_OK && !(buf = cli_alloc("learner plan", plan.total))) {
+        rc = 1;
+        goto done;
+    }
     odl_learner *L = NULL;
     odl_rng rng;
     odl_rng_seed(&rng, (uint64_t)seed, 0x73657373);

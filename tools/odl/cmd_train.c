@@ -38,29 +38,39 @@ static void help(FILE *f)
           f);
 }
 
+/* The syntax of --arch (no data needed): 0, or prints the error and returns 1. */
+static int parse_arch_syntax(const char *arch, int32_t *hidden, int32_t *nh)
+{
+    *nh = 0;
+    if (!strcmp(arch, "edge-cnn"))
+        return 0;
+    if (strncmp(arch, "mlp:", 4) && strcmp(arch, "mlp"))
+        return cli_error("--arch: unknown architecture '%s' (edge-cnn or mlp:H1,H2,...)", arch);
+    const char *p = arch[3] == ':' ? arch + 4 : "";
+    while (*p) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v <= 0 || v > 65536 || (*end && *end != ','))
+            return cli_error("--arch: '%s' is not mlp:H1,H2,... with widths in 1..65536", arch);
+        if (*nh >= (ODL_MAX_LAYERS - 2) / 2)
+            return cli_error("--arch: too many hidden layers (at most %d)", (ODL_MAX_LAYERS - 2) / 2);
+        hidden[(*nh)++] = (int32_t)v;
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
 static int parse_arch(const char *arch, const odl_dataset *ds, int32_t n_classes, odl_model_desc *desc)
 {
     odl_status s;
-    if (!strcmp(arch, "edge-cnn")) {
+    int32_t hidden[ODL_MAX_LAYERS];
+    int32_t nh = 0;
+    if (parse_arch_syntax(arch, hidden, &nh))
+        return 1;
+    if (!strcmp(arch, "edge-cnn"))
         s = odl_desc_edge_cnn(desc, ds->c, ds->h, ds->w, n_classes);
-    } else if (!strncmp(arch, "mlp:", 4) || !strcmp(arch, "mlp")) {
-        int32_t hidden[ODL_MAX_LAYERS];
-        int32_t nh = 0;
-        const char *p = arch[3] == ':' ? arch + 4 : "";
-        while (*p) {
-            char *end;
-            long v = strtol(p, &end, 10);
-            if (end == p || v <= 0 || v > 65536 || (*end && *end != ','))
-                return cli_error("--arch: '%s' is not mlp:H1,H2,... with positive widths", arch);
-            if (nh >= (ODL_MAX_LAYERS - 2) / 2)
-                return cli_error("--arch: too many hidden layers (at most %d)", (ODL_MAX_LAYERS - 2) / 2);
-            hidden[nh++] = (int32_t)v;
-            p = *end ? end + 1 : end;
-        }
+    else
         s = odl_desc_mlp(desc, ds->c, ds->h, ds->w, hidden, nh, n_classes);
-    } else {
-        return cli_error("--arch: unknown architecture '%s' (edge-cnn or mlp:H1,H2,...)", arch);
-    }
     if (s != ODL_OK)
         return cli_error("--arch %s: cannot build it for %dx%dx%d inputs", arch, (int)ds->c, (int)ds->h, (int)ds->w);
     odl_diag d;
@@ -147,6 +157,12 @@ int cmd_train(int argc, char **argv)
     else if (!strcmp(optim, "sgd")) okind = ODL_OPTIM_SGD;
     else return cli_error("--optim: '%s' is not adam or sgd", optim) + 1;
 
+    {
+        /* a bad command line exits 2 before any data is read */
+        int32_t hidden[ODL_MAX_LAYERS], nh;
+        if (parse_arch_syntax(arch, hidden, &nh) || cli_check_classes(classes))
+            return 2;
+    }
     odl_dataset ds;
     if (cli_load_data(data, split, ODL_SPLIT_TRAIN, classes, shape, limit, &ds))
         return 1;

@@ -24,6 +24,9 @@ static void usage(FILE *f)
           "  export-c  write a .odl file as a C array for firmware\n"
           "  report    an HTML report (charts) of odl experiment --json results\n"
           "\n"
+          "Every command takes --max-memory SIZE (e.g. 512M, 2G; default 4G): the most\n"
+          "memory a model, a learner or a dataset may take.\n"
+          "\n"
           "Run 'odl <command> --help' for a command's options.\n",
           f);
 }
@@ -45,8 +48,39 @@ static int finish_stdout(int rc)
     return rc ? rc : 1;
 }
 
+/* --max-memory SIZE (or --max-memory=SIZE) is global: taken out of argv
+ * wherever it appears, so every command accepts it. 0 = ok, 2 = bad. */
+static int take_max_memory(int *argc, char **argv)
+{
+    int out = 0;
+    for (int i = 0; i < *argc; i++) {
+        const char *v = NULL;
+        if (!strcmp(argv[i], "--max-memory")) {
+            if (i + 1 >= *argc) {
+                fprintf(stderr, "odl: option --max-memory needs a value (e.g. 512M, 2G)\n");
+                return 2;
+            }
+            v = argv[++i];
+        } else if (!strncmp(argv[i], "--max-memory=", 13)) {
+            v = argv[i] + 13;
+        } else {
+            argv[out++] = argv[i];
+            continue;
+        }
+        if (cli_parse_size(v, &cli_max_memory)) {
+            fprintf(stderr, "odl: --max-memory: '%s' is not a size (bytes, or with K, M, G, T: e.g. 512M, 2G)\n", v);
+            return 2;
+        }
+    }
+    argv[out] = NULL;
+    *argc = out;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (take_max_memory(&argc, argv))
+        return 2;
     if (argc < 2) {
         usage(stderr);
         return 2;
