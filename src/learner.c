@@ -504,13 +504,34 @@ static odl_status seed_one(odl_learner *L, int32_t y, odl_rng *rng, odl_diag *d)
     return ODL_OK;
 }
 
+/* ODL_OK when all n × size values are finite; else names the first bad one. */
+static odl_status seed_check_finite(const float *x, int32_t n, size_t size, const char *what, odl_diag *d)
+{
+    for (int32_t k = 0; k < n; k++)
+        for (size_t j = 0; j < size; j++)
+            if (!isfinite(x[(size_t)k * size + j]))
+                return odl_fail(d, ODL_ERR_NUMERIC, "%s %d, value %zu is %s (seed data must be finite)", what, (int)k,
+                                j, isnan(x[(size_t)k * size + j]) ? "NaN" : "infinite");
+    return ODL_OK;
+}
+
 odl_status odl_learner_seed_old(odl_learner *L, const float *x, const int32_t *y, int32_t n, odl_rng *rng,
                                 odl_diag *d)
 {
     if (!L || !x || !y || n <= 0 || !rng)
         return odl_fail(d, ODL_ERR_ARG, "learner_seed_old: bad arguments");
+    /* one NaN/Inf in the seed poisons the class statistics and the outlier
+     * screen for good: refuse the whole seed before taking any of it */
+    odl_status s = seed_check_finite(x, n, L->in_size, "learner_seed_old: sample", d);
+    if (s != ODL_OK)
+        return s;
     for (int32_t k = 0; k < n; k++) {
-        odl_status s = latent(L, x + (size_t)k * L->in_size, d);
+        s = latent(L, x + (size_t)k * L->in_size, d);
+        if (s == ODL_OK)
+            for (int32_t j = 0; j < L->dim; j++)
+                if (!isfinite(L->z[j]))
+                    return odl_fail(d, ODL_ERR_NUMERIC, "learner_seed_old: sample %d gives a non-finite latent "
+                                    "(seed data must be finite and within the model's range)", (int)k);
         if (s == ODL_OK)
             s = seed_one(L, y[k], rng, d);
         if (s != ODL_OK)
@@ -524,6 +545,9 @@ odl_status odl_learner_seed_old_latent(odl_learner *L, const float *z, const int
 {
     if (!L || !z || !y || n <= 0 || !rng)
         return odl_fail(d, ODL_ERR_ARG, "learner_seed_old_latent: bad arguments");
+    odl_status sf = seed_check_finite(z, n, (size_t)L->dim, "learner_seed_old_latent: sample", d);
+    if (sf != ODL_OK)
+        return sf;
     for (int32_t k = 0; k < n; k++) {
         memcpy(L->z, z + (size_t)k * L->dim, sizeof(float) * (size_t)L->dim);
         odl_status s = seed_one(L, y[k], rng, d);

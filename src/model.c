@@ -941,11 +941,14 @@ static odl_status add_tensor(walk_st *w, int32_t t, const odl_layer_shape *sh, i
         return odl_fail(w->diag, ODL_ERR_SHAPE,
                         "layer %d (%s): its output (tensor %d) is never read; only the last layer's may be unused",
                         (int)i, odl_layer_type_name(d->layers[i].type), (int)t);
+    /* the step that writes t: a ReLU fused into the conv/dense before it is
+     * written by that node, while the node's own input is still being read */
+    const int32_t step = i < 0 ? 0 : (i >= 1 && d->layers[i].in[0] == i && relu_fusable(w, i - 1)) ? i - 1 : i;
     for (int32_t k = 0; k < w->n;) { /* tensors no longer needed leave */
         live_ent *o = &w->e[k];
         int32_t keep = o->last > o->flast ? o->last : o->flast;
         keep = keep > o->glast ? keep : o->glast;
-        if (keep < (i < 0 ? 0 : i))
+        if (keep < step)
             *o = w->e[--w->n];
         else
             k++;
@@ -980,7 +983,6 @@ static odl_status add_tensor(walk_st *w, int32_t t, const odl_layer_shape *sh, i
     e->flast = last;
     const int kept = w->train && t >= w->fb && needs_kept(w, t, 0);
     odl_tensor_rt *tr = w->m ? &w->m->tens[t] : NULL;
-    const int32_t step = i < 0 ? 0 : i;
     if (i < 0) {
         if (kept) {
             e->region = REG_KEPT;

@@ -1134,7 +1134,7 @@ static void test_crafted_tensors(odl_test_ctx *t)
     REQUIRE(n1 == 12);
     float big[64] = {0};
 
-    enum { N_CASES = 14 };
+    enum { N_CASES = 15 };
     for (int c = 0; c < N_CASES; c++) {
         membuf f = {0};
         odl_writer w = mb_writer(&f);
@@ -1186,6 +1186,17 @@ static void test_crafted_tensors(odl_test_ctx *t)
             put32(h, 1);
             CHECK_OK(odl_file_write_chunk(&w, ODL_CHUNK_TENSOR, h, sizeof h, &d));
             needle = "short";
+            break;
+        }
+        case 14: { /* a tensor whose header's reserved bytes are not zero */
+            CHECK_OK(write_all_tens(&w, a.m, 1, 0));
+            uint8_t h[32] = {0};
+            put32(h, 1);
+            put32(h + 12, 1);
+            put64(h + 16, n1);
+            h[30] = 1;
+            CHECK_OK(odl_file_write_chunk2(&w, ODL_CHUNK_TENSOR, h, sizeof h, w1, n1 * 4, &d));
+            needle = "reserved";
             break;
         }
         case 13: /* an empty tensor for a layer without parameters (relu) */

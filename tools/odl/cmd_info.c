@@ -153,6 +153,11 @@ int cmd_info(int argc, char **argv)
         cli_error("info: a MODEL.odl is required (see odl info --help)");
         return 2;
     }
+    if (report_path) {
+        int orc = cli_check_output("--report", report_path, &model, 1);
+        if (orc)
+            return orc;
+    }
     odl_model_cfg cfg = odl_model_cfg_defaults();
     cli_model cm;
     if (cli_model_load(model, &cfg, &cm))
@@ -317,8 +322,12 @@ int cmd_info(int argc, char **argv)
             printf(", \"budget\": %zu, \"fits\": %s", budget, device <= budget ? "true" : "false");
         printf("}}\n");
     } else {
-        printf("%s: %s%s%s, %zu bytes, input %dx%dx%d, %d classes\n", model, meta_arch[0] ? meta_arch : "model",
-               meta_created[0] ? ", made by " : "", meta_created, cm.file_len, (int)desc.in_c, (int)desc.in_h,
+        /* metadata is the file's text: escaped, so it cannot drive the terminal */
+        char arch_text[4 * sizeof meta_arch], created_text[4 * sizeof meta_created];
+        cli_escape_text(meta_arch, arch_text, sizeof arch_text);
+        cli_escape_text(meta_created, created_text, sizeof created_text);
+        printf("%s: %s%s%s, %zu bytes, input %dx%dx%d, %d classes\n", model, arch_text[0] ? arch_text : "model",
+               created_text[0] ? ", made by " : "", created_text, cm.file_len, (int)desc.in_c, (int)desc.in_h,
                (int)desc.in_w, (int)odl_model_n_classes(cm.m));
         int graph = 0;
         for (int32_t i = 0; i < desc.n_layers; i++)
