@@ -613,25 +613,16 @@ static void test_bad_descriptions(odl_test_ctx *t)
     CHECK(odl_model_plan(&d, &cfg, &p, &dg) == ODL_ERR_ARG);
     /* a 240-byte file's description: 1x8192x8192, flatten (2^26 channels),
      * depthwise x32 — 2^31 channels must be refused without int overflow */
-    memset(&d, 0, sizeof d);
-    d.in_c = 1;
-    d.in_h = d.in_w = 8192;
-    d.n_layers = 2;
-    d.layers[0].type = ODL_LAYER_FLATTEN;
-    d.layers[1].type = ODL_LAYER_DEPTHWISE;
-    d.layers[1].units = 32;
-    d.layers[1].k_h = d.layers[1].k_w = d.layers[1].stride_h = d.layers[1].stride_w = 1;
+    odl_node_desc big[2];
+    CHECK(odl_desc_init(&d, big, 2, 1, 8192, 8192) == ODL_OK);
+    CHECK(odl_desc_flatten(&d) == ODL_OK);
+    CHECK(odl_desc_depthwise(&d, 32, 1, 1, 0) == ODL_OK);
     CHECK(odl_desc_check(&d, NULL, &dg) == ODL_ERR_SHAPE);
-    CHECK(strstr(dg.msg, "67108864 channels x 32") != NULL);
+    CHECK(strstr(dg.msg, "depthwise") != NULL);
     /* the same for a conv whose weights exceed any size_t product check */
-    d.layers[1].type = ODL_LAYER_CONV2D;
-    d.layers[1].units = 65536;
-    d.layers[1].k_h = d.layers[1].k_w = 64;
-    d.in_h = 64;
-    d.in_w = 64;
-    d.layers[0].type = ODL_LAYER_RELU;
-    d.in_c = 16384;
-    d.in_h = d.in_w = 64;
+    CHECK(odl_desc_init(&d, big, 2, 16384, 64, 64) == ODL_OK);
+    CHECK(odl_desc_relu(&d) == ODL_OK);
+    CHECK(odl_desc_conv2d(&d, 65536, 64, 1, 0) == ODL_OK);
     CHECK(odl_desc_check(&d, NULL, &dg) == ODL_ERR_SHAPE);
 }
 
