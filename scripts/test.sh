@@ -5,7 +5,8 @@
 # Usage: bash scripts/test.sh [--quick]   (--quick: the Release run only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh valgrind python3 pkg-config chromium fonts-dejavu-core
+# python3-torch, -torchvision, -onnx: tests/torch (odl against PyTorch on real architectures)
+bash scripts/deps.sh valgrind python3 pkg-config chromium fonts-dejavu-core python3-torch python3-torchvision python3-onnx
 jobs=$(nproc)
 
 echo "== release build"
