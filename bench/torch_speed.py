@@ -54,6 +54,14 @@ def median_ms(f, repeats, warmup):
     return statistics.median(t), min(t)
 
 
+def user_data(gen):
+    """The adaptation's 100 user images (uniform [0, 1)) and labels (0-11: two new classes),
+    drawn first from GEN seeded 7; bench/odl_speed.py writes the same ones for odl."""
+    x = torch.rand((USER_N, 3, 96, 96), generator=gen)
+    y = torch.randint(0, NEW_CLASSES, (USER_N,), generator=gen)
+    return x, y
+
+
 def adapt_child(weights):
     """One whole adaptation in this (fresh) process, the model loaded from WEIGHTS (a state
     dict: building it anew would run export_models' BN calibration, whose peak is not the
@@ -67,8 +75,7 @@ def adapt_child(weights):
     for p in model.parameters():
         p.requires_grad_(False)
     gen = torch.Generator().manual_seed(7)
-    x = torch.rand((USER_N, 3, 96, 96), generator=gen)
-    y = torch.randint(0, NEW_CLASSES, (USER_N,), generator=gen)
+    x, y = user_data(gen)
     before = rss_kb()
     t0 = time.perf_counter()
     with torch.no_grad():
