@@ -21,7 +21,7 @@ The model and the user examples are the same as odl's; the random draws (replay 
 shuffles, new rows) follow odl's distributions but not its PCG32 stream, so per-seed values
 differ and means over seeds are what compare.
 
-Usage: /usr/bin/python3 bench/torch_transfer.py OUT_DIR [--seeds 3] [--epochs 2] [--threads 1]
+Usage: /usr/bin/python3 bench/torch_transfer.py OUT_DIR [--seeds 3] [--epochs 3] [--threads 1] [--reuse]
 Writes OUT_DIR/base8.onnx (opset 13, exported in eval mode as users do), OUT_DIR/base8.pt,
 OUT_DIR/torch_transfer.json and prints a table.
 """
@@ -80,7 +80,7 @@ def main():
     ap.add_argument("out_dir")
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--epochs", type=int, default=2, help="base training epochs (default 2)")
+    ap.add_argument("--epochs", type=int, default=3, help="base training epochs (default 3)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--reuse", action="store_true", help="load OUT_DIR/base8.pt instead of training")
     a = ap.parse_args()
