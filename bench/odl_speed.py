@@ -9,7 +9,7 @@ What it measures through the command line (until a bench binary times odl in pro
   infer_b1_ms    marginal time of one sample in `odl predict`: (t(1 + K samples) - t(1 sample)) / K
                  over whole processes (so loading and start-up cancel), medians of --repeats;
                  predict's own batching decides the batch, so this approximates batch 1;
-  adapt_*        wall time and peak RSS (wait4's ru_maxrss) of
+  adapt_*        wall time and peak RSS (/usr/bin/time's %M) of
                    odl adapt mnv2.odl --data user.csv --strategy naive --new-classes \\
                        --epochs 10 --batch 16 -o adapted.odl --quiet
                  on the 100 images torch_speed.py's adaptation process uses, labels 0-11
@@ -33,17 +33,16 @@ import torch_speed as ts
 K = 50
 
 
-def timed(cmd):
-    """(wall seconds, peak RSS kB) of one process running CMD; exits on failure."""
+def timed(cmd, tmp):
+    """(wall seconds, peak RSS kB) of one process running CMD, through /usr/bin/time (see
+    torch_speed.run_measured: a child of this large process would inherit its peak); exits on
+    failure."""
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, ru = os.wait4(p.pid, 0)
-    dt = time.perf_counter() - t0
-    err = p.stderr.read().decode(errors="replace")
-    p.stderr.close()
-    if status != 0:
-        sys.exit(f"odl_speed: {' '.join(cmd)} failed (status {status}):\n{err.strip()}")
-    return dt, ru.ru_maxrss
+    try:
+        _, rss = ts.run_measured(cmd, tmp)
+    except subprocess.CalledProcessError as e:
+        sys.exit(f"odl_speed: {' '.join(cmd)} failed (exit {e.returncode})")
+    return time.perf_counter() - t0, rss
 
 
 def main():
@@ -72,12 +71,12 @@ def main():
             f.write(str(int(y[k])) + "," + ",".join(f"{v:.9g}" for v in xs[k].ravel()) + "\n")
 
     pred = lambda data: timed([a.odl, "predict", model, "--data", os.path.join(w, data), "-o",
-                               os.path.join(w, "out.npy")])[0]
+                               os.path.join(w, "out.npy")], w)[0]
     t1 = [pred("one.npy") for _ in range(a.repeats)]
     tk = [pred("many.npy") for _ in range(a.repeats)]
     infer = (statistics.median(tk) - statistics.median(t1)) / K * 1e3
     adapt = [timed([a.odl, "adapt", model, "--data", csv, "--strategy", "naive", "--new-classes", "--epochs", "10",
-                    "--batch", "16", "-o", os.path.join(w, "adapted.odl"), "--quiet"])
+                    "--batch", "16", "-o", os.path.join(w, "adapted.odl"), "--quiet"], w)
              for _ in range(max(3, a.repeats // 4))]
     odl = {"infer_b1_ms_cli_marginal": round(infer, 3), "predict_1_sample_process_s": round(statistics.median(t1), 4),
            "adapt_seconds": round(statistics.median(t for t, _ in adapt), 3),
