@@ -37,6 +37,7 @@ sys.path.insert(0, here)
 sys.path.insert(0, os.path.join(here, "..", "tests", "torch"))
 from torch_experiment import Session, acc_range, load_split  # odl's replay buffer and head session
 from models import SmallResNet
+import onnx_numpy
 
 BASE_SEED = 0
 BASE_CLASSES = 8
@@ -108,6 +109,11 @@ def main():
         torch.onnx.export(model, torch.zeros(1, 1, 28, 28), onnx_path, opset_version=13, input_names=["input"],
                           output_names=["logits"])
     onnx.checker.check_model(onnx.load(onnx_path))
+    with torch.no_grad():
+        onnx_rel = onnx_numpy.rel_err(onnx_path, xte[:4].numpy(), model(xte[:4]).numpy())
+    if not onnx_rel <= 5e-5:
+        sys.exit(f"torch_transfer: {onnx_path} run in numpy differs from PyTorch by {onnx_rel:.3g} of the largest "
+                 "output: the export is wrong")
 
     zte = batched(model.features, xte)
     base_pred = model.fc(zte).argmax(1)
@@ -135,7 +141,8 @@ def main():
     out = {"implementation": "pytorch", "torch": torch.__version__, "threads": a.threads,
            "base": {"arch": "SmallResNet (tests/torch/models.py)", "classes": "0-7", "epochs": a.epochs,
                     "seed": BASE_SEED, "params": int(sum(p.numel() for p in model.parameters())),
-                    "test_acc_old": base_old, "train_seconds": round(train_s, 1), "onnx": "base8.onnx"},
+                    "test_acc_old": base_old, "train_seconds": round(train_s, 1), "onnx": "base8.onnx",
+                    "onnx_numpy_rel_err": float(f"{onnx_rel:.3g}")},
            "protocol": {"user": f"first {USER_LIMIT} train samples labelled 8 or 9", "strategy":
                         "replay class-balanced 200, head only", "epochs": 10, "batch": 16, "lr": 1e-3},
            "runs": runs, "summary": {k: {"mean": v[0], "std": v[1]} for k, v in summary.items()},
