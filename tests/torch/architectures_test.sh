@@ -5,6 +5,7 @@
 # largest output. The references are generated here, at test time (export_models.py,
 # references.py: versions and seeds go in each model's JSON).
 # Usage: bash tests/torch/architectures_test.sh ODL_BINARY [WORK_DIR]
+# (with WORK_DIR, the files stay there, with compare.json and compare.md: the table for the docs)
 # Needs Debian's python3-torch, python3-torchvision, python3-onnx, python3-numpy
 # (scripts/test.sh installs them); without them it fails, it does not skip.
 set -euo pipefail
@@ -33,4 +34,4 @@ else
 fi
 "$py" "$here/export_models.py" "$work"
 "$py" "$here/references.py" "$work"
-"$py" "$here/compare.py" "$odl" "$work" --json "$work/compare.json"
+"$py" "$here/compare.py" "$odl" "$work" --json "$work/compare.json" --markdown "$work/compare.md"

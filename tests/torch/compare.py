@@ -63,6 +63,7 @@ def main():
     ap.add_argument("--only", default=None)
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--json", default=None, help="also write the table as JSON")
+    ap.add_argument("--markdown", default=None, help="also write the table as markdown (for the docs)")
     a = ap.parse_args()
     names = a.only.split(",") if a.only else list(MODELS)
     rows, failures = [], []
@@ -83,6 +84,14 @@ def main():
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"tolerance": a.tol, "rows": rows}, f, indent=1)
+    if a.markdown:
+        with open(a.markdown, "w") as f:
+            f.write("| model | opset | ONNX nodes | parameters | max abs error | relative error | match |\n"
+                    "|---|---|---|---|---|---|---|\n")
+            for r in rows:
+                f.write(f"| {r['model']} | {r.get('opset', '')} | {r.get('onnx_nodes', '')} | {r.get('params', '')} | "
+                        f"{r.get('max_abs_err', float('nan')):.3g} | {r.get('rel_err', float('nan')):.2e} | "
+                        f"{'yes' if r['pass'] else 'NO'} |\n")
     print(f"{len(rows) - len(failures)}/{len(rows)} models match PyTorch within {a.tol:g} of the largest output")
     return 1 if failures else 0
 

@@ -11,11 +11,11 @@ and affine parameters were set to random, non-trivial values: default-initialise
 var 1, scale 1, shift 0) is the identity and would not test the importer's folding.
 
 Opsets: 13 by default, the opset most deployment tools accept (ONNX Runtime mobile, TFLite and
-microcontroller converters) and the first with the input forms of Clip (min/max as inputs,
-opset 11+), Squeeze/Unsqueeze (axes as inputs) and per-axis ReduceMean that current PyTorch
-exports; ResNet-18 goes out at opset 9 (Clip/Pad/Upsample attribute forms, BatchNormalization
-before opset 14's training outputs) and MobileNetV3-small at opset 17 (HardSwish as one node,
-opset 14+, where opset 13 writes HardSigmoid * x), so the range odl claims (9 to 17) is covered.
+microcontroller converters) and the first with the input forms PyTorch now writes for Clip
+(min/max as inputs, 11+), Pad (pads as an input, 11+, here computed by a constant subgraph the
+importer must evaluate) and Squeeze/Unsqueeze (axes as inputs). The rest covers the range odl
+claims (9 to 17): ResNet-18 at opset 9, the oldest; DS-CNN-S at 11; MobileNetV3-small at 17
+(HardSwish as one node, 14+, where opset 13 would write HardSigmoid * x).
 """
 import argparse, json, os, sys, time, warnings
 
