@@ -5,7 +5,9 @@ the ONNX file odl imports), in eval mode; its head is the last dense layer (1280
 base everything before it (features, global average pool, flatten: odl's --head auto cut).
 
 Measures (medians of repeated runs, after warm-up):
-  infer_b1_ms   a forward pass of the whole model at batch 1 (no_grad);
+  infer_b1_ms   a forward pass of the whole model at batch 1 (no_grad, eager: how PyTorch
+                models run by default); infer_b1_jit_ms the same traced, frozen and
+                optimize_for_inference'd (BN folded), for reference;
   head_step_ms  one training step from a raw image at batch 1: frozen base forward (no_grad),
                 head forward, cross-entropy, backward, Adam step (lr 1e-3);
   adapt_*       a fresh process doing a whole head-only adaptation as `odl adapt --strategy
@@ -136,6 +138,11 @@ def main():
         assert torch.allclose(head(base(x)), full, atol=1e-5), "base + head must equal the model"
         infer = median_ms(lambda: model(x), a.repeats, 20)
 
+        # PyTorch's own inference optimisation (traced, frozen, Conv+BN folded), for reference
+        jit = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, x)))
+        assert torch.allclose(jit(x), full, atol=1e-4), "the optimised model must agree"
+        infer_jit = median_ms(lambda: jit(x), a.repeats, 20)
+
     y = torch.tensor([3])
     opt = torch.optim.Adam(head.parameters(), lr=1e-3)
 
@@ -169,6 +176,7 @@ def main():
            "head_params": int(sum(p.numel() for p in head.parameters())),
            "threads": torch.get_num_threads(), "repeats": a.repeats,
            "infer_b1_ms": round(infer[0], 3), "infer_b1_min_ms": round(infer[1], 3),
+           "infer_b1_jit_ms": round(infer_jit[0], 3), "infer_b1_jit_min_ms": round(infer_jit[1], 3),
            "head_step_b1_ms": round(step[0], 3), "head_step_b1_min_ms": round(step[1], 3),
            "head_only_step_b1_ms": round(head_only[0], 4),
            "adapt_process": {"user_images": USER_N, "epochs": ADAPT_EPOCHS, "batch": ADAPT_BATCH,
