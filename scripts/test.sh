@@ -5,7 +5,10 @@
 # Usage: bash scripts/test.sh [--quick]   (--quick: the Release run only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh valgrind python3 pkg-config chromium fonts-dejavu-core libonnx-testdata python3-onnx python3-torch
+# libonnx-testdata: ONNX's operator suite; python3-torch, -torchvision, -onnx:
+# odl against PyTorch on real architectures (tests/torch, tests/onnx_test.sh)
+bash scripts/deps.sh valgrind python3 pkg-config chromium fonts-dejavu-core libonnx-testdata python3-onnx \
+    python3-torch python3-torchvision
 jobs=$(nproc)
 
 echo "== release build"
