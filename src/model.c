@@ -830,11 +830,14 @@ static odl_status add_tensor(walk_st *w, int32_t t, const odl_layer_shape *sh, i
         return odl_fail(w->diag, ODL_ERR_SHAPE,
                         "layer %d (%s): its output (tensor %d) is never read; only the last layer's may be unused",
                         (int)i, odl_layer_type_name(d->layers[i].type), (int)t);
+    /* A fused conv/dense + ReLU pair writes the ReLU's tensor while the conv
+     * still reads its inputs: the ReLU's tensor is placed at the conv's step. */
+    const int32_t step = i < 0 ? 0 : (i > 0 && relu_fusable(d, i - 1)) ? i - 1 : i;
     for (int32_t k = 0; k < w->n;) { /* tensors no longer needed leave */
         live_ent *o = &w->e[k];
         int32_t keep = o->last > o->flast ? o->last : o->flast;
         keep = keep > o->glast ? keep : o->glast;
-        if (keep < (i < 0 ? 0 : i))
+        if (keep < step)
             *o = w->e[--w->n];
         else
             k++;
@@ -860,7 +863,6 @@ static odl_status add_tensor(walk_st *w, int32_t t, const odl_layer_shape *sh, i
     e->flast = last;
     const int kept = w->train && t >= w->fb && needs_kept(d, w->cfg, t, 0);
     odl_tensor_rt *tr = w->m ? &w->m->tens[t] : NULL;
-    const int32_t step = i < 0 ? 0 : i;
     if (i < 0) {
         if (kept) {
             e->region = REG_KEPT;
