@@ -1,0 +1,105 @@
+/* odl export: an odl model as a TensorFlow Lite flatbuffer (odl/tflite.h),
+ * for runtimes people already deploy (TFLite, TFLite Micro, ArmNN). */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "odl/posix_io.h"
+#include "odl/tflite.h"
+
+static void help(FILE *f)
+{
+    fputs("usage: odl export MODEL.odl --tflite OUT.tflite\n"
+          "\n"
+          "Writes MODEL.odl (an imported or adapted FP32 model: its frozen base and\n"
+          "its trained head) as a TFLite flatbuffer with float32 weights. Inputs keep\n"
+          "TFLite's layout ([1,H,W,C], or [1,F] for flat inputs); odl's C x H x W\n"
+          "tensors are transposed on the way out. The tensor names of an imported\n"
+          "model are kept. docs/tflite.md lists what exports.\n"
+          "\n"
+          "  --tflite FILE   the .tflite file to write (atomically)\n",
+          f);
+}
+
+static odl_status write_bytes(const char *path, const void *p, size_t n, odl_diag *d)
+{
+    odl_posix_file f;
+    odl_writer w;
+    odl_status s = odl_posix_writer_open(&f, &w, path, d);
+    if (s != ODL_OK)
+        return s;
+    if ((s = w.write(w.ctx, p, n)) != ODL_OK) {
+        odl_posix_writer_abort(&f);
+        return odl_fail(d, s, "%s: write failed", path);
+    }
+    return odl_posix_writer_commit(&f, d);
+}
+
+int cmd_export_tflite(int argc, char **argv)
+{
+    const char *in = NULL, *out = NULL;
+    cli_args a = {argc, argv, 1, "export"};
+    for (; a.i < argc; a.i++) {
+        const char *v;
+        int r;
+        if (!strcmp(argv[a.i], "--help") || !strcmp(argv[a.i], "-h")) {
+            help(stdout);
+            return 0;
+        }
+        if ((r = cli_opt(&a, "--tflite", &v))) {
+            if (r < 0)
+                return 2;
+            out = v;
+        } else if (!strcmp(argv[a.i], "--int8-head")) {
+            cli_error("export: --int8-head needs INT8 graph models, which this build does not have yet");
+            return 2;
+        } else if (argv[a.i][0] == '-' && argv[a.i][1]) {
+            cli_error("export: unknown option '%s' (try 'odl export --help')", argv[a.i]);
+            return 2;
+        } else if (!in) {
+            in = argv[a.i];
+        } else {
+            cli_error("export: more than one model given ('%s' and '%s')", in, argv[a.i]);
+            return 2;
+        }
+    }
+    if (!in || !out) {
+        help(stderr);
+        return 2;
+    }
+    odl_model_cfg cfg = odl_model_cfg_defaults();
+    cli_model cm;
+    if (cli_model_load(in, &cfg, &cm))
+        return 1;
+    odl_diag d;
+    odl_diag_clear(&d);
+    char **names = NULL;
+    int32_t n_names = 0;
+    if (odl_names_read(cm.file, cm.file_len, &names, &n_names, &d) != ODL_OK ||
+        n_names != cm.desc.n_layers + 1) {
+        odl_names_free(names, n_names);
+        names = NULL;
+        n_names = 0;
+    }
+    void *buf = NULL;
+    size_t len = 0;
+    int rc = 1;
+    odl_status s = odl_tflite_export(cm.m, names, &buf, &len, &d);
+    if (s != ODL_OK) {
+        cli_fail(in, s, &d);
+        goto done;
+    }
+    if ((s = write_bytes(out, buf, len, &d)) != ODL_OK) {
+        cli_fail(out, s, &d);
+        goto done;
+    }
+    printf("wrote %s: %zu bytes, %d odl nodes%s\n", out, len, (int)cm.desc.n_layers,
+           cm.desc.softmax_output ? " (+ softmax)" : "");
+    rc = 0;
+done:
+    free(buf);
+    odl_names_free(names, n_names);
+    cli_model_free(&cm);
+    return rc;
+}
