@@ -125,14 +125,36 @@ void odl_tflite_file_free(odl_tfl_file *f);
 /* The schema's name of a builtin operator ("CONV_2D"), "?" if unknown. */
 const char *odl_tflite_op_name(int32_t builtin);
 
+/* The INT8 form of an int8 TFLite model: the QNT and QLAY chunks
+ * (docs/quant.md) with the file's own quantisation parameters (int8
+ * weights and per-channel scales, int32 biases, activation scales and zero
+ * points, requantisation multipliers computed as TFLite does), so that
+ * every node runs in int8 (the boundary is the whole model). n_chunks = 0
+ * when the file is not int8 or odl's INT8 runtime cannot take it: `why`
+ * says which (the FP32 equivalent is imported either way). */
+typedef struct odl_tflite_int8 {
+    int32_t n_chunks;
+    uint32_t *type;
+    void **payload;
+    size_t *len;
+    int is_int8;      /* the file's activations are int8 */
+    char why[256];
+} odl_tflite_int8;
+void odl_tflite_int8_free(odl_tflite_int8 *q);
+
 /* Imports a TFLite model (first subgraph, one input, one output) as an odl
  * model. On failure *out is empty and d names the operator and its index
  * ("operator 7 (SPLIT): ...") or the part of the file that is wrong.
- * *is_int8 (may be NULL) says whether the file's activations are int8. */
-odl_status odl_tflite_import(const void *buf, size_t len, odl_onnx_model *out, int *is_int8,
+ * q (may be NULL) receives the INT8 form of an int8 model. */
+odl_status odl_tflite_import(const void *buf, size_t len, odl_onnx_model *out, odl_tflite_int8 *q,
                              odl_diag *d);
 odl_status odl_tflite_import_file(const char *path, size_t max_bytes, odl_onnx_model *out,
-                                  int *is_int8, odl_diag *d);
+                                  odl_tflite_int8 *q, odl_diag *d);
+
+/* Writes the imported model `m` (built from `im`) like odl_onnx_save, plus
+ * the INT8 chunks of q when it has them, to PATH atomically. */
+odl_status odl_tflite_save(const odl_onnx_model *im, const odl_model *m, const odl_tflite_int8 *q,
+                           const odl_meta_kv *meta, int32_t n_meta, const char *path, odl_diag *d);
 
 /* Writes a built FP32 odl model (its description and parameters) as a
  * TFLite flatbuffer: a malloc'd buffer in *out (free()), *out_len bytes.

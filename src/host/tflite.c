@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 
 #include "odl/tflite.h"
+#include "odl/posix_io.h"
+#include "odl/quant.h"
 
 /* ---- FlatBuffers primitives ---------------------------------------------- */
 
@@ -600,6 +602,7 @@ typedef struct ictx {
     int32_t cap;
     int32_t op;        /* operator being lowered */
     int int8;          /* int8 activations somewhere */
+    int32_t *nsrc;     /* per node: TFLite output, weight and bias tensors (-1: none) */
 } ictx;
 
 static odl_status ofail(ictx *c, odl_status s, const char *fmt, ...)
@@ -816,6 +819,10 @@ static odl_status emit(ictx *c, const odl_node_desc *nd, float *w, size_t nw, fl
     m->n_w[i] = w ? nw : 0;
     m->n_b[i] = b ? nb : 0;
     m->names[i + 1] = name;
+    int params = nd->type == ODL_LAYER_CONV2D || nd->type == ODL_LAYER_DEPTHWISE || nd->type == ODL_LAYER_DENSE;
+    c->nsrc[3 * i] = op->out[0];
+    c->nsrc[3 * i + 1] = params && op->n_in > 1 ? op->in[1] : -1;
+    c->nsrc[3 * i + 2] = params && op->n_in > 2 ? op->in[2] : -1;
     if (ti >= 0)
         c->tm[ti].t = i + 1;
     return ODL_OK;
@@ -1305,17 +1312,19 @@ static odl_status lower(ictx *c, int32_t *softmax_out)
 
 static int is_int_type(int32_t t) { return t == ODL_TFL_INT8 || t == ODL_TFL_UINT8 || t == ODL_TFL_INT16; }
 
-odl_status odl_tflite_import(const void *buf, size_t len, odl_onnx_model *out, int *is_int8,
+static void build_int8(ictx *c, odl_tflite_int8 *q);
+
+odl_status odl_tflite_import(const void *buf, size_t len, odl_onnx_model *out, odl_tflite_int8 *q,
                              odl_diag *d)
 {
     memset(out, 0, sizeof *out);
-    if (is_int8)
-        *is_int8 = 0;
+    if (q)
+        memset(q, 0, sizeof *q);
     odl_tfl_file f;
     odl_status s = odl_tflite_parse(buf, len, &f, d);
     if (s != ODL_OK)
         return s;
-    ictx c = {&f, d, out, NULL, 0, 0, 0};
+    ictx c = {&f, d, out, NULL, 0, 0, 0, NULL};
     odl_onnx_model *m = out;
     if (f.n_inputs != 1 || f.n_outputs != 1) {
         s = odl_fail(d, ODL_ERR_UNSUPPORTED, "the subgraph has %d inputs and %d outputs (odl models "
@@ -1332,7 +1341,8 @@ odl_status odl_tflite_import(const void *buf, size_t len, odl_onnx_model *out, i
     m->n_w = calloc(cap, sizeof *m->n_w);
     m->n_b = calloc(cap, sizeof *m->n_b);
     m->names = calloc(cap + 1, sizeof *m->names);
-    if (!c.tm || !m->nodes || !m->w || !m->b || !m->n_w || !m->n_b || !m->names) {
+    c.nsrc = malloc(3 * cap * sizeof *c.nsrc);
+    if (!c.nsrc ||!c.tm || !m->nodes || !m->w || !m->b || !m->n_w || !m->n_b || !m->names) {
         s = odl_fail(d, ODL_ERR_NOMEM, "out of memory (%d tensors, %d operators)", (int)f.n_tensors,
                      (int)f.n_ops);
         goto fail;
@@ -1442,13 +1452,17 @@ odl_status odl_tflite_import(const void *buf, size_t len, odl_onnx_model *out, i
         m->out_dims[k] = ot->dims[k];
     m->opset = f.version;
     snprintf(m->producer, sizeof m->producer, "%s", f.description ? f.description : "");
-    if (is_int8)
-        *is_int8 = c.int8;
+    if (q && c.int8) {
+        q->is_int8 = 1;
+        build_int8(&c, q);
+    }
     free(c.tm);
+    free(c.nsrc);
     odl_tflite_file_free(&f);
     return ODL_OK;
 fail:
     free(c.tm);
+    free(c.nsrc);
     /* names/params of nodes emitted so far */
     odl_onnx_free(m);
     odl_tflite_file_free(&f);
@@ -1456,7 +1470,7 @@ fail:
 }
 
 odl_status odl_tflite_import_file(const char *path, size_t max_bytes, odl_onnx_model *out,
-                                  int *is_int8, odl_diag *d)
+                                  odl_tflite_int8 *q, odl_diag *d)
 {
     memset(out, 0, sizeof *out);
     if (!max_bytes)
@@ -1486,7 +1500,200 @@ odl_status odl_tflite_import_file(const char *path, size_t max_bytes, odl_onnx_m
         free(buf);
         return odl_fail(d, ODL_ERR_IO, "%s: read %zu of %zu bytes", path, got, n);
     }
-    odl_status s = odl_tflite_import(buf, n, out, is_int8, d);
+    odl_status s = odl_tflite_import(buf, n, out, q, d);
     free(buf);
+    return s;
+}
+
+/* ---- the INT8 form -------------------------------------------------------- */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
+}
+
+static void putf(uint8_t *p, float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    put32(p, u);
+}
+
+void odl_tflite_int8_free(odl_tflite_int8 *q)
+{
+    if (!q)
+        return;
+    for (int32_t i = 0; i < q->n_chunks; i++)
+        free(q->payload[i]);
+    free(q->payload);
+    free(q->len);
+    free(q->type);
+    q->n_chunks = 0;
+    q->payload = NULL;
+    q->len = NULL;
+    q->type = NULL;
+}
+
+/* The per-tensor parameters of an int8 activation tensor; 0 when it has none. */
+static int act_q(const odl_tfl_file *f, int32_t ti, odl_qparams *p)
+{
+    const odl_tfl_tensor *t = &f->tensors[ti];
+    if (t->type != ODL_TFL_INT8 || t->n_q != 1 || t->q_zero[0] < -128 || t->q_zero[0] > 127)
+        return 0;
+    p->scale = t->q_scale[0];
+    p->zero_point = (int32_t)t->q_zero[0];
+    return 1;
+}
+
+#define QWHY(...) do { snprintf(q->why, sizeof q->why, __VA_ARGS__); goto fail; } while (0)
+
+static void build_int8(ictx *c, odl_tflite_int8 *q)
+{
+    const odl_tfl_file *f = c->f;
+    const odl_onnx_model *m = c->m;
+    const int32_t L = m->desc.n_layers;
+    q->payload = calloc((size_t)L + 1, sizeof *q->payload);
+    q->len = calloc((size_t)L + 1, sizeof *q->len);
+    q->type = calloc((size_t)L + 1, sizeof *q->type);
+    if (!q->payload || !q->len || !q->type)
+        QWHY("out of memory");
+    /* the input's parameters: an int8 tensor that is odl tensor 0 (the
+     * input itself, or what a QUANTIZE of a float input gives) */
+    odl_qparams cur = {0, 0};
+    int found = 0;
+    for (int32_t i = 0; i < f->n_tensors && !found; i++)
+        if (c->tm[i].t == 0 && c->tm[i].const_src < 0)
+            found = act_q(f, i, &cur);
+    if (!found)
+        QWHY("the input has no int8 tensor with one scale and zero point");
+    uint8_t *qnt = calloc(1, 32);
+    if (!qnt)
+        QWHY("out of memory");
+    put32(qnt, ODL_QUANT_VERSION);
+    put32(qnt + 4, (uint32_t)L);
+    putf(qnt + 8, cur.scale);
+    put32(qnt + 12, (uint32_t)cur.zero_point);
+    q->payload[0] = qnt;
+    q->len[0] = 32;
+    q->type[0] = ODL_CHUNK_QUANT;
+    q->n_chunks = 1;
+    /* each node's input parameters: those of the node before (the INT8
+     * runtime runs sequential prefixes) */
+    for (int32_t i = 0; i < L; i++) {
+        const odl_node_desc *l = &m->desc.layers[i];
+        const char *tn = f->tensors[c->nsrc[3 * i]].name;
+        if (l->n_in != 1 || l->in[0] != i)
+            QWHY("node %d ('%s', %s) does not read the node before it (odl's INT8 runtime runs "
+                 "sequential models)", (int)i, tn, odl_layer_type_name(l->type));
+        odl_qparams out;
+        if (!act_q(f, c->nsrc[3 * i], &out))
+            QWHY("node %d ('%s'): its output is not int8 with one scale and zero point", (int)i, tn);
+        int params = l->type == ODL_LAYER_CONV2D || l->type == ODL_LAYER_DEPTHWISE || l->type == ODL_LAYER_DENSE;
+        int32_t next = i + 1 < L ? m->desc.layers[i + 1].type : 0;
+        int32_t fused = params && (next == ODL_LAYER_RELU || next == ODL_LAYER_RELU6) ? next : 0;
+        int fused_away = i > 0 && (l->type == ODL_LAYER_RELU || l->type == ODL_LAYER_RELU6) &&
+                         (m->desc.layers[i - 1].type == ODL_LAYER_CONV2D ||
+                          m->desc.layers[i - 1].type == ODL_LAYER_DEPTHWISE ||
+                          m->desc.layers[i - 1].type == ODL_LAYER_DENSE);
+        int32_t amin = -128, amax = 127;
+        if (fused || ((l->type == ODL_LAYER_RELU || l->type == ODL_LAYER_RELU6) && !fused_away)) {
+            int32_t act = fused ? fused : l->type;
+            amin = out.zero_point;
+            if (act == ODL_LAYER_RELU6)
+                amax = odl_q_quantize(6.0f, out);
+        }
+        size_t C = params ? m->n_b[i] : 0, W = params ? m->n_w[i] : 0;
+        if (!params && (out.scale != cur.scale || out.zero_point != cur.zero_point))
+            QWHY("node %d ('%s', %s) changes the scale or zero point (%g, %d to %g, %d); odl's INT8 "
+                 "layers without weights keep their input's", (int)i, tn, odl_layer_type_name(l->type),
+                 (double)cur.scale, (int)cur.zero_point, (double)out.scale, (int)out.zero_point);
+        uint8_t *p = calloc(1, 48 + 16 * C + W + 1);
+        if (!p)
+            QWHY("out of memory");
+        q->payload[q->n_chunks] = p;
+        q->len[q->n_chunks] = 48 + 16 * C + W;
+        q->type[q->n_chunks] = ODL_CHUNK_QLAYER;
+        q->n_chunks++;
+        put32(p, (uint32_t)i);
+        put32(p + 4, (uint32_t)l->type);
+        put32(p + 8, (uint32_t)fused);
+        putf(p + 12, out.scale);
+        put32(p + 16, (uint32_t)out.zero_point);
+        put32(p + 20, (uint32_t)amin);
+        put32(p + 24, (uint32_t)amax);
+        put32(p + 28, (uint32_t)C);
+        put32(p + 32, (uint32_t)W);
+        put32(p + 36, (uint32_t)((uint64_t)W >> 32));
+        if (params) {
+            const odl_tfl_tensor *wt = &f->tensors[c->nsrc[3 * i + 1]];
+            if (wt->type != ODL_TFL_INT8 || (wt->n_q != 1 && (size_t)wt->n_q != C) || !C || W % C)
+                QWHY("node %d ('%s'): weights '%s' are not int8 with per-tensor or per-channel scales",
+                     (int)i, tn, wt->name);
+            for (int32_t k = 0; k < wt->n_q; k++)
+                if (wt->q_zero[k])
+                    QWHY("node %d ('%s'): weights '%s' have zero point %lld (odl's are symmetric)", (int)i,
+                         tn, wt->name, (long long)wt->q_zero[k]);
+            int32_t bt = c->nsrc[3 * i + 2];
+            const odl_tfl_tensor *btt = bt >= 0 ? &f->tensors[bt] : NULL;
+            if (btt && (btt->type != ODL_TFL_INT32 || f->buffers[btt->buffer].len != 4 * C))
+                QWHY("node %d ('%s'): bias '%s' is not %zu int32 values", (int)i, tn, btt->name, C);
+            size_t per = W / C;
+            for (size_t o = 0; o < C; o++) {
+                float ws = wt->q_scale[wt->n_q == 1 ? 0 : o];
+                int32_t bias = btt ? (int32_t)rd32(f->buffers[btt->buffer].data + 4 * o) : 0;
+                if (bias > ODL_QUANT_MAX_BIAS || bias < -ODL_QUANT_MAX_BIAS)
+                    QWHY("node %d ('%s'): bias %d of channel %zu is beyond odl's +-2^30", (int)i, tn,
+                         (int)bias, o);
+                int32_t mult, shift;
+                odl_q_quantize_multiplier((double)cur.scale * (double)ws / (double)out.scale, &mult, &shift);
+                put32(p + 48 + 4 * o, (uint32_t)bias);
+                put32(p + 48 + 4 * C + 4 * o, (uint32_t)mult);
+                put32(p + 48 + 8 * C + 4 * o, (uint32_t)shift);
+                putf(p + 48 + 12 * C + 4 * o, ws);
+                /* odl's layout is already in m->w (dequantised exactly):
+                 * w / scale gives the int8 values back */
+                for (size_t k = 0; k < per; k++) {
+                    double v = (double)m->w[i][o * per + k] / (double)ws;
+                    long r = lround(v);
+                    if (r < -128 || r > 127 || fabs(v - (double)r) > 1e-3)
+                        QWHY("node %d ('%s'): weight %zu does not round-trip to int8", (int)i, tn, o * per + k);
+                    p[48 + 16 * C + o * per + k] = (uint8_t)(int8_t)r;
+                }
+            }
+        }
+        cur = out;
+    }
+    return;
+fail:
+    odl_tflite_int8_free(q);
+}
+
+odl_status odl_tflite_save(const odl_onnx_model *im, const odl_model *m, const odl_tflite_int8 *q,
+                           const odl_meta_kv *meta, int32_t n_meta, const char *path, odl_diag *d)
+{
+    void *payload;
+    size_t plen;
+    odl_status s = odl_names_encode(im->names, im->desc.n_layers + 1, &payload, &plen, d);
+    if (s != ODL_OK)
+        return s;
+    odl_posix_file f;
+    odl_writer w;
+    if ((s = odl_posix_writer_open(&f, &w, path, d)) != ODL_OK) {
+        free(payload);
+        return s;
+    }
+    if ((s = odl_model_write_chunks(m, meta, n_meta, &w, d)) != ODL_OK ||
+        (s = odl_file_write_chunk(&w, ODL_CHUNK_NAMES, payload, plen, d)) != ODL_OK)
+        goto fail;
+    for (int32_t i = 0; q && i < q->n_chunks; i++)
+        if ((s = odl_file_write_chunk(&w, q->type[i], q->payload[i], q->len[i], d)) != ODL_OK)
+            goto fail;
+    if ((s = odl_file_write_end(&w, d)) != ODL_OK)
+        goto fail;
+    free(payload);
+    return odl_posix_writer_commit(&f, d);
+fail:
+    free(payload);
+    odl_posix_writer_abort(&f);
     return s;
 }

@@ -104,7 +104,9 @@ int cmd_import(int argc, char **argv)
     unsigned char head8[8] = {0};
     size_t got = fread(head8, 1, sizeof head8, f);
     fclose(f);
-    int tflite = odl_tflite_detect(head8, got), int8 = 0;
+    int tflite = odl_tflite_detect(head8, got);
+    odl_tflite_int8 q8;
+    memset(&q8, 0, sizeof q8);
     if (!tflite && !odl_onnx_detect(head8, got))
         return cli_error("%s: neither an ONNX model (a ModelProto protobuf) nor a TensorFlow Lite "
                          "model (\"TFL3\" at byte 4)", in);
@@ -114,7 +116,7 @@ int cmd_import(int argc, char **argv)
     odl_diag d;
     odl_diag_clear(&d);
     odl_onnx_model im;
-    odl_status s = tflite ? odl_tflite_import_file(in, o.max_bytes, &im, &int8, &d)
+    odl_status s = tflite ? odl_tflite_import_file(in, o.max_bytes, &im, &q8, &d)
                           : odl_onnx_import_file(in, &o, &im, &d);
     if (s != ODL_OK)
         return cli_fail(in, s, &d);
@@ -182,17 +184,23 @@ int cmd_import(int argc, char **argv)
         {tflite ? "tflite_description" : "onnx_producer", im.producer[0] ? im.producer : "unknown"},
         {tflite ? "tflite_schema" : "onnx_opset", s_opset},
         {"freeze_boundary", s_boundary},
-        {"tflite_int8", int8 ? "dequantised to FP32" : "no"},
+        {"tflite_int8", !q8.is_int8 ? "no" : q8.n_chunks ? "int8 (QNT/QLAY chunks, the whole model)"
+                                                           : "dequantised to FP32"},
     };
     /* the last entry is TFLite's only */
-    s = odl_onnx_save(&im, built.m, meta, (int32_t)(sizeof meta / sizeof meta[0]) - (tflite ? 0 : 1), out, &d);
+    s = tflite ? odl_tflite_save(&im, built.m, &q8, meta, (int32_t)(sizeof meta / sizeof meta[0]), out, &d)
+               : odl_onnx_save(&im, built.m, meta, (int32_t)(sizeof meta / sizeof meta[0]) - 1, out, &d);
     if (s != ODL_OK) {
         cli_fail(out, s, &d);
         goto done;
     }
-    if (int8)
-        printf("note: %s has int8 activations; imported as its FP32 equivalent (weights and biases "
-               "dequantised exactly)\n", in);
+    if (q8.is_int8 && q8.n_chunks)
+        printf("int8 model: every node runs in int8 with the file's scales and zero points "
+               "(odl predict --int8); the FP32 equivalent (weights and biases dequantised exactly) "
+               "is in the file too\n");
+    else if (q8.is_int8)
+        printf("note: %s has int8 activations, but odl's INT8 runtime cannot run it: %s; imported as "
+               "its FP32 equivalent (weights and biases dequantised exactly)\n", in, q8.why);
     printf("imported %s (%s %lld, %s): %d nodes, input %dx%dx%d, %d outputs%s, %zu parameters\n",
            in, tflite ? "TFLite schema" : "opset", (long long)im.opset, im.producer[0] ? im.producer : "unknown producer",
            (int)im.desc.n_layers, (int)im.desc.in_c, (int)im.desc.in_h, (int)im.desc.in_w,
@@ -205,5 +213,6 @@ done:
     free(shapes);
     odl_onnx_built_free(&built);
     odl_onnx_free(&im);
+    odl_tflite_int8_free(&q8);
     return rc;
 }
