@@ -5,7 +5,7 @@
 # Usage: bash scripts/test.sh [--quick]   (--quick: the Release run only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh valgrind python3 pkg-config chromium fonts-dejavu-core libonnx-testdata python3-onnx python3-torch
+bash scripts/deps.sh valgrind python3 pkg-config chromium fonts-dejavu-core libonnx-testdata python3-onnx python3-torch python3-pyarmnn libarmnn-cpuref-backend22
 jobs=$(nproc)
 
 echo "== release build"

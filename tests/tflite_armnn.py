@@ -88,6 +88,9 @@ def compare(argv):
     ap.add_argument("--tol", type=float)
     ap.add_argument("--rank")
     ap.add_argument("--name", default="")
+    ap.add_argument("--min-within1", type=float, help="int8: least fraction of elements within 1 step")
+    ap.add_argument("--min-spearman", type=float, help="--rank: least Spearman (default: identical order)")
+    ap.add_argument("--min-top1", type=float, help="least fraction of samples with the same top output")
     a = ap.parse_args(argv)
     ref = np.load(a.ref)
     got = np.load(a.odl).astype(np.float64)
@@ -104,6 +107,8 @@ def compare(argv):
         print(f"{a.name}: int8 max |odl - ArmNN| = {err.max():.0f} steps (tolerance {tol:g}); "
               f"{100 * within1:.2f}% of elements within 1 step; mean {err.mean():.4f}")
         ok = err.max() <= tol
+        if a.min_within1 is not None:
+            ok = ok and within1 >= a.min_within1
         refr = (ref.astype(np.float64) - zp) * scale
     else:
         big = float(np.abs(ref).max())
@@ -118,9 +123,16 @@ def compare(argv):
         e_ref = np.sum((refr - x) ** 2, axis=1)
         e_odl = np.sum((got - x) ** 2, axis=1)
         rho, same = spearman_identical(e_ref, e_odl)
+        ra, rb = np.argsort(np.argsort(e_ref)), np.argsort(np.argsort(e_odl))
+        top = len(set(np.argsort(-e_ref)[:10]) & set(np.argsort(-e_odl)[:10]))
         print(f"{a.name}: reconstruction-error ranking of {len(x)} inputs: Spearman {rho:.6f}, "
-              f"identical order: {same}")
-        ok = ok and same
+              f"identical order: {same}, largest rank move {int(np.abs(ra - rb).max())}, "
+              f"top-10 overlap {top}/10")
+        ok = ok and (same if a.min_spearman is None else rho >= a.min_spearman)
+    if a.min_top1 is not None:
+        t1 = float(np.mean(ref.reshape(len(ref), -1).argmax(1) == got.reshape(len(got), -1).argmax(1)))
+        print(f"{a.name}: same top output on {100 * t1:.1f}% of samples")
+        ok = ok and t1 >= a.min_top1
     print("ok" if ok else "FAIL")
     return 0 if ok else 1
 
