@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (clang + libFuzzer, with ASan/UBSan) of every
 # reader of untrusted bytes: the .odl model file, the learner-state chunks,
-# the version store's medium, the IDX/CSV dataset readers, the ONNX importer.
+# the version store's medium, the IDX/CSV dataset readers, the ONNX importer,
+# the TFLite reader/importer/writer.
 # Usage: bash scripts/fuzz.sh [SECONDS_PER_TARGET]   (default 15)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,11 +28,20 @@ protoc-c --proto_path="$out/onnx-gen" --c_out="$out/onnx-gen" "$out/onnx-gen/onn
 /usr/bin/python3 tests/onnx_models.py "$out/corpus_onnx" >/dev/null
 rm -f "$out"/corpus_onnx/*.npy
 onnx_src="src/host/onnx_import.c src/host/posix_io.c src/host/posix_save.c $out/onnx-gen/onnx.pb-c.c -I$out/onnx-gen -lprotobuf-c"
+# TFLite: the MLPerf Tiny fixtures, odl's own exports and malformed variants
+tflite_src="src/host/tflite.c src/host/tflite_write.c $onnx_src"
+mkdir -p "$out/corpus_tflite"
+cp tests/data/mlperf_tiny/*.tflite "$out/corpus_tflite/"
+# shellcheck disable=SC2086
+clang -std=c11 -O1 -Iinclude -DODL_OMP_SIMD -fopenmp-simd -o "$out/make_tflite_seeds" tests/fuzz/make_tflite_seeds.c $core $tflite_src -lm
+"$out/make_tflite_seeds" "$out/corpus_tflite"
+/usr/bin/python3 tests/tflite_models.py hostile tests/data/mlperf_tiny/kws_ref_model.tflite "$out/corpus_tflite" >/dev/null
 pass=0 fail=0
-for t in model_file state store data onnx; do
+for t in model_file state store data onnx tflite; do
     extra=""
     [ "$t" = data ] && extra="$host -lz"
     [ "$t" = onnx ] && extra="$onnx_src"
+    [ "$t" = tflite ] && extra="$tflite_src"
     # shellcheck disable=SC2086
     clang $flags -o "$out/fuzz_$t" "tests/fuzz/fuzz_$t.c" $core $extra -lm
     corpus="$out/corpus_${t%_file}"
