@@ -50,5 +50,19 @@ int main(int argc, char **argv)
     const int32_t hidden[2] = {16, 8};
     odl_desc_init(&desc, nodes, ODL_MLP_NODES(2), 20, 1, 1);
     rc |= odl_desc_mlp(&desc, 20, 1, 1, hidden, 2, 3) != ODL_OK || seed(argv[1], "mlp.tflite", &desc);
+    /* small enough for the fuzzer's 16 KB inputs: conv (SAME pads), pool,
+     * depthwise, flatten of a 3x3 map (the permuted dense columns) */
+    odl_desc_init(&desc, nodes, 8, 2, 6, 6);
+    rc |= odl_desc_conv2d(&desc, 4, 3, 1, 1) != ODL_OK || odl_desc_relu(&desc) != ODL_OK ||
+          odl_desc_maxpool(&desc, 2, 2) != ODL_OK || odl_desc_depthwise(&desc, 1, 3, 1, 1) != ODL_OK ||
+          odl_desc_relu6(&desc) != ODL_OK || odl_desc_flatten(&desc) != ODL_OK || odl_desc_dense(&desc, 3) != ODL_OK ||
+          seed(argv[1], "small_cnn.tflite", &desc);
+    /* small enough for the fuzzer's 16 KB inputs: conv (SAME pads), pool,
+     * depthwise, flatten of a 3x3 map (the permuted dense columns) */
+    odl_desc_init(&desc, nodes, 8, 2, 6, 6);
+    rc |= odl_desc_conv2d(&desc, 4, 3, 1, 1) != ODL_OK || odl_desc_relu(&desc) != ODL_OK ||
+          odl_desc_maxpool(&desc, 2, 2) != ODL_OK || odl_desc_depthwise(&desc, 1, 3, 1, 1) != ODL_OK ||
+          odl_desc_relu6(&desc) != ODL_OK || odl_desc_flatten(&desc) != ODL_OK || odl_desc_dense(&desc, 3) != ODL_OK ||
+          seed(argv[1], "small_cnn.tflite", &desc);
     return rc;
 }
