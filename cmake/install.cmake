@@ -1,6 +1,6 @@
 # Installs libodl (static, and shared when ODL_BUILD_SHARED), odl_host, the
 # headers, the `odl` tool, a CMake package (find_package(odl), targets
-# odl::odl, odl::odl_shared, odl::odl_host) and a pkg-config file (odl.pc).
+# odl::odl, odl::odl_shared, odl::odl_host, odl::odl_onnx) and a pkg-config file (odl.pc).
 # Included from the top-level CMakeLists.txt; see docs/install.md.
 include(CMakePackageConfigHelpers)
 
@@ -8,6 +8,10 @@ set(ODL_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/odl CACHE STRING
     "Where the odl CMake package files go, relative to the prefix")
 
 set(ODL_INSTALL_TARGETS odl odl_host)
+# odl_onnx (odl/onnx.h: ONNX import; links protobuf-c)
+if(TARGET odl_onnx)
+  list(APPEND ODL_INSTALL_TARGETS odl_onnx)
+endif()
 if(TARGET odl_shared)
   list(APPEND ODL_INSTALL_TARGETS odl_shared)
 endif()

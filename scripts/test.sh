@@ -5,7 +5,11 @@
 # Usage: bash scripts/test.sh [--quick]   (--quick: the Release run only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh valgrind python3 pkg-config chromium fonts-dejavu-core libonnx-testdata python3-onnx python3-torch python3-pyarmnn libarmnn-cpuref-backend22
+# libonnx-testdata: ONNX's operator suite; python3-torch, -torchvision, -onnx:
+# odl against PyTorch on real architectures (tests/torch, tests/onnx_test.sh);
+# python3-pyarmnn, libarmnn-cpuref-backend22: ArmNN, the TFLite reference (tests/tflite_test.sh)
+bash scripts/deps.sh valgrind python3 pkg-config chromium fonts-dejavu-core libonnx-testdata python3-onnx \
+    python3-torch python3-torchvision python3-pyarmnn libarmnn-cpuref-backend22
 jobs=$(nproc)
 
 echo "== release build"
@@ -27,7 +31,7 @@ cmake --build build-san -j"$jobs" >/dev/null
 
 echo "== valgrind (memcheck) on the unit tests"
 status=0
-for t in test_model test_file test_golden test_posix_io; do
+for t in test_model test_file test_golden test_posix_io test_onnx_suite; do
     if [ -x build/$t ]; then
         valgrind -q --error-exitcode=99 --leak-check=full ./build/$t >/tmp/odl-vg-$t.log 2>&1 || { status=1; echo "valgrind: $t failed"; tail -30 /tmp/odl-vg-$t.log; }
         tail -1 /tmp/odl-vg-$t.log

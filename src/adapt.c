@@ -68,9 +68,11 @@ static odl_status layout(odl_adapt *t, size_t in_size, int32_t classes, const od
     if (cfg->epochs <= 0 || cfg->batch <= 0)
         return odl_fail(d, ODL_ERR_ARG, "adapt: epochs %d / batch %d must be positive", (int)cfg->epochs,
                         (int)cfg->batch);
-    if (max_new < 0 || max_replay < 0 || max_new + max_replay <= 0)
-        return odl_fail(d, ODL_ERR_ARG, "adapt: capacities %d new / %d replayed invalid", (int)max_new,
-                        (int)max_replay);
+    /* n + r is an int32_t in odl_adapt_run: the sum must fit */
+    if (max_new < 0 || max_replay < 0 || max_new > INT32_MAX - max_replay || max_new + max_replay <= 0)
+        return odl_fail(d, ODL_ERR_ARG,
+                        "adapt: capacities %d new + %d replayed must be positive and sum to at most %d",
+                        (int)max_new, (int)max_replay, (int)INT32_MAX);
     if (!(cfg->ewc_lambda >= 0.0f) || !(cfg->lwf_weight >= 0.0f) || !(cfg->lwf_T > 0.0f) ||
         !(cfg->replay_distill >= 0.0f))
         return odl_fail(d, ODL_ERR_ARG, "adapt: ewc_lambda, lwf_weight, replay_distill must be ≥ 0 and lwf_T > 0");

@@ -528,6 +528,9 @@ static odl_status check_tensor(const uint8_t *file, size_t file_len, const uint8
     if (dtype != ODL_DTYPE_F32 || ndim != 1)
         return odl_fail(d, ODL_ERR_UNSUPPORTED, "layer %lu: tensor dtype %lu / %lu dims is not supported",
                         (unsigned long)layer, (unsigned long)dtype, (unsigned long)ndim);
+    if (le_get_u64(p + 24) != 0)
+        return odl_fail(d, ODL_ERR_FORMAT, "chunk %d: layer %lu: the tensor header's reserved bytes are not zero",
+                        (int)chunk, (unsigned long)layer);
     size_t expect = expected_count(ts, layer, which);
     if (expect == 0)
         return odl_fail(d, ODL_ERR_FORMAT, "chunk %d: layer %lu (%s) has no parameters, yet the file has a tensor",

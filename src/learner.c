@@ -95,7 +95,7 @@ odl_learner_cfg odl_learner_cfg_defaults(void)
 
 /* Nodes a learner's head may have: its description is built on the stack
  * while planning (the head model then keeps its own copy in the arena). */
-#define LEARNER_MAX_HEAD_NODES 32
+#define LEARNER_MAX_HEAD_NODES 16
 
 /* The head's description: nodes [boundary, L) (boundary a cut point) with
  * max_classes outputs, all trainable, in hd (storage set up by the caller). */
@@ -248,6 +248,25 @@ static odl_status layout(odl_learner *L, const odl_learner_cfg *c, const odl_mod
     return s;
 }
 
+/* The plan of a resolved configuration: the same layout over a counting
+ * arena; sub-objects (head, replay, trainer) add their own plans, whose
+ * blocks are all 16-byte multiples, so the totals match the real allocation
+ * exactly. */
+static odl_status plan_resolved(const odl_learner_cfg *c, const odl_model_desc *hd, const odl_model *base,
+                                odl_mem_plan *plan, odl_diag *d)
+{
+    odl_arena a;
+    void *p;
+    odl_arena_init_counting(&a);
+    odl_status s = odl_arena_alloc(&a, sizeof(odl_learner), ODL_MEM_STATE, &p, d);
+    if (s == ODL_OK)
+        s = layout(NULL, c, hd, (odl_model *)(uintptr_t)base, &a, d);
+    if (s != ODL_OK)
+        return s;
+    *plan = a.plan;
+    return ODL_OK;
+}
+
 odl_status odl_learner_plan(const odl_learner_cfg *cfg, const odl_model *base, odl_mem_plan *plan, odl_diag *d)
 {
     odl_learner_cfg c;
@@ -257,19 +276,7 @@ odl_status odl_learner_plan(const odl_learner_cfg *cfg, const odl_model *base, o
     odl_status s = resolve(cfg, base, &c, &hd, d);
     if (s != ODL_OK)
         return s;
-    /* the same layout over a counting arena; sub-objects (head, replay,
-     * trainer) add their own plans, whose blocks are all 16-byte multiples,
-     * so the totals match the real allocation exactly */
-    odl_arena a;
-    void *p;
-    odl_arena_init_counting(&a);
-    s = odl_arena_alloc(&a, sizeof(odl_learner), ODL_MEM_STATE, &p, d);
-    if (s == ODL_OK)
-        s = layout(NULL, &c, &hd, (odl_model *)(uintptr_t)base, &a, d);
-    if (s != ODL_OK)
-        return s;
-    *plan = a.plan;
-    return ODL_OK;
+    return plan_resolved(&c, &hd, base, plan, d);
 }
 
 /* ---- helpers ----------------------------------------------------------------- */
@@ -405,7 +412,10 @@ odl_status odl_learner_init(odl_learner **out, const odl_learner_cfg *cfg, odl_m
     odl_model_desc hd;
     odl_desc_init(&hd, hn, LEARNER_MAX_HEAD_NODES, 1, 1, 1);
     odl_mem_plan plan;
-    odl_status s = odl_learner_plan(cfg, base, &plan, d);
+    /* resolved once: the head's description lives on this stack frame only */
+    odl_status s = resolve(cfg, base, &c, &hd, d);
+    if (s == ODL_OK)
+        s = plan_resolved(&c, &hd, base, &plan, d);
     if (s != ODL_OK)
         return s;
     if (odl_arena_remaining(a) < plan.total)
@@ -414,7 +424,6 @@ odl_status odl_learner_init(odl_learner **out, const odl_learner_cfg *cfg, odl_m
                         "buffers %zu, scratch %zu), %zu available",
                         plan.total, plan.bytes[ODL_MEM_PARAMS], plan.bytes[ODL_MEM_GRADS], plan.bytes[ODL_MEM_OPTIM],
                         plan.bytes[ODL_MEM_BUFFERS], plan.bytes[ODL_MEM_SCRATCH], odl_arena_remaining(a));
-    resolve(cfg, base, &c, &hd, d);
     void *p;
     s = odl_arena_alloc(a, sizeof(odl_learner), ODL_MEM_STATE, &p, d);
     if (s != ODL_OK)
@@ -432,8 +441,13 @@ odl_status odl_learner_init(odl_learner **out, const odl_learner_cfg *cfg, odl_m
     L->C = c.max_classes;
     L->base_classes = odl_model_n_classes(base);
     L->active = L->base_classes;
-    odl_layer_shape hs[LEARNER_MAX_HEAD_NODES];
-    odl_desc_count_params(&hd, hs, &L->n_params, NULL);
+    L->n_params = 0; /* every parameter of the head (the same count layout took) */
+    for (int32_t i = 0; i < hd.n_layers; i++)
+        for (int which = 0; which < 2; which++) {
+            size_t n = 0;
+            (void)odl_model_param_const(L->head, i, which, &n);
+            L->n_params += n;
+        }
     /* the head starts as the base's: its layers copied, extra class rows zero
      * (masked out of predictions until a label activates them) */
     for (int32_t i = 0; i < hd.n_layers; i++)
@@ -490,13 +504,34 @@ static odl_status seed_one(odl_learner *L, int32_t y, odl_rng *rng, odl_diag *d)
     return ODL_OK;
 }
 
+/* ODL_OK when all n × size values are finite; else names the first bad one. */
+static odl_status seed_check_finite(const float *x, int32_t n, size_t size, const char *what, odl_diag *d)
+{
+    for (int32_t k = 0; k < n; k++)
+        for (size_t j = 0; j < size; j++)
+            if (!isfinite(x[(size_t)k * size + j]))
+                return odl_fail(d, ODL_ERR_NUMERIC, "%s %d, value %zu is %s (seed data must be finite)", what, (int)k,
+                                j, isnan(x[(size_t)k * size + j]) ? "NaN" : "infinite");
+    return ODL_OK;
+}
+
 odl_status odl_learner_seed_old(odl_learner *L, const float *x, const int32_t *y, int32_t n, odl_rng *rng,
                                 odl_diag *d)
 {
     if (!L || !x || !y || n <= 0 || !rng)
         return odl_fail(d, ODL_ERR_ARG, "learner_seed_old: bad arguments");
+    /* one NaN/Inf in the seed poisons the class statistics and the outlier
+     * screen for good: refuse the whole seed before taking any of it */
+    odl_status s = seed_check_finite(x, n, L->in_size, "learner_seed_old: sample", d);
+    if (s != ODL_OK)
+        return s;
     for (int32_t k = 0; k < n; k++) {
-        odl_status s = latent(L, x + (size_t)k * L->in_size, d);
+        s = latent(L, x + (size_t)k * L->in_size, d);
+        if (s == ODL_OK)
+            for (int32_t j = 0; j < L->dim; j++)
+                if (!isfinite(L->z[j]))
+                    return odl_fail(d, ODL_ERR_NUMERIC, "learner_seed_old: sample %d gives a non-finite latent "
+                                    "(seed data must be finite and within the model's range)", (int)k);
         if (s == ODL_OK)
             s = seed_one(L, y[k], rng, d);
         if (s != ODL_OK)
@@ -510,6 +545,9 @@ odl_status odl_learner_seed_old_latent(odl_learner *L, const float *z, const int
 {
     if (!L || !z || !y || n <= 0 || !rng)
         return odl_fail(d, ODL_ERR_ARG, "learner_seed_old_latent: bad arguments");
+    odl_status sf = seed_check_finite(z, n, (size_t)L->dim, "learner_seed_old_latent: sample", d);
+    if (sf != ODL_OK)
+        return sf;
     for (int32_t k = 0; k < n; k++) {
         memcpy(L->z, z + (size_t)k * L->dim, sizeof(float) * (size_t)L->dim);
         odl_status s = seed_one(L, y[k], rng, d);

@@ -5,8 +5,9 @@
  *   kept region        training: the tensors from b on that backward reads
  *                      (ODL_MEM_ACTIVATIONS), one after another.
  *   transient region   every other stored tensor at an offset planned from
- *                      its lifetime [producer, last reader], packed first fit
- *                      in node order (ODL_MEM_SCRATCH).
+ *                      its lifetime [producer, last reader], packed best fit
+ *                      in node order (ODL_MEM_SCRATCH); an elementwise node
+ *                      that is its input's last use takes over its slot.
  *   gradient region    d(tensor) for the tensors after b, packed the same way
  *                      over the same intervals (backward visits them reversed).
  * Flatten and reshape (and dropout outside training) alias their input; a
@@ -89,7 +90,7 @@ const char *odl_layer_type_name(int32_t type)
 #define ODL_MAX_SAMPLE ((size_t)1 << 26)
 /* Nodes in one description: far above any real network, low enough that
  * every count derived from it fits 32 bits with room to spare. */
-#define ODL_MAX_NODES (1 << 20)
+#define ODL_MAX_NODES (1 << 18)
 
 odl_status odl_desc_init(odl_model_desc *d, odl_node_desc *storage, int32_t capacity, int32_t c,
                          int32_t h, int32_t w)
@@ -300,6 +301,26 @@ int odl_desc_is_cut(const odl_model_desc *d, int32_t t)
     return 1;
 }
 
+/* The latest cut point at or before p, in one pass from the end: t is a
+ * cut when the lowest tensor read by nodes t.. is t or above. */
+static int32_t cut_at_or_before(const odl_model_desc *d, int32_t p)
+{
+    if (p >= d->n_layers)
+        return d->n_layers;
+    int32_t lowest = INT32_MAX;
+    for (int32_t j = d->n_layers - 1; j >= 0; j--) {
+        const odl_node_desc *l = &d->layers[j];
+        if (l->n_in < 1 || l->n_in > ODL_NODE_MAX_IN)
+            lowest = -1;
+        for (int32_t k = 0; k < l->n_in && k < ODL_NODE_MAX_IN; k++)
+            if (l->in[k] < lowest)
+                lowest = l->in[k];
+        if (j <= p && lowest >= j)
+            return j;
+    }
+    return 0;
+}
+
 static int has_params(int32_t type)
 {
     return type == ODL_LAYER_DENSE || type == ODL_LAYER_CONV2D || type == ODL_LAYER_DEPTHWISE ||
@@ -322,9 +343,7 @@ odl_status odl_desc_boundary_for_unfreeze(const odl_model_desc *d, int32_t k, in
     if (at < 0)
         return odl_fail(diag, ODL_ERR_ARG, "cannot unfreeze %d parameterised nodes: the model has %d", (int)k,
                         (int)seen);
-    while (at > 0 && !odl_desc_is_cut(d, at))
-        at--;
-    *boundary = at;
+    *boundary = cut_at_or_before(d, at);
     return ODL_OK;
 }
 
@@ -602,6 +621,10 @@ static odl_status check_header(const odl_model_desc *d, odl_diag *diag)
 #ifndef ODL_PLAN_LIVE
 #define ODL_PLAN_LIVE 48
 #endif
+/* Last readers found per scan from the end: a walk costs O(nodes^2 / this). */
+#ifndef ODL_PLAN_WINDOW
+#define ODL_PLAN_WINDOW 256
+#endif
 
 #define FLOATS(n) ((size_t)(n) * sizeof(float))
 #define ALIGN_UP(n) (((n) + (ODL_ALIGN - 1)) & ~(size_t)(ODL_ALIGN - 1))
@@ -621,6 +644,7 @@ typedef struct odl_tensor_rt {
     const float *cur; /* where the current run finds it */
     size_t off, goff; /* offsets in the transient (or kept) and gradient regions */
     int32_t region;
+    int32_t froot;    /* storage owner (itself unless a view) */
     int32_t groot;    /* gradient storage owner (itself, a tensor it aliases, or -1: none) */
 } odl_tensor_rt;
 
@@ -649,18 +673,29 @@ typedef struct walk_st {
     uint64_t total, trainable;
     size_t trans_peak, grad_peak, kept, naive, lower, tmp, conv_scratch, adapter_r;
     odl_layer_shape out; /* the last tensor's shape */
+    int32_t lr_base;     /* lr[k]: last reader of tensor lr_base + k (-1: none); lr_base -1: empty */
+    int32_t lr[ODL_PLAN_WINDOW];
 } walk_st;
 
-/* The last node reading tensor t, -1 if none. */
-static int32_t last_reader(const odl_model_desc *d, int32_t t)
+/* The last node reading tensor t, -1 if none: one scan from the end
+ * finds them for a window of tensors. */
+static int32_t last_reader(walk_st *w, int32_t t)
 {
-    for (int32_t j = d->n_layers - 1; j >= t && j >= 0; j--) {
-        const odl_node_desc *l = &d->layers[j];
-        for (int32_t k = 0; k < l->n_in && k < ODL_NODE_MAX_IN; k++)
-            if (l->in[k] == t)
-                return j;
+    if (w->lr_base < 0 || t < w->lr_base || t >= w->lr_base + ODL_PLAN_WINDOW) {
+        const int32_t base = t > 2 ? t - 2 : 0; /* a little behind: the walk also asks for t - 1 */
+        for (int32_t k = 0; k < ODL_PLAN_WINDOW; k++)
+            w->lr[k] = -1;
+        for (int32_t j = w->d->n_layers - 1; j >= base; j--) {
+            const odl_node_desc *l = &w->d->layers[j];
+            for (int32_t k = 0; k < l->n_in && k < ODL_NODE_MAX_IN; k++) {
+                const int32_t x = l->in[k] - base;
+                if (x >= 0 && x < ODL_PLAN_WINDOW && w->lr[x] < 0)
+                    w->lr[x] = j;
+            }
+        }
+        w->lr_base = base;
     }
-    return -1;
+    return w->lr[t - w->lr_base];
 }
 
 /* Backward of this node type reads its input x (kept in training). */
@@ -701,37 +736,42 @@ static int is_view(const odl_model_desc *d, const odl_model_cfg *cfg, int32_t i)
  * the kernel applies it on the way out (ODL_FUSE_RELU) and the pre-ReLU
  * tensor is never stored (backward reads the ReLU's output and the conv's
  * input, never the pre-ReLU values). */
-static int relu_fusable(const odl_model_desc *d, int32_t i)
+static int relu_fusable(walk_st *w, int32_t i)
 {
+    const odl_model_desc *d = w->d;
     const int32_t t = d->layers[i].type;
     if ((t != ODL_LAYER_CONV2D && t != ODL_LAYER_DENSE) || i + 1 >= d->n_layers)
         return 0;
     const odl_node_desc *r = &d->layers[i + 1];
-    return r->type == ODL_LAYER_RELU && r->n_in == 1 && r->in[0] == i + 1 && last_reader(d, i + 1) == i + 1;
+    return r->type == ODL_LAYER_RELU && r->n_in == 1 && r->in[0] == i + 1 && last_reader(w, i + 1) == i + 1;
 }
 
 /* Max pool i reads only a ReLU's output that nothing else reads: its
  * backward also does the ReLU's (the pool's input is that ReLU's output). */
-static int pool_relu_fusable(const odl_model_desc *d, int32_t i)
+static int pool_relu_fusable(walk_st *w, int32_t i)
 {
+    const odl_model_desc *d = w->d;
     const odl_node_desc *l = &d->layers[i];
     if (l->type != ODL_LAYER_MAXPOOL || i < 1 || l->in[0] != i)
         return 0;
     const odl_node_desc *r = &d->layers[i - 1];
-    return r->type == ODL_LAYER_RELU && last_reader(d, i) == i;
+    return r->type == ODL_LAYER_RELU && last_reader(w, i) == i;
 }
 
 /* Training keeps tensor t (t >= the backward cut) when backward reads it. */
-static int needs_kept(const odl_model_desc *d, const odl_model_cfg *cfg, int32_t t, int depth)
+static int needs_kept(walk_st *w, int32_t t, int depth)
 {
+    const odl_model_desc *d = w->d;
+    const odl_model_cfg *cfg = w->cfg;
     if (t == d->n_layers || (t >= 1 && needs_output(d->layers[t - 1].type)))
         return 1;
     if (depth > 64) /* a chain of views that long: keep rather than recurse */
         return 1;
-    for (int32_t j = t; j < d->n_layers; j++) {
+    const int32_t last = last_reader(w, t); /* readers lie in [t, last]: the tensor's lifetime */
+    for (int32_t j = t; j <= last; j++) {
         const odl_node_desc *l = &d->layers[j];
         for (int32_t k = 0; k < l->n_in; k++)
-            if (l->in[k] == t && (needs_input(l->type) || (is_view(d, cfg, j) && needs_kept(d, cfg, j + 1, depth + 1))))
+            if (l->in[k] == t && (needs_input(l->type) || (is_view(d, cfg, j) && needs_kept(w, j + 1, depth + 1))))
                 return 1;
     }
     return 0;
@@ -740,14 +780,17 @@ static int needs_kept(const odl_model_desc *d, const odl_model_cfg *cfg, int32_t
 /* Gradient of node i's input k is written, not added: node i is the last
  * reader of that tensor and k its first use there (backward runs in
  * reverse, so the last reader comes first). */
-static int grad_first(const odl_model_desc *d, int32_t i, int32_t k)
+static live_ent *find_ent(walk_st *w, int32_t t);
+
+static int grad_first(walk_st *w, int32_t i, int32_t k)
 {
-    const odl_node_desc *l = &d->layers[i];
+    const odl_node_desc *l = &w->d->layers[i];
     const int32_t t = l->in[k];
     for (int32_t q = 0; q < k; q++)
         if (l->in[q] == t)
             return 0;
-    return last_reader(d, t) == i;
+    const live_ent *e = find_ent(w, t); /* an input of the node being walked: held */
+    return e && e->last == i;
 }
 
 static int32_t first_backward_layer(const odl_model_desc *d, const odl_model_cfg *cfg)
@@ -755,11 +798,8 @@ static int32_t first_backward_layer(const odl_model_desc *d, const odl_model_cfg
     if (cfg->mode != ODL_MODE_TRAIN)
         return d->n_layers;
     for (int32_t i = 0; i < d->n_layers; i++)
-        if (d->layers[i].trainable && has_params(d->layers[i].type)) {
-            while (i > 0 && !odl_desc_is_cut(d, i))
-                i--;
-            return i;
-        }
+        if (d->layers[i].trainable && has_params(d->layers[i].type))
+            return cut_at_or_before(d, i);
     return d->n_layers;
 }
 
@@ -771,30 +811,101 @@ static live_ent *find_ent(walk_st *w, int32_t t)
     return NULL;
 }
 
-/* Lowest offset where `bytes` fit beside every entry still holding a slot
- * at `step` (first fit; deterministic). grad: the gradient region. */
-static size_t first_fit(const walk_st *w, const live_ent *self, int grad, int32_t step, size_t bytes)
+/* Where `bytes` go beside every entry still holding a slot at `step`: the
+ * smallest free gap that holds them (lowest offset on a tie), else above
+ * everything; deterministic. grad: the gradient region. Placed in node
+ * order as the walk meets tensors, since a walk holds only the live ones
+ * (a largest-first packing would need every tensor at once). */
+static size_t best_fit(const walk_st *w, const live_ent *self, int grad, int32_t step, size_t bytes)
 {
-    size_t best = 0;
-    for (;;) {
-        int moved = 0;
-        for (int32_t k = 0; k < w->n; k++) {
-            const live_ent *o = &w->e[k];
-            if (o == self)
-                continue;
-            const int holds = grad ? (o->gplaced && o->glast >= step)
-                                   : (o->region == REG_TRANS && o->froot == o->t && o->flast >= step);
-            if (!holds)
-                continue;
-            const size_t ooff = grad ? o->goff : o->off;
-            if (ooff < best + bytes && best < ooff + o->bytes) {
-                best = ooff + o->bytes; /* move past it and look again */
-                moved = 1;
-            }
+    /* the slots held at `step`, by offset (insertion sort: a graph's width) */
+    size_t off[ODL_PLAN_LIVE], end[ODL_PLAN_LIVE];
+    int32_t n = 0;
+    for (int32_t k = 0; k < w->n; k++) {
+        const live_ent *o = &w->e[k];
+        if (o == self)
+            continue;
+        const int holds = grad ? (o->gplaced && o->glast >= step)
+                               : (o->region == REG_TRANS && o->froot == o->t && o->flast >= step);
+        if (!holds)
+            continue;
+        const size_t ooff = grad ? o->goff : o->off;
+        int32_t j = n++;
+        while (j > 0 && off[j - 1] > ooff) {
+            off[j] = off[j - 1];
+            end[j] = end[j - 1];
+            j--;
         }
-        if (!moved)
-            return best;
+        off[j] = ooff;
+        end[j] = ooff + o->bytes;
     }
+    /* best fit: the smallest free gap that holds it, else above everything */
+    size_t at = 0, top = 0, best_gap = SIZE_MAX, best = 0;
+    for (int32_t k = 0; k <= n; k++) {
+        if (k < n && off[k] > at && off[k] - at >= bytes && off[k] - at < best_gap) {
+            best_gap = off[k] - at;
+            best = at;
+        }
+        if (k < n) {
+            if (end[k] > at)
+                at = end[k];
+            if (end[k] > top)
+                top = end[k];
+        }
+    }
+    return best_gap != SIZE_MAX ? best : top;
+}
+
+/* Node i computes elementwise over input 0 (same shape out) and is that
+ * tensor's last use, which holds a transient slot of its own: the output
+ * can take the slot over (the kernels are plain elementwise loops, safe
+ * with y == x). Outside training's kept tensors only. */
+static live_ent *in_place_source(walk_st *w, int32_t i)
+{
+    const odl_node_desc *l = &w->d->layers[i];
+    const int32_t type = l->type;
+    const int elementwise = type == ODL_LAYER_RELU || type == ODL_LAYER_RELU6 || type == ODL_LAYER_CLIP ||
+                            type == ODL_LAYER_LEAKY_RELU || type == ODL_LAYER_SIGMOID ||
+                            type == ODL_LAYER_HARD_SIGMOID || type == ODL_LAYER_HARD_SWISH ||
+                            type == ODL_LAYER_TANH || type == ODL_LAYER_BATCHNORM || type == ODL_LAYER_ADD ||
+                            type == ODL_LAYER_MUL;
+    if (!elementwise)
+        return NULL;
+    live_ent *src = find_ent(w, l->in[0]);
+    if (!src || src->region != REG_TRANS || src->froot != src->t || src->last != i || src->flast != i)
+        return NULL;
+    for (int32_t k = 1; k < l->n_in; k++) { /* the other operand must not live in that slot */
+        const live_ent *o = find_ent(w, l->in[k]);
+        if (!o || o->froot == src->t)
+            return NULL;
+    }
+    return src;
+}
+
+/* Backward of node i turns d(output) into d(input 0) elementwise and is
+ * the first (only) writer of that gradient, whose slot ends here: the
+ * output's gradient (e) can live in that slot and be overwritten in place
+ * (the kernels read dy[k] before writing dx[k]). */
+static live_ent *grad_in_place_source(walk_st *w, int32_t i, const live_ent *e)
+{
+    const odl_node_desc *l = &w->d->layers[i];
+    const int32_t type = l->type;
+    const int elementwise = type == ODL_LAYER_RELU || type == ODL_LAYER_RELU6 || type == ODL_LAYER_CLIP ||
+                            type == ODL_LAYER_LEAKY_RELU || type == ODL_LAYER_SIGMOID ||
+                            type == ODL_LAYER_HARD_SIGMOID || type == ODL_LAYER_HARD_SWISH ||
+                            type == ODL_LAYER_TANH || type == ODL_LAYER_BATCHNORM || type == ODL_LAYER_ADD ||
+                            type == ODL_LAYER_MUL || type == ODL_LAYER_DROPOUT;
+    if (!elementwise || !grad_first(w, i, 0))
+        return NULL;
+    live_ent *src = find_ent(w, l->in[0]);
+    if (!src || !src->gplaced || src->groot != src->t || src->glast != i || src->bytes != e->bytes)
+        return NULL;
+    for (int32_t k = 1; k < l->n_in; k++) { /* the other operand's gradient must not share it */
+        const live_ent *o = find_ent(w, l->in[k]);
+        if (!o || o->groot == src->t)
+            return NULL;
+    }
+    return src;
 }
 
 /* Bytes of transient tensors holding their slots at `step`. */
@@ -823,16 +934,16 @@ static odl_status walk_alloc(walk_st *w, float **target, size_t bytes, odl_mem_k
 static odl_status add_tensor(walk_st *w, int32_t t, const odl_layer_shape *sh, int32_t i)
 {
     const odl_model_desc *d = w->d;
-    const int32_t last = t == w->L ? w->L : last_reader(d, t);
+    const int32_t last = t == w->L ? w->L : last_reader(w, t);
     if (last < 0 && i < 0)
         return odl_fail(w->diag, ODL_ERR_SHAPE, "no layer reads the model's input (tensor 0)");
     if (last < 0)
         return odl_fail(w->diag, ODL_ERR_SHAPE,
                         "layer %d (%s): its output (tensor %d) is never read; only the last layer's may be unused",
                         (int)i, odl_layer_type_name(d->layers[i].type), (int)t);
-    /* A fused conv/dense + ReLU pair writes the ReLU's tensor while the conv
-     * still reads its inputs: the ReLU's tensor is placed at the conv's step. */
-    const int32_t step = i < 0 ? 0 : (i > 0 && relu_fusable(d, i - 1)) ? i - 1 : i;
+    /* the step that writes t: a ReLU fused into the conv/dense before it is
+     * written by that node, while the node's own input is still being read */
+    const int32_t step = i < 0 ? 0 : (i >= 1 && d->layers[i].in[0] == i && relu_fusable(w, i - 1)) ? i - 1 : i;
     for (int32_t k = 0; k < w->n;) { /* tensors no longer needed leave */
         live_ent *o = &w->e[k];
         int32_t keep = o->last > o->flast ? o->last : o->flast;
@@ -859,18 +970,27 @@ static odl_status add_tensor(walk_st *w, int32_t t, const odl_layer_shape *sh, i
     e->region = REG_NONE;
     if (!w->cfg)
         return ODL_OK;
+    /* bytes at max_batch, bounded so sums of the tensors held at once (and
+     * of the kept ones, checked below) cannot wrap on a 32-bit target */
+    if ((uint64_t)sh->size * w->B > (uint64_t)(SIZE_MAX / sizeof(float) / 4 / ODL_PLAN_LIVE))
+        return odl_fail(w->diag, ODL_ERR_NOMEM, "tensor %d: %zu values x batch %zu are more than memory can address",
+                        (int)t, sh->size, w->B);
     e->bytes = ALIGN_UP(FLOATS(sh->size * w->B));
+    if (w->kept > SIZE_MAX / 2 - e->bytes)
+        return odl_fail(w->diag, ODL_ERR_NOMEM, "tensor %d: the tensors kept for training exceed addressable memory",
+                        (int)t);
+    w->naive = w->naive > SIZE_MAX - e->bytes ? SIZE_MAX : w->naive; /* a figure: saturates */
     e->flast = last;
-    const int kept = w->train && t >= w->fb && needs_kept(d, w->cfg, t, 0);
+    const int kept = w->train && t >= w->fb && needs_kept(w, t, 0);
     odl_tensor_rt *tr = w->m ? &w->m->tens[t] : NULL;
     if (i < 0) {
         if (kept) {
             e->region = REG_KEPT;
             e->off = w->kept;
             w->kept += e->bytes;
-            w->naive += e->bytes;
+            w->naive = w->naive == SIZE_MAX ? SIZE_MAX : w->naive + e->bytes;
         }
-    } else if (relu_fusable(d, i)) {
+    } else if (relu_fusable(w, i)) {
         e->region = REG_VIRTUAL;
     } else if (is_view(d, w->cfg, i)) {
         live_ent *src = find_ent(w, d->layers[i].in[0]);
@@ -881,7 +1001,7 @@ static odl_status add_tensor(walk_st *w, int32_t t, const odl_layer_shape *sh, i
             e->region = REG_KEPT; /* backward reads it; its source is not kept: a copy */
             e->off = w->kept;
             w->kept += e->bytes;
-            w->naive += e->bytes;
+            w->naive = w->naive == SIZE_MAX ? SIZE_MAX : w->naive + e->bytes;
         } else {
             e->region = REG_ALIAS;
             e->froot = root->t;
@@ -892,24 +1012,32 @@ static odl_status add_tensor(walk_st *w, int32_t t, const odl_layer_shape *sh, i
         e->region = REG_KEPT;
         e->off = w->kept;
         w->kept += e->bytes;
-        w->naive += e->bytes;
+        w->naive = w->naive == SIZE_MAX ? SIZE_MAX : w->naive + e->bytes;
     } else {
         e->region = REG_TRANS;
-        e->off = first_fit(w, e, 0, step, e->bytes);
+        live_ent *src = in_place_source(w, i);
+        if (src) { /* elementwise over a tensor read last here: it takes over that slot */
+            e->off = src->off;
+            src->flast = i - 1;
+        } else {
+            e->off = best_fit(w, e, 0, step, e->bytes);
+        }
         if (e->off + e->bytes > w->trans_peak)
             w->trans_peak = e->off + e->bytes;
-        w->naive += e->bytes;
+        w->naive = w->naive == SIZE_MAX ? SIZE_MAX : w->naive + e->bytes;
     }
     /* gradients: tensors strictly inside the trainable part; the output's is the caller's */
     if (w->train && t > w->fb && t < w->L) {
         const odl_node_desc *l = &d->layers[i];
         live_ent *src = NULL, *root = NULL;
-        if ((l->type == ODL_LAYER_FLATTEN || l->type == ODL_LAYER_RESHAPE) && l->in[0] > w->fb &&
-            last_reader(d, l->in[0]) == i)
+        if ((l->type == ODL_LAYER_FLATTEN || l->type == ODL_LAYER_RESHAPE) && l->in[0] > w->fb) {
             src = find_ent(w, l->in[0]);
+            if (src && src->last != i)
+                src = NULL; /* read elsewhere too: its gradient is a sum, not this one */
+        }
         if (src && src->groot >= 0)
             root = find_ent(w, src->groot);
-        if (pool_relu_fusable(d, t) && i > w->fb) {
+        if (pool_relu_fusable(w, t) && i > w->fb) {
             /* the pool (node t) writes the ReLU's input gradient directly: none
              * here, and that one must live until the pool's step */
             live_ent *rin = find_ent(w, l->in[0]);
@@ -922,8 +1050,14 @@ static odl_status add_tensor(walk_st *w, int32_t t, const odl_layer_shape *sh, i
             if (root->glast < last)
                 root->glast = last;
         } else {
+            live_ent *gsrc = grad_in_place_source(w, i, e);
             e->glast = last;
-            e->goff = first_fit(w, e, 1, step, e->bytes);
+            if (gsrc) { /* backward writes the input's gradient over this one, elementwise */
+                e->goff = gsrc->goff;
+                gsrc->glast = i - 1;
+            } else {
+                e->goff = best_fit(w, e, 1, step, e->bytes);
+            }
             e->gplaced = 1;
             e->groot = t;
             if (e->goff + e->bytes > w->grad_peak)
@@ -939,6 +1073,7 @@ static odl_status add_tensor(walk_st *w, int32_t t, const odl_layer_shape *sh, i
         tr->off = e->off;
         tr->goff = e->goff;
         tr->groot = e->groot;
+        tr->froot = e->froot;
     }
     return ODL_OK;
 }
@@ -990,11 +1125,11 @@ static odl_status walk_run(walk_st *w)
                 rt->out = out;
                 rt->n_w = out.n_weights;
                 rt->n_b = out.n_bias;
-                rt->fused = (uint8_t)relu_fusable(d, i);
-                rt->pool_relu = (uint8_t)pool_relu_fusable(d, i);
+                rt->fused = (uint8_t)relu_fusable(w, i);
+                rt->pool_relu = (uint8_t)pool_relu_fusable(w, i);
                 rt->first = 0;
                 for (int32_t k = 0; k < l->n_in; k++)
-                    if (grad_first(d, i, k))
+                    if (grad_first(w, i, k))
                         rt->first |= (uint8_t)(1u << k);
             }
             if (has_params(l->type)) {
@@ -1029,7 +1164,7 @@ static odl_status walk_run(walk_st *w)
             if (w->train && i >= w->fb) { /* gradients added to another reader's: a scratch to compute them in */
                 size_t acc = 0;
                 for (int32_t k = 0; k < l->n_in; k++)
-                    if (l->in[k] > w->fb && !grad_first(d, i, k))
+                    if (l->in[k] > w->fb && !grad_first(w, i, k))
                         acc += ALIGN_UP(FLOATS(in_sh[k].size * w->B));
                 if (acc > w->tmp)
                     w->tmp = acc;
@@ -1050,6 +1185,7 @@ static void walk_init(walk_st *w, const odl_model_desc *d, const odl_model_cfg *
     w->cfg = cfg;
     w->shapes = shapes;
     w->diag = diag;
+    w->lr_base = -1;
     if (cfg) {
         w->train = cfg->mode == ODL_MODE_TRAIN;
         w->B = (size_t)cfg->max_batch;
@@ -1241,6 +1377,9 @@ static odl_status build(odl_model *m, const odl_model_desc *desc, const odl_mode
             tr->data = tr->region == REG_KEPT ? (float *)(void *)((uint8_t *)kept + tr->off)
                        : tr->region == REG_TRANS ? (float *)(void *)((uint8_t *)trans + tr->off)
                                                  : NULL;
+            /* a view of a kept tensor: a run starting at it copies its input there */
+            if (tr->region == REG_ALIAS && tr->froot >= 0 && m->tens[tr->froot].region == REG_KEPT)
+                tr->data = m->tens[tr->froot].data;
             tr->grad = tr->groot == t ? (float *)(void *)((uint8_t *)grads + tr->goff)
                        : tr->groot >= 0 ? m->tens[tr->groot].grad
                                         : NULL;
@@ -1586,7 +1725,8 @@ static const float *run(odl_model *m, int32_t from, int32_t to, const float *x, 
 {
     odl_tensor_rt *tens = m->tens;
     odl_tensor_rt *t0 = &tens[from];
-    if (t0->region == REG_KEPT) { /* the input of a trainable stretch is kept for backward */
+    if (t0->data && (t0->region == REG_KEPT || t0->region == REG_ALIAS)) {
+        /* the input of a trainable stretch is kept for backward (a view's, in its source's place) */
         if (t0->data != x)
             memcpy(t0->data, x, FLOATS(tshape(m, from)->size * (size_t)n));
         t0->cur = t0->data;
@@ -1934,7 +2074,11 @@ odl_status odl_model_transfer_params(odl_model *dst, const odl_model *src, odl_r
         const odl_layer_rt *a = &src->rt[i];
         odl_layer_rt *b = &dst->rt[i];
         const int32_t type = dst->desc.layers[i].type;
-        if (src->desc.layers[i].type != type || a->in.size != b->in.size)
+        const odl_node_desc *la = &src->desc.layers[i], *lb = &dst->desc.layers[i];
+        int wired = la->n_in == lb->n_in;
+        for (int32_t k = 0; wired && k < la->n_in; k++)
+            wired = la->in[k] == lb->in[k];
+        if (la->type != type || a->in.size != b->in.size || !wired)
             return odl_fail(diag, ODL_ERR_SHAPE, "transfer_params: layer %d (%s) differs", (int)i,
                             odl_layer_type_name(type));
         if (!has_params(type))

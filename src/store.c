@@ -228,8 +228,10 @@ static void skip(odl_store *s, uint32_t region, const char *why, odl_status st)
 
 static const char *read_why(odl_status st)
 {
-    return st == ODL_ERR_TRUNCATED ? "record truncated (an interrupted write or a damaged medium)"
-                                   : "read error";
+    return st == ODL_ERR_TRUNCATED   ? "record truncated (an interrupted write or a damaged medium)"
+           : st == ODL_ERR_UNSUPPORTED ? "not a region the store reads (a symlink or a special file: "
+                                         "never followed)"
+                                       : "read error";
 }
 
 static void scan_head(odl_store *s, uint32_t r)
@@ -353,6 +355,28 @@ static int scan_slot(odl_store *s, uint32_t r, entry *e)
         skip(s, r, "payload length larger than the slot", ODL_ERR_FORMAT);
         return 0;
     }
+    /* the zero padding after the payload and the commit trailer first: an
+     * interrupted commit, or a length that claims more than the medium
+     * holds, is refused without reading the payload */
+    const uint32_t pad = (uint32_t)pad16(e->payload_len);
+    uint8_t pt[16 + TRAIL_BYTES];
+    st = s->io.read(s->io.ctx, r, HDR_BYTES + e->payload_len, pt, pad + TRAIL_BYTES);
+    const uint8_t *t = pt + pad;
+    if (st != ODL_OK) {
+        st = st == ODL_ERR_NOT_FOUND ? ODL_ERR_TRUNCATED : st;
+        skip(s, r, st == ODL_ERR_TRUNCATED ? "commit trailer missing (an interrupted commit)"
+                                           : "read error", st);
+        return 0;
+    }
+    if (!all_bytes(pt, pad, 0)) {
+        skip(s, r, "non-zero padding after the payload (a damaged medium)", ODL_ERR_FORMAT);
+        return 0;
+    }
+    if (le_get_u32(t) != TRAIL_MAGIC || le_get_u32(t + 4) != e->seq || le_get_u32(t + 8) != hcrc ||
+        le_get_u32(t + 12) != odl_crc32(0, t, 12)) {
+        skip(s, r, "commit trailer missing or damaged (an interrupted commit)", ODL_ERR_CRC);
+        return 0;
+    }
     uint32_t c;
     st = payload_crc(s, r, e->payload_len, h, &c);
     if (st != ODL_OK) {
@@ -361,27 +385,6 @@ static int scan_slot(odl_store *s, uint32_t r, entry *e)
     }
     if (c != e->payload_crc) {
         skip(s, r, "payload CRC mismatch (an interrupted commit or a damaged medium)", ODL_ERR_CRC);
-        return 0;
-    }
-    /* the zero padding after the payload, then the commit trailer: every
-     * byte of a record is checked */
-    const uint32_t pad = (uint32_t)pad16(e->payload_len);
-    uint8_t pt[16 + TRAIL_BYTES];
-    st = s->io.read(s->io.ctx, r, HDR_BYTES + e->payload_len, pt, pad + TRAIL_BYTES);
-    const uint8_t *t = pt + pad;
-    if (st == ODL_OK && !all_bytes(pt, pad, 0)) {
-        skip(s, r, "non-zero padding after the payload (a damaged medium)", ODL_ERR_FORMAT);
-        return 0;
-    }
-    if (st != ODL_OK) {
-        st = st == ODL_ERR_NOT_FOUND ? ODL_ERR_TRUNCATED : st;
-        skip(s, r, st == ODL_ERR_TRUNCATED ? "commit trailer missing (an interrupted commit)"
-                                           : "read error", st);
-        return 0;
-    }
-    if (le_get_u32(t) != TRAIL_MAGIC || le_get_u32(t + 4) != e->seq || le_get_u32(t + 8) != hcrc ||
-        le_get_u32(t + 12) != odl_crc32(0, t, 12)) {
-        skip(s, r, "commit trailer missing or damaged (an interrupted commit)", ODL_ERR_CRC);
         return 0;
     }
     return 1;
@@ -659,6 +662,22 @@ odl_status odl_store_read(odl_store *s, uint32_t id, void *buf, size_t cap, size
 
 static const uint8_t zeros16[16] = {0};
 
+/* After a failed commit callback (sync; on POSIX: fsync, rename, fsync of
+ * the directory) the store cannot know whether the new record is on the
+ * medium: it may have landed (e.g. the rename happened, only the directory
+ * fsync failed). It re-reads the medium, so that the handle and its messages
+ * say what the medium now shows, and keeps the attempt's numbers burnt.
+ * Returns the current version after the re-read. */
+static uint32_t after_failed_sync(odl_store *s, uint32_t seq, uint32_t id)
+{
+    scan(s, NULL);
+    if (s->max_seq < seq)
+        s->max_seq = seq;
+    if (s->max_id < id)
+        s->max_id = id;
+    return s->current;
+}
+
 odl_status odl_store_commit(odl_store *s, const void *payload, size_t len,
                             const odl_store_meta *meta, uint32_t *new_id, odl_diag *d)
 {
@@ -739,8 +758,17 @@ odl_status odl_store_commit(odl_store *s, const void *payload, size_t len,
             st = ODL_ERR_IO;
         /* burn the numbers: the record may still land (a failed sync), and a
          * retry must not write a second record with the same seq and id */
-        s->max_seq = e.seq;
-        s->max_id = e.meta.id;
+        const uint32_t was = s->current;
+        if (stage[0] == 'c' && after_failed_sync(s, e.seq, e.meta.id) == e.meta.id)
+            return odl_fail(d, st, "store commit of v%u into slot %u failed at its final sync "
+                            "(%s): the medium now shows v%u as current, but a power cut may "
+                            "still bring back %s%u", (unsigned)e.meta.id, (unsigned)(r - 2),
+                            odl_status_str(st), (unsigned)e.meta.id, was ? "v" : "the empty store ",
+                            (unsigned)was);
+        if (s->max_seq < e.seq)
+            s->max_seq = e.seq;
+        if (s->max_id < e.meta.id)
+            s->max_id = e.meta.id;
         if (s->current)
             return odl_fail(d, st, "store commit of v%u into slot %u failed at %s (%s); v%u is "
                             "still current", (unsigned)e.meta.id, (unsigned)(r - 2), stage,
@@ -787,12 +815,22 @@ odl_status odl_store_checkout(odl_store *s, uint32_t id, uint64_t time, odl_diag
     odl_status st = s->io.begin(s->io.ctx, r);
     if (st == ODL_OK)
         st = s->io.write(s->io.ctx, r, 0, h, sizeof h);
-    if (st == ODL_OK)
+    int synced = 0;
+    if (st == ODL_OK) {
+        synced = 1;
         st = s->io.commit(s->io.ctx, r);
+    }
     if (st != ODL_OK) {
         if (st >= 0)
             st = ODL_ERR_IO;
-        s->max_seq = hd.seq;
+        const uint32_t was = s->current;
+        if (synced && after_failed_sync(s, hd.seq, 0) == id && id != was)
+            return odl_fail(d, st, "store: the head record making v%u current failed at its final "
+                            "sync (%s): the medium now shows v%u as current, but a power cut may "
+                            "still bring back v%u", (unsigned)id, odl_status_str(st), (unsigned)id,
+                            (unsigned)was);
+        if (s->max_seq < hd.seq)
+            s->max_seq = hd.seq;
         return odl_fail(d, st, "store: writing the head record to make v%u current failed (%s); "
                         "v%u is still current", (unsigned)id, odl_status_str(st),
                         (unsigned)s->current);

@@ -94,12 +94,22 @@ def single(op, extra_inits=(), opset=13, in_dims=(1, 2, 4, 4), **attrs):
                  list(extra_inits), opset)
 
 
+def concat10():
+    """Ten tensors concatenated (odl chains its 8-input concats)."""
+    scales = [numpy_helper.from_array(np.array(k + 1, np.float32), f"k{k}") for k in range(10)]
+    n = [helper.make_node("Mul", ["x", f"k{k}"], [f"m{k}"], name=f"scale{k}") for k in range(10)]
+    n.append(helper.make_node("Concat", [f"m{k}" for k in range(10)], ["y"], name="cat10", axis=1))
+    return model(n, [inp("x", ["N", 2, 3, 3])], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                 scales)
+
+
 def main():
     out = sys.argv[1]
     ms = {
         "ok_cnn": cnn(13),
         "ok_cnn_opset11": cnn(11),
         "ok_mlp": mlp(),
+        "ok_concat10": concat10(),
         "bad_op": single("Erf"),
         "bad_attr": single("Conv", [init("w", (2, 2, 3, 3))], auto_pad="NOTSET", pads=[1, 1, 1, 1],
                            kernel_shape=[3, 3], foo=3),
@@ -126,6 +136,7 @@ def main():
         onnx.save(m, f"{out}/{name}.onnx")
     np.save(f"{out}/x_cnn.npy", rng.standard_normal((7, 1, 16, 16)).astype(np.float32))
     np.save(f"{out}/x_mlp.npy", rng.standard_normal((5, 6)).astype(np.float32))
+    np.save(f"{out}/x_cat.npy", rng.standard_normal((4, 2, 3, 3)).astype(np.float32))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@
 #    truncated, garbage and oversized files too; no output file is left.
 # 2. Models it must import: --head auto and --head TENSOR (a cut point, or
 #    an error listing them), the tensor names kept in the file.
-# 3. A small residual CNN and a DS-CNN exported from PyTorch at test time
+# 3. A small residual CNN, a DS-CNN and a squeeze-and-excitation block
+#    exported from PyTorch at test time
 #    (random weights, batch norm with non-trivial statistics, eval mode):
 #    odl predict on 50 random inputs matches PyTorch within 1e-4 of the
 #    largest output magnitude, as .npy and as CSV; --softmax gives
@@ -139,8 +140,38 @@ assert a.shape == (7, 5) and a.dtype == np.float32, (a.shape, a.dtype)
 assert np.allclose(a.sum(1), 1, atol=1e-5), "softmax model: rows should sum to 1"
 assert np.array_equal(a, b)
 EOF
+run import ok_concat10.onnx -o cat.odl
+r1=$rc
+run predict cat.odl --data x_cat.npy -o pcat.npy
+if [ "$r1" -eq 0 ] && [ "$rc" -eq 0 ] && $PY - <<'EOF'; then ok concat10; else fail concat10 "rc $r1/$rc: $(head -c 300 err.txt)"; fi
+import numpy as np
+x, y = np.load("x_cat.npy"), np.load("pcat.npy")
+want = np.concatenate([x * (k + 1) for k in range(10)], 1).reshape(4, -1)
+assert y.shape == want.shape and np.array_equal(y, want), "the 10-way concat differs"
+EOF
 expect_error predict_shape "x_cnn.npy" "6x1x1" -- predict ok_mlp.odl --data x_cnn.npy
 expect_error predict_out_ext "must end in .npy or .csv" -- predict ok_mlp.odl --data x_mlp.npy -o out.txt
+# hostile .npy inputs: each refused with the file named, nothing written
+$PY - <<'EOF'
+import numpy as np
+np.save("f64.npy", np.zeros((2, 6)))
+np.save("fortran.npy", np.asfortranarray(np.zeros((2, 6), np.float32)))
+np.save("scalar.npy", np.float32(1))
+np.save("int.npy", np.zeros((2, 6), np.int32))
+good = open("x_mlp.npy", "rb").read()
+open("cut.npy", "wb").write(good[:-5])
+open("longer.npy", "wb").write(good + b"xxxx")
+open("magic.npy", "wb").write(b"\x93NUMPX" + good[6:])
+h = good.replace(b"(5, 6)", b"(99999999999, 6)")
+open("huge.npy", "wb").write(h)
+EOF
+for f in f64:float32 fortran:Fortran scalar:scalar int:float32 cut:bytes longer:bytes magic:magic huge:; do
+    expect_error "npy_${f%%:*}" "${f%%:*}.npy" ${f#*:} -- predict ok_mlp.odl --data "${f%%:*}.npy" -o p.npy
+    [ -e p.npy ] && fail "npy_${f%%:*}_output" "an output file was written"
+done
+run predict ok_mlp.odl --data x_mlp.npy -o p_mlp.csv
+if [ "$rc" -eq 0 ] && [ "$(wc -l <p_mlp.csv)" -eq 5 ] && [ "$(head -1 p_mlp.csv | tr ',' '\n' | wc -l)" -eq 3 ]; then
+    ok predict_csv_shape; else fail predict_csv_shape "rc $rc: $(head -c 300 err.txt)"; fi
 
 # 3. PyTorch
 if ! $PY -c "import torch" 2>/dev/null; then
@@ -159,7 +190,9 @@ class Block(nn.Module):
 class Net(nn.Module):
     def __init__(s):
         super().__init__()
-        s.stem = nn.Sequential(nn.Conv2d(1, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU6())
+        # ZeroPad2d: from opset 11 PyTorch exports its pads as a chain of constants
+        s.stem = nn.Sequential(nn.ZeroPad2d((1, 0, 1, 0)), nn.Conv2d(1, 8, 3, stride=2, padding=1),
+                               nn.BatchNorm2d(8), nn.ReLU6())
         s.b = Block(8)
         s.se = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(8, 4, 1), nn.ReLU(), nn.Conv2d(4, 8, 1), nn.Hardsigmoid())
         s.pool = nn.MaxPool2d(2, ceil_mode=True)
@@ -199,6 +232,25 @@ xs = torch.randn(50, 1, 49, 10)
 np.save("xd.npy", xs.numpy())
 with torch.no_grad():
     np.save("yd.npy", ds(xs).numpy())
+# squeeze-and-excitation on a conv+ReLU output (MobileNetV3's block): the
+# ReLU's output is read twice (the pooling and the product)
+torch.manual_seed(2)
+class SE(nn.Module):
+    def __init__(s):
+        super().__init__()
+        s.c = nn.Conv2d(3, 16, 3, padding=1); s.f1 = nn.Conv2d(16, 8, 1); s.f2 = nn.Conv2d(8, 16, 1)
+        s.fc = nn.Linear(16, 4)
+    def forward(s, x):
+        x = torch.relu(s.c(x))
+        w = torch.sigmoid(s.f2(torch.relu(s.f1(x.mean((2, 3), keepdim=True)))))
+        return s.fc((x * w).mean((2, 3)))
+se = SE().eval()
+torch.onnx.export(se, torch.randn(1, 3, 24, 24), "se.onnx", opset_version=13, input_names=["x"],
+                  output_names=["logits"], dynamic_axes={"x": {0: "batch"}})
+xs = torch.randn(50, 3, 24, 24)
+np.save("xs.npy", xs.numpy())
+with torch.no_grad():
+    np.save("ys.npy", se(xs).numpy())
 EOF
     if ! $PY export.py >export.txt 2>&1; then
         fail pytorch_export "$(grep -v Warning export.txt | tail -3)"
@@ -231,17 +283,22 @@ e = np.exp(want - want.max(1, keepdims=True))
 assert np.abs(soft - e / e.sum(1, keepdims=True)).max() <= 1e-5, "--softmax is not the softmax"
 EOF
         fi
-        run import dscnn.onnx -o dscnn.odl
-        r1=$rc
-        run predict dscnn.odl --data xd.npy -o pd.npy
-        if [ "$r1" -ne 0 ] || [ "$rc" -ne 0 ]; then fail pytorch_dscnn "rc $r1/$rc: $(head -c 300 err.txt)"
-        elif $PY - <<'EOF'; then ok pytorch_dscnn_match; else fail pytorch_dscnn_match "see above"; fi
-import numpy as np
-want, got = np.load("yd.npy"), np.load("pd.npy")
+        for m in dscnn:d se:s; do
+            name=${m%:*}
+            k=${m#*:}
+            run import $name.onnx -o $name.odl
+            r1=$rc
+            run predict $name.odl --data x$k.npy -o p$k.npy
+            if [ "$r1" -ne 0 ] || [ "$rc" -ne 0 ]; then fail "pytorch_$name" "rc $r1/$rc: $(head -c 300 err.txt)"
+            elif $PY - "$name" "$k" <<'EOF'; then ok "pytorch_${name}_match"; else fail "pytorch_${name}_match" "see above"; fi
+import sys, numpy as np
+name, k = sys.argv[1:3]
+want, got = np.load(f"y{k}.npy"), np.load(f"p{k}.npy")
 err, tol = np.abs(got - want).max(), 1e-4 * np.abs(want).max()
-print(f"DS-CNN: max abs error {err:.3g}, tolerance {tol:.3g}")
+print(f"{name}: max abs error {err:.3g}, tolerance {tol:.3g}")
 assert got.shape == want.shape and err <= tol, "odl differs from PyTorch"
 EOF
+        done
     fi
 fi
 

@@ -1011,7 +1011,162 @@ static void test_fashion_mnist(odl_test_ctx *t)
     odl_dataset_free(&ds);
 }
 
+/* A CSV exported with a UTF-8 byte order mark keeps its first row. */
+static void test_csv_bom(odl_test_ctx *t)
+{
+    tmpdir td;
+    REQUIRE(tmp_make(&td));
+    char p[300];
+    odl_dataset ds;
+    odl_diag d;
+    CHECK_OK(csv_from(&td, "\xEF\xBB\xBF" "1,0.5,2\n0,0.25,3\n", &ds, &d, p, sizeof p));
+    CHECK(ds.n == 2 && ds.w == 2);
+    if (ds.n == 2)
+        CHECK(ds.y[0] == 1 && ds.x[0] == 0.5f && ds.y[1] == 0);
+    odl_dataset_free(&ds);
+    /* with a header line after the mark: still one header, two rows */
+    CHECK_OK(csv_from(&td, "\xEF\xBB\xBF" "label,a,b\n1,0.5,2\n0,0.25,3\n", &ds, &d, p, sizeof p));
+    CHECK(ds.n == 2);
+    odl_dataset_free(&ds);
+    rm_tree(td.path);
+}
+
+/* Appends raw bytes to a file. */
+static int append_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "ab");
+    if (!f)
+        return 0;
+    int ok = fwrite(data, 1, n, f) == n;
+    return fclose(f) == 0 && ok;
+}
+
+/* Bytes after the end of a gzip stream are refused (zlib's reader ignores
+ * them); a second gzip member is valid gzip and is read. */
+static void test_gzip_trailing_data(odl_test_ctx *t)
+{
+    tmpdir td;
+    REQUIRE(tmp_make(&td));
+    unsigned char img[512], lab[64];
+    size_t ni = make_images(img), nl = make_labels(lab, NI);
+    char pi[300], pl[300], pc[300];
+    tmp_path(&td, "g-images-idx3-ubyte.gz", pi, sizeof pi);
+    tmp_path(&td, "g-labels-idx1-ubyte.gz", pl, sizeof pl);
+    tmp_path(&td, "g.csv.gz", pc, sizeof pc);
+    odl_dataset ds;
+    odl_diag d;
+    const char junk[] = "trailing junk";
+    const unsigned char zeros[1] = {0};
+    for (int k = 0; k < 2; k++) {
+        REQUIRE(write_gz(pi, img, ni) && write_gz(pl, lab, nl));
+        REQUIRE(append_file(pi, k ? (const void *)zeros : junk, k ? 1 : sizeof junk - 1));
+        odl_diag_clear(&d);
+        CHECK(odl_idx_read(pi, pl, &ds, &d) == ODL_ERR_FORMAT);
+        CHECK(strstr(d.msg, "after the end of the gzip stream") != NULL);
+        CHECK(is_zeroed(&ds));
+    }
+    /* the labels file too */
+    REQUIRE(write_gz(pi, img, ni) && write_gz(pl, lab, nl));
+    REQUIRE(append_file(pl, junk, sizeof junk - 1));
+    CHECK(odl_idx_read(pi, pl, &ds, &d) == ODL_ERR_FORMAT);
+    CHECK(strstr(d.msg, "after the end of the gzip stream") != NULL);
+    /* a CSV */
+    const char *csv = "1,0.5\n0,0.25\n";
+    REQUIRE(write_gz(pc, csv, strlen(csv)) && append_file(pc, junk, sizeof junk - 1));
+    CHECK(odl_csv_read(pc, &ds, &d) == ODL_ERR_FORMAT);
+    CHECK(strstr(d.msg, "after the end of the gzip stream") != NULL);
+    /* two members: the images split in two gzip streams read as one */
+    REQUIRE(write_gz(pi, img, 20) && write_gz(pl, lab, nl));
+    {
+        char part[300];
+        tmp_path(&td, "part.gz", part, sizeof part);
+        REQUIRE(write_gz(part, img + 20, ni - 20));
+        unsigned char buf[1024];
+        size_t n = 0;
+        REQUIRE(read_whole(part, buf, sizeof buf, &n) && append_file(pi, buf, n));
+    }
+    CHECK_OK(odl_idx_read(pi, pl, &ds, &d));
+    check_small_dataset(t, &ds, img);
+    odl_dataset_free(&ds);
+    rm_tree(td.path);
+}
+
+/* The memory limit: declared sizes are checked against the file and the
+ * limit before anything is allocated; decompression stops at the limit. */
+static void test_memory_limit(odl_test_ctx *t)
+{
+    tmpdir td;
+    REQUIRE(tmp_make(&td));
+    unsigned char img[512], lab[64];
+    size_t ni = make_images(img), nl = make_labels(lab, NI);
+    char pi[300], pl[300], pc[300];
+    tmp_path(&td, "l-images-idx3-ubyte", pi, sizeof pi);
+    tmp_path(&td, "l-labels-idx1-ubyte", pl, sizeof pl);
+    tmp_path(&td, "l.csv", pc, sizeof pc);
+    REQUIRE(write_file(pi, img, ni) && write_file(pl, lab, nl));
+    odl_dataset ds;
+    odl_diag d;
+    odl_data_opts o = odl_data_opts_defaults();
+    CHECK_OK(odl_data_load(pi, &o, &ds, &d));
+    odl_dataset_free(&ds);
+    o.max_bytes = (size_t)NI * IH * IW * sizeof(float) - 1; /* the floats do not fit */
+    CHECK(odl_data_load(pi, &o, &ds, &d) == ODL_ERR_NOMEM);
+    CHECK(strstr(d.msg, "memory limit") != NULL && starts_with(d.msg, pi));
+    CHECK(is_zeroed(&ds));
+    o.max_bytes = (size_t)NI * IH * IW * sizeof(float);
+    CHECK_OK(odl_data_load(pi, &o, &ds, &d));
+    odl_dataset_free(&ds);
+    /* CSV: text and rows over the limit */
+    const char *csv = "1,0.5,0.5,0.5\n0,0.25,0.25,0.25\n";
+    REQUIRE(write_text(pc, csv));
+    o.max_bytes = 8;
+    CHECK(odl_data_load(pc, &o, &ds, &d) == ODL_ERR_NOMEM);
+    CHECK(strstr(d.msg, "the text reaches the memory limit of 8 bytes") != NULL);
+    o.max_bytes = strlen(csv) + 1; /* the text and its 2 x 3 floats fit */
+    CHECK(odl_data_load(pc, &o, &ds, &d) == ODL_OK);
+    odl_dataset_free(&ds);
+    /* 40 bytes of text fit a 50-byte limit; its 4 rows of 4 floats (64 bytes) do not */
+    REQUIRE(write_text(pc, "1,0,0,0,0\n1,0,0,0,0\n1,0,0,0,0\n1,0,0,0,0\n"));
+    o.max_bytes = 50;
+    CHECK(odl_data_load(pc, &o, &ds, &d) == ODL_ERR_NOMEM);
+    CHECK(strstr(d.msg, "4 rows of 4 features") != NULL && strstr(d.msg, "memory limit of 50 bytes") != NULL);
+    CHECK(is_zeroed(&ds));
+    o.max_bytes = 0; /* the default */
+    CHECK_OK(odl_data_load(pc, &o, &ds, &d));
+    odl_dataset_free(&ds);
+    /* an 8 KB header-and-data file claiming 30 images of 8192x8192: plain,
+     * truncated (checked against the file's size); gzip, over the default
+     * limit as floats (8 GB) — refused before allocating either way */
+    unsigned char *big = calloc(8192, 1);
+    REQUIRE(big);
+    put_be32(big, 0x00000803u);
+    put_be32(big + 4, 30);
+    put_be32(big + 8, 8192);
+    put_be32(big + 12, 8192);
+    put_be32(lab + 4, 30);
+    unsigned char lab30[64];
+    memcpy(lab30, lab, 8);
+    memset(lab30 + 8, 1, 30);
+    REQUIRE(write_file(pi, big, 8192) && write_file(pl, lab30, 38));
+    CHECK(odl_idx_read(pi, pl, &ds, &d) == ODL_ERR_TRUNCATED);
+    CHECK(strstr(d.msg, "30 images of 8192x8192") != NULL);
+    tmp_path(&td, "z-images-idx3-ubyte.gz", pi, sizeof pi);
+    tmp_path(&td, "z-labels-idx1-ubyte.gz", pl, sizeof pl);
+    REQUIRE(write_gz(pi, big, 8192) && write_gz(pl, lab30, 38));
+    CHECK(odl_idx_read(pi, pl, &ds, &d) == ODL_ERR_NOMEM);
+    CHECK(strstr(d.msg, "memory limit") != NULL);
+    /* under a limit below the decompressed size: refused from the header */
+    o = odl_data_opts_defaults();
+    o.max_bytes = (size_t)1 << 20;
+    CHECK(odl_data_load(pi, &o, &ds, &d) == ODL_ERR_NOMEM);
+    free(big);
+    rm_tree(td.path);
+}
+
 static const odl_test_case cases[] = {
+    {"csv_bom", test_csv_bom},
+    {"gzip_trailing_data", test_gzip_trailing_data},
+    {"memory_limit", test_memory_limit},
     {"idx_plain_and_gzip", test_idx_plain_and_gzip},
     {"idx_two_dims", test_idx_two_dims},
     {"idx_bad_magic", test_idx_bad_magic},

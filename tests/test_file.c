@@ -1134,7 +1134,7 @@ static void test_crafted_tensors(odl_test_ctx *t)
     REQUIRE(n1 == 12);
     float big[64] = {0};
 
-    enum { N_CASES = 14 };
+    enum { N_CASES = 15 };
     for (int c = 0; c < N_CASES; c++) {
         membuf f = {0};
         odl_writer w = mb_writer(&f);
@@ -1186,6 +1186,17 @@ static void test_crafted_tensors(odl_test_ctx *t)
             put32(h, 1);
             CHECK_OK(odl_file_write_chunk(&w, ODL_CHUNK_TENSOR, h, sizeof h, &d));
             needle = "short";
+            break;
+        }
+        case 14: { /* a tensor whose header's reserved bytes are not zero */
+            CHECK_OK(write_all_tens(&w, a.m, 1, 0));
+            uint8_t h[32] = {0};
+            put32(h, 1);
+            put32(h + 12, 1);
+            put64(h + 16, n1);
+            h[30] = 1;
+            CHECK_OK(odl_file_write_chunk2(&w, ODL_CHUNK_TENSOR, h, sizeof h, w1, n1 * 4, &d));
+            needle = "reserved";
             break;
         }
         case 13: /* an empty tensor for a layer without parameters (relu) */
@@ -1406,6 +1417,31 @@ static void test_graph_round_trip(odl_test_ctx *t)
     odl_diag_clear(&d);
     CHECK(odl_model_load_params(c.m, buf, f.len, &d) == ODL_ERR_SHAPE && contains(d.msg, "layer 4"));
 
+    /* more nodes than odl_file_read_desc's own 32 shapes: _ws with the
+     * caller's scratch reads it (1.0 has no node cap either) */
+    {
+        const int32_t hidden[19] = {3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3};
+        odl_node_desc big_nodes[TEST_NODES], back_nodes[TEST_NODES];
+        odl_model_desc big, back;
+        reinit_with(&big, big_nodes);
+        reinit_with(&back, back_nodes);
+        CHECK_OK(odl_desc_mlp(&big, 1, 1, 4, hidden, 19, 2));
+        REQUIRE(big.n_layers == 40);
+        held e;
+        CHECK_OK(held_make(&e, &big, &cfg, 9, &d));
+        membuf k = {0};
+        CHECK_OK(save_to(e.m, NULL, 0, &k, &d));
+        CHECK(k.p[10] == 0); /* sequential: 1.0 */
+        odl_diag_clear(&d);
+        CHECK(odl_file_read_desc(k.p, k.len, &back, &d) == ODL_ERR_NOMEM && contains(d.msg, "odl_file_read_desc_ws"));
+        odl_layer_shape sh[TEST_NODES];
+        CHECK(odl_file_read_desc_ws(k.p, k.len, &back, sh, 39, &d) == ODL_ERR_NOMEM);
+        CHECK_OK(odl_file_read_desc_ws(k.p, k.len, &back, sh, TEST_NODES, &d));
+        CHECK(desc_equal(&back, &big) && sh[39].c == 2);
+        mb_free(&k);
+        held_free(&e);
+    }
+
     /* a sequential model is still written as 1.0 (older readers read it) */
     membuf h = {0};
     CHECK_OK(tiny_file(&h, &d));
@@ -1609,6 +1645,57 @@ static void test_format_10_file(odl_test_ctx *t)
     held_free(&a);
 }
 
+/* tests/data/mlp2-1.0.odl: 1x1x8 -> flatten, dense 8, relu, dense 8, relu,
+ * dense 4 (PCG32 seed 5/5, He init), written by odl 1.0 together with its
+ * logits for the three inputs below at batch 3. Loaded here, the model must
+ * give those logits bit for bit: sequential models run as before graphs. */
+static void test_format_10_outputs(odl_test_ctx *t)
+{
+    static const float want[12] = {-0x1.dc2f22p-2f, 0x1.180e9cp-1f, 0x1.ce2a1cp-3f, 0x1.505712p-3f,
+                                   0x1.0a791cp-4f,  0x1.9e4384p-3f, -0x1.be8b12p-3f, -0x1.cd4a7p-2f,
+                                   0x1.f2cfd8p-8f,  0x1.464ca8p-2f, -0x1.139dfp-5f, -0x1.c466ecp-3f};
+    odl_diag d;
+    odl_diag_clear(&d);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/data/mlp2-1.0.odl", ODL_SOURCE_DIR);
+    FILE *fp = fopen(path, "rb");
+    REQUIRE(fp != NULL);
+    static uint8_t raw[4096];
+    const size_t len = fread(raw, 1, sizeof raw, fp);
+    fclose(fp);
+    REQUIRE(len > 32 && len < sizeof raw);
+    uint8_t *buf = aligned_dup(raw, len);
+    odl_node_desc rd_nodes[TEST_NODES];
+    odl_model_desc rd;
+    reinit_with(&rd, rd_nodes);
+    CHECK_OK(odl_file_read_desc(buf, len, &rd, &d));
+    REQUIRE(rd.n_layers == 6);
+    float x[24];
+    for (int k = 0; k < 24; k++)
+        x[k] = (float)((k * 5 + 1) % 9) / 4.0f - 1.0f;
+    for (int32_t batch = 1; batch <= 3; batch++) {
+        odl_model_cfg cfg = infer_cfg(3);
+        held a;
+        CHECK_OK(held_init(&a, &rd, &cfg, &d));
+        CHECK_OK(odl_model_load_params(a.m, buf, len, &d));
+        /* the three samples in runs of `batch`: every run gives the same bits */
+        for (int32_t s = 0; s < 3; s += batch) {
+            const int32_t n = 3 - s < batch ? 3 - s : batch;
+            const float *y;
+            CHECK_OK(odl_model_forward(a.m, 0, x + 8 * s, n, &y, &d));
+            for (int32_t k = 0; k < 4 * n; k++)
+                if (memcmp(&y[k], &want[4 * s + k], 4) != 0) {
+                    CHECK(!"logits differ from odl 1.0's");
+                    odl_test_logf(t, "    batch %d, sample %d, logit %d: %a, odl 1.0 gave %a", (int)batch,
+                                  (int)(s + k / 4), (int)(k % 4), (double)y[k], (double)want[4 * s + k]);
+                    break;
+                }
+        }
+        held_free(&a);
+    }
+    free(buf);
+}
+
 static const odl_test_case cases[] = {
     {"crc32", test_crc32},
     {"round_trip", test_round_trip},
@@ -1626,6 +1713,7 @@ static const odl_test_case cases[] = {
     {"graph_round_trip", test_graph_round_trip},
     {"crafted_graph_topology", test_crafted_graph_topology},
     {"format_10_file", test_format_10_file},
+    {"format_10_outputs", test_format_10_outputs},
 };
 
 TEST_MAIN(cases)

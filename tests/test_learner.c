@@ -1,9 +1,11 @@
 /* The learner façade on real data: gates, rollback, calibration, plans. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
+#include "odl/adapt.h"
 #include "odl/data.h"
 #include "odl/learner.h"
 #include "odl/odl.h"
@@ -302,7 +304,71 @@ static void test_latent_api_matches_raw(odl_test_ctx *t)
     teardown(&f);
 }
 
+/* A NaN or Inf in the seed data is refused (whole seed, with a message):
+ * taken, it would poison the class statistics so that every good example
+ * after it is refused as an outlier. */
+static void test_seed_refuses_non_finite(odl_test_ctx *t)
+{
+    fixture f;
+    REQUIRE(setup(t, &f));
+    odl_learner_cfg cfg = odl_learner_cfg_defaults();
+    void *buf = NULL;
+    odl_learner *L = make_learner(t, &f, &cfg, &buf);
+    REQUIRE(L);
+    const int32_t n = 300;
+    float *x = malloc(sizeof(float) * 784 * (size_t)n);
+    REQUIRE(x);
+    memcpy(x, f.tr.x, sizeof(float) * 784 * (size_t)n);
+    odl_rng r;
+    odl_rng_seed(&r, 6, 6);
+    odl_diag d;
+    x[3 * 784 + 100] = NAN;
+    CHECK(odl_learner_seed_old(L, x, f.tr.y, n, &r, &d) == ODL_ERR_NUMERIC);
+    CHECK(strstr(d.msg, "sample 3") && strstr(d.msg, "NaN"));
+    x[3 * 784 + 100] = INFINITY;
+    CHECK(odl_learner_seed_old(L, x, f.tr.y, n, &r, &d) == ODL_ERR_NUMERIC);
+    CHECK(strstr(d.msg, "infinite"));
+    /* latents too */
+    const int32_t dim = odl_learner_dim(L);
+    float *z = calloc((size_t)dim * 4, sizeof(float));
+    REQUIRE(z);
+    z[2 * (size_t)dim + 1] = -INFINITY;
+    CHECK(odl_learner_seed_old_latent(L, z, f.tr.y, 4, &r, &d) == ODL_ERR_NUMERIC);
+    free(z);
+    /* nothing was taken: a clean seed then gives a learner that accepts
+     * good examples (not all refused as outliers) */
+    x[3 * 784 + 100] = 0.5f;
+    CHECK_OK(odl_learner_seed_old(L, x, f.tr.y, n, &r, &d));
+    int32_t accepted = 0;
+    for (int32_t k = 0; k < 50; k++) {
+        odl_reason why;
+        if (odl_learner_feedback(L, f.te.x + (size_t)k * 784, f.te.y[k], &why, &d) == ODL_OK)
+            accepted++;
+    }
+    CHECK(accepted > 25);
+    free(x);
+    free(buf);
+    teardown(&f);
+}
+
+/* max_new + max_replay is an int32_t: INT32_MAX + 200 (the Python binding's
+ * max_collected=2**31-1 with the default replay) is refused, not wrapped. */
+static void test_adapt_capacity_overflow(odl_test_ctx *t)
+{
+    odl_adapt_cfg ac = odl_adapt_cfg_defaults();
+    odl_mem_plan p;
+    odl_diag d;
+    odl_diag_clear(&d);
+    CHECK(odl_adapt_plan_dims(16, 4, &ac, INT32_MAX, 200, &p, &d) == ODL_ERR_ARG);
+    CHECK(strstr(d.msg, "sum to at most") != NULL);
+    CHECK(odl_adapt_plan_dims(16, 4, &ac, 200, INT32_MAX, &p, &d) == ODL_ERR_ARG);
+    CHECK_OK(odl_adapt_plan_dims(16, 4, &ac, 64, 200, &p, &d));
+    (void)t;
+}
+
 static const odl_test_case cases[] = {
+    {"adapt_capacity_overflow", test_adapt_capacity_overflow},
+    {"seed_refuses_non_finite", test_seed_refuses_non_finite},
     {"latent_api_matches_raw", test_latent_api_matches_raw},
     {"gates_and_rollback", test_gates_and_rollback},
     {"plan_refuses_small_arena", test_plan_refuses_small_arena},

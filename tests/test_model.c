@@ -611,6 +611,19 @@ static void test_bad_descriptions(odl_test_ctx *t)
     tinit(&d, 1, 4, 4);
     odl_desc_dense(&d, 3);
     CHECK(odl_model_plan(&d, &cfg, &p, &dg) == ODL_ERR_ARG);
+    /* a 240-byte file's description: 1x8192x8192, flatten (2^26 channels),
+     * depthwise x32 — 2^31 channels must be refused without int overflow */
+    odl_node_desc big[2];
+    CHECK(odl_desc_init(&d, big, 2, 1, 8192, 8192) == ODL_OK);
+    CHECK(odl_desc_flatten(&d) == ODL_OK);
+    CHECK(odl_desc_depthwise(&d, 32, 1, 1, 0) == ODL_OK);
+    CHECK(odl_desc_check(&d, NULL, &dg) == ODL_ERR_SHAPE);
+    CHECK(strstr(dg.msg, "depthwise") != NULL);
+    /* the same for a conv whose weights exceed any size_t product check */
+    CHECK(odl_desc_init(&d, big, 2, 16384, 64, 64) == ODL_OK);
+    CHECK(odl_desc_relu(&d) == ODL_OK);
+    CHECK(odl_desc_conv2d(&d, 65536, 64, 1, 0) == ODL_OK);
+    CHECK(odl_desc_check(&d, NULL, &dg) == ODL_ERR_SHAPE);
 }
 
 static void test_forward_errors(odl_test_ctx *t)
@@ -773,6 +786,48 @@ static void test_latent_equals_raw(odl_test_ctx *t)
         worst = fmaxf(worst, fabsf(wa[i] - wb[i]));
     CHECK(worst < 1e-6f);
     free_model(&a);
+    free_model(&b);
+}
+
+/* Backward from a start inside the trainable part, at a flatten (a view of
+ * a kept tensor): the gradients equal those of the full run, and the
+ * caller's input may change between forward_train and backward (the model
+ * kept its own copy). */
+static void test_latent_at_view(odl_test_ctx *t)
+{
+    DESC(d);
+    odl_desc_edge_cnn(&d, 1, 8, 8, 3);
+    CHECK_OK(odl_desc_freeze_below(&d, 3));
+    odl_model_cfg cfg = odl_model_cfg_defaults();
+    cfg.mode = ODL_MODE_TRAIN;
+    cfg.max_batch = 2;
+    built b;
+    CHECK_OK(build_model(&b, &d, &cfg, 5));
+    CHECK(odl_model_first_trainable(b.m) == 3);
+    float x[2 * 64], z[2 * 64], dl[6], g_full[64 * 64 + 64];
+    int32_t y[2] = {0, 2};
+    fill(x, 128, 4, 1.0f);
+    odl_rng r;
+    odl_rng_seed(&r, 1, 1);
+    const float *logits;
+    odl_diag dg;
+    CHECK_OK(odl_model_forward_range(b.m, 0, 7, x, 2, z, &dg));
+    CHECK_OK(odl_model_forward_train(b.m, 0, x, 2, &r, &logits, &dg));
+    odl_softmax_xent_f32(2, 3, logits, y, NULL, dl);
+    CHECK_OK(odl_model_backward(b.m, dl, 2, &dg));
+    size_t n;
+    const float *g = odl_model_grad(b.m, 7, 0, &n);
+    REQUIRE(g && n <= sizeof g_full / sizeof g_full[0]);
+    memcpy(g_full, g, sizeof(float) * n);
+    CHECK_OK(odl_model_forward_train(b.m, 7, z, 2, &r, &logits, &dg));
+    odl_softmax_xent_f32(2, 3, logits, y, NULL, dl);
+    fill(z, 128, 99, 5.0f); /* the caller reuses its buffer */
+    CHECK_OK(odl_model_backward(b.m, dl, 2, &dg));
+    g = odl_model_grad(b.m, 7, 0, &n);
+    float worst = 0.0f;
+    for (size_t k = 0; k < n; k++)
+        worst = fmaxf(worst, fabsf(g[k] - g_full[k]));
+    CHECK(worst < 1e-6f);
     free_model(&b);
 }
 
@@ -1414,6 +1469,87 @@ static void test_planner(odl_test_ctx *t)
     }
 }
 
+/* An inverted residual stack (expand, relu6, depthwise, relu6, project,
+ * add), MobileNetV2's block. */
+static void inverted_residuals(odl_model_desc *d)
+{
+    tinit(d, 3, 16, 16);
+    int32_t x = gnode(d, ODL_LAYER_RELU6, gconv(d, 0, 8, 3, 2, 1), -1);
+    const int32_t stride[4] = {1, 2, 1, 1}, outc[4] = {8, 12, 12, 16};
+    int32_t c = 8;
+    for (int b = 0; b < 4; b++) {
+        int32_t e = gnode(d, ODL_LAYER_RELU6, gconv(d, x, 6 * c, 1, 1, 0), -1);
+        odl_node_desc n = odl_node_defaults(d, ODL_LAYER_DEPTHWISE);
+        n.in[0] = e;
+        n.units = 1;
+        n.k_h = n.k_w = 3;
+        n.stride_h = n.stride_w = stride[b];
+        n.pad_t = n.pad_l = n.pad_b = n.pad_r = 1;
+        int32_t dw = gnode(d, ODL_LAYER_RELU6, gadd(d, n), -1);
+        int32_t pr = gconv(d, dw, outc[b], 1, 1, 0);
+        x = stride[b] == 1 && outc[b] == c ? gnode(d, ODL_LAYER_ADD, pr, x) : pr;
+        c = outc[b];
+    }
+    ghead(d, gnode(d, ODL_LAYER_GAP, x, -1), 5);
+}
+
+/* Outputs do not depend on the layout: an inference model (tensors packed,
+ * elementwise nodes in place) and a training one (tensors kept) give the
+ * same bits; elementwise nodes in place make a chain need two buffers. */
+static void test_layouts_agree(odl_test_ctx *t)
+{
+    DESC(d);
+    odl_diag dg;
+    for (int g = 0; g < 4; g++) {
+        if (g == 0)
+            residual(&d);
+        else if (g == 1)
+            se_block(&d);
+        else if (g == 2)
+            concat_graph(&d);
+        else
+            inverted_residuals(&d);
+        odl_model_cfg ci = odl_model_cfg_defaults(), ct = ci;
+        ci.max_batch = ct.max_batch = 2;
+        ct.mode = ODL_MODE_TRAIN;
+        built a, b;
+        CHECK_OK(build_model(&a, &d, &ci, 11));
+        CHECK_OK(build_model(&b, &d, &ct, 11));
+        const odl_layer_shape in = odl_model_layer_shape(a.m, -1);
+        float *x = malloc(sizeof(float) * in.size * 2), ya[10];
+        fill(x, in.size * 2, 17, 1.0f);
+        const float *o;
+        const int32_t C = odl_model_n_classes(a.m);
+        REQUIRE(C <= 5);
+        CHECK_OK(odl_model_forward(a.m, 0, x, 2, &o, &dg));
+        memcpy(ya, o, sizeof(float) * 2 * C);
+        CHECK_OK(odl_model_forward(b.m, 0, x, 2, &o, &dg));
+        CHECK(memcmp(ya, o, sizeof(float) * 2 * C) == 0);
+        odl_act_stats sa, sb;
+        CHECK_OK(odl_model_plan_activations(&d, &ci, &sa, &dg));
+        CHECK_OK(odl_model_plan_activations(&d, &ct, &sb, &dg));
+        CHECK(sa.peak < sb.peak);
+        if (g == 3) {
+            odl_test_logf(t, "    inverted residuals infer b2: peak %zu, naive %zu, lower bound %zu bytes", sa.peak,
+                          sa.naive_sum, sa.lower_bound);
+            CHECK(sa.peak * 4 <= sa.lower_bound * 5); /* within 25% of what no packing beats */
+        }
+        free(x);
+        free_model(&a);
+        free_model(&b);
+    }
+    /* conv, relu6, conv, relu6, ...: each relu6 in its input's slot */
+    tinit(&d, 4, 8, 8);
+    for (int k = 0; k < 4; k++) {
+        odl_desc_conv2d(&d, 4, 3, 1, 1);
+        odl_desc_relu6(&d);
+    }
+    odl_model_cfg cfg = odl_model_cfg_defaults();
+    odl_act_stats st;
+    CHECK_OK(odl_model_plan_activations(&d, &cfg, &st, &dg));
+    CHECK(st.peak == 2 * 1024 && st.naive_sum == 8 * 1024);
+}
+
 /* Hostile descriptions: refused with a status and a message, never a crash
  * or an overflow. */
 static void test_hostile_graphs(odl_test_ctx *t)
@@ -1627,6 +1763,7 @@ static const odl_test_case cases[] = {
     {"kernels_match_reference", test_kernels_match_reference},
     {"deterministic", test_deterministic},
     {"latent_equals_raw", test_latent_equals_raw},
+    {"latent_at_view", test_latent_at_view},
     {"rng", test_rng},
     {"diag_format", test_diag_format},
     {"grad_graph_blocks", test_grad_graph_blocks},
@@ -1636,6 +1773,7 @@ static const odl_test_case cases[] = {
     {"graph_cuts", test_graph_cuts},
     {"desc_api", test_desc_api},
     {"planner", test_planner},
+    {"layouts_agree", test_layouts_agree},
     {"hostile_graphs", test_hostile_graphs},
     {"random_graphs", test_random_graphs},
 };

@@ -736,6 +736,16 @@ static void test_act_fast_vs_ref_and_fd(odl_test_ctx *t)
         act_ctx c = {acts[ai].type, acts[ai].alpha, acts[ai].beta, N, x, yr, r};
         const int32_t failed_before = t->checks_failed;
         CHECK_FD(x, N, dx, 1.0f / 128.0f, act_loss, &c, 2e-3);
+        /* each reads only the tensor layers.h says (the other may be NULL) */
+        const int32_t ty = acts[ai].type;
+        const int reads_y = ty == ODL_LAYER_RELU || ty == ODL_LAYER_RELU6 || ty == ODL_LAYER_SIGMOID ||
+                            ty == ODL_LAYER_TANH;
+        odl_act_backward_f32(ty, acts[ai].alpha, acts[ai].beta, N, reads_y ? NULL : x, reads_y ? y : NULL, r, dxi);
+        CHECK(memcmp(dxi, dx, sizeof dx) == 0);
+        /* forward in place gives the same */
+        memcpy(dxi, x, sizeof dxi);
+        odl_act_forward_f32(ty, acts[ai].alpha, acts[ai].beta, N, dxi, dxi);
+        CHECK(memcmp(dxi, y, sizeof dxi) == 0);
         /* in place (dx = dy) gives the same */
         memcpy(dxi, r, sizeof dxi);
         odl_act_backward_f32(acts[ai].type, acts[ai].alpha, acts[ai].beta, N, x, y, dxi, dxi);

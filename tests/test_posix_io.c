@@ -53,6 +53,33 @@ static int exists(const char *p)
     return stat(p, &sb) == 0;
 }
 
+/* Files in `dir` whose name ends in ".tmp" (left-over temporary files). */
+static int count_tmp(const char *dir)
+{
+    DIR *dd = opendir(dir);
+    int n = 0;
+    if (!dd)
+        return -1;
+    struct dirent *e;
+    while ((e = readdir(dd)) != NULL) {
+        size_t k = strlen(e->d_name);
+        n += k > 4 && !strcmp(e->d_name + k - 4, ".tmp");
+    }
+    closedir(dd);
+    return n;
+}
+
+static int read_text(const char *path, char *out, size_t cap)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return -1;
+    size_t k = fread(out, 1, cap - 1, fp);
+    out[k] = '\0';
+    fclose(fp);
+    return (int)k;
+}
+
 static int starts_with(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;
@@ -92,9 +119,8 @@ static void test_write_read_back(odl_test_ctx *t)
 {
     tmpdir td;
     REQUIRE(tmp_make(&td));
-    char path[300], tmp[310];
+    char path[300], tmp[1100];
     snprintf(path, sizeof path, "%s/model.odl", td.path);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     const size_t sizes[] = {0, 1, 15, 16, 17, 4096, 100003};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         odl_posix_file f;
@@ -103,10 +129,12 @@ static void test_write_read_back(odl_test_ctx *t)
         odl_diag_clear(&d);
         CHECK_OK(odl_posix_writer_open(&f, &w, path, &d));
         CHECK(w.offset == 0 && w.write != NULL && w.ctx == &f);
-        CHECK(exists(tmp));
+        snprintf(tmp, sizeof tmp, "%s", f.tmp_path);
+        CHECK(exists(tmp) && starts_with(tmp, path) && strcmp(tmp, path) != 0);
         CHECK_OK(write_pattern(&w, sizes[i], (unsigned)i));
         CHECK_OK(odl_posix_writer_commit(&f, &d));
         CHECK(!exists(tmp));
+        CHECK(count_tmp(td.path) == 0);
         /* committing twice is an error, not a crash */
         CHECK(odl_posix_writer_commit(&f, &d) == ODL_ERR_STATE);
         odl_posix_writer_abort(&f); /* harmless after commit */
@@ -162,9 +190,8 @@ static void test_abort_keeps_old(odl_test_ctx *t)
 {
     tmpdir td;
     REQUIRE(tmp_make(&td));
-    char path[300], tmp[310];
+    char path[300], tmp[1100];
     snprintf(path, sizeof path, "%s/keep.odl", td.path);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     odl_posix_file f;
     odl_writer w;
     odl_diag d;
@@ -175,8 +202,10 @@ static void test_abort_keeps_old(odl_test_ctx *t)
     /* a second save that is abandoned halfway */
     CHECK_OK(odl_posix_writer_open(&f, &w, path, &d));
     CHECK_OK(write_pattern(&w, 300, 99));
+    snprintf(tmp, sizeof tmp, "%s", f.tmp_path);
     odl_posix_writer_abort(&f);
     CHECK(!exists(tmp));
+    CHECK(count_tmp(td.path) == 0);
     odl_posix_writer_abort(&f); /* twice: no-op */
     CHECK(odl_posix_writer_commit(&f, &d) == ODL_ERR_STATE);
 
@@ -293,6 +322,13 @@ static void test_save_model(odl_test_ctx *t)
         odl_desc_init(&back, back_nodes, 64, 1, 1, 1);
         CHECK(odl_file_read_desc(buf, len, &back, &d) == ODL_OK);
         CHECK(back.n_layers == desc.n_layers && back.in_h == 2 && back.in_w == 3);
+        /* the host helper: storage of exactly the file's node count */
+        odl_model_desc exact;
+        CHECK(odl_host_read_desc(buf, len, &exact, &d) == ODL_OK);
+        CHECK(exact.n_layers == desc.n_layers && exact.cap_layers == exact.n_layers &&
+              memcmp(exact.layers, back.layers, sizeof(odl_node_desc) * (size_t)exact.n_layers) == 0);
+        odl_host_desc_free(&exact);
+        CHECK(exact.layers == NULL && exact.n_layers == 0);
         char value[32];
         CHECK(odl_file_meta_get(buf, len, "note", value, sizeof value, &d) == ODL_OK);
         CHECK(strcmp(value, "first") == 0);
@@ -321,7 +357,107 @@ static void test_save_model(odl_test_ctx *t)
     rm_tree(td.path);
 }
 
+/* Outputs are regular files only: a symlink, a device, a pipe or a
+ * directory at PATH is refused, and a file planted at the old fixed
+ * temporary name (PATH.tmp) is neither followed nor reused. */
+static void test_writer_refuses_non_regular(odl_test_ctx *t)
+{
+    tmpdir td;
+    REQUIRE(tmp_make(&td));
+    char path[300], victim[300], planted[320], text[64];
+    odl_posix_file f;
+    odl_writer w;
+    odl_diag d;
+    snprintf(victim, sizeof victim, "%s/victim.txt", td.path);
+    FILE *fp = fopen(victim, "w");
+    REQUIRE(fp != NULL);
+    fputs("precious", fp);
+    fclose(fp);
+
+    /* a symlink at PATH: refused, neither followed nor replaced */
+    snprintf(path, sizeof path, "%s/link.odl", td.path);
+    REQUIRE(symlink(victim, path) == 0);
+    odl_diag_clear(&d);
+    CHECK(odl_posix_writer_open(&f, &w, path, &d) == ODL_ERR_IO);
+    CHECK(strstr(d.msg, "symbolic link") != NULL);
+    CHECK(odl_posix_output_check(path, &d) == ODL_ERR_IO);
+    struct stat sb;
+    CHECK(lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode));
+    CHECK(read_text(victim, text, sizeof text) == 8 && !strcmp(text, "precious"));
+
+    /* a pipe and a directory at PATH */
+    snprintf(path, sizeof path, "%s/fifo.odl", td.path);
+    REQUIRE(mkfifo(path, 0600) == 0);
+    CHECK(odl_posix_writer_open(&f, &w, path, &d) == ODL_ERR_IO);
+    CHECK(strstr(d.msg, "pipe") != NULL);
+    CHECK(lstat(path, &sb) == 0 && S_ISFIFO(sb.st_mode));
+    snprintf(path, sizeof path, "%s/dir.odl", td.path);
+    REQUIRE(mkdir(path, 0700) == 0);
+    CHECK(odl_posix_writer_open(&f, &w, path, &d) == ODL_ERR_IO);
+    CHECK(odl_posix_output_check(path, &d) == ODL_ERR_IO);
+    /* a device */
+    if (exists("/dev/null")) {
+        CHECK(odl_posix_writer_open(&f, &w, "/dev/null", &d) == ODL_ERR_IO);
+        CHECK(strstr(d.msg, "device") != NULL);
+    }
+
+    /* a symlink planted at PATH.tmp: never followed, the save still lands */
+    snprintf(path, sizeof path, "%s/out.odl", td.path);
+    snprintf(planted, sizeof planted, "%s.tmp", path);
+    REQUIRE(symlink(victim, planted) == 0);
+    CHECK_OK(odl_posix_writer_open(&f, &w, path, &d));
+    CHECK(strcmp(f.tmp_path, planted) != 0);
+    /* two writers of one path never share a temporary file */
+    odl_posix_file f2;
+    odl_writer w2;
+    CHECK_OK(odl_posix_writer_open(&f2, &w2, path, &d));
+    CHECK(strcmp(f.tmp_path, f2.tmp_path) != 0);
+    odl_posix_writer_abort(&f2);
+    CHECK_OK(write_pattern(&w, 1000, 5));
+    CHECK_OK(odl_posix_writer_commit(&f, &d));
+    CHECK(lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 1000);
+    CHECK(read_text(victim, text, sizeof text) == 8 && !strcmp(text, "precious"));
+    CHECK(lstat(planted, &sb) == 0 && S_ISLNK(sb.st_mode));
+    REQUIRE(unlink(planted) == 0);
+
+    /* PATH swapped for a symlink while the save runs: the commit refuses */
+    CHECK_OK(odl_posix_writer_open(&f, &w, path, &d));
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s", f.tmp_path);
+    CHECK_OK(write_pattern(&w, 10, 1));
+    REQUIRE(unlink(path) == 0 && symlink(victim, path) == 0);
+    CHECK(odl_posix_writer_commit(&f, &d) == ODL_ERR_IO);
+    CHECK(lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode));
+    CHECK(!exists(tmp));
+    CHECK(read_text(victim, text, sizeof text) == 8 && !strcmp(text, "precious"));
+    CHECK(count_tmp(td.path) == 0);
+    rm_tree(td.path);
+}
+
+/* odl_posix_output_check: fails early and leaves nothing behind. */
+static void test_output_check(odl_test_ctx *t)
+{
+    tmpdir td;
+    REQUIRE(tmp_make(&td));
+    char path[300];
+    odl_diag d;
+    odl_diag_clear(&d);
+    snprintf(path, sizeof path, "%s/new.odl", td.path);
+    CHECK_OK(odl_posix_output_check(path, &d));
+    CHECK(!exists(path));
+    CHECK(count_tmp(td.path) == 0);
+    snprintf(path, sizeof path, "%s/no/such/dir/x.odl", td.path);
+    CHECK(odl_posix_output_check(path, &d) == ODL_ERR_NOT_FOUND);
+    CHECK(starts_with(d.msg, path) && strstr(d.msg, "No such file") != NULL);
+    snprintf(path, sizeof path, "%s/", td.path);
+    CHECK(odl_posix_output_check(path, &d) == ODL_ERR_ARG);
+    CHECK(odl_posix_output_check("", &d) == ODL_ERR_ARG);
+    rm_tree(td.path);
+}
+
 static const odl_test_case cases[] = {
+    {"writer_refuses_non_regular", test_writer_refuses_non_regular},
+    {"output_check", test_output_check},
     {"write_read_back", test_write_read_back},
     {"read_missing", test_read_missing},
     {"abort_keeps_old", test_abort_keeps_old},

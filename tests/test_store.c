@@ -5,13 +5,16 @@
  * truncate at every length) of the flash medium and of every POSIX file.
  * Runs under ASan/UBSan: the devices bounds-check, and payloads are read
  * into exact-size heap buffers. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -486,10 +489,15 @@ static int64_t cut_sweep_flash(odl_test_ctx *t, int nor, int op, int rolled)
         int ok = (k == total) == (st == ODL_OK);
         if (st != ODL_OK)
             ok = ok && d.msg[0] && strstr(d.msg, "still");
-        /* the store that saw the failure still shows the old state */
+        /* the store that saw the failure shows the old state, or, when the
+         * failure was the final sync after every byte was written, what the
+         * medium now shows, and says that a power cut may undo it */
         if (st != ODL_OK) {
             shown now = show(h.s);
-            ok = ok && now.current == base.current;
+            if (strstr(d.msg, "medium now shows"))
+                ok = ok && now.current == new_cur && wdone == wtotal && k == total - 1;
+            else
+                ok = ok && now.current == base.current && strstr(d.msg, "still current");
         }
         held_close(&h);
         /* power back: reopen from the medium */
@@ -575,6 +583,15 @@ static void test_io_errors(odl_test_ctx *t)
             r->dev.fail_call = 0;
             if (st == ODL_OK) { /* past the last call */
                 CHECK(call > calls);
+            } else if (call == calls && strstr(d.msg, "medium now shows")) {
+                /* the final sync failed after every byte was written: the
+                 * handle says what the medium shows, and a reopen agrees */
+                CHECK(st == ODL_ERR_IO && strstr(d.msg, "power cut may still bring back v4"));
+                CHECK(odl_store_current(h.s) == (op == 0 ? 5u : 2u));
+                held h2 = {0};
+                CHECK_OK(held_open(&h2, &r->io, &d));
+                CHECK(odl_store_current(h2.s) == odl_store_current(h.s));
+                held_close(&h2);
             } else {
                 CHECK(st == ODL_ERR_IO && strstr(d.msg, "still current"));
                 shown now = show(h.s);
@@ -937,7 +954,7 @@ static void test_posix_power_cut_and_corruption(odl_test_ctx *t)
     odl_store_host_close(&h);
     dsnap *snap = calloc(1, sizeof *snap);
     snap_take(snap, sdir);
-    CHECK(snap->n == 1 + 1 + 4); /* STORE, one head, 4 slots */
+    CHECK(snap->n == 1 + 1 + 1 + 4); /* STORE, LOCK, one head, 4 slots */
 
     int64_t points = 0;
     for (int op = 0; op < 2; op++) {
@@ -991,7 +1008,7 @@ static void test_posix_power_cut_and_corruption(odl_test_ctx *t)
     int64_t variants = 0, bad = 0;
     for (int fi = 0; fi < snap->n; fi++) {
         const dfile *f = &snap->f[fi];
-        if (strcmp(f->name, "STORE") == 0)
+        if (strcmp(f->name, "STORE") == 0 || strcmp(f->name, "LOCK") == 0)
             continue;
         uint8_t *tmp = malloc(f->len + 1);
         for (size_t pos = 0; pos < f->len * 3; pos++) {
@@ -1038,6 +1055,290 @@ static void test_posix_power_cut_and_corruption(odl_test_ctx *t)
     rmdir(dir);
 }
 
+
+/* ---- POSIX: several writers, symlinks, a failed directory fsync, lies ------ */
+
+/* Payload of child c's k-th commit: its first 8 bytes say who wrote it. */
+static void writer_payload(uint8_t *p, uint32_t len, uint32_t c, uint32_t k)
+{
+    gen_payload(p, len, 1000u + c, k);
+    memcpy(p, &c, 4);
+    memcpy(p + 4, &k, 4);
+}
+
+/* Several processes commit to one store at once: every commit that reports
+ * success is a distinct version that reads back with the bytes its writer
+ * committed, and none is lost. Then a held lock: "in use by pid N". */
+static void test_posix_concurrent_writers(odl_test_ctx *t)
+{
+    enum { CHILDREN = 4, EACH = 12 };
+    const char *dir = tmp_dir();
+    REQUIRE(dir);
+    char sdir[300];
+    snprintf(sdir, sizeof sdir, "%s/store", dir);
+    odl_diag d;
+    odl_diag_clear(&d);
+    odl_store_host h;
+    CHECK_OK(odl_store_host_open(&h, sdir, 63, &d)); /* keeps all 48 */
+    odl_store_host_close(&h);
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
+    for (uint32_t c = 0; c < CHILDREN; c++) {
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            close(fds[0]);
+            for (uint32_t k = 0; k < EACH; k++) {
+                uint8_t pl[200];
+                writer_payload(pl, sizeof pl, c, k);
+                odl_store_host hc;
+                uint32_t rec[3] = {c, k, 0};
+                odl_diag dc;
+                if (odl_store_host_open(&hc, sdir, 0, &dc) == ODL_OK) {
+                    odl_store_meta m;
+                    mk_meta(&m, 1);
+                    if (odl_store_commit(hc.store, pl, sizeof pl, &m, &rec[2], &dc) != ODL_OK)
+                        rec[2] = 0;
+                    odl_store_host_close(&hc);
+                }
+                if (write(fds[1], rec, sizeof rec) != (ssize_t)sizeof rec)
+                    _exit(2);
+            }
+            _exit(0);
+        }
+    }
+    close(fds[1]);
+    uint32_t rec[3], owner_c[64], owner_k[64], ok_n = 0, dup = 0;
+    memset(owner_c, 0xFF, sizeof owner_c);
+    while (read(fds[0], rec, sizeof rec) == (ssize_t)sizeof rec) {
+        if (!rec[2])
+            continue;
+        ok_n++;
+        if (rec[2] >= 64 || owner_c[rec[2]] != 0xFFFFFFFFu) {
+            dup++;
+            continue;
+        }
+        owner_c[rec[2]] = rec[0];
+        owner_k[rec[2]] = rec[1];
+    }
+    close(fds[0]);
+    for (int c = 0; c < CHILDREN; c++) {
+        int status = 0;
+        wait(&status);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    CHECK(dup == 0);
+    CHECK(ok_n == CHILDREN * EACH); /* the lock waits: nobody gives up */
+    CHECK_OK(odl_store_host_open(&h, sdir, 0, &d));
+    CHECK(odl_store_skipped(h.store) == 0);
+    CHECK(odl_store_count(h.store) == (int32_t)ok_n);
+    int readable = 0;
+    for (uint32_t id = 1; id < 64; id++) {
+        if (owner_c[id] == 0xFFFFFFFFu)
+            continue;
+        uint8_t got[200], want[200];
+        size_t len = 0;
+        writer_payload(want, sizeof want, owner_c[id], owner_k[id]);
+        readable += odl_store_read(h.store, id, got, sizeof got, &len, NULL, &d) == ODL_OK &&
+                    len == sizeof want && memcmp(got, want, len) == 0;
+    }
+    CHECK(readable == (int)ok_n);
+    odl_test_logf(t, "    %d processes x %d commits: %u reported, %d distinct and readable",
+                  CHILDREN, EACH, (unsigned)ok_n, readable);
+
+    /* while this handle holds the store, another open fails after the wait
+     * and names the holder */
+    setenv("ODL_STORE_WAIT", "0", 1);
+    odl_store_host h2;
+    odl_status st = odl_store_host_open(&h2, sdir, 0, &d);
+    char want[64];
+    snprintf(want, sizeof want, "is in use by pid %ld", (long)getpid());
+    CHECK(st == ODL_ERR_STATE && strstr(d.msg, want));
+    odl_store_host_close(&h);
+    CHECK_OK(odl_store_host_open(&h2, sdir, 0, &d)); /* released on close */
+    odl_store_host_close(&h2);
+    unsetenv("ODL_STORE_WAIT");
+    dir_clear(sdir);
+    rmdir(sdir);
+    dir_clear(dir);
+    rmdir(dir);
+}
+
+/* A symlink planted as a temporary file (or as a region file) is never
+ * written through. */
+static void test_posix_symlinks(odl_test_ctx *t)
+{
+    const char *dir = tmp_dir();
+    REQUIRE(dir);
+    char sdir[300], victim[300], link[400];
+    snprintf(sdir, sizeof sdir, "%s/store", dir);
+    snprintf(victim, sizeof victim, "%s/victim", dir);
+    write_file(dir, "victim", (const uint8_t *)"precious\n", 9);
+    odl_diag d;
+    odl_diag_clear(&d);
+    odl_store_host h;
+    CHECK_OK(odl_store_host_open(&h, sdir, 3, &d));
+    CHECK_OK(build_history(h.store, 2, 0, &d));
+    odl_store_host_close(&h);
+    /* the next rollback writes head-a or head-b; the next commit slot-02 */
+    const char *names[] = {"head-a.odls.tmp", "head-b.odls.tmp", "slot-02.odls.tmp"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(link, sizeof link, "%s/%s", sdir, names[i]);
+        CHECK(symlink(victim, link) == 0);
+    }
+    CHECK_OK(odl_store_host_open(&h, sdir, 0, &d));
+    CHECK_OK(odl_store_rollback(h.store, 1, 9, NULL, &d));
+    CHECK_OK(commit_gen(h.store, 3, 4, &d));
+    odl_store_host_close(&h);
+    void *buf;
+    size_t len;
+    CHECK_OK(odl_host_read_file(victim, &buf, &len, &d));
+    CHECK(len == 9 && memcmp(buf, "precious\n", 9) == 0);
+    odl_host_free(buf);
+    struct stat sb;
+    for (int i = 0; i < 3; i++) { /* stale temporaries are gone */
+        snprintf(link, sizeof link, "%s/%s", sdir, names[i]);
+        CHECK(lstat(link, &sb) != 0);
+    }
+    /* planted while a handle is open (after the stale sweep): still not followed */
+    CHECK_OK(odl_store_host_open(&h, sdir, 0, &d));
+    snprintf(link, sizeof link, "%s/slot-00.odls.tmp", sdir);
+    CHECK(symlink(victim, link) == 0);
+    CHECK_OK(commit_gen(h.store, 4, 5, &d));
+    odl_store_host_close(&h);
+    CHECK_OK(odl_host_read_file(victim, &buf, &len, &d));
+    CHECK(len == 9 && memcmp(buf, "precious\n", 9) == 0);
+    odl_host_free(buf);
+    /* a region file that is a symlink is not read through either */
+    char slot[400];
+    snprintf(slot, sizeof slot, "%s/slot-01.odls", sdir);
+    CHECK(unlink(slot) == 0 && symlink(victim, slot) == 0);
+    CHECK_OK(odl_store_host_open(&h, sdir, 0, &d));
+    CHECK(odl_store_skipped(h.store) == 1);
+    odl_store_host_close(&h);
+    odl_test_logf(t, "    planted links left alone; the victim is intact");
+    dir_clear(sdir);
+    rmdir(sdir);
+    dir_clear(dir);
+    rmdir(dir);
+}
+
+/* fsync(2) that fails with EIO on directories (the rename has happened). */
+static int fsync_dir_eio(int fd)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        errno = EIO;
+        return -1;
+    }
+    return fsync(fd);
+}
+
+/* The directory fsync fails after the rename: the error says what the
+ * medium now shows (the new state) and that a power cut may undo it, and a
+ * reopen agrees with the handle. */
+static void test_posix_dir_fsync_fails(odl_test_ctx *t)
+{
+    const char *dir = tmp_dir();
+    REQUIRE(dir);
+    char sdir[300];
+    snprintf(sdir, sizeof sdir, "%s/store", dir);
+    odl_diag d;
+    odl_diag_clear(&d);
+    odl_store_host h;
+    CHECK_OK(odl_store_host_open(&h, sdir, 3, &d));
+    CHECK_OK(build_history(h.store, 2, 0, &d)); /* v1, v2 current */
+    h.posix.sys_fsync = fsync_dir_eio;
+    odl_status st = odl_store_rollback(h.store, 1, 9, NULL, &d);
+    odl_test_logf(t, "    rollback: %s [%s]", d.msg, h.posix.last_error.msg);
+    CHECK(st == ODL_ERR_IO);
+    CHECK(strstr(d.msg, "now shows v1 as current") && strstr(d.msg, "bring back v2"));
+    CHECK(!strstr(d.msg, "still current"));
+    CHECK(odl_store_current(h.store) == 1);
+    st = commit_gen(h.store, 3, 4, &d);
+    odl_test_logf(t, "    commit: %s", d.msg);
+    CHECK(st == ODL_ERR_IO && strstr(d.msg, "now shows v3 as current") &&
+          strstr(d.msg, "bring back v1"));
+    CHECK(odl_store_current(h.store) == 3);
+    odl_store_host_close(&h);
+    CHECK_OK(odl_store_host_open(&h, sdir, 0, &d));
+    CHECK(odl_store_current(h.store) == 3 && odl_store_skipped(h.store) == 0);
+    odl_store_host_close(&h);
+    dir_clear(sdir);
+    rmdir(sdir);
+    dir_clear(dir);
+    rmdir(dir);
+}
+
+/* Counts the bytes the store asks the medium for. */
+typedef struct counting_io {
+    odl_store_io in;
+    uint64_t bytes;
+} counting_io;
+static odl_status cnt_read(void *c, uint32_t r, uint32_t off, void *b, uint32_t n)
+{
+    counting_io *k = c;
+    k->bytes += n;
+    return k->in.read(k->in.ctx, r, off, b, n);
+}
+
+/* A slot whose header claims a 200 MB payload, in a 4 KB file and in a
+ * sparse 200 MB file: refused from the trailer, without reading the payload. */
+static void test_posix_length_lies(odl_test_ctx *t)
+{
+    const char *dir = tmp_dir();
+    REQUIRE(dir);
+    char sdir[300], slot[400];
+    snprintf(sdir, sizeof sdir, "%s/store", dir);
+    snprintf(slot, sizeof slot, "%s/slot-00.odls", sdir);
+    odl_diag d;
+    odl_diag_clear(&d);
+    odl_store_host h;
+    CHECK_OK(odl_store_host_open(&h, sdir, 3, &d));
+    CHECK_OK(build_history(h.store, 1, 0, &d)); /* v1 in slot 0 */
+    odl_store_host_close(&h);
+    void *buf;
+    size_t len;
+    CHECK_OK(odl_host_read_file(slot, &buf, &len, &d));
+    uint8_t hdr[256];
+    memcpy(hdr, buf, 256);
+    odl_host_free(buf);
+    const uint32_t big = 200u << 20;
+    memcpy(hdr + 32, &big, 4); /* payload length (little-endian host) */
+    uint32_t crc = odl_crc32(0, hdr, 252);
+    memcpy(hdr + 252, &crc, 4);
+    for (int sparse = 0; sparse < 2; sparse++) {
+        uint8_t file[4096] = {0};
+        memcpy(file, hdr, 256);
+        int fd = open(slot, O_WRONLY | O_TRUNC);
+        REQUIRE(fd >= 0);
+        CHECK(write(fd, file, sizeof file) == (ssize_t)sizeof file);
+        if (sparse)
+            CHECK(ftruncate(fd, (off_t)big + 4096) == 0);
+        close(fd);
+        odl_store_posix p;
+        odl_store_io pio;
+        CHECK_OK(odl_store_posix_io(&p, &pio, sdir, 0, &d));
+        counting_io k = {pio, 0};
+        odl_store_io io = pio;
+        io.ctx = &k;
+        io.read = cnt_read;
+        held hh = {0};
+        CHECK_OK(held_open(&hh, &io, &d));
+        CHECK(odl_store_count(hh.s) == 0 && odl_store_skipped(hh.s) == 1);
+        CHECK(strstr(odl_store_problem(hh.s), "trailer"));
+        odl_test_logf(t, "    %s: %s; %llu bytes read", sparse ? "sparse 200 MB file" : "4 KB file",
+                      odl_store_problem(hh.s), (unsigned long long)k.bytes);
+        CHECK(k.bytes < 4096);
+        held_close(&hh);
+        odl_store_posix_close(&p);
+    }
+    dir_clear(sdir);
+    rmdir(sdir);
+    dir_clear(dir);
+    rmdir(dir);
+}
+
 static const odl_test_case cases[] = {
     {"plan_equals_arena", test_plan_equals_arena},
     {"basic", test_basic},
@@ -1046,6 +1347,10 @@ static const odl_test_case cases[] = {
     {"corruption_flash", test_corruption_flash},
     {"posix_basic", test_posix_basic},
     {"posix_power_cut_and_corruption", test_posix_power_cut_and_corruption},
+    {"posix_concurrent_writers", test_posix_concurrent_writers},
+    {"posix_symlinks", test_posix_symlinks},
+    {"posix_dir_fsync_fails", test_posix_dir_fsync_fails},
+    {"posix_length_lies", test_posix_length_lies},
 };
 
 TEST_MAIN(cases)

@@ -14,7 +14,7 @@ out += [f"predict,user,{i}" for i in range(2000, 2300)]
 out.append("# 2. the user labels 48 drifted samples correctly; an update learns them")
 out += [f"label,user,{i},{labels[i]}" for i in range(100, 148)]
 out.append("update")
-out.append("save,session-v1.odl")
+out.append("save,session-v2.odl")
 out.append("# 3. someone labels 48 samples wrongly (every label off by one); labels that")
 out.append("#    contradict a confident prediction are held, so they are sent twice")
 for i in range(200, 248):
@@ -25,5 +25,5 @@ out.append("# 4. a flood: the same sample five times")
 out += ["label,user,300,%d" % labels[300]] * 5
 out.append("# 5. back to the base's head")
 out.append("rollback,1")
-out.append("save,session-v0.odl")
+out.append("save,session-v1.odl")
 print("\n".join(out))

@@ -40,7 +40,12 @@ typedef struct odl_data_opts {
     int32_t c, h, w;       /* shape override (CSV: --shape); 0 = from the data */
     const odl_class_set *classes; /* NULL = all */
     int32_t limit;         /* keep at most this many samples (after filtering); 0 = all */
+    size_t max_bytes;      /* memory limit: the decoded samples and the (decompressed) bytes read
+                              may not exceed it; 0 = ODL_DATA_MAX_BYTES_DEFAULT */
 } odl_data_opts;
+
+/* 4 GiB: a dataset that fits a laptop's memory several times over. */
+#define ODL_DATA_MAX_BYTES_DEFAULT ((size_t)4 << 30)
 
 odl_data_opts odl_data_opts_defaults(void);
 

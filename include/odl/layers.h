@@ -145,9 +145,11 @@ void odl_affine_backward_f32(int32_t batch, int32_t c, int32_t hw, const float *
 
 /* Elementwise activations by node type (ODL_LAYER_RELU, RELU6, CLIP,
  * LEAKY_RELU, SIGMOID, HARD_SIGMOID, HARD_SWISH, TANH), with the node's
- * alpha and beta. Backward gets the forward input x and output y (each
- * activation reads the one it needs; relu and relu6 read only y, so they
- * may run in place; dx may be dy). Derivatives at the kinks are PyTorch's:
+ * alpha and beta; forward may run in place (y = x). Backward gets the
+ * forward input x and output y and reads only one: relu, relu6, sigmoid and
+ * tanh read y (x may be NULL), clip, leaky relu, hard sigmoid and hard swish
+ * read x (y may be NULL; so in training their forward must not overwrite
+ * x). dx may be dy. Derivatives at the kinks are PyTorch's:
  * 0 for relu, relu6 and hard sigmoid; 1 at clip's bounds (torch.clamp);
  * alpha for leaky relu at 0; hard swish -0.5 at -3 and 1.5 at 3. */
 void odl_act_forward_f32(int32_t type, float alpha, float beta, size_t n, const float *x, float *y);

@@ -53,7 +53,7 @@ typedef struct odl_gate_policy {
 } odl_gate_policy;
 
 typedef struct odl_learner_cfg {
-    int32_t boundary;       /* first head layer (-1: the last dense layer) */
+    int32_t boundary;       /* first head node, a cut point (-1: the latest cut at or before the last dense layer); heads of up to 16 nodes */
     int32_t max_classes;    /* head outputs, room for new classes (default: the base's) */
     int32_t max_collected;  /* examples collected between updates (default 64) */
     int32_t holdout_every;  /* every k-th accepted example is held out for the gate (default 4) */

@@ -1,7 +1,10 @@
 /* odl/posix_io.h — the host's port of the core's I/O (HOST ONLY).
  * Reading a whole file into an aligned buffer, and an atomic file writer:
- * data goes to PATH.tmp, is fsync'd, renamed over PATH, and the directory is
- * fsync'd, so PATH is always either the old or the new complete file. */
+ * data goes to a new temporary file beside PATH ("PATH.<random>.tmp", created
+ * with O_EXCL|O_NOFOLLOW, so nothing planted there is followed or reused), is
+ * fsync'd, renamed over PATH, and the directory is fsync'd, so PATH is always
+ * either the old or the new complete file. An existing PATH that is not a
+ * regular file (a symlink, a device, a directory, a pipe) is refused. */
 #ifndef ODL_POSIX_IO_H
 #define ODL_POSIX_IO_H
 
@@ -33,12 +36,21 @@ typedef struct odl_posix_file {
     char tmp_path[1040];
 } odl_posix_file;
 
-/* Opens PATH.tmp for writing and sets up `w` to write into it. */
+/* Checks, before any work, that PATH can be written: it is absent or a
+ * regular file (not a symlink), and a file can be created in its directory. */
+odl_status odl_posix_output_check(const char *path, odl_diag *d);
+
+/* Creates the temporary file for PATH and sets up `w` to write into it. */
 odl_status odl_posix_writer_open(odl_posix_file *f, odl_writer *w, const char *path, odl_diag *d);
 /* fsync, rename over PATH, fsync the directory. */
 odl_status odl_posix_writer_commit(odl_posix_file *f, odl_diag *d);
 /* Abandons the temporary file (PATH is untouched). */
 void odl_posix_writer_abort(odl_posix_file *f);
+
+/* Removes the temporary files of the writers still open. Async-signal-safe:
+ * for a handler of SIGINT/SIGTERM that then ends the process, so that an
+ * interrupted save leaves nothing behind. */
+void odl_posix_remove_pending(void);
 
 /* Convenience: save a model to PATH atomically. */
 odl_status odl_host_save_model(const odl_model *m, const odl_meta_kv *meta, int32_t n_meta,

@@ -78,7 +78,9 @@ typedef struct odl_store_io {
     uint32_t slot_bytes; /* bytes one version region can hold */
     /* Reads n bytes at `off` of region `r`: ODL_OK; ODL_ERR_NOT_FOUND if the
      * region was never written; ODL_ERR_TRUNCATED if it holds fewer bytes;
-     * anything else is a read error (the region is then skipped). */
+     * ODL_ERR_UNSUPPORTED if it is not something the store may read (POSIX: a
+     * symlink or a special file); anything else is a read error. The region
+     * is then skipped and reported. */
     odl_status (*read)(void *ctx, uint32_t r, uint32_t off, void *buf, uint32_t n);
     /* Starts rewriting region r (flash: erase; POSIX: open r's temporary file).
      * The old contents may be destroyed from here on. */
@@ -203,19 +205,40 @@ odl_status odl_store_ram_erase(void *ram, uint32_t off, uint32_t n);
 typedef struct odl_store_posix {
     char dir[1024];
     uint32_t n_slots, slot_bytes;
-    /* the region being rewritten (internal) */
+    /* internal: the region being rewritten, its temporary file, the store
+     * directory, the lock, a read-ahead cache of one region file */
     int32_t open_region;
     uint32_t offset;
-    void *file;           /* the open atomic writer (internal) */
+    int dir_fd, lock_fd, write_fd;
+    int32_t read_only;    /* no write lock could be had (read-only medium): reads only */
+    int32_t cache_region;
+    int cache_fd;
+    uint64_t cache_size, cache_off;
+    uint32_t cache_len;
+    void *cache;
+    /* Fault injection for tests: called instead of fsync(2) when set (the
+     * region files and the directory). */
+    int (*sys_fsync)(int fd);
     odl_diag last_error;  /* the port's last failure, with errno text */
 } odl_store_posix;
+
+/* How long odl_store_posix_io waits for another process to release the
+ * store's lock before it fails with "store DIR is in use by pid N"
+ * (seconds; the environment variable ODL_STORE_WAIT overrides it, 0 = do
+ * not wait). */
+#define ODL_STORE_POSIX_WAIT_S 10
 
 /* Default number of versions kept by a new POSIX store. */
 #define ODL_STORE_POSIX_DEFAULT_KEEP 8
 
 /* Sets up `io` over directory `dir`. With keep > 0 the directory and its
  * STORE file are created if missing (an existing store keeps its own layout);
- * with keep == 0 the store must exist (ODL_ERR_NOT_FOUND otherwise). */
+ * with keep == 0 the store must exist (ODL_ERR_NOT_FOUND otherwise).
+ * Takes the store's lock (flock on DIR/LOCK, exclusive) until
+ * odl_store_posix_close, waiting at most ODL_STORE_POSIX_WAIT_S for another
+ * holder, and removes temporary files a killed writer left behind. No file
+ * in the store is followed through a symlink; temporary files are created
+ * exclusively. On an error nothing is left held or open. */
 odl_status odl_store_posix_io(odl_store_posix *p, odl_store_io *io, const char *dir,
                               uint32_t keep, odl_diag *d);
 void odl_store_posix_close(odl_store_posix *p);

@@ -38,6 +38,7 @@
 
 #define IN_SIZE (ODL_DATA_C * ODL_DATA_H * ODL_DATA_W)
 #define UPDATE_EVERY 20
+#define FW_NODES ODL_EDGE_CNN_NODES /* node storage: the firmware's models are edge-cnn and its head */
 #define SEED_CHUNK 10 /* old latents per odl_learner_seed_old_latent call */
 #define Z_MAX 64      /* latent floats (edge-cnn: 64; checked at run time) */
 #define CLASSES_MAX 64
@@ -152,19 +153,18 @@ static uint64_t get_le(const uint8_t *p, int n)
 static odl_model *head_source(const uint8_t *file, size_t len, const odl_model_desc *desc, int32_t boundary,
                               odl_arena *a, odl_mem_plan *plan, odl_diag *dg)
 {
-    odl_layer_shape shapes[ODL_MAX_LAYERS];
+    static odl_layer_shape shapes[FW_NODES];
+    static odl_node_desc hs_nodes[FW_NODES];
+    if (desc->n_layers > FW_NODES)
+        die("head source: more nodes than FW_NODES", ODL_ERR_SHAPE, NULL);
     odl_status s = odl_desc_check(desc, shapes, dg);
     if (s < 0)
         die("head source: topology", s, dg);
     const int32_t first = boundary - 1;
     odl_model_desc hs;
-    memset(&hs, 0, sizeof hs);
-    hs.in_c = first ? shapes[first - 1].c : desc->in_c;
-    hs.in_h = first ? shapes[first - 1].h : desc->in_h;
-    hs.in_w = first ? shapes[first - 1].w : desc->in_w;
-    hs.n_layers = desc->n_layers - first;
-    for (int32_t i = 0; i < hs.n_layers; i++)
-        hs.layers[i] = desc->layers[first + i];
+    odl_desc_init(&hs, hs_nodes, FW_NODES, 1, 1, 1);
+    if ((s = odl_desc_tail(&hs, desc, first, dg)) < 0)
+        die("head source: tail", s, dg);
     odl_desc_freeze_below(&hs, hs.n_layers);
     odl_model_cfg mc = odl_model_cfg_defaults();
     mc.mode = ODL_MODE_INFER;
@@ -251,7 +251,9 @@ int main(void)
     /* 1. the INT8 prefix, from the file in flash (arena A) */
     const uint8_t *file = odl_base;
     const size_t file_len = odl_base_len;
+    static odl_node_desc desc_nodes[FW_NODES];
     odl_model_desc desc;
+    odl_desc_init(&desc, desc_nodes, FW_NODES, 1, 1, 1);
     int32_t boundary;
     TRY("read INT8 file", odl_qfile_read_desc(file, file_len, &desc, &boundary, &diag));
     odl_mem_plan qp;
@@ -425,7 +427,9 @@ int main(void)
 
     /* 6. cost: a head update at batch 1, on a head loaded from the stored
      * bytes (arena B: the learner and the store are done from here on) */
+    static odl_node_desc hd_nodes[FW_NODES];
     odl_model_desc hd;
+    odl_desc_init(&hd, hd_nodes, FW_NODES, 1, 1, 1);
     TRY("read head", odl_file_read_desc(payload, head_len, &hd, &diag));
     odl_model_cfg hc = odl_model_cfg_defaults();
     hc.mode = ODL_MODE_TRAIN;

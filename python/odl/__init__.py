@@ -138,21 +138,73 @@ class _Floats:
             self.keep, self.count, self.ptr, self.np = buf, len(flat), ctypes.cast(buf, _lib.P_float), None
 
 
-def _samples(x, size, what="x"):
-    """(buffer, n) for n samples of `size` values each."""
+def _sample_values(x):
+    """Values in one sample of x when x is a batch (its first axis the samples),
+    or None when that cannot be told (a flat sequence of numbers)."""
+    if _np is not None and hasattr(x, "shape"):
+        shape = tuple(x.shape)
+        if len(shape) < 2:
+            return None
+        n = 1
+        for v in shape[1:]:
+            n *= int(v)
+        return n, shape[1:]
+    if isinstance(x, (list, tuple)) and x and not _is_scalar(x[0]):
+        first = []
+        _flatten(x[0], first)
+        return len(first), None
+    return None
+
+
+def _samples(x, size, what="x", shape=None):
+    """(buffer, n) for n samples of `size` values each. A batch whose samples
+    have another shape (e.g. 28x27 images for a 28x28 model) is refused, even
+    when its total happens to be a multiple of `size`."""
     f = _Floats(x)
+    want = "x".join(str(v) for v in shape) if shape else str(size)
+    if f.count != size:
+        per = _sample_values(x)
+        if per is not None and per[0] != size:
+            got = "x".join(str(v) for v in per[1]) if per[1] is not None else str(per[0])
+            raise ValueError("%s: samples of %s (%d values); the model takes %s (%d values)"
+                             % (what, got, per[0], want, size))
     if size <= 0 or f.count % size or f.count == 0:
-        raise ValueError("%s: %d values is not a whole number of samples of %d values" % (what, f.count, size))
+        raise ValueError("%s: %d values is not a whole number of samples of %s (%d values)"
+                         % (what, f.count, want, size))
     return f, f.count // size
+
+
+_INT32_MIN, _INT32_MAX = -2 ** 31, 2 ** 31 - 1
+
+
+def _int32(v, what="label"):
+    """A whole number that fits int32, or ValueError: never wrapped (2**32 + 1
+    is not 1) nor truncated (1.5 is not 1)."""
+    try:
+        iv = int(v)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError("%s: %r is not a whole number" % (what, v)) from None
+    if iv != v:
+        raise ValueError("%s: %r is not a whole number" % (what, v))
+    if iv < _INT32_MIN or iv > _INT32_MAX:
+        raise ValueError("%s: %d is outside %d..%d" % (what, iv, _INT32_MIN, _INT32_MAX))
+    return iv
 
 
 def _labels(y, n):
     if _np is not None and not isinstance(y, (list, tuple)):
-        a = _np.ascontiguousarray(y, dtype=_np.int32).reshape(-1)
+        raw = _np.asarray(y).reshape(-1)
+        if raw.size and raw.dtype.kind not in "iub":
+            if raw.dtype.kind != "f" or not _np.all(_np.isfinite(raw)) or _np.any(raw != _np.floor(raw)):
+                raise ValueError("labels: not all whole numbers (dtype %s)" % raw.dtype)
+        if raw.size and (raw.min() < _INT32_MIN or raw.max() > _INT32_MAX):
+            raise ValueError("labels: values outside %d..%d (min %s, max %s)"
+                             % (_INT32_MIN, _INT32_MAX, raw.min(), raw.max()))
+        a = _np.ascontiguousarray(raw, dtype=_np.int32)
         if a.size != n:
             raise ValueError("labels: %d labels for %d samples" % (a.size, n))
         return a, a.ctypes.data_as(_lib.P_int32)
-    vals = [int(v) for v in y]
+    vals = [_int32(v) for v in y]
     if len(vals) != n:
         raise ValueError("labels: %d labels for %d samples" % (len(vals), n))
     buf = (ctypes.c_int32 * n)(*vals)
@@ -228,7 +280,7 @@ class Model:
         return _json(_c.odl_capi_model_info_json, self._h)
 
     def _forward(self, x, logits):
-        f, n = _samples(x, self.input_size)
+        f, n = _samples(x, self.input_size, shape=self.input_shape)
         cls, pc = _out(ctypes.c_int32, n)
         conf, pf = _out(ctypes.c_float, n)
         lg, pl = _out(ctypes.c_float, n * self.n_classes) if logits else (None, None)
@@ -347,11 +399,16 @@ class Learner:
             model = load(model)
         self.model = model
         err = _errbuf()
-        h = _c.odl_capi_learner_new(model._h, int(max_classes or 0), int(seed), _options(options), err, _ERRCAP)
+        max_classes = _int32(max_classes or 0, "max_classes")
+        seed = int(seed)
+        if seed < 0 or seed >= 2 ** 64:
+            raise ValueError("seed: %d is outside 0..2**64-1" % seed)
+        h = _c.odl_capi_learner_new(model._h, max_classes, seed, _options(options), err, _ERRCAP)
         if not h:
             raise OdlError(-1, err.value.decode(errors="replace"))
         self._h = ctypes.c_void_p(h)
         self.input_size = model.input_size
+        self.input_shape = model.input_shape
 
     def close(self):
         if getattr(self, "_h", None):
@@ -377,7 +434,7 @@ class Learner:
 
     def seed(self, x, y):
         """The old data the device ships with (replay, guard set, class statistics)."""
-        f, n = _samples(x, self.input_size)
+        f, n = _samples(x, self.input_size, shape=self.input_shape)
         keep, py = _labels(y, n)
         err = _errbuf()
         _check(_c.odl_capi_learner_seed(self._h, f.ptr, py, n, err, _ERRCAP), err)
@@ -385,7 +442,7 @@ class Learner:
     def predict(self, x):
         """(classes, confidences, drift) for n samples; drift[i] is True when the
         learner's drift monitors fired on prediction i."""
-        f, n = _samples(x, self.input_size)
+        f, n = _samples(x, self.input_size, shape=self.input_shape)
         cls, pc = _out(ctypes.c_int32, n)
         conf, pf = _out(ctypes.c_float, n)
         st, ps = _out(ctypes.c_int32, n)
@@ -404,7 +461,7 @@ class Learner:
         return Prediction(int(cls[0]), float(conf[0]), bool(drift[0]))
 
     def _give(self, fn, x, values, what):
-        f, n = _samples(x, self.input_size)
+        f, n = _samples(x, self.input_size, shape=self.input_shape)
         single = _is_scalar(values)
         vals = [values] * n if single else (list(values) if _np is None else _np.asarray(values).reshape(-1))
         if len(vals) != n:
@@ -417,7 +474,7 @@ class Learner:
         base = ctypes.cast(f.ptr, ctypes.c_void_p).value
         for i in range(n):
             p = ctypes.cast(ctypes.c_void_p(base + 4 * i * self.input_size), _lib.P_float)
-            s = _check(fn(self._h, p, int(vals[i]), ctypes.byref(why), err, _ERRCAP), err)
+            s = _check(fn(self._h, p, _int32(vals[i], what), ctypes.byref(why), err, _ERRCAP), err)
             out.append(Feedback(s == OK, REASONS[why.value] if s != OK else "none", s))
         return out[0] if single else out
 
@@ -451,7 +508,7 @@ class Learner:
     def rollback(self, steps=1):
         """Restores the head of `steps` accepted versions ago; returns the version now current."""
         err = _errbuf()
-        _check(_c.odl_capi_learner_rollback(self._h, int(steps), err, _ERRCAP), err)
+        _check(_c.odl_capi_learner_rollback(self._h, _int32(steps, "rollback steps"), err, _ERRCAP), err)
         return self.status().version
 
     def status(self):
@@ -612,7 +669,8 @@ def load_data(path, split=None, classes=None, limit=0, shift=None):
     directory); classes: "0-7", "8,9"; limit: at most this many samples;
     shift: "gain:A,B" or "translate:DX,DY"."""
     err = _errbuf()
-    h = _c.odl_capi_data_load(_path(path), _opt(split), _opt(classes), int(limit), _opt(shift), err, _ERRCAP)
+    h = _c.odl_capi_data_load(_path(path), _opt(split), _opt(classes), _int32(limit, "limit"), _opt(shift), err,
+                              _ERRCAP)
     if not h:
         raise OdlError(-8, err.value.decode(errors="replace"))
     try:

@@ -161,6 +161,43 @@ def test_learner_options_and_gate():
     assert e.status < 0
 
 
+def test_hostile_shapes_and_sizes():
+    """Data of another shape than the model's input, non-finite seed data and
+    capacities that overflow: clear errors, never a misaligned run."""
+    m = odl.load(model_path())
+    L = odl.Learner(m, seed=1, drift=False)
+    d = data("test", 40)
+    x = d.x if NP else [list(v) for v in d.x]
+    # 784 samples of 28x27 hold 784 * 756 values: a multiple of 784, refused anyway
+    if NP:
+        odd = np.zeros((784, 28, 27), dtype=np.float32)
+    else:
+        odd = [[0.0] * 756 for _ in range(784)]
+    for fn in (m.predict, L.predict):
+        e = raises(ValueError, fn, odd)
+        assert "28x27" in str(e) or "756" in str(e), e
+        assert "1x28x28" in str(e), e
+    e = raises(ValueError, L.seed, odd, [0] * 784)
+    assert "1x28x28" in str(e), e
+    # a sample of the right size is still taken in any layout
+    assert len(m.predict(x[:2])[0]) == 2
+    # NaN / Inf in the seed data: refused, and the learner still learns afterwards
+    bad = [[0.25] * 784 for _ in range(3)]
+    bad[1][5] = float("nan")
+    e = raises(odl.OdlError, L.seed, bad, [0, 1, 2])
+    assert "NaN" in str(e) and "finite" in str(e), e
+    bad[1][5] = float("inf")
+    e = raises(odl.OdlError, L.seed, bad, [0, 1, 2])
+    assert "infinite" in str(e), e
+    old = data("train", 300)
+    L.seed(old.x, old.y)
+    f = L.feedback(d.x[0], int(tolist(d.y)[0]))
+    assert f.reason != "outlier", f
+    # capacities whose sum overflows an int32_t
+    e = raises(odl.OdlError, odl.Learner, m, max_collected=2 ** 31 - 1)
+    assert "at most" in str(e) or "memory" in str(e), e
+
+
 def test_learner_personalise_flow():
     """The personalise example's flow: accepted, then rolled back bit-identically,
     the saved model equal to the learner's, rollback to the base."""
@@ -231,6 +268,29 @@ def test_learner_new_class():
     f = L.feedback(d.x[0], 11)
     assert f.accepted, f
     assert L.status().active_classes == 12
+
+
+def test_learner_labels_not_wrapped():
+    """A label that does not fit int32 (or is not whole) is an error, never
+    wrapped: 2**32 + 1 must not become class 1."""
+    m = odl.load(model_path())
+    L = odl.Learner(m, seed=0, drift=False)
+    d = data("test", 2)
+    for bad in (2 ** 32 + 1, -(2 ** 31) - 1, 1.5):
+        e = raises(ValueError, L.feedback, d.x[0], bad)
+        assert "outside" in str(e) or "whole" in str(e), e
+    e = raises(ValueError, L.seed, d.x[:2], [1, 2 ** 32 + 1])
+    assert "outside" in str(e), e
+    if NP:
+        e = raises(ValueError, L.seed, d.x[:2], np.array([1, 2 ** 32 + 1], dtype=np.int64))
+        assert "outside" in str(e), e
+        e = raises(ValueError, L.seed, d.x[:2], np.array([1.0, 2.5]))
+        assert "whole" in str(e), e
+    assert L.status().feedback == 0
+    e = raises(ValueError, L.rollback, 2 ** 32 + 1)  # not 1 step
+    assert "outside" in str(e), e
+    e = raises(ValueError, odl.Learner, m, max_classes=2 ** 32 + 12)
+    assert "outside" in str(e), e
 
 
 def test_learner_drift_event():

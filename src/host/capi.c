@@ -4,6 +4,7 @@
 
 #include "odl/capi.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -122,8 +123,11 @@ static int parse_options(const char *what, const char *opts, const opt_entry *ta
             klen--;
         char val[64];
         size_t vlen = (size_t)(end - eq - 1);
-        if (vlen >= sizeof val)
-            vlen = sizeof val - 1;
+        if (vlen >= sizeof val) { /* never cut a value: "0...01" cut short would read as 0 */
+            set_err(err, cap, "%s: option %.*s: value too long (%zu bytes, at most %zu)", what, (int)klen, p, vlen,
+                    sizeof val - 1);
+            return ODL_ERR_ARG;
+        }
         memcpy(val, eq + 1, vlen);
         val[vlen] = '\0';
         int found = 0;
@@ -133,8 +137,9 @@ static int parse_options(const char *what, const char *opts, const opt_entry *ta
             found = 1;
             char *e;
             if (tab[i].kind == OPT_INT) {
+                errno = 0;
                 long v = strtol(val, &e, 10);
-                if (e == val || *e || v < -2147483647L || v > 2147483647L) {
+                if (errno || e == val || *e || v < -2147483647L || v > 2147483647L) {
                     set_err(err, cap, "%s: option %s: '%s' is not a whole number", what, tab[i].key, val);
                     return ODL_ERR_ARG;
                 }

@@ -59,71 +59,158 @@ static odl_status errno_fail(odl_diag *d, const char *path, int e)
 /* ------------------------------------------------------------------ */
 /* gz reading                                                          */
 
-static odl_status gz_open(const char *path, gzFile *out, odl_diag *d)
+/* A file read plain or, when it starts with the gzip magic, through
+ * inflate. zlib's own gz* reader silently ignores anything after the last
+ * gzip member; this one accepts further members (concatenated gzip is
+ * valid) and refuses any other trailing bytes. */
+typedef struct zsrc {
+    FILE *f;
+    int gzip;      /* 1: gzip members; 0: a plain file */
+    int in_member; /* inflate is inside a member */
+    int ended;     /* the data ended cleanly */
+    int members;   /* gzip members completed */
+    size_t member_out; /* bytes the current member has produced */
+    z_stream zs;
+    unsigned char in[1u << 15]; /* 32 KB: reads stream, and memory stays small */
+} zsrc;
+
+static void gz_close(zsrc *z)
 {
+    if (!z)
+        return;
+    if (z->gzip)
+        inflateEnd(&z->zs);
+    if (z->f)
+        fclose(z->f);
+    free(z);
+}
+
+static odl_status gz_open(const char *path, zsrc **out, odl_diag *d)
+{
+    zsrc *z = calloc(1, sizeof *z);
+    if (!z)
+        return failf(d, ODL_ERR_NOMEM, "%s: cannot open (out of memory)", path);
     errno = 0;
-    gzFile gz = gzopen(path, "rb");
-    if (!gz) {
+    z->f = fopen(path, "rb");
+    if (!z->f) {
         int e = errno;
-        if (e == 0)
-            return failf(d, ODL_ERR_NOMEM, "%s: cannot open (out of memory)", path);
-        return errno_fail(d, path, e);
+        free(z);
+        return errno_fail(d, path, e ? e : EIO);
     }
-    gzbuffer(gz, 1u << 15); /* 32 KB: reads stream, and memory stays small */
-    *out = gz;
+    size_t n = fread(z->in, 1, 2, z->f);
+    if (ferror(z->f)) {
+        int e = errno;
+        gz_close(z);
+        return failf(d, ODL_ERR_IO, "%s: read error: %s", path, strerror(e ? e : EIO));
+    }
+    z->zs.next_in = z->in;
+    z->zs.avail_in = (uInt)n;
+    if (n == 2 && z->in[0] == 0x1f && z->in[1] == 0x8b) {
+        if (inflateInit2(&z->zs, 16 + MAX_WBITS) != Z_OK) {
+            fclose(z->f);
+            free(z);
+            return failf(d, ODL_ERR_NOMEM, "%s: cannot open (out of memory)", path);
+        }
+        z->gzip = z->in_member = 1;
+    }
+    *out = z;
     return ODL_OK;
 }
 
-/* zlib's messages start with "path: "; drop that so the path appears once. */
-static const char *gz_msg(gzFile gz, const char *path, int *errnum)
+/* More input when the buffer is empty: 1, 0 at the end of the file, -1 on error. */
+static int gz_fill(zsrc *z)
 {
-    const char *m = gzerror(gz, errnum);
-    size_t pl = strlen(path);
-    if (m && strncmp(m, path, pl) == 0 && m[pl] == ':' && m[pl + 1] == ' ')
-        m += pl + 2;
-    return m ? m : "unknown error";
+    if (z->zs.avail_in)
+        return 1;
+    size_t n = fread(z->in, 1, sizeof z->in, z->f);
+    if (n == 0)
+        return ferror(z->f) ? -1 : 0;
+    z->zs.next_in = z->in;
+    z->zs.avail_in = (uInt)n;
+    return 1;
 }
 
 /* Reads up to `want` bytes into buf. *got is what arrived before the end of
  * the data; *gz_eof is set when a gzip stream ended before its end marker.
- * Errors only for unreadable/corrupted streams. */
-static odl_status gz_read_upto(gzFile gz, const char *path, unsigned char *buf, size_t want,
-                               size_t *got, int *gz_eof, odl_diag *d)
+ * Errors for unreadable or corrupted streams and data after the gzip stream. */
+static odl_status gz_read_upto(zsrc *z, const char *path, unsigned char *buf, size_t want, size_t *got,
+                               int *gz_eof, odl_diag *d)
 {
     size_t total = 0;
     *gz_eof = 0;
-    while (total < want) {
-        size_t chunk = want - total;
-        if (chunk > (1u << 30))
-            chunk = 1u << 30;
+    odl_status st = ODL_OK;
+    while (total < want && !z->ended) {
         errno = 0;
-        int r = gzread(gz, buf + total, (unsigned)chunk);
-        if (r > 0) {
-            total += (size_t)r;
+        const int fr = gz_fill(z);
+        if (fr < 0) {
+            st = failf(d, ODL_ERR_IO, "%s: read error: %s", path, strerror(errno ? errno : EIO));
+            break;
+        }
+        if (fr == 0) {
+            z->ended = 1;
+            if (z->gzip && z->in_member) {
+                if (z->members > 0 && z->member_out == 0)
+                    st = failf(d, ODL_ERR_FORMAT, "%s: unexpected data after the end of the gzip stream", path);
+                else
+                    *gz_eof = 1;
+            }
+            break;
+        }
+        size_t chunk = want - total;
+        if (!z->gzip) {
+            if (chunk > z->zs.avail_in)
+                chunk = z->zs.avail_in;
+            memcpy(buf + total, z->zs.next_in, chunk);
+            z->zs.next_in += chunk;
+            z->zs.avail_in -= (uInt)chunk;
+            total += chunk;
             continue;
         }
-        int errnum = Z_OK;
-        const char *m = gz_msg(gz, path, &errnum);
-        if (r < 0 || (errnum != Z_OK && errnum != Z_BUF_ERROR)) {
-            *got = total;
-            if (errnum == Z_ERRNO)
-                return failf(d, ODL_ERR_IO, "%s: read error: %s", path,
-                             strerror(errno ? errno : EIO));
-            if (errnum == Z_MEM_ERROR)
-                return failf(d, ODL_ERR_NOMEM, "%s: out of memory while decompressing", path);
-            return failf(d, ODL_ERR_FORMAT, "%s: corrupted gzip stream (%s)", path, m);
+        if (!z->in_member) {
+            /* more bytes after a member: another member, or refused below */
+            if (inflateReset(&z->zs) != Z_OK) {
+                st = failf(d, ODL_ERR_FORMAT, "%s: corrupted gzip stream", path);
+                break;
+            }
+            z->in_member = 1;
+            z->member_out = 0;
         }
-        if (errnum == Z_BUF_ERROR)
-            *gz_eof = 1;
+        if (chunk > (1u << 30))
+            chunk = 1u << 30;
+        z->zs.next_out = buf + total;
+        z->zs.avail_out = (uInt)chunk;
+        const int r = inflate(&z->zs, Z_NO_FLUSH);
+        const size_t produced = chunk - z->zs.avail_out;
+        total += produced;
+        z->member_out += produced;
+        if (r == Z_STREAM_END) {
+            z->in_member = 0;
+            z->members++;
+            continue;
+        }
+        if (r == Z_OK || r == Z_BUF_ERROR)
+            continue;
+        if (r == Z_MEM_ERROR)
+            st = failf(d, ODL_ERR_NOMEM, "%s: out of memory while decompressing", path);
+        else if (z->members > 0 && z->member_out == 0)
+            st = failf(d, ODL_ERR_FORMAT, "%s: unexpected data after the end of the gzip stream", path);
+        else
+            st = failf(d, ODL_ERR_FORMAT, "%s: corrupted gzip stream (%s)", path,
+                       z->zs.msg ? z->zs.msg : "invalid data");
         break;
     }
     *got = total;
-    return ODL_OK;
+    return st;
 }
 
-static const char *gz_note(gzFile gz)
+static int gz_direct(const zsrc *z)
 {
-    return gzdirect(gz) ? "" : " after decompression";
+    return !z->gzip;
+}
+
+static const char *gz_note(zsrc *gz)
+{
+    return gz_direct(gz) ? "" : " after decompression";
 }
 
 /* Reads the rest of the stream, expected to be exactly `want` bytes, into a
@@ -133,7 +220,7 @@ static const char *gz_note(gzFile gz)
  * noticing a missing trailer) even when the data ends exactly there.
  * Returns ODL_OK with *out set, or an error worded with `what` (e.g.
  * "10000 images of 28x28") and the expected/actual byte counts. */
-static odl_status gz_read_body(gzFile gz, const char *path, size_t hdr_bytes, size_t want,
+static odl_status gz_read_body(zsrc *gz, const char *path, size_t hdr_bytes, size_t want,
                                const char *what, unsigned char **out, odl_diag *d)
 {
     *out = NULL;
@@ -202,7 +289,7 @@ typedef struct idx_header {
     size_t bytes; /* header size */
 } idx_header;
 
-static odl_status idx_read_header(gzFile gz, const char *path, int labels, idx_header *h,
+static odl_status idx_read_header(zsrc *gz, const char *path, int labels, idx_header *h,
                                   odl_diag *d)
 {
     unsigned char b[16];
@@ -283,8 +370,21 @@ static odl_status idx_check_images(const char *path, const idx_header *h, int32_
  * body then streams through a buffer of whole images, so memory is what is
  * kept plus ~64 KB, not the whole file as floats. Every size check of the
  * plain read still applies (truncation, trailing data, the gzip trailer). */
+/* The size of a plain file (0 when it cannot be told). */
+static uint64_t file_bytes(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode) ? (uint64_t)sb.st_size : 0;
+}
+
+static odl_status over_limit(odl_diag *d, const char *path, const char *what, uint64_t bytes, size_t max_bytes)
+{
+    return failf(d, ODL_ERR_NOMEM, "%s: %s need %llu bytes, over the memory limit of %zu bytes", path, what,
+                 (unsigned long long)bytes, max_bytes);
+}
+
 static odl_status idx_read_sel(const char *images_path, const char *labels_path, const odl_class_set *classes,
-                               int32_t limit, odl_dataset *out, odl_diag *d)
+                               int32_t limit, size_t max_bytes, odl_dataset *out, odl_diag *d)
 {
     if (!out)
         return failf(d, ODL_ERR_ARG, "odl_idx_read: out is NULL");
@@ -292,7 +392,7 @@ static odl_status idx_read_sel(const char *images_path, const char *labels_path,
     if (!images_path || !labels_path)
         return failf(d, ODL_ERR_ARG, "odl_idx_read: NULL path");
 
-    gzFile gi = NULL, gl = NULL;
+    zsrc *gi = NULL, *gl = NULL;
     unsigned char *lab = NULL, *chunk = NULL;
     float *x = NULL;
     int32_t *y = NULL;
@@ -308,6 +408,23 @@ static odl_status idx_read_sel(const char *images_path, const char *labels_path,
         goto done;
     if ((st = idx_check_images(images_path, &hi, &n, &h, &w, &pix_bytes, d)) != ODL_OK)
         goto done;
+    {
+        char what[96];
+        snprintf(what, sizeof what, "%d images of %dx%d", (int)n, (int)h, (int)w);
+        /* what the header declares, against the bytes present (a plain
+         * file) and the memory limit (which also bounds decompression)
+         * before anything is allocated */
+        const uint64_t have = file_bytes(images_path);
+        if (gz_direct(gi) && have && have < (uint64_t)hi.bytes + pix_bytes) {
+            st = failf(d, ODL_ERR_TRUNCATED, "%s: truncated: expected %zu bytes (%zu-byte header + %s), got %llu",
+                       images_path, hi.bytes + pix_bytes, hi.bytes, what, (unsigned long long)have);
+            goto done;
+        }
+        if (pix_bytes > max_bytes) {
+            st = over_limit(d, images_path, what, pix_bytes, max_bytes);
+            goto done;
+        }
+    }
     if ((st = gz_open(labels_path, &gl, d)) != ODL_OK)
         goto done;
     if ((st = idx_read_header(gl, labels_path, 1, &hl, d)) != ODL_OK)
@@ -339,7 +456,19 @@ static odl_status idx_read_sel(const char *images_path, const char *labels_path,
             kept++;
         }
     }
-    x = malloc(sizeof(float) * img * (size_t)(kept ? kept : 1));
+    if ((uint64_t)kept * img * sizeof(float) > max_bytes) {
+        char what[96];
+        snprintf(what, sizeof what, "%d images of %dx%d as floats", (int)kept, (int)h, (int)w);
+        st = over_limit(d, images_path, what, (uint64_t)kept * img * sizeof(float), max_bytes);
+        goto done;
+    }
+    /* x grows with the images that arrive, never with what the header claims */
+    size_t xcap = ((size_t)1 << 20) / (img * sizeof(float));
+    if (xcap < 1)
+        xcap = 1;
+    if (xcap > (size_t)(kept ? kept : 1))
+        xcap = (size_t)(kept ? kept : 1);
+    x = malloc(sizeof(float) * img * xcap);
     y = malloc(sizeof(int32_t) * (size_t)(kept ? kept : 1));
     size_t per = img ? ((size_t)1 << 16) / img : 1; /* ~64 KB of whole images per read */
     if (per < 1)
@@ -369,6 +498,17 @@ static odl_status idx_read_sel(const char *images_path, const char *labels_path,
             const size_t data = got > remaining ? remaining : got;
             for (size_t k = 0; k + img <= data; k += img, next++)
                 if (keep[next]) {
+                    if ((size_t)j == xcap) {
+                        size_t nc = xcap * 2 < (size_t)kept ? xcap * 2 : (size_t)kept;
+                        float *nx = realloc(x, sizeof(float) * img * nc);
+                        if (!nx) {
+                            st = failf(d, ODL_ERR_NOMEM, "%s: out of memory (%zu images of %dx%d)", images_path, nc,
+                                       (int)h, (int)w);
+                            goto done;
+                        }
+                        x = nx;
+                        xcap = nc;
+                    }
                     float *dst = x + (size_t)j * img;
                     for (size_t q = 0; q < img; q++)
                         dst[q] = (float)chunk[k + q] / 255.0f;
@@ -414,15 +554,15 @@ done:
     free(chunk);
     free(lab);
     if (gi)
-        gzclose_r(gi);
+        gz_close(gi);
     if (gl)
-        gzclose_r(gl);
+        gz_close(gl);
     return st;
 }
 
 odl_status odl_idx_read(const char *images_path, const char *labels_path, odl_dataset *out, odl_diag *d)
 {
-    return idx_read_sel(images_path, labels_path, NULL, 0, out, d);
+    return idx_read_sel(images_path, labels_path, NULL, 0, ODL_DATA_MAX_BYTES_DEFAULT, out, d);
 }
 
 /* ------------------------------------------------------------------ */
@@ -467,7 +607,14 @@ static int field_len(const char *s, const char *e)
     return n > 40 ? 40 : (int)n;
 }
 
+static odl_status csv_read(const char *path, size_t max_bytes, odl_dataset *out, odl_diag *d);
+
 odl_status odl_csv_read(const char *path, odl_dataset *out, odl_diag *d)
+{
+    return csv_read(path, ODL_DATA_MAX_BYTES_DEFAULT, out, d);
+}
+
+static odl_status csv_read(const char *path, size_t max_bytes, odl_dataset *out, odl_diag *d)
 {
     if (!out)
         return failf(d, ODL_ERR_ARG, "odl_csv_read: out is NULL");
@@ -475,7 +622,7 @@ odl_status odl_csv_read(const char *path, odl_dataset *out, odl_diag *d)
     if (!path)
         return failf(d, ODL_ERR_ARG, "odl_csv_read: NULL path");
 
-    gzFile gz = NULL;
+    zsrc *gz = NULL;
     char *text = NULL;
     float *x = NULL, *row = NULL;
     int32_t *y = NULL;
@@ -488,7 +635,7 @@ odl_status odl_csv_read(const char *path, odl_dataset *out, odl_diag *d)
         return st;
 
     /* the whole file, NUL-terminated */
-    cap = 1 << 16;
+    cap = max_bytes < ((size_t)1 << 16) ? max_bytes + 1 : ((size_t)1 << 16);
     text = malloc(cap);
     if (!text) {
         st = failf(d, ODL_ERR_NOMEM, "%s: out of memory", path);
@@ -507,17 +654,21 @@ odl_status odl_csv_read(const char *path, odl_dataset *out, odl_diag *d)
         }
         if (len < cap - 1)
             break;
-        if (cap > SIZE_MAX / 2) {
-            st = failf(d, ODL_ERR_NOMEM, "%s: file too large", path);
+        /* the text (decompressed, for .csv.gz) stops at the memory limit */
+        if (cap > SIZE_MAX / 2 || len >= max_bytes) {
+            st = failf(d, ODL_ERR_NOMEM, "%s: the text%s reaches the memory limit of %zu bytes", path, gz_note(gz),
+                       max_bytes);
             goto done;
         }
-        char *nt = realloc(text, cap * 2);
+        /* room for max_bytes of text and its NUL at most */
+        const size_t ncap = cap * 2 < max_bytes + 1 ? cap * 2 : max_bytes + 1;
+        char *nt = realloc(text, ncap);
         if (!nt) {
-            st = failf(d, ODL_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, cap * 2);
+            st = failf(d, ODL_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, ncap);
             goto done;
         }
         text = nt;
-        cap *= 2;
+        cap = ncap;
     }
     text[len] = '\0';
     if (len == 0) {
@@ -525,7 +676,9 @@ odl_status odl_csv_read(const char *path, odl_dataset *out, odl_diag *d)
         goto done;
     }
 
-    for (size_t pos = 0; pos < len;) {
+    /* a UTF-8 byte order mark (spreadsheet exports) is not part of the first field */
+    size_t start = len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+    for (size_t pos = start; pos < len;) {
         const char *ls = text + pos;
         const char *nl = memchr(ls, '\n', len - pos);
         const char *le = nl ? nl : text + len;
@@ -653,8 +806,13 @@ odl_status odl_csv_read(const char *path, odl_dataset *out, odl_diag *d)
         }
         if (rows == rows_cap) {
             size_t nc = rows_cap ? rows_cap * 2 : 256;
-            if (nc > SIZE_MAX / sizeof(float) / nf) {
-                st = failf(d, ODL_ERR_NOMEM, "%s: too large", path);
+            const size_t fit = max_bytes / sizeof(float) / nf; /* rows the limit holds */
+            if (nc > fit)
+                nc = fit;
+            if (nc <= rows) {
+                char what[64];
+                snprintf(what, sizeof what, "%zu rows of %zu features", rows + 1, nf);
+                st = over_limit(d, path, what, (uint64_t)(rows + 1) * nf * sizeof(float), max_bytes);
                 goto done;
             }
             float *nx = realloc(x, nc * nf * sizeof *nx);
@@ -699,7 +857,7 @@ done:
     free(x);
     free(y);
     if (gz)
-        gzclose_r(gz);
+        gz_close(gz);
     return st;
 }
 
@@ -913,7 +1071,7 @@ static int find_in_dir(const char *dir, const char *name, char *out, size_t cap)
 }
 
 static odl_status load_dir(const char *dir, odl_split split, const odl_class_set *cls, int32_t limit,
-                           odl_dataset *ds, odl_diag *d)
+                           size_t max_bytes, odl_dataset *ds, odl_diag *d)
 {
     const char *pre = split == ODL_SPLIT_TEST ? "t10k" : "train";
     char img[PATH_CAP], lab[PATH_CAP], name[64];
@@ -923,11 +1081,11 @@ static odl_status load_dir(const char *dir, odl_split split, const odl_class_set
     snprintf(name, sizeof name, "%s-labels-idx1-ubyte", pre);
     if (!find_in_dir(dir, name, lab, sizeof lab))
         return failf(d, ODL_ERR_NOT_FOUND, "%s: no %s or %s.gz in this directory", dir, name, name);
-    return idx_read_sel(img, lab, cls, limit, ds, d);
+    return idx_read_sel(img, lab, cls, limit, max_bytes, ds, d);
 }
 
-static odl_status load_idx_file(const char *path, const odl_class_set *cls, int32_t limit, odl_dataset *ds,
-                                odl_diag *d)
+static odl_status load_idx_file(const char *path, const odl_class_set *cls, int32_t limit, size_t max_bytes,
+                                odl_dataset *ds, odl_diag *d)
 {
     char lab[PATH_CAP];
     size_t n = strlen(path);
@@ -965,7 +1123,7 @@ static odl_status load_idx_file(const char *path, const odl_class_set *cls, int3
             return failf(d, ODL_ERR_NOT_FOUND, "%s: its labels file %s was not found", path, lab);
         memcpy(lab, alt, strlen(alt) + 1);
     }
-    return idx_read_sel(path, lab, cls, limit, ds, d);
+    return idx_read_sel(path, lab, cls, limit, max_bytes, ds, d);
 }
 
 odl_status odl_data_load(const char *path, const odl_data_opts *opts_in, odl_dataset *out,
@@ -983,6 +1141,7 @@ odl_status odl_data_load(const char *path, const odl_data_opts *opts_in, odl_dat
     if (any_shape && (o.c <= 0 || o.h <= 0 || o.w <= 0))
         return failf(d, ODL_ERR_ARG, "%s: shape %dx%dx%d: every dimension must be positive", path,
                      (int)o.c, (int)o.h, (int)o.w);
+    const size_t max_bytes = o.max_bytes ? o.max_bytes : ODL_DATA_MAX_BYTES_DEFAULT;
     odl_split split = o.split == ODL_SPLIT_AUTO ? o.default_split : o.split;
     if (split == ODL_SPLIT_AUTO)
         split = ODL_SPLIT_TRAIN;
@@ -998,11 +1157,11 @@ odl_status odl_data_load(const char *path, const odl_data_opts *opts_in, odl_dat
     odl_status st;
     /* IDX readers filter while reading (memory: what is kept, not the file) */
     if (S_ISDIR(sb.st_mode))
-        st = load_dir(path, split, o.classes, o.limit, &ds, d);
+        st = load_dir(path, split, o.classes, o.limit, max_bytes, &ds, d);
     else if (ends_with_ci(path, ".csv") || ends_with_ci(path, ".csv.gz"))
-        st = odl_csv_read(path, &ds, d);
+        st = csv_read(path, max_bytes, &ds, d);
     else
-        st = load_idx_file(path, o.classes, o.limit, &ds, d);
+        st = load_idx_file(path, o.classes, o.limit, max_bytes, &ds, d);
     if (st != ODL_OK)
         return st;
 

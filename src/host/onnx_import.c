@@ -1057,6 +1057,53 @@ static odl_status const_concat(ctx *c, val *y)
     return ODL_OK;
 }
 
+/* Transpose of a constant (PyTorch's F.pad exports its pads through one). */
+static odl_status const_transpose(ctx *c, val *x, val *y)
+{
+    int64_t perm[MAXR];
+    int np;
+    odl_status s = attr_ints(c, "perm", perm, MAXR, &np);
+    if (s != ODL_OK)
+        return s;
+    if (np < 0) /* default: reverse the axes */
+        for (np = 0; np < x->rank; np++)
+            perm[np] = x->rank - 1 - np;
+    if (np != x->rank)
+        return nfail(c, ODL_ERR_FORMAT, "perm has %d axes for a rank-%d tensor", np, x->rank);
+    int seen[MAXR] = {0};
+    int64_t od[MAXR] = {0};
+    for (int k = 0; k < np; k++) {
+        if (perm[k] < 0 || perm[k] >= x->rank || seen[perm[k]])
+            return nfail(c, ODL_ERR_ARG, "perm is not a permutation");
+        seen[perm[k]] = 1;
+        od[k] = x->dims[perm[k]];
+    }
+    if ((s = new_const(c, y, x->is_int, x->rank, od)) != ODL_OK)
+        return s;
+    size_t xs[MAXR];
+    size_t acc = 1;
+    for (int k = x->rank - 1; k >= 0; k--) {
+        xs[k] = acc;
+        acc *= (size_t)x->dims[k];
+    }
+    int64_t idx[MAXR] = {0};
+    for (size_t e = 0; e < y->count; e++) {
+        size_t src = 0;
+        for (int k = 0; k < np; k++)
+            src += (size_t)idx[k] * xs[perm[k]];
+        if (x->is_int)
+            y->i[e] = x->i[src];
+        else
+            y->f[e] = x->f[src];
+        for (int k = np - 1; k >= 0; k--) {
+            if (++idx[k] < od[k])
+                break;
+            idx[k] = 0;
+        }
+    }
+    return ODL_OK;
+}
+
 /* Nodes all of whose inputs are constants. Returns ODL_ERR_NOT_FOUND (no
  * message) when the operator is not one evaluated here. */
 static odl_status eval_const(ctx *c, const char *op)
@@ -1217,6 +1264,8 @@ static odl_status eval_const(ctx *c, const char *op)
     }
     if (!strcmp(op, "Concat"))
         return const_concat(c, y);
+    if (!strcmp(op, "Transpose"))
+        return const_transpose(c, x, y);
     if (!strcmp(op, "Slice"))
         return const_slice(c, x, y);
     if (!strcmp(op, "Add") || !strcmp(op, "Sub") || !strcmp(op, "Mul") || !strcmp(op, "Div")) {
@@ -1817,10 +1866,8 @@ static odl_status lower_concat(ctx *c)
     if ((s = check_attrs(c, "axis")) != ODL_OK || (s = attr_int(c, "axis", 1, &axis)) != ODL_OK)
         return s;
     int ni = n_inputs(c->node);
-    if (ni < 1 || ni > ODL_NODE_MAX_IN)
-        return nfail(c, ODL_ERR_UNSUPPORTED, "%d inputs (odl concatenates 1 to %d)", ni, ODL_NODE_MAX_IN);
-    odl_node_desc nd = node_defaults(ODL_LAYER_CONCAT);
-    nd.n_in = ni;
+    if (ni < 1)
+        return nfail(c, ODL_ERR_FORMAT, "no inputs");
     val *v0 = NULL;
     int64_t od[4] = {0};
     for (int k = 0; k < ni; k++) {
@@ -1842,13 +1889,45 @@ static odl_status lower_concat(ctx *c)
             if (v->dims[a] != v0->dims[a])
                 return nfail(c, ODL_ERR_SHAPE, "inputs differ in dimension %d", a);
         od[1] += v->dims[1];
-        nd.in[k] = v->t;
+        if (od[1] > INT32_MAX)
+            return nfail(c, ODL_ERR_SHAPE, "too many channels");
     }
-    if (od[1] > INT32_MAX)
-        return nfail(c, ODL_ERR_SHAPE, "too many channels");
     if ((s = output(c, 0, &y)) != ODL_OK)
         return s;
-    return emit(c, &nd, NULL, 0, NULL, 0, y, v0->rank, od);
+    /* more inputs than one odl node takes: concatenations chained (exact:
+     * channels are only copied), the partial results named <output>/partN */
+    int done = 0, part = 0;
+    int32_t prev = -1;
+    int64_t prev_c = 0;
+    while (done < ni) {
+        odl_node_desc nd = node_defaults(ODL_LAYER_CONCAT);
+        int k = 0;
+        int64_t ch = 0;
+        if (prev >= 0) {
+            nd.in[k++] = prev;
+            ch = prev_c;
+        }
+        for (; k < ODL_NODE_MAX_IN && done < ni; done++) {
+            val *v;
+            input(c, done, &v);
+            nd.in[k++] = v->t;
+            ch += v->dims[1];
+        }
+        nd.n_in = k;
+        od[1] = ch;
+        if (done == ni)
+            return emit(c, &nd, NULL, 0, NULL, 0, y, v0->rank, od);
+        char nm[512];
+        snprintf(nm, sizeof nm, "%.480s/part%d", y->name, part++);
+        val tmp;
+        memset(&tmp, 0, sizeof tmp);
+        tmp.name = nm;
+        if ((s = emit(c, &nd, NULL, 0, NULL, 0, &tmp, v0->rank, od)) != ODL_OK)
+            return s;
+        prev = tmp.t;
+        prev_c = ch;
+    }
+    return ODL_OK;
 }
 
 static odl_status lower_pad(ctx *c)

@@ -1,10 +1,12 @@
 /* Host-only POSIX I/O: whole-file reads into aligned buffers and an atomic
- * file writer (PATH.tmp, fsync, rename, fsync of the directory). */
+ * file writer (a new uniquely named temporary file beside PATH, fsync, rename,
+ * fsync of the directory). */
 #define _POSIX_C_SOURCE 200809L
 
 #include "odl/posix_io.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #if defined(__GNUC__)
@@ -169,34 +172,6 @@ static odl_status posix_write(void *ctx, const void *data, size_t n)
     return ODL_OK;
 }
 
-odl_status odl_posix_writer_open(odl_posix_file *f, odl_writer *w, const char *path, odl_diag *d)
-{
-    if (!f || !w || !path || !*path)
-        return failf(d, ODL_ERR_ARG, "odl_posix_writer_open: NULL or empty argument");
-    memset(f, 0, sizeof *f);
-    f->fd = -1;
-    memset(w, 0, sizeof *w);
-    size_t n = strlen(path);
-    if (n >= sizeof f->path || n + 4 >= sizeof f->tmp_path)
-        return failf(d, ODL_ERR_ARG, "%s: path too long (max %zu bytes)", path,
-                     sizeof f->path - 1);
-    memcpy(f->path, path, n + 1);
-    memcpy(f->tmp_path, path, n);
-    memcpy(f->tmp_path + n, ".tmp", 5);
-
-    int fd;
-    do {
-        fd = open(f->tmp_path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
-    } while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return errno_fail(d, f->tmp_path, errno);
-    f->fd = fd;
-    w->write = posix_write;
-    w->ctx = f;
-    w->offset = 0;
-    return ODL_OK;
-}
-
 /* The directory holding `path` ("." for a bare name). */
 static void dir_of(const char *path, char *out, size_t cap)
 {
@@ -214,6 +189,163 @@ static void dir_of(const char *path, char *out, size_t cap)
     out[n] = '\0';
 }
 
+/* 64 unpredictable bits for a temporary name: the kernel's random source,
+ * else the clock, the pid and a counter (still unique; O_EXCL keeps it safe). */
+static uint64_t tmp_random(void)
+{
+    static unsigned counter;
+    uint64_t r = 0;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t k = read(fd, &r, sizeof r);
+        close(fd);
+        if (k == (ssize_t)sizeof r)
+            return r;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    r = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)ts.tv_sec << 20 ^
+        (uint64_t)getpid() << 40 ^ (uint64_t)++counter;
+    return r;
+}
+
+/* The temporary files of writers still open, so that a process ending on a
+ * signal can remove them (odl_posix_remove_pending). Lock-free slots: a
+ * writer beyond the last slot is simply not cleaned up on a signal. */
+#define PENDING_MAX 32
+static _Atomic(const char *) pending[PENDING_MAX];
+
+static void pending_add(const char *tmp)
+{
+    for (int i = 0; i < PENDING_MAX; i++) {
+        const char *expected = NULL;
+        if (atomic_compare_exchange_strong(&pending[i], &expected, tmp))
+            return;
+    }
+}
+
+static void pending_remove(const char *tmp)
+{
+    for (int i = 0; i < PENDING_MAX; i++) {
+        const char *expected = tmp;
+        if (atomic_compare_exchange_strong(&pending[i], &expected, NULL))
+            return;
+    }
+}
+
+void odl_posix_remove_pending(void)
+{
+    for (int i = 0; i < PENDING_MAX; i++) {
+        const char *p = atomic_load(&pending[i]);
+        if (p)
+            unlink(p);
+    }
+}
+
+/* Refuses an existing PATH that is not a regular file: a symlink is never
+ * followed or replaced, a device or a directory never replaced. */
+static odl_status check_replaceable(const char *path, odl_diag *d)
+{
+    struct stat sb;
+    if (lstat(path, &sb) != 0) {
+        if (errno == ENOENT)
+            return ODL_OK;
+        return errno_fail(d, path, errno);
+    }
+    if (S_ISREG(sb.st_mode))
+        return ODL_OK;
+    const char *what = S_ISLNK(sb.st_mode)   ? "a symbolic link"
+                       : S_ISDIR(sb.st_mode) ? "a directory"
+                       : S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode) ? "a device"
+                       : S_ISFIFO(sb.st_mode) ? "a pipe"
+                                              : "not a regular file";
+    return failf(d, ODL_ERR_IO, "%s exists and is %s: refusing to replace it (outputs are written "
+                 "only as regular files)", path, what);
+}
+
+/* Creates a new temporary file beside PATH: "PATH.<16 hex>.tmp", opened with
+ * O_EXCL|O_NOFOLLOW so that nothing planted there (a file, a symlink) is used. */
+static int open_tmp_beside(const char *path, char *tmp, size_t cap, odl_diag *d)
+{
+    for (int attempt = 0; attempt < 16; attempt++) {
+        int n = snprintf(tmp, cap, "%s.%016llx.tmp", path, (unsigned long long)tmp_random());
+        if (n < 0 || (size_t)n >= cap) {
+            failf(d, ODL_ERR_ARG, "%s: path too long", path);
+            return -1;
+        }
+        int fd;
+        do {
+            fd = open(tmp, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+        } while (fd < 0 && errno == EINTR);
+        if (fd >= 0)
+            return fd;
+        if (errno != EEXIST) {
+            errno_fail(d, tmp, errno);
+            return -1;
+        }
+    }
+    failf(d, ODL_ERR_IO, "%s: cannot create a unique temporary file beside it", path);
+    return -1;
+}
+
+odl_status odl_posix_output_check(const char *path, odl_diag *d)
+{
+    if (!path || !*path)
+        return failf(d, ODL_ERR_ARG, "odl_posix_output_check: NULL or empty path");
+    size_t n = strlen(path);
+    if (n >= sizeof ((odl_posix_file *)0)->path || path[n - 1] == '/')
+        return failf(d, ODL_ERR_ARG, "%s: not a file name (too long or ends with '/')", path);
+    odl_status st = check_replaceable(path, d);
+    if (st != ODL_OK)
+        return st;
+    char dir[1024];
+    dir_of(path, dir, sizeof dir);
+    struct stat sb;
+    if (stat(dir, &sb) != 0)
+        return failf(d, errno == ENOENT ? ODL_ERR_NOT_FOUND : ODL_ERR_IO,
+                     "%s: cannot write here: directory %s: %s", path, dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return failf(d, ODL_ERR_IO, "%s: cannot write here: %s is not a directory", path, dir);
+    /* the only reliable test (root, read-only mounts, ACLs): make a file */
+    char tmp[1100];
+    int fd = open_tmp_beside(path, tmp, sizeof tmp, d);
+    if (fd < 0) {
+        int e = errno;
+        return failf(d, ODL_ERR_IO, "%s: cannot write in directory %s: %s", path, dir, strerror(e));
+    }
+    close(fd);
+    unlink(tmp);
+    return ODL_OK;
+}
+
+odl_status odl_posix_writer_open(odl_posix_file *f, odl_writer *w, const char *path, odl_diag *d)
+{
+    if (!f || !w || !path || !*path)
+        return failf(d, ODL_ERR_ARG, "odl_posix_writer_open: NULL or empty argument");
+    memset(f, 0, sizeof *f);
+    f->fd = -1;
+    memset(w, 0, sizeof *w);
+    size_t n = strlen(path);
+    if (n >= sizeof f->path || n + 22 >= sizeof f->tmp_path)
+        return failf(d, ODL_ERR_ARG, "%s: path too long (max %zu bytes)", path,
+                     sizeof f->path - 1);
+    memcpy(f->path, path, n + 1);
+    odl_status st = check_replaceable(path, d);
+    if (st != ODL_OK)
+        return st;
+    int fd = open_tmp_beside(path, f->tmp_path, sizeof f->tmp_path, d);
+    if (fd < 0) {
+        f->tmp_path[0] = '\0';
+        return d ? d->status : ODL_ERR_IO;
+    }
+    f->fd = fd;
+    pending_add(f->tmp_path);
+    w->write = posix_write;
+    w->ctx = f;
+    w->offset = 0;
+    return ODL_OK;
+}
+
 odl_status odl_posix_writer_commit(odl_posix_file *f, odl_diag *d)
 {
     if (!f)
@@ -223,6 +355,7 @@ odl_status odl_posix_writer_commit(odl_posix_file *f, odl_diag *d)
                      f->path);
     int fd = f->fd;
     f->fd = -1;
+    pending_remove(f->tmp_path); /* from here on, every path below removes it */
     int r;
     do {
         r = fsync(fd);
@@ -237,6 +370,13 @@ odl_status odl_posix_writer_commit(odl_posix_file *f, odl_diag *d)
         int e = errno;
         unlink(f->tmp_path);
         return failf(d, ODL_ERR_IO, "%s: close failed: %s", f->tmp_path, strerror(e));
+    }
+    /* the target may have been replaced meanwhile: still never over a
+     * symlink, a device or a directory (rename would replace the link) */
+    odl_status chk = check_replaceable(f->path, d);
+    if (chk != ODL_OK) {
+        unlink(f->tmp_path);
+        return chk;
     }
     if (rename(f->tmp_path, f->path) != 0) {
         int e = errno;
@@ -272,6 +412,7 @@ void odl_posix_writer_abort(odl_posix_file *f)
         return;
     close(f->fd);
     f->fd = -1;
+    pending_remove(f->tmp_path);
     unlink(f->tmp_path);
 }
 

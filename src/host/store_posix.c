@@ -1,7 +1,10 @@
 /* Host-only port of the version store (include/odl/store.h, HOST ONLY part):
- * one file per region in a directory, each rewritten atomically through the
- * POSIX atomic writer (PATH.tmp, fsync, rename, fsync of the directory). */
-#define _POSIX_C_SOURCE 200809L
+ * one file per region in a directory, each rewritten atomically (an
+ * exclusively created temporary file, fsync, rename, fsync of the directory).
+ * Every file is reached through the directory's descriptor and never through
+ * a symlink; a lock on DIR/LOCK keeps a second process out for the whole
+ * read-modify-write of a commit or a rollback. */
+#define _GNU_SOURCE /* O_DIRECTORY, O_NOFOLLOW, flock */
 
 #include "odl/store.h"
 #include "odl/posix_io.h"
@@ -11,163 +14,316 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
 #define STORE_FILE "STORE"
+#define LOCK_FILE "LOCK"
 #define POSIX_SLOT_BYTES 0xFFFFFFF0u
+#define READ_AHEAD (1u << 20) /* region files are read in blocks of this size */
 
-typedef struct open_file {
-    odl_posix_file f;
-    odl_writer w;
-} open_file;
-
-static int region_path(const odl_store_posix *p, uint32_t r, char *out, size_t cap)
+static void region_name(uint32_t r, char *out, size_t cap)
 {
-    int n;
     if (r < 2)
-        n = snprintf(out, cap, "%s/head-%c.odls", p->dir, r ? 'b' : 'a');
+        snprintf(out, cap, "head-%c.odls", r ? 'b' : 'a');
     else
-        n = snprintf(out, cap, "%s/slot-%02u.odls", p->dir, (unsigned)(r - 2));
-    return n > 0 && (size_t)n < cap;
+        snprintf(out, cap, "slot-%02u.odls", (unsigned)(r - 2));
 }
 
-static odl_status px_read(void *ctx, uint32_t r, uint32_t off, void *buf, uint32_t n)
+static int do_fsync(const odl_store_posix *p, int fd)
 {
-    odl_store_posix *p = ctx;
-    char path[1100];
-    if (!region_path(p, r, path, sizeof path))
-        return ODL_ERR_ARG;
+    int r;
+    do {
+        r = p->sys_fsync ? p->sys_fsync(fd) : fsync(fd);
+    } while (r != 0 && errno == EINTR);
+    return r;
+}
+
+/* Opens a store file for reading: never through a symlink, never a FIFO or a
+ * device (O_NONBLOCK keeps a planted FIFO from hanging the open). */
+static int open_regular(int dir_fd, const char *name, struct stat *sb)
+{
     int fd;
     do {
-        fd = open(path, O_RDONLY | O_CLOEXEC);
+        fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     } while (fd < 0 && errno == EINTR);
     if (fd < 0)
-        return errno == ENOENT ? ODL_ERR_NOT_FOUND : ODL_ERR_IO;
-    odl_status st = ODL_OK;
-    uint8_t *q = buf;
-    uint64_t pos = off;
+        return -1;
+    if (fstat(fd, sb) != 0 || !S_ISREG(sb->st_mode)) {
+        close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    return fd;
+}
+
+static void cache_drop(odl_store_posix *p)
+{
+    if (p->cache_fd >= 0)
+        close(p->cache_fd);
+    p->cache_fd = -1;
+    p->cache_region = -1;
+    p->cache_len = 0;
+    p->cache_off = 0;
+    p->cache_size = 0;
+}
+
+static odl_status pread_all(int fd, uint8_t *q, uint32_t n, uint64_t pos)
+{
     while (n > 0) {
         ssize_t k = pread(fd, q, n, (off_t)pos);
         if (k < 0) {
             if (errno == EINTR)
                 continue;
-            st = ODL_ERR_IO;
-            break;
+            return ODL_ERR_IO;
         }
-        if (k == 0) {
-            st = ODL_ERR_TRUNCATED;
-            break;
-        }
+        if (k == 0)
+            return ODL_ERR_TRUNCATED;
         q += k;
         pos += (uint64_t)k;
         n -= (uint32_t)k;
     }
-    close(fd);
-    return st;
+    return ODL_OK;
+}
+
+/* Reads through a read-ahead block of the region's file, which stays open
+ * while the core reads the same region (a record is read header, trailer,
+ * payload in small pieces). The length is checked against the file's size
+ * first: a short file is ODL_ERR_TRUNCATED without reading it. */
+static odl_status px_read(void *ctx, uint32_t r, uint32_t off, void *buf, uint32_t n)
+{
+    odl_store_posix *p = ctx;
+    if (p->cache_region != (int32_t)r) {
+        cache_drop(p);
+        char name[32];
+        region_name(r, name, sizeof name);
+        struct stat sb;
+        int fd = open_regular(p->dir_fd, name, &sb);
+        if (fd < 0) {
+            if (errno == ENOENT)
+                return ODL_ERR_NOT_FOUND;
+            const int refused = errno == ELOOP || errno == EINVAL;
+            odl_fail(&p->last_error, ODL_ERR_IO, "%s/%s: cannot read it: %s", p->dir, name,
+                     errno == ELOOP ? "a symlink (store files are never followed)"
+                     : errno == EINVAL ? "not a regular file"
+                                       : strerror(errno));
+            return refused ? ODL_ERR_UNSUPPORTED : ODL_ERR_IO;
+        }
+        p->cache_fd = fd;
+        p->cache_region = (int32_t)r;
+        p->cache_size = (uint64_t)sb.st_size;
+    }
+    if ((uint64_t)off + n > p->cache_size)
+        return ODL_ERR_TRUNCATED;
+    uint8_t *q = buf;
+    uint64_t pos = off;
+    while (n > 0) {
+        if (pos >= p->cache_off && pos < p->cache_off + p->cache_len) {
+            uint64_t k = p->cache_off + p->cache_len - pos;
+            if (k > n)
+                k = n;
+            memcpy(q, (uint8_t *)p->cache + (pos - p->cache_off), (size_t)k);
+            q += k;
+            pos += k;
+            n -= (uint32_t)k;
+            continue;
+        }
+        if (n >= READ_AHEAD) /* large reads go straight to the caller */
+            return pread_all(p->cache_fd, q, n, pos);
+        if (!p->cache && !(p->cache = malloc(READ_AHEAD)))
+            return ODL_ERR_NOMEM;
+        uint64_t want = p->cache_size - pos;
+        if (want > READ_AHEAD)
+            want = READ_AHEAD;
+        p->cache_len = 0;
+        odl_status st = pread_all(p->cache_fd, p->cache, (uint32_t)want, pos);
+        if (st != ODL_OK)
+            return st;
+        p->cache_off = pos;
+        p->cache_len = (uint32_t)want;
+    }
+    return ODL_OK;
 }
 
 static void px_abort(odl_store_posix *p)
 {
-    open_file *of = p->file;
-    if (of) {
-        odl_posix_writer_abort(&of->f);
-        free(of);
+    if (p->write_fd >= 0) {
+        close(p->write_fd);
+        char name[48];
+        region_name((uint32_t)p->open_region, name, sizeof name - 4);
+        strcat(name, ".tmp");
+        unlinkat(p->dir_fd, name, 0);
     }
-    p->file = NULL;
+    p->write_fd = -1;
     p->open_region = -1;
     p->offset = 0;
+}
+
+/* Creates DIR/NAME.tmp exclusively, never through a symlink. A name already
+ * there (a stale temporary file, or a planted link) is removed first: unlink
+ * removes the link itself, not what it points to. */
+static int create_tmp(odl_store_posix *p, const char *tmp)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int fd;
+        do {
+            fd = openat(p->dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        } while (fd < 0 && errno == EINTR);
+        if (fd >= 0 || errno != EEXIST || attempt)
+            return fd;
+        if (unlinkat(p->dir_fd, tmp, 0) != 0)
+            return -1;
+    }
+    return -1;
 }
 
 static odl_status px_begin(void *ctx, uint32_t r)
 {
     odl_store_posix *p = ctx;
-    char path[1100];
     px_abort(p);
-    if (!region_path(p, r, path, sizeof path))
-        return ODL_ERR_ARG;
-    open_file *of = calloc(1, sizeof *of);
-    if (!of)
-        return ODL_ERR_NOMEM;
-    odl_status st = odl_posix_writer_open(&of->f, &of->w, path, &p->last_error);
-    if (st != ODL_OK) {
-        free(of);
-        return st;
-    }
-    p->file = of;
+    if (p->read_only)
+        return odl_fail(&p->last_error, ODL_ERR_IO,
+                        "store %s is read-only here (its %s file could not be opened for writing)",
+                        p->dir, LOCK_FILE);
+    if (p->cache_region == (int32_t)r)
+        cache_drop(p);
+    char tmp[48];
+    region_name(r, tmp, sizeof tmp - 4);
+    strcat(tmp, ".tmp");
+    int fd = create_tmp(p, tmp);
+    if (fd < 0)
+        return odl_fail(&p->last_error, ODL_ERR_IO, "%s/%s: cannot create it: %s", p->dir, tmp,
+                        strerror(errno));
+    p->write_fd = fd;
     p->open_region = (int32_t)r;
     p->offset = 0;
+    return ODL_OK;
+}
+
+static odl_status write_all(int fd, const void *buf, size_t n)
+{
+    const uint8_t *q = buf;
+    while (n > 0) {
+        ssize_t k = write(fd, q, n);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            return ODL_ERR_IO;
+        }
+        q += k;
+        n -= (size_t)k;
+    }
     return ODL_OK;
 }
 
 static odl_status px_write(void *ctx, uint32_t r, uint32_t off, const void *buf, uint32_t n)
 {
     odl_store_posix *p = ctx;
-    open_file *of = p->file;
-    if (!of || p->open_region != (int32_t)r || off != p->offset)
+    if (p->write_fd < 0 || p->open_region != (int32_t)r || off != p->offset)
         return odl_fail(&p->last_error, ODL_ERR_STATE,
                         "store: region %u written out of order", (unsigned)r);
-    odl_status st = of->w.write(of->w.ctx, buf, n);
-    if (st != ODL_OK) {
-        odl_fail(&p->last_error, st, "%s: write failed: %s", of->f.tmp_path, strerror(errno));
+    if (write_all(p->write_fd, buf, n) != ODL_OK) {
+        odl_fail(&p->last_error, ODL_ERR_IO, "%s: write to a temporary file failed: %s", p->dir,
+                 strerror(errno));
         px_abort(p);
-        return st;
+        return ODL_ERR_IO;
     }
     p->offset += n;
     return ODL_OK;
 }
 
+/* fsync the temporary file, rename it over the region's file, fsync the
+ * directory. Before the rename the region's file is the old one; after it,
+ * the new one, but only the directory fsync makes that survive a power cut:
+ * when that fails, the store does not know which one the medium will hold. */
 static odl_status px_commit(void *ctx, uint32_t r)
 {
     odl_store_posix *p = ctx;
-    open_file *of = p->file;
-    if (!of || p->open_region != (int32_t)r)
+    if (p->write_fd < 0 || p->open_region != (int32_t)r)
         return odl_fail(&p->last_error, ODL_ERR_STATE, "store: region %u committed before begin",
                         (unsigned)r);
-    odl_status st = odl_posix_writer_commit(&of->f, &p->last_error);
-    free(of);
-    p->file = NULL;
+    char name[48], tmp[56];
+    region_name(r, name, sizeof name - 4);
+    snprintf(tmp, sizeof tmp, "%s.tmp", name);
+    int fd = p->write_fd;
+    p->write_fd = -1;
     p->open_region = -1;
     p->offset = 0;
-    return st;
+    if (do_fsync(p, fd) != 0) {
+        int e = errno;
+        close(fd);
+        unlinkat(p->dir_fd, tmp, 0);
+        return odl_fail(&p->last_error, ODL_ERR_IO, "%s/%s: fsync failed: %s", p->dir, tmp,
+                        strerror(e));
+    }
+    if (close(fd) != 0 && errno != EINTR) {
+        int e = errno;
+        unlinkat(p->dir_fd, tmp, 0);
+        return odl_fail(&p->last_error, ODL_ERR_IO, "%s/%s: close failed: %s", p->dir, tmp,
+                        strerror(e));
+    }
+    if (p->cache_region == (int32_t)r)
+        cache_drop(p);
+    if (renameat(p->dir_fd, tmp, p->dir_fd, name) != 0) {
+        int e = errno;
+        unlinkat(p->dir_fd, tmp, 0);
+        return odl_fail(&p->last_error, ODL_ERR_IO, "%s/%s: cannot rename %s over it: %s", p->dir,
+                        name, tmp, strerror(e));
+    }
+    /* some file systems cannot fsync a directory (EINVAL): nothing to do */
+    if (do_fsync(p, p->dir_fd) != 0 && errno != EINVAL && errno != EROFS)
+        return odl_fail(&p->last_error, ODL_ERR_IO,
+                        "%s/%s: renamed into place, but fsync of the directory failed: %s", p->dir,
+                        name, strerror(errno));
+    return ODL_OK;
 }
 
-static odl_status write_store_file(const char *path, uint32_t n_slots, uint32_t slot_bytes,
+/* DIR/STORE, written once when the store is created. */
+static odl_status write_store_file(odl_store_posix *p, uint32_t n_slots, uint32_t slot_bytes,
                                    odl_diag *d)
 {
     char text[128];
     int n = snprintf(text, sizeof text, "odl-store 1 slots=%u slot_bytes=%u\n", (unsigned)n_slots,
                      (unsigned)slot_bytes);
-    odl_posix_file f;
-    odl_writer w;
-    odl_status st = odl_posix_writer_open(&f, &w, path, d);
-    if (st != ODL_OK)
-        return st;
-    st = w.write(w.ctx, text, (size_t)n);
-    if (st != ODL_OK) {
-        odl_posix_writer_abort(&f);
-        return odl_fail(d, st, "%s: write failed: %s", path, strerror(errno));
+    int fd = create_tmp(p, STORE_FILE ".tmp");
+    if (fd < 0)
+        return odl_fail(d, ODL_ERR_IO, "%s/%s.tmp: cannot create it: %s", p->dir, STORE_FILE,
+                        strerror(errno));
+    int ok = write_all(fd, text, (size_t)n) == ODL_OK && do_fsync(p, fd) == 0;
+    int e = errno;
+    ok = close(fd) == 0 && ok;
+    if (ok)
+        ok = renameat(p->dir_fd, STORE_FILE ".tmp", p->dir_fd, STORE_FILE) == 0;
+    if (!ok) {
+        e = errno ? errno : e;
+        unlinkat(p->dir_fd, STORE_FILE ".tmp", 0);
+        return odl_fail(d, ODL_ERR_IO, "%s/%s: cannot write it: %s", p->dir, STORE_FILE,
+                        strerror(e));
     }
-    return odl_posix_writer_commit(&f, d);
+    if (do_fsync(p, p->dir_fd) != 0 && errno != EINVAL && errno != EROFS)
+        return odl_fail(d, ODL_ERR_IO, "%s: fsync of the new store's directory failed: %s",
+                        p->dir, strerror(errno));
+    return ODL_OK;
 }
 
-static odl_status read_store_file(const char *path, uint32_t *n_slots, uint32_t *slot_bytes,
-                                  odl_diag *d)
+static odl_status read_store_file(odl_store_posix *p, odl_diag *d)
 {
-    void *buf;
-    size_t len;
-    odl_status st = odl_host_read_file(path, &buf, &len, d);
-    if (st != ODL_OK)
-        return st;
     char text[128];
-    int ok = len > 0 && len < sizeof text;
-    if (ok) {
-        memcpy(text, buf, len);
-        text[len] = '\0';
-    }
-    odl_host_free(buf);
+    struct stat sb;
+    int fd = open_regular(p->dir_fd, STORE_FILE, &sb);
+    if (fd < 0)
+        return odl_fail(d, errno == ENOENT ? ODL_ERR_NOT_FOUND : ODL_ERR_IO,
+                        "%s/%s: cannot read it: %s", p->dir, STORE_FILE,
+                        errno == ELOOP ? "a symlink (store files are never followed)"
+                        : errno == EINVAL ? "not a regular file"
+                                          : strerror(errno));
+    size_t len = sb.st_size > 0 && (uint64_t)sb.st_size < sizeof text ? (size_t)sb.st_size : 0;
+    int ok = len > 0 && pread_all(fd, (uint8_t *)text, (uint32_t)len, 0) == ODL_OK;
+    close(fd);
+    text[ok ? len : 0] = '\0';
     unsigned s = 0, b = 0;
     int used = 0;
     if (ok)
@@ -175,11 +331,110 @@ static odl_status read_store_file(const char *path, uint32_t *n_slots, uint32_t 
              (size_t)used == len && s >= 2 && s <= ODL_STORE_MAX_SLOTS && b >= 512;
     if (!ok)
         return odl_fail(d, ODL_ERR_FORMAT,
-                        "%s: not an odl store description (expected one line 'odl-store 1 "
-                        "slots=N slot_bytes=M')", path);
-    *n_slots = s;
-    *slot_bytes = b;
+                        "%s/%s: not an odl store description (expected one line 'odl-store 1 "
+                        "slots=N slot_bytes=M')", p->dir, STORE_FILE);
+    p->n_slots = s;
+    p->slot_bytes = b;
     return ODL_OK;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int wait_seconds(void)
+{
+    const char *e = getenv("ODL_STORE_WAIT");
+    if (e && *e) {
+        char *end;
+        long v = strtol(e, &end, 10);
+        if (!*end && v >= 0 && v <= 86400)
+            return (int)v;
+    }
+    return ODL_STORE_POSIX_WAIT_S;
+}
+
+/* Takes the lock: exclusive for a writer, shared when the store can only be
+ * read here (a read-only medium). flock is released by the kernel when its
+ * holder exits, however it exits, so a lock is never stale. */
+static odl_status take_lock(odl_store_posix *p, odl_diag *d)
+{
+    int fd, how = LOCK_EX;
+    do {
+        fd = openat(p->dir_fd, LOCK_FILE, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+                    0644);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0 && (errno == EROFS || errno == EACCES)) {
+        p->read_only = 1;
+        how = LOCK_SH;
+        fd = openat(p->dir_fd, LOCK_FILE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT)
+            return ODL_OK; /* nobody can have written it here either */
+    }
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        int e = fd < 0 ? errno : EINVAL;
+        if (fd >= 0)
+            close(fd);
+        return odl_fail(d, ODL_ERR_IO, "%s/%s: cannot open the store's lock file: %s", p->dir,
+                        LOCK_FILE,
+                        e == ELOOP ? "a symlink (store files are never followed)"
+                        : e == EINVAL ? "not a regular file"
+                                      : strerror(e));
+    }
+    const int wait_s = wait_seconds();
+    const double until = now_s() + wait_s;
+    for (;;) {
+        if (flock(fd, how | LOCK_NB) == 0)
+            break;
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            int e = errno;
+            close(fd);
+            return odl_fail(d, ODL_ERR_IO, "%s/%s: cannot lock it: %s", p->dir, LOCK_FILE,
+                            strerror(e));
+        }
+        if (now_s() >= until) {
+            char text[32] = {0};
+            long pid = 0;
+            if (pread(fd, text, sizeof text - 1, 0) > 0)
+                pid = strtol(text, NULL, 10);
+            close(fd);
+            if (pid > 0)
+                return odl_fail(d, ODL_ERR_STATE,
+                                "store %s is in use by pid %ld (waited %d s; ODL_STORE_WAIT=SECONDS "
+                                "waits longer)", p->dir, pid, wait_s);
+            return odl_fail(d, ODL_ERR_STATE,
+                            "store %s is in use by another process (waited %d s; "
+                            "ODL_STORE_WAIT=SECONDS waits longer)", p->dir, wait_s);
+        }
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    p->lock_fd = fd;
+    if (how == LOCK_EX) {
+        char text[32];
+        int n = snprintf(text, sizeof text, "%ld\n", (long)getpid());
+        if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)n, 0) != n) {
+            /* the pid is only for the message of a process that waits */
+        }
+    }
+    return ODL_OK;
+}
+
+/* Temporary files of a writer that was killed: removed under the lock (no
+ * writer is running), by name; a symlink is removed, never followed. */
+static void remove_stale_tmps(odl_store_posix *p)
+{
+    char name[48];
+    unlinkat(p->dir_fd, STORE_FILE ".tmp", 0);
+    for (uint32_t r = 0; r < ODL_STORE_MAX_SLOTS + 2; r++) {
+        region_name(r, name, sizeof name - 4);
+        strcat(name, ".tmp");
+        unlinkat(p->dir_fd, name, 0);
+    }
 }
 
 odl_status odl_store_posix_io(odl_store_posix *p, odl_store_io *io, const char *dir,
@@ -190,6 +445,8 @@ odl_status odl_store_posix_io(odl_store_posix *p, odl_store_io *io, const char *
     memset(p, 0, sizeof *p);
     memset(io, 0, sizeof *io);
     p->open_region = -1;
+    p->dir_fd = p->lock_fd = p->write_fd = p->cache_fd = -1;
+    p->cache_region = -1;
     size_t n = strlen(dir);
     while (n > 1 && dir[n - 1] == '/')
         n--;
@@ -206,27 +463,42 @@ odl_status odl_store_posix_io(odl_store_posix *p, odl_store_io *io, const char *
         if (errno != ENOENT || keep == 0)
             return odl_fail(d, errno == ENOENT ? ODL_ERR_NOT_FOUND : ODL_ERR_IO,
                             "%s: no such store (%s)", p->dir, strerror(errno));
-        if (mkdir(p->dir, 0755) != 0)
+        if (mkdir(p->dir, 0755) != 0 && errno != EEXIST)
             return odl_fail(d, ODL_ERR_IO, "%s: cannot create the store directory: %s", p->dir,
                             strerror(errno));
     } else if (!S_ISDIR(sb.st_mode)) {
         return odl_fail(d, ODL_ERR_ARG, "%s: not a directory (a store is a directory)", p->dir);
     }
-    char path[1100];
-    snprintf(path, sizeof path, "%s/%s", p->dir, STORE_FILE);
-    odl_status st;
-    if (access(path, F_OK) != 0) {
-        if (keep == 0)
-            return odl_fail(d, ODL_ERR_NOT_FOUND,
-                            "%s: not an odl store (no %s file; a store is created by committing "
-                            "a first version)", p->dir, STORE_FILE);
-        st = write_store_file(path, keep + 1, POSIX_SLOT_BYTES, d);
-        if (st != ODL_OK)
-            return st;
+    do {
+        p->dir_fd = open(p->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    } while (p->dir_fd < 0 && errno == EINTR);
+    if (p->dir_fd < 0)
+        return odl_fail(d, ODL_ERR_IO, "%s: cannot open the store directory: %s", p->dir,
+                        strerror(errno));
+    odl_status st = ODL_OK;
+    if (keep == 0 && fstatat(p->dir_fd, STORE_FILE, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+        st = odl_fail(d, ODL_ERR_NOT_FOUND,
+                      "%s: not an odl store (no %s file; a store is created by committing a first "
+                      "version)", p->dir, STORE_FILE);
+    if (st == ODL_OK)
+        st = take_lock(p, d);
+    if (st == ODL_OK && !p->read_only)
+        remove_stale_tmps(p);
+    if (st == ODL_OK && fstatat(p->dir_fd, STORE_FILE, &sb, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno != ENOENT || keep == 0)
+            st = odl_fail(d, ODL_ERR_NOT_FOUND, "%s: not an odl store (no %s file)", p->dir,
+                          STORE_FILE);
+        else if (p->read_only)
+            st = odl_fail(d, ODL_ERR_IO, "%s: cannot create a store here (read-only)", p->dir);
+        else
+            st = write_store_file(p, keep + 1, POSIX_SLOT_BYTES, d);
     }
-    st = read_store_file(path, &p->n_slots, &p->slot_bytes, d);
-    if (st != ODL_OK)
+    if (st == ODL_OK)
+        st = read_store_file(p, d);
+    if (st != ODL_OK) {
+        odl_store_posix_close(p);
         return st;
+    }
     io->ctx = p;
     io->n_slots = p->n_slots;
     io->slot_bytes = p->slot_bytes;
@@ -239,10 +511,24 @@ odl_status odl_store_posix_io(odl_store_posix *p, odl_store_io *io, const char *
 
 void odl_store_posix_close(odl_store_posix *p)
 {
-    if (p)
+    if (!p)
+        return;
+    if (p->dir_fd >= 0 || p->write_fd >= 0)
         px_abort(p);
+    cache_drop(p);
+    free(p->cache);
+    p->cache = NULL;
+    if (p->lock_fd >= 0) {
+        if (!p->read_only && ftruncate(p->lock_fd, 0) != 0) {
+            /* a stale pid only shows in the message of a process that waits */
+        }
+        close(p->lock_fd); /* releases the flock */
+    }
+    p->lock_fd = -1;
+    if (p->dir_fd >= 0)
+        close(p->dir_fd);
+    p->dir_fd = -1;
 }
-
 odl_status odl_store_host_open(odl_store_host *h, const char *dir, uint32_t keep, odl_diag *d)
 {
     if (!h)

@@ -1,5 +1,6 @@
 /* libFuzzer target: the host dataset readers (CSV, and IDX images + labels
- * split from one input) on arbitrary file contents. */
+ * split from one input; plain or gzip, a byte order mark, bytes after the
+ * gzip stream) on arbitrary file contents, also under a small memory limit. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
 #include <stdio.h>
@@ -35,6 +36,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t cut = size ? (size_t)data[0] * size / 256 : 0;
     if (size && put(img, data + 1, cut > 0 ? cut - 1 : 0) && put(lab, data + cut, size - cut) &&
         odl_idx_read(img, lab, &ds, &d) == ODL_OK)
+        odl_dataset_free(&ds);
+    /* the loader with a small memory limit (byte 0 picks 256 B .. 32 KiB):
+     * the declared-size, decompression and row limits */
+    odl_data_opts o = odl_data_opts_defaults();
+    o.max_bytes = (size_t)256 << (size ? data[0] & 7 : 0);
+    if (size && odl_data_load(csv, &o, &ds, &d) == ODL_OK)
+        odl_dataset_free(&ds);
+    if (size && odl_data_load(img, &o, &ds, &d) == ODL_OK)
         odl_dataset_free(&ds);
     remove(csv);
     remove(img);

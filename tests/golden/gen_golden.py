@@ -71,8 +71,9 @@ def window_dims_macro(o, name, batch, cin, h, w, cout, oh, ow, kh, kw, sh, sw, p
     o.define(name + "_DIMS",
              "{ .batch = %d, .in_c = %d, .in_h = %d, .in_w = %d, "
              ".out_c = %d, .out_h = %d, .out_w = %d, .k_h = %d, .k_w = %d, "
-             ".stride_h = %d, .stride_w = %d, .pad_h = %d, .pad_w = %d }"
-             % (batch, cin, h, w, cout, oh, ow, kh, kw, sh, sw, ph, pw))
+             ".stride_h = %d, .stride_w = %d, .pad_h = %d, .pad_w = %d, .pad_b = %d, .pad_r = %d, "
+             ".dil_h = 1, .dil_w = 1, .groups = 1, .flags = 0 }"
+             % (batch, cin, h, w, cout, oh, ow, kh, kw, sh, sw, ph, pw, ph, pw))
 
 
 def backward(y, dy, *leaves):

@@ -62,7 +62,7 @@ static const float G_DENSE_DB[5] = {
 };
 
 /* ---- conv_a: conv2d 3->4, 7x6 input, k3x3, stride 1, pad 1 ---- */
-#define G_CONV_A_DIMS { .batch = 2, .in_c = 3, .in_h = 7, .in_w = 6, .out_c = 4, .out_h = 7, .out_w = 6, .k_h = 3, .k_w = 3, .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1 }
+#define G_CONV_A_DIMS { .batch = 2, .in_c = 3, .in_h = 7, .in_w = 6, .out_c = 4, .out_h = 7, .out_w = 6, .k_h = 3, .k_w = 3, .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1, .pad_b = 1, .pad_r = 1, .dil_h = 1, .dil_w = 1, .groups = 1, .flags = 0 }
 static const float G_CONV_A_X[252] = {
     1.29955757, 1.60866046, -0.199451923, -1.22173381, -1.3500973, 0.500144124,
     -0.134363577, -0.944230437, -0.927941144, 1.08113539, -0.179580167, 1.53510356,
@@ -315,7 +315,7 @@ static const float G_CONV_A_DB[4] = {
 };
 
 /* ---- conv_b: conv2d 3->4, 9x8 input, k3x3, stride 2, pad 0 ---- */
-#define G_CONV_B_DIMS { .batch = 2, .in_c = 3, .in_h = 9, .in_w = 8, .out_c = 4, .out_h = 4, .out_w = 3, .k_h = 3, .k_w = 3, .stride_h = 2, .stride_w = 2, .pad_h = 0, .pad_w = 0 }
+#define G_CONV_B_DIMS { .batch = 2, .in_c = 3, .in_h = 9, .in_w = 8, .out_c = 4, .out_h = 4, .out_w = 3, .k_h = 3, .k_w = 3, .stride_h = 2, .stride_w = 2, .pad_h = 0, .pad_w = 0, .pad_b = 0, .pad_r = 0, .dil_h = 1, .dil_w = 1, .groups = 1, .flags = 0 }
 static const float G_CONV_B_X[432] = {
     -0.0204120521, -1.06214571, 1.01523066, 0.531510174, 1.05456293, -0.381655157,
     -0.380148441, 0.791986823, 0.0514929593, 0.483691245, 0.313803107, -1.87942851,
@@ -548,7 +548,7 @@ static const float G_CONV_B_DB[4] = {
 };
 
 /* ---- conv_c: conv2d 3->4, 7x6 input, k3x2 (kh != kw), stride 1, pad 0 ---- */
-#define G_CONV_C_DIMS { .batch = 2, .in_c = 3, .in_h = 7, .in_w = 6, .out_c = 4, .out_h = 5, .out_w = 5, .k_h = 3, .k_w = 2, .stride_h = 1, .stride_w = 1, .pad_h = 0, .pad_w = 0 }
+#define G_CONV_C_DIMS { .batch = 2, .in_c = 3, .in_h = 7, .in_w = 6, .out_c = 4, .out_h = 5, .out_w = 5, .k_h = 3, .k_w = 2, .stride_h = 1, .stride_w = 1, .pad_h = 0, .pad_w = 0, .pad_b = 0, .pad_r = 0, .dil_h = 1, .dil_w = 1, .groups = 1, .flags = 0 }
 static const float G_CONV_C_X[252] = {
     1.03501701, 1.24485981, -0.526811063, -0.795194089, 1.45875239, -0.147937581,
     -0.474824905, 1.25728762, 0.472951442, 0.719658971, 1.92357564, 1.10848355,
@@ -745,7 +745,7 @@ static const float G_CONV_C_DB[4] = {
 };
 
 /* ---- conv_d: conv2d 2->3, batch 3, 7x6 input, k3x3, stride 2, pad 1 ---- */
-#define G_CONV_D_DIMS { .batch = 3, .in_c = 2, .in_h = 7, .in_w = 6, .out_c = 3, .out_h = 4, .out_w = 3, .k_h = 3, .k_w = 3, .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1 }
+#define G_CONV_D_DIMS { .batch = 3, .in_c = 2, .in_h = 7, .in_w = 6, .out_c = 3, .out_h = 4, .out_w = 3, .k_h = 3, .k_w = 3, .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1, .pad_b = 1, .pad_r = 1, .dil_h = 1, .dil_w = 1, .groups = 1, .flags = 0 }
 static const float G_CONV_D_X[252] = {
     -0.552201927, -0.490581363, 1.0764817, -0.0217888188, -1.88692284, -0.199873656,
     0.466368467, -0.478687942, -0.187119871, 1.24808753, -2.04749131, -0.137150079,
@@ -904,7 +904,7 @@ static const float G_CONV_D_DB[3] = {
 };
 
 /* ---- dw_a: depthwise (groups = cin) 3 ch, multiplier 2 -> 6, 7x6, k3, stride 1, pad 1 ---- */
-#define G_DW_A_DIMS { .batch = 2, .in_c = 3, .in_h = 7, .in_w = 6, .out_c = 6, .out_h = 7, .out_w = 6, .k_h = 3, .k_w = 3, .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1 }
+#define G_DW_A_DIMS { .batch = 2, .in_c = 3, .in_h = 7, .in_w = 6, .out_c = 6, .out_h = 7, .out_w = 6, .k_h = 3, .k_w = 3, .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1, .pad_b = 1, .pad_r = 1, .dil_h = 1, .dil_w = 1, .groups = 1, .flags = 0 }
 static const float G_DW_A_X[252] = {
     -0.138345987, -0.330590367, 0.0452459417, -0.00935576949, 2.40949798, 1.47815728,
     0.949178636, -0.793834746, -1.30496752, -0.179645225, -0.383116573, -0.715043724,
@@ -1195,7 +1195,7 @@ static const float G_DW_A_DB[6] = {
 };
 
 /* ---- dw_b: depthwise (groups = cin) 3 ch, multiplier 1, 7x6, k3, stride 2, pad 1 ---- */
-#define G_DW_B_DIMS { .batch = 2, .in_c = 3, .in_h = 7, .in_w = 6, .out_c = 3, .out_h = 4, .out_w = 3, .k_h = 3, .k_w = 3, .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1 }
+#define G_DW_B_DIMS { .batch = 2, .in_c = 3, .in_h = 7, .in_w = 6, .out_c = 3, .out_h = 4, .out_w = 3, .k_h = 3, .k_w = 3, .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1, .pad_b = 1, .pad_r = 1, .dil_h = 1, .dil_w = 1, .groups = 1, .flags = 0 }
 static const float G_DW_B_X[252] = {
     0.784217417, 0.444795609, 0.0330497436, -0.151835397, -0.575699389, -0.348181039,
     0.864144802, -0.990261018, -1.06024837, 0.0843015537, 0.331464231, 0.415523261,
@@ -1334,7 +1334,7 @@ static const float G_DW_B_DB[3] = {
 };
 
 /* ---- maxpool_a: max_pool2d k2 stride 2, 7x7 input (floor drops the last row/col) ---- */
-#define G_MAXPOOL_A_DIMS { .batch = 2, .in_c = 3, .in_h = 7, .in_w = 7, .out_c = 3, .out_h = 3, .out_w = 3, .k_h = 2, .k_w = 2, .stride_h = 2, .stride_w = 2, .pad_h = 0, .pad_w = 0 }
+#define G_MAXPOOL_A_DIMS { .batch = 2, .in_c = 3, .in_h = 7, .in_w = 7, .out_c = 3, .out_h = 3, .out_w = 3, .k_h = 2, .k_w = 2, .stride_h = 2, .stride_w = 2, .pad_h = 0, .pad_w = 0, .pad_b = 0, .pad_r = 0, .dil_h = 1, .dil_w = 1, .groups = 1, .flags = 0 }
 static const float G_MAXPOOL_A_X[294] = {
     -0.0619171932, 0.370217234, 1.1677196, 0.734005511, -0.547041953, -0.529861808,
     -0.895629048, -0.480543107, 0.109903894, -0.63054812, -0.230367631, -0.398404092,
@@ -1461,7 +1461,7 @@ static const float G_MAXPOOL_A_DX[294] = {
 };
 
 /* ---- maxpool_b: max_pool2d k3 stride 2 pad 1 (padding = -inf), 7x6 input ---- */
-#define G_MAXPOOL_B_DIMS { .batch = 2, .in_c = 3, .in_h = 7, .in_w = 6, .out_c = 3, .out_h = 4, .out_w = 3, .k_h = 3, .k_w = 3, .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1 }
+#define G_MAXPOOL_B_DIMS { .batch = 2, .in_c = 3, .in_h = 7, .in_w = 6, .out_c = 3, .out_h = 4, .out_w = 3, .k_h = 3, .k_w = 3, .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1, .pad_b = 1, .pad_r = 1, .dil_h = 1, .dil_w = 1, .groups = 1, .flags = 0 }
 static const float G_MAXPOOL_B_X[252] = {
     0.169196144, 0.456855893, -1.02163458, 0.143627971, -0.721340954, 0.728775084,
     0.929805815, -0.46182704, 1.41923869, -0.210702747, 1.49336863, -1.31839192,
@@ -1580,7 +1580,7 @@ static const float G_MAXPOOL_B_DX[252] = {
 };
 
 /* ---- avgpool_a: avg_pool2d k2 stride 2, 7x7 input ---- */
-#define G_AVGPOOL_A_DIMS { .batch = 2, .in_c = 3, .in_h = 7, .in_w = 7, .out_c = 3, .out_h = 3, .out_w = 3, .k_h = 2, .k_w = 2, .stride_h = 2, .stride_w = 2, .pad_h = 0, .pad_w = 0 }
+#define G_AVGPOOL_A_DIMS { .batch = 2, .in_c = 3, .in_h = 7, .in_w = 7, .out_c = 3, .out_h = 3, .out_w = 3, .k_h = 2, .k_w = 2, .stride_h = 2, .stride_w = 2, .pad_h = 0, .pad_w = 0, .pad_b = 0, .pad_r = 0, .dil_h = 1, .dil_w = 1, .groups = 1, .flags = 0 }
 static const float G_AVGPOOL_A_X[294] = {
     -0.866032422, -2.20164633, -1.2418673, -0.221502975, 0.85942632, -1.27436852,
     0.641986787, 0.277192116, 0.241744682, 0.425451458, 0.546832979, -0.839150012,
@@ -1707,7 +1707,7 @@ static const float G_AVGPOOL_A_DX[294] = {
 };
 
 /* ---- avgpool_b: avg_pool2d k3 stride 2 pad 1, count_include_pad=False, 7x6 input ---- */
-#define G_AVGPOOL_B_DIMS { .batch = 2, .in_c = 3, .in_h = 7, .in_w = 6, .out_c = 3, .out_h = 4, .out_w = 3, .k_h = 3, .k_w = 3, .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1 }
+#define G_AVGPOOL_B_DIMS { .batch = 2, .in_c = 3, .in_h = 7, .in_w = 6, .out_c = 3, .out_h = 4, .out_w = 3, .k_h = 3, .k_w = 3, .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1, .pad_b = 1, .pad_r = 1, .dil_h = 1, .dil_w = 1, .groups = 1, .flags = 0 }
 static const float G_AVGPOOL_B_X[252] = {
     0.463495702, -2.59099579, -0.699093938, 1.33240342, -1.11603367, -1.32900584,
     -0.335885882, -0.498656482, -0.219906718, -1.72780228, 0.563067555, -0.888062239,

@@ -33,9 +33,63 @@ int cli_parse_shape(const char *s, int32_t *c, int32_t *h, int32_t *w);
 /* --split: "train" or "test"; prints the error and returns 1 otherwise. */
 int cli_parse_split(const char *s, odl_split *out);
 
+/* Before a command starts work: checks that `path` (given as option `opt`)
+ * can be written (absent or a regular file, its directory exists and takes
+ * a new file) and that it names none of the command's inputs (NULL entries
+ * are skipped). Prints the error; returns 0, or the exit status: 2 when the
+ * output names an input (a usage error), 1 when it cannot be written. */
+int cli_check_output(const char *opt, const char *path, const char *const *inputs, int n_inputs);
+
+/* A private temporary directory (and the one file it may hold) removed if
+ * the tool ends on SIGINT, SIGTERM or SIGHUP; NULLs: none. */
+void cli_cleanup_dir(const char *dir, const char *file);
+/* Installs the handlers that remove pending temporary files on those signals. */
+void cli_install_cleanup(void);
+
+/* A text output built in memory and written atomically at the end (the
+ * shared writer: a new temporary file, never through a symlink or over a
+ * device). Write to `f` with stdio; commit reports any write error. */
+typedef struct cli_outfile {
+    FILE *f;
+    char *buf;
+    size_t len;
+    const char *path;
+} cli_outfile;
+int cli_outfile_open(cli_outfile *o, const char *path);
+/* Returns 0 when the whole text reached `path`; prints the error otherwise. */
+int cli_outfile_commit(cli_outfile *o);
+void cli_outfile_discard(cli_outfile *o);
+
+/* Text from a file (metadata, names) made safe to print: control characters,
+ * DEL and bytes that are not valid UTF-8 become \xNN, so it cannot drive the
+ * terminal. `out` is always terminated, cut at a whole character. */
+size_t cli_escape_text(const char *s, char *out, size_t cap);
+/* The tool's memory limit: every model/learner plan and every dataset is
+ * checked against it before anything is allocated. Set by the global
+ * --max-memory SIZE option (main.c); the default fits a laptop. */
+#define CLI_MAX_MEMORY_DEFAULT ((size_t)4 << 30)
+extern size_t cli_max_memory;
+/* Parses a size: a whole number of bytes with an optional K, M, G or T
+ * suffix (powers of 1024), e.g. 512M, 2G. Returns 0 on success. */
+int cli_parse_size(const char *s, size_t *out);
+/* 0 if `bytes` fits the memory limit; otherwise prints
+ * "odl: WHAT needs N bytes, over the memory limit ..." and returns 1. */
+int cli_memory_check(const char *what, size_t bytes);
+/* malloc after cli_memory_check; prints the error and returns NULL on failure. */
+void *cli_alloc(const char *what, size_t bytes);
+
+/* --classes SPEC: 0 if it parses (or is NULL); else prints the error and
+ * returns 1 (callers exit 2: a bad command line). */
+int cli_check_classes(const char *classes);
+
 /* Loads a dataset for a command, printing errors. Returns 0 on success. */
 int cli_load_data(const char *path, odl_split split, odl_split default_split, const char *classes,
                   const char *shape, int32_t limit, odl_dataset *ds);
+
+/* Gives a dataset the model's input shape: flat CSV rows of the right size
+ * are reshaped; any other sample shape prints an error naming both shapes
+ * and returns 1 (data of another shape must never reach the model). */
+int cli_fit_shape(odl_dataset *ds, const odl_model_desc *md, const char *path);
 
 /* A loaded model with its arena (host convenience). */
 typedef struct cli_model {
@@ -48,6 +102,9 @@ typedef struct cli_model {
 } cli_model;
 
 int cli_model_load(const char *path, const odl_model_cfg *cfg, cli_model *cm);
+/* The same from a file's bytes already in memory (odl_host_read_file's or a
+ * store's buffer): cm takes them over, freed by cli_model_free even on failure. */
+int cli_model_from_bytes(const char *name, void *file, size_t len, const odl_model_cfg *cfg, cli_model *cm);
 void cli_model_free(cli_model *cm);
 
 /* Progress reporting: a bar on a terminal, plain lines otherwise. */

@@ -116,6 +116,12 @@ int cmd_adapt(int argc, char **argv)
         cli_error("adapt: BASE.odl, --data and -o are required (see odl adapt --help)");
         return 2;
     }
+    {
+        const char *ins[] = {model, data, from};
+        int orc = cli_check_output("-o", out, ins, 3);
+        if (orc)
+            return orc;
+    }
     strat_kind kind;
     if (strat_kind_parse(strategy, &kind)) {
         cli_error("--strategy: unknown strategy '%s' (naive, replay, ewc, lwf, full, ncm, slda)", strategy);
@@ -160,6 +166,8 @@ int cmd_adapt(int argc, char **argv)
     icfg.max_batch = 8;
     icfg.frozen_weights_in_place = 1;
     cli_model cm;
+    if (cli_check_classes(classes))
+        return 2;
     if (cli_model_load(model, &icfg, &cm))
         return 1;
     /* a model adapted before carries its learner state: go on from it */
@@ -213,22 +221,23 @@ int cmd_adapt(int argc, char **argv)
         cli_model_free(&cm);
         return 1;
     }
-    if (shift)
+    /* the model's sample shape first: a translate shift moves pixels of that shape */
+    int rc = cli_fit_shape(&user, &cm.desc, data);
+    if (!rc && shift)
         odl_dataset_shift(&user, &sh);
-    int rc = 0;
     const int32_t base_classes = odl_model_n_classes(cm.m);
     int32_t n_classes = base_classes;
     for (int32_t k = 0; k < user.n; k++)
         if (user.y[k] + 1 > n_classes)
             n_classes = user.y[k] + 1;
     const size_t in = (size_t)cm.desc.in_c * cm.desc.in_h * cm.desc.in_w;
-    if ((size_t)user.c * user.h * user.w != in)
-        rc = cli_error("%s: samples have %d values; %s takes %zu", data, (int)(user.c * user.h * user.w), model, in);
-    else if (n_classes > base_classes && !new_classes)
+    if (!rc && n_classes > base_classes && !new_classes)
         rc = cli_error("%s: labels up to %d, but %s has %d classes (add --new-classes to grow the head)", data,
                        (int)n_classes - 1, model, (int)base_classes);
     if (!rc && from)
         rc = cli_load_data(from, ODL_SPLIT_AUTO, ODL_SPLIT_TRAIN, NULL, NULL, 0, &orig);
+    if (!rc && from && cli_fit_shape(&orig, &cm.desc, from))
+        rc = 1;
     if (!rc && from) {
         /* the original data the base knew: its classes only */
         int32_t j = 0;

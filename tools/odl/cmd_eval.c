@@ -69,6 +69,8 @@ int cmd_eval(int argc, char **argv)
     odl_model_cfg cfg = odl_model_cfg_defaults();
     cfg.max_batch = batch;
     cli_model cm;
+    if (cli_check_classes(classes))
+        return 2;
     if (cli_model_load(model, &cfg, &cm))
         return 1;
     odl_dataset ds;
@@ -77,11 +79,10 @@ int cmd_eval(int argc, char **argv)
         return 1;
     }
     /* CSV rows are flat; give them the model's input shape */
-    const odl_model_desc *md = &cm.desc;
-    if (!shape && (ds.c != md->in_c || ds.h != md->in_h || ds.w != md->in_w) &&
-        (size_t)ds.c * ds.h * ds.w == (size_t)md->in_c * md->in_h * md->in_w) {
-        odl_diag d;
-        odl_dataset_reshape(&ds, md->in_c, md->in_h, md->in_w, &d);
+    if (cli_fit_shape(&ds, &cm.desc, data)) {
+        odl_dataset_free(&ds);
+        cli_model_free(&cm);
+        return 1;
     }
     odl_dataset_shift(&ds, &sh);
     cli_eval ev;

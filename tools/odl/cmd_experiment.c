@@ -1,5 +1,6 @@
 /* odl experiment: the standard scenarios of PROTOCOL.md, end to end. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -752,7 +753,7 @@ int cmd_experiment(int argc, char **argv)
     c.s1_per_class = 10;
     c.s1_shift = "gain:0.8,0.1";
     const char *which = NULL, *json = NULL, *report_path = NULL, *v = NULL, *half = NULL;
-    char tmp_json[64] = "";
+    char tmp_json[1100] = "";
     cli_args a = {argc, argv, 1, "experiment"};
     for (; a.i < argc; a.i++) {
         int r;
@@ -806,10 +807,27 @@ int cmd_experiment(int argc, char **argv)
         cli_error("experiment: name a scenario: s1, s2, s3 or all (see odl experiment --help)");
         return 2;
     }
+    /* outputs are checked before the work starts */
+    {
+        const char *ins[] = {c.data, json};
+        int orc = json ? cli_check_output("--json", json, ins, 1) : 0;
+        if (!orc && report_path)
+            orc = cli_check_output("--report", report_path, ins, 2);
+        if (orc)
+            return orc;
+    }
     double t0 = cli_now();
     if (cli_load_data(c.data, ODL_SPLIT_TRAIN, ODL_SPLIT_TRAIN, NULL, NULL, 0, &c.train) ||
         cli_load_data(c.data, ODL_SPLIT_TEST, ODL_SPLIT_TEST, NULL, NULL, 0, &c.test))
         return 1;
+    /* the models are trained on the train split: the test split must have its sample shape */
+    if (c.test.c != c.train.c || c.test.h != c.train.h || c.test.w != c.train.w) {
+        cli_error("%s: test samples are %dx%dx%d; the training samples are %dx%dx%d", c.data, (int)c.test.c,
+                  (int)c.test.h, (int)c.test.w, (int)c.train.c, (int)c.train.h, (int)c.train.w);
+        odl_dataset_free(&c.train);
+        odl_dataset_free(&c.test);
+        return 1;
+    }
     if (half) {
         /* a fixed split by file position: images 0, 2, 4... or 1, 3, 5... */
         const size_t in = (size_t)c.test.c * c.test.h * c.test.w;
@@ -822,13 +840,29 @@ int cmd_experiment(int argc, char **argv)
         printf("evaluating on the %s half of the test split: %d images\n", half, (int)j);
     }
     if (report_path && !json) {
-        snprintf(tmp_json, sizeof tmp_json, "/tmp/odl-experiment-%ld.json", (long)getpid());
+        /* the results for the report: a private, unpredictable temporary file */
+        const char *td = getenv("TMPDIR");
+        snprintf(tmp_json, sizeof tmp_json, "%s/odl-experiment-XXXXXX", td && *td ? td : "/tmp");
+        int fd = mkstemp(tmp_json);
+        if (fd < 0) {
+            odl_dataset_free(&c.train);
+            odl_dataset_free(&c.test);
+            return cli_error("%s: cannot create a temporary file: %s", tmp_json, strerror(errno));
+        }
+        close(fd);
         json = tmp_json;
     }
-    if (json && !(c.json = fopen(json, "w"))) {
-        odl_dataset_free(&c.train);
-        odl_dataset_free(&c.test);
-        return cli_error("%s: cannot write", json);
+    cli_outfile jo;
+    memset(&jo, 0, sizeof jo);
+    if (json) {
+        if (cli_outfile_open(&jo, json)) {
+            odl_dataset_free(&c.train);
+            odl_dataset_free(&c.test);
+            if (tmp_json[0])
+                remove(tmp_json);
+            return 1;
+        }
+        c.json = jo.f;
     }
     if (c.json)
         fprintf(c.json, "{\"seeds\": %d, \"results\": [", c.seeds);
@@ -863,7 +897,9 @@ int cmd_experiment(int argc, char **argv)
             fprintf(c.json, "}");
         }
         fprintf(c.json, "\n]}\n");
-        fclose(c.json);
+        c.json = NULL;
+        if (cli_outfile_commit(&jo) && !rc)
+            rc = 1;
     }
     printf("\nexperiment %s: %.0f s (mean ± std over %d seeds; bases: %s init)\n", which, cli_now() - t0, c.seeds,
            c.init);

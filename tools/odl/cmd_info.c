@@ -153,6 +153,11 @@ int cmd_info(int argc, char **argv)
         cli_error("info: a MODEL.odl is required (see odl info --help)");
         return 2;
     }
+    if (report_path) {
+        int orc = cli_check_output("--report", report_path, &model, 1);
+        if (orc)
+            return orc;
+    }
     odl_model_cfg cfg = odl_model_cfg_defaults();
     cli_model cm;
     if (cli_model_load(model, &cfg, &cm))
@@ -243,13 +248,17 @@ int cmd_info(int argc, char **argv)
         if (*end == 'K' || *end == 'k') mult = 1024, end++;
         else if (*end == 'M' || *end == 'm') mult = 1024.0 * 1024, end++;
         if (end == budget_s || *end || !(b > 0) || b * mult > 1e15) {
-            free(shapes); free(cuts); cli_model_free(&cm);
+            free(shapes);
+            free(cuts);
+            cli_model_free(&cm);
             return cli_error("--budget: '%s' is not a size like 256K, 1M or 200000", budget_s) + 1;
         }
         budget = (size_t)(b * mult);
     }
     if (strcmp(strategy, "replay") && strcmp(strategy, "naive")) {
-        free(shapes); free(cuts); cli_model_free(&cm);
+        free(shapes);
+        free(cuts);
+        cli_model_free(&cm);
         return cli_error("--strategy: the learner plans naive or replay ('%s')", strategy) + 1;
     }
     odl_learner_cfg lc = odl_learner_cfg_defaults();
@@ -313,8 +322,12 @@ int cmd_info(int argc, char **argv)
             printf(", \"budget\": %zu, \"fits\": %s", budget, device <= budget ? "true" : "false");
         printf("}}\n");
     } else {
-        printf("%s: %s%s%s, %zu bytes, input %dx%dx%d, %d classes\n", model, meta_arch[0] ? meta_arch : "model",
-               meta_created[0] ? ", made by " : "", meta_created, cm.file_len, (int)desc.in_c, (int)desc.in_h,
+        /* metadata is the file's text: escaped, so it cannot drive the terminal */
+        char arch_text[4 * sizeof meta_arch], created_text[4 * sizeof meta_created];
+        cli_escape_text(meta_arch, arch_text, sizeof arch_text);
+        cli_escape_text(meta_created, created_text, sizeof created_text);
+        printf("%s: %s%s%s, %zu bytes, input %dx%dx%d, %d classes\n", model, arch_text[0] ? arch_text : "model",
+               created_text[0] ? ", made by " : "", created_text, cm.file_len, (int)desc.in_c, (int)desc.in_h,
                (int)desc.in_w, (int)odl_model_n_classes(cm.m));
         int graph = 0;
         for (int32_t i = 0; i < desc.n_layers; i++)
@@ -412,12 +425,16 @@ int cmd_info(int argc, char **argv)
         const char *names[4] = {rows[0].what, rows[1].what, rows[2].what, lw};
         const odl_mem_plan plans[4] = {rows[0].plan, rows[1].plan, rows[2].plan, lp};
         if (report_write_memory_plans(report_path, model, "odl info: the exact memory plans", names, plans, 4)) {
-            free(shapes); free(cuts); cli_model_free(&cm);
+            free(shapes);
+            free(cuts);
+            cli_model_free(&cm);
             return 1;
         }
     }
     if (budget && device > budget) {
-        free(shapes); free(cuts); cli_model_free(&cm);
+        free(shapes);
+        free(cuts);
+        cli_model_free(&cm);
         return cli_error("%s: the learner needs %zu bytes of RAM, %zu over the %zu-byte budget", model, device,
                          device - budget, budget);
     }

@@ -34,21 +34,6 @@ static void help(FILE *f)
           f);
 }
 
-/* Reshapes flat CSV rows to the model's input, as odl eval does. */
-static int fit_shape(odl_dataset *ds, const odl_model_desc *md, const char *path)
-{
-    if (ds->c == md->in_c && ds->h == md->in_h && ds->w == md->in_w)
-        return 0;
-    if ((size_t)ds->c * ds->h * ds->w == (size_t)md->in_c * md->in_h * md->in_w) {
-        odl_diag d;
-        odl_diag_clear(&d);
-        if (odl_dataset_reshape(ds, md->in_c, md->in_h, md->in_w, &d) == ODL_OK)
-            return 0;
-    }
-    return cli_error("%s: samples are %dx%dx%d; the model takes %dx%dx%d", path, (int)ds->c, (int)ds->h, (int)ds->w,
-                     (int)md->in_c, (int)md->in_h, (int)md->in_w);
-}
-
 /* An INT8 model in its own malloc'd arena. */
 typedef struct qhost {
     void *buf;
@@ -263,6 +248,12 @@ int cmd_quantize(int argc, char **argv)
         cli_error("quantize: --calib PATH is required to quantise (or --eval PATH alone to evaluate an INT8 file)");
         return 2;
     }
+    if (out) {
+        const char *ins[] = {model, calib, eval};
+        int orc = cli_check_output("-o", out, ins, 3);
+        if (orc)
+            return orc;
+    }
     odl_model_cfg cfg = odl_model_cfg_defaults();
     cfg.max_batch = batch;
     cli_model cm;
@@ -299,7 +290,7 @@ int cmd_quantize(int argc, char **argv)
             rc = 1;
             goto done;
         }
-        if (fit_shape(&ds, md, calib)) {
+        if (cli_fit_shape(&ds, md, calib)) {
             odl_dataset_free(&ds);
             rc = 1;
             goto done;
@@ -392,7 +383,7 @@ int cmd_quantize(int argc, char **argv)
             rc = 1;
             goto done;
         }
-        if (!fit_shape(&ds, md, eval))
+        if (!cli_fit_shape(&ds, md, eval))
             rc = evaluate(cm.m, qh.q, &ds, batch, eval);
         else
             rc = 1;

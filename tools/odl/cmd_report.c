@@ -985,6 +985,11 @@ int cmd_report(int argc, char **argv)
         cli_error("report: a RESULTS.json and -o REPORT.html are required (see odl report --help)");
         return 2;
     }
+    {
+        int orc = cli_check_output("-o", out, &in, 1);
+        if (orc)
+            return orc;
+    }
     jnode root;
     if (json_load(in, &root))
         return 1;

@@ -17,6 +17,8 @@ static void help(FILE *f)
           "versions stay in the store (until the store's keep limit pushes them out),\n"
           "so 'odl rollback --to ID' can return to one of them. The change is written\n"
           "atomically: a power cut leaves either the old or the new current version.\n"
+          "A store another process is using is waited for (at most 10 s; the\n"
+          "environment variable ODL_STORE_WAIT=SECONDS changes it).\n"
           "\n"
           "  --store DIR  the store directory (docs/store.md)\n"
           "  --steps N    how many parents back to go              (default 1)\n"

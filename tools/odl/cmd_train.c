@@ -38,6 +38,30 @@ static void help(FILE *f)
           f);
 }
 
+#define CLI_MAX_HIDDEN 1024
+
+/* The syntax of --arch (no data needed): 0, or prints the error and returns 1. */
+static int parse_arch_syntax(const char *arch, int32_t *hidden, int32_t *nh)
+{
+    *nh = 0;
+    if (!strcmp(arch, "edge-cnn"))
+        return 0;
+    if (strncmp(arch, "mlp:", 4) && strcmp(arch, "mlp"))
+        return cli_error("--arch: unknown architecture '%s' (edge-cnn or mlp:H1,H2,...)", arch);
+    const char *p = arch[3] == ':' ? arch + 4 : "";
+    while (*p) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v <= 0 || v > 65536 || (*end && *end != ','))
+            return cli_error("--arch: '%s' is not mlp:H1,H2,... with widths in 1..65536", arch);
+        if (*nh >= CLI_MAX_HIDDEN)
+            return cli_error("--arch: too many hidden layers (at most %d)", CLI_MAX_HIDDEN);
+        hidden[(*nh)++] = (int32_t)v;
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
 /* Builds --arch into desc, whose node storage (malloc'd) the caller frees
  * with odl_host_desc_free. */
 static int parse_arch(const char *arch, const odl_dataset *ds, int32_t n_classes, odl_model_desc *desc)
@@ -56,21 +80,10 @@ static int parse_arch(const char *arch, const odl_dataset *ds, int32_t n_classes
             memset(desc, 0, sizeof *desc);
         }
     } else if (!strncmp(arch, "mlp:", 4) || !strcmp(arch, "mlp")) {
-        const char *p = arch[3] == ':' ? arch + 4 : "";
-        /* at most one width per two characters of the list */
-        const size_t cap = strlen(p) / 2 + 1;
-        if (cap > 1024)
-            return cli_error("--arch: too many hidden layers (at most 1024)");
-        int32_t hidden[1024];
+        int32_t hidden[CLI_MAX_HIDDEN];
         int32_t nh = 0;
-        while (*p) {
-            char *end;
-            long v = strtol(p, &end, 10);
-            if (end == p || v <= 0 || v > 65536 || (*end && *end != ','))
-                return cli_error("--arch: '%s' is not mlp:H1,H2,... with positive widths", arch);
-            hidden[nh++] = (int32_t)v;
-            p = *end ? end + 1 : end;
-        }
+        if (parse_arch_syntax(arch, hidden, &nh))
+            return 1;
         odl_node_desc *nodes = calloc((size_t)ODL_MLP_NODES(nh), sizeof *nodes);
         if (!nodes)
             return cli_error("out of memory");
@@ -157,11 +170,26 @@ int cmd_train(int argc, char **argv)
         cli_error("train: --data and -o are required (see odl train --help)");
         return 2;
     }
+    {
+        /* the outputs can be written: checked before training, not after */
+        const char *ins[] = {data, out};
+        int orc = cli_check_output("-o", out, ins, 1);
+        if (!orc && report_path)
+            orc = cli_check_output("--report", report_path, ins, 2);
+        if (orc)
+            return orc;
+    }
     odl_optim_kind okind;
     if (!strcmp(optim, "adam")) okind = ODL_OPTIM_ADAM;
     else if (!strcmp(optim, "sgd")) okind = ODL_OPTIM_SGD;
     else return cli_error("--optim: '%s' is not adam or sgd", optim) + 1;
 
+    {
+        /* a bad command line exits 2 before any data is read */
+        int32_t hidden[CLI_MAX_HIDDEN], nh;
+        if (parse_arch_syntax(arch, hidden, &nh) || cli_check_classes(classes))
+            return 2;
+    }
     odl_dataset ds;
     if (cli_load_data(data, split, ODL_SPLIT_TRAIN, classes, shape, limit, &ds))
         return 1;

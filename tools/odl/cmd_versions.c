@@ -14,6 +14,8 @@ static void help(FILE *f)
           "commit time (UTC), payload bytes, strategy, metrics and description. The\n"
           "current version is marked '*'. Damaged or incomplete records (an\n"
           "interrupted write) are skipped and reported on stderr.\n"
+          "A store another process is using is waited for (at most 10 s; the\n"
+          "environment variable ODL_STORE_WAIT=SECONDS changes it).\n"
           "\n"
           "  --store DIR  the store directory (docs/store.md)\n"
           "  --json       machine-readable output\n",
@@ -133,9 +135,14 @@ int cmd_versions(int argc, char **argv)
             snprintf(parent, sizeof parent, "-");
         store_iso_time(ver.meta.time, when, sizeof when);
         print_metrics_text(&ver.meta, mets, sizeof mets);
+        /* the store's text is the medium's: escaped, so it cannot drive the terminal */
+        char strategy[4 * sizeof ver.meta.strategy], mets_text[4 * sizeof mets],
+            description[4 * sizeof ver.meta.description];
+        cli_escape_text(ver.meta.strategy, strategy, sizeof strategy);
+        cli_escape_text(mets, mets_text, sizeof mets_text);
+        cli_escape_text(ver.meta.description, description, sizeof description);
         printf("  %c %-6s %-6s %-20s %9u  %-12s %-24s %s\n", ver.is_current ? '*' : ' ', id, parent,
-               when, (unsigned)ver.payload_len, ver.meta.strategy[0] ? ver.meta.strategy : "-",
-               mets, ver.meta.description);
+               when, (unsigned)ver.payload_len, strategy[0] ? strategy : "-", mets_text, description);
     }
     odl_store_host_close(&h);
     return 0;

@@ -268,9 +268,9 @@ int owned_model_make(owned_model *om, const odl_model_desc *desc, const odl_mode
     odl_status s = odl_model_plan(desc, cfg, &om->plan, &d);
     if (s != ODL_OK)
         return cli_fail("model", s, &d);
-    om->buf = malloc(om->plan.total);
+    om->buf = cli_alloc("model plan", om->plan.total);
     if (!om->buf)
-        return cli_error("out of memory (%zu bytes)", om->plan.total);
+        return 1;
     odl_arena a;
     odl_arena_init(&a, om->buf, om->plan.total);
     s = odl_model_init(&om->m, desc, cfg, &a, &d);
@@ -541,7 +541,9 @@ static int ewc_rebuild(session *s, const odl_ewc *old, const odl_model *old_head
     odl_status st = odl_ewc_plan(s->head.m, &p, &d);
     if (st != ODL_OK)
         return cli_fail("ewc", st, &d);
-    void *buf = malloc(p.total);
+    void *buf = cli_alloc("ewc", p.total);
+    if (!buf)
+        return 1;
     odl_arena a;
     odl_arena_init(&a, buf, p.total);
     odl_ewc *e;
@@ -649,7 +651,11 @@ int session_start(session *s, const strat *st, odl_model *base, int32_t max_clas
         return cli_fail(st->name, e, &d);
     }
     odl_mem_plan_add(&s->learn_plan, &aux_plan);
-    s->aux_buf = malloc(aux_plan.total + ODL_ALIGN);
+    s->aux_buf = cli_alloc("learner state (replay buffer, statistics)", aux_plan.total + ODL_ALIGN);
+    if (!s->aux_buf) {
+        free(oz_owned);
+        return 1;
+    }
     odl_arena_init(&s->aux, s->aux_buf, aux_plan.total + ODL_ALIGN);
     if (st->replay_size > 0)
         e = odl_replay_init(&s->replay, &rc, &s->aux, &d);
@@ -1112,7 +1118,12 @@ static int learn_set(session *s, const float *in, const int32_t *y, int32_t n, i
         if (up.total > s->update_plan.total)
             s->update_plan = up;
     }
-    void *tbuf = malloc(tp.total);
+    void *tbuf = cli_alloc("training plan", tp.total);
+    if (!tbuf) {
+        free(teacher);
+        free(replay_teacher);
+        return 1;
+    }
     odl_arena ta;
     odl_arena_init(&ta, tbuf, tp.total);
     odl_adapt *tr;

@@ -158,14 +158,19 @@ void report_begin(report *r, FILE *f, const char *title, const char *subtitle)
 
 int report_open(report *r, const char *path, const char *title, const char *subtitle)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        memset(r, 0, sizeof *r);
-        return cli_error("%s: cannot write the report", path);
+    /* built in memory, written atomically by report_close */
+    memset(r, 0, sizeof *r);
+    cli_outfile *o = malloc(sizeof *o);
+    if (!o)
+        return cli_error("%s: out of memory", path);
+    if (cli_outfile_open(o, path)) {
+        free(o);
+        return 1;
     }
-    report_begin(r, f, title, subtitle);
+    report_begin(r, o->f, title, subtitle);
     r->path = path;
     r->owns_file = 1;
+    r->out = o;
     return 0;
 }
 
@@ -179,12 +184,17 @@ int report_close(report *r)
             "<footer data-charts=\"%d\">%d chart%s, written by odl %s as inline SVG: no script, nothing "
             "fetched.</footer>\n</body>\n</html>\n",
             r->charts, r->charts, r->charts == 1 ? "" : "s", ODL_TOOL_VERSION);
-    int bad = ferror(r->f) != 0;
-    if (r->owns_file)
-        bad |= fclose(r->f) != 0;
-    else
-        bad |= fflush(r->f) != 0;
+    FILE *f = r->f;
     r->f = NULL;
+    if (r->owns_file) {
+        cli_outfile *o = r->out;
+        r->out = NULL;
+        int rc = cli_outfile_commit(o); /* prints its own error */
+        free(o);
+        return rc;
+    }
+    int bad = ferror(f) != 0;
+    bad |= fflush(f) != 0;
     if (bad)
         return cli_error("%s: write failed", r->path ? r->path : "report");
     return 0;

@@ -29,6 +29,7 @@ typedef struct report {
     int charts;       /* charts written so far */
     int in_grid;      /* inside report_grid_begin/end */
     int owns_file;
+    void *out;        /* the cli_outfile that report_open writes to (atomic at close) */
 } report;
 
 /* Opens `path` for writing and writes the page head and the title (HTML
