@@ -161,6 +161,13 @@ odl_status odl_tflite_save(const odl_onnx_model *im, const odl_model *m, const o
  * names may be NULL (tensors are then named t0, t1, ...). */
 odl_status odl_tflite_export(const odl_model *m, char *const *names, void **out, size_t *out_len,
                              odl_diag *d);
+/* The same; with int8 = 1 the INT8 layers of `file` (the quantised .odl file
+ * m was loaded from: its QNT/QLAY chunks, docs/quant.md) are written as
+ * int8 TFLite operators with their scales, zero points, int8 weights and
+ * int32 biases, followed by a DEQUANTIZE and the FP32 layers after them
+ * (a file without INT8 layers exports as FP32). */
+odl_status odl_tflite_export_ex(const odl_model *m, char *const *names, const void *file, size_t file_len,
+                                int int8, void **out, size_t *out_len, odl_diag *d);
 
 #ifdef __cplusplus
 }

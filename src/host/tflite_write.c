@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "odl/tflite.h"
+#include "odl/posix_io.h"
+#include "odl/quant.h"
 
 typedef struct wb {
     uint8_t *p;
@@ -171,7 +173,10 @@ typedef struct xtensor {
     int32_t rank, dims[4];
     int32_t type;
     int32_t buffer;        /* 0: none */
-    char name[96];
+    char name[160];
+    int32_t n_q, q_dim;    /* quantisation: n_q scales (zero points) along q_dim */
+    float *q_s;            /* malloc'd */
+    int64_t *q_z;
 } xtensor;
 
 typedef struct xop {
@@ -242,6 +247,27 @@ static int32_t add_tensor(xm *x, const char *name, int32_t rank, const int32_t *
     t->buffer = buffer;
     snprintf(t->name, sizeof t->name, "%s", name);
     return x->nt++;
+}
+
+/* Quantisation parameters of tensor t: n scales (zero points zp, or 0). */
+static int set_q(xm *x, int32_t t, int32_t n, const float *scale, const int32_t *zp, int32_t dim)
+{
+    if (t < 0)
+        return -1;
+    xtensor *e = &x->t[t];
+    free(e->q_s);
+    free(e->q_z);
+    e->q_s = malloc((size_t)n * sizeof *e->q_s);
+    e->q_z = calloc((size_t)n, sizeof *e->q_z);
+    if (!e->q_s || !e->q_z)
+        return -1;
+    for (int32_t k = 0; k < n; k++) {
+        e->q_s[k] = scale[k];
+        e->q_z[k] = zp ? zp[k] : 0;
+    }
+    e->n_q = n;
+    e->q_dim = dim;
+    return t;
 }
 
 static int32_t const_f(xm *x, const char *name, int32_t rank, const int32_t *dims, const float *v, size_t n)
@@ -346,12 +372,36 @@ static odl_status serialise(xm *x, int32_t in_t, int32_t out_t, void **out, size
         wb_u32(&w, 0);
     for (int32_t k = 0; k < x->nt; k++) {
         const xtensor *t = &x->t[k];
-        /* shape 0, type 1, buffer 2, name 3 */
-        tf tfs[] = {{0, 4, 1, 0}, {1, 1, 0, (uint64_t)t->type}, {2, 4, 0, (uint64_t)t->buffer}, {3, 4, 1, 0}};
-        size_t tpos[4];
-        wb_patch(&w, slots + 4 * (size_t)k, wb_table(&w, tfs, 4, tpos));
+        /* shape 0, type 1, buffer 2, name 3, quantization 4 */
+        tf tfs[] = {{0, 4, 1, 0}, {1, 1, 0, (uint64_t)t->type}, {2, 4, 0, (uint64_t)t->buffer}, {3, 4, 1, 0},
+                    {4, 4, 1, 0}};
+        size_t tpos[5];
+        wb_patch(&w, slots + 4 * (size_t)k, wb_table(&w, tfs, t->n_q ? 5 : 4, tpos));
         wb_patch(&w, tpos[0], wb_ivec(&w, t->dims, (size_t)t->rank));
         wb_patch(&w, tpos[3], wb_str(&w, t->name));
+        if (t->n_q) {
+            /* QuantizationParameters: scale 2, zero_point 3, quantized_dimension 6 */
+            tf qf[] = {{2, 4, 1, 0}, {3, 4, 1, 0}, {6, 4, 0, (uint64_t)(uint32_t)t->q_dim}};
+            size_t qpos[3];
+            wb_patch(&w, tpos[4], wb_table(&w, qf, 3, qpos));
+            uint8_t *sb = malloc((size_t)t->n_q * 8);
+            if (!sb) {
+                w.oom = 1;
+                continue;
+            }
+            for (int32_t q = 0; q < t->n_q; q++) {
+                uint32_t u;
+                memcpy(&u, &t->q_s[q], 4);
+                for (int b = 0; b < 4; b++)
+                    sb[4 * q + b] = (uint8_t)(u >> (8 * b));
+            }
+            wb_patch(&w, qpos[0], wb_vec(&w, sb, (size_t)t->n_q, 4, 4));
+            for (int32_t q = 0; q < t->n_q; q++)
+                for (int b = 0; b < 8; b++)
+                    sb[8 * q + b] = (uint8_t)((uint64_t)t->q_z[q] >> (8 * b));
+            wb_patch(&w, qpos[1], wb_vec(&w, sb, (size_t)t->n_q, 8, 8));
+            free(sb);
+        }
     }
     size_t ov = wb_vec(&w, NULL, 0, 0, 4);
     wb_patch(&w, spos[3], ov);
@@ -424,6 +474,19 @@ static const char *tname(char *const *names, int32_t t, char *buf, size_t cap)
     return buf;
 }
 
+/* dst = a + b, cut to fit (tensor names are informative) */
+static void join(char *dst, size_t cap, const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    if (nb >= cap)
+        nb = cap - 1;
+    if (na > cap - 1 - nb)
+        na = cap - 1 - nb;
+    memmove(dst, a, na);
+    memcpy(dst + na, b, nb);
+    dst[na + nb] = 0;
+}
+
 static int32_t act_tensor(xm *x, const char *name, int32_t c, int32_t h, int32_t w, int rank2)
 {
     int32_t d4[4] = {1, h, w, c}, d2[2] = {1, c};
@@ -438,10 +501,16 @@ static odl_status as4(xm *x, xt *s, int32_t *t4)
         return ODL_OK;
     }
     char nm[128];
-    snprintf(nm, sizeof nm, "%s/4d", x->t[s->t].name);
+    join(nm, sizeof nm, x->t[s->t].name, "/4d");
     int32_t shp[4] = {1, 1, 1, s->c}, sd[1] = {4};
     int32_t st = const_i(x, "shape4", 1, sd, shp, 4);
     int32_t y = act_tensor(x, nm, s->c, 1, 1, 0);
+    if (y >= 0 && x->t[s->t].n_q) { /* an int8 view keeps its parameters */
+        x->t[y].type = x->t[s->t].type;
+        y = set_q(x, y, 1, x->t[s->t].q_s, NULL, 0);
+        if (y >= 0)
+            x->t[y].q_z[0] = x->t[s->t].q_z[0];
+    }
     xop *o = st < 0 || y < 0 ? NULL : add_op(x, ODL_TFL_OP_RESHAPE, y);
     if (!o)
         return odl_fail(x->d, ODL_ERR_NOMEM, "out of memory");
@@ -468,8 +537,97 @@ static int padding_kind(const odl_node_desc *l, int32_t ih, int32_t iw)
     return l->pad_t == b && l->pad_b == a && l->pad_l == bl && l->pad_r == al ? 0 : -1;
 }
 
+/* The INT8 layers of a quantised .odl file (docs/quant.md), as views into it. */
+typedef struct qv {
+    int32_t fused;
+    float s;
+    int32_t zp;
+    const uint8_t *bias, *wscale;
+    const int8_t *w;
+} qv;
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static odl_status read_q(const odl_model_desc *desc, const void *file, size_t len, qv **out, int32_t *K,
+                         float *in_s, int32_t *in_zp, odl_diag *d)
+{
+    odl_model_desc qd;
+    *out = NULL;
+    odl_status s = odl_host_desc_copy(&qd, desc, desc->n_layers, d);
+    if (s != ODL_OK)
+        return s;
+    s = odl_qfile_read_desc(file, len, &qd, K, d); /* every Q chunk checked against the topology */
+    odl_host_desc_free(&qd);
+    if (s == ODL_ERR_NOT_FOUND) { /* no INT8 layers: an FP32 export */
+        *K = 0;
+        return ODL_OK;
+    }
+    if (s != ODL_OK)
+        return s;
+    qv *q = calloc((size_t)*K + 1, sizeof *q);
+    if (!q)
+        return odl_fail(d, ODL_ERR_NOMEM, "out of memory");
+    odl_file_iter it;
+    if ((s = odl_file_open(&it, file, len, d)) != ODL_OK) {
+        free(q);
+        return s;
+    }
+    uint32_t type;
+    const uint8_t *p;
+    size_t n;
+    while ((s = odl_file_next(&it, &type, &p, &n, d)) == ODL_OK) {
+        if (type == ODL_CHUNK_QUANT && n >= 16) {
+            uint32_t u = le32(p + 8);
+            memcpy(in_s, &u, 4);
+            *in_zp = (int32_t)le32(p + 12);
+        } else if (type == ODL_CHUNK_QLAYER && n >= 48 && le32(p) < (uint32_t)*K) {
+            qv *v = &q[le32(p)];
+            uint32_t u = le32(p + 12);
+            size_t C = le32(p + 28);
+            v->fused = (int32_t)le32(p + 8);
+            memcpy(&v->s, &u, 4);
+            v->zp = (int32_t)le32(p + 16);
+            v->bias = p + 48;
+            v->wscale = p + 48 + 12 * C;
+            v->w = (const int8_t *)(p + 48 + 16 * C);
+        }
+    }
+    if (s != ODL_ERR_NOT_FOUND) {
+        free(q);
+        return s;
+    }
+    *out = q;
+    return ODL_OK;
+}
+
+/* A DEQUANTIZE of *src to float; *src becomes the float tensor. */
+static odl_status dequant(xm *x, xt *src)
+{
+    char nm[160];
+    join(nm, sizeof nm, x->t[src->t].name, "/dequantized");
+    int32_t y = act_tensor(x, nm, src->c, src->h, src->w, src->rank == 2);
+    xop *o = y < 0 ? NULL : add_op(x, ODL_TFL_OP_DEQUANTIZE, y);
+    if (!o)
+        return odl_fail(x->d, ODL_ERR_NOMEM, "out of memory");
+    o->in[0] = src->t, o->n_in = 1;
+    src->t = y;
+    return ODL_OK;
+}
+
 odl_status odl_tflite_export(const odl_model *m, char *const *names, void **out, size_t *out_len,
                              odl_diag *d)
+{
+    return odl_tflite_export_ex(m, names, NULL, 0, 0, out, out_len, d);
+}
+
+#define NEED(cond, ...) do { if (!(cond)) { s = odl_fail(d, ODL_ERR_UNSUPPORTED, "node %d (%s): " __VA_ARGS__); goto done; } } while (0)
+#define OOM(p) do { if ((p) < 0) { s = odl_fail(d, ODL_ERR_NOMEM, "out of memory"); goto done; } } while (0)
+
+odl_status odl_tflite_export_ex(const odl_model *m, char *const *names, const void *file, size_t file_len,
+                                int int8, void **out, size_t *out_len, odl_diag *d)
 {
     *out = NULL;
     *out_len = 0;
@@ -484,12 +642,25 @@ odl_status odl_tflite_export(const odl_model *m, char *const *names, void **out,
         return odl_fail(d, ODL_ERR_NOMEM, "out of memory");
     }
     char nb[32];
+    qv *ql = NULL;
+    int32_t K = 0, in_zp = 0;
+    float in_s = 1.0f;
+    if (int8 && (s = read_q(desc, file, file_len, &ql, &K, &in_s, &in_zp, d)) != ODL_OK)
+        goto done;
     xt *in = &map[0];
     in->c = desc->in_c, in->h = desc->in_h, in->w = desc->in_w;
     in->rank = in->h == 1 && in->w == 1 ? 2 : 4;
     in->t = act_tensor(&x, tname(names, 0, nb, sizeof nb), in->c, in->h, in->w, in->rank == 2);
+    if (K > 0 && in->t >= 0) {
+        x.t[in->t].type = ODL_TFL_INT8;
+        in->t = set_q(&x, in->t, 1, &in_s, &in_zp, 0);
+    }
+    OOM(in->t);
     for (int32_t i = 0; i < L && s == ODL_OK; i++) {
         const odl_node_desc *l = &desc->layers[i];
+        const int q8 = i < K;
+        if (i == K && K > 0 && (s = dequant(&x, &map[K])) != ODL_OK)
+            goto done; /* the FP32 head reads the INT8 base's output as float */
         odl_layer_shape sh = odl_model_layer_shape(m, i);
         xt *y = &map[i + 1], *a = &map[l->in[0]];
         const char *name = tname(names, i + 1, nb, sizeof nb);
@@ -500,55 +671,40 @@ odl_status odl_tflite_export(const odl_model *m, char *const *names, void **out,
         const float *w = odl_model_param_const(m, i, 0, &nw), *b = odl_model_param_const(m, i, 1, &nbias);
         xop *o = NULL;
         int32_t t4;
-#define NEED(cond, ...) do { if (!(cond)) { s = odl_fail(d, ODL_ERR_UNSUPPORTED, "node %d (%s): " __VA_ARGS__); goto done; } } while (0)
-#define OOM(p) do { if ((p) < 0) { s = odl_fail(d, ODL_ERR_NOMEM, "out of memory"); goto done; } } while (0)
-        switch (l->type) {
-        case ODL_LAYER_DENSE: {
-            y->rank = 2;
-            y->t = act_tensor(&x, name, y->c, 1, 1, 1);
-            OOM(y->t);
-            size_t inn = (size_t)a->c * (size_t)a->h * (size_t)a->w, U = (size_t)l->units;
-            NEED(nw == U * inn, "%zu weights for %zu x %zu", i, odl_layer_type_name(l->type), nw, U, inn);
-            /* TFLite flattens [1,H,W,C] in h,w,c order; odl in c,h,w order */
-            int32_t ph = a->perm ? a->ph : a->h, pw = a->perm ? a->pw : a->w, pc = a->perm ? a->pc : a->c;
-            float *wt = malloc(nw * sizeof *wt + 1);
-            OOM(wt ? 0 : -1);
-            size_t HW = (size_t)ph * (size_t)pw;
-            for (size_t u = 0; u < U; u++)
-                for (size_t ch = 0; ch < (size_t)pc; ch++)
-                    for (size_t p = 0; p < HW; p++)
-                        wt[u * inn + p * (size_t)pc + ch] = w[u * inn + ch * HW + p];
-            int32_t wd[2] = {(int32_t)U, (int32_t)inn}, bd[1] = {(int32_t)U};
-            snprintf(nm, sizeof nm, "%s/weights", name);
-            int32_t wt_t = const_f(&x, nm, 2, wd, wt, nw);
-            free(wt);
-            snprintf(nm, sizeof nm, "%s/bias", name);
-            int32_t b_t = const_f(&x, nm, 1, bd, b, nbias);
-            OOM(wt_t);
-            OOM(b_t);
-            o = add_op(&x, ODL_TFL_OP_FULLY_CONNECTED, y->t);
-            OOM(o ? 0 : -1);
-            o->in[0] = a->t, o->in[1] = wt_t, o->in[2] = b_t, o->n_in = 3;
-            o->opt_type = 8;
-            opt(o, 0, 1, 0);
-            break;
+        if (q8 && i > 0 && ql[i - 1].fused && (l->type == ODL_LAYER_RELU || l->type == ODL_LAYER_RELU6)) {
+            *y = *a; /* fused into the layer before */
+            continue;
         }
+        NEED(!q8 || l->type == ODL_LAYER_DENSE || l->type == ODL_LAYER_CONV2D || l->type == ODL_LAYER_DEPTHWISE ||
+                 l->type == ODL_LAYER_MAXPOOL || l->type == ODL_LAYER_AVGPOOL || l->type == ODL_LAYER_GAP ||
+                 l->type == ODL_LAYER_RELU || l->type == ODL_LAYER_RELU6 || l->type == ODL_LAYER_FLATTEN ||
+                 l->type == ODL_LAYER_RESHAPE || l->type == ODL_LAYER_DROPOUT,
+             "no INT8 export for this operator", i, odl_layer_type_name(l->type));
+        switch (l->type) {
+        case ODL_LAYER_DENSE:
         case ODL_LAYER_CONV2D:
         case ODL_LAYER_DEPTHWISE: {
-            NEED(!a->perm, "reads a flattened map", i, odl_layer_type_name(l->type));
-            int dw = l->type == ODL_LAYER_DEPTHWISE || (l->groups == a->c && l->groups > 1);
-            NEED(dw || l->groups == 1, "groups = %d (TFLite has full and depthwise convolutions)", i,
+            NEED(l->type == ODL_LAYER_DENSE || !a->perm, "reads a flattened map", i, odl_layer_type_name(l->type));
+            int dense = l->type == ODL_LAYER_DENSE;
+            int dw = l->type == ODL_LAYER_DEPTHWISE || (l->type == ODL_LAYER_CONV2D && l->groups == a->c && l->groups > 1);
+            NEED(dense || dw || l->groups == 1, "groups = %d (TFLite has full and depthwise convolutions)", i,
                  odl_layer_type_name(l->type), (int)l->groups);
-            int pk = padding_kind(l, a->h, a->w);
-            if ((s = as4(&x, a, &t4)) != ODL_OK)
+            int pk = dense ? 1 : padding_kind(l, a->h, a->w);
+            t4 = a->t;
+            if (!dense && (s = as4(&x, a, &t4)) != ODL_OK)
                 goto done;
-            if (pk < 0) { /* explicit pads: a PAD, then VALID */
+            if (pk < 0) { /* explicit pads: a PAD (real zeros: the zero point in int8), then VALID */
                 int32_t pv[8] = {0, 0, l->pad_t, l->pad_b, l->pad_l, l->pad_r, 0, 0}, pd[2] = {4, 2};
-                snprintf(nm, sizeof nm, "%s/pad", name);
+                join(nm, sizeof nm, name, "/pad");
                 int32_t pt = const_i(&x, "paddings", 2, pd, pv, 8);
                 int32_t py = act_tensor(&x, nm, a->c, a->h + l->pad_t + l->pad_b, a->w + l->pad_l + l->pad_r, 0);
                 OOM(pt);
                 OOM(py);
+                if (q8) {
+                    x.t[py].type = ODL_TFL_INT8;
+                    OOM(set_q(&x, py, 1, x.t[t4].q_s, NULL, 0));
+                    x.t[py].q_z[0] = x.t[t4].q_z[0];
+                }
                 o = add_op(&x, ODL_TFL_OP_PAD, py);
                 OOM(o ? 0 : -1);
                 o->in[0] = t4, o->in[1] = pt, o->n_in = 2;
@@ -556,47 +712,116 @@ odl_status odl_tflite_export(const odl_model *m, char *const *names, void **out,
                 t4 = py;
                 pk = 1;
             }
-            y->t = act_tensor(&x, name, y->c, y->h, y->w, 0);
+            y->rank = dense ? 2 : 4;
+            y->t = act_tensor(&x, name, y->c, y->h, y->w, dense);
             OOM(y->t);
-            size_t K = (size_t)l->k_h * (size_t)l->k_w, O = (size_t)y->c, I = dw ? 1 : (size_t)a->c;
-            NEED(nw == O * I * K, "%zu weights", i, odl_layer_type_name(l->type), nw);
-            float *wt = malloc(nw * sizeof *wt + 1);
-            OOM(wt ? 0 : -1);
-            int32_t wd[4];
-            if (dw) { /* odl [C*M, 1, KH, KW] -> [1, KH, KW, C*M] */
+            size_t O = (size_t)y->c, K2 = dense ? 1 : (size_t)l->k_h * (size_t)l->k_w;
+            size_t I = dense ? (size_t)a->c * (size_t)a->h * (size_t)a->w : dw ? 1 : (size_t)a->c;
+            NEED(nw == O * I * K2 && nbias == O, "%zu weights, %zu biases", i, odl_layer_type_name(l->type), nw, nbias);
+            /* ix[TFLite index] = odl index */
+            size_t *ix = malloc(nw * sizeof *ix + 1);
+            OOM(ix ? 0 : -1);
+            int32_t wd[4], wr;
+            if (dense) { /* TFLite flattens [1,H,W,C] in h,w,c order; odl in c,h,w order */
+                int32_t ph = a->perm ? a->ph : a->h, pw = a->perm ? a->pw : a->w, pc = a->perm ? a->pc : a->c;
+                size_t HW = (size_t)ph * (size_t)pw;
+                for (size_t u = 0; u < O; u++)
+                    for (size_t ch = 0; ch < (size_t)pc; ch++)
+                        for (size_t p = 0; p < HW; p++)
+                            ix[u * I + p * (size_t)pc + ch] = u * I + ch * HW + p;
+                wd[0] = (int32_t)O, wd[1] = (int32_t)I, wr = 2;
+            } else if (dw) { /* odl [C*M, 1, KH, KW] -> [1, KH, KW, C*M] */
                 for (size_t q = 0; q < O; q++)
-                    for (size_t k = 0; k < K; k++)
-                        wt[k * O + q] = w[q * K + k];
-                wd[0] = 1, wd[1] = l->k_h, wd[2] = l->k_w, wd[3] = (int32_t)O;
+                    for (size_t k = 0; k < K2; k++)
+                        ix[k * O + q] = q * K2 + k;
+                wd[0] = 1, wd[1] = l->k_h, wd[2] = l->k_w, wd[3] = (int32_t)O, wr = 4;
             } else { /* odl [O, I, KH, KW] -> [O, KH, KW, I] */
                 for (size_t q = 0; q < O; q++)
                     for (size_t ci = 0; ci < I; ci++)
-                        for (size_t k = 0; k < K; k++)
-                            wt[(q * K + k) * I + ci] = w[(q * I + ci) * K + k];
-                wd[0] = (int32_t)O, wd[1] = l->k_h, wd[2] = l->k_w, wd[3] = (int32_t)I;
+                        for (size_t k = 0; k < K2; k++)
+                            ix[(q * K2 + k) * I + ci] = (q * I + ci) * K2 + k;
+                wd[0] = (int32_t)O, wd[1] = l->k_h, wd[2] = l->k_w, wd[3] = (int32_t)I, wr = 4;
             }
-            snprintf(nm, sizeof nm, "%s/filter", name);
-            int32_t wt_t = const_f(&x, nm, 4, wd, wt, nw);
-            free(wt);
-            int32_t bd[1] = {(int32_t)O};
-            snprintf(nm, sizeof nm, "%s/bias", name);
-            int32_t b_t = const_f(&x, nm, 1, bd, b, nbias);
+            int32_t wt_t, b_t, bd[1] = {(int32_t)O};
+            join(nm, sizeof nm, name, dense ? "/weights" : "/filter");
+            if (q8) { /* the file's int8 weights and int32 biases, per-channel scales */
+                const qv *v = &ql[i];
+                int8_t *wq = malloc(nw + 1);
+                float *ws = malloc(O * sizeof *ws + 1), *bs = malloc(O * sizeof *bs + 1);
+                int32_t *bq = malloc(O * sizeof *bq + 1);
+                if (!wq || !ws || !bs || !bq) {
+                    free(wq), free(ws), free(bs), free(bq), free(ix);
+                    OOM(-1);
+                }
+                for (size_t k = 0; k < nw; k++)
+                    wq[k] = v->w[ix[k]];
+                float s_in = x.t[t4].q_s[0];
+                for (size_t q = 0; q < O; q++) {
+                    uint32_t u = (uint32_t)v->wscale[4 * q] | ((uint32_t)v->wscale[4 * q + 1] << 8) |
+                                 ((uint32_t)v->wscale[4 * q + 2] << 16) | ((uint32_t)v->wscale[4 * q + 3] << 24);
+                    memcpy(&ws[q], &u, 4);
+                    bq[q] = (int32_t)((uint32_t)v->bias[4 * q] | ((uint32_t)v->bias[4 * q + 1] << 8) |
+                                      ((uint32_t)v->bias[4 * q + 2] << 16) | ((uint32_t)v->bias[4 * q + 3] << 24));
+                    bs[q] = s_in * ws[q];
+                }
+                /* one scale when every channel has the same (per-tensor in the source) */
+                int32_t nq = (int32_t)O;
+                for (size_t q = 1; q < O && nq > 1; q++)
+                    if (ws[q] != ws[0])
+                        nq = -1;
+                nq = nq < 0 ? (int32_t)O : 1;
+                int32_t wbuf = add_buffer(&x, wq, nw);
+                wt_t = wbuf < 0 ? -1 : add_tensor(&x, nm, wr, wd, ODL_TFL_INT8, wbuf);
+                if (wt_t >= 0)
+                    wt_t = set_q(&x, wt_t, nq, ws, NULL, dw ? 3 : 0);
+                join(nm, sizeof nm, name, "/bias");
+                uint8_t *bb = malloc(4 * O + 1);
+                if (bb)
+                    for (size_t q = 0; q < O; q++)
+                        for (int k = 0; k < 4; k++)
+                            bb[4 * q + (size_t)k] = (uint8_t)((uint32_t)bq[q] >> (8 * k));
+                int32_t bbuf = bb ? add_buffer(&x, bb, 4 * O) : -1;
+                b_t = bbuf < 0 ? -1 : add_tensor(&x, nm, 1, bd, ODL_TFL_INT32, bbuf);
+                if (b_t >= 0)
+                    b_t = set_q(&x, b_t, nq, bs, NULL, 0);
+                free(bb), free(wq), free(ws), free(bs), free(bq);
+            } else {
+                float *wt = malloc(nw * sizeof *wt + 1);
+                if (!wt) {
+                    free(ix);
+                    OOM(-1);
+                }
+                for (size_t k = 0; k < nw; k++)
+                    wt[k] = w[ix[k]];
+                wt_t = const_f(&x, nm, wr, wd, wt, nw);
+                free(wt);
+                join(nm, sizeof nm, name, "/bias");
+                b_t = const_f(&x, nm, 1, bd, b, nbias);
+            }
+            free(ix);
             OOM(wt_t);
             OOM(b_t);
-            o = add_op(&x, dw ? ODL_TFL_OP_DEPTHWISE_CONV_2D : ODL_TFL_OP_CONV_2D, y->t);
+            uint64_t fz = q8 && ql[i].fused ? (ql[i].fused == ODL_LAYER_RELU ? 1u : 3u) : 0u;
+            o = add_op(&x, dense ? ODL_TFL_OP_FULLY_CONNECTED : dw ? ODL_TFL_OP_DEPTHWISE_CONV_2D : ODL_TFL_OP_CONV_2D,
+                       y->t);
             OOM(o ? 0 : -1);
             o->in[0] = t4, o->in[1] = wt_t, o->in[2] = b_t, o->n_in = 3;
+            if (dense) {
+                o->opt_type = 8;
+                opt(o, 0, 1, fz);
+                break;
+            }
             o->opt_type = dw ? 2 : 1;
             opt(o, 0, 1, (uint64_t)pk);
             opt(o, 1, 4, (uint64_t)l->stride_w);
             opt(o, 2, 4, (uint64_t)l->stride_h);
             if (dw) {
                 opt(o, 3, 4, (uint64_t)(y->c / a->c));
-                opt(o, 4, 1, 0);
+                opt(o, 4, 1, fz);
                 opt(o, 5, 4, (uint64_t)(l->dil_w ? l->dil_w : 1));
                 opt(o, 6, 4, (uint64_t)(l->dil_h ? l->dil_h : 1));
             } else {
-                opt(o, 3, 1, 0);
+                opt(o, 3, 1, fz);
                 opt(o, 4, 4, (uint64_t)(l->dil_w ? l->dil_w : 1));
                 opt(o, 5, 4, (uint64_t)(l->dil_h ? l->dil_h : 1));
             }
@@ -774,14 +999,20 @@ odl_status odl_tflite_export(const odl_model *m, char *const *names, void **out,
             NEED(0, "no TFLite equivalent in odl's writer (docs/tflite.md lists what exports)", i,
                  odl_layer_type_name(l->type));
         }
+        if (q8 && y->t >= 0) { /* the INT8 layer's output parameters */
+            x.t[y->t].type = ODL_TFL_INT8;
+            OOM(set_q(&x, y->t, 1, &ql[i].s, &ql[i].zp, 0));
+        }
     }
+    if (K > 0 && K == L && (s = dequant(&x, &map[L])) != ODL_OK)
+        goto done;
     {
         xt *last = &map[L];
         NEED(!last->perm, "the output is a flattened map", L - 1, odl_layer_type_name(desc->layers[L - 1].type));
         int32_t out_t = last->t;
         if (desc->softmax_output) {
             char nm[160];
-            snprintf(nm, sizeof nm, "%s/softmax", x.t[last->t].name);
+            join(nm, sizeof nm, x.t[last->t].name, "/softmax");
             out_t = act_tensor(&x, nm, last->c, last->h, last->w, last->rank == 2);
             OOM(out_t);
             xop *o = add_op(&x, ODL_TFL_OP_SOFTMAX, out_t);
@@ -797,8 +1028,13 @@ done:
     for (int32_t k = 0; k < x.nb; k++)
         free(x.b[k].data);
     free(x.b);
+    for (int32_t k = 0; k < x.nt; k++) {
+        free(x.t[k].q_s);
+        free(x.t[k].q_z);
+    }
     free(x.t);
     free(x.o);
     free(map);
+    free(ql);
     return s;
 }

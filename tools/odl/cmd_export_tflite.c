@@ -10,15 +10,19 @@
 
 static void help(FILE *f)
 {
-    fputs("usage: odl export MODEL.odl --tflite OUT.tflite\n"
+    fputs("usage: odl export MODEL.odl --tflite OUT.tflite [--fp32]\n"
           "\n"
-          "Writes MODEL.odl (an imported or adapted FP32 model: its frozen base and\n"
-          "its trained head) as a TFLite flatbuffer with float32 weights. Inputs keep\n"
-          "TFLite's layout ([1,H,W,C], or [1,F] for flat inputs); odl's C x H x W\n"
-          "tensors are transposed on the way out. The tensor names of an imported\n"
-          "model are kept. docs/tflite.md lists what exports.\n"
+          "Writes MODEL.odl (an imported, adapted or trained model) as a TFLite\n"
+          "flatbuffer. A file with INT8 layers (an imported int8 TFLite model, an\n"
+          "'odl quantize' output) exports them as int8 operators with their own\n"
+          "scales, zero points and weights, then a DEQUANTIZE and the FP32 layers\n"
+          "after them; other layers have float32 weights. Tensors keep TFLite's\n"
+          "layout ([1,H,W,C], or [1,F] for flat ones); odl's C x H x W tensors are\n"
+          "transposed on the way out. The tensor names of an imported model are\n"
+          "kept. docs/tflite.md lists what exports.\n"
           "\n"
-          "  --tflite FILE   the .tflite file to write (atomically)\n",
+          "  --tflite FILE   the .tflite file to write (atomically)\n"
+          "  --fp32          float32 throughout, even where the file has INT8 layers\n",
           f);
 }
 
@@ -39,6 +43,7 @@ static odl_status write_bytes(const char *path, const void *p, size_t n, odl_dia
 int cmd_export_tflite(int argc, char **argv)
 {
     const char *in = NULL, *out = NULL;
+    int fp32 = 0;
     cli_args a = {argc, argv, 1, "export"};
     for (; a.i < argc; a.i++) {
         const char *v;
@@ -51,8 +56,11 @@ int cmd_export_tflite(int argc, char **argv)
             if (r < 0)
                 return 2;
             out = v;
+        } else if (cli_flag(&a, "--fp32")) {
+            fp32 = 1;
         } else if (!strcmp(argv[a.i], "--int8-head")) {
-            cli_error("export: --int8-head needs INT8 graph models, which this build does not have yet");
+            cli_error("export: --int8-head: a quantised head needs its activation ranges (calibration), which "
+                      "export cannot do yet; the INT8 layers of the file are exported as int8, the head as FP32");
             return 2;
         } else if (argv[a.i][0] == '-' && argv[a.i][1]) {
             cli_error("export: unknown option '%s' (try 'odl export --help')", argv[a.i]);
@@ -68,6 +76,10 @@ int cmd_export_tflite(int argc, char **argv)
         help(stderr);
         return 2;
     }
+    const char *ins[1] = {in};
+    int crc = cli_check_output("--tflite", out, ins, 1);
+    if (crc)
+        return crc;
     odl_model_cfg cfg = odl_model_cfg_defaults();
     cli_model cm;
     if (cli_model_load(in, &cfg, &cm))
@@ -85,7 +97,7 @@ int cmd_export_tflite(int argc, char **argv)
     void *buf = NULL;
     size_t len = 0;
     int rc = 1;
-    odl_status s = odl_tflite_export(cm.m, names, &buf, &len, &d);
+    odl_status s = odl_tflite_export_ex(cm.m, names, cm.file, cm.file_len, !fp32, &buf, &len, &d);
     if (s != ODL_OK) {
         cli_fail(in, s, &d);
         goto done;

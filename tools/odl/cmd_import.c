@@ -92,6 +92,10 @@ int cmd_import(int argc, char **argv)
         help(stderr);
         return 2;
     }
+    const char *ins[1] = {in};
+    int crc = cli_check_output("-o", out, ins, 1);
+    if (crc)
+        return crc;
     odl_onnx_opts o = odl_onnx_opts_defaults();
     o.max_bytes = (size_t)max_mb << 20;
     if (shape && cli_parse_shape(shape, &o.in_c, &o.in_h, &o.in_w))
