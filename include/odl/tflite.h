@@ -129,7 +129,8 @@ const char *odl_tflite_op_name(int32_t builtin);
  * (docs/quant.md) with the file's own quantisation parameters (int8
  * weights and per-channel scales, int32 biases, activation scales and zero
  * points, requantisation multipliers computed as TFLite does), so that
- * every node runs in int8 (the boundary is the whole model). n_chunks = 0
+ * every node runs in int8 (the boundary is the whole model, or the
+ * DEQUANTIZE before a float head). n_chunks = 0
  * when the file is not int8 or odl's INT8 runtime cannot take it: `why`
  * says which (the FP32 equivalent is imported either way). */
 typedef struct odl_tflite_int8 {
@@ -138,6 +139,7 @@ typedef struct odl_tflite_int8 {
     void **payload;
     size_t *len;
     int is_int8;      /* the file's activations are int8 */
+    int32_t boundary; /* nodes [0, boundary) run in int8 (the rest, after a DEQUANTIZE, in FP32) */
     char why[256];
 } odl_tflite_int8;
 void odl_tflite_int8_free(odl_tflite_int8 *q);
@@ -161,11 +163,13 @@ odl_status odl_tflite_save(const odl_onnx_model *im, const odl_model *m, const o
  * names may be NULL (tensors are then named t0, t1, ...). */
 odl_status odl_tflite_export(const odl_model *m, char *const *names, void **out, size_t *out_len,
                              odl_diag *d);
-/* The same; with int8 = 1 the INT8 layers of `file` (the quantised .odl file
- * m was loaded from: its QNT/QLAY chunks, docs/quant.md) are written as
- * int8 TFLite operators with their scales, zero points, int8 weights and
- * int32 biases, followed by a DEQUANTIZE and the FP32 layers after them
- * (a file without INT8 layers exports as FP32). */
+/* The same, with INT8 layers: int8 = 1 writes the INT8 layers of `file`
+ * (the quantised .odl file m was loaded from: its QNT/QLAY chunks,
+ * docs/quant.md) as int8 TFLite operators with their scales, zero points,
+ * int8 weights and int32 biases, then a DEQUANTIZE and the FP32 layers
+ * after them (a file without INT8 layers exports as FP32); int8 = 2 takes
+ * them from the INT8 base m was adapted from, up to m's first trainable
+ * node (the head stays FP32) and only where the nodes agree. */
 odl_status odl_tflite_export_ex(const odl_model *m, char *const *names, const void *file, size_t file_len,
                                 int int8, void **out, size_t *out_len, odl_diag *d);
 

@@ -1586,8 +1586,16 @@ static void build_int8(ictx *c, odl_tflite_int8 *q)
             QWHY("node %d ('%s', %s) does not read the node before it (odl's INT8 runtime runs "
                  "sequential models)", (int)i, tn, odl_layer_type_name(l->type));
         odl_qparams out;
-        if (!act_q(f, c->nsrc[3 * i], &out))
+        if (!act_q(f, c->nsrc[3 * i], &out)) {
+            /* an INT8 base with a float head (after a DEQUANTIZE): the INT8
+             * part ends at this node when it is a cut point */
+            if (i > 0 && f->tensors[c->nsrc[3 * i]].type == ODL_TFL_FLOAT32 && odl_desc_is_cut(&m->desc, i)) {
+                put32(qnt + 4, (uint32_t)i);
+                q->boundary = i;
+                return;
+            }
             QWHY("node %d ('%s'): its output is not int8 with one scale and zero point", (int)i, tn);
+        }
         int params = l->type == ODL_LAYER_CONV2D || l->type == ODL_LAYER_DEPTHWISE || l->type == ODL_LAYER_DENSE;
         int32_t next = i + 1 < L ? m->desc.layers[i + 1].type : 0;
         int32_t fused = params && (next == ODL_LAYER_RELU || next == ODL_LAYER_RELU6) ? next : 0;
@@ -1663,6 +1671,7 @@ static void build_int8(ictx *c, odl_tflite_int8 *q)
         }
         cur = out;
     }
+    q->boundary = L;
     return;
 fail:
     odl_tflite_int8_free(q);

@@ -551,8 +551,8 @@ static uint32_t le32(const uint8_t *p)
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
-static odl_status read_q(const odl_model_desc *desc, const void *file, size_t len, qv **out, int32_t *K,
-                         float *in_s, int32_t *in_zp, odl_diag *d)
+static odl_status read_q(const odl_model_desc *desc, const void *file, size_t len, int from_base, qv **out,
+                         int32_t *K, float *in_s, int32_t *in_zp, odl_diag *d)
 {
     odl_model_desc qd;
     *out = NULL;
@@ -560,14 +560,34 @@ static odl_status read_q(const odl_model_desc *desc, const void *file, size_t le
     if (s != ODL_OK)
         return s;
     s = odl_qfile_read_desc(file, len, &qd, K, d); /* every Q chunk checked against the topology */
-    odl_host_desc_free(&qd);
     if (s == ODL_ERR_NOT_FOUND) { /* no INT8 layers: an FP32 export */
+        odl_host_desc_free(&qd);
         *K = 0;
         return ODL_OK;
     }
+    /* the INT8 layers may come from the base an adapted model was made
+     * from: they apply up to the first trainable node, where the nodes agree */
+    int32_t k = 0;
+    while (s == ODL_OK && k < *K && k < desc->n_layers && (!from_base || !desc->layers[k].trainable)) {
+        odl_node_desc a = qd.layers[k], b = desc->layers[k];
+        a.trainable = b.trainable = 0;
+        if (memcmp(&a, &b, sizeof a))
+            break;
+        k++;
+    }
+    if (s == ODL_OK && (qd.in_c != desc->in_c || qd.in_h != desc->in_h || qd.in_w != desc->in_w))
+        k = 0;
+    while (k > 0 && !odl_desc_is_cut(desc, k))
+        k--;
+    odl_host_desc_free(&qd);
     if (s != ODL_OK)
         return s;
-    qv *q = calloc((size_t)*K + 1, sizeof *q);
+    if (k < *K && k == 0)
+        return odl_fail(d, ODL_ERR_ARG, "the INT8 layers' file has another topology than the model (its "
+                        "first node differs, or the model's first node is trainable)");
+    int32_t file_k = *K;
+    *K = k;
+    qv *q = calloc((size_t)file_k + 1, sizeof *q);
     if (!q)
         return odl_fail(d, ODL_ERR_NOMEM, "out of memory");
     odl_file_iter it;
@@ -583,7 +603,7 @@ static odl_status read_q(const odl_model_desc *desc, const void *file, size_t le
             uint32_t u = le32(p + 8);
             memcpy(in_s, &u, 4);
             *in_zp = (int32_t)le32(p + 12);
-        } else if (type == ODL_CHUNK_QLAYER && n >= 48 && le32(p) < (uint32_t)*K) {
+        } else if (type == ODL_CHUNK_QLAYER && n >= 48 && le32(p) < (uint32_t)file_k) {
             qv *v = &q[le32(p)];
             uint32_t u = le32(p + 12);
             size_t C = le32(p + 28);
@@ -645,7 +665,7 @@ odl_status odl_tflite_export_ex(const odl_model *m, char *const *names, const vo
     qv *ql = NULL;
     int32_t K = 0, in_zp = 0;
     float in_s = 1.0f;
-    if (int8 && (s = read_q(desc, file, file_len, &ql, &K, &in_s, &in_zp, d)) != ODL_OK)
+    if (int8 && (s = read_q(desc, file, file_len, int8 == 2, &ql, &K, &in_s, &in_zp, d)) != ODL_OK)
         goto done;
     xt *in = &map[0];
     in->c = desc->in_c, in->h = desc->in_h, in->w = desc->in_w;

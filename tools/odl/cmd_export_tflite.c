@@ -10,7 +10,7 @@
 
 static void help(FILE *f)
 {
-    fputs("usage: odl export MODEL.odl --tflite OUT.tflite [--fp32]\n"
+    fputs("usage: odl export MODEL.odl --tflite OUT.tflite [--fp32 | --int8-base BASE.odl]\n"
           "\n"
           "Writes MODEL.odl (an imported, adapted or trained model) as a TFLite\n"
           "flatbuffer. A file with INT8 layers (an imported int8 TFLite model, an\n"
@@ -22,7 +22,10 @@ static void help(FILE *f)
           "kept. docs/tflite.md lists what exports.\n"
           "\n"
           "  --tflite FILE   the .tflite file to write (atomically)\n"
-          "  --fp32          float32 throughout, even where the file has INT8 layers\n",
+          "  --fp32          float32 throughout, even where the file has INT8 layers\n"
+          "  --int8-base B   take the INT8 layers from B, the INT8 model MODEL was adapted\n"
+          "                  from (odl adapt keeps the FP32 model only): its layers below\n"
+          "                  MODEL's head export as int8, the trained head as FP32\n",
           f);
 }
 
@@ -42,7 +45,7 @@ static odl_status write_bytes(const char *path, const void *p, size_t n, odl_dia
 
 int cmd_export_tflite(int argc, char **argv)
 {
-    const char *in = NULL, *out = NULL;
+    const char *in = NULL, *out = NULL, *qbase = NULL;
     int fp32 = 0;
     cli_args a = {argc, argv, 1, "export"};
     for (; a.i < argc; a.i++) {
@@ -56,6 +59,10 @@ int cmd_export_tflite(int argc, char **argv)
             if (r < 0)
                 return 2;
             out = v;
+        } else if ((r = cli_opt(&a, "--int8-base", &v))) {
+            if (r < 0)
+                return 2;
+            qbase = v;
         } else if (cli_flag(&a, "--fp32")) {
             fp32 = 1;
         } else if (!strcmp(argv[a.i], "--int8-head")) {
@@ -97,7 +104,19 @@ int cmd_export_tflite(int argc, char **argv)
     void *buf = NULL;
     size_t len = 0;
     int rc = 1;
-    odl_status s = odl_tflite_export_ex(cm.m, names, cm.file, cm.file_len, !fp32, &buf, &len, &d);
+    void *qbuf = NULL;
+    size_t qlen = 0;
+    odl_status s = ODL_OK;
+    if (qbase && fp32) {
+        cli_error("export: --int8-base and --fp32 contradict each other");
+        goto done;
+    }
+    if (qbase && (s = odl_host_read_file(qbase, &qbuf, &qlen, &d)) != ODL_OK) {
+        cli_fail(qbase, s, &d);
+        goto done;
+    }
+    s = odl_tflite_export_ex(cm.m, names, qbase ? qbuf : cm.file, qbase ? qlen : cm.file_len, fp32 ? 0 : qbase ? 2 : 1, &buf, &len,
+                             &d);
     if (s != ODL_OK) {
         cli_fail(in, s, &d);
         goto done;
@@ -110,6 +129,8 @@ int cmd_export_tflite(int argc, char **argv)
            cm.desc.softmax_output ? " (+ softmax)" : "");
     rc = 0;
 done:
+    if (qbuf)
+        odl_host_free(qbuf);
     free(buf);
     odl_names_free(names, n_names);
     cli_model_free(&cm);

@@ -198,10 +198,14 @@ int cmd_import(int argc, char **argv)
         cli_fail(out, s, &d);
         goto done;
     }
-    if (q8.is_int8 && q8.n_chunks)
+    if (q8.is_int8 && q8.n_chunks && q8.boundary == im.desc.n_layers)
         printf("int8 model: every node runs in int8 with the file's scales and zero points "
                "(odl predict --int8); the FP32 equivalent (weights and biases dequantised exactly) "
                "is in the file too\n");
+    else if (q8.is_int8 && q8.n_chunks)
+        printf("int8 base: nodes 0..%d run in int8 with the file's scales and zero points, the rest "
+               "in FP32 (odl predict --int8); the FP32 equivalent is in the file too\n",
+               (int)q8.boundary - 1);
     else if (q8.is_int8)
         printf("note: %s has int8 activations, but odl's INT8 runtime cannot run it: %s; imported as "
                "its FP32 equivalent (weights and biases dequantised exactly)\n", in, q8.why);
