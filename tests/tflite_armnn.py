@@ -10,10 +10,11 @@ IRuntime at a time.
       REF.npy (ArmNN's outputs, as the model gives them) and, for int8
       models, QX.npy (the int8 inputs) and prints the output's scale/zero
       point as JSON.
-  tflite_armnn.py compare REF.npy ODL.npy [--int8 SCALE ZP] [--tol T] [--rank X.npy]
+  tflite_armnn.py compare REF.npy ODL.npy [--int8 SCALE ZP | --steps SCALE] [--tol T] [--rank X.npy]
       FP32: max |odl - ArmNN| must be <= T (default 1e-4) times the largest
       |ArmNN| output; --int8: odl's float outputs are quantised with the
-      output's parameters and must be within T (default 1) steps of ArmNN's.
+      output's parameters and must be within T (default 1) steps of ArmNN's;
+      --steps: both are floats from int8 layers, compared in steps of SCALE.
       --rank: the reconstruction error ||y - x||^2 of every sample (X the
       inputs) must rank the samples identically (Spearman = 1).
 """
@@ -91,6 +92,7 @@ def compare(argv):
     ap.add_argument("--min-within1", type=float, help="int8: least fraction of elements within 1 step")
     ap.add_argument("--min-spearman", type=float, help="--rank: least Spearman (default: identical order)")
     ap.add_argument("--min-top1", type=float, help="least fraction of samples with the same top output")
+    ap.add_argument("--steps", type=float, help="float outputs of int8 layers: errors in steps of this scale")
     a = ap.parse_args(argv)
     ref = np.load(a.ref)
     got = np.load(a.odl).astype(np.float64)
@@ -110,6 +112,16 @@ def compare(argv):
         if a.min_within1 is not None:
             ok = ok and within1 >= a.min_within1
         refr = (ref.astype(np.float64) - zp) * scale
+    elif a.steps:
+        err = np.abs(got - ref.astype(np.float64)) / a.steps
+        tol = 1 if a.tol is None else a.tol
+        within1 = float(np.mean(err <= 1.0001))
+        print(f"{a.name}: max |odl - ArmNN| = {err.max():.2f} steps of {a.steps:g} (tolerance {tol:g}); "
+              f"{100 * within1:.2f}% of elements within 1 step")
+        ok = err.max() <= tol + 1e-3
+        if a.min_within1 is not None:
+            ok = ok and within1 >= a.min_within1
+        refr = ref.astype(np.float64)
     else:
         big = float(np.abs(ref).max())
         err = float(np.abs(got - ref).max())

@@ -15,7 +15,8 @@
 #    against ArmNN's int8 outputs (tolerances in docs/tflite.md: ArmNN's
 #    CpuRef requantises through float at every layer, odl with TFLite's
 #    integer arithmetic, so one-step differences can add up over depth).
-# 2. Round trips: each model exported with odl export --tflite runs in ArmNN
+# 2. Round trips: each model exported with odl export --tflite (FP32, and the
+#    int8 models also in int8, and an INT8 base with an FP32 head) runs in ArmNN
 #    within 1e-4 of odl, and re-imports to bit-identical outputs.
 # 3. Adaptation then export: the KWS model with two new classes learned from
 #    synthetic data, and a PyTorch CNN (ONNX) adapted on Fashion-MNIST; a
@@ -110,7 +111,7 @@ ops = f.ref(sg, 3); last = f.elem(ops, f.u32(ops) - 1); ins = f.ref(last, 1); pr
     for m in ad32 kws; do
         sm=""
         [ $m = kws ] && sm=--softmax
-        run export $m.odl --tflite $m.exp.tflite
+        run export $m.odl --fp32 --tflite $m.exp.tflite
         [ $rc -eq 0 ] && [ -s $m.exp.tflite ] || fail "export $m" "$(cat err.txt)"
         armnn ${m}e $m.exp.tflite || fail "armnn export $m" "no output"
         run predict $m.odl $sm --data ${m}e.x.npy -o ${m}e.odl.npy
@@ -120,6 +121,27 @@ ops = f.ref(sg, 3); last = f.elem(ops, f.u32(ops) - 1); ins = f.ref(last, 1); pr
         if cmp -s ${m}e.re.npy ${m}e.odl.npy; then ok "$m re-imported: identical outputs"; else
             fail "$m re-imported" "outputs differ"; fi
     done
+
+    # ---- 2b. INT8 export: the int8 layers as int8 operators (then DEQUANTIZE)
+    run export ad8.odl --tflite ad8.exp.tflite
+    armnn ad8e ad8.exp.tflite || fail "armnn int8 export ad01" "no output"
+    run predict ad8.odl --int8 --data ad8e.x.npy -o ad8e.odl.npy
+    # shellcheck disable=SC2046
+    compare "ad01_int8 exported in int8, ArmNN vs odl (max 3 steps, 99% within 1)" ad8e.ref.npy ad8e.odl.npy \
+        --steps "$(qparams ad8 | cut -d' ' -f1)" --tol 3 --min-within1 0.99
+    run import ad8.exp.tflite -o ad8.re.odl
+    run predict ad8.re.odl --int8 --data ad8e.x.npy -o ad8e.re.npy
+    if cmp -s ad8e.re.npy ad8e.odl.npy; then ok "ad01_int8 int8 export re-imported: identical int8 outputs"; else
+        fail "ad01_int8 int8 re-import" "outputs differ"; fi
+    run export kws.odl --tflite kws8.exp.tflite
+    armnn kws8e kws8.exp.tflite || fail "armnn int8 export kws" "no output"
+    run predict kws.odl --int8 --softmax --data kws8e.x.npy -o kws8e.odl.npy
+    compare "kws exported in int8 (float softmax), ArmNN vs odl (same top class on 98%)" kws8e.ref.npy kws8e.odl.npy \
+        --tol 1 --min-top1 0.98
+    run import kws8.exp.tflite -o kws8.re.odl
+    run predict kws8.re.odl --int8 --softmax --data kws8e.x.npy -o kws8e.re.npy
+    if cmp -s kws8e.re.npy kws8e.odl.npy; then ok "kws int8 export re-imported: identical outputs"; else
+        fail "kws int8 re-import" "outputs differ"; fi
 
     # ---- 3a. KWS with two new classes from synthetic data, exported
     $PY -c "
@@ -137,6 +159,15 @@ with open('syn.csv', 'w') as f:
     compare "kws + 2 new classes exported, ArmNN vs odl (1e-4)" kws14.ref.npy kws14.odl.npy
     if $PY -c "import numpy as np; assert np.load('kws14.ref.npy').shape == (100, 14)"; then ok "kws14 has 14 outputs in ArmNN"; else
         fail "kws14 outputs" "not 14"; fi
+    # INT8 base (from the imported int8 model) + the trained FP32 head
+    run export kws14.odl --int8-base kws.odl --tflite kws14q.tflite
+    armnn kws14q kws14q.tflite || fail "armnn kws14 int8 base" "no output"
+    run import kws14q.tflite -o kws14q.odl
+    if [ $rc -eq 0 ] && grep -q "int8 base: nodes 0..18" out.txt; then ok "kws14 INT8 base + FP32 head re-imported"; else
+        fail "kws14 INT8 base re-import" "$(cat out.txt err.txt)"; fi
+    run predict kws14q.odl --int8 --softmax --data kws14q.x.npy -o kws14q.odl.npy
+    compare "kws + 2 classes, INT8 base + FP32 head, ArmNN vs odl (same top class on 98%)" kws14q.ref.npy \
+        kws14q.odl.npy --tol 1 --min-top1 0.98
 else
     echo "skip fixtures: $MODELS has no MLPerf Tiny models (set ODL_TFLITE_MODELS)"
 fi
