@@ -1597,7 +1597,9 @@ static void build_int8(ictx *c, odl_tflite_int8 *q)
             QWHY("node %d ('%s'): its output is not int8 with one scale and zero point", (int)i, tn);
         }
         int params = l->type == ODL_LAYER_CONV2D || l->type == ODL_LAYER_DEPTHWISE || l->type == ODL_LAYER_DENSE;
-        int32_t next = i + 1 < L ? m->desc.layers[i + 1].type : 0;
+        /* the activation after it folds in when it is still int8 (the same tensor) */
+        odl_qparams nq;
+        int32_t next = i + 1 < L && act_q(f, c->nsrc[3 * (i + 1)], &nq) ? m->desc.layers[i + 1].type : 0;
         int32_t fused = params && (next == ODL_LAYER_RELU || next == ODL_LAYER_RELU6) ? next : 0;
         int fused_away = i > 0 && (l->type == ODL_LAYER_RELU || l->type == ODL_LAYER_RELU6) &&
                          (m->desc.layers[i - 1].type == ODL_LAYER_CONV2D ||

@@ -83,8 +83,8 @@ int cmd_export_tflite(int argc, char **argv)
         help(stderr);
         return 2;
     }
-    const char *ins[1] = {in};
-    int crc = cli_check_output("--tflite", out, ins, 1);
+    const char *ins[2] = {in, qbase};
+    int crc = cli_check_output("--tflite", out, ins, 2);
     if (crc)
         return crc;
     odl_model_cfg cfg = odl_model_cfg_defaults();
