@@ -329,6 +329,10 @@ static odl_status serialise(xm *x, int32_t in_t, int32_t out_t, void **out, size
         int32_t k = 0;
         while (k < nc && codes[k] != x->o[i].code)
             k++;
+        if (k == nc && nc == (int32_t)(sizeof codes / sizeof codes[0])) {
+            free(op_code);
+            return odl_fail(x->d, ODL_ERR_UNSUPPORTED, "more than %d kinds of operator", (int)nc);
+        }
         if (k == nc)
             codes[nc++] = x->o[i].code;
         op_code[i] = k;
