@@ -6,9 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # libonnx-testdata: ONNX's operator suite; python3-torch, -torchvision, -onnx:
-# odl against PyTorch on real architectures (tests/torch, tests/onnx_test.sh)
+# odl against PyTorch on real architectures (tests/torch, tests/onnx_test.sh);
+# python3-pyarmnn, libarmnn-cpuref-backend22: ArmNN, the TFLite reference (tests/tflite_test.sh)
 bash scripts/deps.sh valgrind python3 pkg-config chromium fonts-dejavu-core libonnx-testdata python3-onnx \
-    python3-torch python3-torchvision
+    python3-torch python3-torchvision python3-pyarmnn libarmnn-cpuref-backend22
 jobs=$(nproc)
 
 echo "== release build"

@@ -561,8 +561,6 @@ static const char *unsupported_node(const odl_node_desc *l, int32_t i)
         return "grouped convolution has no INT8 kernel yet";
     if (l->dil_h != 1 || l->dil_w != 1)
         return "dilation has no INT8 kernel yet";
-    if (l->pad_b != l->pad_t || l->pad_r != l->pad_l)
-        return "asymmetric padding has no INT8 kernel yet";
     if (l->flags)
         return "ceil mode / count_include_pad have no INT8 kernel yet";
     return NULL;
@@ -623,9 +621,14 @@ static odl_status check_desc(const odl_model_desc *desc, int32_t boundary, odl_l
 static odl_window_dims wdims(const odl_node_desc *l, const odl_layer_shape *in, const odl_layer_shape *out,
                              int32_t batch)
 {
-    /* INT8 nodes have symmetric padding, no dilation, one group (check_desc) */
-    return odl_window_dims_simple(batch, in->c, in->h, in->w, out->c, out->h, out->w, l->k_h, l->k_w, l->stride_h,
-                                  l->stride_w, l->pad_t, l->pad_l);
+    /* INT8 nodes have no dilation, one group (check_desc). Padding may be
+     * asymmetric (TFLite's SAME): the kernels skip cells outside the input,
+     * so the bottom/right pads only show in the output size. */
+    odl_window_dims wd = odl_window_dims_simple(batch, in->c, in->h, in->w, out->c, out->h, out->w, l->k_h, l->k_w,
+                                                l->stride_h, l->stride_w, l->pad_t, l->pad_l);
+    wd.pad_b = l->pad_b;
+    wd.pad_r = l->pad_r;
+    return wd;
 }
 
 static odl_status qbuild(odl_qmodel *q, const odl_model_desc *desc, int32_t boundary, int32_t max_batch,

@@ -138,6 +138,7 @@ int cmd_versions(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
 int cmd_session(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_export_tflite(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 

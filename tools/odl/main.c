@@ -22,7 +22,8 @@ static void usage(FILE *f)
           "  rollback  restore an earlier version of a model store\n"
           "  session   run a logged stream of user events through the learner\n"
           "  export-c  write a .odl file as a C array for firmware\n"
-          "  import    convert an ONNX model to a .odl model\n"
+          "  import    convert an ONNX or TFLite model to a .odl model\n"
+          "  export    write a .odl model as a TFLite flatbuffer\n"
           "  predict   a model's outputs (logits or probabilities) for every sample\n"
           "  report    an HTML report (charts) of odl experiment --json results\n"
           "\n"
@@ -121,6 +122,8 @@ int main(int argc, char **argv)
         rc = cmd_session(argc - 1, argv + 1);
     else if (!strcmp(cmd, "export-c"))
         rc = cmd_export(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "export"))
+        rc = cmd_export_tflite(argc - 1, argv + 1);
     else if (!strcmp(cmd, "import"))
         rc = cmd_import(argc - 1, argv + 1);
     else if (!strcmp(cmd, "predict"))
