@@ -1138,6 +1138,19 @@ odl_status odl_qmodel_set_params(odl_qmodel *q, odl_qparams input, const odl_qno
     return qfinish(q, d);
 }
 
+odl_status odl_qmodel_node_params(const odl_qmodel *q, int32_t i, odl_qnode_params *out, odl_diag *d)
+{
+    if (!q || !out || i < 0 || i >= q->boundary)
+        return odl_fail(d, ODL_ERR_ARG, "qmodel_node_params: node %d out of range 0..%d", (int)i,
+                        q ? (int)q->boundary - 1 : -1);
+    const qnode *qn = &q->l[i];
+    out->out = qn->out_q;
+    out->w = qn->n_ch ? qn->w : NULL;
+    out->w_scale = qn->n_ch ? qn->w_scale : NULL;
+    out->bias = qn->n_ch ? qn->bias : NULL;
+    return ODL_OK;
+}
+
 /* Where tensor t lives in q (NULL: fused away). */
 static int8_t *tptr(const odl_qmodel *q, int32_t t)
 {

@@ -250,6 +250,10 @@ typedef struct odl_qnode_params {
     const int32_t *bias;
 } odl_qnode_params;
 odl_status odl_qmodel_set_params(odl_qmodel *q, odl_qparams input, const odl_qnode_params *nodes, odl_diag *d);
+/* The same values read back (exporters): node i's output parameters and,
+ * for parameterised nodes, pointers into q (NULL otherwise). i in
+ * [0, boundary); a fused activation reports its layer's parameters. */
+odl_status odl_qmodel_node_params(const odl_qmodel *q, int32_t i, odl_qnode_params *out, odl_diag *d);
 
 /* z (n × latent size floats) = the dequantised output of layer boundary−1 for
  * n float inputs x; any n ≥ 1 (processed max_batch at a time). */
