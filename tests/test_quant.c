@@ -1504,6 +1504,56 @@ static void test_graph_file_hostile(odl_test_ctx *t)
     free(b.buf);
 }
 
+/* A format-1 file written by the previous INT8 code (sequential prefix, 11
+ * nodes; tests/data/int8-v1-small.odl, made by that code with the int8 output
+ * of a fixed input in its "probe" metadata): it still loads, computes the same
+ * bytes, and saving it again gives the same file. */
+static void test_old_file(odl_test_ctx *t)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/tests/data/int8-v1-small.odl", ODL_SOURCE_DIR);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        odl_test_logf(t, "    note: %s not found, skipping", path);
+        return;
+    }
+    static uint8_t raw[8192];
+    const size_t len = fread(raw, 1, sizeof raw, f);
+    fclose(f);
+    REQUIRE(len > 0 && len < sizeof raw);
+    uint8_t *buf = aligned_dup(raw, len);
+    odl_diag d;
+    qbuilt q;
+    CHECK_OK(load_q(buf, len, &q, &d));
+    float x[4 * 288];
+    for (int k = 0; k < 4 * 288; k++)
+        x[k] = (float)((k * 37) % 101) / 101.0f;
+    int8_t y[24];
+    char hex[49], probe[64];
+    CHECK_OK(odl_qmodel_forward_s8(q.q, x, 4, y, NULL, &d));
+    for (int k = 0; k < 24; k++)
+        snprintf(hex + 2 * k, 3, "%02x", (uint8_t)y[k]);
+    CHECK_OK(odl_file_meta_get(buf, len, "probe", probe, sizeof probe, &d));
+    CHECK(strcmp(hex, probe) == 0);
+    /* saved again (format 1 for a prefix format 1 describes): the same bytes */
+    odl_node_desc nodes[16];
+    odl_model_desc desc;
+    odl_desc_init(&desc, nodes, 16, 1, 1, 1);
+    CHECK_OK(odl_file_read_desc(buf, len, &desc, &d));
+    built b;
+    CHECK_OK(build_fp32(&b, &desc, 1, 0));
+    CHECK_OK(odl_model_load_params(b.m, buf, len, &d));
+    odl_meta_kv meta[2] = {{"arch", "int8-v1-small"}, {"probe", probe}};
+    membuf out = {0};
+    odl_writer w = mb_writer(&out);
+    CHECK_OK(odl_qmodel_save(q.q, b.m, meta, 2, &w, &d));
+    CHECK(out.len == len && memcmp(out.p, raw, len) == 0);
+    free(out.p);
+    free(b.buf);
+    free(q.buf);
+    free(buf);
+}
+
 #ifndef ODL_PORT_TEST_TARGET_H /* the host only: the data set and the trainer's time */
 /* A small residual network trained by odl on Fashion-MNIST, quantised:
  * INT8 within 1 point of FP32 on the test split, with the INT8 prefix + FP32
@@ -1692,6 +1742,7 @@ static const odl_test_case cases[] = {
     {"lut", test_lut},
     {"graph_model", test_graph_model},
     {"graph_file_hostile", test_graph_file_hostile},
+    {"old_file", test_old_file},
 #ifndef ODL_PORT_TEST_TARGET_H
     {"fashion_residual", test_fashion_residual},
 #endif
