@@ -951,11 +951,15 @@ static odl_status add_tensor(walk_st *w, int32_t t, const odl_layer_shape *sh, i
         return odl_fail(w->diag, ODL_ERR_SHAPE,
                         "layer %d (%s): its output (tensor %d) is never read; only the last layer's may be unused",
                         (int)i, odl_layer_type_name(d->layers[i].type), (int)t);
+    /* the output of a ReLU fused into the conv2d/dense before it is written
+     * by that node, while the node still reads its input: it is placed at
+     * the conv's step, beside everything that step reads */
+    const int32_t at = i >= 1 && relu_fusable(w, i - 1) ? i - 1 : (i < 0 ? 0 : i);
     for (int32_t k = 0; k < w->n;) { /* tensors no longer needed leave */
         live_ent *o = &w->e[k];
         int32_t keep = o->last > o->flast ? o->last : o->flast;
         keep = keep > o->glast ? keep : o->glast;
-        if (keep < (i < 0 ? 0 : i))
+        if (keep < at)
             *o = w->e[--w->n];
         else
             k++;
@@ -990,7 +994,7 @@ static odl_status add_tensor(walk_st *w, int32_t t, const odl_layer_shape *sh, i
     e->flast = last;
     const int kept = w->train && t >= w->fb && needs_kept(w, t, 0);
     odl_tensor_rt *tr = w->m ? &w->m->tens[t] : NULL;
-    const int32_t step = i < 0 ? 0 : i;
+    const int32_t step = at;
     if (i < 0) {
         if (kept) {
             e->region = REG_KEPT;
