@@ -1171,11 +1171,14 @@ static odl_qrequant rq_of(const qnode *qn, odl_qparams in_q)
 }
 
 /* Runs the prefix on nb ≤ max_batch samples; returns the int8 output. */
-static const int8_t *qrun(odl_qmodel *q, const float *x, int32_t nb)
+static const int8_t *qrun(odl_qmodel *q, const float *x, const int8_t *xs8, int32_t nb)
 {
     const size_t in_total = q->in_shape.size * (size_t)nb;
-    for (size_t k = 0; k < in_total; k++)
-        q->input[k] = odl_q_quantize(x[k], q->in_q);
+    if (xs8)
+        memcpy(q->input, xs8, in_total);
+    else
+        for (size_t k = 0; k < in_total; k++)
+            q->input[k] = odl_q_quantize(x[k], q->in_q);
     for (int32_t i = 0; i < q->boundary; i++) {
         const odl_node_desc *l = &q->desc.layers[i];
         const qnode *qn = &q->l[i];
@@ -1309,13 +1312,13 @@ static odl_status check_forward(const odl_qmodel *q, const float *x, int32_t n, 
 
 /* Runs the prefix over n samples in batches of at most max_batch; the
  * output goes dequantised to z, or (z NULL) as int8 to y. */
-static void qforward(odl_qmodel *q, const float *x, int32_t n, float *z, int8_t *y)
+static void qforward(odl_qmodel *q, const float *x, const int8_t *xs8, int32_t n, float *z, int8_t *y)
 {
     const size_t in_sz = q->in_shape.size, out_sz = q->l[q->boundary - 1].out.size;
     const odl_qparams p = q->l[q->boundary - 1].out_q;
     for (int32_t start = 0; start < n; start += q->max_batch) {
         const int32_t nb = n - start < q->max_batch ? n - start : q->max_batch;
-        const int8_t *o = qrun(q, x + (size_t)start * in_sz, nb);
+        const int8_t *o = qrun(q, x ? x + (size_t)start * in_sz : NULL, xs8 ? xs8 + (size_t)start * in_sz : NULL, nb);
         if (z) {
             float *zz = z + (size_t)start * out_sz;
             for (size_t k = 0; k < out_sz * (size_t)nb; k++)
@@ -1331,7 +1334,7 @@ odl_status odl_qmodel_forward(odl_qmodel *q, const float *x, int32_t n, float *z
     odl_status s = check_forward(q, x, n, z, d);
     if (s != ODL_OK)
         return s;
-    qforward(q, x, n, z, NULL);
+    qforward(q, x, NULL, n, z, NULL);
     return ODL_OK;
 }
 
@@ -1340,9 +1343,18 @@ odl_status odl_qmodel_forward_s8(odl_qmodel *q, const float *x, int32_t n, int8_
     odl_status s = check_forward(q, x, n, y, d);
     if (s != ODL_OK)
         return s;
-    qforward(q, x, n, NULL, y);
+    qforward(q, x, NULL, n, NULL, y);
     if (p)
         *p = q->l[q->boundary - 1].out_q;
+    return ODL_OK;
+}
+
+odl_status odl_qmodel_run_s8(odl_qmodel *q, const int8_t *x, int32_t n, int8_t *y, odl_diag *d)
+{
+    odl_status s = check_forward(q, (const float *)(const void *)x, n, y, d);
+    if (s != ODL_OK)
+        return s;
+    qforward(q, NULL, x, n, NULL, y);
     return ODL_OK;
 }
 

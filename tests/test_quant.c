@@ -1319,6 +1319,8 @@ static void randomise_bn(odl_model *m, uint64_t seed)
         }
 }
 
+static int same_q(odl_qparams a, odl_qparams b) { return a.scale == b.scale && a.zero_point == b.zero_point; }
+
 static void test_graph_model(odl_test_ctx *t)
 {
     odl_node_desc nodes[32];
@@ -1364,6 +1366,18 @@ static void test_graph_model(odl_test_ctx *t)
         CHECK_OK(odl_qmodel_forward_s8(qb.q, x + (size_t)NC * D, N - NC, y8, &op, &d));
         for (size_t k = 0; k < (size_t)(N - NC) * O; k++)
             CHECK(odl_q_dequantize(y8[k], op) == z8[k]);
+        /* from int8 inputs: the same bytes */
+        {
+            int8_t *xq = malloc((size_t)(N - NC) * D), *yq = malloc((size_t)(N - NC) * O);
+            const odl_qparams ip = odl_qmodel_input_params(qb.q);
+            for (size_t k = 0; k < (size_t)(N - NC) * D; k++)
+                xq[k] = odl_q_quantize(x[(size_t)NC * D + k], ip);
+            CHECK_OK(odl_qmodel_run_s8(qb.q, xq, N - NC, yq, &d));
+            CHECK(memcmp(yq, y8, (size_t)(N - NC) * O) == 0);
+            CHECK(same_q(odl_qmodel_output_params(qb.q, boundary - 1), op));
+            free(xq);
+            free(yq);
+        }
         /* a file round trip (format 2) gives the same bytes out */
         membuf f = {0};
         odl_writer w = mb_writer(&f);

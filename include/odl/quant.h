@@ -263,6 +263,11 @@ odl_status odl_qmodel_forward(odl_qmodel *q, const float *x, int32_t n, float *z
 odl_status odl_qmodel_forward_s8(odl_qmodel *q, const float *x, int32_t n, int8_t *y,
                                  odl_qparams *p, odl_diag *d);
 
+/* The same from int8 inputs (quantised with odl_qmodel_input_params): y
+ * gets the int8 output, parameters odl_qmodel_output_params(q, boundary − 1).
+ * Importers compare with a reference runtime on the int8 input it is given. */
+odl_status odl_qmodel_run_s8(odl_qmodel *q, const int8_t *x, int32_t n, int8_t *y, odl_diag *d);
+
 int32_t odl_qmodel_boundary(const odl_qmodel *q);
 size_t odl_qmodel_latent_size(const odl_qmodel *q);
 /* Parameters of the model input and of layer i's output (i in [0, boundary)). */
