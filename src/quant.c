@@ -53,11 +53,12 @@ odl_qparams odl_q_choose_params(float fmin, float fmax)
 
 int8_t odl_q_quantize(float x, odl_qparams p)
 {
-    const double v = (double)x / (double)p.scale;
+    /* single precision, as TFLite's Quantize: a device's FPU has no double */
+    const float v = x / p.scale;
     if (v != v)
         return (int8_t)p.zero_point;
-    const double r = round(v) + (double)p.zero_point;
-    return (int8_t)(r < -128.0 ? -128 : r > 127.0 ? 127 : (int32_t)r);
+    const float r = roundf(v) + (float)p.zero_point;
+    return (int8_t)(r < -128.0f ? -128 : r > 127.0f ? 127 : (int32_t)r);
 }
 
 float odl_q_dequantize(int8_t q, odl_qparams p)

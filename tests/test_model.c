@@ -1628,7 +1628,9 @@ static void test_hostile_graphs(odl_test_ctx *t)
     CHECK(odl_desc_check(&d, sh, &dg) == ODL_ERR_SHAPE);
     odl_model_cfg cfg = odl_model_cfg_defaults();
     odl_mem_plan p;
-    CHECK(odl_model_plan(&d, &cfg, &p, &dg) == ODL_ERR_SHAPE);
+    /* a 32-bit target cannot address these tensors: the planner says so first */
+    const odl_status ps = odl_model_plan(&d, &cfg, &p, &dg);
+    CHECK(ps == ODL_ERR_SHAPE || (sizeof(size_t) < 8 && ps == ODL_ERR_NOMEM));
     /* concat of 8 inputs of 2^23 channels each: 2^26 fits, one more does not */
     tinit(&d, 1, 1, 1);
     n = odl_node_defaults(&d, ODL_LAYER_DENSE);

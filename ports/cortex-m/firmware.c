@@ -331,10 +331,10 @@ int main(void)
     /* 3. accuracy before */
     const int32_t orig_before = learner_accuracy(L, q, 0, NULL, &diag);
     const int32_t drift_before = learner_accuracy(L, q, 1, NULL, &diag);
-    target_logf("before: test accuracy %d.%d%% original, %d.%d%% drifted (S1 gain %.2f, offset %.2f), %d images, "
+    target_logf("before: test accuracy %d.%d%% original, %d.%d%% drifted (S1 gain %d/100, offset %d/100), %d images, "
                 "INT8 prefix + head",
                 (int)(orig_before / 10), (int)(orig_before % 10), (int)(drift_before / 10), (int)(drift_before % 10),
-                (double)ODL_DATA_GAIN, (double)ODL_DATA_OFFSET, ODL_DATA_N_TEST);
+                (int)(ODL_DATA_GAIN * 100.0f + 0.5f), (int)(ODL_DATA_OFFSET * 100.0f + 0.5f), ODL_DATA_N_TEST);
 
     /* 4. the user's stream */
     int32_t accepted = 0, rejected = 0, updates_ok = 0, updates_back = 0, drift_events = 0;

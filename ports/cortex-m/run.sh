@@ -82,6 +82,13 @@ else
     failed=$((failed + 1)); echo "not ok  firmware (exit $rc)"
 fi
 
+echo "== cortex-m: no double precision in the firmware (the M4F's FPU is single precision)"
+if python3 "$PORT/check_no_double.py" "$BUILD/firmware.elf" "$PORT/double_allowed.txt"; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+fi
+
 echo "== cortex-m: unit tests on the target"
 pids=()
 for t in $TESTS; do
