@@ -174,15 +174,15 @@ void odl_qdense_s8(const odl_dense_dims *d, const int8_t *x, const int8_t *w, co
 static size_t plane_in(const odl_window_dims *d) { return (size_t)d->in_h * d->in_w; }
 static size_t plane_out(const odl_window_dims *d) { return (size_t)d->out_h * d->out_w; }
 
-static size_t col_bytes(const odl_window_dims *d)
-{
-    const size_t k = (size_t)d->in_c * d->k_h * d->k_w;
-    return (k * plane_out(d) * sizeof(int16_t) + 3u) & ~(size_t)3u;
-}
+/* Output pixels unfolded at a time (im2col): the scratch is QCONV_COLS
+ * columns of K = in_c·k_h·k_w int16 values, K contiguous (CMSIS-NN's
+ * layout: 288 bytes for a 3x3 conv over 8 channels), not the whole plane. */
+#define QCONV_COLS 2
 
 size_t odl_qconv2d_scratch_bytes(const odl_window_dims *d)
 {
-    return col_bytes(d) + plane_out(d) * sizeof(int32_t);
+    const size_t k = (size_t)d->in_c * d->k_h * d->k_w;
+    return (k * QCONV_COLS * sizeof(int16_t) + 3u) & ~(size_t)3u;
 }
 
 void odl_qconv2d_s8_ref(const odl_window_dims *d, const int8_t *x, const int8_t *w, const odl_qrequant *r,
@@ -208,29 +208,26 @@ void odl_qconv2d_s8_ref(const odl_window_dims *d, const int8_t *x, const int8_t 
                 }
 }
 
-/* col[k][p] = x − in_zp (int16), 0 over the padding; k = (ci, kh, kw). */
-static void im2col_s8(const odl_window_dims *d, const int8_t *xn, int32_t zp, int16_t *col)
+/* col[k] = x − in_zp (int16) of output pixel (oh, ow), 0 over the padding;
+ * k = (ci, kh, kw). */
+static void im2col_pixel_s8(const odl_window_dims *d, const int8_t *xn, int32_t zp, int32_t oh, int32_t ow,
+                            int16_t *col)
 {
-    const size_t P = plane_out(d);
     for (int32_t ci = 0; ci < d->in_c; ci++) {
         const int8_t *xc = xn + (size_t)ci * plane_in(d);
-        for (int32_t kh = 0; kh < d->k_h; kh++)
-            for (int32_t kw = 0; kw < d->k_w; kw++) {
-                int16_t *row = col + (((size_t)ci * d->k_h + kh) * d->k_w + kw) * P;
-                for (int32_t oh = 0; oh < d->out_h; oh++) {
-                    const int32_t ih = oh * d->stride_h - d->pad_h + kh;
-                    int16_t *rr = row + (size_t)oh * d->out_w;
-                    if (ih < 0 || ih >= d->in_h) {
-                        memset(rr, 0, sizeof(int16_t) * (size_t)d->out_w);
-                        continue;
-                    }
-                    const int8_t *xr = xc + (size_t)ih * d->in_w;
-                    for (int32_t ow = 0; ow < d->out_w; ow++) {
-                        const int32_t iw = ow * d->stride_w - d->pad_w + kw;
-                        rr[ow] = (iw < 0 || iw >= d->in_w) ? (int16_t)0 : (int16_t)((int32_t)xr[iw] - zp);
-                    }
-                }
+        for (int32_t kh = 0; kh < d->k_h; kh++) {
+            const int32_t ih = oh * d->stride_h - d->pad_h + kh;
+            if (ih < 0 || ih >= d->in_h) {
+                memset(col, 0, sizeof(int16_t) * (size_t)d->k_w);
+                col += d->k_w;
+                continue;
             }
+            const int8_t *xr = xc + (size_t)ih * d->in_w;
+            for (int32_t kw = 0; kw < d->k_w; kw++) {
+                const int32_t iw = ow * d->stride_w - d->pad_w + kw;
+                *col++ = (iw < 0 || iw >= d->in_w) ? (int16_t)0 : (int16_t)((int32_t)xr[iw] - zp);
+            }
+        }
     }
 }
 
@@ -240,26 +237,28 @@ void odl_qconv2d_s8(const odl_window_dims *d, const int8_t *x, const int8_t *w, 
     const size_t P = plane_out(d);
     const size_t K = (size_t)d->in_c * d->k_h * d->k_w;
     int16_t *col = scratch;
-    int32_t *acc = (int32_t *)(void *)((uint8_t *)scratch + col_bytes(d));
     for (int32_t n = 0; n < d->batch; n++) {
-        im2col_s8(d, x + (size_t)n * d->in_c * plane_in(d), r->in_zp, col);
+        const int8_t *xn = x + (size_t)n * d->in_c * plane_in(d);
         int8_t *yn = y + (size_t)n * d->out_c * P;
-        for (int32_t co = 0; co < d->out_c; co++) {
-            const int32_t b = bias_of(r, co);
-            for (size_t p = 0; p < P; p++)
-                acc[p] = b;
-            const int8_t *wc = w + (size_t)co * K;
-            for (size_t k = 0; k < K; k++) {
-                const int32_t wk = wc[k];
-                if (!wk)
-                    continue;
-                const int16_t *row = col + k * P;
-                for (size_t p = 0; p < P; p++)
-                    acc[p] += wk * (int32_t)row[p];
+        int32_t oh = 0, ow = 0;
+        for (size_t p0 = 0; p0 < P; p0 += QCONV_COLS) {
+            const size_t np = P - p0 < QCONV_COLS ? P - p0 : QCONV_COLS;
+            for (size_t j = 0; j < np; j++) {
+                im2col_pixel_s8(d, xn, r->in_zp, oh, ow, col + j * K);
+                if (++ow == d->out_w)
+                    ow = 0, oh++;
             }
-            int8_t *yc = yn + (size_t)co * P;
-            for (size_t p = 0; p < P; p++)
-                yc[p] = requant(acc[p], co, r);
+            for (int32_t co = 0; co < d->out_c; co++) {
+                const int8_t *wc = w + (size_t)co * K;
+                const int32_t b = bias_of(r, co);
+                for (size_t j = 0; j < np; j++) {
+                    const int16_t *cj = col + j * K;
+                    int32_t acc = b;
+                    for (size_t k = 0; k < K; k++)
+                        acc += (int32_t)wc[k] * cj[k];
+                    yn[(size_t)co * P + p0 + j] = requant(acc, co, r);
+                }
+            }
         }
     }
 }
@@ -503,6 +502,7 @@ struct odl_qmodel {
     int8_t *buf[2];
     void *conv_scratch;
     int32_t ready; /* 1 once quantised or loaded */
+    int32_t in_place; /* parameters point into the caller's file (read-only), not the arena */
 };
 
 static int has_params(int32_t t)
@@ -630,7 +630,7 @@ static odl_window_dims wdims(const odl_node_desc *l, const odl_layer_shape *in, 
 }
 
 static odl_status qbuild(odl_qmodel *q, const odl_model_desc *desc, int32_t boundary, int32_t max_batch,
-                         odl_arena *a, odl_diag *d)
+                         int32_t in_place, odl_arena *a, odl_diag *d)
 {
     odl_status s = check_desc(desc, boundary, NULL, d);
     if (s != ODL_OK)
@@ -657,6 +657,7 @@ static odl_status qbuild(odl_qmodel *q, const odl_model_desc *desc, int32_t boun
         q->desc.n_layers = boundary;
         q->boundary = boundary;
         q->max_batch = max_batch;
+        q->in_place = in_place;
         q->in_shape = in;
         q->in_q.scale = 1.0f;
     }
@@ -683,6 +684,9 @@ static odl_status qbuild(odl_qmodel *q, const odl_model_desc *desc, int32_t boun
                 ql->n_ch = (int32_t)C;
                 ql->n_w = out.n_weights;
             }
+        }
+        if (has_params(l->type) && !in_place) {
+            const size_t C = out.n_bias;
             QALLOC(ql->w, out.n_weights, ODL_MEM_PARAMS);
             QALLOC(ql->bias, C * sizeof(int32_t), ODL_MEM_PARAMS);
             QALLOC(ql->mult, C * sizeof(int32_t), ODL_MEM_PARAMS);
@@ -705,8 +709,8 @@ static odl_status qbuild(odl_qmodel *q, const odl_model_desc *desc, int32_t boun
     return ODL_OK;
 }
 
-odl_status odl_qmodel_plan(const odl_model_desc *desc, int32_t boundary, int32_t max_batch, odl_mem_plan *plan,
-                           odl_diag *d)
+static odl_status qplan(const odl_model_desc *desc, int32_t boundary, int32_t max_batch, int32_t in_place,
+                        odl_mem_plan *plan, odl_diag *d)
 {
     if (!desc || !plan)
         return odl_fail(d, ODL_ERR_ARG, "qmodel_plan: NULL argument");
@@ -715,21 +719,21 @@ odl_status odl_qmodel_plan(const odl_model_desc *desc, int32_t boundary, int32_t
     void *p;
     odl_status s = odl_arena_alloc(&a, sizeof(odl_qmodel), ODL_MEM_STATE, &p, d);
     if (s == ODL_OK)
-        s = qbuild(NULL, desc, boundary, max_batch, &a, d);
+        s = qbuild(NULL, desc, boundary, max_batch, in_place, &a, d);
     if (s != ODL_OK)
         return s;
     *plan = a.plan;
     return ODL_OK;
 }
 
-odl_status odl_qmodel_init(odl_qmodel **out, const odl_model_desc *desc, int32_t boundary, int32_t max_batch,
-                           odl_arena *arena, odl_diag *d)
+static odl_status qinit(odl_qmodel **out, const odl_model_desc *desc, int32_t boundary, int32_t max_batch,
+                        int32_t in_place, odl_arena *arena, odl_diag *d)
 {
     if (!out || !desc || !arena)
         return odl_fail(d, ODL_ERR_ARG, "qmodel_init: NULL argument");
     *out = NULL;
     odl_mem_plan plan;
-    odl_status s = odl_qmodel_plan(desc, boundary, max_batch, &plan, d);
+    odl_status s = qplan(desc, boundary, max_batch, in_place, &plan, d);
     if (s != ODL_OK)
         return s;
     if (odl_arena_is_counting(arena))
@@ -742,11 +746,35 @@ odl_status odl_qmodel_init(odl_qmodel **out, const odl_model_desc *desc, int32_t
     if (s != ODL_OK)
         return s;
     odl_qmodel *q = p;
-    s = qbuild(q, desc, boundary, max_batch, arena, d);
+    s = qbuild(q, desc, boundary, max_batch, in_place, arena, d);
     if (s != ODL_OK)
         return s;
     *out = q;
     return ODL_OK;
+}
+
+odl_status odl_qmodel_plan(const odl_model_desc *desc, int32_t boundary, int32_t max_batch, odl_mem_plan *plan,
+                           odl_diag *d)
+{
+    return qplan(desc, boundary, max_batch, 0, plan, d);
+}
+
+odl_status odl_qmodel_init(odl_qmodel **out, const odl_model_desc *desc, int32_t boundary, int32_t max_batch,
+                           odl_arena *arena, odl_diag *d)
+{
+    return qinit(out, desc, boundary, max_batch, 0, arena, d);
+}
+
+odl_status odl_qmodel_plan_in_place(const odl_model_desc *desc, int32_t boundary, int32_t max_batch,
+                                    odl_mem_plan *plan, odl_diag *d)
+{
+    return qplan(desc, boundary, max_batch, 1, plan, d);
+}
+
+odl_status odl_qmodel_init_in_place(odl_qmodel **out, const odl_model_desc *desc, int32_t boundary,
+                                    int32_t max_batch, odl_arena *arena, odl_diag *d)
+{
+    return qinit(out, desc, boundary, max_batch, 1, arena, d);
 }
 
 /* Output clamp of an activation applied to a tensor with parameters p. */
@@ -789,6 +817,9 @@ odl_status odl_qmodel_quantize(odl_qmodel *q, const odl_model *m, const odl_qcal
     if (c->boundary != q->boundary || c->samples <= 0)
         return odl_fail(d, ODL_ERR_STATE, "qmodel_quantize: calibration for boundary %d with %ld samples (boundary %d needs > 0)",
                         (int)c->boundary, (long)c->samples, (int)q->boundary);
+    if (q->in_place)
+        return odl_fail(d, ODL_ERR_STATE, "qmodel_quantize: this INT8 model's parameters are read in place from a "
+                        "file (odl_qmodel_init_in_place); quantise into one made by odl_qmodel_init");
     odl_status s = check_prefix(&q->desc, odl_model_get_desc(m), q->boundary, d);
     if (s != ODL_OK)
         return s;
@@ -1286,7 +1317,13 @@ static odl_status qparse(const void *buf, size_t len, const odl_model_desc *desc
             ql->out_q = oq;
             ql->act_min = amin;
             ql->act_max = amax;
-            if (C) { /* little-endian target: the bytes are the values */
+            if (C && q->in_place) { /* little-endian, 4-byte aligned (checked by the caller): the values */
+                ql->bias = (int32_t *)(uintptr_t)pb; /* read only: nothing writes a loaded model's parameters */
+                ql->mult = (int32_t *)(uintptr_t)pm;
+                ql->shift = (int32_t *)(uintptr_t)ps;
+                ql->w_scale = (float *)(uintptr_t)pw;
+                ql->w = (int8_t *)(uintptr_t)pq;
+            } else if (C) { /* little-endian target: the bytes are the values */
                 memcpy(ql->bias, pb, 4u * C);
                 memcpy(ql->mult, pm, 4u * C);
                 memcpy(ql->shift, ps, 4u * C);
@@ -1322,10 +1359,40 @@ odl_status odl_qfile_read_desc(const void *buf, size_t len, odl_model_desc *desc
     return qparse(buf, len, desc, boundary, NULL, d);
 }
 
+static odl_status qload(odl_qmodel *q, const void *buf, size_t len, odl_diag *d);
+
 odl_status odl_qmodel_load(odl_qmodel *q, const void *buf, size_t len, odl_diag *d)
 {
     if (!q || !buf)
         return odl_fail(d, ODL_ERR_ARG, "qmodel_load: NULL argument");
+    if (q->in_place)
+        return odl_fail(d, ODL_ERR_STATE, "qmodel_load: this INT8 model reads its parameters in place (use "
+                        "odl_qmodel_load_in_place)");
+    return qload(q, buf, len, d);
+}
+
+odl_status odl_qmodel_load_in_place(odl_qmodel *q, const void *buf, size_t len, odl_diag *d)
+{
+    if (!q || !buf)
+        return odl_fail(d, ODL_ERR_ARG, "qmodel_load_in_place: NULL argument");
+    if (!q->in_place)
+        return odl_fail(d, ODL_ERR_STATE, "qmodel_load_in_place: this INT8 model has its own parameter storage "
+                        "(made by odl_qmodel_init; use odl_qmodel_load)");
+    /* chunk payloads are at 16-byte multiples of the file (docs/format.md): an
+     * aligned buffer gives aligned int32/float arrays */
+    if ((uintptr_t)buf % 16u)
+        return odl_fail(d, ODL_ERR_ARG, "qmodel_load_in_place: the file's address is %lu past a 16-byte boundary; it "
+                        "must be aligned (odl export-c aligns its arrays)", (unsigned long)((uintptr_t)buf % 16u));
+    uint16_t probe = 1;
+    uint8_t first;
+    memcpy(&first, &probe, 1);
+    if (!first)
+        return odl_fail(d, ODL_ERR_UNSUPPORTED, "qmodel_load_in_place: needs a little-endian target");
+    return qload(q, buf, len, d);
+}
+
+static odl_status qload(odl_qmodel *q, const void *buf, size_t len, odl_diag *d)
+{
     /* the file's prefix nodes must be q's: compared node by node, then the
      * Q chunks are checked against q's prefix */
     topo_view v;
