@@ -1,13 +1,16 @@
 /* firmware.c — on-device learning on a Cortex-M4F in 128 KB of RAM, on the
  * INT8 base.
  *
- * Flash holds the edge-cnn base (`odl quantize`'s INT8 .odl file: the FP32
- * model plus INT8 layers [0, boundary), embedded by `odl export-c`), 200 old
- * training images, 100 user examples (10 per class, seen through the S1 gain
- * drift) and a 500-image test slice. The program:
+ * Flash holds two edge-cnn bases (`odl quantize`'s INT8 .odl files: the FP32
+ * model plus INT8 layers [0, boundary), embedded by `odl export-c`; one on
+ * all classes, one on classes below ODL_DATA_FIRST_NEW_CLASS), 200 old
+ * training images, 100 user examples (10 per class, seen through the data's
+ * shift: the protocol's 2-pixel translation), the new-class examples and a
+ * 500-image test slice. Two scenarios run, each naming its strategy: the
+ * drift (steps below) and the new classes (steps 1-5 on the other base).
  *
- *   1. loads the INT8 prefix from the file in flash (arena A): every latent
- *      the learner sees comes from odl_qmodel_forward;
+ *   1. builds the INT8 prefix with its weights in place in flash (arena A):
+ *      every latent the learner sees comes from odl_qmodel_forward;
  *   2. builds the head's source, an FP32 model of the file's layers
  *      [boundary-1, L) whose weights stay in flash (the learner copies its
  *      head from it), then the learner (replay, gates) and a RAM-backed
