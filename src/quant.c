@@ -53,11 +53,12 @@ odl_qparams odl_q_choose_params(float fmin, float fmax)
 
 int8_t odl_q_quantize(float x, odl_qparams p)
 {
-    const double v = (double)x / (double)p.scale;
+    /* single precision, as TFLite's Quantize: a device's FPU has no double */
+    const float v = x / p.scale;
     if (v != v)
         return (int8_t)p.zero_point;
-    const double r = round(v) + (double)p.zero_point;
-    return (int8_t)(r < -128.0 ? -128 : r > 127.0 ? 127 : (int32_t)r);
+    const float r = roundf(v) + (float)p.zero_point;
+    return (int8_t)(r < -128.0f ? -128 : r > 127.0f ? 127 : (int32_t)r);
 }
 
 float odl_q_dequantize(int8_t q, odl_qparams p)
@@ -175,15 +176,16 @@ static size_t plane_out(const odl_window_dims *d) { return (size_t)d->out_h * d-
 
 static int32_t n_groups(const odl_window_dims *d) { return d->groups > 0 ? d->groups : 1; }
 
-static size_t col_bytes(const odl_window_dims *d)
-{
-    const size_t k = (size_t)(d->in_c / n_groups(d)) * d->k_h * d->k_w;
-    return (k * plane_out(d) * sizeof(int16_t) + 3u) & ~(size_t)3u;
-}
+/* Output pixels unfolded at a time (im2col): the scratch is QCONV_COLS
+ * columns of K = (in_c / groups)·k_h·k_w int16 values, K contiguous
+ * (CMSIS-NN's layout: 288 bytes for a 3x3 conv over 8 channels), not the
+ * whole plane. */
+#define QCONV_COLS 2
 
 size_t odl_qconv2d_scratch_bytes(const odl_window_dims *d)
 {
-    return col_bytes(d) + plane_out(d) * sizeof(int32_t);
+    const size_t k = (size_t)(d->in_c / n_groups(d)) * d->k_h * d->k_w;
+    return (k * QCONV_COLS * sizeof(int16_t) + 3u) & ~(size_t)3u;
 }
 
 void odl_qconv2d_s8_ref(const odl_window_dims *d, const int8_t *x, const int8_t *w, const odl_qrequant *r,
@@ -212,31 +214,27 @@ void odl_qconv2d_s8_ref(const odl_window_dims *d, const int8_t *x, const int8_t 
                 }
 }
 
-/* col[k][p] = x − in_zp (int16), 0 over the padding; k = (ci, kh, kw) over
- * the channels [c0, c0 + cg) of one group. */
-static void im2col_s8(const odl_window_dims *d, const int8_t *xn, int32_t zp, int32_t c0, int32_t cg, int16_t *col)
+/* col[k] = x − in_zp (int16) of output pixel (oh, ow), 0 over the padding;
+ * k = (cj, kh, kw) over the channels [c0, c0 + cg) of one group. */
+static void im2col_pixel_s8(const odl_window_dims *d, const int8_t *xn, int32_t zp, int32_t c0, int32_t cg,
+                            int32_t oh, int32_t ow, int16_t *col)
 {
-    const size_t P = plane_out(d);
     const int32_t dh = d->dil_h > 0 ? d->dil_h : 1, dw = d->dil_w > 0 ? d->dil_w : 1;
     for (int32_t cj = 0; cj < cg; cj++) {
         const int8_t *xc = xn + (size_t)(c0 + cj) * plane_in(d);
-        for (int32_t kh = 0; kh < d->k_h; kh++)
-            for (int32_t kw = 0; kw < d->k_w; kw++) {
-                int16_t *row = col + (((size_t)cj * d->k_h + kh) * d->k_w + kw) * P;
-                for (int32_t oh = 0; oh < d->out_h; oh++) {
-                    const int32_t ih = oh * d->stride_h - d->pad_h + kh * dh;
-                    int16_t *rr = row + (size_t)oh * d->out_w;
-                    if (ih < 0 || ih >= d->in_h) {
-                        memset(rr, 0, sizeof(int16_t) * (size_t)d->out_w);
-                        continue;
-                    }
-                    const int8_t *xr = xc + (size_t)ih * d->in_w;
-                    for (int32_t ow = 0; ow < d->out_w; ow++) {
-                        const int32_t iw = ow * d->stride_w - d->pad_w + kw * dw;
-                        rr[ow] = (iw < 0 || iw >= d->in_w) ? (int16_t)0 : (int16_t)((int32_t)xr[iw] - zp);
-                    }
-                }
+        for (int32_t kh = 0; kh < d->k_h; kh++) {
+            const int32_t ih = oh * d->stride_h - d->pad_h + kh * dh;
+            if (ih < 0 || ih >= d->in_h) {
+                memset(col, 0, sizeof(int16_t) * (size_t)d->k_w);
+                col += d->k_w;
+                continue;
             }
+            const int8_t *xr = xc + (size_t)ih * d->in_w;
+            for (int32_t kw = 0; kw < d->k_w; kw++) {
+                const int32_t iw = ow * d->stride_w - d->pad_w + kw * dw;
+                *col++ = (iw < 0 || iw >= d->in_w) ? (int16_t)0 : (int16_t)((int32_t)xr[iw] - zp);
+            }
+        }
     }
 }
 
@@ -247,27 +245,28 @@ void odl_qconv2d_s8(const odl_window_dims *d, const int8_t *x, const int8_t *w, 
     const int32_t g = n_groups(d), cg = d->in_c / g, og = d->out_c / g;
     const size_t K = (size_t)cg * d->k_h * d->k_w;
     int16_t *col = scratch;
-    int32_t *acc = (int32_t *)(void *)((uint8_t *)scratch + col_bytes(d));
     for (int32_t n = 0; n < d->batch; n++) {
+        const int8_t *xn = x + (size_t)n * d->in_c * plane_in(d);
         int8_t *yn = y + (size_t)n * d->out_c * P;
-        for (int32_t gi = 0; gi < g; gi++) {
-            im2col_s8(d, x + (size_t)n * d->in_c * plane_in(d), r->in_zp, gi * cg, cg, col);
-            for (int32_t co = gi * og; co < (gi + 1) * og; co++) {
-                const int32_t b = bias_of(r, co);
-                for (size_t p = 0; p < P; p++)
-                    acc[p] = b;
-                const int8_t *wc = w + (size_t)co * K;
-                for (size_t k = 0; k < K; k++) {
-                    const int32_t wk = wc[k];
-                    if (!wk)
-                        continue;
-                    const int16_t *row = col + k * P;
-                    for (size_t p = 0; p < P; p++)
-                        acc[p] += wk * (int32_t)row[p];
+        for (size_t p0 = 0; p0 < P; p0 += QCONV_COLS) {
+            const size_t np = P - p0 < QCONV_COLS ? P - p0 : QCONV_COLS;
+            for (int32_t gi = 0; gi < g; gi++) {
+                for (size_t j = 0; j < np; j++) {
+                    const size_t pj = p0 + j;
+                    im2col_pixel_s8(d, xn, r->in_zp, gi * cg, cg, (int32_t)(pj / (size_t)d->out_w),
+                                    (int32_t)(pj % (size_t)d->out_w), col + j * K);
                 }
-                int8_t *yc = yn + (size_t)co * P;
-                for (size_t p = 0; p < P; p++)
-                    yc[p] = requant(acc[p], co, r);
+                for (int32_t co = gi * og; co < (gi + 1) * og; co++) {
+                    const int8_t *wc = w + (size_t)co * K;
+                    const int32_t b = bias_of(r, co);
+                    for (size_t j = 0; j < np; j++) {
+                        const int16_t *cj = col + j * K;
+                        int32_t acc = b;
+                        for (size_t k = 0; k < K; k++)
+                            acc += (int32_t)wc[k] * cj[k];
+                        yn[(size_t)co * P + p0 + j] = requant(acc, co, r);
+                    }
+                }
             }
         }
     }
@@ -547,6 +546,7 @@ struct odl_qmodel {
     int8_t *act;               /* the activation region */
     void *conv_scratch;
     int32_t ready;             /* 1 once quantised, loaded or given parameters */
+    int32_t in_place;          /* parameters and tables point into the caller's file (read only), not the arena */
 };
 
 static int has_params(int32_t t)
@@ -654,6 +654,7 @@ typedef struct check_ctx {
     odl_qmodel *q;
     odl_arena *a;
     size_t scratch;
+    int32_t in_place; /* parameters and tables stay in the file: none in the arena */
     odl_layer_shape last;
 } check_ctx;
 
@@ -701,6 +702,9 @@ static odl_status check_node(void *vctx, int32_t i, const odl_layer_shape *const
             qn->n_ch = (int32_t)C;
             qn->n_w = out->n_weights;
         }
+    }
+    if (has_params(l->type) && !c->in_place) {
+        const size_t C = out->n_bias;
         QALLOC(qn->w, out->n_weights, ODL_MEM_PARAMS);
         QALLOC(qn->bias, C * sizeof(int32_t), ODL_MEM_PARAMS);
         QALLOC(qn->mult, C * sizeof(int32_t), ODL_MEM_PARAMS);
@@ -710,7 +714,7 @@ static odl_status check_node(void *vctx, int32_t i, const odl_layer_shape *const
     /* a table for every activation that may not be fused (whether it is
      * depends on its readers, known after the walk) */
     /* relu and relu6 clamp (or requantise, given other output parameters) */
-    if (is_lut_type(l->type) && l->type != ODL_LAYER_RELU && l->type != ODL_LAYER_RELU6)
+    if (is_lut_type(l->type) && l->type != ODL_LAYER_RELU && l->type != ODL_LAYER_RELU6 && !c->in_place)
         QALLOC(qn->lut, QLUT, ODL_MEM_PARAMS);
     if (l->type == ODL_LAYER_CONV2D) {
         odl_window_dims wd = wdims(l, ins[0], out, 1);
@@ -747,7 +751,7 @@ static odl_status check_desc(const odl_model_desc *desc, int32_t boundary, odl_l
 }
 
 static odl_status qbuild(odl_qmodel *q, const odl_model_desc *desc, int32_t boundary, int32_t max_batch,
-                         odl_arena *a, odl_diag *d)
+                         int32_t in_place, odl_arena *a, odl_diag *d)
 {
     odl_status s = check_desc(desc, boundary, NULL, d);
     if (s != ODL_OK)
@@ -775,6 +779,7 @@ static odl_status qbuild(odl_qmodel *q, const odl_model_desc *desc, int32_t boun
         q->desc.n_layers = boundary;
         q->boundary = boundary;
         q->max_batch = max_batch;
+        q->in_place = in_place;
         q->in_shape = in;
         q->in_q.scale = 1.0f;
     }
@@ -784,6 +789,7 @@ static odl_status qbuild(odl_qmodel *q, const odl_model_desc *desc, int32_t boun
     c.desc = &pd;
     c.q = q;
     c.a = a;
+    c.in_place = in_place;
     if ((s = odl_desc_visit(&pd, check_node, &c, d)) != ODL_OK)
         return s;
     size_t peak = 0;
@@ -804,8 +810,8 @@ static odl_status qbuild(odl_qmodel *q, const odl_model_desc *desc, int32_t boun
     return ODL_OK;
 }
 
-odl_status odl_qmodel_plan(const odl_model_desc *desc, int32_t boundary, int32_t max_batch, odl_mem_plan *plan,
-                           odl_diag *d)
+static odl_status qplan(const odl_model_desc *desc, int32_t boundary, int32_t max_batch, int32_t in_place,
+                        odl_mem_plan *plan, odl_diag *d)
 {
     if (!desc || !plan)
         return odl_fail(d, ODL_ERR_ARG, "qmodel_plan: NULL argument");
@@ -814,21 +820,21 @@ odl_status odl_qmodel_plan(const odl_model_desc *desc, int32_t boundary, int32_t
     void *p;
     odl_status s = odl_arena_alloc(&a, sizeof(odl_qmodel), ODL_MEM_STATE, &p, d);
     if (s == ODL_OK)
-        s = qbuild(NULL, desc, boundary, max_batch, &a, d);
+        s = qbuild(NULL, desc, boundary, max_batch, in_place, &a, d);
     if (s != ODL_OK)
         return s;
     *plan = a.plan;
     return ODL_OK;
 }
 
-odl_status odl_qmodel_init(odl_qmodel **out, const odl_model_desc *desc, int32_t boundary, int32_t max_batch,
-                           odl_arena *arena, odl_diag *d)
+static odl_status qinit(odl_qmodel **out, const odl_model_desc *desc, int32_t boundary, int32_t max_batch,
+                        int32_t in_place, odl_arena *arena, odl_diag *d)
 {
     if (!out || !desc || !arena)
         return odl_fail(d, ODL_ERR_ARG, "qmodel_init: NULL argument");
     *out = NULL;
     odl_mem_plan plan;
-    odl_status s = odl_qmodel_plan(desc, boundary, max_batch, &plan, d);
+    odl_status s = qplan(desc, boundary, max_batch, in_place, &plan, d);
     if (s != ODL_OK)
         return s;
     if (odl_arena_is_counting(arena))
@@ -842,11 +848,35 @@ odl_status odl_qmodel_init(odl_qmodel **out, const odl_model_desc *desc, int32_t
         return s;
     odl_qmodel *q = p;
     memset(q, 0, sizeof *q);
-    s = qbuild(q, desc, boundary, max_batch, arena, d);
+    s = qbuild(q, desc, boundary, max_batch, in_place, arena, d);
     if (s != ODL_OK)
         return s;
     *out = q;
     return ODL_OK;
+}
+
+odl_status odl_qmodel_plan(const odl_model_desc *desc, int32_t boundary, int32_t max_batch, odl_mem_plan *plan,
+                           odl_diag *d)
+{
+    return qplan(desc, boundary, max_batch, 0, plan, d);
+}
+
+odl_status odl_qmodel_init(odl_qmodel **out, const odl_model_desc *desc, int32_t boundary, int32_t max_batch,
+                           odl_arena *arena, odl_diag *d)
+{
+    return qinit(out, desc, boundary, max_batch, 0, arena, d);
+}
+
+odl_status odl_qmodel_plan_in_place(const odl_model_desc *desc, int32_t boundary, int32_t max_batch,
+                                    odl_mem_plan *plan, odl_diag *d)
+{
+    return qplan(desc, boundary, max_batch, 1, plan, d);
+}
+
+odl_status odl_qmodel_init_in_place(odl_qmodel **out, const odl_model_desc *desc, int32_t boundary,
+                                    int32_t max_batch, odl_arena *arena, odl_diag *d)
+{
+    return qinit(out, desc, boundary, max_batch, 1, arena, d);
 }
 
 /* Parameters of tensor t (0: the input). */
@@ -1035,6 +1065,9 @@ odl_status odl_qmodel_quantize(odl_qmodel *q, const odl_model *m, const odl_qcal
     if (c->boundary != q->boundary || c->samples <= 0)
         return odl_fail(d, ODL_ERR_STATE, "qmodel_quantize: calibration for boundary %d with %ld samples (boundary %d needs > 0)",
                         (int)c->boundary, (long)c->samples, (int)q->boundary);
+    if (q->in_place)
+        return odl_fail(d, ODL_ERR_STATE, "qmodel_quantize: this INT8 model's parameters are read in place from a "
+                        "file (odl_qmodel_init_in_place); quantise into one made by odl_qmodel_init");
     odl_status s = check_prefix(&q->desc, odl_model_get_desc(m), q->boundary, d);
     if (s != ODL_OK)
         return s;
@@ -1102,6 +1135,9 @@ odl_status odl_qmodel_set_params(odl_qmodel *q, odl_qparams input, const odl_qno
 {
     if (!q || !nodes)
         return odl_fail(d, ODL_ERR_ARG, "qmodel_set_params: NULL argument");
+    if (q->in_place)
+        return odl_fail(d, ODL_ERR_STATE, "qmodel_set_params: this INT8 model's parameters are read in place from a "
+                        "file (odl_qmodel_init_in_place); set them on one made by odl_qmodel_init");
     if (!good_scale(input.scale) || !in_s8(input.zero_point))
         return odl_fail(d, ODL_ERR_ARG, "qmodel_set_params: input scale %g / zero point %d out of range",
                         (double)input.scale, (int)input.zero_point);
@@ -1731,9 +1767,18 @@ static odl_status parse_node(void *vctx, int32_t i, const odl_layer_shape *const
         qn->n_ex = (int32_t)n_ex;
         memcpy(qn->ex, ex, sizeof ex);
         qn->use_lut = lut;
-        if (lut)
+        if (c->q->in_place) { /* little-endian, 4-byte aligned (checked by the caller): the values, read only */
+            qn->lut = lut ? (int8_t *)(uintptr_t)pe : NULL;
+            if (C) {
+                qn->bias = (int32_t *)(uintptr_t)pb;
+                qn->mult = (int32_t *)(uintptr_t)pm;
+                qn->shift = (int32_t *)(uintptr_t)ps;
+                qn->w_scale = (float *)(uintptr_t)pw;
+                qn->w = (int8_t *)(uintptr_t)pq;
+            }
+        } else if (lut)
             memcpy(qn->lut, pe, QLUT);
-        if (C) { /* little-endian target: the bytes are the values */
+        if (C && !c->q->in_place) { /* little-endian target: the bytes are the values */
             memcpy(qn->bias, pb, 4u * C);
             memcpy(qn->mult, pm, 4u * C);
             memcpy(qn->shift, ps, 4u * C);
@@ -1854,10 +1899,40 @@ odl_status odl_qfile_read_desc(const void *buf, size_t len, odl_model_desc *desc
     return qparse(buf, len, desc, boundary, NULL, d);
 }
 
+static odl_status qload(odl_qmodel *q, const void *buf, size_t len, odl_diag *d);
+
 odl_status odl_qmodel_load(odl_qmodel *q, const void *buf, size_t len, odl_diag *d)
 {
     if (!q || !buf)
         return odl_fail(d, ODL_ERR_ARG, "qmodel_load: NULL argument");
+    if (q->in_place)
+        return odl_fail(d, ODL_ERR_STATE, "qmodel_load: this INT8 model reads its parameters in place (use "
+                        "odl_qmodel_load_in_place)");
+    return qload(q, buf, len, d);
+}
+
+odl_status odl_qmodel_load_in_place(odl_qmodel *q, const void *buf, size_t len, odl_diag *d)
+{
+    if (!q || !buf)
+        return odl_fail(d, ODL_ERR_ARG, "qmodel_load_in_place: NULL argument");
+    if (!q->in_place)
+        return odl_fail(d, ODL_ERR_STATE, "qmodel_load_in_place: this INT8 model has its own parameter storage "
+                        "(made by odl_qmodel_init; use odl_qmodel_load)");
+    /* chunk payloads are at 16-byte multiples of the file (docs/format.md): an
+     * aligned buffer gives aligned int32/float arrays */
+    if ((uintptr_t)buf % 16u)
+        return odl_fail(d, ODL_ERR_ARG, "qmodel_load_in_place: the file's address is %lu past a 16-byte boundary; it "
+                        "must be aligned (odl export-c aligns its arrays)", (unsigned long)((uintptr_t)buf % 16u));
+    uint16_t probe = 1;
+    uint8_t first;
+    memcpy(&first, &probe, 1);
+    if (!first)
+        return odl_fail(d, ODL_ERR_UNSUPPORTED, "qmodel_load_in_place: needs a little-endian target");
+    return qload(q, buf, len, d);
+}
+
+static odl_status qload(odl_qmodel *q, const void *buf, size_t len, odl_diag *d)
+{
     /* the file's prefix nodes must be q's: compared node by node, then the
      * Q chunks are checked against q's prefix */
     topo_view v;

@@ -647,6 +647,64 @@ static odl_status load_q(const uint8_t *buf, size_t len, qbuilt *out, odl_diag *
     return odl_qmodel_load(out->q, buf, len, d);
 }
 
+/* The conv scratch does not grow with the image: two unfolded pixels */
+static void test_conv_scratch_small(odl_test_ctx *t)
+{
+    odl_window_dims a = odl_window_dims_simple(1, 8, 14, 14, 16, 14, 14, 3, 3, 1, 1, 1, 1);
+    odl_window_dims b = odl_window_dims_simple(4, 8, 96, 96, 16, 96, 96, 3, 3, 1, 1, 1, 1);
+    CHECK(odl_qconv2d_scratch_bytes(&a) == 288);
+    CHECK(odl_qconv2d_scratch_bytes(&b) == 288);
+}
+
+/* The parameters used in place from the file: no parameter bytes in the
+ * plan, the same output bytes as a copying load, and the copy-only calls
+ * refused (and the other way round), as is a misaligned file. */
+static void test_in_place(odl_test_ctx *t)
+{
+    qfile f;
+    CHECK_OK(make_qfile(&f));
+    odl_diag d;
+    uint8_t *buf = aligned_dup(f.q8.p, f.q8.len);
+    odl_node_desc nodes[64];
+    odl_model_desc desc;
+    odl_desc_init(&desc, nodes, 64, 1, 1, 1);
+    int32_t boundary;
+    CHECK_OK(odl_qfile_read_desc(buf, f.q8.len, &desc, &boundary, &d));
+    odl_mem_plan copy_plan, plan;
+    CHECK_OK(odl_qmodel_plan(&desc, boundary, 3, &copy_plan, &d));
+    CHECK_OK(odl_qmodel_plan_in_place(&desc, boundary, 3, &plan, &d));
+    CHECK(plan.bytes[ODL_MEM_PARAMS] == 0 && copy_plan.bytes[ODL_MEM_PARAMS] > 0);
+    CHECK(plan.total + copy_plan.bytes[ODL_MEM_PARAMS] == copy_plan.total);
+    void *mem = malloc(plan.total);
+    odl_arena a;
+    odl_arena_init(&a, mem, plan.total);
+    odl_qmodel *q;
+    CHECK_OK(odl_qmodel_init_in_place(&q, &desc, boundary, 3, &a, &d));
+    CHECK(a.used == plan.total);
+    CHECK(odl_qmodel_load(q, buf, f.q8.len, &d) == ODL_ERR_STATE);
+    CHECK(odl_qmodel_load_in_place(q, buf + 1, f.q8.len, &d) == ODL_ERR_ARG);
+    CHECK(strstr(d.msg, "aligned") != NULL);
+    CHECK_OK(odl_qmodel_load_in_place(q, buf, f.q8.len, &d));
+    qbuilt q2;
+    CHECK_OK(load_q(buf, f.q8.len, &q2, &d));
+    CHECK(odl_qmodel_load_in_place(q2.q, buf, f.q8.len, &d) == ODL_ERR_STATE);
+    float x[7 * 288], z1[7 * 6], z2[7 * 6];
+    fill_f(x, 7 * 288, 78, -0.2f, 1.2f);
+    CHECK_OK(odl_qmodel_forward(q2.q, x, 7, z1, &d));
+    CHECK_OK(odl_qmodel_forward(q, x, 7, z2, &d));
+    CHECK(memcmp(z1, z2, sizeof z1) == 0);
+    /* quantising would write into the file */
+    odl_qcalib c;
+    float ranges[2 * 64];
+    CHECK_OK(odl_qcalib_begin(&c, &desc, boundary, ranges, &d));
+    c.samples = 1;
+    CHECK(odl_qmodel_quantize(q, f.b.m, &c, &d) == ODL_ERR_STATE);
+    free(q2.buf);
+    free(mem);
+    free(buf);
+    free_qfile(&f);
+}
+
 static void test_file_round_trip(odl_test_ctx *t)
 {
     qfile f;
@@ -1590,11 +1648,29 @@ static void test_old_file(odl_test_ctx *t)
         x[k] = (float)((k * 37) % 101) / 101.0f;
     int8_t y[24];
     char hex[49], probe[64];
-    CHECK_OK(odl_qmodel_forward_s8(q.q, x, 4, y, NULL, &d));
+    /* the probe was made with that code's input quantisation, in double
+     * precision (odl_q_quantize is single precision now, as TFLite's, and
+     * may round a tie the other way): the same int8 input, the same bytes */
+    const odl_qparams ip = odl_qmodel_input_params(q.q);
+    static int8_t xq[4 * 288];
+    for (int k = 0; k < 4 * 288; k++) {
+        const double r = round((double)x[k] / (double)ip.scale) + (double)ip.zero_point;
+        xq[k] = (int8_t)(r < -128.0 ? -128 : r > 127.0 ? 127 : (int32_t)r);
+    }
+    CHECK_OK(odl_qmodel_run_s8(q.q, xq, 4, y, &d));
     for (int k = 0; k < 24; k++)
         snprintf(hex + 2 * k, 3, "%02x", (uint8_t)y[k]);
     CHECK_OK(odl_file_meta_get(buf, len, "probe", probe, sizeof probe, &d));
     CHECK(strcmp(hex, probe) == 0);
+    /* and through the single-precision input quantisation: at most a tie
+     * rounded the other way, one step at the output */
+    int8_t y2[24];
+    CHECK_OK(odl_qmodel_forward_s8(q.q, x, 4, y2, NULL, &d));
+    int worst = 0;
+    for (int k = 0; k < 24; k++)
+        worst = abs((int)y2[k] - (int)y[k]) > worst ? abs((int)y2[k] - (int)y[k]) : worst;
+    odl_test_logf(t, "    old file: float input quantisation moves the output by at most %d steps", worst);
+    CHECK(worst <= 4);
     /* saved again (format 1 for a prefix format 1 describes): the same bytes */
     odl_node_desc nodes[16];
     odl_model_desc desc;
@@ -1809,6 +1885,8 @@ static const odl_test_case cases[] = {
     {"plan_exact", test_plan_exact},
     {"model_matches_fp32", test_model_matches_fp32},
     {"file_round_trip", test_file_round_trip},
+    {"in_place", test_in_place},
+    {"conv_scratch_small", test_conv_scratch_small},
     {"file_sweep", test_file_sweep},
     {"file_crafted", test_file_crafted},
     {"graph_prefix", test_graph_prefix},

@@ -99,7 +99,9 @@ void odl_qdense_s8(const odl_dense_dims *d, const int8_t *x, const int8_t *w,
 void odl_qdense_s8_ref(const odl_dense_dims *d, const int8_t *x, const int8_t *w,
                        const odl_qrequant *r, int8_t *y);
 
-/* Padding contributes (in_zp − in_zp) = 0, i.e. real zeros. */
+/* Padding contributes (in_zp − in_zp) = 0, i.e. real zeros. The scratch is
+ * two unfolded output pixels (2 · in_c · k_h · k_w int16), whatever the
+ * image size: 288 bytes for a 3x3 conv over 8 channels. */
 size_t odl_qconv2d_scratch_bytes(const odl_window_dims *d);
 void odl_qconv2d_s8(const odl_window_dims *d, const int8_t *x, const int8_t *w,
                     const odl_qrequant *r, int8_t *y, void *scratch);
@@ -300,6 +302,18 @@ odl_status odl_qfile_read_desc(const void *buf, size_t len, odl_model_desc *desc
 /* Loads the Q chunks into q (initialised for the file's topology and
  * boundary); the values are copied, buf may go afterwards. */
 odl_status odl_qmodel_load(odl_qmodel *q, const void *buf, size_t len, odl_diag *d);
+
+/* The same model with its parameters used in place from the file (flash on a
+ * device): plan and init take no parameter bytes (only state and scratch),
+ * and odl_qmodel_load_in_place checks the file as odl_qmodel_load does, then
+ * points the layers at its Q chunks. buf must be 16-byte aligned (odl
+ * export-c's arrays are), the target little-endian, and buf must outlive q.
+ * Such a model cannot be quantised or loaded by copy. */
+odl_status odl_qmodel_plan_in_place(const odl_model_desc *desc, int32_t boundary, int32_t max_batch,
+                                    odl_mem_plan *plan, odl_diag *d);
+odl_status odl_qmodel_init_in_place(odl_qmodel **out, const odl_model_desc *desc, int32_t boundary,
+                                    int32_t max_batch, odl_arena *arena, odl_diag *d);
+odl_status odl_qmodel_load_in_place(odl_qmodel *q, const void *buf, size_t len, odl_diag *d);
 
 #ifdef __cplusplus
 }
