@@ -654,6 +654,10 @@ static void test_conv_scratch_small(odl_test_ctx *t)
     odl_window_dims b = odl_window_dims_simple(4, 8, 96, 96, 16, 96, 96, 3, 3, 1, 1, 1, 1);
     CHECK(odl_qconv2d_scratch_bytes(&a) == 288);
     CHECK(odl_qconv2d_scratch_bytes(&b) == 288);
+    /* grouped: one group's channels at a time */
+    odl_window_dims g = a;
+    g.groups = 2;
+    CHECK(odl_qconv2d_scratch_bytes(&g) == 144);
 }
 
 /* The parameters used in place from the file: no parameter bytes in the
@@ -1073,8 +1077,15 @@ static void test_graph_kernels(odl_test_ctx *t)
             rs.r.act_max = 127;
             if (kind == 0) {
                 odl_qconv2d_s8_ref(&d, x, w, &rs.r, y0);
-                REQUIRE(odl_qconv2d_scratch_bytes(&d) <= sizeof scratch);
+                const size_t sb = odl_qconv2d_scratch_bytes(&d);
+                REQUIRE(sb + 64 <= sizeof scratch);
+                memset(scratch, 0x5a, sb + 64);
                 odl_qconv2d_s8(&d, x, w, &rs.r, y1, scratch);
+                /* the kernel stays within the scratch it reports */
+                int spill = 0;
+                for (size_t k = sb; k < sb + 64; k++)
+                    spill |= scratch[k] != 0x5a;
+                CHECK(!spill);
             } else {
                 odl_qdepthwise_s8_ref(&d, x, w, &rs.r, y0);
                 odl_qdepthwise_s8(&d, x, w, &rs.r, y1);

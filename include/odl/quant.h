@@ -100,8 +100,8 @@ void odl_qdense_s8_ref(const odl_dense_dims *d, const int8_t *x, const int8_t *w
                        const odl_qrequant *r, int8_t *y);
 
 /* Padding contributes (in_zp − in_zp) = 0, i.e. real zeros. The scratch is
- * two unfolded output pixels (2 · in_c · k_h · k_w int16), whatever the
- * image size: 288 bytes for a 3x3 conv over 8 channels. */
+ * two unfolded output pixels of one group (2 · (in_c / groups) · k_h · k_w
+ * int16), whatever the image size: 288 bytes for a 3x3 conv over 8 channels. */
 size_t odl_qconv2d_scratch_bytes(const odl_window_dims *d);
 void odl_qconv2d_s8(const odl_window_dims *d, const int8_t *x, const int8_t *w,
                     const odl_qrequant *r, int8_t *y, void *scratch);
