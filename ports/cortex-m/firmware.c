@@ -62,7 +62,8 @@
  * At the end the whole buffer holds the FP32 base (scratch only: its weights
  * are in flash) and the learned head, for the comparison. */
 #ifndef FW_ARENA_A
-#define FW_ARENA_A 14896 /* INT8 prefix, weights in flash: activations 12,544 + conv scratch 288 + state 2,064 */
+#define FW_ARENA_A 11856 /* INT8 prefix, weights in flash: input 784 + planner-placed activations 7,840 +
+                            conv scratch 288 + state 2,944 */
 #endif
 #ifndef FW_ARENA_B
 #define FW_ARENA_B 81472 /* head source 1,040 + learner 79,088 + store handle 1,088, + 256; A + B must
