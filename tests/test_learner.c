@@ -9,6 +9,7 @@
 #include "odl/data.h"
 #include "odl/learner.h"
 #include "odl/odl.h"
+#include "odl/state.h"
 
 typedef struct fixture {
     odl_dataset tr, te;
@@ -530,7 +531,168 @@ static void test_stats_new_classes(odl_test_ctx *t)
     teardown(&f);
 }
 
+typedef struct membuf {
+    uint8_t *p;
+    size_t len, cap;
+} membuf;
+
+static odl_status mb_write(void *ctx, const void *data, size_t n)
+{
+    membuf *b = ctx;
+    if (b->len + n > b->cap) {
+        size_t c = b->cap ? b->cap : 4096;
+        while (c < b->len + n)
+            c *= 2;
+        uint8_t *q = realloc(b->p, c);
+        if (!q)
+            return ODL_ERR_IO;
+        b->p = q;
+        b->cap = c;
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    return ODL_OK;
+}
+
+/* The strategy's state goes through a .odl file: a learner seeded
+ * differently, given the file, predicts exactly as the saved one, and a
+ * damaged file changes nothing. */
+static void test_state_round_trip(odl_test_ctx *t)
+{
+    fixture f;
+    REQUIRE(setup(t, &f));
+    const odl_strategy which[3] = {ODL_STRATEGY_EWC_ONLINE, ODL_STRATEGY_NCM, ODL_STRATEGY_SLDA};
+    for (int w = 0; w < 3; w++) {
+        odl_learner_cfg cfg = odl_learner_cfg_for(which[w]);
+        void *b1 = NULL;
+        odl_learner *L1 = make_learner(t, &f, &cfg, &b1);
+        REQUIRE(L1);
+        odl_rng r;
+        odl_rng_seed(&r, 8, 8);
+        odl_diag d;
+        feed(L1, &f.te, 0, 60, 0);
+        CHECK(odl_learner_update(L1, &r, &d) >= 0); /* accepted or not: the state is what it is */
+        membuf mb = {0};
+        odl_writer wr = {mb_write, &mb, 0};
+        CHECK_OK(odl_state_save_model_with_state(odl_learner_head(L1), NULL, 0, odl_learner_replay(L1),
+                                                 odl_learner_ewc(L1), odl_learner_ncm(L1), odl_learner_slda(L1),
+                                                 &wr, &d));
+        /* a second device: the same configuration, other old data */
+        odl_mem_plan p;
+        CHECK_OK(odl_learner_plan(&cfg, f.base, &p, &d));
+        void *b2 = malloc(p.total);
+        odl_arena a;
+        odl_arena_init(&a, b2, p.total);
+        odl_learner *L2;
+        REQUIRE(odl_learner_init(&L2, &cfg, f.base, &a, &d) == ODL_OK);
+        CHECK_OK(odl_learner_seed_old(L2, f.tr.x + 784 * 3000, f.tr.y + 3000, 500, &r, &d));
+        int differ = 0;
+        if (which[w] == ODL_STRATEGY_EWC_ONLINE)
+            differ = memcmp(odl_ewc_fisher(odl_learner_ewc(L1)), odl_ewc_fisher(odl_learner_ewc(L2)),
+                            sizeof(float) * odl_ewc_n_params(odl_learner_ewc(L1))) != 0;
+        else
+            for (int32_t k = 0; k < 200; k++) {
+                int32_t c1, c2;
+                float f1, f2;
+                odl_learner_predict(L1, f.te.x + (size_t)(500 + k) * 784, &c1, &f1, NULL);
+                odl_learner_predict(L2, f.te.x + (size_t)(500 + k) * 784, &c2, &f2, NULL);
+                differ += c1 != c2 || f1 != f2;
+            }
+        CHECK(differ); /* the test can tell the two apart before the load */
+        /* a flipped byte: refused, nothing changed */
+        mb.p[mb.len / 2] ^= 0x40;
+        CHECK(odl_learner_load_state(L2, mb.p, mb.len, &d) != ODL_OK);
+        mb.p[mb.len / 2] ^= 0x40;
+        CHECK_OK(odl_learner_load_state(L2, mb.p, mb.len, &d));
+        if (which[w] == ODL_STRATEGY_EWC_ONLINE) {
+            const size_t n = odl_ewc_n_params(odl_learner_ewc(L1));
+            CHECK(memcmp(odl_ewc_fisher(odl_learner_ewc(L1)), odl_ewc_fisher(odl_learner_ewc(L2)),
+                         sizeof(float) * n) == 0);
+            CHECK(memcmp(odl_ewc_anchor(odl_learner_ewc(L1)), odl_ewc_anchor(odl_learner_ewc(L2)),
+                         sizeof(float) * n) == 0);
+        } else {
+            int32_t same = 0;
+            for (int32_t k = 0; k < 200; k++) {
+                int32_t c1, c2;
+                float f1, f2;
+                odl_learner_predict(L1, f.te.x + (size_t)(500 + k) * 784, &c1, &f1, NULL);
+                odl_learner_predict(L2, f.te.x + (size_t)(500 + k) * 784, &c2, &f2, NULL);
+                /* NCM's confidence scale comes from the device's own latent statistics */
+                same += c1 == c2 && (which[w] == ODL_STRATEGY_NCM || f1 == f2);
+            }
+            CHECK(same == 200);
+        }
+        odl_test_logf(t, "    %s: %zu bytes of file", odl_strategy_name(which[w]), mb.len);
+        free(mb.p);
+        free(b1);
+        free(b2);
+    }
+    teardown(&f);
+}
+
+/* Shadow evaluation: a good update waits as a candidate and is promoted
+ * after 40 labelled examples; a bad one (let through a permissive gate) is
+ * dropped, leaving the current head exactly as it was. */
+static void test_shadow(odl_test_ctx *t)
+{
+    fixture f;
+    REQUIRE(setup(t, &f));
+    odl_shift sh;
+    odl_shift_parse("translate:2,0", &sh, NULL);
+    odl_dataset user;
+    odl_dataset_copy(&f.te, &user);
+    odl_dataset_shift(&user, &sh);
+    odl_learner_cfg cfg = odl_learner_cfg_defaults();
+    cfg.shadow_n = 40;
+    void *buf = NULL;
+    odl_learner *L = make_learner(t, &f, &cfg, &buf);
+    REQUIRE(L);
+    odl_rng r;
+    odl_rng_seed(&r, 9, 9);
+    odl_diag d;
+    feed(L, &user, 100, 60, 0);
+    const float base_acc = learner_acc(L, &user, 500, 1000);
+    CHECK_OK(odl_learner_update(L, &r, &d));
+    odl_learner_status st;
+    odl_learner_get_status(L, &st);
+    CHECK(st.shadow_active == 1 && st.version == 0);
+    CHECK(learner_acc(L, &user, 500, 1000) == base_acc); /* the candidate does not predict yet */
+    CHECK(odl_learner_update(L, &r, &d) == ODL_ERR_STATE && strstr(d.msg, "shadow"));
+    feed(L, &user, 200, 40, 0);
+    odl_learner_get_status(L, &st);
+    odl_test_logf(t, "    good: %s", st.shadow_decision);
+    CHECK(st.shadow_active == 0 && st.shadow_promoted == 1 && st.version == 1);
+    CHECK(learner_acc(L, &user, 500, 1000) > base_acc + 0.03f);
+    free(buf);
+
+    /* a mislabelled update the gate lets through */
+    cfg.gate.new_target = 0.0f;
+    cfg.gate.max_old_drop = 1.0f;
+    cfg.gate.require_avg_not_worse = 0;
+    L = make_learner(t, &f, &cfg, &buf);
+    REQUIRE(L);
+    feed(L, &user, 100, 60, 3);
+    CHECK_OK(odl_learner_update(L, &r, &d));
+    odl_learner_get_status(L, &st);
+    CHECK(st.shadow_active == 1);
+    size_t nw;
+    const float *w0 = odl_model_param_const(odl_learner_head(L), 0, 0, &nw);
+    REQUIRE(nw == 640);
+    float before[640];
+    memcpy(before, w0, sizeof before);
+    feed(L, &user, 200, 40, 0);
+    odl_learner_get_status(L, &st);
+    odl_test_logf(t, "    bad: %s", st.shadow_decision);
+    CHECK(st.shadow_active == 0 && st.shadow_dropped == 1 && st.version == 0);
+    CHECK(memcmp(before, odl_model_param_const(odl_learner_head(L), 0, 0, &nw), sizeof before) == 0);
+    free(buf);
+    odl_dataset_free(&user);
+    teardown(&f);
+}
+
 static const odl_test_case cases[] = {
+    {"state_round_trip", test_state_round_trip},
+    {"shadow", test_shadow},
     {"stats_new_classes", test_stats_new_classes},
     {"every_strategy", test_every_strategy},
     {"adapt_capacity_overflow", test_adapt_capacity_overflow},
