@@ -517,8 +517,7 @@ static float *snap_slot(const odl_learner *L, int32_t k)
 /* NCM and SLDA heads as the dense head's weights (same argmax): SLDA's
  * W·z + b directly; NCM's −‖z − μ_c‖² / 2σ² as z·μ_c/σ² − ‖μ_c‖²/2σ² (the
  * ‖z‖² term is the same for every class), σ² the mean within-class squared
- * distance per dimension, so the confidence is that of a Gaussian model. A
- * class never seen scores −1e30. */
+ * distance of a latent to its class mean. A class never seen scores −1e30. */
 static odl_status head_from_stats(odl_learner *L, odl_diag *d)
 {
     size_t nw, nb;
@@ -545,7 +544,10 @@ static odl_status head_from_stats(odl_learner *L, odl_diag *d)
             var += (float)(L->cls_dmean[c] * L->cls_dmean[c] + L->cls_dm2[c] / (L->cls_n[c] - 1));
             nv++;
         }
-    var = nv ? var / ((float)nv * (float)D) : 1.0f;
+    /* the spread of a whole latent, not per dimension: a per-dimension
+     * Gaussian is far too sure of itself on correlated latents, and the
+     * contradiction screen would hold every example of a new class */
+    var = nv ? var / (float)nv : 1.0f;
     if (!(var > 1e-12f))
         var = 1.0f;
     const float *mu = odl_ncm_means(L->ncm);
@@ -903,7 +905,8 @@ static odl_status collect(odl_learner *L, int32_t label, odl_reason *why, odl_di
     for (int32_t j = 0; j < dim; j++)
         zn2 += (double)z[j] * z[j];
     const double eps2 = (double)L->cfg.dup_eps * L->cfg.dup_eps * zn2;
-    if (pred != label && label < L->active && conf >= L->cfg.confident) {
+    /* a class with no statistics yet is new to the learner: nothing to contradict */
+    if (pred != label && label < L->active && L->cls_n[label] > 0 && conf >= L->cfg.confident) {
         int32_t confirmed = 0;
         for (int32_t k = 0; k < L->n_pend; k++)
             if (L->pend_y[k] == label && dist2(L->pend_z + (size_t)k * dim, z, dim) <= eps2) {

@@ -499,7 +499,7 @@ static void test_stats_new_classes(odl_test_ctx *t)
         int32_t fed = 0;
         for (int32_t k = 0; k < 500 && fed < 60; k++) {
             odl_reason why;
-            if (f.te.y[k] >= 8 || k % 4 == 0)
+            if (f.te.y[k] >= 8 || k % 8 == 0)
                 fed += odl_learner_feedback(L, f.te.x + (size_t)k * 784, f.te.y[k], &why, &d) == ODL_OK;
         }
         odl_status s = odl_learner_update(L, &r, &d);
@@ -520,10 +520,8 @@ static void test_stats_new_classes(odl_test_ctx *t)
                       odl_strategy_name(which[w]), (double)before, (double)after, (double)acc_new, (int)fed,
                       st.last_decision);
         CHECK(s == ODL_OK);
-        /* NCM over these latents is the weaker head (Euclidean distance, no
-         * covariance): its floors are lower, but still a real gain */
-        CHECK(after >= before + (w == 0 ? 0.05f : 0.1f));
-        CHECK(acc_new >= (w == 0 ? 0.4f : 0.7f));
+        CHECK(after >= before + 0.1f);
+        CHECK(acc_new >= 0.7f);
         free(buf);
     }
     free(ox);
