@@ -141,7 +141,7 @@ odl_status odl_ewc_plan(const odl_model *m, odl_mem_plan *plan, odl_diag *d)
 odl_status odl_ewc_plan_sizes(size_t n_params, int32_t n_tensors, int32_t n_classes, odl_mem_plan *plan,
                               odl_diag *d)
 {
-    if (!plan || n_params == 0 || n_tensors < 1 || n_classes < 1 || n_params > ((size_t)1 << 40))
+    if (!plan || n_params == 0 || n_tensors < 1 || n_classes < 1 || n_params > SIZE_MAX / (4 * sizeof(float)))
         return odl_fail(d, ODL_ERR_ARG, "odl_ewc_plan_sizes: %zu parameters in %d tensors, %d classes: need >= 1 each",
                         n_params, (int)n_tensors, (int)n_classes);
     odl_arena a;
