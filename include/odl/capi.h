@@ -76,6 +76,10 @@ typedef struct odl_capi_learner odl_capi_learner;
  *   outlier_k outlier_min confident dup_eps max_dups max_class_share
  *   new_target max_old_drop new_weight require_avg_not_worse bias_step
  *   drift (0/1) drift_ref_n drift_z drift_alpha conf_ref_n conf_z conf_alpha
+ *   strategy (replay ewc ewc-online lwf ncm slda bias unfreeze: the strategy's
+ *   defaults, odl_learner_cfg_for) ewc_lambda ewc_decay lwf_weight lwf_T
+ *   slda_shrinkage stats_window shadow (candidates scored over this many
+ *   labelled/marked samples; 0 = off) shadow_margin
  * max_classes <= 0 keeps the model's class count. Every random choice comes
  * from one generator seeded with `seed`. */
 odl_capi_learner *odl_capi_learner_new(odl_capi_model *m, int32_t max_classes, uint64_t seed, const char *options,

@@ -362,6 +362,14 @@ class Status:
     last_user_after: Optional[float] = None
     last_decision: str = ""
     bytes: int = 0
+    strategy: str = "replay"
+    shadow_active: int = 0
+    shadow_scored: int = 0
+    shadow_promoted: int = 0
+    shadow_dropped: int = 0
+    shadow_candidate_correct: Optional[float] = None
+    shadow_current_correct: Optional[float] = None
+    shadow_decision: str = ""
 
     @classmethod
     def from_dict(cls, d):
@@ -392,7 +400,11 @@ class Learner:
     replay_f32, replay_balanced, epochs, batch, lr, outlier_k, outlier_min,
     confident, dup_eps, max_dups, max_class_share, new_target, max_old_drop,
     new_weight, require_avg_not_worse, bias_step, drift, drift_ref_n, drift_z,
-    drift_alpha, conf_ref_n, conf_z, conf_alpha."""
+    drift_alpha, conf_ref_n, conf_z, conf_alpha, strategy ("replay", "ewc",
+    "ewc-online", "lwf", "ncm", "slda", "bias", "unfreeze"), ewc_lambda,
+    ewc_decay, lwf_weight, lwf_T, slda_shrinkage, stats_window, shadow (an
+    accepted update waits as a candidate over this many labelled or marked
+    samples; 0 = off), shadow_margin."""
 
     def __init__(self, model, max_classes=None, seed=0, **options):
         if isinstance(model, (str, bytes, os.PathLike)):

@@ -270,6 +270,20 @@ def test_learner_new_class():
     assert L.status().active_classes == 12
 
 
+def test_learner_strategy():
+    """strategy= selects the learner's strategy by name; shadow= holds updates as candidates."""
+    m = odl.load(model_path())
+    e = raises(odl.OdlError, odl.Learner, m, strategy="sgd")
+    assert "ewc-online" in str(e)
+    old = data("train", 300)
+    for name in ("ewc", "ncm", "slda"):
+        L = odl.Learner(m, strategy=name, seed=0, drift=False)
+        L.seed(old.x, old.y)
+        st = L.status()
+        assert st.strategy == name and st.bytes == L.bytes and st.shadow_active == 0, st
+    assert odl.Learner(m, shadow=5).status().shadow_promoted == 0
+
+
 def test_learner_labels_not_wrapped():
     """A label that does not fit int32 (or is not whole) is an error, never
     wrapped: 2**32 + 1 must not become class 1."""

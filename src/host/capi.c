@@ -95,7 +95,7 @@ static size_t jb_done(jbuf *j)
 }
 
 /* key=value options ------------------------------------------------------------ */
-enum { OPT_INT, OPT_FLOAT };
+enum { OPT_INT, OPT_FLOAT, OPT_STRATEGY };
 typedef struct opt_entry {
     const char *key;
     int kind;
@@ -144,6 +144,14 @@ static int parse_options(const char *what, const char *opts, const opt_entry *ta
                     return ODL_ERR_ARG;
                 }
                 *(int32_t *)tab[i].p = (int32_t)v;
+            } else if (tab[i].kind == OPT_STRATEGY) {
+                odl_strategy st;
+                odl_diag sd;
+                if (odl_strategy_parse(val, &st, &sd) != ODL_OK) {
+                    set_err(err, cap, "%s: option %s: %s", what, tab[i].key, sd.msg);
+                    return ODL_ERR_ARG;
+                }
+                *(int32_t *)tab[i].p = (int32_t)st;
             } else {
                 double v = strtod(val, &e);
                 if (e == val || *e || !isfinite(v)) {
@@ -407,7 +415,7 @@ odl_capi_learner *odl_capi_learner_new(odl_capi_model *m, int32_t max_classes, u
     }
     odl_learner_cfg c = odl_learner_cfg_defaults();
     c.max_classes = max_classes > 0 ? max_classes : 0;
-    int32_t replay = c.replay.capacity, replay_f32 = 0, replay_balanced = 1;
+    int32_t replay = -1, replay_f32 = 0, replay_balanced = 1; /* -1: the strategy's default */
     const opt_entry tab[] = {
         {"boundary", OPT_INT, &c.boundary},
         {"max_collected", OPT_INT, &c.max_collected},
@@ -438,10 +446,23 @@ odl_capi_learner *odl_capi_learner_new(odl_capi_model *m, int32_t max_classes, u
         {"conf_ref_n", OPT_INT, &c.drift_conf.ref_n},
         {"conf_z", OPT_FLOAT, &c.drift_conf.z},
         {"conf_alpha", OPT_FLOAT, &c.drift_conf.alpha},
+        {"strategy", OPT_STRATEGY, &c.strategy},
+        {"ewc_lambda", OPT_FLOAT, &c.adapt.ewc_lambda},
+        {"ewc_decay", OPT_FLOAT, &c.ewc_decay},
+        {"lwf_weight", OPT_FLOAT, &c.adapt.lwf_weight},
+        {"lwf_T", OPT_FLOAT, &c.adapt.lwf_T},
+        {"slda_shrinkage", OPT_FLOAT, &c.slda_shrinkage},
+        {"stats_window", OPT_INT, &c.stats_window},
+        {"shadow", OPT_INT, &c.shadow_n},
+        {"shadow_margin", OPT_FLOAT, &c.shadow_margin},
     };
     if (parse_options("learner", options, tab, (int)(sizeof tab / sizeof tab[0]), err, errcap) != ODL_OK)
         return NULL;
-    c.replay.capacity = replay;
+    if ((unsigned)c.strategy >= ODL_STRATEGY_COUNT) {
+        set_err(err, errcap, "learner: strategy %d is not one of 0..%d", (int)c.strategy, (int)ODL_STRATEGY_COUNT - 1);
+        return NULL;
+    }
+    c.replay.capacity = replay >= 0 ? replay : odl_learner_cfg_for((odl_strategy)c.strategy).replay.capacity;
     c.replay.dtype = replay_f32 ? ODL_REPLAY_F32 : ODL_REPLAY_INT8;
     c.replay.policy = replay_balanced ? ODL_REPLAY_CLASS_BALANCED : ODL_REPLAY_RESERVOIR;
 
@@ -629,6 +650,17 @@ size_t odl_capi_learner_status_json(const odl_capi_learner *L, char *buf, size_t
     st.last_decision[sizeof st.last_decision - 1] = '\0';
     jb_printf(&j, ", \"last_decision\": ");
     jb_str(&j, st.last_decision);
+    jb_printf(&j, ", \"strategy\": ");
+    jb_str(&j, odl_strategy_name((odl_strategy)st.strategy));
+    jb_printf(&j, ", \"shadow_active\": %d, \"shadow_scored\": %d, \"shadow_promoted\": %u, \"shadow_dropped\": %u",
+              (int)st.shadow_active, (int)st.shadow_scored, st.shadow_promoted, st.shadow_dropped);
+    jb_printf(&j, ", \"shadow_candidate_correct\": ");
+    jb_float(&j, st.shadow_cand_correct);
+    jb_printf(&j, ", \"shadow_current_correct\": ");
+    jb_float(&j, st.shadow_cur_correct);
+    st.shadow_decision[sizeof st.shadow_decision - 1] = '\0';
+    jb_printf(&j, ", \"shadow_decision\": ");
+    jb_str(&j, st.shadow_decision);
     jb_printf(&j, ", \"bytes\": %zu}", L->bytes);
     return jb_done(&j);
 }
