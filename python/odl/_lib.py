@@ -132,6 +132,14 @@ _proto("odl_capi_data_shape", c_int, c_void_p, P_int32)
 _proto("odl_capi_data_copy", c_int, c_void_p, P_float, P_int32)
 _proto("odl_capi_shift", c_int, c_char_p, P_float, c_int32, c_int32, c_int32, c_int32, *E)
 
+_proto("odl_capi_model_new", c_void_p, c_char_p, c_int32, c_int32, c_int32, c_int32, c_uint64, *E)
+_proto("odl_capi_model_freeze", c_int, c_void_p, c_int32, *E)
+_proto("odl_capi_model_first_trainable", c_int32, c_void_p)
+_proto("odl_capi_model_plan_json", c_size_t, c_void_p, c_int32, c_int, c_char_p, c_size_t)
+_proto("odl_capi_trainer_new", c_void_p, c_void_p, c_int32, c_float, c_uint64, *E)
+_proto("odl_capi_trainer_free", None, c_void_p)
+_proto("odl_capi_trainer_epoch", c_int, c_void_p, P_float, P_int32, c_int32, P_float, P_float, *E)
+
 if lib.odl_capi_abi() != ABI:
     raise ImportError("odl: %s has C API revision %d; this package needs %d (rebuild or reinstall both)"
                       % (path, lib.odl_capi_abi(), ABI))
