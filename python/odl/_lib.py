@@ -3,7 +3,7 @@ include/odl/capi.h) and declares the prototypes for ctypes.
 
 Search order:
   1. $ODL_LIBRARY: the library file, or a directory holding it
-  2. this package's own directory
+  2. this package's own directory (where `pip install ./python` puts it)
   3. the install libdir, relative to this package (written by cmake/python.cmake)
   4. ctypes.util.find_library("odl_py") and the dynamic loader's path
      (LD_LIBRARY_PATH, ld.so.cache)
@@ -150,6 +150,7 @@ def tool_candidates():
     env = os.environ.get("ODL_TOOL")
     if env:
         yield env
+    yield os.path.join(_here, "bin", "odl")  # a pip-installed package carries the tool
     _, bindir = _install_dirs()
     if bindir:
         yield os.path.join(bindir, "odl")
