@@ -5,7 +5,8 @@
 # Usage: bash scripts/test.sh [--quick]   (--quick: the Release run only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh valgrind python3 pkg-config chromium fonts-dejavu-core
+bash scripts/deps.sh valgrind python3 pkg-config chromium fonts-dejavu-core python3-venv \
+    jupyter-nbconvert python3-nbclient python3-ipykernel python3-matplotlib
 jobs=$(nproc)
 
 echo "== release build"
@@ -15,6 +16,12 @@ cmake --build build -j"$jobs" >/dev/null
 
 echo "== install, then build examples/consumer against the installed copy (CMake package, pkg-config)"
 bash scripts/consumer_test.sh build
+
+echo "== pip install ./python into venvs (Debian's python3, and the other python3 on PATH if any)"
+bash scripts/pip_test.sh build
+
+echo "== the notebook, executed headless (examples/notebooks/on_device_learning.ipynb)"
+bash scripts/notebook_test.sh build
 [ "${1:-}" = "--quick" ] && exit 0
 
 echo "== Cortex-M4F under QEMU (mps2-an386, 256 KB RAM): firmware, unit tests on target, cost check"

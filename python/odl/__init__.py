@@ -702,7 +702,9 @@ class Learner:
 
     def _decision(self, s):
         st = self.status()
-        return Update(s == OK, st.last_decision, st.version, st)
+        # no earlier user update yet: the library writes -1 for those accuracies; leave them out
+        decision = st.last_decision.replace(", earlier user -1.000 -> -1.000", "")
+        return Update(s == OK, decision, st.version, st)
 
     def update(self):
         """Learns what was collected; the evaluation gate accepts it or rolls it back."""
