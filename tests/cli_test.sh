@@ -14,6 +14,7 @@ if [ $# -lt 1 ]; then
     echo "usage: bash tests/cli_test.sh PATH/TO/odl" >&2
     exit 2
 fi
+REPO=$(cd "$(dirname "$0")/.." && pwd)  # the source tree (examples/)
 ODL=$1
 case $ODL in /*) ;; *) ODL=$PWD/$ODL ;; esac
 if [ ! -x "$ODL" ]; then
@@ -359,6 +360,22 @@ if [ "$rc" -eq 0 ] && grep -q "fits the" out.txt; then ok "info: budget fits"; e
 run info m.odl --budget 10M --json
 if [ "$rc" -eq 0 ] && grep -q '"fits": true' out.txt; then ok "info: budget json"; else fail "info: budget json" "exit $rc"; fi
 expect_error "info: bad budget" --needle "--budget" -- info m.odl --budget lots
+
+# The first hour: the README's CSV example as written (examples/points.csv ships with the repo)
+if "$ODL" train --data "$REPO/examples/points.csv" --arch mlp:32,16 --epochs 30 -o pts.odl --quiet >out.txt 2>&1 &&
+    "$ODL" eval pts.odl --data "$REPO/examples/points.csv" >out.txt 2>&1 && grep -qE "^accuracy (8|9)[0-9]" out.txt; then
+    ok "README CSV example trains (accuracy >= 80%)"
+else fail "README CSV example" "$(head -c 300 out.txt)"; fi
+if [ -d "$FASHION" ]; then
+    # adapt with its defaults: naive, with a note, when the model carries nothing to replay
+    "$ODL" train --data "$FASHION" --limit 2000 --epochs 1 --quiet -o ad-base.odl >/dev/null 2>&1
+    if "$ODL" adapt ad-base.odl --data "$FASHION" --limit 50 -o ad.odl >out.txt 2>err.txt && grep -q "naive" out.txt &&
+        grep -q "note: .*no replay buffer" err.txt; then ok "adapt: defaults work (naive with a note)"
+    else fail "adapt: defaults" "$(cat out.txt err.txt | head -c 300)"; fi
+    if "$ODL" adapt ad-base.odl --data "$FASHION" --limit 50 --shape 1x28x28 --json --quiet -o ad2.odl >out.txt 2>&1 &&
+        grep -q '"strategy": "naive"' out.txt && grep -q '"planned_bytes": [1-9]' out.txt; then ok "adapt: --shape and --json"
+    else fail "adapt: --shape/--json" "$(head -c 300 out.txt)"; fi
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

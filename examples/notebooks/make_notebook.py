@@ -102,8 +102,11 @@ def row(prefix):
     return next(r for r in res.scenario("S3") if r.strategy.startswith(prefix))
 chosen = [row("naive"), row("replay"), row("ewc"), row("slda")]
 mats = [np.array([[np.nan if v is None else v for v in r] for r in c.R_mean], dtype=float) for c in chosen]
+for R in mats:  # tasks not yet seen: blank, not 0
+    R[np.triu_indices(R.shape[0], 1)] = np.nan
 
-fig, axes = plt.subplots(1, 4, figsize=(14, 3.6))
+fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+fig.subplots_adjust(wspace=0.35)
 for ax, c, R in zip(axes, chosen, mats):
     im = ax.imshow(R, vmin=0, vmax=100, cmap="viridis")
     ax.set_title("%s\\nACC %.1f  BWT %.1f" % (c.strategy, c.mean("ACC"), c.mean("BWT")), fontsize=9)

@@ -450,6 +450,7 @@ def test_run_experiment():
     assert r.seeds == 1 and len(row.metrics["user"]) == 1 and 30 < row.mean("user") <= 100  # percent
     assert row.trainable_params > 0 and row.planned_bytes > 0
     assert set(row.metrics) == {"user", "original", "sum"}, row.metrics
+    assert r.find("s1", "nai") is row and "strategies there are" in str(raises(KeyError, r.find, "S1", "zz"))
 
 
 def main():
