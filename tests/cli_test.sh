@@ -377,5 +377,11 @@ if [ -d "$FASHION" ]; then
     else fail "adapt: --shape/--json" "$(head -c 300 out.txt)"; fi
 fi
 
+# Docs stand on their own: no reference to files outside the repository or to "the issue"
+refs=$(grep -rnE "PROTOCOL\.md|\.\./shared|/work/shared|the issue" "$REPO" --include='*.md' --include='*.c' --include='*.h' \
+    --include='*.py' --include='*.sh' --include='*.txt' --include='*.ipynb' --exclude-dir='build*' --exclude-dir=.git \
+    | grep -v "tests/cli_test.sh" || true)
+if [ -z "$refs" ]; then ok "docs: no references outside the repository"; else fail "docs: outside references" "$refs"; fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

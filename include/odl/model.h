@@ -81,7 +81,7 @@ odl_status odl_desc_adapter(odl_model_desc *d, int32_t bottleneck);
 /* Inserts an adapter (bottleneck r) before layer `at` (0..n_layers). */
 odl_status odl_desc_insert_adapter(odl_model_desc *d, int32_t at, int32_t bottleneck);
 
-/* The PROTOCOL.md edge-cnn for a c×h×w input and n_classes outputs. */
+/* The docs/protocol.md edge-cnn for a c×h×w input and n_classes outputs. */
 odl_status odl_desc_edge_cnn(odl_model_desc *d, int32_t c, int32_t h, int32_t w, int32_t n_classes);
 /* An MLP: flatten, then dense+ReLU for each hidden width, then dense n_classes. */
 odl_status odl_desc_mlp(odl_model_desc *d, int32_t c, int32_t h, int32_t w,

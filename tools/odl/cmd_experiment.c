@@ -1,4 +1,4 @@
-/* odl experiment: the standard scenarios of PROTOCOL.md, end to end. */
+/* odl experiment: the standard scenarios of docs/protocol.md, end to end. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
@@ -14,7 +14,7 @@ static void help(FILE *f)
 {
     fputs("usage: odl experiment s1|s2|s3|all [options]\n"
           "\n"
-          "Runs the standard experiments of PROTOCOL.md on Fashion-MNIST: trains (or\n"
+          "Runs the standard experiments of docs/protocol.md on Fashion-MNIST: trains (or\n"
           "reuses) the base models, adapts with every strategy, prints mean ± std over\n"
           "seeds with each strategy's trainable parameters and planned bytes.\n"
           "\n"

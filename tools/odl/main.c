@@ -15,7 +15,7 @@ static void usage(FILE *f)
           "  eval    accuracy, per-class accuracy and confusion matrix of a model\n"
           "  info    layers, parameters and the exact memory plan of a model\n"
           "  adapt   adapt a model to a user's examples (transfer / continual learning)\n"
-          "  experiment  run the standard experiments (S1, S2, S3) of PROTOCOL.md\n"
+          "  experiment  run the standard experiments (S1, S2, S3) of docs/protocol.md\n"
           "  quantize  convert a model's frozen layers to INT8\n"
           "  drift     run drift detectors over a data stream\n"
           "  versions  list the versions in a model store\n"
