@@ -40,6 +40,8 @@ typedef struct odl_data_opts {
     int32_t c, h, w;       /* shape override (CSV: --shape); 0 = from the data */
     const odl_class_set *classes; /* NULL = all */
     int32_t limit;         /* keep at most this many samples (after filtering); 0 = all */
+    const char *label_col; /* CSV: the label's column, a number from 1 or a header name;
+                              NULL = the header's "label" column, else the first */
 } odl_data_opts;
 
 odl_data_opts odl_data_opts_defaults(void);

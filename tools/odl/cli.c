@@ -113,11 +113,14 @@ int cli_parse_shape(const char *s, int32_t *c, int32_t *h, int32_t *w)
     return 0;
 }
 
+const char *cli_label_col = NULL;
+
 int cli_load_data(const char *path, odl_split split, odl_split default_split, const char *classes,
                   const char *shape, int32_t limit, odl_dataset *ds)
 {
     odl_class_set *set = NULL;
     odl_data_opts o = odl_data_opts_defaults();
+    o.label_col = cli_label_col;
     odl_diag d;
     odl_diag_clear(&d);
     o.split = split;

@@ -65,6 +65,10 @@ void cli_outfile_discard(cli_outfile *o);
  * terminal. `out` is always terminated, cut at a whole character. */
 size_t cli_escape_text(const char *s, char *out, size_t cap);
 
+/* --label-col NAME|N, taken by main() for every command that reads CSV data
+ * (NULL: a header's "label" column, else the first). */
+extern const char *cli_label_col;
+
 /* Loads a dataset for a command, printing errors. Returns 0 on success. */
 int cli_load_data(const char *path, odl_split split, odl_split default_split, const char *classes,
                   const char *shape, int32_t limit, odl_dataset *ds);

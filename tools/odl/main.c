@@ -24,7 +24,9 @@ static void usage(FILE *f)
           "  export-c  write a .odl file as a C array for firmware\n"
           "  report    an HTML report (charts) of odl experiment --json results\n"
           "\n"
-          "Run 'odl <command> --help' for a command's options.\n",
+          "Run 'odl <command> --help' for a command's options. Every command that reads\n"
+          "CSV data takes --label-col NAME|N: the label's column (default: a header's\n"
+          "'label' column wherever it stands, else the first).\n",
           f);
 }
 
@@ -61,6 +63,22 @@ int main(int argc, char **argv)
                ODL_FILE_VERSION_MAJOR, ODL_FILE_VERSION_MINOR);
         return finish_stdout(0);
     }
+    /* --label-col applies to every command that reads CSV data: taken out here */
+    int kept = 2;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--label-col") || !strncmp(argv[i], "--label-col=", 12)) {
+            const char *v = argv[i][11] == '=' ? argv[i] + 12 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!v || !*v) {
+                fprintf(stderr, "odl: --label-col needs a column: a header name or a number from 1\n");
+                return 2;
+            }
+            cli_label_col = v;
+            continue;
+        }
+        argv[kept++] = argv[i];
+    }
+    argc = kept;
+    argv[argc] = NULL;
     cli_install_cleanup(); /* an interrupted save leaves no temporary file */
     int rc;
     if (!strcmp(cmd, "train"))
