@@ -385,6 +385,27 @@ def test_adapt_strategies():
     raises(ValueError, odl.adapt, base, user_x, user_y, strategy="nope")
 
 
+def test_docs_python_md_example_runs():
+    """docs/python.md's Keras-style example runs as written."""
+    doc = os.path.join(HERE, "..", "..", "docs", "python.md")
+    if not NP or not os.path.exists(doc):
+        return
+    text = open(doc).read()
+    sec = text.split("## Keras-style training", 1)[1]
+    block = sec.split("```python\n", 1)[1].split("```", 1)[0]
+    cwd = os.getcwd()
+    os.chdir(TMP)
+    try:
+        import contextlib
+        import io
+        with contextlib.redirect_stdout(io.StringIO()):
+            env = {}
+            exec(compile(block, doc, "exec"), env)
+    finally:
+        os.chdir(cwd)
+    assert env["m"].trainable_params == 650 and os.path.exists(os.path.join(TMP, "head.odl"))
+
+
 def test_data_and_shift():
     d = data("test", 100, classes="8,9")
     assert len(d) == 100 and set(tolist(d.y)) <= {8, 9}

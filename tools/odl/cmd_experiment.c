@@ -891,6 +891,10 @@ int cmd_experiment(int argc, char **argv)
         if (cli_outfile_commit(&jo) && !rc)
             rc = 1;
     }
+    printf("\nstrategy names: replay N = N replayed latents (reservoir; balanced = class-balanced, herding = herded\n"
+           "  exemplars), int8 = latents stored as INT8, ewc lambda=X = EWC at penalty X, +K = K more layers trained\n"
+           "  below the head, +adR = a residual adapter of bottleneck R, match/mix/aug/der = the --add options\n"
+           "  (docs/cli.md)\n");
     printf("\nexperiment %s: %.0f s (mean ± std over %d seeds; bases: %s init)\n", which, cli_now() - t0, c.seeds,
            c.init);
     odl_dataset_free(&c.train);
