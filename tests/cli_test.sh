@@ -413,5 +413,10 @@ refs=$(grep -rnE "PROTOCOL\.md|\.\./shared|/work/shared|the issue" "$REPO" --inc
     | grep -v "tests/cli_test.sh" || true)
 if [ -z "$refs" ]; then ok "docs: no references outside the repository"; else fail "docs: outside references" "$refs"; fi
 
+# The first hour's scripts: apt waits for a held lock; demo.sh says what it does and what to try next
+grep -q "DPkg::Lock::Timeout=" "$REPO/scripts/deps.sh" && ok "deps.sh waits for a held dpkg lock" || fail "deps.sh" "no DPkg::Lock::Timeout"
+grep -q "^step " "$REPO/scripts/demo.sh" && grep -q "what to try next" "$REPO/scripts/demo.sh" &&
+    ok "demo.sh names its steps and ends with what to try next" || fail "demo.sh" "no steps or next steps"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

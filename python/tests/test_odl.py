@@ -352,6 +352,20 @@ def test_keras_style_fit_evaluate_predict():
     raises(odl.OdlError, m.freeze, 99)
 
 
+def test_plan_agrees_with_odl_info():
+    """m.plan(1) is odl info's inference plan (batch 1); m.info() says its batch (64)."""
+    m = odl.load(model_path())
+    out = subprocess.run([odl.find_tool(), "info", model_path(), "--json"], stdout=subprocess.PIPE,
+                         universal_newlines=True, check=True).stdout
+    import json
+    plans = {p["name"]: p for p in json.loads(out)["plans"]}
+    assert "batch 1" in plans["inference"]["description"]
+    assert m.plan(1)["total"] == plans["inference"]["bytes"]["total"], (m.plan(1), plans["inference"])
+    assert m.info()["inference_plan"]["max_batch"] == 64
+    assert m.plan(64)["total"] == m.info()["inference_plan"]["total"]
+    assert "memory plan, infer, batch 1: %d bytes" % plans["inference"]["bytes"]["total"] in m.summary(print_fn=None)
+
+
 def test_uint8_refused_or_scaled():
     """uint8 images are never taken as 0..255 silently: refused, or scale=1/255."""
     if not NP:
