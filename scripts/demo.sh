@@ -2,6 +2,7 @@
 # The main job: install, build, train edge-cnn on Fashion-MNIST (the
 # standard base model, docs/results.md), evaluate
 # it on the test split, show its memory plan, then say what to try next.
+# Usage: bash scripts/demo.sh   (ODL_PREFIX=DIR: install there instead of /usr/local)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n== %s\n' "$*"; }
@@ -11,9 +12,10 @@ step "configure (CMake, Release, build/)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 step "build with $(nproc) jobs (about a minute on 2 cores)"
 cmake --build build -j"$(nproc)" 2>&1 | grep -E '^\[ *[0-9]+%\] (Linking|Built target)' || true
-step "install into /usr/local: library, headers, the odl tool, the Python package"
-sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-$sudo cmake --install build >/dev/null
+prefix=${ODL_PREFIX:-/usr/local}   # ODL_PREFIX=DIR installs elsewhere (no sudo when DIR is yours)
+step "install into $prefix: library, headers, the odl tool, the Python package"
+sudo=""; [ "$(id -u)" -eq 0 ] || { mkdir -p "$prefix" 2>/dev/null && [ -w "$prefix" ]; } || sudo="sudo"
+$sudo cmake --install build --prefix "$prefix" >/dev/null
 data=/usr/share/datasets/fashion-mnist
 step "train edge-cnn on Fashion-MNIST (3 epochs)"
 ./build/odl train --data "$data" --arch edge-cnn --epochs 3 --seed 0 -o base.odl
