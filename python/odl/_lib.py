@@ -78,7 +78,11 @@ lib, path = _load()
 
 
 def _proto(name, restype, *argtypes):
-    f = getattr(lib, name)
+    try:
+        f = getattr(lib, name)
+    except AttributeError:
+        raise ImportError("odl: %s has no %s: it is older than this package (rebuild or reinstall both, e.g. "
+                          "python3 -m pip install ./python)" % (path, name)) from None
     f.restype = restype
     f.argtypes = list(argtypes)
 
