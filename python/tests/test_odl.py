@@ -95,7 +95,7 @@ def test_model_predict():
     assert info["n_classes"] == 10 and info["layers"][-1]["type"] == "dense" and info["params"] > 0
     d = data("test", 300)
     assert len(d) == 300 and d.shape == (1, 28, 28) and d.n_classes == 10
-    cls, conf = m.predict(d.x)
+    cls, conf = m.classify(d.x)
     assert len(cls) == 300 and len(conf) == 300
     assert all(0 <= c < 10 for c in tolist(cls)) and all(0.0 < p <= 1.0 for p in tolist(conf))
     acc = sum(int(a == b) for a, b in zip(tolist(cls), tolist(d.y))) / 300
@@ -107,12 +107,12 @@ def test_model_predict():
     assert [r.index(max(r)) for r in rows] == tolist(cls)[:5]
     # a plain list gives the same answer; one flat sample works; a bad size is refused
     flat = [float(v) for v in (d.x[0].reshape(-1).tolist() if NP else d.x[0])]
-    c1, p1 = m.predict(flat)
+    c1, p1 = m.classify(flat)
     assert tolist(c1) == tolist(cls)[:1] and abs(tolist(p1)[0] - tolist(conf)[0]) < 1e-6
-    raises(ValueError, m.predict, flat[:100])
+    raises(ValueError, m.classify, flat[:100])
     if NP:
         assert isinstance(cls, np.ndarray) and cls.dtype == np.int32 and conf.dtype == np.float32
-        c64, _ = m.predict(d.x.astype(np.float64).reshape(300, 784))
+        c64, _ = m.classify(d.x.astype(np.float64).reshape(300, 784))
         assert (c64 == cls).all()
     else:
         assert isinstance(cls, list)
@@ -157,8 +157,8 @@ def test_learner_options_and_gate():
     assert st.rejected["non-finite input"] == 1 and st.rejected["label out of range"] == 1, st
     assert st.feedback >= 5 and st.marks_right == 1 and st.marks_wrong == 1, st
     assert st.active_classes == 10 and st.bytes == L.bytes
-    e = raises(odl.OdlError, L.rollback, 1)  # nothing accepted yet
-    assert e.status < 0
+    e = raises(odl.OdlError, L.rollback, 1)  # nothing accepted yet: said plainly
+    assert e.status < 0 and "no update has been accepted yet" in str(e), str(e)
 
 
 def test_hostile_shapes_and_sizes():
@@ -361,6 +361,116 @@ def test_sample_stats():
     raises(odl.OdlError, odl.sample_stats, [])
 
 
+def test_keras_style_fit_evaluate_predict():
+    """Model.edge_cnn/mlp, fit (history, callbacks, validation), evaluate,
+    predict (probabilities), freeze (trainable parameters), summary, save/load."""
+    d, t = data("train", 2000), data("test", 300)
+    m = odl.Model.mlp(hidden=(32,), classes=10, seed=1)
+    assert m.trainable_params == m.params > 0 and len(repr(m).splitlines()) == 1
+    before = m.evaluate(t.x, t.y)
+    seen = []
+
+    class CB:
+        def on_epoch_end(self, epoch, logs):
+            seen.append((epoch, logs["val_accuracy"]))
+    h = m.fit(d.x, d.y, epochs=2, batch_size=32, validation_data=(t.x, t.y), callbacks=[CB(), lambda e, l: None])
+    assert h.epoch == [0, 1] and len(h.history["loss"]) == 2 and len(seen) == 2, h.history
+    assert h.history["loss"][1] < h.history["loss"][0], h.history
+    after = m.evaluate(t.x, t.y)
+    assert after["accuracy"] > before["accuracy"] + 0.2 and after["loss"] < before["loss"], (before, after)
+    assert abs(after["accuracy"] - h.history["val_accuracy"][-1]) < 1e-9
+    p = m.predict(t.x[:20])
+    rows = [tolist(r) for r in p]
+    assert len(rows) == 20 and all(abs(sum(r) - 1) < 1e-4 for r in rows)
+    cls, _ = m.classify(t.x[:20])
+    assert [r.index(max(r)) for r in rows] == tolist(cls)
+    total = m.params
+    m.freeze("head")
+    assert m.trainable_params == 32 * 10 + 10 and m.params == total, m.trainable_params
+    w_before = tolist(m.logits(t.x[:1])[0])
+    m.fit(d.x[:200], d.y[:200], epochs=1)
+    assert tolist(m.logits(t.x[:1])[0]) != w_before  # the head learned
+    text = m.summary(budget=256 * 1024, print_fn=None)
+    assert "trainable: 330" in text and "memory plan, train" in text and "budget 262144" in text, text
+    assert m.plan(1, train=True)["total"] > m.plan(1)["total"] > 0
+    path = os.path.join(TMP, "keras.odl")
+    m.save(path)
+    m2 = odl.load(path)
+    assert abs(m2.evaluate(t.x, t.y)["accuracy"] - m.evaluate(t.x, t.y)["accuracy"]) < 1e-12
+    e = odl.Model.edge_cnn(classes=4)
+    assert e.n_classes == 4 and e.freeze("head").trainable_params == 64 * 4 + 4
+    raises(ValueError, odl.Model.mlp, hidden=())
+    raises(odl.OdlError, m.freeze, 99)
+
+
+def test_plan_agrees_with_odl_info():
+    """m.plan(1) is odl info's inference plan (batch 1); m.info() says its batch (64)."""
+    m = odl.load(model_path())
+    out = subprocess.run([odl.find_tool(), "info", model_path(), "--json"], stdout=subprocess.PIPE,
+                         universal_newlines=True, check=True).stdout
+    import json
+    plans = {p["name"]: p for p in json.loads(out)["plans"]}
+    assert "batch 1" in plans["inference"]["description"]
+    assert m.plan(1)["total"] == plans["inference"]["bytes"]["total"], (m.plan(1), plans["inference"])
+    assert m.info()["inference_plan"]["max_batch"] == 64
+    assert m.plan(64)["total"] == m.info()["inference_plan"]["total"]
+    assert "memory plan, infer, batch 1: %d bytes" % plans["inference"]["bytes"]["total"] in m.summary(print_fn=None)
+
+
+def test_uint8_refused_or_scaled():
+    """uint8 images are never taken as 0..255 silently: refused, or scale=1/255."""
+    if not NP:
+        return
+    m = odl.load(model_path())
+    t = data("test", 200)
+    u8 = np.round(t.x * 255).astype(np.uint8)
+    for fn in (m.predict, m.classify, m.logits):
+        e = raises(ValueError, fn, u8)
+        assert "scale=1/255" in str(e), str(e)
+    raises(ValueError, m.evaluate, u8, t.y)
+    raises(ValueError, m.fit, u8, t.y)
+    a = m.evaluate(u8, t.y, scale=1 / 255)["accuracy"]
+    assert abs(a - m.evaluate(t.x, t.y)["accuracy"]) < 0.02, a
+
+
+def test_adapt_strategies():
+    """odl.adapt: the defaults, naive, replay from the original data; returns a Model."""
+    base = odl.load(model_path())
+    t = data("test", 400)
+    shifted = odl.shift(t.x, "gain:0.8,0.1", (1, 28, 28)) if NP else None
+    if not NP:
+        return
+    user_x, user_y = shifted[:100], t.y[:100]
+    ev_x, ev_y = shifted[100:], t.y[100:]
+    a = odl.adapt(base, user_x, user_y, strategy="naive", epochs=5)
+    assert isinstance(a, odl.Model) and a.adapt_report["strategy"] == "naive" and a.adapt_report["examples"] == 100
+    r = odl.adapt(base, user_x, user_y, strategy="replay", replay_from=DATA, epochs=5, replay_size=400)
+    assert r.adapt_report["strategy"].startswith("replay") and r.adapt_report["planned_bytes"] > 0
+    assert r.evaluate(ev_x, ev_y)["accuracy"] >= base.evaluate(ev_x, ev_y)["accuracy"] - 0.02
+    raises(ValueError, odl.adapt, base, user_x, user_y, strategy="nope")
+
+
+def test_docs_python_md_example_runs():
+    """docs/python.md's Keras-style example runs as written."""
+    doc = os.path.join(HERE, "..", "..", "docs", "python.md")
+    if not NP or not os.path.exists(doc):
+        return
+    text = open(doc).read()
+    sec = text.split("## Keras-style training", 1)[1]
+    block = sec.split("```python\n", 1)[1].split("```", 1)[0]
+    cwd = os.getcwd()
+    os.chdir(TMP)
+    try:
+        import contextlib
+        import io
+        with contextlib.redirect_stdout(io.StringIO()):
+            env = {}
+            exec(compile(block, doc, "exec"), env)
+    finally:
+        os.chdir(cwd)
+    assert env["m"].trainable_params == 650 and os.path.exists(os.path.join(TMP, "head.odl"))
+
+
 def test_data_and_shift():
     d = data("test", 100, classes="8,9")
     assert len(d) == 100 and set(tolist(d.y)) <= {8, 9}
@@ -426,6 +536,7 @@ def test_run_experiment():
     assert r.seeds == 1 and len(row.metrics["user"]) == 1 and 30 < row.mean("user") <= 100  # percent
     assert row.trainable_params > 0 and row.planned_bytes > 0
     assert set(row.metrics) == {"user", "original", "sum"}, row.metrics
+    assert r.find("s1", "nai") is row and "strategies there are" in str(raises(KeyError, r.find, "S1", "zz"))
 
 
 def main():

@@ -589,10 +589,22 @@ int cmd_session(int argc, char **argv)
                     versions_push(&vs, store ? new_id : vs.next_id);
                 printf("%4d %s on %d collected (%d held out); rejected so far:", lineno, kind, (int)st.collected,
                        (int)st.held_out);
+                int any_rejected = 0;
                 for (int r2 = 1; r2 < ODL_REASON_COUNT; r2++)
-                    if (st2.rejected[r2])
+                    if (st2.rejected[r2]) {
                         printf(" %s %u;", odl_reason_str((odl_reason)r2), st2.rejected[r2]);
-                printf("\n     -> %s; version %u\n", st2.last_decision, (unsigned)vs.ids[vs.top]);
+                        any_rejected = 1;
+                    }
+                if (!any_rejected)
+                    printf(" none");
+                /* no earlier user update yet: the learner writes -1 for those accuracies; leave them out */
+                char decision[sizeof st2.last_decision];
+                snprintf(decision, sizeof decision, "%s", st2.last_decision);
+                char *sentinel = strstr(decision, ", earlier user -1.000 -> -1.000");
+                if (sentinel)
+                    memmove(sentinel, sentinel + strlen(", earlier user -1.000 -> -1.000"),
+                            strlen(sentinel + strlen(", earlier user -1.000 -> -1.000")) + 1);
+                printf("\n     -> %s; version %u\n", decision, (unsigned)vs.ids[vs.top]);
                 if (store && s == ODL_OK && !waits)
                     printf("     -> stored as version %u in %s\n", (unsigned)new_id, store);
                 s = ODL_OK;
