@@ -180,7 +180,7 @@ def test_hostile_shapes_and_sizes():
     e = raises(ValueError, L.seed, odd, [0] * 784)
     assert "1x28x28" in str(e), e
     # a sample of the right size is still taken in any layout
-    assert len(m.predict(x[:2])[0]) == 2
+    assert len(m.classify(x[:2])[0]) == 2
     # NaN / Inf in the seed data: refused, and the learner still learns afterwards
     bad = [[0.25] * 784 for _ in range(3)]
     bad[1][5] = float("nan")
