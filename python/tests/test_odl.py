@@ -738,6 +738,31 @@ def test_export_tflite_roundtrip():
     assert "no_such_dir" in str(e), str(e)
 
 
+def test_docs_your_own_model_example_runs():
+    """docs/python.md's "Your own model" example runs as written and does what it says."""
+    doc = os.path.join(HERE, "..", "..", "docs", "python.md")
+    if not NP or not os.path.exists(doc):
+        return
+    torch = torch_or_skip("test_docs_your_own_model_example_runs")
+    if torch is None:
+        return
+    block = open(doc).read().split("## Your own model", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    cwd = os.getcwd()
+    os.chdir(TMP)
+    try:
+        import contextlib
+        import io
+        with contextlib.redirect_stdout(io.StringIO()):
+            env = {}
+            exec(compile(block, doc, "exec"), env)
+    finally:
+        os.chdir(cwd)
+    m, x = env["m"], env["x"]
+    assert m.trainable_params == 8 * 28 * 28 * 10 + 10 and os.path.exists(os.path.join(TMP, "net.tflite"))
+    back = odl.import_model(os.path.join(TMP, "net.tflite"))
+    close_to(back.logits(x), torch.tensor(m.logits(x)), 1e-5)
+
+
 def main():
     tests = [(k, v) for k, v in sorted(globals().items(), key=lambda kv: kv[1].__code__.co_firstlineno
                                        if callable(kv[1]) and hasattr(kv[1], "__code__") else 0)
