@@ -180,7 +180,8 @@ def test_hostile_shapes_and_sizes():
     e = raises(ValueError, L.seed, odd, [0] * 784)
     assert "1x28x28" in str(e), e
     # a sample of the right size is still taken in any layout
-    assert len(m.predict(x[:2])[0]) == 2
+    p = m.predict(x[:2])  # n x n_classes
+    assert len(p) == 2 and len(p[0]) == m.n_classes, (len(p), len(p[0]))
     # NaN / Inf in the seed data: refused, and the learner still learns afterwards
     bad = [[0.25] * 784 for _ in range(3)]
     bad[1][5] = float("nan")
