@@ -45,7 +45,7 @@ __all__ = [
     "OdlError", "version", "library_path", "HAVE_NUMPY", "load", "Model", "Learner", "Prediction", "Feedback",
     "Update", "Status", "Detector", "ZScore", "PageHinkley", "Adwin", "ConfidenceEWMA", "sample_stats",
     "Dataset", "load_data", "shift", "REASONS", "ExperimentResults", "ExperimentRow", "read_experiment",
-    "run_experiment", "find_tool", "History", "adapt", "STRATEGIES",
+    "run_experiment", "find_tool", "History", "adapt", "STRATEGIES", "import_model", "ImportRefused",
 ]
 
 __version__ = _c.odl_capi_version().decode()
@@ -281,6 +281,7 @@ class Model:
         self.input_size = shape[0] * shape[1] * shape[2]
         self._trainer = None   # (key, handle): optimizer state kept across fit calls
         self.modified = False  # trained or frozen since it was loaded
+        self.imported_from = None  # the ONNX/TFLite file, for a model from import_model
 
     @classmethod
     def edge_cnn(cls, input_shape=(1, 28, 28), classes=10, seed=0):
@@ -334,10 +335,13 @@ class Model:
     def __exit__(self, *exc):
         self.close()
 
+    def _name(self):
+        return self.source or self.imported_from or "?"
+
     def __repr__(self):
         i = self.info()
         return "odl.Model(%s, input %s, %d classes, %d params, %d trainable)" % (
-            self.source or "?", "x".join(map(str, self.input_shape)), self.n_classes, i["params"],
+            self._name(), "x".join(map(str, self.input_shape)), self.n_classes, i["params"],
             i["trainable_params"])
 
     def info(self):
@@ -396,7 +400,7 @@ class Model:
         memory plans for inference and training at `batch_size`; `budget`
         (bytes, e.g. 256 * 1024) adds whether the training plan fits."""
         i = self.info()
-        lines = ["odl.Model %s: input %s, %d classes" % (self.source or "?", "x".join(map(str, self.input_shape)),
+        lines = ["odl.Model %s: input %s, %d classes" % (self._name(), "x".join(map(str, self.input_shape)),
                                                           self.n_classes),
                  "  #  layer       output        params  trainable"]
         for k, l in enumerate(i["layers"]):
@@ -527,6 +531,31 @@ class Model:
         """Writes the model to PATH atomically (an .odl file; odl.load and the odl tool read it)."""
         err = _errbuf()
         _check(_c.odl_capi_model_save(self._h, _path(path), err, _ERRCAP), err)
+
+    def export_tflite(self, path, fp32=False, tool=None):
+        """Writes the model as a TensorFlow Lite flatbuffer at `path` (atomically)
+        with `odl export --tflite`, for TFLite, TFLite Micro or ArmNN
+        (docs/tflite.md). A model as loaded (not trained or frozen since)
+        exports from its file, so an INT8 import goes back as INT8 unless
+        fp32=True; a changed model is saved first and exports as FP32 (and
+        without its tensor names). odl.import_model reads the file back.
+        Raises ImportRefused (a ValueError) with the tool's message when the
+        model cannot be exported."""
+        import shutil
+        import tempfile
+        tool = tool or find_tool()
+        work = tempfile.mkdtemp(prefix="odl-export-")
+        try:
+            src = self.source if (self.source and not self.modified and os.path.isfile(self.source)) else None
+            if src is None:
+                src = os.path.join(work, "model.odl")
+                self.save(src)
+            cmd = [tool, "export", src, "--tflite", os.fspath(path)]
+            if fp32:
+                cmd.append("--fp32")
+            _run_tool(cmd, "odl export --tflite")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 class History:
@@ -1051,3 +1080,97 @@ def adapt(model, x, y, strategy="replay", replay_from=None, epochs=10, batch_siz
     finally:
         import shutil
         shutil.rmtree(work, ignore_errors=True)
+
+
+# ---- import (odl import) ------------------------------------------------------------
+
+class ImportRefused(OdlError, ValueError):
+    """The odl tool refused an import or export: the file is not a model it can
+    read, an operator or attribute odl does not support, a bad --input-shape or
+    --head, an output it cannot write. The message is the tool's own (it names
+    the node, tensor or option). Both an OdlError (a RuntimeError) and a
+    ValueError; .exit_code is the tool's exit status."""
+
+    def __init__(self, message, exit_code):
+        self.exit_code = exit_code
+        super().__init__(-1, message)
+
+
+def _run_tool(cmd, what):
+    """Runs the odl tool; its stdout, or ImportRefused (a refusal: exit 1 or 2
+    with a message) / OdlError (it crashed or said nothing)."""
+    import subprocess
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    if p.returncode == 0:
+        return p.stdout
+    msg = (p.stderr or p.stdout).strip()
+    if p.returncode in (1, 2) and msg:
+        raise ImportRefused("%s failed: %s" % (what, msg), p.returncode)
+    raise OdlError(-1, "%s failed (%s): %s" % (
+        what, "killed by signal %d" % -p.returncode if p.returncode < 0 else "exit %d" % p.returncode,
+        msg or "no message"))
+
+
+def _shape_arg(input_shape):
+    """(c, h, w) or "CxHxW" as the tool's "CxHxW"; ValueError otherwise."""
+    try:
+        if isinstance(input_shape, str):
+            dims = [int(v) if v.strip().isdigit() else None for v in input_shape.lower().split("x")]
+        else:
+            dims = [_int32(v, "input_shape") for v in input_shape]
+    except (TypeError, ValueError):
+        dims = None
+    if dims and None in dims:
+        dims = None
+    if not dims or len(dims) != 3 or min(dims) < 1:
+        raise ValueError("input_shape: %r is not (channels, height, width) of positive whole numbers, "
+                         "e.g. (1, 49, 10) or \"1x49x10\"" % (input_shape,))
+    return "x".join(map(str, dims))
+
+
+def import_model(path, *, input_shape=None, head="auto", out=None, tool=None):
+    """Imports an ONNX model (PyTorch's torch.onnx.export, tf2onnx, ...) or a
+    TensorFlow Lite model (chosen by content) and returns it as a Model,
+    frozen below its head, ready for fit, odl.adapt, odl.Learner and
+    export_tflite. It runs `odl import` (docs/onnx.md, docs/tflite.md lists
+    what imports).
+
+    input_shape: (c, h, w) or "CxHxW", for an ONNX model whose sample shape is
+    dynamic ([N, F] models: (F, 1, 1); [N, C, L]: (C, L, 1)). head: "auto"
+    (before the last layer with parameters) or the name of a tensor of the
+    model where the trainable head starts (a refusal lists the names that
+    can be). out: where to keep the .odl file; None imports into a temporary
+    directory that is removed before returning (the Model lives in memory).
+    The tool's report is in the Model's .import_log.
+
+    Raises FileNotFoundError for a missing file (or tool), ValueError for a
+    bad input_shape or head, and ImportRefused (a ValueError and an OdlError)
+    with the tool's one-line reason when it refuses the model."""
+    import shutil
+    import tempfile
+    src = os.fspath(path)
+    if not os.path.isfile(src):
+        raise FileNotFoundError("import_model: %s: no such file" % src)
+    if not isinstance(head, str) or not head:
+        raise ValueError("import_model: head %r is not \"auto\" or a tensor name" % (head,))
+    tool = tool or find_tool()
+    work = None
+    try:
+        if out is None:
+            work = tempfile.mkdtemp(prefix="odl-import-")
+            dst = os.path.join(work, "model.odl")
+        else:
+            dst = os.fspath(out)
+        cmd = [tool, "import", src, "-o", dst, "--head", head]
+        if input_shape is not None:
+            cmd += ["--input-shape", _shape_arg(input_shape)]
+        log = _run_tool(cmd, "odl import %s" % src)
+        m = load(dst)
+        if work is not None:
+            m.source = None  # the file is about to go; save() writes one
+        m.imported_from = src
+        m.import_log = "".join(l for l in log.splitlines(True) if work is None or not l.startswith("wrote "))
+        return m
+    finally:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)

@@ -180,7 +180,8 @@ def test_hostile_shapes_and_sizes():
     e = raises(ValueError, L.seed, odd, [0] * 784)
     assert "1x28x28" in str(e), e
     # a sample of the right size is still taken in any layout
-    assert len(m.classify(x[:2])[0]) == 2
+    p = m.predict(x[:2])  # n x n_classes
+    assert len(p) == 2 and len(p[0]) == m.n_classes, (len(p), len(p[0]))
     # NaN / Inf in the seed data: refused, and the learner still learns afterwards
     bad = [[0.25] * 784 for _ in range(3)]
     bad[1][5] = float("nan")
@@ -537,6 +538,230 @@ def test_run_experiment():
     assert row.trainable_params > 0 and row.planned_bytes > 0
     assert set(row.metrics) == {"user", "original", "sum"}, row.metrics
     assert r.find("s1", "nai") is row and "strategies there are" in str(raises(KeyError, r.find, "S1", "zz"))
+
+
+# ---- import_model / export_tflite (ONNX from PyTorch at test time) ---------------
+
+_torch = []
+
+
+def torch_or_skip(test):
+    """torch, or None after printing why `test` is skipped."""
+    if not _torch:
+        try:
+            import warnings
+            warnings.filterwarnings("ignore")  # torch.onnx.export's tracer warnings
+            import torch
+            _torch.append(torch)
+        except ImportError as e:
+            _torch.append(None)
+            _torch.append(str(e))
+    if _torch[0] is None:
+        print("skip  %s: torch is missing (%s)" % (test, _torch[1]))
+    return _torch[0]
+
+
+def torch_nets(torch):
+    """A plain CNN and a residual one (the skip connection is an ONNX Add of two
+    computed tensors), with non-trivial batch-norm statistics."""
+    nn = torch.nn
+    torch.manual_seed(0)
+
+    def bn(c):
+        b = nn.BatchNorm2d(c)
+        b.running_mean.uniform_(-0.5, 0.5)
+        b.running_var.uniform_(0.5, 2.0)
+        b.weight.data.uniform_(0.5, 1.5)
+        b.bias.data.uniform_(-0.5, 0.5)
+        return b
+
+    plain = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), bn(6), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(6 * 6 * 6, 16), nn.ReLU(), nn.Linear(16, 5)).eval()
+
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), bn(8), nn.ReLU())
+            self.body = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), bn(8), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1))
+            self.fc = nn.Linear(8, 4)
+
+        def forward(self, x):
+            x = self.stem(x)
+            x = torch.relu(x + self.body(x))
+            return self.fc(x.mean((2, 3)))
+
+    return plain, Residual().eval()
+
+
+def onnx_file(torch, net, shape, name, dynamic_hw=False):
+    path = os.path.join(TMP, name)
+    axes = {0: "batch"}
+    if dynamic_hw:
+        axes.update({2: "H", 3: "W"})
+    torch.onnx.export(net, torch.zeros((1,) + shape), path, opset_version=13, input_names=["x"],
+                      output_names=["logits"], dynamic_axes={"x": axes})
+    return path
+
+
+def close_to(got, want, rel):
+    """max |got - want| <= rel * max |want| (want: a torch tensor; got: odl's logits)."""
+    import torch
+    g = torch.tensor(tolist(got), dtype=torch.float64).reshape(want.shape)
+    w = want.to(torch.float64)
+    err, scale = float((g - w).abs().max()), float(w.abs().max())
+    assert err <= rel * scale, "max difference %g, largest magnitude %g (allowed %g)" % (err, scale, rel * scale)
+    return err / scale
+
+
+def odl_input(t):
+    """A torch batch as odl takes it: NumPy float32 (N, C, H, W), or nested lists."""
+    return t.numpy() if NP else t.tolist()
+
+
+def leftover_import_dirs():
+    return sorted(d for d in os.listdir(tempfile.gettempdir()) if d.startswith(("odl-import-", "odl-export-")))
+
+
+def test_import_onnx_matches_pytorch():
+    """odl.import_model of a PyTorch CNN and a residual graph (an Add of two
+    computed tensors) gives PyTorch's logits on random inputs."""
+    torch = torch_or_skip("test_import_onnx_matches_pytorch")
+    if torch is None:
+        return
+    plain, residual = torch_nets(torch)
+    before = leftover_import_dirs()
+    for net, shape, name in ((plain, (1, 12, 12), "plain.onnx"), (residual, (3, 10, 10), "residual.onnx")):
+        path = onnx_file(torch, net, shape, name)
+        m = odl.import_model(path)
+        assert isinstance(m, odl.Model) and m.input_shape == shape and m.n_classes == net(
+            torch.zeros((1,) + shape)).shape[1], (m.input_shape, m.n_classes)
+        assert m.imported_from == path and m.source is None and "head from tensor" in m.import_log
+        assert name in repr(m)
+        x = torch.randn((13,) + shape, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            want = net(x)
+        close_to(m.logits(odl_input(x)), want, 1e-4)
+        types = [layer["type"] for layer in m.info()["layers"]]
+        if net is residual:
+            assert "add" in types, types
+            # head auto: only the final dense layer trains
+            assert m.trainable_params == 8 * 4 + 4, m.trainable_params
+        else:
+            assert "add" not in types and m.trainable_params == 16 * 5 + 5, (types, m.trainable_params)
+    assert leftover_import_dirs() == before, "import_model left files behind"
+
+
+def test_import_onnx_options():
+    """out= keeps the .odl file; --head by tensor name; a dynamic H x W needs input_shape."""
+    torch = torch_or_skip("test_import_onnx_options")
+    if torch is None:
+        return
+    plain, residual = torch_nets(torch)
+    path = onnx_file(torch, residual, (3, 10, 10), "residual_opt.onnx")
+    out = os.path.join(TMP, "residual_opt.odl")
+    m = odl.import_model(path, out=out)
+    assert os.path.isfile(out) and m.source == out
+    again = odl.load(out)
+    x = odl_input(torch.rand(4, 3, 10, 10))
+    assert tolist(again.logits(x)) == tolist(m.logits(x))
+    # every parameter trains when the head starts at the input
+    full = odl.import_model(path, head="x")
+    assert full.trainable_params == full.params > m.trainable_params
+    e = raises(ValueError, odl.import_model, path, head="no_such_tensor")
+    assert isinstance(e, odl.OdlError) and "no_such_tensor" in str(e) and "cut points" in str(e), str(e)
+    raises(ValueError, odl.import_model, path, head="")
+    # dynamic height and width: refused without input_shape, any size with it
+    dyn = onnx_file(torch, residual, (3, 10, 10), "residual_dyn.onnx", dynamic_hw=True)
+    e = raises(odl.ImportRefused, odl.import_model, dyn)
+    assert "--input-shape" in str(e) and e.exit_code in (1, 2), str(e)
+    for shape in ((3, 7, 9), "3x7x9"):
+        d = odl.import_model(dyn, input_shape=shape)
+        assert d.input_shape == (3, 7, 9)
+        xt = torch.randn(5, 3, 7, 9)
+        with torch.no_grad():
+            close_to(d.logits(odl_input(xt)), residual(xt), 1e-4)
+    for bad in ((3, 7), (3, 0, 9), "3x7", "axbxc", 5, (3, 7.5, 9)):
+        e = raises(ValueError, odl.import_model, dyn, input_shape=bad)
+        assert "input_shape" in str(e), str(e)
+
+
+def test_import_refusals():
+    """A broken, truncated or missing file raises with the tool's message."""
+    bad = os.path.join(TMP, "broken.onnx")
+    with open(bad, "wb") as f:
+        f.write(b"this is not a model at all, just some bytes")
+    e = raises(ValueError, odl.import_model, bad)
+    assert isinstance(e, RuntimeError) and isinstance(e, odl.OdlError)
+    assert "broken.onnx" in str(e) and "neither an ONNX model" in str(e), str(e)
+    e = raises(FileNotFoundError, odl.import_model, os.path.join(TMP, "missing.onnx"))
+    assert "missing.onnx" in str(e)
+    torch = torch_or_skip("test_import_refusals (truncated ONNX)")
+    if torch is None:
+        return
+    plain, _ = torch_nets(torch)
+    whole = open(onnx_file(torch, plain, (1, 12, 12), "whole.onnx"), "rb").read()
+    cut = os.path.join(TMP, "truncated.onnx")
+    with open(cut, "wb") as f:
+        f.write(whole[:len(whole) // 2])
+    before = leftover_import_dirs()
+    e = raises(odl.ImportRefused, odl.import_model, cut)
+    assert "truncated.onnx" in str(e) and e.exit_code == 1, str(e)
+    assert leftover_import_dirs() == before
+
+
+def test_export_tflite_roundtrip():
+    """Model.export_tflite writes a .tflite that import_model reads back to the
+    same logits, for a model as imported and after fit (saved first)."""
+    torch = torch_or_skip("test_export_tflite_roundtrip")
+    if torch is None:
+        return
+    plain, residual = torch_nets(torch)
+    x = torch.rand(9, 3, 10, 10, generator=torch.Generator().manual_seed(2))
+    m = odl.import_model(onnx_file(torch, residual, (3, 10, 10), "residual_tfl.onnx"))
+    for step in ("imported", "trained"):
+        if step == "trained":
+            y = [i % m.n_classes for i in range(9)]
+            m.fit(odl_input(x), y, epochs=3, batch_size=3, lr=1e-2)
+            assert m.modified
+        out = os.path.join(TMP, "%s.tflite" % step)
+        m.export_tflite(out)
+        with open(out, "rb") as f:
+            assert f.read(8)[4:8] == b"TFL3"
+        back = odl.import_model(out)
+        assert back.input_shape == m.input_shape and back.n_classes == m.n_classes
+        want = torch.tensor(tolist(m.logits(odl_input(x))))
+        close_to(back.logits(odl_input(x)), want, 1e-5)
+    with torch.no_grad():
+        before = residual(x)
+    err = float((torch.tensor(tolist(m.logits(odl_input(x)))) - before).abs().max())
+    assert err > 1e-3, "fit did not change the logits (%g), so the trained export tested nothing" % err
+    e = raises(odl.OdlError, m.export_tflite, os.path.join(TMP, "no_such_dir", "m.tflite"))
+    assert "no_such_dir" in str(e), str(e)
+
+
+def test_docs_your_own_model_example_runs():
+    """docs/python.md's "Your own model" example runs as written and does what it says."""
+    doc = os.path.join(HERE, "..", "..", "docs", "python.md")
+    if not NP or not os.path.exists(doc):
+        return
+    torch = torch_or_skip("test_docs_your_own_model_example_runs")
+    if torch is None:
+        return
+    block = open(doc).read().split("## Your own model", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    cwd = os.getcwd()
+    os.chdir(TMP)
+    try:
+        import contextlib
+        import io
+        with contextlib.redirect_stdout(io.StringIO()):
+            env = {}
+            exec(compile(block, doc, "exec"), env)
+    finally:
+        os.chdir(cwd)
+    m, x = env["m"], env["x"]
+    assert m.trainable_params == 8 * 28 * 28 * 10 + 10 and os.path.exists(os.path.join(TMP, "net.tflite"))
+    back = odl.import_model(os.path.join(TMP, "net.tflite"))
+    close_to(back.logits(x), torch.tensor(m.logits(x)), 1e-5)
 
 
 def main():

@@ -1125,8 +1125,15 @@ odl_capi_model *odl_capi_model_new(const char *arch, int32_t c, int32_t h, int32
     }
     odl_diag d;
     odl_diag_clear(&d);
+    /* the description's node storage: edge-cnn's or an MLP's of up to 16 hidden widths
+       (model_make copies the nodes into the model) */
+    odl_node_desc nodes[ODL_MLP_NODES(16) > ODL_EDGE_CNN_NODES ? ODL_MLP_NODES(16) : ODL_EDGE_CNN_NODES];
     odl_model_desc desc;
-    odl_status s;
+    odl_status s = odl_desc_init(&desc, nodes, (int32_t)(sizeof nodes / sizeof nodes[0]), c, h, w);
+    if (s != ODL_OK) {
+        set_err(err, errcap, "model new: input %dx%dx%d: %s", (int)c, (int)h, (int)w, odl_status_str(s));
+        return NULL;
+    }
     if (!strcmp(arch, "edge-cnn")) {
         s = odl_desc_edge_cnn(&desc, c, h, w, n_classes);
     } else if (!strncmp(arch, "mlp:", 4)) {
