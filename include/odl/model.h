@@ -150,7 +150,7 @@ odl_node_desc odl_node_defaults(const odl_model_desc *d, int32_t type);
 #define ODL_EDGE_CNN_NODES 10
 #define ODL_MLP_NODES(n_hidden) (2 + 2 * (n_hidden))
 
-/* The PROTOCOL.md edge-cnn for a c×h×w input and n_classes outputs, on a
+/* The docs/protocol.md edge-cnn for a c×h×w input and n_classes outputs, on a
  * description set up by odl_desc_init (its nodes are replaced). */
 odl_status odl_desc_edge_cnn(odl_model_desc *d, int32_t c, int32_t h, int32_t w, int32_t n_classes);
 /* An MLP: flatten, then dense+ReLU for each hidden width, then dense n_classes

@@ -71,9 +71,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *body = data + 5;
     const size_t n = size - 5;
 
+    odl_node_desc nodes[ODL_MLP_NODES(1)];
     odl_model_desc desc;
     int32_t hidden[1] = {units};
-    if (odl_desc_mlp(&desc, c, h, w, hidden, 1, 10) != ODL_OK)
+    if (odl_desc_init(&desc, nodes, ODL_MLP_NODES(1), c, h, w) != ODL_OK ||
+        odl_desc_mlp(&desc, c, h, w, hidden, 1, 10) != ODL_OK)
         return 0;
     odl_model_cfg cfg = odl_model_cfg_defaults();
     cfg.max_batch = 4;
