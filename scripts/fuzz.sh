@@ -74,7 +74,7 @@ for t in model_file state store data shape evlog cli onnx tflite; do
     corpus="$out/corpus_${t%_file}"
     [ -d "$corpus" ] || corpus="$out/corpus_model"
     # shellcheck disable=SC2086
-    if "$out/fuzz_$t" -max_total_time="$secs" -max_len=16384 -rss_limit_mb=1024 $opts "$corpus" \
+    if "$out/fuzz_$t" -artifact_prefix="$out/" -max_total_time="$secs" -max_len=16384 -rss_limit_mb=1024 $opts "$corpus" \
         >"$out/fuzz_$t.log" 2>&1; then
         echo "ok  fuzz_$t: $(grep -E 'DONE' "$out/fuzz_$t.log" | tail -1 | sed -E 's/^#([0-9]+)[[:space:]]+DONE[[:space:]]+cov: ([0-9]+).*/\1 runs, coverage \2 edges, no failure/')"
         pass=$((pass + 1))

@@ -1075,10 +1075,11 @@ static ODL_AVX2_FN void dw3_plane_avx2(const odl_window_dims *d, const float *xc
         }
         /* the rest of the columns whose three taps are in bounds: no checks */
         for (; ow < ow_n && ow * sw - d->pad_w + 2 < in_w; ow++) {
-            const float *xr = xc + (size_t)ih0 * in_w + (ow * sw - d->pad_w);
+            /* from the first row in bounds: ih0 is negative in the top padding */
+            const float *xr = xc + (size_t)(ih0 + kh0) * in_w + (ow * sw - d->pad_w);
             float acc = bv;
             for (int32_t kh = kh0; kh < kh1; kh++) {
-                const float *r = xr + (size_t)kh * in_w;
+                const float *r = xr + (size_t)(kh - kh0) * in_w;
                 acc += r[0] * wk[kh * 3];
                 acc += r[1] * wk[kh * 3 + 1];
                 acc += r[2] * wk[kh * 3 + 2];
