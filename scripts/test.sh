@@ -29,7 +29,7 @@ echo "== the notebook, executed headless (examples/notebooks/on_device_learning.
 bash scripts/notebook_test.sh build
 [ "${1:-}" = "--quick" ] && exit 0
 
-echo "== Cortex-M4F under QEMU (mps2-an386, 256 KB RAM): firmware, unit tests on target, cost check"
+echo "== Cortex-M4F under QEMU (mps2-an386, 128 KB RAM): firmware, unit tests on target, cost check"
 if [ "${ODL_SKIP_MCU:-0}" = 1 ]; then echo "skipped (ODL_SKIP_MCU=1)"; else bash ports/cortex-m/run.sh; fi
 
 echo "== ASan + UBSan build"
