@@ -1,5 +1,5 @@
 /* bench_core: per-step times and training throughput of edge-cnn, as JSON
- * (PROTOCOL.md T1, the odl side; bench/run_t1.sh runs it beside PyTorch).
+ * (docs/protocol.md T1, the odl side; bench/run_t1.sh runs it beside PyTorch).
  * Not a test: timings vary with the machine. Median of many runs after a
  * warm-up.
  *

@@ -1,5 +1,5 @@
 #!/bin/sh
-# PROTOCOL.md T1 and M1: odl (bench_core) and PyTorch (bench/torch_t1.py, one
+# docs/protocol.md T1 and M1: odl (bench_core) and PyTorch (bench/torch_t1.py, one
 # and two threads) in one invocation, interleaved over several rounds; prints
 # the table (median of the per-round medians, ratio odl/PyTorch), callgrind
 # instruction counts per odl row, and the peak RSS of an S1 replay adaptation

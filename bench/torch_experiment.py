@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch reference of PROTOCOL.md's standard adaptation experiments S1, S2, S3,
+"""PyTorch reference of docs/protocol.md's standard adaptation experiments S1, S2, S3,
 mirroring what `odl experiment` does (tools/odl/cmd_experiment.c, tools/odl/learn.c,
 src/adapt.c, src/ewc.c, src/lwf.c, src/replay.c, src/model.c), so that both can be
 compared on one machine and, with --bases-from, on the very same base weights.
@@ -240,7 +240,7 @@ def read_odl(path, in_shape):
 
 
 def train_base(x, y, n_classes, in_shape):
-    """PROTOCOL.md base training, as bench/torch_train_ref.py."""
+    """docs/protocol.md base training, as bench/torch_train_ref.py."""
     torch.manual_seed(0)
     model = edge_cnn(*in_shape, n_classes)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -591,7 +591,7 @@ def run_s3(ctx, base, seeds):
 
 
 def main():
-    ap = argparse.ArgumentParser(description="PyTorch reference of PROTOCOL.md S1-S3 (as odl experiment)")
+    ap = argparse.ArgumentParser(description="PyTorch reference of docs/protocol.md S1-S3 (as odl experiment)")
     ap.add_argument("scenario", nargs="?", default="all", choices=["s1", "s2", "s3", "all"])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")

@@ -9,14 +9,17 @@ Measures (medians of repeated runs, after warm-up):
                 models run by default); infer_b1_jit_ms the same traced, frozen and
                 optimize_for_inference'd (BN folded), for reference;
   head_step_ms  one training step from a raw image at batch 1: frozen base forward (no_grad),
-                head forward, cross-entropy, backward, Adam step (lr 1e-3);
+                head forward, cross-entropy, backward, Adam step (lr 1e-3); head_step_b1_jit_ms
+                the same with the base traced, frozen and optimised as above (the head eager);
   adapt_*       a fresh process doing a whole head-only adaptation as `odl adapt --strategy
                 naive --new-classes` would on 100 user images: latents of the 100 images at
                 batch 8, head grown to 12 outputs, 10 epochs of Adam at batch 16; its peak RSS
                 (/usr/bin/time's %M; the process's own getrusage agrees) and, for reference, the RSS of the same process once
                 torch is imported (torch, torchvision, onnx, numpy: the interpreter's and the
                 libraries' share) and once the model is loaded, before any work; medians over
-                --rss-runs processes.
+                --rss-runs processes (0: no adaptation processes).
+The image timed is bench_image(); the JSON carries the model's logits on it, so bench/odl_speed.py
+checks that odl runs the same weights.
 
 Usage: /usr/bin/python3 bench/torch_speed.py [--repeats 200] [--rss-runs 3] [--json FILE]
 Prints one JSON object.
@@ -57,10 +60,16 @@ def median_ms(f, repeats, warmup):
     return statistics.median(t), min(t)
 
 
+def bench_image():
+    """The image the batch-1 rows time: uniform [0, 1), seed 3."""
+    return torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(3))
+
+
 def user_data(gen):
-    """The adaptation's 100 user images (uniform [0, 1)) and labels (0-11: two new classes),
-    drawn first from GEN seeded 7; bench/odl_speed.py writes the same ones for odl."""
-    x = torch.rand((USER_N, 3, 96, 96), generator=gen)
+    """The adaptation's 100 user images (8-bit pixels k/255, as a camera gives, so odl reads them
+    exactly from an IDX file) and labels (0-11: two new classes), drawn first from GEN seeded 7;
+    bench/odl_speed.py writes the same ones for odl."""
+    x = torch.round(torch.rand((USER_N, 3, 96, 96), generator=gen) * 255) / 255
     y = torch.randint(0, NEW_CLASSES, (USER_N,), generator=gen)
     return x, y
 
@@ -132,7 +141,7 @@ def main():
     base, head = split(model)
     for p in base.parameters():
         p.requires_grad_(False)
-    x = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(3))
+    x = bench_image()
     with torch.no_grad():
         full = model(x)
         assert torch.allclose(head(base(x)), full, atol=1e-5), "base + head must equal the model"
@@ -155,6 +164,19 @@ def main():
 
     step = median_ms(head_step, a.repeats, 20)
 
+    with torch.no_grad():
+        jit_base = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(base, x)))
+        assert torch.allclose(jit_base(x), base(x), atol=1e-4), "the optimised base must agree"
+
+    def head_step_jit():
+        with torch.no_grad():
+            z = jit_base(x)
+        opt.zero_grad()
+        F.cross_entropy(head(z), y).backward()
+        opt.step()
+
+    step_jit = median_ms(head_step_jit, a.repeats, 20)
+
     def only_head():
         opt.zero_grad()
         F.cross_entropy(head(z1), y).backward()
@@ -171,6 +193,12 @@ def main():
         for _ in range(a.rss_runs):
             children.append(run_adapt_child(weights, tmp))
     med = lambda k: statistics.median(c[k] for c in children)
+    adapt = None
+    if children:
+        adapt = {"user_images": USER_N, "epochs": ADAPT_EPOCHS, "batch": ADAPT_BATCH,
+                 "latent_batch": LATENT_BATCH, "runs": a.rss_runs,
+                 "peak_rss_kb": med("peak_rss_kb_time"), "rss_after_imports_kb": med("rss_after_imports_kb"),
+                 "rss_before_work_kb": med("rss_before_work_kb"), "seconds": round(med("adapt_seconds"), 3)}
     out = {"model": MODEL + " (MobileNetV2 width 0.35, 96x96x3, 10 outputs)",
            "params": int(sum(p.numel() for p in model.parameters())),
            "head_params": int(sum(p.numel() for p in head.parameters())),
@@ -178,12 +206,10 @@ def main():
            "infer_b1_ms": round(infer[0], 3), "infer_b1_min_ms": round(infer[1], 3),
            "infer_b1_jit_ms": round(infer_jit[0], 3), "infer_b1_jit_min_ms": round(infer_jit[1], 3),
            "head_step_b1_ms": round(step[0], 3), "head_step_b1_min_ms": round(step[1], 3),
+           "head_step_b1_jit_ms": round(step_jit[0], 3), "head_step_b1_jit_min_ms": round(step_jit[1], 3),
            "head_only_step_b1_ms": round(head_only[0], 4),
-           "adapt_process": {"user_images": USER_N, "epochs": ADAPT_EPOCHS, "batch": ADAPT_BATCH,
-                             "latent_batch": LATENT_BATCH, "runs": a.rss_runs,
-                             "peak_rss_kb": med("peak_rss_kb_time"), "rss_after_imports_kb": med("rss_after_imports_kb"),
-                             "rss_before_work_kb": med("rss_before_work_kb"),
-                             "seconds": round(med("adapt_seconds"), 3)},
+           "logits": [float(v) for v in full[0]],
+           "adapt_process": adapt,
            "torch": torch.__version__, "python": platform.python_version(),
            "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
                        platform.machine()),

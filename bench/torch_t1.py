@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch side of PROTOCOL.md T1 (and the PyTorch process of M1), the same
+"""PyTorch side of docs/protocol.md T1 (and the PyTorch process of M1), the same
 work bench_core does for odl: edge-cnn 1x28x28, 10 classes, Adam lr 1e-3.
 
   /usr/bin/python3 bench/torch_t1.py [--threads N] [--reps R]   -> T1 rows, JSON

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch reference of PROTOCOL.md's base training: edge-cnn, Adam lr 1e-3,
+"""PyTorch reference of docs/protocol.md's base training: edge-cnn, Adam lr 1e-3,
 batch 64, 3 epochs, on Fashion-MNIST; prints the test accuracy as JSON.
 Run with Debian's interpreter: /usr/bin/python3 bench/torch_train_ref.py [--seed S]"""
 import argparse, gzip, json, time

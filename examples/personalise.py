@@ -90,7 +90,7 @@ def main(argv):
         path = os.path.join(tmp, "personal.odl")
         learner.save(path)
         saved = odl.load(path)
-        classes, _ = saved.predict(ev_x)
+        classes, _ = saved.classify(ev_x)
         acc_saved = sum(int(c == t) for c, t in zip(classes, ev_y)) / len(ev_y)
     print("saved to personal.odl and loaded again: accuracy %.3f" % acc_saved)
     if abs(acc_saved - acc2) > 1e-9:

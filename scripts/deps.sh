@@ -11,5 +11,8 @@ done
 echo "installing: ${missing[*]}"
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# another apt (e.g. unattended-upgrades on a fresh machine) may hold the lock: wait for it
+lock=(-o DPkg::Lock::Timeout=600)
+echo "(apt-get waits up to 10 minutes for a held dpkg lock)"
+$sudo apt-get "${lock[@]}" update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get "${lock[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -3,8 +3,9 @@
 # reader of untrusted bytes: the .odl model file, the learner-state chunks,
 # the version store's medium, the IDX/CSV dataset readers, a model paired
 # with data of another shape (the tool's shape and memory checks), the event
-# log of 'odl session', the command line's option parsing and the ONNX
-# importer (docs/architecture.md says what each target covers).
+# log of 'odl session', the command line's option parsing, the ONNX
+# importer and the TFLite reader/importer/writer (docs/architecture.md says
+# what each target covers).
 # Usage: bash scripts/fuzz.sh [SECONDS_PER_TARGET]   (default 15)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,8 +50,16 @@ protoc-c --proto_path="$out/onnx-gen" --c_out="$out/onnx-gen" "$out/onnx-gen/onn
 /usr/bin/python3 tests/onnx_models.py "$out/corpus_onnx" >/dev/null
 rm -f "$out"/corpus_onnx/*.npy
 onnx_src="src/host/onnx_import.c src/host/posix_io.c src/host/posix_save.c $out/onnx-gen/onnx.pb-c.c -I$out/onnx-gen -lprotobuf-c"
+# TFLite: the MLPerf Tiny fixtures, odl's own exports and malformed variants
+tflite_src="src/host/tflite.c src/host/tflite_write.c $onnx_src"
+mkdir -p "$out/corpus_tflite"
+cp tests/data/mlperf_tiny/*.tflite "$out/corpus_tflite/"
+# shellcheck disable=SC2086
+clang -std=c11 -O1 -Iinclude -DODL_OMP_SIMD -fopenmp-simd -o "$out/make_tflite_seeds" tests/fuzz/make_tflite_seeds.c $core $tflite_src -lm
+"$out/make_tflite_seeds" "$out/corpus_tflite"
+/usr/bin/python3 tests/tflite_models.py hostile tests/data/mlperf_tiny/kws_ref_model.tflite "$out/corpus_tflite" >/dev/null
 pass=0 fail=0
-for t in model_file state store data shape evlog cli onnx; do
+for t in model_file state store data shape evlog cli onnx tflite; do
     extra="" opts=""
     [ "$t" = data ] && extra="$host -lz"
     # the tool's data/model pairing code (tools/odl/cli.c); its error lines are not output worth keeping
@@ -59,12 +68,13 @@ for t in model_file state store data shape evlog cli onnx; do
     [ "$t" = onnx ] && extra="$onnx_src"
     # the CLI's parsers print every refusal: keep stderr quiet (reports still show)
     [ "$t" = cli ] && extra="tools/odl/cli.c tools/odl/evlog.c $host -lz" opts="-close_fd_mask=2"
+    [ "$t" = tflite ] && extra="$tflite_src"
     # shellcheck disable=SC2086
     clang $flags -o "$out/fuzz_$t" "tests/fuzz/fuzz_$t.c" $core $extra -lm
     corpus="$out/corpus_${t%_file}"
     [ -d "$corpus" ] || corpus="$out/corpus_model"
     # shellcheck disable=SC2086
-    if "$out/fuzz_$t" -max_total_time="$secs" -max_len=16384 -rss_limit_mb=1024 $opts "$corpus" \
+    if "$out/fuzz_$t" -artifact_prefix="$out/" -max_total_time="$secs" -max_len=16384 -rss_limit_mb=1024 $opts "$corpus" \
         >"$out/fuzz_$t.log" 2>&1; then
         echo "ok  fuzz_$t: $(grep -E 'DONE' "$out/fuzz_$t.log" | tail -1 | sed -E 's/^#([0-9]+)[[:space:]]+DONE[[:space:]]+cov: ([0-9]+).*/\1 runs, coverage \2 edges, no failure/')"
         pass=$((pass + 1))

@@ -6,9 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # libonnx-testdata: ONNX's operator suite; python3-torch, -torchvision, -onnx:
-# odl against PyTorch on real architectures (tests/torch, tests/onnx_test.sh)
+# odl against PyTorch on real architectures (tests/torch, tests/onnx_test.sh);
+# python3-pyarmnn, libarmnn-cpuref-backend22: ArmNN, the TFLite reference (tests/tflite_test.sh);
+# python3-venv: pip installs; jupyter-nbconvert, -nbclient, -ipykernel, -matplotlib: the notebook
 bash scripts/deps.sh valgrind python3 pkg-config chromium fonts-dejavu-core libonnx-testdata python3-onnx \
-    python3-torch python3-torchvision
+    python3-torch python3-torchvision python3-pyarmnn libarmnn-cpuref-backend22 python3-venv \
+    jupyter-nbconvert python3-nbclient python3-ipykernel python3-matplotlib
 jobs=$(nproc)
 
 echo "== release build"
@@ -18,9 +21,15 @@ cmake --build build -j"$jobs" >/dev/null
 
 echo "== install, then build examples/consumer against the installed copy (CMake package, pkg-config)"
 bash scripts/consumer_test.sh build
+
+echo "== pip install ./python into venvs (Debian's python3, and the other python3 on PATH if any)"
+bash scripts/pip_test.sh build
+
+echo "== the notebook, executed headless (examples/notebooks/on_device_learning.ipynb)"
+bash scripts/notebook_test.sh build
 [ "${1:-}" = "--quick" ] && exit 0
 
-echo "== Cortex-M4F under QEMU (mps2-an386, 256 KB RAM): firmware, unit tests on target, cost check"
+echo "== Cortex-M4F under QEMU (mps2-an386, 128 KB RAM): firmware, unit tests on target, cost check"
 if [ "${ODL_SKIP_MCU:-0}" = 1 ]; then echo "skipped (ODL_SKIP_MCU=1)"; else bash ports/cortex-m/run.sh; fi
 
 echo "== ASan + UBSan build"

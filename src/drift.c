@@ -59,25 +59,40 @@ static odl_status check_ewma_cfg(const char *who, int32_t ref_n, float alpha, fl
     return ODL_OK;
 }
 
+/* Sums of SUM_BLOCK values, then a sum of those: single precision with an
+ * error of about (SUM_BLOCK + n / SUM_BLOCK) ulp instead of n ulp, so a
+ * device with a single-precision FPU runs it in hardware (no double). */
+#define SUM_BLOCK 256
+
+/* sum of x (squares of x - mu when sq) in blocks of SUM_BLOCK */
+static float blocked_sum(const float *x, size_t n, int sq, float mu)
+{
+    float total = 0.0f;
+    for (size_t i = 0; i < n; i += SUM_BLOCK) {
+        const size_t end = n - i < SUM_BLOCK ? n : i + SUM_BLOCK;
+        float part = 0.0f;
+        for (size_t k = i; k < end; k++) {
+            const float v = sq ? (x[k] - mu) * (x[k] - mu) : x[k];
+            part += v;
+        }
+        total += part;
+    }
+    return total;
+}
+
 odl_status odl_drift_sample_stats(const float *x, size_t n, float *mean, float *std)
 {
     if (!x || !mean || !std || n == 0)
         return ODL_ERR_ARG;
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++)
-        s += (double)x[i];
+    const float s = blocked_sum(x, n, 0, 0.0f);
     if (!isfinite(s))
         return ODL_ERR_NUMERIC;
-    const double mu = s / (double)n;
-    double v = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        const double dv = (double)x[i] - mu;
-        v += dv * dv;
-    }
+    const float mu = s / (float)n;
+    const float v = blocked_sum(x, n, 1, mu);
     if (!isfinite(v))
         return ODL_ERR_NUMERIC;
-    *mean = (float)mu;
-    *std = (float)sqrt(v / (double)n);
+    *mean = mu;
+    *std = sqrtf(v / (float)n);
     return ODL_OK;
 }
 

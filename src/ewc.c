@@ -64,12 +64,10 @@ static size_t segments(const odl_model *m, odl_ewc_seg *seg, int32_t *n_seg)
     return total;
 }
 
-/* Lays the EWC out in `a`; e == NULL (with a counting arena) only counts. */
-static odl_status build(odl_ewc *e, const odl_model *m, odl_arena *a, odl_diag *d)
+/* Lays out the arrays of an EWC of n parameters in n_seg tensors; e == NULL
+ * (with a counting arena) only counts. */
+static odl_status build_sizes(odl_ewc *e, size_t n, int32_t n_seg, int32_t n_classes, odl_arena *a, odl_diag *d)
 {
-    int32_t n_seg = 0;
-    const size_t n = segments(m, NULL, &n_seg);
-    const int32_t n_classes = odl_model_n_classes(m);
     odl_status s;
     void *p;
 #define ALLOC(target, bytes, kind)                           \
@@ -86,6 +84,18 @@ static odl_status build(odl_ewc *e, const odl_model *m, odl_arena *a, odl_diag *
     ALLOC(e->dlogits, FLOATS(n_classes), ODL_MEM_SCRATCH);
     ALLOC(e->seg, sizeof(odl_ewc_seg) * (size_t)n_seg, ODL_MEM_STATE);
 #undef ALLOC
+    return ODL_OK;
+}
+
+/* Lays the EWC out in `a`; e == NULL (with a counting arena) only counts. */
+static odl_status build(odl_ewc *e, const odl_model *m, odl_arena *a, odl_diag *d)
+{
+    int32_t n_seg = 0;
+    const size_t n = segments(m, NULL, &n_seg);
+    const int32_t n_classes = odl_model_n_classes(m);
+    odl_status s = build_sizes(e, n, n_seg, n_classes, a, d);
+    if (s != ODL_OK)
+        return s;
     if (e) {
         e->n = n;
         e->n_seg = n_seg;
@@ -122,6 +132,24 @@ odl_status odl_ewc_plan(const odl_model *m, odl_mem_plan *plan, odl_diag *d)
     s = odl_arena_alloc(&a, sizeof(odl_ewc), ODL_MEM_STATE, &p, d);
     if (s == ODL_OK)
         s = build(NULL, m, &a, d);
+    if (s != ODL_OK)
+        return s;
+    *plan = a.plan;
+    return ODL_OK;
+}
+
+odl_status odl_ewc_plan_sizes(size_t n_params, int32_t n_tensors, int32_t n_classes, odl_mem_plan *plan,
+                              odl_diag *d)
+{
+    if (!plan || n_params == 0 || n_tensors < 1 || n_classes < 1 || n_params > SIZE_MAX / (4 * sizeof(float)))
+        return odl_fail(d, ODL_ERR_ARG, "odl_ewc_plan_sizes: %zu parameters in %d tensors, %d classes: need >= 1 each",
+                        n_params, (int)n_tensors, (int)n_classes);
+    odl_arena a;
+    void *p;
+    odl_arena_init_counting(&a);
+    odl_status s = odl_arena_alloc(&a, sizeof(odl_ewc), ODL_MEM_STATE, &p, d);
+    if (s == ODL_OK)
+        s = build_sizes(NULL, n_params, n_tensors, n_classes, &a, d);
     if (s != ODL_OK)
         return s;
     *plan = a.plan;

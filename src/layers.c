@@ -988,6 +988,110 @@ static inline void axpy_row(float *restrict y, const float *restrict x, float a,
         y[i] += x[i] * a;
 }
 
+/* One output of a 3x3 depthwise plane with its taps' bounds checked: the
+ * bias, then every in-bounds tap in (kh, kw) order, as the reference. */
+static inline float dw3_one(const float *xc, int32_t in_h, int32_t in_w, const float *wk, float bv, int32_t ih0,
+                            int32_t iw0)
+{
+    float acc = bv;
+    for (int32_t kh = 0; kh < 3; kh++) {
+        const int32_t ih = ih0 + kh;
+        if (ih < 0 || ih >= in_h)
+            continue;
+        for (int32_t kw = 0; kw < 3; kw++) {
+            const int32_t iw = iw0 + kw;
+            if (iw >= 0 && iw < in_w)
+                acc += xc[(size_t)ih * in_w + iw] * wk[kh * 3 + kw];
+        }
+    }
+    return acc;
+}
+
+#ifdef ODL_X86_AVX2
+/* 8 consecutive outputs' taps of one input row at stride 2: x[s + 2j + c]
+ * for j < 8 (c = 0, 1, 2), from x[s .. s + 17]. */
+static ODL_AVX2_FN inline __m256 even8(const float *p)
+{
+    const __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
+    const __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)); /* a0 a2 b0 b2 | a4 a6 b4 b6 */
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+/* A 3x3, dilation-1 depthwise plane at stride 1 or 2 (any padding), eight
+ * outputs of a row at a time. Each output still starts at the bias and adds
+ * its in-bounds taps in (kh, kw) order, each as a multiply then an add (no
+ * FMA), so the results are the reference's bits: rows in the padding are
+ * skipped for the whole row, and columns whose taps reach the padding (or
+ * whose loads would leave the row) go through dw3_one. */
+static ODL_AVX2_FN void dw3_plane_avx2(const odl_window_dims *d, const float *xc, const float *wk, float bv,
+                                       float *yc)
+{
+    const int32_t in_h = d->in_h, in_w = d->in_w, ow_n = d->out_w, sw = d->stride_w;
+    /* ow in [lo, hi): all three columns in bounds and every vector load inside the row */
+    const int32_t lo = d->pad_w > 0 ? (d->pad_w + sw - 1) / sw : 0;
+    /* the last element a block of 8 outputs loads, from its first column: x[s + 7 + 2] at stride 1,
+     * x[s + 2 + 15] at stride 2 (even8 of the third column) */
+    const int32_t reach = sw == 1 ? 9 : 17;
+    for (int32_t oh = 0; oh < d->out_h; oh++) {
+        const int32_t ih0 = oh * d->stride_h - d->pad_h;
+        const int32_t kh0 = ih0 < 0 ? -ih0 : 0, kh1 = in_h - ih0 < 3 ? in_h - ih0 : 3;
+        float *yr = yc + (size_t)oh * ow_n;
+        int32_t ow = 0;
+        for (; ow < lo && ow < ow_n; ow++)
+            yr[ow] = dw3_one(xc, in_h, in_w, wk, bv, ih0, ow * sw - d->pad_w);
+        if (kh0 < kh1) {
+            const __m256 vb = _mm256_set1_ps(bv);
+            for (; ow + 8 <= ow_n && ow * sw - d->pad_w + reach < in_w; ow += 8) {
+                const int32_t s = ow * sw - d->pad_w;
+                __m256 acc = vb;
+                for (int32_t kh = kh0; kh < kh1; kh++) {
+                    const float *xr = xc + (size_t)(ih0 + kh) * in_w + s;
+                    const float *wr = wk + kh * 3;
+                    if (sw == 1) {
+                        acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_loadu_ps(xr), _mm256_set1_ps(wr[0])));
+                        acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_loadu_ps(xr + 1), _mm256_set1_ps(wr[1])));
+                        acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_loadu_ps(xr + 2), _mm256_set1_ps(wr[2])));
+                    } else {
+                        acc = _mm256_add_ps(acc, _mm256_mul_ps(even8(xr), _mm256_set1_ps(wr[0])));
+                        acc = _mm256_add_ps(acc, _mm256_mul_ps(even8(xr + 1), _mm256_set1_ps(wr[1])));
+                        acc = _mm256_add_ps(acc, _mm256_mul_ps(even8(xr + 2), _mm256_set1_ps(wr[2])));
+                    }
+                }
+                _mm256_storeu_ps(yr + ow, acc);
+            }
+            if (sw == 1 && ow + 4 <= ow_n && ow - d->pad_w + 5 < in_w) { /* one block of 4 */
+                const int32_t s = ow - d->pad_w;
+                __m128 acc = _mm_set1_ps(bv);
+                for (int32_t kh = kh0; kh < kh1; kh++) {
+                    const float *xr = xc + (size_t)(ih0 + kh) * in_w + s;
+                    const float *wr = wk + kh * 3;
+                    acc = _mm_add_ps(acc, _mm_mul_ps(_mm_loadu_ps(xr), _mm_set1_ps(wr[0])));
+                    acc = _mm_add_ps(acc, _mm_mul_ps(_mm_loadu_ps(xr + 1), _mm_set1_ps(wr[1])));
+                    acc = _mm_add_ps(acc, _mm_mul_ps(_mm_loadu_ps(xr + 2), _mm_set1_ps(wr[2])));
+                }
+                _mm_storeu_ps(yr + ow, acc);
+                ow += 4;
+            }
+        }
+        /* the rest of the columns whose three taps are in bounds: no checks */
+        for (; ow < ow_n && ow * sw - d->pad_w + 2 < in_w; ow++) {
+            /* from the first row in bounds: ih0 is negative in the top padding */
+            const float *xr = xc + (size_t)(ih0 + kh0) * in_w + (ow * sw - d->pad_w);
+            float acc = bv;
+            for (int32_t kh = kh0; kh < kh1; kh++) {
+                const float *r = xr + (size_t)(kh - kh0) * in_w;
+                acc += r[0] * wk[kh * 3];
+                acc += r[1] * wk[kh * 3 + 1];
+                acc += r[2] * wk[kh * 3 + 2];
+            }
+            yr[ow] = acc;
+        }
+        for (; ow < ow_n; ow++)
+            yr[ow] = dw3_one(xc, in_h, in_w, wk, bv, ih0, ow * sw - d->pad_w);
+    }
+}
+#endif
+
 /* Row by row: the output row starts at the bias and each tap adds its
  * in-bounds span (one vectorisable loop per tap when stride_w is 1). Every
  * output still sums its taps in the reference's order (kh, then kw, skipping
@@ -997,12 +1101,21 @@ void odl_depthwise_forward_f32(const odl_window_dims *d, const float *x, const f
 {
     const int32_t mult = d->out_c / d->in_c;
     const int32_t dh = dil_h(d), dwl = dil_w(d), sw = d->stride_w, ow_n = d->out_w;
+#ifdef ODL_X86_AVX2
+    const int dw3 = d->k_h == 3 && d->k_w == 3 && dh == 1 && dwl == 1 && (sw == 1 || sw == 2) && have_avx2();
+#endif
     for (int32_t n = 0; n < d->batch; n++)
         for (int32_t co = 0; co < d->out_c; co++) {
             const float *xc = x + ((size_t)n * d->in_c + co / mult) * in_plane(d);
             const float *wk = w + (size_t)co * d->k_h * d->k_w;
             float *yc = y + ((size_t)n * d->out_c + co) * out_plane(d);
             const float bv = b ? b[co] : 0.0f;
+#ifdef ODL_X86_AVX2
+            if (dw3) {
+                dw3_plane_avx2(d, xc, wk, bv, yc);
+                continue;
+            }
+#endif
             for (int32_t oh = 0; oh < d->out_h; oh++) {
                 float *yr = yc + (size_t)oh * ow_n;
                 for (int32_t ow = 0; ow < ow_n; ow++)
@@ -1403,10 +1516,28 @@ void odl_relu_backward_f32(size_t n, const float *y, const float *dy, float *dx)
         dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
+#ifdef ODL_X86_AVX2
+/* max_ps(x, 0) is x > 0 ? x : 0 (NaN and -0 give +0) and min_ps(v, 6) is
+ * v < 6 ? v : 6: the scalar loop's bits. x may equal y. */
+static ODL_AVX2_FN size_t relu6_avx2(size_t n, const float *x, float *y)
+{
+    const __m256 zero = _mm256_setzero_ps(), six = _mm256_set1_ps(6.0f);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_min_ps(_mm256_max_ps(_mm256_loadu_ps(x + i), zero), six));
+    return i;
+}
+#endif
+
 void odl_relu6_forward_f32(size_t n, const float *x, float *y)
 {
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i] > 0.0f ? x[i] : 0.0f;
+    size_t i = 0;
+#ifdef ODL_X86_AVX2
+    if (n >= 8 && have_avx2())
+        i = relu6_avx2(n, x, y);
+#endif
+    for (; i < n; i++) {
+        const float v = x[i] > 0.0f ? x[i] : 0.0f;
         y[i] = v < 6.0f ? v : 6.0f;
     }
 }

@@ -1,6 +1,8 @@
 /* The learner façade: gates, versions and calibration around the core. */
 #include "odl/learner.h"
+#include "odl/ewc.h"
 #include "odl/layers.h"
+#include "odl/state.h"
 
 #include <math.h>
 #include <string.h>
@@ -46,10 +48,20 @@ struct odl_learner {
     float *z, *logits;       /* one sample */
     odl_replay *replay;
     odl_adapt *trainer;
+    /* the strategy's own state, versioned with the head (n_extra floats) */
+    odl_ewc *ewc;
+    odl_ncm *ncm;
+    odl_slda *slda;
+    size_t n_extra;
+    uint32_t *cnt_tmp;       /* class counts while restoring NCM/SLDA state */
+    float *teacher;          /* LwF: the pre-update head's logits, max_collected × C */
+    float *cand;             /* shadow evaluation: the candidate's whole state */
     odl_zscore_drift drift_input;
     odl_conf_drift drift_conf;
     odl_learner_status st;
 };
+
+static odl_status shadow_score(odl_learner *L, int32_t truth, int32_t wrong, odl_diag *d);
 
 static const char *const reason_names[ODL_REASON_COUNT] = {
     "none", "non-finite input", "label out of range", "outlier", "contradicts a confident prediction (held)",
@@ -59,6 +71,36 @@ const char *odl_reason_str(odl_reason r)
 {
     return (unsigned)r < ODL_REASON_COUNT ? reason_names[r] : "?";
 }
+
+static const char *const strategy_names[ODL_STRATEGY_COUNT] = {"replay", "ewc", "ewc-online", "lwf",
+                                                               "ncm",    "slda", "bias",      "unfreeze"};
+
+const char *odl_strategy_name(odl_strategy s)
+{
+    return (unsigned)s < ODL_STRATEGY_COUNT ? strategy_names[s] : "?";
+}
+
+odl_status odl_strategy_parse(const char *name, odl_strategy *out, odl_diag *d)
+{
+    for (int k = 0; name && k < ODL_STRATEGY_COUNT; k++)
+        if (strcmp(name, strategy_names[k]) == 0) {
+            *out = (odl_strategy)k;
+            return ODL_OK;
+        }
+    return odl_fail(d, ODL_ERR_ARG,
+                    "unknown strategy '%s' (replay, ewc, ewc-online, lwf, ncm, slda, bias, unfreeze)",
+                    name ? name : "(null)");
+}
+
+/* Strategies that train the head by backpropagation. */
+static int by_backprop(int32_t s)
+{
+    return s == ODL_STRATEGY_REPLAY || s == ODL_STRATEGY_EWC || s == ODL_STRATEGY_EWC_ONLINE ||
+           s == ODL_STRATEGY_LWF || s == ODL_STRATEGY_UNFREEZE;
+}
+
+static int is_ewc(int32_t s) { return s == ODL_STRATEGY_EWC || s == ODL_STRATEGY_EWC_ONLINE; }
+static int is_stats(int32_t s) { return s == ODL_STRATEGY_NCM || s == ODL_STRATEGY_SLDA; }
 
 odl_learner_cfg odl_learner_cfg_defaults(void)
 {
@@ -89,6 +131,25 @@ odl_learner_cfg odl_learner_cfg_defaults(void)
     c.drift = 1;
     c.drift_input = odl_zscore_cfg_defaults();
     c.drift_conf = odl_conf_cfg_defaults();
+    c.strategy = ODL_STRATEGY_REPLAY;
+    c.ewc_decay = 0.9f;
+    c.slda_shrinkage = ODL_SLDA_DEFAULT_SHRINKAGE;
+    c.stats_window = 20;
+    c.shadow_n = 0;
+    c.shadow_margin = 0.0f;
+    return c;
+}
+
+odl_learner_cfg odl_learner_cfg_for(odl_strategy s)
+{
+    odl_learner_cfg c = odl_learner_cfg_defaults();
+    c.strategy = (int32_t)s;
+    if (s != ODL_STRATEGY_REPLAY && s != ODL_STRATEGY_UNFREEZE)
+        c.replay.capacity = 0;
+    if (is_ewc(s))
+        c.adapt.ewc_lambda = 100.0f;
+    if (s == ODL_STRATEGY_LWF)
+        c.adapt.lwf_weight = 1.0f;
     return c;
 }
 
@@ -130,6 +191,15 @@ static odl_status resolve(const odl_learner_cfg *in, const odl_model *base, odl_
         return odl_fail(d, ODL_ERR_ARG, "learner: config and base must not be NULL");
     *c = *in;
     const odl_model_desc *bd = odl_model_get_desc(base);
+    if (c->strategy < 0 || c->strategy >= ODL_STRATEGY_COUNT)
+        return odl_fail(d, ODL_ERR_ARG, "learner: strategy %d is not one of 0..%d", (int)c->strategy,
+                        (int)ODL_STRATEGY_COUNT - 1);
+    if (c->boundary < 0 && c->strategy == ODL_STRATEGY_UNFREEZE) {
+        /* the last block before the head trains too: one parameterised node further back */
+        odl_status su = odl_desc_boundary_for_unfreeze(bd, 2, &c->boundary, d);
+        if (su != ODL_OK)
+            return su;
+    }
     if (c->boundary < 0) {
         c->boundary = 0;
         for (int32_t i = bd->n_layers - 1; i >= 0; i--)
@@ -151,9 +221,35 @@ static odl_status resolve(const odl_learner_cfg *in, const odl_model *base, odl_
     if (!(c->gate.new_target >= 0 && c->gate.new_target <= 1) || !(c->gate.max_old_drop >= 0) ||
         !(c->gate.new_weight >= 0 && c->gate.new_weight <= 1))
         return odl_fail(d, ODL_ERR_ARG, "learner: gate policy values out of range");
+    if (!(c->ewc_decay >= 0 && c->ewc_decay <= 1) || !(c->slda_shrinkage >= 0 && c->slda_shrinkage <= 1) ||
+        c->shadow_n < 0 || c->shadow_n > 1000000 || c->stats_window < 0 || !(c->shadow_margin >= -1 && c->shadow_margin <= 1))
+        return odl_fail(d, ODL_ERR_ARG,
+                        "learner: ewc_decay and slda_shrinkage must be in [0, 1], shadow_n in 0..1000000, "
+                        "shadow_margin in [-1, 1]");
     odl_status s = head_desc_of(base, c->boundary, c->max_classes, hd, d);
     if (s != ODL_OK)
         return s;
+    if (is_stats(c->strategy) && (hd->n_layers != 1 || hd->layers[0].type != ODL_LAYER_DENSE))
+        return odl_fail(d, ODL_ERR_ARG,
+                        "learner: %s needs a head of one dense layer (boundary %d gives %d nodes)",
+                        odl_strategy_name((odl_strategy)c->strategy), (int)c->boundary, (int)hd->n_layers);
+    /* what each strategy uses: no buffer where it needs none */
+    if (c->strategy != ODL_STRATEGY_REPLAY && c->strategy != ODL_STRATEGY_UNFREEZE &&
+        c->strategy != ODL_STRATEGY_LWF)
+        c->replay.capacity = 0;
+    if (is_ewc(c->strategy)) {
+        if (!(c->adapt.ewc_lambda > 0))
+            c->adapt.ewc_lambda = 100.0f;
+    } else {
+        c->adapt.ewc_lambda = 0.0f;
+    }
+    if (c->strategy == ODL_STRATEGY_LWF) {
+        if (!(c->adapt.lwf_weight > 0))
+            c->adapt.lwf_weight = 1.0f;
+        c->adapt.lwf_classes = odl_model_n_classes(base);
+    } else {
+        c->adapt.lwf_weight = 0.0f;
+    }
     const int32_t dim = (int32_t)odl_model_layer_shape(base, c->boundary - 1).size;
     if (c->replay.capacity > 0) {
         c->replay.dim = dim;
@@ -174,6 +270,21 @@ static odl_status layout(odl_learner *L, const odl_learner_cfg *c, const odl_mod
     size_t n_params = 0;
     odl_layer_shape hs[LEARNER_MAX_HEAD_NODES];
     odl_desc_count_params(hd, hs, &n_params, NULL);
+    int32_t n_tensors = 0;
+    for (int32_t i = 0; i < hd->n_layers; i++)
+        n_tensors += (hs[i].n_weights > 0) + (hs[i].n_bias > 0);
+    const int32_t strat = c->strategy;
+    const int backprop = by_backprop(strat);
+    /* the strategy's state kept with every version: EWC's Fisher and anchors;
+     * NCM/SLDA's means and counts (+ SLDA's covariance and total count) */
+    size_t n_extra = 0;
+    if (is_ewc(strat))
+        n_extra = 2 * n_params;
+    else if (is_stats(strat))
+        n_extra = ((size_t)dim + 1) * (size_t)C + (strat == ODL_STRATEGY_SLDA ? (size_t)dim * (size_t)dim + 2 : 0);
+    const size_t n_state = n_params + (size_t)C + n_extra;
+    if (L)
+        L->n_extra = n_extra;
 #define TAKE(field, bytes, kind)                                  \
     do {                                                          \
         s = odl_arena_alloc(a, (bytes), (kind), &p, d);           \
@@ -183,7 +294,7 @@ static odl_status layout(odl_learner *L, const odl_learner_cfg *c, const odl_mod
             L->field = p;                                         \
     } while (0)
     odl_model_cfg hc = odl_model_cfg_defaults();
-    hc.mode = ODL_MODE_TRAIN;
+    hc.mode = backprop ? ODL_MODE_TRAIN : ODL_MODE_INFER;
     hc.max_batch = c->adapt.batch;
     hc.optim.lr = c->lr;
     if (L) {
@@ -214,8 +325,14 @@ static odl_status layout(odl_learner *L, const odl_learner_cfg *c, const odl_mod
     TAKE(cls_dm2, sizeof(double) * (size_t)C, ODL_MEM_BUFFERS);
     TAKE(cls_n, sizeof(uint32_t) * (size_t)C, ODL_MEM_BUFFERS);
     TAKE(pend_z, nz * PENDING, ODL_MEM_BUFFERS);
-    TAKE(snap, sizeof(float) * (n_params + (size_t)C) * (size_t)(c->versions + 1), ODL_MEM_BUFFERS);
-    TAKE(pre, sizeof(float) * (n_params + (size_t)C), ODL_MEM_SCRATCH);
+    TAKE(snap, sizeof(float) * n_state * (size_t)(c->versions + 1), ODL_MEM_BUFFERS);
+    TAKE(pre, sizeof(float) * n_state, ODL_MEM_SCRATCH);
+    if (c->shadow_n > 0)
+        TAKE(cand, sizeof(float) * n_state, ODL_MEM_BUFFERS);
+    if (is_stats(strat))
+        TAKE(cnt_tmp, sizeof(uint32_t) * (size_t)C, ODL_MEM_SCRATCH);
+    if (strat == ODL_STRATEGY_LWF)
+        TAKE(teacher, sizeof(float) * (size_t)C * (size_t)c->max_collected, ODL_MEM_SCRATCH);
     TAKE(bias, sizeof(float) * (size_t)C, ODL_MEM_PARAMS);
     TAKE(mark_right, sizeof(uint32_t) * (size_t)C, ODL_MEM_STATE);
     TAKE(mark_wrong, sizeof(uint32_t) * (size_t)C, ODL_MEM_STATE);
@@ -235,6 +352,37 @@ static odl_status layout(odl_learner *L, const odl_learner_cfg *c, const odl_mod
         if (s != ODL_OK)
             return s;
     }
+    odl_mem_plan sp;
+    if (is_ewc(strat)) {
+        if (L) {
+            s = odl_ewc_init(&L->ewc, L->head, a, d);
+        } else {
+            s = odl_ewc_plan_sizes(n_params, n_tensors, C, &sp, d);
+            for (int k = 0; k < ODL_MEM_KINDS && s == ODL_OK; k++)
+                if (sp.bytes[k])
+                    s = odl_arena_alloc(a, sp.bytes[k], (odl_mem_kind)k, &p, d);
+        }
+    } else if (strat == ODL_STRATEGY_NCM) {
+        if (L) {
+            s = odl_ncm_init(&L->ncm, dim, C, a, d);
+        } else {
+            s = odl_ncm_plan(dim, C, &sp, d);
+            for (int k = 0; k < ODL_MEM_KINDS && s == ODL_OK; k++)
+                if (sp.bytes[k])
+                    s = odl_arena_alloc(a, sp.bytes[k], (odl_mem_kind)k, &p, d);
+        }
+    } else if (strat == ODL_STRATEGY_SLDA) {
+        if (L) {
+            s = odl_slda_init(&L->slda, dim, C, c->slda_shrinkage, a, d);
+        } else {
+            s = odl_slda_plan(dim, C, &sp, d);
+            for (int k = 0; k < ODL_MEM_KINDS && s == ODL_OK; k++)
+                if (sp.bytes[k])
+                    s = odl_arena_alloc(a, sp.bytes[k], (odl_mem_kind)k, &p, d);
+        }
+    }
+    if (s != ODL_OK || !backprop)
+        return s;
     /* the trainer */
     if (L) {
         s = odl_adapt_init(&L->trainer, L->head, &c->adapt, c->max_collected, c->replay.capacity, a, d);
@@ -281,8 +429,67 @@ odl_status odl_learner_plan(const odl_learner_cfg *cfg, const odl_model *base, o
 
 /* ---- helpers ----------------------------------------------------------------- */
 
+/* The strategy's versioned state after the head and biases: EWC's Fisher and
+ * anchors; NCM/SLDA's means, counts (their bits in floats), SLDA's covariance
+ * and total count. */
+static void extra_out(const odl_learner *L, float *dst)
+{
+    const size_t C = (size_t)L->C, D = (size_t)L->dim;
+    if (L->ewc) {
+        memcpy(dst, odl_ewc_fisher(L->ewc), sizeof(float) * L->n_params);
+        memcpy(dst + L->n_params, odl_ewc_anchor(L->ewc), sizeof(float) * L->n_params);
+    } else if (L->ncm || L->slda) {
+        memcpy(dst, L->ncm ? odl_ncm_means(L->ncm) : odl_slda_means(L->slda), sizeof(float) * C * D);
+        for (size_t c = 0; c < C; c++) {
+            uint32_t n = (uint32_t)(L->ncm ? odl_ncm_count(L->ncm, (int32_t)c) : odl_slda_count(L->slda, (int32_t)c));
+            memcpy(dst + C * D + c, &n, sizeof n);
+        }
+        if (L->slda) {
+            odl_slda_covariance(L->slda, dst + C * D + C);
+            uint64_t nt = odl_slda_n_total(L->slda);
+            memcpy(dst + C * D + C + D * D, &nt, sizeof nt);
+        }
+    }
+}
+
+static void extra_in(odl_learner *L, const float *src)
+{
+    const size_t C = (size_t)L->C, D = (size_t)L->dim;
+    if (L->ewc) {
+        (void)odl_ewc_set(L->ewc, src, src + L->n_params, L->n_params, NULL);
+    } else if (L->ncm || L->slda) {
+        memcpy(L->cnt_tmp, src + C * D, sizeof(uint32_t) * C);
+        if (L->ncm) {
+            (void)odl_ncm_set(L->ncm, src, L->cnt_tmp, NULL);
+        } else {
+            uint64_t nt;
+            memcpy(&nt, src + C * D + C + D * D, sizeof nt);
+            (void)odl_slda_set(L->slda, src, L->cnt_tmp, src + C * D + C, nt, NULL);
+        }
+    }
+}
+
+static size_t state_floats(const odl_learner *L) { return L->n_params + (size_t)L->C + L->n_extra; }
+
+/* The head's parameters and biases only (what a prediction reads). */
+static void head_in(odl_learner *L, const float *src)
+{
+    size_t pos = 0;
+    for (int32_t i = 0; i < L->head_desc.n_layers; i++)
+        for (int which = 0; which < 2; which++) {
+            size_t n;
+            float *p = odl_model_param(L->head, i, which, &n);
+            if (n) {
+                memcpy(p, src + pos, sizeof(float) * n);
+                pos += n;
+            }
+        }
+    memcpy(L->bias, src + pos, sizeof(float) * (size_t)L->C);
+}
+
 static void params_out(const odl_learner *L, float *dst)
 {
+    extra_out(L, dst + L->n_params + (size_t)L->C);
     size_t pos = 0;
     for (int32_t i = 0; i < L->head_desc.n_layers; i++)
         for (int which = 0; which < 2; which++) {
@@ -298,22 +505,68 @@ static void params_out(const odl_learner *L, float *dst)
 
 static void params_in(odl_learner *L, const float *src)
 {
-    size_t pos = 0;
-    for (int32_t i = 0; i < L->head_desc.n_layers; i++)
-        for (int which = 0; which < 2; which++) {
-            size_t n;
-            float *p = odl_model_param(L->head, i, which, &n);
-            if (n) {
-                memcpy(p, src + pos, sizeof(float) * n);
-                pos += n;
-            }
-        }
-    memcpy(L->bias, src + pos, sizeof(float) * (size_t)L->C);
+    head_in(L, src);
+    extra_in(L, src + L->n_params + (size_t)L->C);
 }
 
 static float *snap_slot(const odl_learner *L, int32_t k)
 {
-    return L->snap + (size_t)k * (L->n_params + (size_t)L->C);
+    return L->snap + (size_t)k * state_floats(L);
+}
+
+/* NCM and SLDA heads as the dense head's weights (same argmax): SLDA's
+ * W·z + b directly; NCM's −‖z − μ_c‖² / 2σ² as z·μ_c/σ² − ‖μ_c‖²/2σ² (the
+ * ‖z‖² term is the same for every class), σ² the mean within-class squared
+ * distance of a latent to its class mean. A class never seen scores −1e30. */
+static odl_status head_from_stats(odl_learner *L, odl_diag *d)
+{
+    size_t nw, nb;
+    float *W = odl_model_param(L->head, 0, 0, &nw);
+    float *b = odl_model_param(L->head, 0, 1, &nb);
+    const size_t D = (size_t)L->dim;
+    if (!W || !b || nw != D * (size_t)L->C || nb != (size_t)L->C)
+        return odl_fail(d, ODL_ERR_STATE, "learner: the class-statistics head is not one dense layer");
+    if (L->slda) {
+        odl_status s = odl_slda_fit(L->slda, d);
+        if (s != ODL_OK)
+            return s;
+        memcpy(W, odl_slda_weights(L->slda), sizeof(float) * nw);
+        memcpy(b, odl_slda_bias(L->slda), sizeof(float) * nb);
+        for (int32_t c = 0; c < L->C; c++)
+            if (odl_slda_count(L->slda, c) == 0)
+                b[c] = -1e30f;
+        return ODL_OK;
+    }
+    float var = 0.0f;
+    int32_t nv = 0;
+    for (int32_t c = 0; c < L->C; c++)
+        if (L->cls_n[c] >= 2) {
+            var += (float)(L->cls_dmean[c] * L->cls_dmean[c] + L->cls_dm2[c] / (L->cls_n[c] - 1));
+            nv++;
+        }
+    /* the spread of a whole latent, not per dimension: a per-dimension
+     * Gaussian is far too sure of itself on correlated latents, and the
+     * contradiction screen would hold every example of a new class */
+    var = nv ? var / (float)nv : 1.0f;
+    if (!(var > 1e-12f))
+        var = 1.0f;
+    const float *mu = odl_ncm_means(L->ncm);
+    for (int32_t c = 0; c < L->C; c++) {
+        float *w = W + (size_t)c * D;
+        const float *m = mu + (size_t)c * D;
+        if (odl_ncm_count(L->ncm, c) == 0) {
+            memset(w, 0, sizeof(float) * D);
+            b[c] = -1e30f;
+            continue;
+        }
+        float mm = 0.0f;
+        for (size_t j = 0; j < D; j++) {
+            w[j] = m[j] / var;
+            mm += m[j] * m[j];
+        }
+        b[c] = -0.5f * mm / var;
+    }
+    return ODL_OK;
 }
 
 static int params_finite(const odl_learner *L)
@@ -486,6 +739,10 @@ static odl_status seed_one(odl_learner *L, int32_t y, odl_rng *rng, odl_diag *d)
     odl_status s;
     if (L->replay && (s = odl_replay_add(L->replay, L->z, y, rng, d)) != ODL_OK)
         return s;
+    if (L->ncm && (s = odl_ncm_add(L->ncm, L->z, y)) != ODL_OK)
+        return odl_fail(d, s, "learner_seed_old: the class means refused a sample of class %d", (int)y);
+    if (L->slda && (s = odl_slda_add(L->slda, L->z, y)) != ODL_OK)
+        return odl_fail(d, s, "learner_seed_old: streaming LDA refused a sample of class %d", (int)y);
     L->guard_seen++;
     if (L->cfg.guard_size > 0) {
         int32_t slot = -1;
@@ -502,6 +759,21 @@ static odl_status seed_one(odl_learner *L, int32_t y, odl_rng *rng, odl_diag *d)
         }
     }
     return ODL_OK;
+}
+
+/* After seeding: the class-statistics head is fitted, EWC's Fisher taken on
+ * the old-task guard set (anchors: the base's head), and the current
+ * version holds the result. */
+static odl_status after_seed(odl_learner *L, odl_rng *rng, odl_diag *d)
+{
+    odl_status s = ODL_OK;
+    if (L->ncm || L->slda)
+        s = head_from_stats(L, d);
+    if (s == ODL_OK && L->ewc && L->n_guard > 0)
+        s = odl_ewc_estimate(L->ewc, L->head, 0, L->guard_z, L->guard_y, L->n_guard, 0.0f, rng, d);
+    if (s == ODL_OK)
+        params_out(L, snap_slot(L, L->cur_snap));
+    return s;
 }
 
 /* ODL_OK when all n × size values are finite; else names the first bad one. */
@@ -537,7 +809,7 @@ odl_status odl_learner_seed_old(odl_learner *L, const float *x, const int32_t *y
         if (s != ODL_OK)
             return s;
     }
-    return ODL_OK;
+    return after_seed(L, rng, d);
 }
 
 odl_status odl_learner_seed_old_latent(odl_learner *L, const float *z, const int32_t *y, int32_t n, odl_rng *rng,
@@ -554,7 +826,7 @@ odl_status odl_learner_seed_old_latent(odl_learner *L, const float *z, const int
         if (s != ODL_OK)
             return s;
     }
-    return ODL_OK;
+    return after_seed(L, rng, d);
 }
 
 int32_t odl_learner_dim(const odl_learner *L) { return L->dim; }
@@ -633,7 +905,8 @@ static odl_status collect(odl_learner *L, int32_t label, odl_reason *why, odl_di
     for (int32_t j = 0; j < dim; j++)
         zn2 += (double)z[j] * z[j];
     const double eps2 = (double)L->cfg.dup_eps * L->cfg.dup_eps * zn2;
-    if (pred != label && label < L->active && conf >= L->cfg.confident) {
+    /* a class with no statistics yet is new to the learner: nothing to contradict */
+    if (pred != label && label < L->active && L->cls_n[label] > 0 && conf >= L->cfg.confident) {
         int32_t confirmed = 0;
         for (int32_t k = 0; k < L->n_pend; k++)
             if (L->pend_y[k] == label && dist2(L->pend_z + (size_t)k * dim, z, dim) <= eps2) {
@@ -697,6 +970,8 @@ odl_status odl_learner_feedback(odl_learner *L, const float *x, int32_t label, o
     odl_status s = screen(L, x, L->in_size, label, why);
     if (s == ODL_OK)
         s = latent(L, x, d);
+    if (s == ODL_OK)
+        s = shadow_score(L, label, -1, d);
     if (s != ODL_OK)
         return s;
     return collect(L, label, why, d);
@@ -710,6 +985,9 @@ odl_status odl_learner_feedback_latent(odl_learner *L, const float *z, int32_t l
     if (s != ODL_OK)
         return s;
     memcpy(L->z, z, sizeof(float) * (size_t)L->dim);
+    s = shadow_score(L, label, -1, d);
+    if (s != ODL_OK)
+        return s;
     return collect(L, label, why, d);
 }
 
@@ -743,6 +1021,9 @@ static odl_status mark_z(odl_learner *L, int32_t correct, odl_reason *why, odl_d
         return s;
     if (why)
         *why = ODL_REASON_NONE;
+    s = shadow_score(L, correct ? pred : -1, correct ? -1 : pred, d);
+    if (s != ODL_OK)
+        return s;
     if (!correct) {
         L->mark_wrong[pred]++;
         L->st.marks_wrong++;
@@ -754,9 +1035,85 @@ static odl_status mark_z(odl_learner *L, int32_t correct, odl_reason *why, odl_d
     return collect(L, pred, why, d);
 }
 
-/* Evaluates, then accepts or restores L->pre; returns OK or ROLLED_BACK. */
+/* A new version from the current state: drop any versions after the
+ * current one, then push. */
+static void push_version(odl_learner *L)
+{
+    int32_t next = L->cur_snap + 1;
+    if (next > L->cfg.versions) {
+        /* full: slide the ring down by one (oldest version forgotten) */
+        const size_t stride = state_floats(L);
+        memmove(L->snap, L->snap + stride, sizeof(float) * stride * (size_t)L->cfg.versions);
+        next = L->cfg.versions;
+    }
+    params_out(L, snap_slot(L, next));
+    L->cur_snap = next;
+    L->n_snap = next + 1;
+    L->st.version++;
+}
+
+static void set_msg(char *dst, size_t cap, const char *msg)
+{
+    size_t len = strlen(msg);
+    if (len >= cap)
+        len = cap - 1;
+    memcpy(dst, msg, len);
+    dst[len] = '\0';
+}
+
+/* Shadow evaluation: scores the current head and the waiting candidate on
+ * the latent in L->z. truth ≥ 0: the user's label (or a prediction marked
+ * right); else `wrong` is a class marked wrong for the current head's
+ * prediction: the current head scores 0, the candidate ½ if it predicts
+ * another class (a wrong mark does not say which class is right). After
+ * shadow_n scored, the candidate is promoted when its score is at least the
+ * current head's + shadow_margin·shadow_n, and dropped otherwise. */
+static odl_status shadow_score(odl_learner *L, int32_t truth, int32_t wrong, odl_diag *d)
+{
+    odl_learner_status *st = &L->st;
+    if (!st->shadow_active)
+        return ODL_OK;
+    int32_t pc = 0, pq = 0;
+    odl_status s = head_predict(L, L->z, &pc, NULL, d);
+    if (s != ODL_OK)
+        return s;
+    head_in(L, L->cand);
+    s = head_predict(L, L->z, &pq, NULL, d);
+    head_in(L, snap_slot(L, L->cur_snap));
+    if (s != ODL_OK)
+        return s;
+    if (truth >= 0) {
+        st->shadow_cur_correct += pc == truth ? 1.0f : 0.0f;
+        st->shadow_cand_correct += pq == truth ? 1.0f : 0.0f;
+    } else {
+        st->shadow_cand_correct += pq != wrong ? 0.5f : 0.0f;
+    }
+    if (++st->shadow_scored < L->cfg.shadow_n)
+        return ODL_OK;
+    const float need = st->shadow_cur_correct + L->cfg.shadow_margin * (float)st->shadow_scored;
+    const int promote = st->shadow_cand_correct >= need - 1e-6f;
+    st->shadow_active = 0;
+    if (promote) {
+        params_in(L, L->cand);
+        push_version(L);
+        st->shadow_promoted++;
+    } else {
+        st->shadow_dropped++;
+    }
+    odl_diag tmp;
+    odl_fail(&tmp, ODL_OK, "candidate %s: %.1f of %d right against the current head's %.1f (needs >= %.1f)",
+             promote ? "promoted" : "dropped", (double)st->shadow_cand_correct, (int)st->shadow_scored,
+             (double)st->shadow_cur_correct, (double)need);
+    set_msg(st->shadow_decision, sizeof st->shadow_decision, tmp.msg);
+    return ODL_OK;
+}
+
+/* Evaluates, then accepts or restores L->pre; returns OK or ROLLED_BACK.
+ * An accepted update of online EWC is consolidated on its training
+ * examples (tz, ty: n; rng may be NULL for none); with shadow evaluation on,
+ * it waits as a candidate instead of becoming the current version. */
 static odl_status gate(odl_learner *L, float old_before, float user_before, float new_before, int32_t n_new,
-                       const char *what, int diverged)
+                       const char *what, int diverged, odl_rng *rng, const float *tz, const int32_t *ty)
 {
     odl_learner_status *st = &L->st;
     const odl_gate_policy *g = &L->cfg.gate;
@@ -805,25 +1162,23 @@ static odl_status gate(odl_learner *L, float old_before, float user_before, floa
                  (double)old_before, (double)old_after, (double)user_before, (double)user_after,
                  (double)new_before, (double)new_after);
     }
-    size_t len = strlen(tmp.msg);
-    if (len >= cap)
-        len = cap - 1;
-    memcpy(m, tmp.msg, len);
-    m[len] = '\0';
+    set_msg(m, cap, tmp.msg);
     if (why)
         return ODL_EVENT_ROLLED_BACK;
-    /* a new version: drop any versions after the current one, then push */
-    int32_t next = L->cur_snap + 1;
-    if (next > L->cfg.versions) {
-        /* full: slide the ring down by one (oldest version forgotten) */
-        const size_t stride = L->n_params + (size_t)L->C;
-        memmove(L->snap, L->snap + stride, sizeof(float) * stride * (size_t)L->cfg.versions);
-        next = L->cfg.versions;
+    if (L->cfg.strategy == ODL_STRATEGY_EWC_ONLINE && L->ewc && rng && tz && n_new > 0)
+        (void)odl_ewc_estimate(L->ewc, L->head, 0, tz, ty, n_new, L->cfg.ewc_decay, rng, NULL);
+    if (L->cfg.shadow_n > 0) {
+        params_out(L, L->cand);
+        params_in(L, L->pre);
+        st->shadow_active = 1;
+        st->shadow_scored = 0;
+        st->shadow_cand_correct = st->shadow_cur_correct = 0.0f;
+        odl_fail(&tmp, ODL_OK, "%s; a candidate for the next %d labelled or marked predictions", m,
+                 (int)L->cfg.shadow_n);
+        set_msg(m, cap, tmp.msg);
+        return ODL_OK;
     }
-    params_out(L, snap_slot(L, next));
-    L->cur_snap = next;
-    L->n_snap = next + 1;
-    st->version++;
+    push_version(L);
     return ODL_OK;
 }
 
@@ -831,6 +1186,9 @@ odl_status odl_learner_update(odl_learner *L, odl_rng *rng, odl_diag *d)
 {
     if (!L || !rng)
         return odl_fail(d, ODL_ERR_ARG, "learner_update: bad arguments");
+    if (L->st.shadow_active)
+        return odl_fail(d, ODL_ERR_STATE, "learner_update: a candidate is in shadow evaluation (%d of %d scored); "
+                        "update after it is promoted or dropped", (int)L->st.shadow_scored, (int)L->cfg.shadow_n);
     int32_t n_train = 0;
     for (int32_t k = 0; k < L->n_col; k++)
         if (!L->col_holdout[k]) {
@@ -848,18 +1206,72 @@ odl_status odl_learner_update(odl_learner *L, odl_rng *rng, odl_diag *d)
     float new_before = accuracy(L, L->col_z, L->col_y, L->n_col, L->col_holdout, &cnt);
     if (cnt == 0)
         new_before = accuracy(L, L->col_z, L->col_y, L->n_col, NULL, NULL);
-    odl_model_reset_optimizer(L->head);
-    odl_adapt_stats as;
     odl_diag td;
-    odl_status s = odl_adapt_run(L->trainer, L->head, L->train_z, L->train_y, n_train, NULL, 0, L->replay, NULL,
-                                 rng, &as, &td);
+    odl_diag_clear(&td);
+    odl_status s = ODL_OK;
+    const int32_t strat = L->cfg.strategy;
+    if (by_backprop(strat)) {
+        odl_model_reset_optimizer(L->head);
+        if (L->teacher) /* LwF: the pre-update head's logits of the training examples */
+            for (int32_t k = 0; k < n_train && s == ODL_OK; k++) {
+                const float *o;
+                s = odl_model_forward(L->head, 0, L->train_z + (size_t)k * L->dim, 1, &o, &td);
+                if (s == ODL_OK)
+                    memcpy(L->teacher + (size_t)k * L->C, o, sizeof(float) * (size_t)L->C);
+            }
+        odl_adapt_stats as;
+        if (s == ODL_OK)
+            s = odl_adapt_run(L->trainer, L->head, L->train_z, L->train_y, n_train, L->teacher,
+                              L->teacher ? L->C : 0, L->replay, L->ewc, rng, &as, &td);
+    } else if (is_stats(strat)) {
+        /* one pass: the class statistics take the examples, the head is refitted;
+         * counts capped first (from the copy in pre) so the user's examples weigh */
+        if (L->cfg.stats_window > 0) {
+            const size_t C = (size_t)L->C, D = (size_t)L->dim;
+            const float *ex = L->pre + L->n_params + C;
+            uint64_t total = 0;
+            memcpy(L->cnt_tmp, ex + C * D, sizeof(uint32_t) * C);
+            for (size_t c = 0; c < C; c++) {
+                if (L->cnt_tmp[c] > (uint32_t)L->cfg.stats_window)
+                    L->cnt_tmp[c] = (uint32_t)L->cfg.stats_window;
+                total += L->cnt_tmp[c];
+            }
+            s = L->ncm ? odl_ncm_set(L->ncm, ex, L->cnt_tmp, &td)
+                       : odl_slda_set(L->slda, ex, L->cnt_tmp, ex + C * D + C, total, &td);
+        }
+        for (int32_t k = 0; k < n_train && s == ODL_OK; k++) {
+            const float *z = L->train_z + (size_t)k * L->dim;
+            s = L->ncm ? odl_ncm_add(L->ncm, z, L->train_y[k]) : odl_slda_add(L->slda, z, L->train_y[k]);
+        }
+        if (s == ODL_OK)
+            s = head_from_stats(L, &td);
+        if (s != ODL_OK)
+            s = ODL_ERR_NUMERIC; /* refused like a diverged training: rolled back */
+    } else {
+        /* bias calibration: the examples count as right/wrong marks of the current head */
+        for (int32_t k = 0; k < n_train && s == ODL_OK; k++) {
+            int32_t pred;
+            s = head_predict(L, L->train_z + (size_t)k * L->dim, &pred, NULL, &td);
+            if (s == ODL_OK && pred == L->train_y[k])
+                L->mark_right[pred]++;
+            else if (s == ODL_OK)
+                L->mark_wrong[pred]++;
+        }
+        for (int32_t c = 0; c < L->C && s == ODL_OK; c++) {
+            uint32_t n = L->mark_right[c] + L->mark_wrong[c];
+            if (n)
+                L->bias[c] -= L->cfg.bias_step * (float)L->mark_wrong[c] / (float)n;
+            L->mark_right[c] = L->mark_wrong[c] = 0;
+        }
+    }
     if (s != ODL_OK && s != ODL_ERR_NUMERIC) {
         params_in(L, L->pre);
         if (d)
             *d = td;
         return s;
     }
-    s = gate(L, old_before, user_before, new_before, n_train, "update", s == ODL_ERR_NUMERIC);
+    s = gate(L, old_before, user_before, new_before, n_train, "update", s == ODL_ERR_NUMERIC, rng, L->train_z,
+             L->train_y);
     if (s == ODL_OK) {
         L->st.updates_accepted++;
         for (int32_t k = 0; L->replay && k < L->n_col; k++)
@@ -890,6 +1302,9 @@ odl_status odl_learner_calibrate(odl_learner *L, odl_diag *d)
         total += L->mark_right[c] + L->mark_wrong[c];
     if (!total)
         return odl_fail(d, ODL_ERR_STATE, "learner_calibrate: no right/wrong marks since the last calibration");
+    if (L->st.shadow_active)
+        return odl_fail(d, ODL_ERR_STATE, "learner_calibrate: a candidate is in shadow evaluation (%d of %d scored)",
+                        (int)L->st.shadow_scored, (int)L->cfg.shadow_n);
     L->st.updates++;
     params_out(L, L->pre);
     const float old_before = L->n_guard ? accuracy(L, L->guard_z, L->guard_y, L->n_guard, NULL, NULL) : -1.0f;
@@ -903,7 +1318,8 @@ odl_status odl_learner_calibrate(odl_learner *L, odl_diag *d)
             L->bias[c] -= L->cfg.bias_step * (float)L->mark_wrong[c] / (float)n;
         L->mark_right[c] = L->mark_wrong[c] = 0;
     }
-    odl_status s = gate(L, old_before, user_before, cnt ? new_before : -1.0f, cnt, "calibration", 0);
+    odl_status s = gate(L, old_before, user_before, cnt ? new_before : -1.0f, cnt, "calibration", 0, NULL, NULL,
+                        NULL);
     if (s == ODL_OK)
         L->st.updates_accepted++;
     else
@@ -918,6 +1334,11 @@ odl_status odl_learner_rollback(odl_learner *L, int32_t steps, odl_diag *d)
     if (steps > L->cur_snap)
         return odl_fail(d, ODL_ERR_NOT_FOUND, "learner_rollback: only %d earlier version(s) kept in memory",
                         (int)L->cur_snap);
+    if (L->st.shadow_active) { /* a waiting candidate was built on the version left */
+        L->st.shadow_active = 0;
+        L->st.shadow_dropped++;
+        set_msg(L->st.shadow_decision, sizeof L->st.shadow_decision, "candidate dropped: rolled back before it was decided");
+    }
     L->cur_snap -= steps;
     params_in(L, snap_slot(L, L->cur_snap));
     L->st.rollbacks++;
@@ -934,8 +1355,32 @@ void odl_learner_get_status(const odl_learner *L, odl_learner_status *st)
         h += L->col_holdout[k];
     st->held_out = h;
     st->active_classes = L->active;
+    st->strategy = L->cfg.strategy;
 }
 
 const odl_model *odl_learner_head(const odl_learner *L) { return L->head; }
 int32_t odl_learner_boundary(const odl_learner *L) { return L->boundary; }
 const float *odl_learner_bias(const odl_learner *L) { return L->bias; }
+const odl_replay *odl_learner_replay(const odl_learner *L) { return L->replay; }
+const odl_ewc *odl_learner_ewc(const odl_learner *L) { return L->ewc; }
+const odl_ncm *odl_learner_ncm(const odl_learner *L) { return L->ncm; }
+const odl_slda *odl_learner_slda(const odl_learner *L) { return L->slda; }
+
+odl_status odl_learner_load_state(odl_learner *L, const void *buf, size_t len, odl_diag *d)
+{
+    if (!L || !buf)
+        return odl_fail(d, ODL_ERR_ARG, "learner_load_state: bad arguments");
+    uint32_t found = 0;
+    odl_status s = odl_state_load(buf, len, L->replay, L->ewc, L->ncm, L->slda, &found, d);
+    if (s != ODL_OK)
+        return s;
+    if ((L->ewc && !(found & ODL_STATE_HAS_EWC)) || (L->ncm && !(found & ODL_STATE_HAS_NCM)) ||
+        (L->slda && !(found & ODL_STATE_HAS_SLDA)))
+        return odl_fail(d, ODL_ERR_NOT_FOUND, "learner_load_state: the file has no %s state chunk",
+                        odl_strategy_name((odl_strategy)L->cfg.strategy));
+    if (L->ncm || L->slda)
+        s = head_from_stats(L, d);
+    if (s == ODL_OK)
+        params_out(L, snap_slot(L, L->cur_snap));
+    return s;
+}

@@ -50,6 +50,8 @@ struct odl_model {
     uint32_t step;
     int32_t train_n, train_from; /* what the last forward_train stored; -1 = nothing */
     int32_t params_ready; /* every parameterised layer has w and b (checked when they change) */
+    odl_tensor_observer observe; /* set only during odl_model_forward_observe */
+    void *observe_ctx;
 };
 
 /* ---- descriptions ------------------------------------------------------ */
@@ -675,6 +677,11 @@ typedef struct walk_st {
     odl_layer_shape out; /* the last tensor's shape */
     int32_t lr_base;     /* lr[k]: last reader of tensor lr_base + k (-1: none); lr_base -1: empty */
     int32_t lr[ODL_PLAN_WINDOW];
+    size_t elem;             /* bytes per value (4; 1 for an INT8 layout) */
+    int32_t fuse_wide;       /* INT8: also fuse depthwise and relu6/clip (odl_desc_plan_tensors) */
+    odl_tensor_slot *slots;  /* odl_desc_plan_tensors: where each tensor went */
+    odl_node_visitor visit;  /* odl_desc_visit */
+    void *visit_ctx;
 } walk_st;
 
 /* The last node reading tensor t, -1 if none: one scan from the end
@@ -740,10 +747,13 @@ static int relu_fusable(walk_st *w, int32_t i)
 {
     const odl_model_desc *d = w->d;
     const int32_t t = d->layers[i].type;
-    if ((t != ODL_LAYER_CONV2D && t != ODL_LAYER_DENSE) || i + 1 >= d->n_layers)
+    const int wide = w->fuse_wide && (t == ODL_LAYER_DEPTHWISE || t == ODL_LAYER_BATCHNORM);
+    if ((t != ODL_LAYER_CONV2D && t != ODL_LAYER_DENSE && !wide) || i + 1 >= d->n_layers)
         return 0;
     const odl_node_desc *r = &d->layers[i + 1];
-    return r->type == ODL_LAYER_RELU && r->n_in == 1 && r->in[0] == i + 1 && last_reader(w, i + 1) == i + 1;
+    const int act = r->type == ODL_LAYER_RELU ||
+                    (w->fuse_wide && (r->type == ODL_LAYER_RELU6 || r->type == ODL_LAYER_CLIP));
+    return act && r->n_in == 1 && r->in[0] == i + 1 && last_reader(w, i + 1) == i + 1;
 }
 
 /* Max pool i reads only a ReLU's output that nothing else reads: its
@@ -941,14 +951,15 @@ static odl_status add_tensor(walk_st *w, int32_t t, const odl_layer_shape *sh, i
         return odl_fail(w->diag, ODL_ERR_SHAPE,
                         "layer %d (%s): its output (tensor %d) is never read; only the last layer's may be unused",
                         (int)i, odl_layer_type_name(d->layers[i].type), (int)t);
-    /* the step that writes t: a ReLU fused into the conv/dense before it is
-     * written by that node, while the node's own input is still being read */
-    const int32_t step = i < 0 ? 0 : (i >= 1 && d->layers[i].in[0] == i && relu_fusable(w, i - 1)) ? i - 1 : i;
+    /* the output of a ReLU fused into the conv2d/dense before it is written
+     * by that node, while the node still reads its input: it is placed at
+     * the conv's step, beside everything that step reads */
+    const int32_t at = i >= 1 && relu_fusable(w, i - 1) ? i - 1 : (i < 0 ? 0 : i);
     for (int32_t k = 0; k < w->n;) { /* tensors no longer needed leave */
         live_ent *o = &w->e[k];
         int32_t keep = o->last > o->flast ? o->last : o->flast;
         keep = keep > o->glast ? keep : o->glast;
-        if (keep < step)
+        if (keep < at)
             *o = w->e[--w->n];
         else
             k++;
@@ -975,7 +986,7 @@ static odl_status add_tensor(walk_st *w, int32_t t, const odl_layer_shape *sh, i
     if ((uint64_t)sh->size * w->B > (uint64_t)(SIZE_MAX / sizeof(float) / 4 / ODL_PLAN_LIVE))
         return odl_fail(w->diag, ODL_ERR_NOMEM, "tensor %d: %zu values x batch %zu are more than memory can address",
                         (int)t, sh->size, w->B);
-    e->bytes = ALIGN_UP(FLOATS(sh->size * w->B));
+    e->bytes = ALIGN_UP(sh->size * w->B * w->elem);
     if (w->kept > SIZE_MAX / 2 - e->bytes)
         return odl_fail(w->diag, ODL_ERR_NOMEM, "tensor %d: the tensors kept for training exceed addressable memory",
                         (int)t);
@@ -983,6 +994,7 @@ static odl_status add_tensor(walk_st *w, int32_t t, const odl_layer_shape *sh, i
     e->flast = last;
     const int kept = w->train && t >= w->fb && needs_kept(w, t, 0);
     odl_tensor_rt *tr = w->m ? &w->m->tens[t] : NULL;
+    const int32_t step = at;
     if (i < 0) {
         if (kept) {
             e->region = REG_KEPT;
@@ -1068,6 +1080,12 @@ static odl_status add_tensor(walk_st *w, int32_t t, const odl_layer_shape *sh, i
     const size_t live = live_trans(w, step) + w->kept;
     if (live > w->lower)
         w->lower = live;
+    if (w->slots) {
+        odl_tensor_slot *sl = &w->slots[t];
+        sl->stored = e->region == REG_TRANS;
+        sl->root = e->region == REG_ALIAS ? e->froot : e->region == REG_VIRTUAL ? -1 : t;
+        sl->off = e->off;
+    }
     if (tr) {
         tr->region = e->region;
         tr->off = e->off;
@@ -1112,6 +1130,8 @@ static odl_status walk_run(walk_st *w)
             ins[k] = &in_sh[k];
         }
         if ((s = node_shape(l, i, ins, &out, w->diag)) != ODL_OK)
+            return s;
+        if (w->visit && (s = w->visit(w->visit_ctx, i, ins, &out, w->diag)) != ODL_OK)
             return s;
         w->total += (uint64_t)out.n_weights + out.n_bias;
         if (l->trainable)
@@ -1186,6 +1206,7 @@ static void walk_init(walk_st *w, const odl_model_desc *d, const odl_model_cfg *
     w->shapes = shapes;
     w->diag = diag;
     w->lr_base = -1;
+    w->elem = sizeof(float);
     if (cfg) {
         w->train = cfg->mode == ODL_MODE_TRAIN;
         w->B = (size_t)cfg->max_batch;
@@ -1198,6 +1219,44 @@ odl_status odl_desc_check(const odl_model_desc *d, odl_layer_shape *shapes, odl_
     walk_st w;
     walk_init(&w, d, NULL, shapes, diag);
     return walk_run(&w);
+}
+
+static odl_status check_cfg(const odl_model_cfg *cfg, odl_diag *diag);
+
+odl_status odl_desc_visit(const odl_model_desc *d, odl_node_visitor cb, void *ctx, odl_diag *diag)
+{
+    if (!cb)
+        return odl_fail(diag, ODL_ERR_ARG, "desc_visit: no callback");
+    walk_st w;
+    walk_init(&w, d, NULL, NULL, diag);
+    w.visit = cb;
+    w.visit_ctx = ctx;
+    return walk_run(&w);
+}
+
+odl_status odl_desc_plan_tensors(const odl_model_desc *d, int32_t max_batch, size_t elem_bytes,
+                                  odl_tensor_slot *slots, size_t *peak, odl_diag *diag)
+{
+    if (!d || !peak || (elem_bytes != 1 && elem_bytes != 2 && elem_bytes != 4))
+        return odl_fail(diag, ODL_ERR_ARG, "plan_tensors: NULL argument or element size %zu not 1, 2 or 4",
+                        elem_bytes);
+    odl_model_cfg cfg = odl_model_cfg_defaults();
+    cfg.max_batch = max_batch;
+    odl_status s = check_cfg(&cfg, diag);
+    if (s != ODL_OK)
+        return s;
+    odl_arena a; /* the walk counts parameters on the way: a counting arena takes them */
+    odl_arena_init_counting(&a);
+    walk_st w;
+    walk_init(&w, d, &cfg, NULL, diag);
+    w.a = &a;
+    w.elem = elem_bytes;
+    w.fuse_wide = elem_bytes == 1;
+    w.slots = slots;
+    if ((s = walk_run(&w)) != ODL_OK)
+        return s;
+    *peak = w.trans_peak;
+    return ODL_OK;
 }
 
 odl_status odl_desc_count_params(const odl_model_desc *d, odl_layer_shape *shapes, size_t *total,
@@ -1746,11 +1805,15 @@ static const float *run(odl_model *m, int32_t from, int32_t to, const float *x, 
             node_forward(m, i, r->data, n, train_rng, ODL_FUSE_RELU);
             r->cur = r->data;
             i++;
+            if (m->observe)
+                m->observe(m->observe_ctx, i + 1, r->cur, m->rt[i].out.size * (size_t)n);
             continue;
         }
         float *y = o->data ? o->data : spill;
         node_forward(m, i, y, n, train_rng, 0u);
         o->cur = y;
+        if (m->observe)
+            m->observe(m->observe_ctx, i + 1, o->cur, rt->out.size * (size_t)n);
     }
     return tens[to].cur;
 }
@@ -1780,6 +1843,25 @@ odl_status odl_model_forward_range(odl_model *m, int32_t from, int32_t to, const
     const float *out = run(m, from, to, x, n, NULL, y);
     if (out != y)
         memmove(y, out, FLOATS(m->rt[to - 1].out.size * (size_t)n));
+    m->train_n = -1;
+    return ODL_OK;
+}
+
+odl_status odl_model_forward_observe(odl_model *m, int32_t to, const float *x, int32_t n, float *spill,
+                                     odl_tensor_observer cb, void *ctx, odl_diag *diag)
+{
+    odl_status s = check_call(m, 0, x, n, diag);
+    if (s != ODL_OK)
+        return s;
+    if (to < 1 || to > m->desc.n_layers || !cb || !spill)
+        return odl_fail(diag, ODL_ERR_ARG, "forward_observe: end layer %d must be in 1..%d (callback and spill given)",
+                        (int)to, (int)m->desc.n_layers);
+    m->observe = cb;
+    m->observe_ctx = ctx;
+    cb(ctx, 0, x, m->in_shape.size * (size_t)n);
+    run(m, 0, to, x, n, NULL, spill);
+    m->observe = NULL;
+    m->observe_ctx = NULL;
     m->train_n = -1;
     return ODL_OK;
 }

@@ -14,6 +14,7 @@ if [ $# -lt 1 ]; then
     echo "usage: bash tests/cli_test.sh PATH/TO/odl" >&2
     exit 2
 fi
+REPO=$(cd "$(dirname "$0")/.." && pwd)  # the source tree (examples/)
 ODL=$1
 case $ODL in /*) ;; *) ODL=$PWD/$ODL ;; esac
 if [ ! -x "$ODL" ]; then
@@ -359,6 +360,63 @@ if [ "$rc" -eq 0 ] && grep -q "fits the" out.txt; then ok "info: budget fits"; e
 run info m.odl --budget 10M --json
 if [ "$rc" -eq 0 ] && grep -q '"fits": true' out.txt; then ok "info: budget json"; else fail "info: budget json" "exit $rc"; fi
 expect_error "info: bad budget" --needle "--budget" -- info m.odl --budget lots
+
+# The first hour: the README's CSV example as written (examples/points.csv ships with the repo)
+if "$ODL" train --data "$REPO/examples/points.csv" --arch mlp:32,16 --epochs 30 -o pts.odl --quiet >out.txt 2>&1 &&
+    "$ODL" eval pts.odl --data "$REPO/examples/points.csv" >out.txt 2>&1 && grep -qE "^accuracy (8|9)[0-9]" out.txt; then
+    ok "README CSV example trains (accuracy >= 80%)"
+else fail "README CSV example" "$(head -c 300 out.txt)"; fi
+if [ -d "$FASHION" ]; then
+    # adapt with its defaults: naive, with a note, when the model carries nothing to replay
+    "$ODL" train --data "$FASHION" --limit 2000 --epochs 1 --quiet -o ad-base.odl >/dev/null 2>&1
+    if "$ODL" adapt ad-base.odl --data "$FASHION" --limit 50 -o ad.odl >out.txt 2>err.txt && grep -q "naive" out.txt &&
+        grep -q "note: .*no replay buffer" err.txt; then ok "adapt: defaults work (naive with a note)"
+    else fail "adapt: defaults" "$(cat out.txt err.txt | head -c 300)"; fi
+    if "$ODL" adapt ad-base.odl --data "$FASHION" --limit 50 --shape 1x28x28 --json --quiet -o ad2.odl >out.txt 2>&1 &&
+        grep -q '"strategy": "naive"' out.txt && grep -q '"planned_bytes": [1-9]' out.txt; then ok "adapt: --shape and --json"
+    else fail "adapt: --shape/--json" "$(head -c 300 out.txt)"; fi
+fi
+
+# CSV: a header's "label" column is the label wherever it stands; --label-col NAME|N for others
+printf 'a,b,label\n0.1,0.2,1\n0.3,0.1,0\n0.9,0.8,2\n0.2,0.1,1\n' > hdr.csv
+printf '0.1,5,1\n0.3,6,0\n0.5,7,1\n' > nohdr.csv
+printf 'a,target,b\n0.1,1,0.2\n0.3,0,0.1\n' > named.csv
+if "$ODL" train --data hdr.csv --arch mlp:4 --quiet -o hdr.odl >/dev/null 2>&1 && "$ODL" info hdr.odl >out.txt 2>&1 &&
+    grep -q "input 1x1x2, 3 classes" out.txt; then ok "csv: header 'label' column last is the label"
+else fail "csv: header label column" "$(head -c 300 out.txt)"; fi
+if "$ODL" train --data nohdr.csv --label-col 3 --arch mlp:4 --quiet -o nh.odl >/dev/null 2>&1 && "$ODL" info nh.odl >out.txt 2>&1 &&
+    grep -q "input 1x1x2, 2 classes" out.txt; then ok "csv: --label-col 3"
+else fail "csv: --label-col 3" "$(head -c 300 out.txt)"; fi
+if "$ODL" train --data named.csv --label-col target --arch mlp:4 --quiet -o nm.odl >/dev/null 2>&1 && "$ODL" info nm.odl >out.txt 2>&1 &&
+    grep -q "input 1x1x2, 2 classes" out.txt; then ok "csv: --label-col NAME"
+else fail "csv: --label-col NAME" "$(head -c 300 out.txt)"; fi
+expect_error "csv: --label-col names no column" --needle "no column named 'zz'" -- train --data hdr.csv --label-col zz --arch mlp:4 -o x.odl
+expect_error "csv: --label-col NAME without a header" --needle "no header line" -- train --data nohdr.csv --label-col lab --arch mlp:4 -o x.odl
+expect_error "csv: --label-col past the last column" --needle "no label column 7" -- train --data nohdr.csv --label-col 7 --arch mlp:4 -o x.odl
+# --json on train and quantize; quantize explains the file size
+if "$ODL" train --data "$REPO/examples/points.csv" --arch mlp:8 --json --quiet -o pj.odl >out.txt 2>&1 &&
+    grep -q '"arch": "mlp:8"' out.txt && grep -q '"final_loss": ' out.txt; then ok "train --json"
+else fail "train --json" "$(head -c 300 out.txt)"; fi
+if [ -d "$FASHION" ]; then
+    if "$ODL" quantize ad-base.odl --calib "$FASHION" --calib-samples 200 -o q8.odl >out.txt 2>&1 &&
+        grep -q "larger, because it keeps the FP32 prefix" out.txt && grep -q "pays off on the device" out.txt; then
+        ok "quantize says why the INT8 file is larger and where INT8 pays off"
+    else fail "quantize size note" "$(head -c 400 out.txt)"; fi
+    if "$ODL" quantize ad-base.odl --calib "$FASHION" --calib-samples 200 -o q8j.odl --eval "$FASHION" --limit 300 --json >out.txt 2>&1 &&
+        grep -q '"int8_param_bytes": [1-9]' out.txt && grep -q '"accuracy_int8": ' out.txt; then ok "quantize --json"
+    else fail "quantize --json" "$(head -c 300 out.txt)"; fi
+fi
+
+# Docs stand on their own: no reference to files outside the repository or to "the issue"
+refs=$(grep -rnE "PROTOCOL\.md|\.\./shared|/work/shared|the issue" "$REPO" --include='*.md' --include='*.c' --include='*.h' \
+    --include='*.py' --include='*.sh' --include='*.txt' --include='*.ipynb' --exclude-dir='build*' --exclude-dir=.git \
+    | grep -v "tests/cli_test.sh" || true)
+if [ -z "$refs" ]; then ok "docs: no references outside the repository"; else fail "docs: outside references" "$refs"; fi
+
+# The first hour's scripts: apt waits for a held lock; demo.sh says what it does and what to try next
+grep -q "DPkg::Lock::Timeout=" "$REPO/scripts/deps.sh" && ok "deps.sh waits for a held dpkg lock" || fail "deps.sh" "no DPkg::Lock::Timeout"
+grep -q "^step " "$REPO/scripts/demo.sh" && grep -q "what to try next" "$REPO/scripts/demo.sh" &&
+    ok "demo.sh names its steps and ends with what to try next" || fail "demo.sh" "no steps or next steps"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -105,7 +105,8 @@ expect_error bad_length "badlen.onnx" -- import badlen.onnx -o out.odl
 run import garbage.onnx -o out.odl
 if [ "$rc" -ne 0 ] && [ "$rc" -lt 124 ] && [ ! -e out.odl ]; then ok garbage; else fail garbage "rc $rc"; fi
 printf 'xxxxTFL3xxxxxxxx' >model.tflite
-expect_error tflite "TensorFlow Lite" -- import model.tflite -o out.odl
+# a TFLite file goes to the TFLite reader, which names the bad table
+expect_error tflite "model.tflite" "table at byte" "outside" -- import model.tflite -o out.odl
 : >empty.onnx
 expect_error empty "empty.onnx" -- import empty.onnx -o out.odl
 cp ok_cnn.onnx big.onnx

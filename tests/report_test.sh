@@ -79,6 +79,14 @@ check_page "experiment report" "$tmp/report.html" "$want" heatmap="$n_s3" lines=
 grep -q 'weights (params)' "$tmp/dom.html" && grep -q 'optimizer state' "$tmp/dom.html" &&
     ok "memory charts are broken down per kind" || bad "memory charts lack the per-kind legend"
 grep -q 'ACC: mean accuracy after the last task' "$tmp/dom.html" && ok "S3 summary bars" || bad "S3 summary bars"
+grep -q 'Strategy names: naive' "$tmp/report.html" && grep -q '+adR = a residual adapter' "$tmp/report.html" &&
+    ok "a legend explains the strategy labels" || bad "no legend for the strategy labels"
+[ "$(grep -c '<line class="ref"[^>]*><title>256 KB budget' "$tmp/report.html")" -eq "$n_sc" ] &&
+    ok "every memory chart shows the 256 KB budget line" || bad "memory charts without the budget line"
+if grep -q '"scenarios"' "$fixture"; then
+    grep -q '<title>base user ' "$tmp/report.html" && ok "S1 chart shows the base as a reference line" ||
+        bad "S1 chart without the base's reference line"
+fi
 
 # the screenshot
 chrome "$tmp/shot.out" "$tmp/shot.err" --window-size=1280,2400 --screenshot="$png" "file://$tmp/report.html"

@@ -23,6 +23,8 @@ echo "$out" | grep -q "no drifted sample yet" && bad "false drift alarm" || ok "
 echo "$out" | grep -q "update accepted" && ok "good update accepted" || bad "good update"
 echo "$out" | grep -q "update rolled back" && ok "mislabelled update rolled back" || bad "mislabelled update"
 echo "$out" | grep -q "rollback 1: version 1 is current" && ok rollback || bad rollback
+echo "$out" | grep -q -- "-1\.000" && bad "sentinel -1.000 in the session output" || ok "no sentinel values"
+echo "$out" | grep -qE "rejected so far: *$" && bad "empty 'rejected so far:'" || ok "'rejected so far' never empty"
 [ -f session-v2.odl ] && "$odl" eval session-v2.odl --data "$data" --shift gain:0.8,0.1 --limit 2000 >/dev/null && ok "saved version evaluates" || bad "saved version"
 cp session-v2.odl first.odl
 run >/dev/null 2>&1

@@ -9,6 +9,7 @@
 #include "odl/data.h"
 #include "odl/learner.h"
 #include "odl/odl.h"
+#include "odl/state.h"
 
 typedef struct fixture {
     odl_dataset tr, te;
@@ -366,7 +367,332 @@ static void test_adapt_capacity_overflow(odl_test_ctx *t)
     (void)t;
 }
 
+/* Accuracy of the learner on samples [from, to) of ds. */
+static float learner_acc(odl_learner *L, const odl_dataset *ds, int32_t from, int32_t to)
+{
+    int32_t ok = 0;
+    for (int32_t k = from; k < to; k++) {
+        int32_t c;
+        float conf;
+        odl_status s = odl_learner_predict(L, ds->x + (size_t)k * 784, &c, &conf, NULL);
+        if (s != ODL_OK && s != ODL_EVENT_DRIFT)
+            return -1.0f;
+        ok += c == ds->y[k];
+    }
+    return (float)ok / (float)(to - from);
+}
+
+/* Feeds up to `want` accepted examples from [from, 1000) of ds, labels
+ * shifted by `shift` classes (0: correct); confident contradictions are
+ * confirmed by sending them again. Returns how many were accepted. */
+static int32_t feed(odl_learner *L, const odl_dataset *ds, int32_t from, int32_t want, int32_t shift)
+{
+    int32_t n = 0;
+    for (int32_t k = from; k < 1000 && n < want; k++) {
+        odl_reason why;
+        const int32_t y = (ds->y[k] + shift) % 10;
+        odl_status s = odl_learner_feedback(L, ds->x + (size_t)k * 784, y, &why, NULL);
+        if (s == ODL_EVENT_REJECTED && why == ODL_REASON_CONTRADICTS)
+            s = odl_learner_feedback(L, ds->x + (size_t)k * 784, y, &why, NULL);
+        n += s == ODL_OK;
+    }
+    return n;
+}
+
+/* Every strategy on real data: the user's images are moved 2 pixels right
+ * (the base loses ~7 points); 60 correct labels must be accepted by the gate
+ * and raise the drifted accuracy above the base's by a floor (the nearest
+ * class mean cannot follow this drift: its gain is on new classes, below), and then a mislabelled batch must be rolled
+ * back leaving the whole state exactly as it was. */
+static void test_every_strategy(odl_test_ctx *t)
+{
+    fixture f;
+    REQUIRE(setup(t, &f));
+    odl_shift sh;
+    odl_shift_parse("translate:2,0", &sh, NULL);
+    odl_dataset user;
+    odl_dataset_copy(&f.te, &user);
+    odl_dataset_shift(&user, &sh);
+    /* the gain each strategy must reach on the drifted evaluation samples */
+    static const float min_gain[ODL_STRATEGY_COUNT] = {0.05f, 0.03f, 0.03f, 0.02f, -0.01f, 0.05f, 0.01f, 0.04f};
+    for (int strat = 0; strat < ODL_STRATEGY_COUNT; strat++) {
+        odl_learner_cfg cfg = odl_learner_cfg_for((odl_strategy)strat);
+        void *buf = NULL;
+        odl_learner *L = make_learner(t, &f, &cfg, &buf);
+        REQUIRE(L);
+        odl_diag d;
+        odl_rng r;
+        odl_rng_seed(&r, 3, 3);
+        const float before = learner_acc(L, &user, 500, 1000);
+        const float orig_before = learner_acc(L, &f.te, 500, 1000);
+        const int32_t n_good = feed(L, &user, 100, 60, 0);
+        odl_status s = odl_learner_update(L, &r, &d);
+        odl_learner_status st;
+        odl_learner_get_status(L, &st);
+        const float after = learner_acc(L, &user, 500, 1000);
+        const float orig_after = learner_acc(L, &f.te, 500, 1000);
+        odl_mem_plan p;
+        CHECK_OK(odl_learner_plan(&cfg, f.base, &p, &d));
+        odl_test_logf(t, "    %-10s %7zu B  drifted %.3f -> %.3f  original %.3f -> %.3f  (%d fed) %s",
+                      odl_strategy_name((odl_strategy)strat), p.total, (double)before, (double)after,
+                      (double)orig_before, (double)orig_after, (int)n_good, st.last_decision);
+        CHECK(st.strategy == strat);
+        CHECK(s == ODL_OK && st.version == 1);
+        CHECK(after >= before + min_gain[strat]);
+        /* a mislabelled batch: rolled back, every prediction as before */
+        int32_t cls_before[50], cls_after[50];
+        for (int32_t k = 0; k < 50; k++) {
+            float conf;
+            CHECK(odl_learner_predict(L, user.x + (size_t)(500 + k) * 784, &cls_before[k], &conf, &d) >= 0);
+        }
+        const int32_t n_bad = feed(L, &user, 200, 40, 3);
+        CHECK(n_bad >= 20);
+        s = odl_learner_update(L, &r, &d);
+        odl_learner_get_status(L, &st);
+        odl_test_logf(t, "    %-10s mislabelled: %s", odl_strategy_name((odl_strategy)strat), st.last_decision);
+        CHECK(s == ODL_EVENT_ROLLED_BACK && st.version == 1);
+        for (int32_t k = 0; k < 50; k++) {
+            float conf;
+            CHECK(odl_learner_predict(L, user.x + (size_t)(500 + k) * 784, &cls_after[k], &conf, &d) >= 0);
+        }
+        CHECK(memcmp(cls_before, cls_after, sizeof cls_before) == 0);
+        free(buf);
+    }
+    odl_dataset_free(&user);
+    teardown(&f);
+}
+
+/* New classes for the class-statistics heads: the device ships the
+ * statistics of classes 0..7 only; the user labels examples of every class.
+ * Classes 8 and 9 must then be recognised (from ~20 examples each) and the
+ * accuracy over all classes must rise. */
+static void test_stats_new_classes(odl_test_ctx *t)
+{
+    fixture f;
+    REQUIRE(setup(t, &f));
+    float *ox = malloc(sizeof(float) * 784 * 2000);
+    int32_t *oy = malloc(sizeof(int32_t) * 2000);
+    REQUIRE(ox && oy);
+    int32_t n_old = 0;
+    for (int32_t k = 0; k < f.tr.n && n_old < 2000; k++)
+        if (f.tr.y[k] < 8) {
+            memcpy(ox + (size_t)n_old * 784, f.tr.x + (size_t)k * 784, sizeof(float) * 784);
+            oy[n_old++] = f.tr.y[k];
+        }
+    const odl_strategy which[2] = {ODL_STRATEGY_NCM, ODL_STRATEGY_SLDA};
+    for (int w = 0; w < 2; w++) {
+        odl_learner_cfg cfg = odl_learner_cfg_for(which[w]);
+        cfg.max_class_share = 1.0f; /* the new classes come first */
+        odl_mem_plan p;
+        odl_diag d;
+        CHECK_OK(odl_learner_plan(&cfg, f.base, &p, &d));
+        void *buf = malloc(p.total);
+        odl_arena a;
+        odl_arena_init(&a, buf, p.total);
+        odl_learner *L;
+        REQUIRE(odl_learner_init(&L, &cfg, f.base, &a, &d) == ODL_OK);
+        CHECK(a.used == p.total);
+        odl_rng r;
+        odl_rng_seed(&r, 7, 7);
+        CHECK_OK(odl_learner_seed_old(L, ox, oy, n_old, &r, &d));
+        const float before = learner_acc(L, &f.te, 500, 1000);
+        int32_t fed = 0;
+        for (int32_t k = 0; k < 500 && fed < 60; k++) {
+            odl_reason why;
+            if (f.te.y[k] >= 8 || k % 8 == 0)
+                fed += odl_learner_feedback(L, f.te.x + (size_t)k * 784, f.te.y[k], &why, &d) == ODL_OK;
+        }
+        odl_status s = odl_learner_update(L, &r, &d);
+        odl_learner_status st;
+        odl_learner_get_status(L, &st);
+        const float after = learner_acc(L, &f.te, 500, 1000);
+        int32_t ok_new = 0, n_new = 0;
+        for (int32_t k = 500; k < 1000; k++)
+            if (f.te.y[k] >= 8) {
+                int32_t c;
+                float conf;
+                CHECK(odl_learner_predict(L, f.te.x + (size_t)k * 784, &c, &conf, &d) >= 0);
+                ok_new += c == f.te.y[k];
+                n_new++;
+            }
+        const float acc_new = (float)ok_new / (float)n_new;
+        odl_test_logf(t, "    %s new classes: all %.3f -> %.3f, classes 8-9 %.3f (%d fed) %s",
+                      odl_strategy_name(which[w]), (double)before, (double)after, (double)acc_new, (int)fed,
+                      st.last_decision);
+        CHECK(s == ODL_OK);
+        CHECK(after >= before + 0.1f);
+        CHECK(acc_new >= 0.7f);
+        free(buf);
+    }
+    free(ox);
+    free(oy);
+    teardown(&f);
+}
+
+typedef struct membuf {
+    uint8_t *p;
+    size_t len, cap;
+} membuf;
+
+static odl_status mb_write(void *ctx, const void *data, size_t n)
+{
+    membuf *b = ctx;
+    if (b->len + n > b->cap) {
+        size_t c = b->cap ? b->cap : 4096;
+        while (c < b->len + n)
+            c *= 2;
+        uint8_t *q = realloc(b->p, c);
+        if (!q)
+            return ODL_ERR_IO;
+        b->p = q;
+        b->cap = c;
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    return ODL_OK;
+}
+
+/* The strategy's state goes through a .odl file: a learner seeded
+ * differently, given the file, predicts exactly as the saved one, and a
+ * damaged file changes nothing. */
+static void test_state_round_trip(odl_test_ctx *t)
+{
+    fixture f;
+    REQUIRE(setup(t, &f));
+    const odl_strategy which[3] = {ODL_STRATEGY_EWC_ONLINE, ODL_STRATEGY_NCM, ODL_STRATEGY_SLDA};
+    for (int w = 0; w < 3; w++) {
+        odl_learner_cfg cfg = odl_learner_cfg_for(which[w]);
+        void *b1 = NULL;
+        odl_learner *L1 = make_learner(t, &f, &cfg, &b1);
+        REQUIRE(L1);
+        odl_rng r;
+        odl_rng_seed(&r, 8, 8);
+        odl_diag d;
+        feed(L1, &f.te, 0, 60, 0);
+        CHECK(odl_learner_update(L1, &r, &d) >= 0); /* accepted or not: the state is what it is */
+        membuf mb = {0};
+        odl_writer wr = {mb_write, &mb, 0};
+        CHECK_OK(odl_state_save_model_with_state(odl_learner_head(L1), NULL, 0, odl_learner_replay(L1),
+                                                 odl_learner_ewc(L1), odl_learner_ncm(L1), odl_learner_slda(L1),
+                                                 &wr, &d));
+        /* a second device: the same configuration, other old data */
+        odl_mem_plan p;
+        CHECK_OK(odl_learner_plan(&cfg, f.base, &p, &d));
+        void *b2 = malloc(p.total);
+        odl_arena a;
+        odl_arena_init(&a, b2, p.total);
+        odl_learner *L2;
+        REQUIRE(odl_learner_init(&L2, &cfg, f.base, &a, &d) == ODL_OK);
+        CHECK_OK(odl_learner_seed_old(L2, f.tr.x + 784 * 3000, f.tr.y + 3000, 500, &r, &d));
+        int differ = 0;
+        if (which[w] == ODL_STRATEGY_EWC_ONLINE)
+            differ = memcmp(odl_ewc_fisher(odl_learner_ewc(L1)), odl_ewc_fisher(odl_learner_ewc(L2)),
+                            sizeof(float) * odl_ewc_n_params(odl_learner_ewc(L1))) != 0;
+        else
+            for (int32_t k = 0; k < 200; k++) {
+                int32_t c1, c2;
+                float f1, f2;
+                odl_learner_predict(L1, f.te.x + (size_t)(500 + k) * 784, &c1, &f1, NULL);
+                odl_learner_predict(L2, f.te.x + (size_t)(500 + k) * 784, &c2, &f2, NULL);
+                differ += c1 != c2 || f1 != f2;
+            }
+        CHECK(differ); /* the test can tell the two apart before the load */
+        /* a flipped byte: refused, nothing changed */
+        mb.p[mb.len / 2] ^= 0x40;
+        CHECK(odl_learner_load_state(L2, mb.p, mb.len, &d) != ODL_OK);
+        mb.p[mb.len / 2] ^= 0x40;
+        CHECK_OK(odl_learner_load_state(L2, mb.p, mb.len, &d));
+        if (which[w] == ODL_STRATEGY_EWC_ONLINE) {
+            const size_t n = odl_ewc_n_params(odl_learner_ewc(L1));
+            CHECK(memcmp(odl_ewc_fisher(odl_learner_ewc(L1)), odl_ewc_fisher(odl_learner_ewc(L2)),
+                         sizeof(float) * n) == 0);
+            CHECK(memcmp(odl_ewc_anchor(odl_learner_ewc(L1)), odl_ewc_anchor(odl_learner_ewc(L2)),
+                         sizeof(float) * n) == 0);
+        } else {
+            int32_t same = 0;
+            for (int32_t k = 0; k < 200; k++) {
+                int32_t c1, c2;
+                float f1, f2;
+                odl_learner_predict(L1, f.te.x + (size_t)(500 + k) * 784, &c1, &f1, NULL);
+                odl_learner_predict(L2, f.te.x + (size_t)(500 + k) * 784, &c2, &f2, NULL);
+                /* NCM's confidence scale comes from the device's own latent statistics */
+                same += c1 == c2 && (which[w] == ODL_STRATEGY_NCM || f1 == f2);
+            }
+            CHECK(same == 200);
+        }
+        odl_test_logf(t, "    %s: %zu bytes of file", odl_strategy_name(which[w]), mb.len);
+        free(mb.p);
+        free(b1);
+        free(b2);
+    }
+    teardown(&f);
+}
+
+/* Shadow evaluation: a good update waits as a candidate and is promoted
+ * after 40 labelled examples; a bad one (let through a permissive gate) is
+ * dropped, leaving the current head exactly as it was. */
+static void test_shadow(odl_test_ctx *t)
+{
+    fixture f;
+    REQUIRE(setup(t, &f));
+    odl_shift sh;
+    odl_shift_parse("translate:2,0", &sh, NULL);
+    odl_dataset user;
+    odl_dataset_copy(&f.te, &user);
+    odl_dataset_shift(&user, &sh);
+    odl_learner_cfg cfg = odl_learner_cfg_defaults();
+    cfg.shadow_n = 40;
+    void *buf = NULL;
+    odl_learner *L = make_learner(t, &f, &cfg, &buf);
+    REQUIRE(L);
+    odl_rng r;
+    odl_rng_seed(&r, 9, 9);
+    odl_diag d;
+    feed(L, &user, 100, 60, 0);
+    const float base_acc = learner_acc(L, &user, 500, 1000);
+    CHECK_OK(odl_learner_update(L, &r, &d));
+    odl_learner_status st;
+    odl_learner_get_status(L, &st);
+    CHECK(st.shadow_active == 1 && st.version == 0);
+    CHECK(learner_acc(L, &user, 500, 1000) == base_acc); /* the candidate does not predict yet */
+    CHECK(odl_learner_update(L, &r, &d) == ODL_ERR_STATE && strstr(d.msg, "shadow"));
+    feed(L, &user, 200, 40, 0);
+    odl_learner_get_status(L, &st);
+    odl_test_logf(t, "    good: %s", st.shadow_decision);
+    CHECK(st.shadow_active == 0 && st.shadow_promoted == 1 && st.version == 1);
+    CHECK(learner_acc(L, &user, 500, 1000) > base_acc + 0.03f);
+    free(buf);
+
+    /* a mislabelled update the gate lets through */
+    cfg.gate.new_target = 0.0f;
+    cfg.gate.max_old_drop = 1.0f;
+    cfg.gate.require_avg_not_worse = 0;
+    L = make_learner(t, &f, &cfg, &buf);
+    REQUIRE(L);
+    feed(L, &user, 100, 60, 3);
+    CHECK_OK(odl_learner_update(L, &r, &d));
+    odl_learner_get_status(L, &st);
+    CHECK(st.shadow_active == 1);
+    size_t nw;
+    const float *w0 = odl_model_param_const(odl_learner_head(L), 0, 0, &nw);
+    REQUIRE(nw == 640);
+    float before[640];
+    memcpy(before, w0, sizeof before);
+    feed(L, &user, 200, 40, 0);
+    odl_learner_get_status(L, &st);
+    odl_test_logf(t, "    bad: %s", st.shadow_decision);
+    CHECK(st.shadow_active == 0 && st.shadow_dropped == 1 && st.version == 0);
+    CHECK(memcmp(before, odl_model_param_const(odl_learner_head(L), 0, 0, &nw), sizeof before) == 0);
+    free(buf);
+    odl_dataset_free(&user);
+    teardown(&f);
+}
+
 static const odl_test_case cases[] = {
+    {"state_round_trip", test_state_round_trip},
+    {"shadow", test_shadow},
+    {"stats_new_classes", test_stats_new_classes},
+    {"every_strategy", test_every_strategy},
     {"adapt_capacity_overflow", test_adapt_capacity_overflow},
     {"seed_refuses_non_finite", test_seed_refuses_non_finite},
     {"latent_api_matches_raw", test_latent_api_matches_raw},

@@ -328,6 +328,14 @@ static const int32_t dw_cases[][15] = {
     {1, 2, 8, 8, 1, 3, 3, 2, 2, 0, 0, 1, 1, 2, 1}, /* TF "same" with dilation */
     {1, 2, 3, 4, 2, 3, 3, 2, 3, 2, 3, 2, 3, 1, 1}, /* pads wider than the input */
     {2, 3, 12, 13, 1, 5, 5, 1, 1, 2, 2, 2, 2, 1, 1}, /* 5x5 */
+    /* rows wide enough for the 3x3 kernel's blocks of 8 outputs, their edges and tails */
+    {1, 2, 6, 24, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},  /* stride 1, MobileNet's 3x3 pad 1 */
+    {1, 2, 5, 29, 2, 3, 3, 1, 1, 0, 0, 1, 1, 1, 1},  /* stride 1, TF "same", odd width, multiplier 2 */
+    {1, 2, 7, 48, 1, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},  /* stride 2, pad 1 */
+    {1, 2, 6, 45, 1, 3, 3, 2, 2, 0, 0, 1, 1, 1, 1},  /* stride 2, TF "same", odd width */
+    {1, 1, 4, 40, 1, 3, 3, 1, 2, 2, 3, 2, 3, 1, 1},  /* stride 2, pads wider than the kernel */
+    {1, 1, 2, 30, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},  /* two rows: every output row misses a kernel row */
+    {1, 1, 5, 20, 1, 3, 3, 2, 1, 3, 0, 3, 0, 1, 1},  /* rows wholly in the padding: the bias alone */
 };
 
 static void test_depthwise(odl_test_ctx *t)
@@ -671,6 +679,29 @@ static const act_golden act_goldens[] = {
       0.0098659815f, 0.0013408931f, 2.4556963e-05f, 1.1920926e-06f}},
 };
 
+/* ReLU6's vector loop gives the scalar definition's bits, NaN, -0, the
+ * infinities and 6 included, over a vector part and a tail, in place too. */
+static void test_relu6_bits(odl_test_ctx *t)
+{
+    enum { N = 45 };
+    float x[N], y[N], want[N];
+    const float special[] = {NAN, -0.0f, 0.0f, INFINITY, -INFINITY, 6.0f, nextafterf(6.0f, 0.0f),
+                             nextafterf(6.0f, 7.0f), 1e-45f, -1e-45f, 3.0f, -3.0f};
+    odl_rng r;
+    odl_rng_seed(&r, 11, 1);
+    for (int i = 0; i < N; i++) {
+        x[i] = i < (int)(sizeof special / sizeof special[0]) ? special[i] : 16.0f * odl_rng_uniform(&r) - 8.0f;
+        const float v = x[i] > 0.0f ? x[i] : 0.0f;
+        want[i] = v < 6.0f ? v : 6.0f;
+    }
+    for (int32_t n = 0; n <= N; n += 9) {
+        odl_relu6_forward_f32((size_t)n, x, y);
+        CHECK(memcmp(y, want, sizeof(float) * (size_t)n) == 0);
+    }
+    odl_relu6_forward_f32(N, x, x); /* in place */
+    CHECK(memcmp(x, want, sizeof x) == 0);
+}
+
 static void test_act_pytorch_goldens(odl_test_ctx *t)
 {
     float y[13], yr[13], dx[13], ones[13];
@@ -935,6 +966,7 @@ static const odl_test_case cases[] = {
     {"pool_pytorch_goldens", test_pool_pytorch_goldens},
     {"pool_vs_definition_and_fd", test_pool_vs_definition_and_fd},
     {"maxpool_fast_vs_general", test_maxpool_fast_vs_general},
+    {"relu6_bits", test_relu6_bits},
     {"act_pytorch_goldens", test_act_pytorch_goldens},
     {"act_fast_vs_ref_and_fd", test_act_fast_vs_ref_and_fd},
     {"affine", test_affine},

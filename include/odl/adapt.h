@@ -1,6 +1,6 @@
 /* odl/adapt.h — adaptation runs: training a model's trainable part on a
  * user's new samples, mixed with replayed old samples, optionally with an
- * EWC penalty and LwF distillation. The strategies of PROTOCOL.md are
+ * EWC penalty and LwF distillation. The strategies of docs/protocol.md are
  * settings of this one loop:
  *   naive   new samples only
  *   replay  + a replay buffer (whole buffer each epoch, shuffled in)

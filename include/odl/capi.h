@@ -76,6 +76,10 @@ typedef struct odl_capi_learner odl_capi_learner;
  *   outlier_k outlier_min confident dup_eps max_dups max_class_share
  *   new_target max_old_drop new_weight require_avg_not_worse bias_step
  *   drift (0/1) drift_ref_n drift_z drift_alpha conf_ref_n conf_z conf_alpha
+ *   strategy (replay ewc ewc-online lwf ncm slda bias unfreeze: the strategy's
+ *   defaults, odl_learner_cfg_for) ewc_lambda ewc_decay lwf_weight lwf_T
+ *   slda_shrinkage stats_window shadow (candidates scored over this many
+ *   labelled/marked samples; 0 = off) shadow_margin
  * max_classes <= 0 keeps the model's class count. Every random choice comes
  * from one generator seeded with `seed`. */
 odl_capi_learner *odl_capi_learner_new(odl_capi_model *m, int32_t max_classes, uint64_t seed, const char *options,
@@ -163,6 +167,32 @@ int odl_capi_data_copy(const odl_capi_data *D, float *x, int32_t *y);
 /* Applies a shift spec in place to n samples of c×h×w. */
 int odl_capi_shift(const char *spec, float *x, int32_t n, int32_t c, int32_t h, int32_t w, char *err,
                    size_t errcap);
+
+/* ---- building and training models (fit/evaluate in bindings) -------------- */
+/* A new model: arch "edge-cnn" or "mlp:H1,H2,..." for a c×h×w input and
+ * n_classes outputs, parameters initialised from `seed` (odl_model_init_params). */
+odl_capi_model *odl_capi_model_new(const char *arch, int32_t c, int32_t h, int32_t w, int32_t n_classes,
+                                   uint64_t seed, char *err, size_t errcap);
+/* Layers [0, boundary) frozen, the rest trainable (for trainers created after). */
+int odl_capi_model_freeze(odl_capi_model *m, int32_t boundary, char *err, size_t errcap);
+/* The first trainable layer (n_layers when none is). */
+int32_t odl_capi_model_first_trainable(const odl_capi_model *m);
+/* The memory plan of this model for `batch` samples, train (1) or inference
+ * (0) mode, as JSON {"mode", "max_batch", "total", <kind>: bytes, ...}. */
+size_t odl_capi_model_plan_json(const odl_capi_model *m, int32_t batch, int train, char *buf, size_t cap);
+
+/* A trainer: m's description (its freeze included) in TRAIN mode with Adam
+ * at `lr`, batches of at most `batch`, shuffled by a generator seeded with
+ * `seed`. It keeps a reference to m and its optimizer state across epochs. */
+typedef struct odl_capi_trainer odl_capi_trainer;
+odl_capi_trainer *odl_capi_trainer_new(odl_capi_model *m, int32_t batch, float lr, uint64_t seed, char *err,
+                                       size_t errcap);
+void odl_capi_trainer_free(odl_capi_trainer *t);
+/* One shuffled epoch over n samples (labels in 0..n_classes-1), then the
+ * parameters are copied back into the model. out_loss: the mean batch loss;
+ * out_acc: the model's accuracy on (x, y) after the epoch (either may be NULL). */
+int odl_capi_trainer_epoch(odl_capi_trainer *t, const float *x, const int32_t *y, int32_t n, float *out_loss,
+                           float *out_acc, char *err, size_t errcap);
 
 #ifdef __cplusplus
 }

@@ -42,6 +42,8 @@ typedef struct odl_data_opts {
     int32_t limit;         /* keep at most this many samples (after filtering); 0 = all */
     size_t max_bytes;      /* memory limit: the decoded samples and the (decompressed) bytes read
                               may not exceed it; 0 = ODL_DATA_MAX_BYTES_DEFAULT */
+    const char *label_col; /* CSV: the label's column, a number from 1 or a header name;
+                              NULL = the header's "label" column, else the first */
 } odl_data_opts;
 
 /* 4 GiB: a dataset that fits a laptop's memory several times over. */

@@ -44,6 +44,11 @@ typedef struct odl_ewc odl_ewc;
  * least one trainable layer; ODL_ERR_STATE otherwise). */
 odl_status odl_ewc_plan(const odl_model *m, odl_mem_plan *plan, odl_diag *d);
 
+/* The same plan from sizes alone (for planning before the model exists): the
+ * trainable parameters, how many tensors hold them, and the class count. */
+odl_status odl_ewc_plan_sizes(size_t n_params, int32_t n_tensors, int32_t n_classes, odl_mem_plan *plan,
+                              odl_diag *d);
+
 /* Builds the EWC state in `a` (a real arena; ODL_ERR_NOMEM with needed and
  * available bytes when it is too small, the arena left unchanged). The
  * Fisher starts at zero (penalty 0), the anchors at zero. */

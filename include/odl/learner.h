@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include "odl/adapt.h"
 #include "odl/arena.h"
+#include "odl/classmean.h"
 #include "odl/drift.h"
 #include "odl/model.h"
 #include "odl/replay.h"
@@ -43,6 +44,25 @@ typedef enum odl_reason {
 } odl_reason;
 
 const char *odl_reason_str(odl_reason r);
+
+/* How update learns. Every strategy goes through the same data-quality and
+ * evaluation gates, keeps its versions, and saves its state in .odl files. */
+typedef enum odl_strategy {
+    ODL_STRATEGY_REPLAY = 0,  /* the head trained on the new examples + a replay buffer (default) */
+    ODL_STRATEGY_EWC,         /* no buffer: an EWC penalty, Fisher taken on the old data at seeding */
+    ODL_STRATEGY_EWC_ONLINE,  /* EWC whose Fisher and anchors move with every accepted update */
+    ODL_STRATEGY_LWF,         /* no buffer: distillation toward the pre-update head's logits */
+    ODL_STRATEGY_NCM,         /* nearest class mean over the latents: no backpropagation */
+    ODL_STRATEGY_SLDA,        /* streaming LDA over the latents: no backpropagation */
+    ODL_STRATEGY_BIAS,        /* per-class bias calibration only (labels count as marks) */
+    ODL_STRATEGY_UNFREEZE,    /* replay with the last block before the head trainable too */
+    ODL_STRATEGY_COUNT
+} odl_strategy;
+
+/* "replay", "ewc", "ewc-online", "lwf", "ncm", "slda", "bias", "unfreeze"; "?" otherwise. */
+const char *odl_strategy_name(odl_strategy s);
+/* The strategy of a name above; ODL_ERR_ARG (naming the choices) otherwise. */
+odl_status odl_strategy_parse(const char *name, odl_strategy *out, odl_diag *d);
 
 /* The evaluation gate's policy: data, not code. */
 typedef struct odl_gate_policy {
@@ -79,9 +99,26 @@ typedef struct odl_learner_cfg {
     int32_t drift;          /* 1 = on (default) */
     odl_zscore_cfg drift_input;
     odl_conf_cfg drift_conf;
+    /* the strategy (odl_learner_cfg_for sets its defaults) */
+    int32_t strategy;       /* odl_strategy (default ODL_STRATEGY_REPLAY) */
+    float ewc_decay;        /* online EWC: F = decay·F + F_update (default 0.9) */
+    float slda_shrinkage;   /* streaming LDA's covariance shrinkage (default ODL_SLDA_DEFAULT_SHRINKAGE) */
+    int32_t stats_window;   /* NCM/SLDA: before an update, each class's count is capped at this, so
+                               the user's examples move its mean as much as that many old ones
+                               would (default 20; 0 = never capped: the old data weigh for ever) */
+    /* shadow evaluation: an update the gate accepted waits as a candidate;
+     * the next shadow_n labelled or marked predictions are scored by both
+     * heads, and the candidate is promoted when its score is at least the
+     * current head's + shadow_margin·(scored), dropped otherwise.
+     * 0 = off (default): the gate's decision takes effect at once. */
+    int32_t shadow_n;
+    float shadow_margin;    /* default 0: promoted when not worse */
 } odl_learner_cfg;
 
 odl_learner_cfg odl_learner_cfg_defaults(void);
+/* The defaults for a strategy: the replay buffer only for replay and
+ * unfreeze; EWC λ, LwF weight and the class-statistics heads' settings set. */
+odl_learner_cfg odl_learner_cfg_for(odl_strategy s);
 
 typedef struct odl_learner_status {
     uint32_t version;          /* accepted updates so far (0 = the base) */
@@ -97,6 +134,12 @@ typedef struct odl_learner_status {
     int32_t user_guard;
     int32_t last_accepted;
     char last_decision[240];
+    int32_t strategy;          /* odl_strategy */
+    /* shadow evaluation: a candidate waits (1) with its score so far */
+    int32_t shadow_active, shadow_scored;
+    float shadow_cand_correct, shadow_cur_correct;
+    uint32_t shadow_promoted, shadow_dropped;
+    char shadow_decision[160]; /* the last promotion or drop, with the scores */
 } odl_learner_status;
 
 typedef struct odl_learner odl_learner;
@@ -156,6 +199,19 @@ const odl_model *odl_learner_head(const odl_learner *L);
 int32_t odl_learner_boundary(const odl_learner *L);
 /* Per-class calibration biases added to the head's logits (max_classes). */
 const float *odl_learner_bias(const odl_learner *L);
+
+/* The strategy's state objects, for saving in a .odl file with
+ * odl_state_save_model_with_state (NULL where the strategy has none). NCM
+ * and SLDA heads are also written into the head model (a dense layer with
+ * the same argmax), so the head saves and predicts as any other. */
+const odl_replay *odl_learner_replay(const odl_learner *L);
+const odl_ewc *odl_learner_ewc(const odl_learner *L);
+const odl_ncm *odl_learner_ncm(const odl_learner *L);
+const odl_slda *odl_learner_slda(const odl_learner *L);
+/* Restores the strategy's state from a .odl file written with the
+ * objects above (odl_state_load; the file checked whole first), refits
+ * the head from class statistics, and makes it the current version. */
+odl_status odl_learner_load_state(odl_learner *L, const void *buf, size_t len, odl_diag *d);
 
 #ifdef __cplusplus
 }

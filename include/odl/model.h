@@ -150,7 +150,7 @@ odl_node_desc odl_node_defaults(const odl_model_desc *d, int32_t type);
 #define ODL_EDGE_CNN_NODES 10
 #define ODL_MLP_NODES(n_hidden) (2 + 2 * (n_hidden))
 
-/* The PROTOCOL.md edge-cnn for a c×h×w input and n_classes outputs, on a
+/* The docs/protocol.md edge-cnn for a c×h×w input and n_classes outputs, on a
  * description set up by odl_desc_init (its nodes are replaced). */
 odl_status odl_desc_edge_cnn(odl_model_desc *d, int32_t c, int32_t h, int32_t w, int32_t n_classes);
 /* An MLP: flatten, then dense+ReLU for each hidden width, then dense n_classes
@@ -230,6 +230,28 @@ odl_status odl_model_plan_activations(const odl_model_desc *desc, const odl_mode
 odl_status odl_model_init(odl_model **out, const odl_model_desc *desc,
                           const odl_model_cfg *cfg, odl_arena *arena, odl_diag *diag);
 
+/* Checks d as odl_desc_check does and calls cb for every node in order with
+ * the shapes of its inputs (ins[k] for in[k]) and of its output, holding
+ * only the tensors still to be read (no storage of the caller's). A status
+ * other than ODL_OK from cb stops the walk and is returned. */
+typedef odl_status (*odl_node_visitor)(void *ctx, int32_t node, const odl_layer_shape *const *ins,
+                                       const odl_layer_shape *out, odl_diag *diag);
+odl_status odl_desc_visit(const odl_model_desc *d, odl_node_visitor cb, void *ctx, odl_diag *diag);
+
+/* Where an executor of another element type (INT8) keeps each tensor of an
+ * inference run of d at max_batch, by the same lifetime planner as the FP32
+ * model, with values of elem_bytes (1, 2 or 4) bytes. slots: n_layers + 1
+ * entries. With elem_bytes 1 a ReLU, ReLU6 or clip that is the only reader
+ * of a conv2d, dense, depthwise or batch norm right before it is fused into
+ * it (that tensor gets root -1), as INT8 kernels clamp on the way out. */
+typedef struct odl_tensor_slot {
+    size_t off;     /* offset in the activation region (stored tensors) */
+    int32_t stored; /* 1: at off; 0: the caller's input, a view or never stored */
+    int32_t root;   /* the tensor whose storage it is (itself, a view's source); -1: fused away */
+} odl_tensor_slot;
+odl_status odl_desc_plan_tensors(const odl_model_desc *d, int32_t max_batch, size_t elem_bytes,
+                                 odl_tensor_slot *slots, size_t *peak, odl_diag *diag);
+
 /* Initialises parameters: a layer followed by ReLU/ReLU6 gets He-uniform
  * weights (±sqrt(6/fan_in)) and zero biases; any other layer PyTorch's
  * default (weights and biases uniform in ±1/sqrt(fan_in)). He init lowers
@@ -272,6 +294,15 @@ odl_status odl_model_forward(odl_model *m, int32_t from, const float *x, int32_t
  * the boundary. */
 odl_status odl_model_forward_range(odl_model *m, int32_t from, int32_t to,
                                    const float *x, int32_t n, float *y, odl_diag *diag);
+
+/* Runs nodes [0, to) on n samples and calls cb with every tensor a run
+ * stores (tensor 0 included, in node order; a conv/dense whose ReLU is fused
+ * is not seen, its ReLU's output is): calibration of INT8 ranges. spill
+ * receives tensor `to` when the run keeps no storage for it (room for its
+ * size × n floats). */
+typedef void (*odl_tensor_observer)(void *ctx, int32_t tensor, const float *data, size_t count);
+odl_status odl_model_forward_observe(odl_model *m, int32_t to, const float *x, int32_t n, float *spill,
+                                     odl_tensor_observer cb, void *ctx, odl_diag *diag);
 
 /* Training-step pieces, for strategies that add their own loss terms:
  * forward_train stores what backward needs (dropout on, drawing from rng);

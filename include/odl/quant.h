@@ -45,7 +45,7 @@ extern "C" {
 /* New chunk types (docs/quant.md); readers that do not know them skip them. */
 #define ODL_CHUNK_QUANT  ODL_FOURCC('Q', 'N', 'T', ' ')
 #define ODL_CHUNK_QLAYER ODL_FOURCC('Q', 'L', 'A', 'Y')
-#define ODL_QUANT_VERSION 1
+#define ODL_QUANT_VERSION 2 /* reads 1 and 2; writes 1 for what format 1 describes */
 
 /* Largest reduction (inputs per output) a quantised layer may have: with
  * |x − zp| ≤ 255, |w| ≤ 128 and |bias| ≤ 2^30 no int32 sum can overflow. */
@@ -99,7 +99,9 @@ void odl_qdense_s8(const odl_dense_dims *d, const int8_t *x, const int8_t *w,
 void odl_qdense_s8_ref(const odl_dense_dims *d, const int8_t *x, const int8_t *w,
                        const odl_qrequant *r, int8_t *y);
 
-/* Padding contributes (in_zp − in_zp) = 0, i.e. real zeros. */
+/* Padding contributes (in_zp − in_zp) = 0, i.e. real zeros. The scratch is
+ * two unfolded output pixels of one group (2 · (in_c / groups) · k_h · k_w
+ * int16), whatever the image size: 288 bytes for a 3x3 conv over 8 channels. */
 size_t odl_qconv2d_scratch_bytes(const odl_window_dims *d);
 void odl_qconv2d_s8(const odl_window_dims *d, const int8_t *x, const int8_t *w,
                     const odl_qrequant *r, int8_t *y, void *scratch);
@@ -121,6 +123,59 @@ void odl_qgap_s8(int32_t batch, int32_t c, int32_t hw, const int8_t *x, int8_t *
 void odl_qgap_s8_ref(int32_t batch, int32_t c, int32_t hw, const int8_t *x, int8_t *y);
 /* y = clamp(x, lo, hi): a ReLU/ReLU6 that could not be fused. */
 void odl_qclamp_s8(size_t n, const int8_t *x, int32_t lo, int32_t hi, int8_t *y);
+
+/* Add and mul (TFLite's requantisation), in[1] broadcast from b_c x b_hw
+ * (b_c 1 or c, b_hw 1 or hw). Add: each input is shifted left by
+ * left_shift (20), rescaled by its multiplier to a common scale
+ * (s_x / (2 max(s_a, s_b))), summed and rescaled by out_mult/out_shift
+ * (2 max(s_a, s_b) / (2^left_shift s_out)). Mul: (a − a_zp)(b − b_zp)
+ * rescaled by out_mult/out_shift (s_a s_b / s_out). Then + out_zp, clamped
+ * to act_min..act_max. y may be a. */
+typedef struct odl_qbinary {
+    int32_t a_zp, b_zp, out_zp;
+    int32_t a_mult, a_shift, b_mult, b_shift; /* add only */
+    int32_t out_mult, out_shift;
+    int32_t left_shift;                       /* add only (20) */
+    int32_t act_min, act_max;
+} odl_qbinary;
+void odl_qadd_s8(const odl_qbinary *p, int32_t batch, int32_t c, int32_t hw, const int8_t *a, const int8_t *b,
+                 int32_t b_c, int32_t b_hw, int8_t *y);
+void odl_qadd_s8_ref(const odl_qbinary *p, int32_t batch, int32_t c, int32_t hw, const int8_t *a, const int8_t *b,
+                     int32_t b_c, int32_t b_hw, int8_t *y);
+void odl_qmul_s8(const odl_qbinary *p, int32_t batch, int32_t c, int32_t hw, const int8_t *a, const int8_t *b,
+                 int32_t b_c, int32_t b_hw, int8_t *y);
+void odl_qmul_s8_ref(const odl_qbinary *p, int32_t batch, int32_t c, int32_t hw, const int8_t *a, const int8_t *b,
+                     int32_t b_c, int32_t b_hw, int8_t *y);
+
+/* Concat on channels: input k is copied when mult is 0 (it has the output's
+ * parameters), else requantised: out_zp + multiply(q − zp, mult, shift). */
+typedef struct odl_qconcat_in {
+    int32_t zp, mult, shift;
+} odl_qconcat_in;
+void odl_qconcat_s8(int32_t batch, int32_t n_in, const int8_t *const *xs, const int32_t *cs,
+                    const odl_qconcat_in *rq, int32_t hw, int32_t out_zp, int8_t *y);
+void odl_qconcat_s8_ref(int32_t batch, int32_t n_in, const int8_t *const *xs, const int32_t *cs,
+                        const odl_qconcat_in *rq, int32_t hw, int32_t out_zp, int8_t *y);
+
+/* y[i] = lut[(uint8_t)x[i]]: an activation tabulated per node (y may be x). */
+void odl_qlut_s8(size_t n, const int8_t *x, const int8_t *lut, int8_t *y);
+/* lut[(uint8_t)q] = quantize_out(f(dequantize_in(q))) with f the FP32
+ * activation of that type (odl_act_forward_f32 or relu/relu6): exact with
+ * respect to the float function of the dequantised input. Host or load time. */
+odl_status odl_q_make_lut(int32_t type, float alpha, float beta, odl_qparams in, odl_qparams out, int8_t lut[256],
+                          odl_diag *d);
+/* ReLU/ReLU6 into other output parameters (TFLite's): out_zp +
+ * multiply(max(q − in_zp, 0), mult, shift) clamped to lo..hi (relu6: hi =
+ * 6 quantised). */
+void odl_qrelu_requant_s8(size_t n, const int8_t *x, int32_t in_zp, int32_t out_zp, int32_t mult, int32_t shift,
+                          int32_t lo, int32_t hi, int8_t *y);
+/* Constant pad (window dims: pad_h/pad_w top/left, out_h/out_w the padded
+ * size) with fill = the pad value quantised (the zero point for 0). */
+void odl_qpad_s8(const odl_window_dims *d, int8_t fill, const int8_t *x, int8_t *y);
+/* Mean over hw with requantisation to other parameters: out_zp +
+ * multiply(Σ(q − in_zp), mult, shift), mult/shift for s_in / (hw s_out). */
+void odl_qmean_s8(int32_t batch, int32_t c, int32_t hw, const int8_t *x, int32_t in_zp, int32_t out_zp, int32_t mult,
+                  int32_t shift, int8_t *y);
 
 /* ---- calibration --------------------------------------------------------- */
 
@@ -164,6 +219,44 @@ odl_status odl_qmodel_init(odl_qmodel **out, const odl_model_desc *desc, int32_t
  * activation ranges of a finished calibration (samples > 0). */
 odl_status odl_qmodel_quantize(odl_qmodel *q, const odl_model *m, const odl_qcalib *c, odl_diag *d);
 
+/* ---- building from given parameters (importers of INT8 models) -----------
+ * Instead of calibrating, an importer that holds an INT8 model (TFLite)
+ * gives every tensor's parameters and every parameterised node's int8
+ * values, and odl_qmodel_set_params computes the rest (multipliers, clamps,
+ * tables, requantisation) exactly as odl_qmodel_quantize would:
+ *
+ *   odl_qmodel_plan / odl_qmodel_init(&q, desc, boundary, max_batch, ...)
+ *   odl_qnode_params p[boundary];             // one per node, in node order
+ *   p[i].out = (scale, zero point) of tensor i+1, node i's output;
+ *   for dense, conv2d, depthwise, batchnorm also
+ *   p[i].w       int8 weights in odl's layout (odl/layers.h): dense [out][in],
+ *                conv2d [out][in/groups][k_h][k_w], depthwise [out][k_h][k_w],
+ *                batchnorm one per channel; symmetric (zero point 0)
+ *   p[i].w_scale float per output channel (> 0): w_real = w_scale[c] · w
+ *   p[i].bias    int32 per output channel at scale s_in · w_scale[c]
+ *   odl_qmodel_set_params(q, input_params, p, &diag);
+ *
+ * A ReLU, ReLU6 or clip that is the only reader of the dense, conv2d,
+ * depthwise or batch norm right before it is fused into that node's clamp
+ * (TFLite's fused activations): the pair's output parameters are the
+ * activation's (p[i].out of the conv is not used). Pools, pad, flatten,
+ * reshape and dropout must keep their input's parameters (ODL_ERR_ARG
+ * otherwise); relu/relu6 with other parameters, clip, leaky relu, sigmoid,
+ * hard sigmoid, hard swish and tanh become 256-entry tables; add, mul,
+ * concat and mean requantise to their output's parameters. The values are
+ * copied; the model is ready to run and to save. Host or import time. */
+typedef struct odl_qnode_params {
+    odl_qparams out;
+    const int8_t *w;
+    const float *w_scale;
+    const int32_t *bias;
+} odl_qnode_params;
+odl_status odl_qmodel_set_params(odl_qmodel *q, odl_qparams input, const odl_qnode_params *nodes, odl_diag *d);
+/* The same values read back (exporters): node i's output parameters and,
+ * for parameterised nodes, pointers into q (NULL otherwise). i in
+ * [0, boundary); a fused activation reports its layer's parameters. */
+odl_status odl_qmodel_node_params(const odl_qmodel *q, int32_t i, odl_qnode_params *out, odl_diag *d);
+
 /* z (n × latent size floats) = the dequantised output of layer boundary−1 for
  * n float inputs x; any n ≥ 1 (processed max_batch at a time). */
 odl_status odl_qmodel_forward(odl_qmodel *q, const float *x, int32_t n, float *z, odl_diag *d);
@@ -171,6 +264,11 @@ odl_status odl_qmodel_forward(odl_qmodel *q, const float *x, int32_t n, float *z
  * *p (may be NULL) their parameters. */
 odl_status odl_qmodel_forward_s8(odl_qmodel *q, const float *x, int32_t n, int8_t *y,
                                  odl_qparams *p, odl_diag *d);
+
+/* The same from int8 inputs (quantised with odl_qmodel_input_params): y
+ * gets the int8 output, parameters odl_qmodel_output_params(q, boundary − 1).
+ * Importers compare with a reference runtime on the int8 input it is given. */
+odl_status odl_qmodel_run_s8(odl_qmodel *q, const int8_t *x, int32_t n, int8_t *y, odl_diag *d);
 
 int32_t odl_qmodel_boundary(const odl_qmodel *q);
 size_t odl_qmodel_latent_size(const odl_qmodel *q);
@@ -204,6 +302,18 @@ odl_status odl_qfile_read_desc(const void *buf, size_t len, odl_model_desc *desc
 /* Loads the Q chunks into q (initialised for the file's topology and
  * boundary); the values are copied, buf may go afterwards. */
 odl_status odl_qmodel_load(odl_qmodel *q, const void *buf, size_t len, odl_diag *d);
+
+/* The same model with its parameters used in place from the file (flash on a
+ * device): plan and init take no parameter bytes (only state and scratch),
+ * and odl_qmodel_load_in_place checks the file as odl_qmodel_load does, then
+ * points the layers at its Q chunks. buf must be 16-byte aligned (odl
+ * export-c's arrays are), the target little-endian, and buf must outlive q.
+ * Such a model cannot be quantised or loaded by copy. */
+odl_status odl_qmodel_plan_in_place(const odl_model_desc *desc, int32_t boundary, int32_t max_batch,
+                                    odl_mem_plan *plan, odl_diag *d);
+odl_status odl_qmodel_init_in_place(odl_qmodel **out, const odl_model_desc *desc, int32_t boundary,
+                                    int32_t max_batch, odl_arena *arena, odl_diag *d);
+odl_status odl_qmodel_load_in_place(odl_qmodel *q, const void *buf, size_t len, odl_diag *d);
 
 #ifdef __cplusplus
 }

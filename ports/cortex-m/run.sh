@@ -45,6 +45,11 @@ if [ ! -s "$BUILD/gen/base-int8.odl" ]; then
     "$ODL" train --data "$DATA" --arch edge-cnn --epochs 1 --limit 12000 --seed 0 -o "$BUILD/gen/base.odl" --quiet >/dev/null
     "$ODL" quantize "$BUILD/gen/base.odl" --calib "$DATA" --calib-samples 200 --seed 0 -o "$BUILD/gen/base-int8.odl" >/dev/null
 fi
+# the new-class scenario's base: the same, on classes 0-7 only (8 outputs)
+if [ ! -s "$BUILD/gen/base8-int8.odl" ]; then
+    "$ODL" train --data "$DATA" --arch edge-cnn --epochs 1 --limit 12000 --seed 0 --classes 0-7 -o "$BUILD/gen/base8.odl" --quiet >/dev/null
+    "$ODL" quantize "$BUILD/gen/base8.odl" --calib "$DATA" --calib-samples 200 --seed 0 -o "$BUILD/gen/base8-int8.odl" >/dev/null
+fi
 # odl export-c; until the tool dispatches it, the same command through a shim
 if "$ODL" export-c --help >/dev/null 2>&1; then
     EXPORT=("$ODL" export-c)
@@ -54,12 +59,13 @@ else
     EXPORT=("$BUILD/gen/odl-export-c")
 fi
 "${EXPORT[@]}" "$BUILD/gen/base-int8.odl" -o "$BUILD/gen/model_data.c.new" --header "$BUILD/gen/model_data.h.new" --name odl_base
+"${EXPORT[@]}" "$BUILD/gen/base8-int8.odl" -o "$BUILD/gen/model8_data.c.new" --header "$BUILD/gen/model8_data.h.new" --name odl_base8
 python3 "$PORT/gen/gen_data.py" "$DATA" "$BUILD/gen/data.c.new" "$BUILD/gen/data.h.new" --old 200 --per-class 10 --test 500
-for f in model_data.c model_data.h data.c data.h; do   # keep timestamps when unchanged
+for f in model_data.c model_data.h model8_data.c model8_data.h data.c data.h; do   # keep timestamps when unchanged
     cmp -s "$BUILD/gen/$f.new" "$BUILD/gen/$f" && rm "$BUILD/gen/$f.new" || mv "$BUILD/gen/$f.new" "$BUILD/gen/$f"
 done
 
-echo "== cortex-m: build (arm-none-eabi-gcc, Cortex-M4F, RAM budget 256 KB)"
+echo "== cortex-m: build (arm-none-eabi-gcc, Cortex-M4F, RAM budget 128 KB)"
 make -s -C "$PORT" -j"$(nproc)" BUILD="$BUILD" TESTS="$TESTS" all >"$BUILD/make.log" 2>&1 || { cat "$BUILD/make.log"; exit 1; }
 arm-none-eabi-size "$BUILD/firmware.elf"
 
@@ -80,6 +86,13 @@ if [ $rc -eq 0 ] && tail -1 "$BUILD/firmware.log" | grep -q ' 0 failed$'; then
     passed=$((passed + 1)); echo "ok      firmware"
 else
     failed=$((failed + 1)); echo "not ok  firmware (exit $rc)"
+fi
+
+echo "== cortex-m: no double precision in the firmware (the M4F's FPU is single precision)"
+if python3 "$PORT/check_no_double.py" "$BUILD/firmware.elf" "$PORT/double_allowed.txt"; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
 fi
 
 echo "== cortex-m: unit tests on the target"
@@ -107,7 +120,7 @@ echo "== cortex-m: sizes and instruction counts against ports/cortex-m/baseline.
         $1 == ".text" || $1 == ".ARM.exidx" || $1 == ".init_array" || $1 == ".fini_array" || $1 == ".data" { flash += $2 }
         $1 == ".data" || $1 == ".bss" || $1 == ".stack" { ram += $2 }
         END { printf "flash_bytes %d\nram_static_bytes %d\n", flash, ram }'
-    arm-none-eabi-size -A "$BUILD/fw/model_data.o" "$BUILD/fw/data.o" | awk '$1 ~ /^\.rodata/ { s += $2 } END { printf "flash_data_bytes %d\n", s }'
+    arm-none-eabi-size -A "$BUILD/fw/model_data.o" "$BUILD/fw/model8_data.o" "$BUILD/fw/data.o" | awk '$1 ~ /^\.rodata/ { s += $2 } END { printf "flash_data_bytes %d\n", s }'
     arm-none-eabi-size -A "$BUILD/libodl.a" | awk '$1 ~ /^\.text/ || $1 ~ /^\.rodata/ { s += $2 } END { printf "core_code_bytes %d\n", s }'
     grep '^COST ' "$BUILD/firmware.log" | awk '{ print $2, $3 }'
 } >"$BUILD/measured.txt"

@@ -119,23 +119,39 @@ void target_vformat(char *buf, size_t cap, const char *fmt, va_list ap)
             break;
         }
         case 'f': {
-            double v = va_arg(ap, double);
-            if (prec < 0)
+            /* decoded from the double's bits with integer arithmetic: the
+             * firmware links no double-precision routine (run.sh checks) */
+            const double dv = va_arg(ap, double);
+            uint64_t bits;
+            memcpy(&bits, &dv, sizeof bits);
+            const int ex = (int)(bits >> 52 & 0x7ff);
+            uint64_t mant = bits & ((1ull << 52) - 1);
+            if (prec < 0 || prec > 6)
                 prec = 6;
-            if (v != v) {
+            if (ex == 0x7ff) {
                 put(&o, 'n'), put(&o, 'a'), put(&o, 'n');
                 break;
             }
-            if (v < 0)
-                put(&o, '-'), v = -v;
-            double scale = 1;
+            if (bits >> 63)
+                put(&o, '-');
+            uint64_t scale = 1;
             for (int i = 0; i < prec; i++)
                 scale *= 10;
-            unsigned long long all = (unsigned long long)(v * scale + 0.5);
-            put_u(&o, all / (unsigned long long)scale, 10, 0, ' ');
+            /* value = mant' · 2^(ex - 1075); keep 33 bits of mantissa so
+             * that mant' · 10^6 fits 64 bits */
+            mant = ex ? (mant | 1ull << 52) >> 20 : mant >> 20;
+            int sh = (ex ? ex : 1) - 1075 + 20;
+            uint64_t all;
+            if (sh >= 0)
+                all = sh > 20 ? ~0ull : (mant * scale) << sh; /* |v| < 2^53: logs print no larger */
+            else if (sh > -64)
+                all = (mant * scale + (1ull << (-sh - 1))) >> -sh;
+            else
+                all = 0;
+            put_u(&o, all / scale, 10, 0, ' ');
             if (prec) {
                 put(&o, '.');
-                put_u(&o, all % (unsigned long long)scale, 10, prec, '0');
+                put_u(&o, all % scale, 10, prec, '0');
             }
             break;
         }

@@ -6,8 +6,13 @@ lists or NumPy arrays; outputs are NumPy arrays when NumPy can be imported
 (set ODL_NO_NUMPY=1 to get lists anyway).
 
     import odl
-    m = odl.load("base.odl")                   # a Model
-    classes, conf = m.predict(x)               # x: (n, 784) or (n, 1, 28, 28)
+    m = odl.Model.edge_cnn(classes=10)         # or odl.load("base.odl")
+    m.fit(x, y, epochs=1, batch_size=32, validation_data=(xv, yv))
+    m.evaluate(xv, yv)                         # {"loss": ..., "accuracy": ...}
+    probs = m.predict(x)                       # (n, classes) probabilities; m.logits(x)
+    classes, conf = m.classify(x)              # x: (n, 784) or (n, 1, 28, 28), float 0..1
+    m.freeze("head"); m.summary(); m.save("m.odl")
+    a = odl.adapt(m, x_user, y_user, strategy="replay", replay_from=DATA)
     L = odl.Learner(m, max_classes=10, seed=0)
     L.seed(old_x, old_y)                       # the data the device ships with
     L.feedback(x_user, labels)                 # -> Feedback(s): accepted or the reason
@@ -40,7 +45,7 @@ __all__ = [
     "OdlError", "version", "library_path", "HAVE_NUMPY", "load", "Model", "Learner", "Prediction", "Feedback",
     "Update", "Status", "Detector", "ZScore", "PageHinkley", "Adwin", "ConfidenceEWMA", "sample_stats",
     "Dataset", "load_data", "shift", "REASONS", "ExperimentResults", "ExperimentRow", "read_experiment",
-    "run_experiment", "find_tool",
+    "run_experiment", "find_tool", "History", "adapt", "STRATEGIES", "import_model", "ImportRefused",
 ]
 
 __version__ = _c.odl_capi_version().decode()
@@ -127,6 +132,8 @@ class _Floats:
 
     def __init__(self, x):
         if _np is not None:
+            if getattr(x, "dtype", None) is not None and _np.dtype(x.dtype) == _np.uint8:
+                raise ValueError(_UINT8_MSG)
             a = _np.ascontiguousarray(x, dtype=_np.float32)
             self.keep, self.count = a, a.size
             self.ptr = a.ctypes.data_as(_lib.P_float)
@@ -175,6 +182,20 @@ def _samples(x, size, what="x", shape=None):
 
 
 _INT32_MIN, _INT32_MAX = -2 ** 31, 2 ** 31 - 1
+
+_UINT8_MSG = ("x: uint8 values (0..255) are not taken as they are: odl models expect float inputs in 0..1. "
+              "Pass scale=1/255 (fit, evaluate, predict, classify, logits) or give x.astype('float32') / 255")
+
+
+def _scaled(x, scale):
+    """x multiplied by `scale` as float32 (None: x unchanged; uint8 is refused later)."""
+    if scale is None:
+        return x
+    if _np is not None:
+        return _np.asarray(x, dtype=_np.float32) * _np.float32(scale)
+    flat = []
+    _flatten(x, flat)
+    return [v * float(scale) for v in flat]
 
 
 def _int32(v, what="label"):
@@ -240,7 +261,12 @@ def _is_scalar(v):
 # ---- models ------------------------------------------------------------------------
 
 class Model:
-    """An .odl model loaded for inference (odl.load)."""
+    """A model on the C core: loaded (odl.load) or built (Model.edge_cnn,
+    Model.mlp), trained with fit, frozen with freeze, saved with save.
+
+    Inputs are float32 arrays of n samples (any shape holding n × input_size
+    values, e.g. (n, 1, 28, 28)), values in 0..1; uint8 images are refused
+    unless scale= is given (scale=1/255)."""
 
     def __init__(self, handle, source=None):
         if not handle:
@@ -253,11 +279,49 @@ class Model:
         self.n_classes = shape[3]
         self.n_layers = shape[4]
         self.input_size = shape[0] * shape[1] * shape[2]
+        self._trainer = None   # (key, handle): optimizer state kept across fit calls
+        self.modified = False  # trained or frozen since it was loaded
+        self.imported_from = None  # the ONNX/TFLite file, for a model from import_model
+
+    @classmethod
+    def edge_cnn(cls, input_shape=(1, 28, 28), classes=10, seed=0):
+        """A new edge-cnn (the standard small CNN of docs/protocol.md) for
+        input_shape (c, h, w) and `classes` outputs, initialised from `seed`."""
+        return cls._new("edge-cnn", input_shape, classes, seed)
+
+    @classmethod
+    def mlp(cls, hidden=(32, 16), input_shape=(1, 28, 28), classes=10, seed=0):
+        """A new MLP: flatten, dense+ReLU of each width in `hidden`, dense `classes`."""
+        if not hidden:
+            raise ValueError("mlp: hidden needs at least one width, e.g. (32, 16)")
+        return cls._new("mlp:" + ",".join(str(_int32(h, "hidden width")) for h in hidden), input_shape, classes,
+                        seed)
+
+    @classmethod
+    def _new(cls, arch, input_shape, classes, seed):
+        if len(input_shape) != 3:
+            raise ValueError("input_shape: %r is not (channels, height, width)" % (input_shape,))
+        c, h, w = (_int32(v, "input_shape") for v in input_shape)
+        err = _errbuf()
+        hd = _c.odl_capi_model_new(arch.encode(), c, h, w, _int32(classes, "classes"), int(seed), err, _ERRCAP)
+        if not hd:
+            raise OdlError(-1, err.value.decode(errors="replace"))
+        m = cls(hd, arch)
+        m.modified = True
+        return m
 
     def close(self):
+        """Releases the C model (also done when the object is collected)."""
+        self._drop_trainer()
         if getattr(self, "_h", None):
             _c.odl_capi_model_free(self._h)
             self._h = None
+
+    def _drop_trainer(self):
+        t = getattr(self, "_trainer", None)
+        if t:
+            _c.odl_capi_trainer_free(t[1])
+            self._trainer = None
 
     def __del__(self):
         try:
@@ -271,13 +335,155 @@ class Model:
     def __exit__(self, *exc):
         self.close()
 
+    def _name(self):
+        return self.source or self.imported_from or "?"
+
     def __repr__(self):
-        return "odl.Model(%s, input %s, %d classes)" % (self.source or "?", "x".join(map(str, self.input_shape)),
-                                                       self.n_classes)
+        i = self.info()
+        return "odl.Model(%s, input %s, %d classes, %d params, %d trainable)" % (
+            self._name(), "x".join(map(str, self.input_shape)), self.n_classes, i["params"],
+            i["trainable_params"])
 
     def info(self):
-        """Layers, parameter counts and the inference memory plan (a dict)."""
+        """Layers, parameter counts and the inference memory plan (a dict).
+        The plan is for batches of up to info()["inference_plan"]["max_batch"]
+        samples (64, what predict uses); `odl info` plans for batch 1 unless
+        given --batch. See plan() for any batch."""
         return _json(_c.odl_capi_model_info_json, self._h)
+
+    @property
+    def params(self):
+        """Parameters in all layers."""
+        return self.info()["params"]
+
+    @property
+    def trainable_params(self):
+        """Parameters that fit() changes (those above the freeze boundary)."""
+        return self.info()["trainable_params"]
+
+    @property
+    def first_trainable(self):
+        """Index of the first trainable layer (len(layers) when all are frozen)."""
+        return _c.odl_capi_model_first_trainable(self._h)
+
+    def plan(self, batch_size=1, train=False):
+        """The exact memory plan (bytes per kind and total) for this model at
+        `batch_size`, for inference or (train=True) for training its trainable part."""
+        cap = 1024
+        buf = ctypes.create_string_buffer(cap)
+        _c.odl_capi_model_plan_json(self._h, _int32(batch_size, "batch_size"), 1 if train else 0, buf, cap)
+        out = json.loads(buf.value.decode())
+        if out is None:
+            raise ValueError("plan: batch_size %r is not a positive whole number" % (batch_size,))
+        return out
+
+    def freeze(self, upto="head"):
+        """Freezes layers below `upto`: "head" keeps only the last layer with
+        parameters trainable, an int is the first trainable layer's index,
+        None (or 0) makes every layer trainable. Returns the model."""
+        layers = self.info()["layers"]
+        if upto is None:
+            b = 0
+        elif upto == "head":
+            b = max(i for i, l in enumerate(layers) if l["params"] > 0)
+        else:
+            b = _int32(upto, "freeze upto")
+        err = _errbuf()
+        _check(_c.odl_capi_model_freeze(self._h, b, err, _ERRCAP), err)
+        self._drop_trainer()
+        self.modified = True
+        return self
+
+    def summary(self, batch_size=1, budget=None, print_fn=print):
+        """Prints (with print_fn) and returns a table of the layers (type,
+        output shape, parameters, trainable), the parameter counts and the
+        memory plans for inference and training at `batch_size`; `budget`
+        (bytes, e.g. 256 * 1024) adds whether the training plan fits."""
+        i = self.info()
+        lines = ["odl.Model %s: input %s, %d classes" % (self._name(), "x".join(map(str, self.input_shape)),
+                                                          self.n_classes),
+                 "  #  layer       output        params  trainable"]
+        for k, l in enumerate(i["layers"]):
+            lines.append("%3d  %-10s  %-12s %7d  %s" % (k, l["type"], "x".join(map(str, l["output"])), l["params"],
+                                                         "yes" if l["trainable"] and l["params"] else
+                                                         ("-" if not l["params"] else "frozen")))
+        lines.append("parameters: %d, trainable: %d" % (i["params"], i["trainable_params"]))
+        for train in (False, True):
+            p = self.plan(batch_size, train)
+            kinds = ", ".join("%s %d" % (k, v) for k, v in p.items() if k not in ("mode", "max_batch", "total") and v)
+            lines.append("memory plan, %s, batch %d: %d bytes (%s)" % (p["mode"], batch_size, p["total"], kinds))
+        if budget is not None:
+            t = self.plan(batch_size, True)["total"]
+            lines.append("budget %d bytes: training %s (%+d bytes)" % (budget, "fits" if t <= budget else
+                                                                       "does NOT fit", budget - t))
+        text = "\n".join(lines)
+        if print_fn:
+            print_fn(text)
+        return text
+
+    def fit(self, x, y, epochs=1, batch_size=32, lr=1e-3, validation_data=None, callbacks=None, verbose=0,
+            seed=0, scale=None):
+        """Trains the trainable layers (softmax cross-entropy, Adam at `lr`)
+        for `epochs` shuffled passes over (x, y). validation_data: (x_val,
+        y_val) evaluated after each epoch. callbacks: callables f(epoch, logs)
+        or objects with on_epoch_end(epoch, logs); logs holds loss, accuracy
+        (on x after the epoch) and val_loss/val_accuracy. verbose=1 prints a
+        line per epoch. Optimizer state carries over between fit calls with
+        the same batch_size and lr. Returns a History."""
+        x = _scaled(x, scale)
+        f, n = _samples(x, self.input_size)
+        keep, py = _labels(y, n)
+        key = (int(batch_size), float(lr), self.first_trainable)
+        if not self._trainer or self._trainer[0] != key:
+            self._drop_trainer()
+            err = _errbuf()
+            t = _c.odl_capi_trainer_new(self._h, _int32(batch_size, "batch_size"), float(lr), int(seed), err,
+                                        _ERRCAP)
+            if not t:
+                raise OdlError(-1, err.value.decode(errors="replace"))
+            self._trainer = (key, ctypes.c_void_p(t))
+        hist = History()
+        cbs = list(callbacks or [])
+        for e in range(int(epochs)):
+            loss, acc = ctypes.c_float(), ctypes.c_float()
+            err = _errbuf()
+            _check(_c.odl_capi_trainer_epoch(self._trainer[1], f.ptr, py, n, ctypes.byref(loss), ctypes.byref(acc),
+                                             err, _ERRCAP), err)
+            self.modified = True
+            logs = {"loss": loss.value, "accuracy": acc.value}
+            if validation_data is not None:
+                v = self.evaluate(validation_data[0], validation_data[1], scale=scale)
+                logs["val_loss"], logs["val_accuracy"] = v["loss"], v["accuracy"]
+            hist._add(e, logs)
+            if verbose:
+                print("epoch %d/%d: %s" % (e + 1, epochs, " ".join("%s %.4f" % kv for kv in logs.items())))
+            for cb in cbs:
+                (cb.on_epoch_end if hasattr(cb, "on_epoch_end") else cb)(e, logs)
+        return hist
+
+    def evaluate(self, x, y, scale=None):
+        """{"loss": mean cross-entropy, "accuracy": fraction right} on (x, y)."""
+        lg = self.logits(x, scale=scale)
+        if _np is not None:
+            lg = _np.asarray(lg, dtype=_np.float64)
+            ys = _np.asarray(y).reshape(-1).astype(_np.int64)
+            if ys.size != lg.shape[0]:
+                raise ValueError("labels: %d labels for %d samples" % (ys.size, lg.shape[0]))
+            mx = lg.max(axis=1, keepdims=True)
+            lse = mx[:, 0] + _np.log(_np.exp(lg - mx).sum(axis=1))
+            ok = (ys >= 0) & (ys < self.n_classes)
+            loss = float(_np.mean(lse[ok] - lg[ok, ys[ok]])) if ok.any() else float("nan")
+            return {"loss": loss, "accuracy": float(_np.mean(lg.argmax(axis=1) == ys))}
+        import math
+        ys = list(y)
+        if len(ys) != len(lg):
+            raise ValueError("labels: %d labels for %d samples" % (len(ys), len(lg)))
+        tot, right = 0.0, 0
+        for row, t in zip(lg, ys):
+            mx = max(row)
+            tot += mx + math.log(sum(math.exp(v - mx) for v in row)) - row[int(t)]
+            right += int(row.index(mx) == t)
+        return {"loss": tot / max(1, len(ys)), "accuracy": right / max(1, len(ys))}
 
     def _forward(self, x, logits):
         f, n = _samples(x, self.input_size, shape=self.input_shape)
@@ -288,25 +494,86 @@ class Model:
         _check(_c.odl_capi_model_predict(self._h, f.ptr, n, pc, pf, pl, err, _ERRCAP), err)
         return cls, conf, lg, n
 
-    def predict(self, x):
-        """(classes, confidences) for n samples (x: n × input_size values, any shape)."""
-        cls, conf, _, _ = self._forward(x, False)
+    def classify(self, x, scale=None):
+        """(classes, confidences) for n samples (x: n × input_size values, any
+        shape); confidence is the largest softmax probability."""
+        cls, conf, _, _ = self._forward(_scaled(x, scale), False)
         return _ret(cls), _ret(conf)
 
-    def logits(self, x):
+    def predict(self, x, scale=None):
+        """Class probabilities (softmax of the logits), n × n_classes."""
+        _, _, lg, n = self._forward(_scaled(x, scale), True)
+        if _np is not None:
+            z = lg.reshape(n, self.n_classes).astype(_np.float64)
+            z = _np.exp(z - z.max(axis=1, keepdims=True))
+            return (z / z.sum(axis=1, keepdims=True)).astype(_np.float32)
+        import math
+        out = []
+        for row in _ret(lg, (n, self.n_classes)):
+            mx = max(row)
+            e = [math.exp(v - mx) for v in row]
+            out.append([v / sum(e) for v in e])
+        return out
+
+    def logits(self, x, scale=None):
         """The logits, n × n_classes."""
-        _, _, lg, n = self._forward(x, True)
+        _, _, lg, n = self._forward(_scaled(x, scale), True)
         return _ret(lg, (n, self.n_classes))
 
-    def accuracy(self, x, y):
-        cls, _ = self.predict(x)
+    def accuracy(self, x, y, scale=None):
+        """The fraction of samples classified as their label."""
+        cls, _ = self.classify(x, scale=scale)
         ys = list(y) if _np is None else _np.asarray(y).reshape(-1)
         right = sum(int(a == b) for a, b in zip(cls, ys))
         return right / max(1, len(ys))
 
     def save(self, path):
+        """Writes the model to PATH atomically (an .odl file; odl.load and the odl tool read it)."""
         err = _errbuf()
         _check(_c.odl_capi_model_save(self._h, _path(path), err, _ERRCAP), err)
+
+    def export_tflite(self, path, fp32=False, tool=None):
+        """Writes the model as a TensorFlow Lite flatbuffer at `path` (atomically)
+        with `odl export --tflite`, for TFLite, TFLite Micro or ArmNN
+        (docs/tflite.md). A model as loaded (not trained or frozen since)
+        exports from its file, so an INT8 import goes back as INT8 unless
+        fp32=True; a changed model is saved first and exports as FP32 (and
+        without its tensor names). odl.import_model reads the file back.
+        Raises ImportRefused (a ValueError) with the tool's message when the
+        model cannot be exported."""
+        import shutil
+        import tempfile
+        tool = tool or find_tool()
+        work = tempfile.mkdtemp(prefix="odl-export-")
+        try:
+            src = self.source if (self.source and not self.modified and os.path.isfile(self.source)) else None
+            if src is None:
+                src = os.path.join(work, "model.odl")
+                self.save(src)
+            cmd = [tool, "export", src, "--tflite", os.fspath(path)]
+            if fp32:
+                cmd.append("--fp32")
+            _run_tool(cmd, "odl export --tflite")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+class History:
+    """What fit() returns, as Keras: .history maps "loss", "accuracy",
+    "val_loss", "val_accuracy" to one value per epoch; .epoch lists the epochs."""
+
+    def __init__(self):
+        self.history = {}
+        self.epoch = []
+
+    def _add(self, e, logs):
+        self.epoch.append(e)
+        for k, v in logs.items():
+            self.history.setdefault(k, []).append(v)
+
+    def __repr__(self):
+        last = ", ".join("%s %.4f" % (k, v[-1]) for k, v in self.history.items())
+        return "odl.History(%d epochs%s)" % (len(self.epoch), ": " + last if last else "")
 
 
 def load(path):
@@ -362,6 +629,14 @@ class Status:
     last_user_after: Optional[float] = None
     last_decision: str = ""
     bytes: int = 0
+    strategy: str = "replay"
+    shadow_active: int = 0
+    shadow_scored: int = 0
+    shadow_promoted: int = 0
+    shadow_dropped: int = 0
+    shadow_candidate_correct: Optional[float] = None
+    shadow_current_correct: Optional[float] = None
+    shadow_decision: str = ""
 
     @classmethod
     def from_dict(cls, d):
@@ -392,7 +667,11 @@ class Learner:
     replay_f32, replay_balanced, epochs, batch, lr, outlier_k, outlier_min,
     confident, dup_eps, max_dups, max_class_share, new_target, max_old_drop,
     new_weight, require_avg_not_worse, bias_step, drift, drift_ref_n, drift_z,
-    drift_alpha, conf_ref_n, conf_z, conf_alpha."""
+    drift_alpha, conf_ref_n, conf_z, conf_alpha, strategy ("replay", "ewc",
+    "ewc-online", "lwf", "ncm", "slda", "bias", "unfreeze"), ewc_lambda,
+    ewc_decay, lwf_weight, lwf_T, slda_shrinkage, stats_window, shadow (an
+    accepted update waits as a candidate over this many labelled or marked
+    samples; 0 = off), shadow_margin."""
 
     def __init__(self, model, max_classes=None, seed=0, **options):
         if isinstance(model, (str, bytes, os.PathLike)):
@@ -493,7 +772,9 @@ class Learner:
 
     def _decision(self, s):
         st = self.status()
-        return Update(s == OK, st.last_decision, st.version, st)
+        # no earlier user update yet: the library writes -1 for those accuracies; leave them out
+        decision = st.last_decision.replace(", earlier user -1.000 -> -1.000", "")
+        return Update(s == OK, decision, st.version, st)
 
     def update(self):
         """Learns what was collected; the evaluation gate accepts it or rolls it back."""
@@ -506,12 +787,26 @@ class Learner:
         return self._decision(_check(_c.odl_capi_learner_calibrate(self._h, err, _ERRCAP), err))
 
     def rollback(self, steps=1):
-        """Restores the head of `steps` accepted versions ago; returns the version now current."""
+        """Restores the head of `steps` accepted versions ago; returns the version now current.
+        Before any accepted update there is nothing to undo: OdlError says so."""
         err = _errbuf()
-        _check(_c.odl_capi_learner_rollback(self._h, _int32(steps, "rollback steps"), err, _ERRCAP), err)
+        steps = _int32(steps, "rollback steps")
+        s = _c.odl_capi_learner_rollback(self._h, steps, err, _ERRCAP)
+        if s < 0:
+            st = self.status()
+            if st.updates_accepted - st.rollbacks <= 0 and steps >= 1:
+                raise OdlError(s, "rollback: nothing to undo: no update has been accepted yet (version %d is the "
+                                  "model the learner started from)" % st.version)
+            _check(s, err)
         return self.status().version
 
+    def __repr__(self):
+        st = self.status()
+        return "odl.Learner(version %d, %d updates accepted, %d rolled back, %d bytes)" % (
+            st.version, st.updates_accepted, st.updates_rolled_back, self.bytes)
+
     def status(self):
+        """Counters and the last update's decision (a Status)."""
         return Status.from_dict(_json(_c.odl_capi_learner_status_json, self._h))
 
     def current_model(self):
@@ -710,3 +1005,172 @@ def shift(x, spec, shape):
     if n == 1 and not (isinstance(x, (list, tuple)) and x and isinstance(x[0], (list, tuple))):
         return vals
     return [vals[i * size:(i + 1) * size] for i in range(n)]
+
+
+# ---- adaptation (odl adapt) ---------------------------------------------------------
+
+STRATEGIES = ("naive", "replay", "ewc", "lwf", "full", "ncm", "slda")
+
+
+def adapt(model, x, y, strategy="replay", replay_from=None, epochs=10, batch_size=16, lr=1e-3, seed=0,
+          replay_size=None, replay_balanced=False, replay_int8=False, ewc_lambda=None, new_classes=False,
+          unfreeze=0, scale=None, output=None, tool=None):
+    """Adapts `model` to a user's labelled examples (x, y) with one of the
+    strategies (naive, replay, ewc, lwf, full, ncm, slda) and returns the
+    adapted Model. It runs `odl adapt` (the same C core) on the model's file
+    and the examples, so the adapted file keeps the learner state (replay
+    buffer, EWC anchors, class statistics) for the next adapt.
+
+    replay_from: the original training data (an IDX directory or file) the
+    replay buffer, EWC's Fisher and class statistics come from; needed the
+    first time for replay, ewc, ncm and slda. output: where to write the
+    adapted .odl (default: a temporary file, kept while the Model lives)."""
+    import subprocess
+    import tempfile
+    if strategy not in STRATEGIES:
+        raise ValueError("adapt: strategy %r is not one of %s" % (strategy, ", ".join(STRATEGIES)))
+    if isinstance(model, (str, bytes, os.PathLike)):
+        model = load(model)
+    tool = tool or find_tool()
+    work = tempfile.mkdtemp(prefix="odl-adapt-")
+    try:
+        src = model.source if (model.source and not model.modified and os.path.isfile(model.source)) else None
+        if src is None:
+            src = os.path.join(work, "base.odl")
+            model.save(src)
+        x = _scaled(x, scale)
+        f, n = _samples(x, model.input_size)
+        keep, _ = _labels(y, n)
+        ys = list(keep)
+        csv = os.path.join(work, "user.csv")
+        with open(csv, "w") as fh:
+            if f.np is not None:
+                rows = f.np.reshape(n, model.input_size)
+                for i in range(n):
+                    fh.write("%d," % int(ys[i]) + ",".join("%.9g" % v for v in rows[i].tolist()) + "\n")
+            else:
+                vals = [f.keep[i] for i in range(f.count)]
+                for i in range(n):
+                    row = vals[i * model.input_size:(i + 1) * model.input_size]
+                    fh.write("%d," % int(ys[i]) + ",".join("%.9g" % v for v in row) + "\n")
+        out = os.fspath(output) if output else os.path.join(tempfile.mkdtemp(prefix="odl-adapted-"), "adapted.odl")
+        cmd = [tool, "adapt", src, "--data", csv, "--shape", "x".join(map(str, model.input_shape)),
+               "--strategy", strategy, "--epochs", str(int(epochs)), "--batch", str(int(batch_size)),
+               "--lr", repr(float(lr)), "--seed", str(int(seed)), "--json", "--quiet", "-o", out]
+        if replay_from:
+            cmd += ["--replay-from", os.fspath(replay_from)]
+        if replay_size:
+            cmd += ["--replay-size", str(int(replay_size))]
+        if replay_balanced:
+            cmd.append("--replay-balanced")
+        if replay_int8:
+            cmd.append("--replay-int8")
+        if ewc_lambda is not None:
+            cmd += ["--ewc-lambda", repr(float(ewc_lambda))]
+        if new_classes:
+            cmd.append("--new-classes")
+        if unfreeze:
+            cmd += ["--unfreeze", str(int(unfreeze))]
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+        if p.returncode != 0:
+            raise OdlError(-1, "odl adapt failed (exit %d): %s" % (p.returncode, (p.stderr or p.stdout).strip()))
+        m = load(out)
+        m.adapt_report = json.loads(p.stdout.strip().splitlines()[-1])
+        return m
+    finally:
+        import shutil
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ---- import (odl import) ------------------------------------------------------------
+
+class ImportRefused(OdlError, ValueError):
+    """The odl tool refused an import or export: the file is not a model it can
+    read, an operator or attribute odl does not support, a bad --input-shape or
+    --head, an output it cannot write. The message is the tool's own (it names
+    the node, tensor or option). Both an OdlError (a RuntimeError) and a
+    ValueError; .exit_code is the tool's exit status."""
+
+    def __init__(self, message, exit_code):
+        self.exit_code = exit_code
+        super().__init__(-1, message)
+
+
+def _run_tool(cmd, what):
+    """Runs the odl tool; its stdout, or ImportRefused (a refusal: exit 1 or 2
+    with a message) / OdlError (it crashed or said nothing)."""
+    import subprocess
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    if p.returncode == 0:
+        return p.stdout
+    msg = (p.stderr or p.stdout).strip()
+    if p.returncode in (1, 2) and msg:
+        raise ImportRefused("%s failed: %s" % (what, msg), p.returncode)
+    raise OdlError(-1, "%s failed (%s): %s" % (
+        what, "killed by signal %d" % -p.returncode if p.returncode < 0 else "exit %d" % p.returncode,
+        msg or "no message"))
+
+
+def _shape_arg(input_shape):
+    """(c, h, w) or "CxHxW" as the tool's "CxHxW"; ValueError otherwise."""
+    try:
+        if isinstance(input_shape, str):
+            dims = [int(v) if v.strip().isdigit() else None for v in input_shape.lower().split("x")]
+        else:
+            dims = [_int32(v, "input_shape") for v in input_shape]
+    except (TypeError, ValueError):
+        dims = None
+    if dims and None in dims:
+        dims = None
+    if not dims or len(dims) != 3 or min(dims) < 1:
+        raise ValueError("input_shape: %r is not (channels, height, width) of positive whole numbers, "
+                         "e.g. (1, 49, 10) or \"1x49x10\"" % (input_shape,))
+    return "x".join(map(str, dims))
+
+
+def import_model(path, *, input_shape=None, head="auto", out=None, tool=None):
+    """Imports an ONNX model (PyTorch's torch.onnx.export, tf2onnx, ...) or a
+    TensorFlow Lite model (chosen by content) and returns it as a Model,
+    frozen below its head, ready for fit, odl.adapt, odl.Learner and
+    export_tflite. It runs `odl import` (docs/onnx.md, docs/tflite.md lists
+    what imports).
+
+    input_shape: (c, h, w) or "CxHxW", for an ONNX model whose sample shape is
+    dynamic ([N, F] models: (F, 1, 1); [N, C, L]: (C, L, 1)). head: "auto"
+    (before the last layer with parameters) or the name of a tensor of the
+    model where the trainable head starts (a refusal lists the names that
+    can be). out: where to keep the .odl file; None imports into a temporary
+    directory that is removed before returning (the Model lives in memory).
+    The tool's report is in the Model's .import_log.
+
+    Raises FileNotFoundError for a missing file (or tool), ValueError for a
+    bad input_shape or head, and ImportRefused (a ValueError and an OdlError)
+    with the tool's one-line reason when it refuses the model."""
+    import shutil
+    import tempfile
+    src = os.fspath(path)
+    if not os.path.isfile(src):
+        raise FileNotFoundError("import_model: %s: no such file" % src)
+    if not isinstance(head, str) or not head:
+        raise ValueError("import_model: head %r is not \"auto\" or a tensor name" % (head,))
+    tool = tool or find_tool()
+    work = None
+    try:
+        if out is None:
+            work = tempfile.mkdtemp(prefix="odl-import-")
+            dst = os.path.join(work, "model.odl")
+        else:
+            dst = os.fspath(out)
+        cmd = [tool, "import", src, "-o", dst, "--head", head]
+        if input_shape is not None:
+            cmd += ["--input-shape", _shape_arg(input_shape)]
+        log = _run_tool(cmd, "odl import %s" % src)
+        m = load(dst)
+        if work is not None:
+            m.source = None  # the file is about to go; save() writes one
+        m.imported_from = src
+        m.import_log = "".join(l for l in log.splitlines(True) if work is None or not l.startswith("wrote "))
+        return m
+    finally:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)

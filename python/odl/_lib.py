@@ -3,7 +3,7 @@ include/odl/capi.h) and declares the prototypes for ctypes.
 
 Search order:
   1. $ODL_LIBRARY: the library file, or a directory holding it
-  2. this package's own directory
+  2. this package's own directory (where `pip install ./python` puts it)
   3. the install libdir, relative to this package (written by cmake/python.cmake)
   4. ctypes.util.find_library("odl_py") and the dynamic loader's path
      (LD_LIBRARY_PATH, ld.so.cache)
@@ -78,7 +78,11 @@ lib, path = _load()
 
 
 def _proto(name, restype, *argtypes):
-    f = getattr(lib, name)
+    try:
+        f = getattr(lib, name)
+    except AttributeError:
+        raise ImportError("odl: %s has no %s: it is older than this package (rebuild or reinstall both, e.g. "
+                          "python3 -m pip install ./python)" % (path, name)) from None
     f.restype = restype
     f.argtypes = list(argtypes)
 
@@ -132,6 +136,14 @@ _proto("odl_capi_data_shape", c_int, c_void_p, P_int32)
 _proto("odl_capi_data_copy", c_int, c_void_p, P_float, P_int32)
 _proto("odl_capi_shift", c_int, c_char_p, P_float, c_int32, c_int32, c_int32, c_int32, *E)
 
+_proto("odl_capi_model_new", c_void_p, c_char_p, c_int32, c_int32, c_int32, c_int32, c_uint64, *E)
+_proto("odl_capi_model_freeze", c_int, c_void_p, c_int32, *E)
+_proto("odl_capi_model_first_trainable", c_int32, c_void_p)
+_proto("odl_capi_model_plan_json", c_size_t, c_void_p, c_int32, c_int, c_char_p, c_size_t)
+_proto("odl_capi_trainer_new", c_void_p, c_void_p, c_int32, c_float, c_uint64, *E)
+_proto("odl_capi_trainer_free", None, c_void_p)
+_proto("odl_capi_trainer_epoch", c_int, c_void_p, P_float, P_int32, c_int32, P_float, P_float, *E)
+
 if lib.odl_capi_abi() != ABI:
     raise ImportError("odl: %s has C API revision %d; this package needs %d (rebuild or reinstall both)"
                       % (path, lib.odl_capi_abi(), ABI))
@@ -142,6 +154,7 @@ def tool_candidates():
     env = os.environ.get("ODL_TOOL")
     if env:
         yield env
+    yield os.path.join(_here, "bin", "odl")  # a pip-installed package carries the tool
     _, bindir = _install_dirs()
     if bindir:
         yield os.path.join(bindir, "odl")

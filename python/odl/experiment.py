@@ -85,10 +85,16 @@ class ExperimentResults:
         return [r for r in self.rows if r.is_scenario(name)]
 
     def find(self, scenario, strategy):
-        for r in self.rows:
-            if r.is_scenario(scenario) and r.strategy == strategy:
+        """The row of `strategy` in `scenario`: its exact name ("replay balanced
+        200 int8"), else the first whose name starts with it ("replay")."""
+        rows = [r for r in self.rows if r.is_scenario(scenario)]
+        for r in rows:
+            if r.strategy == strategy:
                 return r
-        raise KeyError("%s/%s" % (scenario, strategy))
+        for r in rows:
+            if r.strategy.startswith(strategy + " ") or r.strategy.startswith(strategy):
+                return r
+        raise KeyError("%s/%s: strategies there are %s" % (scenario, strategy, ", ".join(r.strategy for r in rows)))
 
     def strategies(self, scenario=None):
         return [r.strategy for r in self.rows if scenario is None or r.is_scenario(scenario)]

@@ -95,7 +95,7 @@ def test_model_predict():
     assert info["n_classes"] == 10 and info["layers"][-1]["type"] == "dense" and info["params"] > 0
     d = data("test", 300)
     assert len(d) == 300 and d.shape == (1, 28, 28) and d.n_classes == 10
-    cls, conf = m.predict(d.x)
+    cls, conf = m.classify(d.x)
     assert len(cls) == 300 and len(conf) == 300
     assert all(0 <= c < 10 for c in tolist(cls)) and all(0.0 < p <= 1.0 for p in tolist(conf))
     acc = sum(int(a == b) for a, b in zip(tolist(cls), tolist(d.y))) / 300
@@ -107,12 +107,12 @@ def test_model_predict():
     assert [r.index(max(r)) for r in rows] == tolist(cls)[:5]
     # a plain list gives the same answer; one flat sample works; a bad size is refused
     flat = [float(v) for v in (d.x[0].reshape(-1).tolist() if NP else d.x[0])]
-    c1, p1 = m.predict(flat)
+    c1, p1 = m.classify(flat)
     assert tolist(c1) == tolist(cls)[:1] and abs(tolist(p1)[0] - tolist(conf)[0]) < 1e-6
-    raises(ValueError, m.predict, flat[:100])
+    raises(ValueError, m.classify, flat[:100])
     if NP:
         assert isinstance(cls, np.ndarray) and cls.dtype == np.int32 and conf.dtype == np.float32
-        c64, _ = m.predict(d.x.astype(np.float64).reshape(300, 784))
+        c64, _ = m.classify(d.x.astype(np.float64).reshape(300, 784))
         assert (c64 == cls).all()
     else:
         assert isinstance(cls, list)
@@ -157,8 +157,8 @@ def test_learner_options_and_gate():
     assert st.rejected["non-finite input"] == 1 and st.rejected["label out of range"] == 1, st
     assert st.feedback >= 5 and st.marks_right == 1 and st.marks_wrong == 1, st
     assert st.active_classes == 10 and st.bytes == L.bytes
-    e = raises(odl.OdlError, L.rollback, 1)  # nothing accepted yet
-    assert e.status < 0
+    e = raises(odl.OdlError, L.rollback, 1)  # nothing accepted yet: said plainly
+    assert e.status < 0 and "no update has been accepted yet" in str(e), str(e)
 
 
 def test_hostile_shapes_and_sizes():
@@ -180,7 +180,8 @@ def test_hostile_shapes_and_sizes():
     e = raises(ValueError, L.seed, odd, [0] * 784)
     assert "1x28x28" in str(e), e
     # a sample of the right size is still taken in any layout
-    assert len(m.predict(x[:2])[0]) == 2
+    p = m.predict(x[:2])  # n x n_classes
+    assert len(p) == 2 and len(p[0]) == m.n_classes, (len(p), len(p[0]))
     # NaN / Inf in the seed data: refused, and the learner still learns afterwards
     bad = [[0.25] * 784 for _ in range(3)]
     bad[1][5] = float("nan")
@@ -270,6 +271,20 @@ def test_learner_new_class():
     assert L.status().active_classes == 12
 
 
+def test_learner_strategy():
+    """strategy= selects the learner's strategy by name; shadow= holds updates as candidates."""
+    m = odl.load(model_path())
+    e = raises(odl.OdlError, odl.Learner, m, strategy="sgd")
+    assert "ewc-online" in str(e)
+    old = data("train", 300)
+    for name in ("ewc", "ncm", "slda"):
+        L = odl.Learner(m, strategy=name, seed=0, drift=False)
+        L.seed(old.x, old.y)
+        st = L.status()
+        assert st.strategy == name and st.bytes == L.bytes and st.shadow_active == 0, st
+    assert odl.Learner(m, shadow=5).status().shadow_promoted == 0
+
+
 def test_learner_labels_not_wrapped():
     """A label that does not fit int32 (or is not whole) is an error, never
     wrapped: 2**32 + 1 must not become class 1."""
@@ -347,6 +362,116 @@ def test_sample_stats():
     raises(odl.OdlError, odl.sample_stats, [])
 
 
+def test_keras_style_fit_evaluate_predict():
+    """Model.edge_cnn/mlp, fit (history, callbacks, validation), evaluate,
+    predict (probabilities), freeze (trainable parameters), summary, save/load."""
+    d, t = data("train", 2000), data("test", 300)
+    m = odl.Model.mlp(hidden=(32,), classes=10, seed=1)
+    assert m.trainable_params == m.params > 0 and len(repr(m).splitlines()) == 1
+    before = m.evaluate(t.x, t.y)
+    seen = []
+
+    class CB:
+        def on_epoch_end(self, epoch, logs):
+            seen.append((epoch, logs["val_accuracy"]))
+    h = m.fit(d.x, d.y, epochs=2, batch_size=32, validation_data=(t.x, t.y), callbacks=[CB(), lambda e, l: None])
+    assert h.epoch == [0, 1] and len(h.history["loss"]) == 2 and len(seen) == 2, h.history
+    assert h.history["loss"][1] < h.history["loss"][0], h.history
+    after = m.evaluate(t.x, t.y)
+    assert after["accuracy"] > before["accuracy"] + 0.2 and after["loss"] < before["loss"], (before, after)
+    assert abs(after["accuracy"] - h.history["val_accuracy"][-1]) < 1e-9
+    p = m.predict(t.x[:20])
+    rows = [tolist(r) for r in p]
+    assert len(rows) == 20 and all(abs(sum(r) - 1) < 1e-4 for r in rows)
+    cls, _ = m.classify(t.x[:20])
+    assert [r.index(max(r)) for r in rows] == tolist(cls)
+    total = m.params
+    m.freeze("head")
+    assert m.trainable_params == 32 * 10 + 10 and m.params == total, m.trainable_params
+    w_before = tolist(m.logits(t.x[:1])[0])
+    m.fit(d.x[:200], d.y[:200], epochs=1)
+    assert tolist(m.logits(t.x[:1])[0]) != w_before  # the head learned
+    text = m.summary(budget=256 * 1024, print_fn=None)
+    assert "trainable: 330" in text and "memory plan, train" in text and "budget 262144" in text, text
+    assert m.plan(1, train=True)["total"] > m.plan(1)["total"] > 0
+    path = os.path.join(TMP, "keras.odl")
+    m.save(path)
+    m2 = odl.load(path)
+    assert abs(m2.evaluate(t.x, t.y)["accuracy"] - m.evaluate(t.x, t.y)["accuracy"]) < 1e-12
+    e = odl.Model.edge_cnn(classes=4)
+    assert e.n_classes == 4 and e.freeze("head").trainable_params == 64 * 4 + 4
+    raises(ValueError, odl.Model.mlp, hidden=())
+    raises(odl.OdlError, m.freeze, 99)
+
+
+def test_plan_agrees_with_odl_info():
+    """m.plan(1) is odl info's inference plan (batch 1); m.info() says its batch (64)."""
+    m = odl.load(model_path())
+    out = subprocess.run([odl.find_tool(), "info", model_path(), "--json"], stdout=subprocess.PIPE,
+                         universal_newlines=True, check=True).stdout
+    import json
+    plans = {p["name"]: p for p in json.loads(out)["plans"]}
+    assert "batch 1" in plans["inference"]["description"]
+    assert m.plan(1)["total"] == plans["inference"]["bytes"]["total"], (m.plan(1), plans["inference"])
+    assert m.info()["inference_plan"]["max_batch"] == 64
+    assert m.plan(64)["total"] == m.info()["inference_plan"]["total"]
+    assert "memory plan, infer, batch 1: %d bytes" % plans["inference"]["bytes"]["total"] in m.summary(print_fn=None)
+
+
+def test_uint8_refused_or_scaled():
+    """uint8 images are never taken as 0..255 silently: refused, or scale=1/255."""
+    if not NP:
+        return
+    m = odl.load(model_path())
+    t = data("test", 200)
+    u8 = np.round(t.x * 255).astype(np.uint8)
+    for fn in (m.predict, m.classify, m.logits):
+        e = raises(ValueError, fn, u8)
+        assert "scale=1/255" in str(e), str(e)
+    raises(ValueError, m.evaluate, u8, t.y)
+    raises(ValueError, m.fit, u8, t.y)
+    a = m.evaluate(u8, t.y, scale=1 / 255)["accuracy"]
+    assert abs(a - m.evaluate(t.x, t.y)["accuracy"]) < 0.02, a
+
+
+def test_adapt_strategies():
+    """odl.adapt: the defaults, naive, replay from the original data; returns a Model."""
+    base = odl.load(model_path())
+    t = data("test", 400)
+    shifted = odl.shift(t.x, "gain:0.8,0.1", (1, 28, 28)) if NP else None
+    if not NP:
+        return
+    user_x, user_y = shifted[:100], t.y[:100]
+    ev_x, ev_y = shifted[100:], t.y[100:]
+    a = odl.adapt(base, user_x, user_y, strategy="naive", epochs=5)
+    assert isinstance(a, odl.Model) and a.adapt_report["strategy"] == "naive" and a.adapt_report["examples"] == 100
+    r = odl.adapt(base, user_x, user_y, strategy="replay", replay_from=DATA, epochs=5, replay_size=400)
+    assert r.adapt_report["strategy"].startswith("replay") and r.adapt_report["planned_bytes"] > 0
+    assert r.evaluate(ev_x, ev_y)["accuracy"] >= base.evaluate(ev_x, ev_y)["accuracy"] - 0.02
+    raises(ValueError, odl.adapt, base, user_x, user_y, strategy="nope")
+
+
+def test_docs_python_md_example_runs():
+    """docs/python.md's Keras-style example runs as written."""
+    doc = os.path.join(HERE, "..", "..", "docs", "python.md")
+    if not NP or not os.path.exists(doc):
+        return
+    text = open(doc).read()
+    sec = text.split("## Keras-style training", 1)[1]
+    block = sec.split("```python\n", 1)[1].split("```", 1)[0]
+    cwd = os.getcwd()
+    os.chdir(TMP)
+    try:
+        import contextlib
+        import io
+        with contextlib.redirect_stdout(io.StringIO()):
+            env = {}
+            exec(compile(block, doc, "exec"), env)
+    finally:
+        os.chdir(cwd)
+    assert env["m"].trainable_params == 650 and os.path.exists(os.path.join(TMP, "head.odl"))
+
+
 def test_data_and_shift():
     d = data("test", 100, classes="8,9")
     assert len(d) == 100 and set(tolist(d.y)) <= {8, 9}
@@ -412,6 +537,231 @@ def test_run_experiment():
     assert r.seeds == 1 and len(row.metrics["user"]) == 1 and 30 < row.mean("user") <= 100  # percent
     assert row.trainable_params > 0 and row.planned_bytes > 0
     assert set(row.metrics) == {"user", "original", "sum"}, row.metrics
+    assert r.find("s1", "nai") is row and "strategies there are" in str(raises(KeyError, r.find, "S1", "zz"))
+
+
+# ---- import_model / export_tflite (ONNX from PyTorch at test time) ---------------
+
+_torch = []
+
+
+def torch_or_skip(test):
+    """torch, or None after printing why `test` is skipped."""
+    if not _torch:
+        try:
+            import warnings
+            warnings.filterwarnings("ignore")  # torch.onnx.export's tracer warnings
+            import torch
+            _torch.append(torch)
+        except ImportError as e:
+            _torch.append(None)
+            _torch.append(str(e))
+    if _torch[0] is None:
+        print("skip  %s: torch is missing (%s)" % (test, _torch[1]))
+    return _torch[0]
+
+
+def torch_nets(torch):
+    """A plain CNN and a residual one (the skip connection is an ONNX Add of two
+    computed tensors), with non-trivial batch-norm statistics."""
+    nn = torch.nn
+    torch.manual_seed(0)
+
+    def bn(c):
+        b = nn.BatchNorm2d(c)
+        b.running_mean.uniform_(-0.5, 0.5)
+        b.running_var.uniform_(0.5, 2.0)
+        b.weight.data.uniform_(0.5, 1.5)
+        b.bias.data.uniform_(-0.5, 0.5)
+        return b
+
+    plain = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), bn(6), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(6 * 6 * 6, 16), nn.ReLU(), nn.Linear(16, 5)).eval()
+
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), bn(8), nn.ReLU())
+            self.body = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), bn(8), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1))
+            self.fc = nn.Linear(8, 4)
+
+        def forward(self, x):
+            x = self.stem(x)
+            x = torch.relu(x + self.body(x))
+            return self.fc(x.mean((2, 3)))
+
+    return plain, Residual().eval()
+
+
+def onnx_file(torch, net, shape, name, dynamic_hw=False):
+    path = os.path.join(TMP, name)
+    axes = {0: "batch"}
+    if dynamic_hw:
+        axes.update({2: "H", 3: "W"})
+    torch.onnx.export(net, torch.zeros((1,) + shape), path, opset_version=13, input_names=["x"],
+                      output_names=["logits"], dynamic_axes={"x": axes})
+    return path
+
+
+def close_to(got, want, rel):
+    """max |got - want| <= rel * max |want| (want: a torch tensor; got: odl's logits)."""
+    import torch
+    g = torch.tensor(tolist(got), dtype=torch.float64).reshape(want.shape)
+    w = want.to(torch.float64)
+    err, scale = float((g - w).abs().max()), float(w.abs().max())
+    assert err <= rel * scale, "max difference %g, largest magnitude %g (allowed %g)" % (err, scale, rel * scale)
+    return err / scale
+
+
+def odl_input(t):
+    """A torch batch as odl takes it: NumPy float32 (N, C, H, W), or nested lists."""
+    return t.numpy() if NP else t.tolist()
+
+
+def leftover_import_dirs():
+    return sorted(d for d in os.listdir(tempfile.gettempdir()) if d.startswith(("odl-import-", "odl-export-")))
+
+
+def test_import_onnx_matches_pytorch():
+    """odl.import_model of a PyTorch CNN and a residual graph (an Add of two
+    computed tensors) gives PyTorch's logits on random inputs."""
+    torch = torch_or_skip("test_import_onnx_matches_pytorch")
+    if torch is None:
+        return
+    plain, residual = torch_nets(torch)
+    before = leftover_import_dirs()
+    for net, shape, name in ((plain, (1, 12, 12), "plain.onnx"), (residual, (3, 10, 10), "residual.onnx")):
+        path = onnx_file(torch, net, shape, name)
+        m = odl.import_model(path)
+        assert isinstance(m, odl.Model) and m.input_shape == shape and m.n_classes == net(
+            torch.zeros((1,) + shape)).shape[1], (m.input_shape, m.n_classes)
+        assert m.imported_from == path and m.source is None and "head from tensor" in m.import_log
+        assert name in repr(m)
+        x = torch.randn((13,) + shape, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            want = net(x)
+        close_to(m.logits(odl_input(x)), want, 1e-4)
+        types = [layer["type"] for layer in m.info()["layers"]]
+        if net is residual:
+            assert "add" in types, types
+            # head auto: only the final dense layer trains
+            assert m.trainable_params == 8 * 4 + 4, m.trainable_params
+        else:
+            assert "add" not in types and m.trainable_params == 16 * 5 + 5, (types, m.trainable_params)
+    assert leftover_import_dirs() == before, "import_model left files behind"
+
+
+def test_import_onnx_options():
+    """out= keeps the .odl file; --head by tensor name; a dynamic H x W needs input_shape."""
+    torch = torch_or_skip("test_import_onnx_options")
+    if torch is None:
+        return
+    plain, residual = torch_nets(torch)
+    path = onnx_file(torch, residual, (3, 10, 10), "residual_opt.onnx")
+    out = os.path.join(TMP, "residual_opt.odl")
+    m = odl.import_model(path, out=out)
+    assert os.path.isfile(out) and m.source == out
+    again = odl.load(out)
+    x = odl_input(torch.rand(4, 3, 10, 10))
+    assert tolist(again.logits(x)) == tolist(m.logits(x))
+    # every parameter trains when the head starts at the input
+    full = odl.import_model(path, head="x")
+    assert full.trainable_params == full.params > m.trainable_params
+    e = raises(ValueError, odl.import_model, path, head="no_such_tensor")
+    assert isinstance(e, odl.OdlError) and "no_such_tensor" in str(e) and "cut points" in str(e), str(e)
+    raises(ValueError, odl.import_model, path, head="")
+    # dynamic height and width: refused without input_shape, any size with it
+    dyn = onnx_file(torch, residual, (3, 10, 10), "residual_dyn.onnx", dynamic_hw=True)
+    e = raises(odl.ImportRefused, odl.import_model, dyn)
+    assert "--input-shape" in str(e) and e.exit_code in (1, 2), str(e)
+    for shape in ((3, 7, 9), "3x7x9"):
+        d = odl.import_model(dyn, input_shape=shape)
+        assert d.input_shape == (3, 7, 9)
+        xt = torch.randn(5, 3, 7, 9)
+        with torch.no_grad():
+            close_to(d.logits(odl_input(xt)), residual(xt), 1e-4)
+    for bad in ((3, 7), (3, 0, 9), "3x7", "axbxc", 5, (3, 7.5, 9)):
+        e = raises(ValueError, odl.import_model, dyn, input_shape=bad)
+        assert "input_shape" in str(e), str(e)
+
+
+def test_import_refusals():
+    """A broken, truncated or missing file raises with the tool's message."""
+    bad = os.path.join(TMP, "broken.onnx")
+    with open(bad, "wb") as f:
+        f.write(b"this is not a model at all, just some bytes")
+    e = raises(ValueError, odl.import_model, bad)
+    assert isinstance(e, RuntimeError) and isinstance(e, odl.OdlError)
+    assert "broken.onnx" in str(e) and "neither an ONNX model" in str(e), str(e)
+    e = raises(FileNotFoundError, odl.import_model, os.path.join(TMP, "missing.onnx"))
+    assert "missing.onnx" in str(e)
+    torch = torch_or_skip("test_import_refusals (truncated ONNX)")
+    if torch is None:
+        return
+    plain, _ = torch_nets(torch)
+    whole = open(onnx_file(torch, plain, (1, 12, 12), "whole.onnx"), "rb").read()
+    cut = os.path.join(TMP, "truncated.onnx")
+    with open(cut, "wb") as f:
+        f.write(whole[:len(whole) // 2])
+    before = leftover_import_dirs()
+    e = raises(odl.ImportRefused, odl.import_model, cut)
+    assert "truncated.onnx" in str(e) and e.exit_code == 1, str(e)
+    assert leftover_import_dirs() == before
+
+
+def test_export_tflite_roundtrip():
+    """Model.export_tflite writes a .tflite that import_model reads back to the
+    same logits, for a model as imported and after fit (saved first)."""
+    torch = torch_or_skip("test_export_tflite_roundtrip")
+    if torch is None:
+        return
+    plain, residual = torch_nets(torch)
+    x = torch.rand(9, 3, 10, 10, generator=torch.Generator().manual_seed(2))
+    m = odl.import_model(onnx_file(torch, residual, (3, 10, 10), "residual_tfl.onnx"))
+    for step in ("imported", "trained"):
+        if step == "trained":
+            y = [i % m.n_classes for i in range(9)]
+            m.fit(odl_input(x), y, epochs=3, batch_size=3, lr=1e-2)
+            assert m.modified
+        out = os.path.join(TMP, "%s.tflite" % step)
+        m.export_tflite(out)
+        with open(out, "rb") as f:
+            assert f.read(8)[4:8] == b"TFL3"
+        back = odl.import_model(out)
+        assert back.input_shape == m.input_shape and back.n_classes == m.n_classes
+        want = torch.tensor(tolist(m.logits(odl_input(x))))
+        close_to(back.logits(odl_input(x)), want, 1e-5)
+    with torch.no_grad():
+        before = residual(x)
+    err = float((torch.tensor(tolist(m.logits(odl_input(x)))) - before).abs().max())
+    assert err > 1e-3, "fit did not change the logits (%g), so the trained export tested nothing" % err
+    e = raises(odl.OdlError, m.export_tflite, os.path.join(TMP, "no_such_dir", "m.tflite"))
+    assert "no_such_dir" in str(e), str(e)
+
+
+def test_docs_your_own_model_example_runs():
+    """docs/python.md's "Your own model" example runs as written and does what it says."""
+    doc = os.path.join(HERE, "..", "..", "docs", "python.md")
+    if not NP or not os.path.exists(doc):
+        return
+    torch = torch_or_skip("test_docs_your_own_model_example_runs")
+    if torch is None:
+        return
+    block = open(doc).read().split("## Your own model", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    cwd = os.getcwd()
+    os.chdir(TMP)
+    try:
+        import contextlib
+        import io
+        with contextlib.redirect_stdout(io.StringIO()):
+            env = {}
+            exec(compile(block, doc, "exec"), env)
+    finally:
+        os.chdir(cwd)
+    m, x = env["m"], env["x"]
+    assert m.trainable_params == 8 * 28 * 28 * 10 + 10 and os.path.exists(os.path.join(TMP, "net.tflite"))
+    back = odl.import_model(os.path.join(TMP, "net.tflite"))
+    close_to(back.logits(x), torch.tensor(m.logits(x)), 1e-5)
 
 
 def main():

@@ -95,7 +95,7 @@ static size_t jb_done(jbuf *j)
 }
 
 /* key=value options ------------------------------------------------------------ */
-enum { OPT_INT, OPT_FLOAT };
+enum { OPT_INT, OPT_FLOAT, OPT_STRATEGY };
 typedef struct opt_entry {
     const char *key;
     int kind;
@@ -144,6 +144,14 @@ static int parse_options(const char *what, const char *opts, const opt_entry *ta
                     return ODL_ERR_ARG;
                 }
                 *(int32_t *)tab[i].p = (int32_t)v;
+            } else if (tab[i].kind == OPT_STRATEGY) {
+                odl_strategy st;
+                odl_diag sd;
+                if (odl_strategy_parse(val, &st, &sd) != ODL_OK) {
+                    set_err(err, cap, "%s: option %s: %s", what, tab[i].key, sd.msg);
+                    return ODL_ERR_ARG;
+                }
+                *(int32_t *)tab[i].p = (int32_t)st;
             } else {
                 double v = strtod(val, &e);
                 if (e == val || *e || !isfinite(v)) {
@@ -407,7 +415,7 @@ odl_capi_learner *odl_capi_learner_new(odl_capi_model *m, int32_t max_classes, u
     }
     odl_learner_cfg c = odl_learner_cfg_defaults();
     c.max_classes = max_classes > 0 ? max_classes : 0;
-    int32_t replay = c.replay.capacity, replay_f32 = 0, replay_balanced = 1;
+    int32_t replay = -1, replay_f32 = 0, replay_balanced = 1; /* -1: the strategy's default */
     const opt_entry tab[] = {
         {"boundary", OPT_INT, &c.boundary},
         {"max_collected", OPT_INT, &c.max_collected},
@@ -438,10 +446,23 @@ odl_capi_learner *odl_capi_learner_new(odl_capi_model *m, int32_t max_classes, u
         {"conf_ref_n", OPT_INT, &c.drift_conf.ref_n},
         {"conf_z", OPT_FLOAT, &c.drift_conf.z},
         {"conf_alpha", OPT_FLOAT, &c.drift_conf.alpha},
+        {"strategy", OPT_STRATEGY, &c.strategy},
+        {"ewc_lambda", OPT_FLOAT, &c.adapt.ewc_lambda},
+        {"ewc_decay", OPT_FLOAT, &c.ewc_decay},
+        {"lwf_weight", OPT_FLOAT, &c.adapt.lwf_weight},
+        {"lwf_T", OPT_FLOAT, &c.adapt.lwf_T},
+        {"slda_shrinkage", OPT_FLOAT, &c.slda_shrinkage},
+        {"stats_window", OPT_INT, &c.stats_window},
+        {"shadow", OPT_INT, &c.shadow_n},
+        {"shadow_margin", OPT_FLOAT, &c.shadow_margin},
     };
     if (parse_options("learner", options, tab, (int)(sizeof tab / sizeof tab[0]), err, errcap) != ODL_OK)
         return NULL;
-    c.replay.capacity = replay;
+    if ((unsigned)c.strategy >= ODL_STRATEGY_COUNT) {
+        set_err(err, errcap, "learner: strategy %d is not one of 0..%d", (int)c.strategy, (int)ODL_STRATEGY_COUNT - 1);
+        return NULL;
+    }
+    c.replay.capacity = replay >= 0 ? replay : odl_learner_cfg_for((odl_strategy)c.strategy).replay.capacity;
     c.replay.dtype = replay_f32 ? ODL_REPLAY_F32 : ODL_REPLAY_INT8;
     c.replay.policy = replay_balanced ? ODL_REPLAY_CLASS_BALANCED : ODL_REPLAY_RESERVOIR;
 
@@ -629,6 +650,17 @@ size_t odl_capi_learner_status_json(const odl_capi_learner *L, char *buf, size_t
     st.last_decision[sizeof st.last_decision - 1] = '\0';
     jb_printf(&j, ", \"last_decision\": ");
     jb_str(&j, st.last_decision);
+    jb_printf(&j, ", \"strategy\": ");
+    jb_str(&j, odl_strategy_name((odl_strategy)st.strategy));
+    jb_printf(&j, ", \"shadow_active\": %d, \"shadow_scored\": %d, \"shadow_promoted\": %u, \"shadow_dropped\": %u",
+              (int)st.shadow_active, (int)st.shadow_scored, st.shadow_promoted, st.shadow_dropped);
+    jb_printf(&j, ", \"shadow_candidate_correct\": ");
+    jb_float(&j, st.shadow_cand_correct);
+    jb_printf(&j, ", \"shadow_current_correct\": ");
+    jb_float(&j, st.shadow_cur_correct);
+    st.shadow_decision[sizeof st.shadow_decision - 1] = '\0';
+    jb_printf(&j, ", \"shadow_decision\": ");
+    jb_str(&j, st.shadow_decision);
     jb_printf(&j, ", \"bytes\": %zu}", L->bytes);
     return jb_done(&j);
 }
@@ -1077,5 +1109,256 @@ int odl_capi_shift(const char *spec, float *x, int32_t n, int32_t c, int32_t h, 
     if (s != ODL_OK)
         return fail_diag(err, errcap, s, &d);
     odl_shift_apply(&sh, x, n, c, h, w);
+    return ODL_OK;
+}
+
+/* ---- building and training models (fit/evaluate in bindings) -------------- */
+
+odl_capi_model *odl_capi_model_new(const char *arch, int32_t c, int32_t h, int32_t w, int32_t n_classes,
+                                   uint64_t seed, char *err, size_t errcap)
+{
+    clear_err(err, errcap);
+    if (!arch || c <= 0 || h <= 0 || w <= 0 || n_classes < 2 || n_classes > 65536) {
+        set_err(err, errcap, "model new: needs an architecture, a positive input shape and 2..65536 classes "
+                             "(got %dx%dx%d, %d classes)", (int)c, (int)h, (int)w, (int)n_classes);
+        return NULL;
+    }
+    odl_diag d;
+    odl_diag_clear(&d);
+    /* the description's node storage: edge-cnn's or an MLP's of up to 16 hidden widths
+       (model_make copies the nodes into the model) */
+    odl_node_desc nodes[ODL_MLP_NODES(16) > ODL_EDGE_CNN_NODES ? ODL_MLP_NODES(16) : ODL_EDGE_CNN_NODES];
+    odl_model_desc desc;
+    odl_status s = odl_desc_init(&desc, nodes, (int32_t)(sizeof nodes / sizeof nodes[0]), c, h, w);
+    if (s != ODL_OK) {
+        set_err(err, errcap, "model new: input %dx%dx%d: %s", (int)c, (int)h, (int)w, odl_status_str(s));
+        return NULL;
+    }
+    if (!strcmp(arch, "edge-cnn")) {
+        s = odl_desc_edge_cnn(&desc, c, h, w, n_classes);
+    } else if (!strncmp(arch, "mlp:", 4)) {
+        int32_t hidden[16];
+        int32_t nh = 0;
+        const char *p = arch + 4;
+        while (*p) {
+            char *e;
+            errno = 0;
+            long v = strtol(p, &e, 10);
+            if (errno || e == p || v <= 0 || v > 65536 || nh == 16 || (*e && *e != ',')) {
+                set_err(err, errcap, "model new: '%s' is not mlp:H1,H2,... (1..16 widths of 1..65536)", arch);
+                return NULL;
+            }
+            hidden[nh++] = (int32_t)v;
+            p = *e ? e + 1 : e;
+        }
+        s = odl_desc_mlp(&desc, c, h, w, hidden, nh, n_classes);
+    } else {
+        set_err(err, errcap, "model new: unknown architecture '%s' (edge-cnn or mlp:H1,H2,...)", arch);
+        return NULL;
+    }
+    if (s != ODL_OK) {
+        set_err(err, errcap, "model new: cannot describe %s for %dx%dx%d input: %s", arch, (int)c, (int)h, (int)w,
+                odl_status_str(s));
+        return NULL;
+    }
+    odl_capi_model *m = model_make(&desc, &d);
+    if (!m) {
+        fail_diag(err, errcap, d.status != ODL_OK ? d.status : ODL_ERR_NOMEM, &d);
+        return NULL;
+    }
+    odl_rng rng;
+    odl_rng_seed(&rng, seed, 0);
+    s = odl_model_init_params(m->m, &rng);
+    if (s != ODL_OK) {
+        model_unref(m);
+        set_err(err, errcap, "model new: %s", odl_status_str(s));
+        return NULL;
+    }
+    return m;
+}
+
+int odl_capi_model_freeze(odl_capi_model *m, int32_t boundary, char *err, size_t errcap)
+{
+    clear_err(err, errcap);
+    if (!m || boundary < 0 || boundary >= m->desc.n_layers) {
+        set_err(err, errcap, "freeze: layer %d is outside 0..%d (the first layer left trainable)", (int)boundary,
+                m ? (int)m->desc.n_layers - 1 : 0);
+        return ODL_ERR_ARG;
+    }
+    return (int)odl_desc_freeze_below(&m->desc, boundary);
+}
+
+int32_t odl_capi_model_first_trainable(const odl_capi_model *m)
+{
+    if (!m)
+        return -1;
+    for (int32_t i = 0; i < m->desc.n_layers; i++)
+        if (m->desc.layers[i].trainable)
+            return i;
+    return m->desc.n_layers;
+}
+
+size_t odl_capi_model_plan_json(const odl_capi_model *m, int32_t batch, int train, char *buf, size_t cap)
+{
+    jbuf j = {buf, cap, 0};
+    odl_model_cfg cfg = odl_model_cfg_defaults();
+    cfg.mode = train ? ODL_MODE_TRAIN : ODL_MODE_INFER;
+    cfg.max_batch = batch;
+    odl_mem_plan plan;
+    odl_diag d;
+    odl_diag_clear(&d);
+    if (!m || batch <= 0 || odl_model_plan(&m->desc, &cfg, &plan, &d) != ODL_OK) {
+        jb_printf(&j, "null");
+        return jb_done(&j);
+    }
+    jb_printf(&j, "{\"mode\": \"%s\", \"max_batch\": %d, \"total\": %zu", train ? "train" : "infer", (int)batch,
+              plan.total);
+    for (int k = 0; k < ODL_MEM_KINDS; k++)
+        jb_printf(&j, ", \"%s\": %zu", odl_mem_kind_name((odl_mem_kind)k), plan.bytes[k]);
+    jb_printf(&j, "}");
+    return jb_done(&j);
+}
+
+struct odl_capi_trainer {
+    odl_capi_model *src; /* referenced: parameters are copied back after each epoch */
+    void *arena_buf;
+    odl_model *m;        /* TRAIN mode, the source's description (its freeze included) */
+    int32_t batch;
+    odl_rng rng;
+    float *xb;
+    int32_t *yb;
+    int32_t *order;
+    int32_t order_n;
+};
+
+void odl_capi_trainer_free(odl_capi_trainer *t)
+{
+    if (!t)
+        return;
+    model_unref(t->src);
+    free(t->arena_buf);
+    free(t->xb);
+    free(t->yb);
+    free(t->order);
+    free(t);
+}
+
+odl_capi_trainer *odl_capi_trainer_new(odl_capi_model *m, int32_t batch, float lr, uint64_t seed, char *err,
+                                       size_t errcap)
+{
+    clear_err(err, errcap);
+    if (!m || batch <= 0 || batch > 4096 || !(lr > 0.0f) || !isfinite(lr)) {
+        set_err(err, errcap, "trainer: batch must be 1..4096 and lr a positive number (got batch %d, lr %g)",
+                (int)batch, (double)lr);
+        return NULL;
+    }
+    odl_capi_trainer *t = calloc(1, sizeof *t);
+    if (!t) {
+        set_err(err, errcap, "trainer: out of memory");
+        return NULL;
+    }
+    m->refs++;
+    t->src = m;
+    t->batch = batch;
+    odl_rng_seed(&t->rng, seed, 1);
+    odl_diag d;
+    odl_diag_clear(&d);
+    odl_model_cfg cfg = odl_model_cfg_defaults();
+    cfg.mode = ODL_MODE_TRAIN;
+    cfg.max_batch = batch;
+    cfg.optim.lr = lr;
+    odl_mem_plan plan;
+    odl_status s = odl_model_plan(&m->desc, &cfg, &plan, &d);
+    size_t in = (size_t)m->desc.in_c * (size_t)m->desc.in_h * (size_t)m->desc.in_w;
+    if (s == ODL_OK) {
+        t->arena_buf = malloc(plan.total + ODL_ALIGN);
+        t->xb = malloc(sizeof(float) * in * (size_t)batch);
+        t->yb = malloc(sizeof(int32_t) * (size_t)batch);
+        if (!t->arena_buf || !t->xb || !t->yb)
+            s = odl_fail(&d, ODL_ERR_NOMEM, "trainer: out of memory (%zu bytes)", plan.total);
+    }
+    odl_arena a;
+    if (s == ODL_OK)
+        s = odl_arena_init(&a, t->arena_buf, plan.total + ODL_ALIGN);
+    if (s == ODL_OK)
+        s = odl_model_init(&t->m, &m->desc, &cfg, &a, &d);
+    if (s == ODL_OK)
+        s = odl_model_transfer_params(t->m, m->m, &t->rng, &d);
+    if (s != ODL_OK) {
+        fail_diag(err, errcap, s, &d);
+        odl_capi_trainer_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+int odl_capi_trainer_epoch(odl_capi_trainer *t, const float *x, const int32_t *y, int32_t n, float *out_loss,
+                           float *out_acc, char *err, size_t errcap)
+{
+    clear_err(err, errcap);
+    if (!t || !x || !y || n <= 0) {
+        set_err(err, errcap, "fit: bad arguments (n %d)", (int)n);
+        return ODL_ERR_ARG;
+    }
+    const int32_t classes = odl_model_n_classes(t->m);
+    for (int32_t i = 0; i < n; i++)
+        if (y[i] < 0 || y[i] >= classes) {
+            set_err(err, errcap, "fit: label %d of sample %d is outside 0..%d (the model's classes)", (int)y[i],
+                    (int)i, (int)classes - 1);
+            return ODL_ERR_ARG;
+        }
+    if (n > t->order_n) {
+        int32_t *o = realloc(t->order, sizeof(int32_t) * (size_t)n);
+        if (!o) {
+            set_err(err, errcap, "fit: out of memory");
+            return ODL_ERR_NOMEM;
+        }
+        t->order = o;
+        t->order_n = n;
+    }
+    for (int32_t i = 0; i < n; i++)
+        t->order[i] = i;
+    for (int32_t i = n - 1; i > 0; i--) { /* Fisher-Yates from the trainer's generator */
+        int32_t k = (int32_t)odl_rng_below(&t->rng, (uint32_t)i + 1);
+        int32_t tmp = t->order[i];
+        t->order[i] = t->order[k];
+        t->order[k] = tmp;
+    }
+    const size_t in = (size_t)t->src->desc.in_c * (size_t)t->src->desc.in_h * (size_t)t->src->desc.in_w;
+    odl_diag d;
+    odl_diag_clear(&d);
+    double loss_sum = 0.0;
+    int64_t steps = 0;
+    for (int32_t b = 0; b < n; b += t->batch) {
+        int32_t nb = n - b < t->batch ? n - b : t->batch;
+        for (int32_t i = 0; i < nb; i++) {
+            memcpy(t->xb + (size_t)i * in, x + (size_t)t->order[b + i] * in, sizeof(float) * in);
+            t->yb[i] = y[t->order[b + i]];
+        }
+        float loss = 0.0f;
+        odl_status s = odl_model_train_step(t->m, 0, t->xb, t->yb, nb, &t->rng, &loss, &d);
+        if (s != ODL_OK)
+            return fail_diag(err, errcap, s, &d);
+        loss_sum += loss;
+        steps++;
+    }
+    odl_status s = odl_model_transfer_params(t->src->m, t->m, &t->rng, &d);
+    if (s != ODL_OK)
+        return fail_diag(err, errcap, s, &d);
+    if (out_loss)
+        *out_loss = steps ? (float)(loss_sum / (double)steps) : 0.0f;
+    if (out_acc) {
+        int64_t right = 0;
+        for (int32_t b = 0; b < n; b += CAPI_MAX_BATCH) {
+            int32_t nb = n - b < CAPI_MAX_BATCH ? n - b : CAPI_MAX_BATCH;
+            int32_t cls[CAPI_MAX_BATCH];
+            int r = odl_capi_model_predict(t->src, x + (size_t)b * in, nb, cls, NULL, NULL, err, errcap);
+            if (r < 0)
+                return r;
+            for (int32_t i = 0; i < nb; i++)
+                right += cls[i] == y[b + i];
+        }
+        *out_acc = (float)((double)right / (double)n);
+    }
     return ODL_OK;
 }

@@ -8,6 +8,7 @@
 
 #include "odl/data.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -607,14 +608,53 @@ static int field_len(const char *s, const char *e)
     return n > 40 ? 40 : (int)n;
 }
 
-static odl_status csv_read(const char *path, size_t max_bytes, odl_dataset *out, odl_diag *d);
+/* Case-insensitive equality of a field [s, e) and a NUL-terminated name. */
+static int field_is(const char *s, const char *e, const char *name)
+{
+    size_t n = strlen(name);
+    if ((size_t)(e - s) != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (tolower((unsigned char)s[i]) != tolower((unsigned char)name[i]))
+            return 0;
+    return 1;
+}
+
+/* The 1-based column of the label from a header line [ls, le): the column
+ * named `want` (or "label" when want is NULL); 0 when there is none. */
+static long header_label_field(const char *ls, const char *le, const char *want)
+{
+    long field = 0;
+    for (const char *fs = ls;;) {
+        const char *fe = memchr(fs, ',', (size_t)(le - fs));
+        const char *end = fe ? fe : le;
+        const char *a = fs, *b = end;
+        trim(&a, &b);
+        if (b - a >= 2 && ((*a == '"' && b[-1] == '"') || (*a == '\'' && b[-1] == '\''))) {
+            a++;
+            b--;
+        }
+        field++;
+        if (field_is(a, b, want ? want : "label"))
+            return field;
+        if (!fe)
+            return 0;
+        fs = fe + 1;
+    }
+}
+
+static odl_status csv_read(const char *path, size_t max_bytes, const char *label_col, odl_dataset *out,
+                           odl_diag *d);
 
 odl_status odl_csv_read(const char *path, odl_dataset *out, odl_diag *d)
 {
-    return csv_read(path, ODL_DATA_MAX_BYTES_DEFAULT, out, d);
+    return csv_read(path, ODL_DATA_MAX_BYTES_DEFAULT, NULL, out, d);
 }
 
-static odl_status csv_read(const char *path, size_t max_bytes, odl_dataset *out, odl_diag *d)
+/* label_col: NULL (a header's "label" column, else the first), a column
+ * number counted from 1, or a header name. */
+static odl_status csv_read(const char *path, size_t max_bytes, const char *label_col, odl_dataset *out,
+                           odl_diag *d)
 {
     if (!out)
         return failf(d, ODL_ERR_ARG, "odl_csv_read: out is NULL");
@@ -630,6 +670,21 @@ static odl_status csv_read(const char *path, size_t max_bytes, odl_dataset *out,
     long nf_line = 0, line = 0, blank_line = 0;
     int32_t maxl = 0;
     int seen_first = 0, header = 0;
+    long label_field = 1; /* 1-based */
+    const char *label_name = NULL;
+    if (label_col && *label_col) {
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(label_col, &end, 10);
+        if (end != label_col && *end == '\0') {
+            if (errno || v < 1 || v > 1000000)
+                return failf(d, ODL_ERR_ARG, "--label-col: column %s is outside 1..1000000 (columns count from 1)",
+                             label_col);
+            label_field = v;
+        } else {
+            label_name = label_col;
+        }
+    }
     odl_status st = gz_open(path, &gz, d);
     if (st != ODL_OK)
         return st;
@@ -698,10 +753,36 @@ static odl_status csv_read(const char *path, size_t max_bytes, odl_dataset *out,
             goto done;
         }
 
-        /* split into fields: the first is the label */
+        /* a first line whose first field is not a number is a header: it may name the label column */
+        if (!seen_first) {
+            seen_first = 1;
+            const char *f1 = ls, *f1e = memchr(ls, ',', (size_t)(le - ls));
+            double dummy;
+            const char *a = f1, *b = f1e ? f1e : le;
+            trim(&a, &b);
+            if (!parse_double(a, b, &dummy)) {
+                header = 1;
+                long named = header_label_field(ls, le, label_name);
+                if (label_name && !named) {
+                    st = failf(d, ODL_ERR_FORMAT, "%s:%ld: no column named '%.40s' in the header", path, line,
+                               label_name);
+                    goto done;
+                }
+                if (named && (!label_col || label_name)) /* a number given wins over the header */
+                    label_field = named;
+                continue;
+            }
+            if (label_name) {
+                st = failf(d, ODL_ERR_FORMAT, "%s: --label-col %.40s names a column, but the file has no header line "
+                                              "(give the column's number instead)", path, label_name);
+                goto done;
+            }
+        }
+
+        /* split into fields: the label's (the first unless a header or --label-col said otherwise), features */
         const char *fs = ls;
         size_t nfeat = 0;
-        int field = 0, is_header = 0;
+        int field = 0, is_header = 0, have_label = 0;
         int32_t label = 0;
         for (;;) {
             const char *fe = memchr(fs, ',', (size_t)(le - fs));
@@ -711,16 +792,10 @@ static odl_status csv_read(const char *path, size_t max_bytes, odl_dataset *out,
             const char *s = fs, *e = fe;
             trim(&s, &e);
             field++;
-            if (field == 1) {
+            if (field == label_field) {
                 double lv = 0;
                 int ok = parse_double(s, e, &lv);
-                if (!seen_first) {
-                    seen_first = 1;
-                    if (!ok) {
-                        is_header = 1;
-                        break;
-                    }
-                }
+                have_label = 1;
                 if (s == e) {
                     st = failf(d, ODL_ERR_FORMAT, "%s:%ld: empty label field", path, line);
                     goto done;
@@ -783,6 +858,10 @@ static odl_status csv_read(const char *path, size_t max_bytes, odl_dataset *out,
         if (is_header) {
             header = 1;
             continue;
+        }
+        if (!have_label) {
+            st = failf(d, ODL_ERR_FORMAT, "%s:%ld: %d fields, so no label column %ld", path, line, field, label_field);
+            goto done;
         }
         if (nfeat == 0) {
             st = failf(d, ODL_ERR_FORMAT, "%s:%ld: a label but no features", path, line);
@@ -1159,7 +1238,7 @@ odl_status odl_data_load(const char *path, const odl_data_opts *opts_in, odl_dat
     if (S_ISDIR(sb.st_mode))
         st = load_dir(path, split, o.classes, o.limit, max_bytes, &ds, d);
     else if (ends_with_ci(path, ".csv") || ends_with_ci(path, ".csv.gz"))
-        st = csv_read(path, max_bytes, &ds, d);
+        st = csv_read(path, max_bytes, o.label_col, &ds, d);
     else
         st = load_idx_file(path, o.classes, o.limit, max_bytes, &ds, d);
     if (st != ODL_OK)

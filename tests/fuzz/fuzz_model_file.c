@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "odl/odl.h"
+#include "odl/quant.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -43,6 +44,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         char v[64];
         (void)odl_file_meta_get(buf, size, "arch", v, sizeof v, &d);
+        /* INT8 chunks (QNT/QLAY): checked, then loaded and run once */
+        int32_t boundary = 0;
+        odl_mem_plan qp;
+        if (odl_qfile_read_desc(buf, size, &desc, &boundary, &d) == ODL_OK &&
+            odl_qmodel_plan(&desc, boundary, 1, &qp, &d) == ODL_OK && qp.total < (64u << 20)) {
+            void *qbuf = malloc(qp.total);
+            const size_t in = (size_t)desc.in_c * desc.in_h * desc.in_w;
+            float *x = in <= (1u << 20) ? calloc(in, sizeof(float)) : NULL;
+            odl_arena a;
+            odl_qmodel *q;
+            if (qbuf && x && odl_arena_init(&a, qbuf, qp.total) == ODL_OK &&
+                odl_qmodel_init(&q, &desc, boundary, 1, &a, &d) == ODL_OK &&
+                odl_qmodel_load(q, buf, size, &d) == ODL_OK) {
+                float *z = malloc(sizeof(float) * odl_qmodel_latent_size(q));
+                if (z)
+                    (void)odl_qmodel_forward(q, x, 1, z, &d);
+                free(z);
+            }
+            free(x);
+            free(qbuf);
+        }
     }
     free(nodes);
     free(shapes);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "odl/odl.h"
+#include "odl/quant.h"
 
 typedef struct membuf {
     uint8_t data[1 << 16];
@@ -107,6 +108,27 @@ int main(int argc, char **argv)
     if (odl_model_init(&gm, &g, &cfg, &a, NULL) != ODL_OK || odl_model_init_params(gm, &r) != ODL_OK ||
         odl_model_save(gm, NULL, 0, &w3, NULL) != ODL_OK)
         return 1;
+    /* the same graph with INT8 layers (format 2 chunks: add, concat) */
+    static membuf f4;
+    {
+        odl_qcalib qc;
+        float ranges[2 * 8], x[4 * 16], work[4 * 3];
+        for (int k = 0; k < 4 * 16; k++)
+            x[k] = (float)((k * 7) % 11) / 11.0f;
+        odl_mem_plan qp;
+        odl_qmodel *q;
+        odl_model_cfg c4 = cfg;
+        c4.max_batch = 4;
+        odl_model *gm4;
+        odl_writer w4 = {mem_write, &f4, 0};
+        if (odl_model_init(&gm4, &g, &c4, &a, NULL) != ODL_OK || odl_model_init_params(gm4, &r) != ODL_OK ||
+            odl_qcalib_begin(&qc, &g, g.n_layers, ranges, NULL) != ODL_OK ||
+            odl_qcalib_observe(&qc, gm4, x, 4, work, sizeof work / sizeof work[0], NULL) != ODL_OK ||
+            odl_qmodel_plan(&g, g.n_layers, 1, &qp, NULL) != ODL_OK ||
+            odl_qmodel_init(&q, &g, g.n_layers, 1, &a, NULL) != ODL_OK ||
+            odl_qmodel_quantize(q, gm4, &qc, NULL) != ODL_OK || odl_qmodel_save(q, gm4, NULL, 0, &w4, NULL) != ODL_OK)
+            return 1;
+    }
     /* a store medium (the layout fuzz_store uses) with three commits, one rollback */
     enum { CAP = 8192 };
     static uint8_t mem[CAP];
@@ -131,6 +153,7 @@ int main(int argc, char **argv)
     snprintf(d2, sizeof d2, "%s/corpus_state", argv[1]);
     snprintf(d3, sizeof d3, "%s/corpus_store", argv[1]);
     return dump(d1, "seed.odl", f1.data, f1.len) || dump(d1, "seed-graph.odl", f3.data, f3.len) ||
+           dump(d1, "seed-graph-int8.odl", f4.data, f4.len) ||
            dump(d2, "seed-state.odl", f2.data, f2.len) ||
            dump(d3, "seed-medium", mem, CAP);
 }

@@ -197,11 +197,14 @@ int cli_check_classes(const char *classes)
     return s == ODL_OK ? 0 : cli_fail("--classes", s, &d);
 }
 
+const char *cli_label_col = NULL;
+
 int cli_load_data(const char *path, odl_split split, odl_split default_split, const char *classes,
                   const char *shape, int32_t limit, odl_dataset *ds)
 {
     odl_class_set *set = NULL;
     odl_data_opts o = odl_data_opts_defaults();
+    o.label_col = cli_label_col;
     odl_diag d;
     odl_diag_clear(&d);
     o.split = split;

@@ -82,6 +82,10 @@ void *cli_alloc(const char *what, size_t bytes);
  * returns 1 (callers exit 2: a bad command line). */
 int cli_check_classes(const char *classes);
 
+/* --label-col NAME|N, taken by main() for every command that reads CSV data
+ * (NULL: a header's "label" column, else the first). */
+extern const char *cli_label_col;
+
 /* Loads a dataset for a command, printing errors. Returns 0 on success. */
 int cli_load_data(const char *path, odl_split split, odl_split default_split, const char *classes,
                   const char *shape, int32_t limit, odl_dataset *ds);
@@ -138,6 +142,7 @@ int cmd_versions(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
 int cmd_session(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_export_tflite(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 

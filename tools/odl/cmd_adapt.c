@@ -13,7 +13,9 @@ static void help(FILE *f)
           "(frozen); the head (or, with --unfreeze K, K more layers) learns.\n"
           "\n"
           "  --data PATH          the user's examples (IDX dir/file or CSV; train split)\n"
-          "  --strategy S         naive | replay | ewc | lwf | full | ncm | slda (default replay)\n"
+          "  --strategy S         naive | replay | ewc | lwf | full | ncm | slda (default replay:\n"
+          "                       from the buffer the model carries, or --replay-from;\n"
+          "                       naive, with a note, when there is neither)\n"
           "  --replay-from PATH   the original training data the replay buffer, EWC's Fisher\n"
           "                       and class statistics are drawn from (required for\n"
           "                       replay, ewc, ncm, slda)\n"
@@ -38,6 +40,8 @@ static void help(FILE *f)
           "  --classes SPEC       use only these labels of the user data\n"
           "  --shift S            gain:A,B or translate:DX,DY applied to the user data\n"
           "  --limit N            first N user samples only\n"
+          "  --shape CxHxW        input shape for CSV data (default the model's)\n"
+          "  --json               print the result as one JSON object\n"
           "  --epochs N --lr X --batch B --seed S   (defaults 10, 0.001, 16, 0)\n"
           "  --quiet\n",
           f);
@@ -46,7 +50,9 @@ static void help(FILE *f)
 int cmd_adapt(int argc, char **argv)
 {
     const char *model = NULL, *data = NULL, *out = NULL, *from = NULL, *classes = NULL, *shift = NULL, *v = NULL;
-    const char *strategy = "replay";
+    static const char default_strategy[] = "replay";
+    const char *strategy = default_strategy, *shape = NULL;
+    int json = 0;
     strat st;
     int32_t replay_size = 200, epochs = 10, batch = 16, seed = 0, unfreeze = 0, limit = 0, gradual = 0, adapter = 0;
     int32_t match = 0, augment = 0;
@@ -61,6 +67,10 @@ int cmd_adapt(int argc, char **argv)
             return 0;
         } else if (cli_flag(&a, "--quiet")) {
             quiet = 1;
+        } else if (cli_flag(&a, "--json")) {
+            json = 1;
+        } else if ((r = cli_opt(&a, "--shape", &shape))) {
+            if (r < 0) return 2;
         } else if (cli_flag(&a, "--replay-balanced")) {
             balanced = 1;
         } else if (cli_flag(&a, "--replay-int8")) {
@@ -207,6 +217,27 @@ int cmd_adapt(int argc, char **argv)
                   "them from an earlier adapt with --match");
         return 2;
     }
+    if (kind == STRAT_REPLAY && !has_replay && !from && strategy == default_strategy) {
+        /* the defaults: nothing to replay from, so learn from the new examples alone */
+        if (!quiet)
+            fprintf(stderr, "note: %s carries no replay buffer and no --replay-from was given: adapting with naive "
+                            "(the new examples only; old classes may be forgotten). Add --replay-from ORIG_PATH to "
+                            "replay the original data.\n",
+                    model);
+        strategy = "naive";
+        kind = STRAT_NAIVE;
+        st = strat_default(kind);
+        st.epochs = epochs;
+        st.batch = batch;
+        st.lr = lr;
+        st.unfreeze = unfreeze;
+        st.lr_decay = lr_decay;
+        st.gradual = gradual;
+        st.adapter = adapter;
+        st.mix = mix;
+        st.match = match;
+        st.augment = augment;
+    }
     if ((kind == STRAT_REPLAY && !has_replay && !from) || (kind == STRAT_EWC && !has_ewc && !from) ||
         ((kind == STRAT_NCM || kind == STRAT_SLDA) && !has_stats && !from)) {
         cli_model_free(&cm);
@@ -217,7 +248,7 @@ int cmd_adapt(int argc, char **argv)
     }
     odl_dataset user, orig;
     memset(&orig, 0, sizeof orig);
-    if (cli_load_data(data, ODL_SPLIT_AUTO, ODL_SPLIT_TRAIN, classes, NULL, limit, &user)) {
+    if (cli_load_data(data, ODL_SPLIT_AUTO, ODL_SPLIT_TRAIN, classes, shape, limit, &user)) {
         cli_model_free(&cm);
         return 1;
     }
@@ -329,7 +360,17 @@ int cmd_adapt(int argc, char **argv)
         else
             fprintf(stderr, "sensor matching: no class in common with the kept samples, nothing matched\n");
     }
-    if (!rc)
+    if (!rc && json) {
+        printf("{\"model\": ");
+        json_str(stdout, model);
+        printf(", \"strategy\": ");
+        json_str(stdout, st.name);
+        printf(", \"examples\": %d, \"classes\": %d, \"trainable_params\": %zu, \"planned_bytes\": %zu, "
+               "\"seconds\": %.3f, \"output\": ",
+               (int)user.n, (int)n_classes, s.trainable, session_plan(&s).total, cli_now() - t0);
+        json_str(stdout, out);
+        printf("}\n");
+    } else if (!rc)
         printf("adapted %s with %s on %d examples (%d classes, %zu trainable parameters, %zu bytes planned for "
                "learning) in %.2f s; saved %s\n",
                model, st.name, (int)user.n, (int)n_classes, s.trainable, session_plan(&s).total, cli_now() - t0, out);

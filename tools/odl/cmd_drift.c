@@ -4,7 +4,7 @@
  * before it, beside an always-fire and a never-fire detector.
  *
  * Real stream: the samples of a dataset in file order, the first --change-at
- * of them unchanged and the rest transformed by --shift (PROTOCOL.md's S1:
+ * of them unchanged and the rest transformed by --shift (docs/protocol.md's S1:
  * gain:0.8,0.1). Monitored per sample: the mean and the standard deviation
  * of its values (input statistics), and with --model the confidence of the
  * prediction (max softmax probability).

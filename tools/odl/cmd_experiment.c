@@ -1,4 +1,4 @@
-/* odl experiment: the standard scenarios of PROTOCOL.md, end to end. */
+/* odl experiment: the standard scenarios of docs/protocol.md, end to end. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
@@ -14,7 +14,7 @@ static void help(FILE *f)
 {
     fputs("usage: odl experiment s1|s2|s3|all [options]\n"
           "\n"
-          "Runs the standard experiments of PROTOCOL.md on Fashion-MNIST: trains (or\n"
+          "Runs the standard experiments of docs/protocol.md on Fashion-MNIST: trains (or\n"
           "reuses) the base models, adapts with every strategy, prints mean ± std over\n"
           "seeds with each strategy's trainable parameters and planned bytes.\n"
           "\n"
@@ -901,6 +901,10 @@ int cmd_experiment(int argc, char **argv)
         if (cli_outfile_commit(&jo) && !rc)
             rc = 1;
     }
+    printf("\nstrategy names: replay N = N replayed latents (reservoir; balanced = class-balanced, herding = herded\n"
+           "  exemplars), int8 = latents stored as INT8, ewc lambda=X = EWC at penalty X, +K = K more layers trained\n"
+           "  below the head, +adR = a residual adapter of bottleneck R, match/mix/aug/der = the --add options\n"
+           "  (docs/cli.md)\n");
     printf("\nexperiment %s: %.0f s (mean ± std over %d seeds; bases: %s init)\n", which, cli_now() - t0, c.seeds,
            c.init);
     odl_dataset_free(&c.train);

@@ -6,12 +6,16 @@
 
 #include "cli.h"
 #include "odl/onnx.h"
+#include "odl/tflite.h"
 
 static void help(FILE *f)
 {
-    fputs("usage: odl import MODEL.onnx -o BASE.odl [--input-shape CxHxW] [--head auto|TENSOR]\n"
+    fputs("usage: odl import MODEL.onnx|MODEL.tflite -o BASE.odl [--input-shape CxHxW]\n"
+          "                  [--head auto|TENSOR]\n"
           "\n"
-          "Converts an ONNX model (opsets 9 to 17, float32) to an odl model. The\n"
+          "Converts an ONNX model (opsets 9 to 17, float32) or a TensorFlow Lite\n"
+          "model (chosen by content) to an odl model. TFLite's NHWC layout becomes\n"
+          "odl's C x H x W (inputs are given channel-major to odl). The ONNX\n"
           "input must be [N,C,H,W], [N,C,L] or [N,F] with N = 1 or symbolic.\n"
           "Batch norm is folded, Dropout/Identity removed, PyTorch's shape\n"
           "arithmetic evaluated; an operator odl cannot run is an error naming\n"
@@ -88,6 +92,10 @@ int cmd_import(int argc, char **argv)
         help(stderr);
         return 2;
     }
+    const char *ins[1] = {in};
+    int crc = cli_check_output("-o", out, ins, 1);
+    if (crc)
+        return crc;
     odl_onnx_opts o = odl_onnx_opts_defaults();
     o.max_bytes = (size_t)max_mb << 20;
     if (shape && cli_parse_shape(shape, &o.in_c, &o.in_h, &o.in_w))
@@ -100,16 +108,20 @@ int cmd_import(int argc, char **argv)
     unsigned char head8[8] = {0};
     size_t got = fread(head8, 1, sizeof head8, f);
     fclose(f);
-    if (got == 8 && !memcmp(head8 + 4, "TFL3", 4))
-        return cli_error("%s: a TensorFlow Lite model; odl imports ONNX models (TFLite import is not "
-                         "implemented yet)", in);
-    if (!odl_onnx_detect(head8, got))
-        return cli_error("%s: not an ONNX model (a ModelProto protobuf was expected)", in);
+    int tflite = odl_tflite_detect(head8, got);
+    odl_tflite_int8 q8;
+    memset(&q8, 0, sizeof q8);
+    if (!tflite && !odl_onnx_detect(head8, got))
+        return cli_error("%s: neither an ONNX model (a ModelProto protobuf) nor a TensorFlow Lite "
+                         "model (\"TFL3\" at byte 4)", in);
+    if (tflite && shape)
+        return cli_error("--input-shape: a TFLite model's shapes are fixed in the file");
 
     odl_diag d;
     odl_diag_clear(&d);
     odl_onnx_model im;
-    odl_status s = odl_onnx_import_file(in, &o, &im, &d);
+    odl_status s = tflite ? odl_tflite_import_file(in, o.max_bytes, &im, &q8, &d)
+                          : odl_onnx_import_file(in, &o, &im, &d);
     if (s != ODL_OK)
         return cli_fail(in, s, &d);
     int rc = 1;
@@ -171,19 +183,34 @@ int cmd_import(int argc, char **argv)
     const char *base = strrchr(in, '/') ? strrchr(in, '/') + 1 : in;
     odl_meta_kv meta[] = {
         {"created_by", "odl " ODL_TOOL_VERSION},
-        {"arch", "onnx"},
+        {"arch", tflite ? "tflite" : "onnx"},
         {"imported_from", base},
-        {"onnx_producer", im.producer[0] ? im.producer : "unknown"},
-        {"onnx_opset", s_opset},
+        {tflite ? "tflite_description" : "onnx_producer", im.producer[0] ? im.producer : "unknown"},
+        {tflite ? "tflite_schema" : "onnx_opset", s_opset},
         {"freeze_boundary", s_boundary},
+        {"tflite_int8", !q8.is_int8 ? "no" : q8.n_chunks ? "int8 (QNT/QLAY chunks, the whole model)"
+                                                           : "dequantised to FP32"},
     };
-    s = odl_onnx_save(&im, built.m, meta, (int32_t)(sizeof meta / sizeof meta[0]), out, &d);
+    /* the last entry is TFLite's only */
+    s = tflite ? odl_tflite_save(&im, built.m, &q8, meta, (int32_t)(sizeof meta / sizeof meta[0]), out, &d)
+               : odl_onnx_save(&im, built.m, meta, (int32_t)(sizeof meta / sizeof meta[0]) - 1, out, &d);
     if (s != ODL_OK) {
         cli_fail(out, s, &d);
         goto done;
     }
-    printf("imported %s (opset %lld, %s): %d nodes, input %dx%dx%d, %d outputs%s, %zu parameters\n",
-           in, (long long)im.opset, im.producer[0] ? im.producer : "unknown producer",
+    if (q8.is_int8 && q8.n_chunks && q8.boundary == im.desc.n_layers)
+        printf("int8 model: every node runs in int8 with the file's scales and zero points "
+               "(odl predict --int8); the FP32 equivalent (weights and biases dequantised exactly) "
+               "is in the file too\n");
+    else if (q8.is_int8 && q8.n_chunks)
+        printf("int8 base: nodes 0..%d run in int8 with the file's scales and zero points, the rest "
+               "in FP32 (odl predict --int8); the FP32 equivalent is in the file too\n",
+               (int)q8.boundary - 1);
+    else if (q8.is_int8)
+        printf("note: %s has int8 activations, but odl's INT8 runtime cannot run it: %s; imported as "
+               "its FP32 equivalent (weights and biases dequantised exactly)\n", in, q8.why);
+    printf("imported %s (%s %lld, %s): %d nodes, input %dx%dx%d, %d outputs%s, %zu parameters\n",
+           in, tflite ? "TFLite schema" : "opset", (long long)im.opset, im.producer[0] ? im.producer : "unknown producer",
            (int)im.desc.n_layers, (int)im.desc.in_c, (int)im.desc.in_h, (int)im.desc.in_w,
            (int)shapes[im.desc.n_layers - 1].size, im.desc.softmax_output ? " (softmax)" : "", total);
     printf("head from tensor %d '%s': %zu trainable parameters\n", (int)boundary, im.names[boundary],
@@ -194,5 +221,6 @@ done:
     free(shapes);
     odl_onnx_built_free(&built);
     odl_onnx_free(&im);
+    odl_tflite_int8_free(&q8);
     return rc;
 }

@@ -19,14 +19,21 @@ static void help(FILE *f)
           "\n"
           "The on-device learner's plan (odl/learner.h: head, replay, guard sets,\n"
           "versions, trainer), and whether it fits a RAM budget:\n"
-          "  --strategy S        naive | replay                  (default replay)\n"
+          "  --strategy S        naive, or a learner strategy: replay, ewc, ewc-online,\n"
+          "                      lwf, ncm, slda, bias, unfreeze    (default replay)\n"
           "  --replay-size N     replay slots                    (default 200)\n"
           "  --replay-f32        FP32 replay instead of INT8\n"
           "  --collect N         examples collected per update   (default 64)\n"
           "  --max-classes N     head outputs                    (default: the model's)\n"
           "  --budget B          RAM available for learning, e.g. 256K, 1M, 200000\n"
           "                      (the frozen base's weights stay in flash; its\n"
-          "                      inference scratch counts)\n",
+          "                      inference scratch counts). Lists every strategy that\n"
+          "                      fits with its bytes and its instructions per update on\n"
+          "                      the Cortex-M4F (from the firmware's recorded baseline;\n"
+          "                      '-' where none was measured), and recommends one. Fails\n"
+          "                      when none fits, or when a --strategy given does not.\n"
+          "  --baseline F        the firmware's recorded costs (insn_update_<strategy>)\n"
+          "                      (default: ports/cortex-m/baseline.txt of the source tree)\n",
           f);
 }
 
@@ -36,6 +43,31 @@ typedef struct plan_row {
     odl_mem_plan plan;
     size_t trainable;
 } plan_row;
+
+/* The instructions per update the firmware recorded for a strategy
+ * ("insn_update_<name>", '-' as '_'; replay also as insn_learner_update),
+ * or 0 when the baseline has none. */
+static unsigned long long baseline_insn(const char *path, const char *strategy)
+{
+    FILE *f = path ? fopen(path, "r") : NULL;
+    if (!f)
+        return 0;
+    char key[64], want[64], line[256];
+    snprintf(want, sizeof want, "insn_update_%s", strategy);
+    for (char *c = want; *c; c++)
+        if (*c == '-')
+            *c = '_';
+    unsigned long long v, found = 0, fallback = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "%63s %llu", key, &v) == 2) {
+            if (!strcmp(key, want))
+                found = v;
+            else if (!strcmp(key, "insn_learner_update") && !strcmp(strategy, "replay"))
+                fallback = v;
+        }
+    fclose(f);
+    return found ? found : fallback;
+}
 
 /* A cut point and what training a head from it would take. */
 typedef struct cut_row {
@@ -116,7 +148,11 @@ int cmd_info(int argc, char **argv)
     const char *model = NULL, *v = NULL, *report_path = NULL;
     int32_t batch = 16, replay_size = 200, collect = 64, max_classes = 0;
     int json = 0, replay_f32 = 0;
-    const char *strategy = "replay", *budget_s = NULL;
+    const char *strategy = "replay", *budget_s = NULL, *baseline = NULL;
+    int strategy_given = 0;
+#ifdef ODL_BASELINE_FILE
+    baseline = ODL_BASELINE_FILE;
+#endif
     cli_args a = {argc, argv, 1, "info"};
     for (; a.i < argc; a.i++) {
         int r;
@@ -131,8 +167,10 @@ int cmd_info(int argc, char **argv)
             if (r < 0 || cli_parse_int("--batch", v, 1, 65536, &batch)) return 2;
         } else if (cli_flag(&a, "--replay-f32")) {
             replay_f32 = 1;
-        } else if ((r = cli_opt(&a, "--strategy", &strategy)) || (r = cli_opt(&a, "--budget", &budget_s))) {
+        } else if ((r = cli_opt(&a, "--strategy", &strategy)) || (r = cli_opt(&a, "--budget", &budget_s)) ||
+                   (r = cli_opt(&a, "--baseline", &baseline))) {
             if (r < 0) return 2;
+            strategy_given |= !strcmp(argv[a.i - 1], "--strategy") || !strncmp(argv[a.i], "--strategy=", 11);
         } else if ((r = cli_opt(&a, "--replay-size", &v))) {
             if (r < 0 || cli_parse_int("--replay-size", v, 0, 1 << 24, &replay_size)) return 2;
         } else if ((r = cli_opt(&a, "--collect", &v))) {
@@ -255,17 +293,18 @@ int cmd_info(int argc, char **argv)
         }
         budget = (size_t)(b * mult);
     }
-    if (strcmp(strategy, "replay") && strcmp(strategy, "naive")) {
+    odl_strategy strat = ODL_STRATEGY_REPLAY;
+    if (strcmp(strategy, "naive") && odl_strategy_parse(strategy, &strat, &d) != ODL_OK) {
         free(shapes);
         free(cuts);
         cli_model_free(&cm);
-        return cli_error("--strategy: the learner plans naive or replay ('%s')", strategy) + 1;
+        return cli_error("--strategy: %s (or naive)", d.msg) + 1;
     }
-    odl_learner_cfg lc = odl_learner_cfg_defaults();
+    odl_learner_cfg lc = odl_learner_cfg_for(strat);
     lc.max_collected = collect;
     lc.max_classes = max_classes;
     lc.adapt.batch = batch;
-    lc.replay.capacity = strcmp(strategy, "replay") ? 0 : replay_size;
+    lc.replay.capacity = strcmp(strategy, "naive") && lc.replay.capacity ? replay_size : 0;
     lc.replay.dtype = replay_f32 ? ODL_REPLAY_F32 : ODL_REPLAY_INT8;
     odl_mem_plan lp, bp;
     odl_model_cfg bcfg = odl_model_cfg_defaults();
@@ -419,6 +458,53 @@ int cmd_info(int argc, char **argv)
             }
         }
     }
+    /* every strategy against the budget: exact plans; the recommendation is
+     * the first that fits in the order of the accuracy they gained in the
+     * learner's tests (2-pixel drift: slda, replay, unfreeze, ewc, ...) */
+    int any_fits = 0;
+    if (budget) {
+        static const odl_strategy order[ODL_STRATEGY_COUNT] = {
+            ODL_STRATEGY_SLDA, ODL_STRATEGY_REPLAY, ODL_STRATEGY_UNFREEZE, ODL_STRATEGY_EWC,
+            ODL_STRATEGY_EWC_ONLINE, ODL_STRATEGY_LWF, ODL_STRATEGY_BIAS, ODL_STRATEGY_NCM};
+        const char *rec = NULL;
+        if (!json)
+            printf("\nstrategies within the %zu-byte budget (learner + frozen base's RAM; instructions per update\n"
+                   "on the Cortex-M4F from %s):\n  %-11s %10s %6s %16s\n", budget,
+                   baseline ? baseline : "no baseline", "strategy", "bytes", "fits", "insn/update");
+        for (int k = 0; k < ODL_STRATEGY_COUNT; k++) {
+            odl_learner_cfg sc = odl_learner_cfg_for(order[k]);
+            sc.max_collected = collect;
+            sc.max_classes = max_classes;
+            sc.adapt.batch = batch;
+            if (sc.replay.capacity)
+                sc.replay.capacity = replay_size;
+            sc.replay.dtype = lc.replay.dtype;
+            odl_mem_plan sp;
+            const char *name = odl_strategy_name(order[k]);
+            if (odl_learner_plan(&sc, cm.m, &sp, NULL) != ODL_OK) {
+                if (!json)
+                    printf("  %-11s %10s %6s %16s\n", name, "-", "n/a", "-");
+                continue;
+            }
+            const size_t tot = sp.total + bp.total;
+            const int fits = tot <= budget;
+            any_fits |= fits;
+            if (fits && !rec)
+                rec = name;
+            unsigned long long insn = baseline_insn(baseline, name);
+            char ib[32] = "-";
+            if (insn)
+                snprintf(ib, sizeof ib, "%llu", insn);
+            if (!json)
+                printf("  %-11s %10zu %6s %16s\n", name, tot, fits ? "yes" : "no", ib);
+        }
+        if (!json) {
+            if (rec)
+                printf("recommended: --strategy %s\n", rec);
+            else
+                printf("no strategy fits the %zu-byte budget\n", budget);
+        }
+    }
     if (report_path) {
         char lw[96];
         snprintf(lw, sizeof lw, "on-device learner (%s), beyond the frozen base", strategy);
@@ -431,7 +517,7 @@ int cmd_info(int argc, char **argv)
             return 1;
         }
     }
-    if (budget && device > budget) {
+    if (budget && device > budget && (strategy_given || !any_fits)) {
         free(shapes);
         free(cuts);
         cli_model_free(&cm);

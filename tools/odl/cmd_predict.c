@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "odl/layers.h"
+#include "odl/quant.h"
 
 static void help(FILE *f)
 {
@@ -23,6 +24,9 @@ static void help(FILE *f)
           "  -o, --output FILE  write OUT.npy (float32, shape (N, outputs)) or OUT.csv\n"
           "                     (atomically); without it the rows go to stdout as CSV\n"
           "  --softmax          probabilities instead of logits\n"
+          "  --int8             run the file's INT8 layers (an 'odl quantize' output or an\n"
+          "                     imported int8 TFLite model), the FP32 head after them;\n"
+          "                     outputs are the dequantised values\n"
           "  --json             JSON on stdout (the rows when no -o, else a summary)\n"
           "  --batch B          samples per forward call (default 64)\n",
           f);
@@ -57,7 +61,7 @@ static odl_status write_csv(const char *path, const float *y, int32_t n, int32_t
 int cmd_predict(int argc, char **argv)
 {
     const char *model = NULL, *data = NULL, *out = NULL, *split_s = NULL;
-    int softmax = 0, json = 0;
+    int softmax = 0, json = 0, int8 = 0;
     int32_t limit = 0, batch = 64;
     cli_args a = {argc, argv, 1, "predict"};
     for (; a.i < argc; a.i++) {
@@ -89,6 +93,8 @@ int cmd_predict(int argc, char **argv)
             softmax = 1;
         } else if (cli_flag(&a, "--json")) {
             json = 1;
+        } else if (cli_flag(&a, "--int8")) {
+            int8 = 1;
         } else if (argv[a.i][0] == '-' && argv[a.i][1]) {
             cli_error("predict: unknown option '%s' (try 'odl predict --help')", argv[a.i]);
             return 2;
@@ -133,8 +139,35 @@ int cmd_predict(int argc, char **argv)
         return 1;
     }
     int rc = 1;
-    float *y = NULL;
+    float *y = NULL, *z = NULL;
+    void *qbuf = NULL;
+    odl_qmodel *q = NULL;
+    odl_model_desc qd = {0};
+    int32_t qb = 0;
     const odl_model_desc *desc = odl_model_get_desc(cm.m);
+    if (int8) {
+        odl_mem_plan qp;
+        odl_arena qa;
+        odl_status s = odl_host_desc_copy(&qd, desc, desc->n_layers, &d);
+        if (s == ODL_OK)
+            s = odl_qfile_read_desc(cm.file, cm.file_len, &qd, &qb, &d);
+        if (s == ODL_OK)
+            s = odl_qmodel_plan(&qd, qb, cfg.max_batch, &qp, &d);
+        if (s == ODL_OK && !(qbuf = malloc(qp.total + ODL_ALIGN)))
+            s = odl_fail(&d, ODL_ERR_NOMEM, "out of memory (%zu bytes)", qp.total);
+        if (s == ODL_OK)
+            s = odl_arena_init(&qa, qbuf, qp.total + ODL_ALIGN);
+        if (s == ODL_OK)
+            s = odl_qmodel_init(&q, &qd, qb, cfg.max_batch, &qa, &d);
+        if (s == ODL_OK)
+            s = odl_qmodel_load(q, cm.file, cm.file_len, &d);
+        if (s == ODL_OK && !(z = malloc(odl_qmodel_latent_size(q) * (size_t)cfg.max_batch * sizeof *z)))
+            s = odl_fail(&d, ODL_ERR_NOMEM, "out of memory");
+        if (s != ODL_OK) {
+            cli_fail(model, s, &d);
+            goto done;
+        }
+    }
     size_t in_size = (size_t)desc->in_c * (size_t)desc->in_h * (size_t)desc->in_w;
     size_t ds_size = (size_t)ds.c * (size_t)ds.h * (size_t)ds.w;
     if (ds_size != in_size) {
@@ -151,7 +184,16 @@ int cmd_predict(int argc, char **argv)
     for (int32_t i = 0; i < ds.n; i += cfg.max_batch) {
         int32_t n = ds.n - i < cfg.max_batch ? ds.n - i : cfg.max_batch;
         const float *logits;
-        odl_status s = odl_model_forward(cm.m, 0, ds.x + (size_t)i * in_size, n, &logits, &d);
+        odl_status s;
+        if (q) { /* the INT8 layers, then the FP32 ones after them */
+            s = odl_qmodel_forward(q, ds.x + (size_t)i * in_size, n, z, &d);
+            if (s == ODL_OK && qb < desc->n_layers)
+                s = odl_model_forward(cm.m, qb, z, n, &logits, &d);
+            else
+                logits = z;
+        } else {
+            s = odl_model_forward(cm.m, 0, ds.x + (size_t)i * in_size, n, &logits, &d);
+        }
         if (s != ODL_OK) {
             cli_fail(model, s, &d);
             goto done;
@@ -204,6 +246,9 @@ int cmd_predict(int argc, char **argv)
     rc = 0;
 done:
     free(y);
+    free(z);
+    free(qbuf);
+    odl_host_desc_free(&qd);
     cli_model_free(&cm);
     odl_dataset_free(&ds);
     return rc;

@@ -448,6 +448,7 @@ typedef struct results {
     xrow *rows;
     int n;
     const jnode *loss_curves;
+    const jnode *scenarios; /* [{"scenario", "base": [...]}] or NULL */
 } results;
 
 static int where(const char *path, int i, const char *key, const jnode *n, const char *what)
@@ -498,6 +499,9 @@ static int read_results(const jnode *root, const char *path, results *res)
     if (rs->t != J_ARR)
         return cli_error("%s:%d:%d: \"results\" is %s, expected an array", path, rs->line, rs->col, jtype_name(rs->t));
     res->loss_curves = jget(root, "loss_curves");
+    res->scenarios = jget(root, "scenarios");
+    if (res->scenarios && res->scenarios->t != J_ARR)
+        res->scenarios = NULL;
     if (res->loss_curves) {
         const jnode *lc = res->loss_curves;
         if (lc->t != J_OBJ)
@@ -646,7 +650,31 @@ static const metric *row_metric(const xrow *r, const char *name)
     return NULL;
 }
 
-static int render_metric_bars(report *rep, const char *sc, const xrow *const *rows, int n, int seeds)
+/* The base's accuracies before adaptation for scenario sc (the "scenarios"
+ * array of odl experiment --json): how many, at most cap. */
+static int scenario_base(const results *res, const char *sc, double *out, int cap)
+{
+    if (!res || !res->scenarios)
+        return 0;
+    for (int i = 0; i < res->scenarios->n; i++) {
+        const jnode *o = &res->scenarios->kids[i];
+        const jnode *name = o->t == J_OBJ ? jget(o, "scenario") : NULL;
+        const jnode *b = o->t == J_OBJ ? jget(o, "base") : NULL;
+        if (!name || name->t != J_STR || !b || b->t != J_ARR)
+            continue;
+        if (strcmp(name->str, sc) && strncmp(name->str, sc, strcspn(sc, " ")))
+            continue;
+        int n = 0;
+        for (int k = 0; k < b->n && n < cap; k++)
+            if (b->kids[k].t == J_NUM)
+                out[n++] = b->kids[k].num;
+        return n;
+    }
+    return 0;
+}
+
+static int render_metric_bars(report *rep, const results *res, const char *sc, const xrow *const *rows, int n,
+                              int seeds)
 {
     const char *names[MAX_METRICS];
     int nm = scenario_metrics(rows, n, names);
@@ -697,6 +725,21 @@ static int render_metric_bars(report *rep, const char *sc, const xrow *const *ro
     c.lo = in_0_100 ? 0 : NAN;
     c.hi = in_0_100 ? 100 : NAN;
     c.note = note;
+    /* the base before adaptation, one line per metric it has (S1: user, original; S2: old) */
+    double base[MAX_METRICS];
+    char base_txt[MAX_METRICS][64];
+    const char *base_labels[MAX_METRICS];
+    int base_series[MAX_METRICS];
+    int nb = scenario_base(res, sc, base, nm < MAX_METRICS ? nm : MAX_METRICS);
+    for (int k = 0; k < nb; k++) {
+        snprintf(base_txt[k], sizeof base_txt[k], "base %s %.1f", names[k], base[k]);
+        base_labels[k] = base_txt[k];
+        base_series[k] = k;
+    }
+    c.ref = base;
+    c.ref_labels = base_labels;
+    c.ref_series = base_series;
+    c.n_ref = nb;
     int rc = report_bars(rep, &c);
     free(v);
     free(e);
@@ -716,7 +759,7 @@ static void task_names(int T, char names[][24], int s3)
 
 static int render_s3(report *rep, const char *sc, const xrow *const *rows, int n, int seeds)
 {
-    int rc = render_metric_bars(rep, sc, rows, n, seeds);
+    int rc = render_metric_bars(rep, NULL, sc, rows, n, seeds);
     /* the summary bars' title says accuracy; ACC and BWT are both in points */
     report_heading(rep, 3, "Accuracy matrix and forgetting, per strategy");
     report_text(rep, "Left: R[i][j], the accuracy (%) on task j after learning task i (rows: after task i; "
@@ -786,6 +829,18 @@ static int render_s3(report *rep, const char *sc, const xrow *const *rows, int n
     report_grid_end(rep);
     return rc;
 }
+
+/* What the words in a strategy's name mean (odl experiment names each run by its settings). */
+#define STRATEGY_LEGEND                                                                                              \
+    "Strategy names: naive = the new examples only; replay N = N replayed latents of the original data "             \
+    "(reservoir sampling; balanced = class-balanced; herding = herded exemplars); int8 = the replayed latents "      \
+    "stored as INT8; ewc lambda=X = EWC with penalty X; lwf = distillation from the model before; full = every "     \
+    "layer trained; ncm = nearest class mean; slda = streaming LDA; +K = K more layers trained below the head; "    \
+    "+adR = a residual adapter with bottleneck R; match N = N original samples seen through the user's sensor; "    \
+    "mix R, aug K, der W, lrdecay G, gradual E: the --add options of the same names (docs/cli.md)."
+
+/* A device's RAM, drawn on the memory charts as the budget line. */
+#define REPORT_BUDGET_BYTES (256.0 * 1024.0)
 
 static int render_memory(report *rep, const char *sc, const xrow *const *rows, int n)
 {
@@ -867,9 +922,15 @@ static int render_memory(report *rep, const char *sc, const xrow *const *rows, i
     c.stacked = 1;
     c.fmt = REPORT_FMT_BYTES;
     c.colors = colors;
-    c.note = all_planned ? "exact planned bytes beyond the frozen base's inference plan, per kind"
+    c.note = all_planned ? "exact planned bytes beyond the frozen base's inference plan, per kind; the dashed "
+                           "line is a 256 KB device's RAM"
                          : "exact planned bytes beyond the frozen base's inference plan (the JSON has no per-kind "
-                           "\"planned\" breakdown)";
+                           "\"planned\" breakdown); the dashed line is a 256 KB device's RAM";
+    const double budget = REPORT_BUDGET_BYTES;
+    const char *budget_label = "256 KB budget";
+    c.ref = &budget;
+    c.ref_labels = &budget_label;
+    c.n_ref = 1;
     int rc = report_bars(rep, &c);
     free(v);
     return rc;
@@ -1031,10 +1092,12 @@ int cmd_report(int argc, char **argv)
         int has_R = 0;
         for (int i = 0; i < n; i++)
             has_R |= rows[i]->n_tasks > 0;
-        rc = has_R ? render_s3(&rep, scen[k], rows, n, res.seeds) : render_metric_bars(&rep, scen[k], rows, n, res.seeds);
+        rc = has_R ? render_s3(&rep, scen[k], rows, n, res.seeds)
+                   : render_metric_bars(&rep, &res, scen[k], rows, n, res.seeds);
         report_details_begin(&rep, "the figures as a table");
         render_table(&rep, rows, n);
         report_details_end(&rep);
+        report_text(&rep, STRATEGY_LEGEND);
     }
     if (!rc) {
         report_heading(&rep, 2, "Memory");

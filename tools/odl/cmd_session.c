@@ -11,6 +11,8 @@
 #include "evlog.h"
 #include "learn.h"
 #include "odl/learner.h"
+#include "odl/posix_io.h"
+#include "odl/state.h"
 
 static void help(FILE *f)
 {
@@ -41,6 +43,12 @@ static void help(FILE *f)
           "                       guard set, class statistics)  (default: --data's train split)\n"
           "  --old-samples N      how many of them              (default 2000)\n"
           "  --max-classes N      room for new classes          (default: the model's)\n"
+          "  --strategy NAME      how updates learn: replay, ewc, ewc-online, lwf, ncm,\n"
+          "                       slda, bias, unfreeze  (default replay; see docs/learner.md)\n"
+          "  --shadow N           an update the gate accepts waits as a candidate for the\n"
+          "                       next N labelled or marked samples, scored side by side\n"
+          "                       with the current head; promoted if not worse, else\n"
+          "                       dropped                              (default 0: off)\n"
           "  --store DIR          keep every accepted version in a power-cut-safe store\n"
           "                       (see odl versions / odl rollback). A new store gets\n"
           "                       --model as version 1; a store that has versions is\n"
@@ -92,7 +100,19 @@ static int save_model(odl_learner *L, const cli_model *base, const char *path, u
     snprintf(ver, sizeof ver, "%u", (unsigned)version);
     odl_meta_kv meta[] = {{"created_by", "odl session " ODL_TOOL_VERSION}, {"version", ver},
                           {"last_decision", st.last_decision}};
-    odl_status s = odl_host_save_model(om.m, meta, 3, path, d);
+    /* the strategy's state (EWC, class statistics, replay) after the model,
+     * so that a session on the store goes on from it */
+    odl_posix_file pf;
+    odl_writer w;
+    odl_status s = odl_posix_writer_open(&pf, &w, path, d);
+    if (s == ODL_OK) {
+        s = odl_state_save_model_with_state(om.m, meta, 3, odl_learner_replay(L), odl_learner_ewc(L),
+                                            odl_learner_ncm(L), odl_learner_slda(L), &w, d);
+        if (s == ODL_OK)
+            s = odl_posix_writer_commit(&pf, d);
+        else
+            odl_posix_writer_abort(&pf);
+    }
     owned_model_free(&om);
     return s == ODL_OK ? 0 : cli_fail(path, s, d);
 }
@@ -154,6 +174,13 @@ static int store_commit(odl_store_host *h, const char *store, const char *file, 
         odl_store_meta_add_metric(&meta, "new", st->last_new_after, NULL);
         if (st->last_user_after >= 0.0f)
             odl_store_meta_add_metric(&meta, "user", st->last_user_after, NULL);
+        if (st->shadow_scored > 0 && strncmp(st->last_decision, "candidate", 9) == 0) {
+            /* a promoted candidate: the side-by-side scores */
+            odl_store_meta_add_metric(&meta, "shadow_candidate", st->shadow_cand_correct / (float)st->shadow_scored,
+                                      NULL);
+            odl_store_meta_add_metric(&meta, "shadow_current", st->shadow_cur_correct / (float)st->shadow_scored,
+                                      NULL);
+        }
     }
     if (meta.time == 0)
         meta.time = (uint64_t)time(NULL);
@@ -247,7 +274,8 @@ int cmd_session(int argc, char **argv)
     char tmp_dir[1024] = "", tmp_model[1100] = ""; /* see below: before any goto done */
     int32_t keep = ODL_STORE_POSIX_DEFAULT_KEEP;
     odl_split split = ODL_SPLIT_TEST;
-    int32_t old_n = 2000, max_classes = 0, seed = 0;
+    int32_t old_n = 2000, max_classes = 0, seed = 0, shadow = 0;
+    odl_strategy strategy = ODL_STRATEGY_REPLAY;
     int quiet = 0;
     cli_args a = {argc, argv, 1, "session"};
     for (; a.i < argc; a.i++) {
@@ -270,6 +298,16 @@ int cmd_session(int argc, char **argv)
             if (r < 0 || cli_parse_int("--max-classes", v, 2, 4096, &max_classes)) return 2;
         } else if ((r = cli_opt(&a, "--seed", &v))) {
             if (r < 0 || cli_parse_int("--seed", v, 0, 2147483647L, &seed)) return 2;
+        } else if ((r = cli_opt(&a, "--strategy", &v))) {
+            odl_diag sd;
+            if (r < 0)
+                return 2;
+            if (odl_strategy_parse(v, &strategy, &sd) != ODL_OK) {
+                cli_error("session: --strategy: %s", sd.msg);
+                return 2;
+            }
+        } else if ((r = cli_opt(&a, "--shadow", &v))) {
+            if (r < 0 || cli_parse_int("--shadow", v, 0, 1000000, &shadow)) return 2;
         } else if ((r = cli_opt(&a, "--keep", &v))) {
             if (r < 0 || cli_parse_int("--keep", v, 1, 63, &keep)) return 2;
         } else {
@@ -373,8 +411,9 @@ int cmd_session(int argc, char **argv)
             memmove(olds.x + (size_t)n_old * in, olds.x + (size_t)k * in, sizeof(float) * in);
             olds.y[n_old++] = olds.y[k];
         }
-    odl_learner_cfg lc = odl_learner_cfg_defaults();
+    odl_learner_cfg lc = odl_learner_cfg_for(strategy);
     lc.max_classes = max_classes;
+    lc.shadow_n = shadow;
     odl_mem_plan plan;
     odl_status s = odl_learner_plan(&lc, cm.m, &plan, &d);
     void *buf = NULL;
@@ -392,6 +431,16 @@ int cmd_session(int argc, char **argv)
     }
     if (s == ODL_OK)
         s = odl_learner_seed_old(L, olds.x, olds.y, n_old, &rng, &d);
+    /* going on from a version that holds the strategy's state */
+    int state_loaded = 0;
+    if (s == ODL_OK && store_cur && (odl_learner_ewc(L) || odl_learner_ncm(L) || odl_learner_slda(L))) {
+        s = odl_learner_load_state(L, cm.file, cm.file_len, &d);
+        if (s == ODL_ERR_NOT_FOUND) {
+            s = ODL_OK; /* a version of another strategy: this one starts from the old data */
+        } else if (s == ODL_OK) {
+            state_loaded = 1;
+        }
+    }
     if (s != ODL_OK) {
         rc = cli_fail("session", s, &d);
         goto done;
@@ -401,6 +450,12 @@ int cmd_session(int argc, char **argv)
                "%d old samples seeded\n",
                plan.total, plan.bytes[ODL_MEM_PARAMS], plan.bytes[ODL_MEM_GRADS], plan.bytes[ODL_MEM_OPTIM],
                plan.bytes[ODL_MEM_BUFFERS], plan.bytes[ODL_MEM_SCRATCH], plan.bytes[ODL_MEM_STATE], (int)n_old);
+    if (!quiet)
+        printf("strategy: %s%s", odl_strategy_name(strategy), state_loaded ? " (state from the store's version)" : "");
+    if (!quiet && shadow)
+        printf("; shadow evaluation over %d samples", (int)shadow);
+    if (!quiet)
+        printf("\n");
     /* every sample index against the data, before the first event runs */
     {
         evlog_reader rd;
@@ -461,6 +516,8 @@ int cmd_session(int argc, char **argv)
         const int32_t idx = e.index;
         const float *x = src ? src->x + (size_t)idx * in : NULL;
         odl_reason why = ODL_REASON_NONE;
+        odl_learner_status sh0;
+        odl_learner_get_status(L, &sh0);
         if (e.kind == EVLOG_PREDICT) {
             int32_t c;
             float conf;
@@ -513,29 +570,42 @@ int cmd_session(int argc, char **argv)
                 odl_learner_status st2;
                 odl_learner_get_status(L, &st2);
                 uint32_t new_id = 0;
-                if (s == ODL_OK && store) { /* stored first: the store gives the number */
+                const int waits = s == ODL_OK && st2.shadow_active; /* a candidate, not yet a version */
+                if (s == ODL_OK && store && !waits) { /* stored first: the store gives the number */
                     odl_store_host h;
                     rc = store_open_checked(store, vs.ids[vs.top], &h, &d);
                     if (!rc) {
                         rc = save_model(L, &cm, tmp_model, store_next_id(h.store), &d);
                         if (!rc)
-                            rc = store_commit(&h, store, tmp_model, upd ? "update" : "calibrate", &st2, 0,
-                                              &new_id, &d);
+                            rc = store_commit(&h, store, tmp_model, upd ? odl_strategy_name(strategy) : "calibrate",
+                                              &st2, 0, &new_id, &d);
                         odl_store_host_close(&h);
                     }
                     remove(tmp_model);
                     if (rc)
                         break;
                 }
-                if (s == ODL_OK)
+                if (s == ODL_OK && !waits)
                     versions_push(&vs, store ? new_id : vs.next_id);
                 printf("%4d %s on %d collected (%d held out); rejected so far:", lineno, kind, (int)st.collected,
                        (int)st.held_out);
+                int any_rejected = 0;
                 for (int r2 = 1; r2 < ODL_REASON_COUNT; r2++)
-                    if (st2.rejected[r2])
+                    if (st2.rejected[r2]) {
                         printf(" %s %u;", odl_reason_str((odl_reason)r2), st2.rejected[r2]);
-                printf("\n     -> %s; version %u\n", st2.last_decision, (unsigned)vs.ids[vs.top]);
-                if (store && s == ODL_OK)
+                        any_rejected = 1;
+                    }
+                if (!any_rejected)
+                    printf(" none");
+                /* no earlier user update yet: the learner writes -1 for those accuracies; leave them out */
+                char decision[sizeof st2.last_decision];
+                snprintf(decision, sizeof decision, "%s", st2.last_decision);
+                char *sentinel = strstr(decision, ", earlier user -1.000 -> -1.000");
+                if (sentinel)
+                    memmove(sentinel, sentinel + strlen(", earlier user -1.000 -> -1.000"),
+                            strlen(sentinel + strlen(", earlier user -1.000 -> -1.000")) + 1);
+                printf("\n     -> %s; version %u\n", decision, (unsigned)vs.ids[vs.top]);
+                if (store && s == ODL_OK && !waits)
                     printf("     -> stored as version %u in %s\n", (unsigned)new_id, store);
                 s = ODL_OK;
             }
@@ -571,6 +641,34 @@ int cmd_session(int argc, char **argv)
             if (!rc && !quiet)
                 printf("%4d saved version %u to %s\n", lineno, (unsigned)vs.ids[vs.top], path);
         }
+        /* shadow evaluation decided on this event's sample */
+        odl_learner_status sh1;
+        odl_learner_get_status(L, &sh1);
+        if (!rc && s == ODL_OK && sh1.shadow_promoted + sh1.shadow_dropped > sh0.shadow_promoted + sh0.shadow_dropped) {
+            const int promoted = sh1.shadow_promoted > sh0.shadow_promoted;
+            uint32_t new_id = 0;
+            if (promoted && store) {
+                odl_store_host h;
+                rc = store_open_checked(store, vs.ids[vs.top], &h, &d);
+                if (!rc) {
+                    rc = save_model(L, &cm, tmp_model, store_next_id(h.store), &d);
+                    if (!rc) {
+                        odl_learner_status stm = sh1;
+                        memcpy(stm.last_decision, sh1.shadow_decision, sizeof sh1.shadow_decision);
+                        rc = store_commit(&h, store, tmp_model, odl_strategy_name(strategy), &stm, 0, &new_id, &d);
+                    }
+                    odl_store_host_close(&h);
+                }
+                remove(tmp_model);
+                if (rc)
+                    break;
+            }
+            if (promoted)
+                versions_push(&vs, store ? new_id : vs.next_id);
+            printf("%4d shadow: %s; version %u\n", lineno, sh1.shadow_decision, (unsigned)vs.ids[vs.top]);
+            if (promoted && store)
+                printf("     -> stored as version %u in %s\n", (unsigned)new_id, store);
+        }
         if (s != ODL_OK) {
             char ctx[64];
             snprintf(ctx, sizeof ctx, "%s:%d", events, lineno);
@@ -584,6 +682,9 @@ int cmd_session(int argc, char **argv)
                "marks; %u updates: %u accepted, %u rolled back; %u rollbacks; version %u\n",
                st.predictions, st.drift_events, st.feedback, st.accepted_examples, st.marks_right, st.marks_wrong,
                st.updates, st.updates_accepted, st.updates_rolled_back, st.rollbacks, (unsigned)vs.ids[vs.top]);
+        if (shadow)
+            printf("shadow: %u promoted, %u dropped%s\n", st.shadow_promoted, st.shadow_dropped,
+                   st.shadow_active ? ", one candidate still waiting" : "");
     }
 done:
     if (tmp_dir[0]) {

@@ -34,7 +34,8 @@ static void help(FILE *f)
           "                      replica each, averaged in order; up to S threads\n"
           "                      share the work                  (default 4)\n"
           "  --report FILE       also write the learning curve as HTML (docs/reports.md)\n"
-          "  --quiet             no progress output\n",
+          "  --quiet             no progress output\n"
+          "  --json              print the result as one JSON object\n",
           f);
 }
 
@@ -118,7 +119,7 @@ int cmd_train(int argc, char **argv)
     odl_split split = ODL_SPLIT_TRAIN;
     int32_t epochs = 3, batch = 64, seed = 0, limit = 0, threads = learn_threads_default(), shards = LEARN_SHARDS_DEFAULT;
     float lr = 1e-3f;
-    int quiet = 0;
+    int quiet = 0, json = 0;
     cli_args a = {argc, argv, 1, "train"};
     for (; a.i < argc; a.i++) {
         int r;
@@ -127,6 +128,8 @@ int cmd_train(int argc, char **argv)
             return 0;
         } else if (cli_flag(&a, "--quiet")) {
             quiet = 1;
+        } else if (cli_flag(&a, "--json")) {
+            json = 1;
         } else if ((r = cli_opt(&a, "--data", &data))) {
             if (r < 0) return 2;
         } else if ((r = cli_opt(&a, "--output", &out)) || (r = cli_opt(&a, "-o", &out))) {
@@ -298,6 +301,16 @@ int cmd_train(int argc, char **argv)
     if (report_path && report_write_loss_curve(report_path, out, "odl train: the learning curve", tres.curve_x,
                                                tres.curve_loss, tres.n_curve, tres.epoch_loss, tres.n_epoch_loss))
         return 1;
+    if (json) {
+        printf("{\"arch\": ");
+        json_str(stdout, arch);
+        printf(", \"epochs\": %d, \"samples\": %s, \"seconds\": %.3f, \"images_per_second\": %.1f, "
+               "\"final_loss\": %.6g, \"last_epoch_train_accuracy\": %s, \"output\": ",
+               (int)epochs, s_n, t_total, tres.images_per_second, (double)last_loss, s_acc);
+        json_str(stdout, out);
+        printf("}\n");
+        return 0;
+    }
     printf("trained %s: %d epochs in %.1f s (%.0f images/s), final loss %.4f, saved %s\n", arch, (int)epochs, t_total,
            tres.images_per_second, last_loss, out);
     return 0;

@@ -15,19 +15,23 @@ static void usage(FILE *f)
           "  eval    accuracy, per-class accuracy and confusion matrix of a model\n"
           "  info    layers, parameters and the exact memory plan of a model\n"
           "  adapt   adapt a model to a user's examples (transfer / continual learning)\n"
-          "  experiment  run the standard experiments (S1, S2, S3) of PROTOCOL.md\n"
+          "  experiment  run the standard experiments (S1, S2, S3) of docs/protocol.md\n"
           "  quantize  convert a model's frozen layers to INT8\n"
           "  drift     run drift detectors over a data stream\n"
           "  versions  list the versions in a model store\n"
           "  rollback  restore an earlier version of a model store\n"
           "  session   run a logged stream of user events through the learner\n"
           "  export-c  write a .odl file as a C array for firmware\n"
-          "  import    convert an ONNX model to a .odl model\n"
+          "  import    convert an ONNX or TFLite model to a .odl model\n"
+          "  export    write a .odl model as a TFLite flatbuffer\n"
           "  predict   a model's outputs (logits or probabilities) for every sample\n"
           "  report    an HTML report (charts) of odl experiment --json results\n"
           "\n"
           "Every command takes --max-memory SIZE (e.g. 512M, 2G; default 4G): the most\n"
           "memory a model, a learner or a dataset may take.\n"
+          "\n"
+          "Every command that reads CSV data takes --label-col NAME|N: the label's column\n"
+          "(default: a header's 'label' column wherever it stands, else the first).\n"
           "\n"
           "Run 'odl <command> --help' for a command's options.\n",
           f);
@@ -97,6 +101,22 @@ int main(int argc, char **argv)
                ODL_FILE_VERSION_MAJOR, ODL_FILE_VERSION_MINOR);
         return finish_stdout(0);
     }
+    /* --label-col applies to every command that reads CSV data: taken out here */
+    int kept = 2;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--label-col") || !strncmp(argv[i], "--label-col=", 12)) {
+            const char *v = argv[i][11] == '=' ? argv[i] + 12 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!v || !*v) {
+                fprintf(stderr, "odl: --label-col needs a column: a header name or a number from 1\n");
+                return 2;
+            }
+            cli_label_col = v;
+            continue;
+        }
+        argv[kept++] = argv[i];
+    }
+    argc = kept;
+    argv[argc] = NULL;
     cli_install_cleanup(); /* an interrupted save leaves no temporary file */
     int rc;
     if (!strcmp(cmd, "train"))
@@ -121,6 +141,8 @@ int main(int argc, char **argv)
         rc = cmd_session(argc - 1, argv + 1);
     else if (!strcmp(cmd, "export-c"))
         rc = cmd_export(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "export"))
+        rc = cmd_export_tflite(argc - 1, argv + 1);
     else if (!strcmp(cmd, "import"))
         rc = cmd_import(argc - 1, argv + 1);
     else if (!strcmp(cmd, "predict"))

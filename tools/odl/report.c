@@ -421,6 +421,11 @@ int report_bars(report *r, const report_bar_chart *c)
             if (sum_neg < dlo) dlo = sum_neg;
         }
     }
+    for (int k = 0; k < c->n_ref; k++)
+        if (isfinite(c->ref[k])) {
+            if (c->ref[k] > dhi) dhi = c->ref[k];
+            if (c->ref[k] < dlo) dlo = c->ref[k];
+        }
     const char *unit = NULL;
     double div = 1;
     if (c->fmt == REPORT_FMT_BYTES)
@@ -553,6 +558,23 @@ int report_bars(report *r, const report_bar_chart *c)
                 snprintf(buf, sizeof buf, "%.1f", pos + neg);
             svg_text(f, XV(pos) + 4, y0 + bar_h - 4, 11, "start", NULL, buf);
         }
+    }
+    /* reference lines on top of the bars */
+    for (int k = 0; k < c->n_ref; k++) {
+        if (!isfinite(c->ref[k]))
+            continue;
+        double x = XV(c->ref[k]);
+        if (x < left || x > left + pw)
+            continue;
+        const char *col = c->ref_series && c->ref_series[k] >= 0 ? series_color(c->colors, c->ref_series[k]) : "#a00";
+        fprintf(f, "<line class=\"ref\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+                   "stroke-width=\"1.5\" stroke-dasharray=\"5 3\"><title>",
+                x, top - 2, x, top + ph, col);
+        esc(f, c->ref_labels ? c->ref_labels[k] : "reference");
+        fputs("</title></line>\n", f);
+        if (c->ref_labels)
+            svg_text(f, x + 3, top + 9 + 11 * (k % 2), 10, x > left + pw * 0.8 ? "end" : "start",
+                     "fill=\"#333\"", c->ref_labels[k]);
     }
 #undef XV
     fputs("</svg>\n", f);

@@ -81,6 +81,11 @@ typedef struct report_bar_chart {
     const char *const *colors;         /* n_series CSS colours, or NULL for the palette */
     int width;                         /* pixels; 0: 1160 */
     const char *note;                  /* a line under the chart, or NULL */
+    const double *ref;                 /* n_ref reference lines across all rows (a base's
+                                          accuracy, a memory budget), in value units */
+    const char *const *ref_labels;     /* n_ref labels, drawn at the top of each line */
+    const int *ref_series;             /* n_ref: the series whose colour a line takes, or NULL (dark red) */
+    int n_ref;
 } report_bar_chart;
 int report_bars(report *r, const report_bar_chart *c);
 

@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Test files for tests/tflite_test.sh.
+
+  tflite_models.py torch-cnn OUT.onnx
+      a small CNN for 1x28x28 inputs (conv, ReLU, max pool, depthwise conv,
+      a residual add, flatten of a 7x7 map, dense, ReLU, dense to 8
+      classes) in PyTorch with random weights, exported to ONNX (opset 13):
+      its flatten of a [C,H,W] map is where TFLite's NHWC order and odl's
+      channel-major order differ.
+  tflite_models.py torch-mix OUT.onnx
+      a 3-channel model with the other exportable operators (see torch_mix).
+  tflite_models.py hostile SRC.tflite OUTDIR
+      malformed variants of a valid .tflite: truncated at several lengths,
+      root offset past the end, a vtable offset out of range, a vector
+      length past the end, schema version 2, an operator code changed to
+      SPLIT (an operator odl does not import), an operator's opcode index
+      out of range.
+  tflite_models.py repoint SRC.tflite OUT.tflite TENSOR
+      the same model with its subgraph output moved to tensor TENSOR (to
+      read an intermediate tensor, e.g. logits before a softmax).
+"""
+import os
+import struct
+import sys
+
+
+def torch_mix(out):
+    """3x16x16 input: conv + hard swish, average pool, two branches (1x1
+    conv, depthwise) concatenated, squeeze-and-excitation (global average,
+    1x1 conv, sigmoid, multiply), a strided conv with padding TFLite's SAME
+    cannot express, flatten, dense to 5."""
+    import torch
+    import torch.nn as nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+            self.a = nn.Conv2d(8, 4, 1)
+            self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+            self.se = nn.Conv2d(12, 12, 1)
+            self.c2 = nn.Conv2d(12, 6, 3, stride=2, padding=1)
+            self.fc = nn.Linear(6 * 4 * 4, 5)
+
+        def forward(self, x):
+            x = nn.functional.avg_pool2d(nn.functional.hardswish(self.c1(x)), 2)
+            x = torch.cat([torch.relu(self.a(x)), self.dw(x)], 1)
+            x = x * torch.sigmoid(self.se(nn.functional.adaptive_avg_pool2d(x, 1)))
+            return self.fc(torch.flatten(torch.relu(self.c2(x)), 1))
+
+    torch.manual_seed(5)
+    m = Net().eval()
+    torch.onnx.export(m, torch.zeros(1, 3, 16, 16), out, opset_version=14,
+                      input_names=["image"], output_names=["logits"])
+
+
+def torch_cnn(out):
+    import torch
+    import torch.nn as nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = nn.Conv2d(1, 8, 3, padding=1)
+            self.p1 = nn.MaxPool2d(2)
+            self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+            self.c2 = nn.Conv2d(8, 6, 3, stride=2, padding=1)
+            self.fc1 = nn.Linear(6 * 7 * 7, 32)
+            self.fc2 = nn.Linear(32, 8)
+
+        def forward(self, x):
+            x = self.p1(torch.relu(self.c1(x)))
+            x = x + torch.relu(self.dw(x))
+            x = torch.relu(self.c2(x))
+            x = torch.flatten(x, 1)
+            return self.fc2(torch.relu(self.fc1(x)))
+
+    torch.manual_seed(3)
+    m = Net().eval()
+    torch.onnx.export(m, torch.zeros(1, 1, 28, 28), out, opset_version=13,
+                      input_names=["image"], output_names=["logits"])
+
+
+class FB:
+    def __init__(self, b):
+        self.b = b
+
+    def u32(self, p):
+        return struct.unpack_from("<I", self.b, p)[0]
+
+    def vt(self, tab):
+        return tab - struct.unpack_from("<i", self.b, tab)[0]
+
+    def field(self, tab, i):
+        vt = self.vt(tab)
+        vl = struct.unpack_from("<H", self.b, vt)[0]
+        if 4 + 2 * i + 2 > vl:
+            return None
+        o = struct.unpack_from("<H", self.b, vt + 4 + 2 * i)[0]
+        return tab + o if o else None
+
+    def ref(self, tab, i):
+        f = self.field(tab, i)
+        return f + self.u32(f)
+
+    def elem(self, vec, k):
+        p = vec + 4 + 4 * k
+        return p + self.u32(p)
+
+
+def hostile(src, outdir):
+    b = open(src, "rb").read()
+    os.makedirs(outdir, exist_ok=True)
+
+    def put(name, data):
+        open(os.path.join(outdir, name + ".tflite"), "wb").write(bytes(data))
+
+    for n in (8, 12, 64, len(b) // 2, len(b) - 1):
+        put(f"truncated_{n}", b[:n])
+    bad = bytearray(b)
+    struct.pack_into("<I", bad, 0, len(b) + 100)
+    put("root_past_end", bad)
+    f = FB(bytearray(b))
+    root = f.u32(0)
+    bad = bytearray(b)
+    struct.pack_into("<i", bad, root, -(1 << 30))
+    put("vtable_out_of_range", bad)
+    f = FB(bytearray(b))
+    sg0 = f.elem(f.ref(root, 2), 0)
+    tv = f.ref(sg0, 0)
+    bad = bytearray(b)
+    struct.pack_into("<I", bad, tv, 0x3FFFFFFF)
+    put("vector_past_end", bad)
+    bad = bytearray(b)
+    struct.pack_into("<I", bad, f.field(root, 0), 2)
+    put("schema_version_2", bad)
+    # the last operator's code becomes SPLIT (49)
+    ops = f.ref(sg0, 3)
+    nops = f.u32(ops)
+    last = f.elem(ops, nops - 1)
+    code_index = f.u32(f.field(last, 0)) if f.field(last, 0) else 0
+    codes = f.ref(root, 1)
+    ct = f.elem(codes, code_index)
+    bad = bytearray(b)
+    fd = f.field(ct, 0)
+    if fd is not None:
+        bad[fd] = 49
+    f3 = f.field(ct, 3)
+    if f3 is not None:
+        struct.pack_into("<i", bad, f3, 49)
+    put("unsupported_op", bad)
+    bad = bytearray(b)
+    if f.field(last, 0) is not None:
+        struct.pack_into("<I", bad, f.field(last, 0), 1000)
+        put("opcode_index_out_of_range", bad)
+    print(nops - 1)
+
+
+def repoint(src, out, tensor):
+    b = bytearray(open(src, "rb").read())
+    f = FB(b)
+    sg0 = f.elem(f.ref(f.u32(0), 2), 0)
+    outv = f.ref(sg0, 2)
+    struct.pack_into("<I", b, outv + 4, int(tensor))
+    open(out, "wb").write(b)
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1] if len(sys.argv) > 1 else ""
+    if cmd == "torch-cnn":
+        torch_cnn(sys.argv[2])
+    elif cmd == "torch-mix":
+        torch_mix(sys.argv[2])
+    elif cmd == "hostile":
+        hostile(sys.argv[2], sys.argv[3])
+    elif cmd == "repoint":
+        repoint(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        print(__doc__)
+        sys.exit(2)

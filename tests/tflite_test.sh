@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# tests/tflite_test.sh — TFLite import and export against ArmNN's reference
+# backend (python3-pyarmnn, CpuRef), the independent runtime.
+#
+#   bash tests/tflite_test.sh PATH/TO/odl SOURCE_DIR [MODELS_DIR]
+#
+# MODELS_DIR holds the MLPerf Tiny reference models (kws_ref_model.tflite,
+# ad01_fp32.tflite, ad01_int8.tflite); default: SOURCE_DIR/tests/data/mlperf_tiny,
+# or $ODL_TFLITE_MODELS. Without them the fixture checks are skipped (said
+# so), the rest still runs.
+#
+# 1. Fixtures on 100 random inputs each: ad01_fp32 within 1e-4 of the largest
+#    output and the reconstruction error ranking the inputs identically;
+#    ad01_int8 and the KWS DS-CNN run by odl in int8 (odl predict --int8)
+#    against ArmNN's int8 outputs (tolerances in docs/tflite.md: ArmNN's
+#    CpuRef requantises through float at every layer, odl with TFLite's
+#    integer arithmetic, so one-step differences can add up over depth).
+# 2. Round trips: each model exported with odl export --tflite (FP32, and the
+#    int8 models also in int8, and an INT8 base with an FP32 head) runs in ArmNN
+#    within 1e-4 of odl, and re-imports to bit-identical outputs.
+# 3. Adaptation then export: the KWS model with two new classes learned from
+#    synthetic data, and a PyTorch CNN (ONNX) adapted on Fashion-MNIST; a
+#    3-channel PyTorch model with concat, squeeze-and-excitation, hard swish,
+#    average pool and a padding SAME cannot express.
+# 4. Hostile files: truncated, bad offsets, vtable and vector out of range,
+#    schema version 2, an operator odl does not import: one "odl: " line
+#    each, no output file left.
+set -u
+if [ $# -lt 2 ]; then
+    echo "usage: bash tests/tflite_test.sh PATH/TO/odl SOURCE_DIR [MODELS_DIR]" >&2
+    exit 2
+fi
+ODL=$1
+SRC=$2
+case $ODL in /*) ;; *) ODL=$PWD/$ODL ;; esac
+case $SRC in /*) ;; *) SRC=$PWD/$SRC ;; esac
+MODELS=${3:-${ODL_TFLITE_MODELS:-$SRC/tests/data/mlperf_tiny}}
+PY=/usr/bin/python3
+ARMNN="$PY $SRC/tests/tflite_armnn.py"
+GEN="$PY $SRC/tests/tflite_models.py"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/odl_tflite_test.XXXXXX") || exit 2
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK" || exit 2
+
+passed=0
+failed=0
+ok() { echo "ok  $1"; passed=$((passed + 1)); }
+fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
+run() {
+    timeout 300 "$ODL" "$@" >out.txt 2>err.txt
+    rc=$?
+}
+# ArmNN on MODEL: x/ref .npy files and the output's int8 parameters (one process per model)
+armnn() { # NAME MODEL
+    $ARMNN run "$2" --n 100 --seed 7 --x "$1.x.npy" --ref "$1.ref.npy" --qx "$1.qx.npy" 2>/dev/null | tail -1 >"$1.info"
+    [ -s "$1.ref.npy" ] && [ -s "$1.x.npy" ]
+}
+qparams() { $PY -c "import json,sys; d=json.load(open('$1.info')); print(d['out_scale'], d['out_zp'])"; }
+compare() { # NAME ARGS... (the compare's last line is ok/FAIL)
+    local name=$1
+    shift
+    $ARMNN compare "$@" --name "$name" >cmp.txt 2>&1
+    sed 's/^/    /' cmp.txt | head -4
+    if tail -1 cmp.txt | grep -q '^ok$'; then ok "$name"; else fail "$name" "$(head -1 cmp.txt)"; fi
+}
+
+if ! $PY -c 'import pyarmnn' 2>/dev/null; then
+    echo "FAIL setup: python3-pyarmnn is not installed (bash scripts/deps.sh python3-pyarmnn libarmnn-cpuref-backend22)"
+    exit 1
+fi
+
+# ---- 1. the MLPerf Tiny fixtures -------------------------------------------
+if [ -f "$MODELS/ad01_fp32.tflite" ] && [ -f "$MODELS/ad01_int8.tflite" ] && [ -f "$MODELS/kws_ref_model.tflite" ]; then
+    run import "$MODELS/ad01_fp32.tflite" -o ad32.odl
+    [ $rc -eq 0 ] && ok "import ad01_fp32" || fail "import ad01_fp32" "$(cat err.txt)"
+    armnn ad32 "$MODELS/ad01_fp32.tflite" || fail "armnn ad01_fp32" "no output"
+    run predict ad32.odl --data ad32.x.npy -o ad32.odl.npy
+    compare "ad01_fp32 vs ArmNN (1e-4, ranking)" ad32.ref.npy ad32.odl.npy --rank ad32.x.npy
+
+    run import "$MODELS/ad01_int8.tflite" -o ad8.odl
+    if [ $rc -eq 0 ] && grep -q "every node runs in int8" out.txt; then ok "import ad01_int8 (int8)"; else
+        fail "import ad01_int8 (int8)" "$(cat out.txt err.txt)"; fi
+    armnn ad8 "$MODELS/ad01_int8.tflite" || fail "armnn ad01_int8" "no output"
+    run predict ad8.odl --int8 --data ad8.x.npy -o ad8.odl.npy
+    # shellcheck disable=SC2046
+    compare "ad01_int8 in int8 vs ArmNN (max 3 steps, 99% within 1, Spearman >= 0.999)" ad8.ref.npy ad8.odl.npy \
+        --int8 $(qparams ad8) --tol 3 --min-within1 0.99 --rank ad8.x.npy --min-spearman 0.999
+
+    run import "$MODELS/kws_ref_model.tflite" -o kws.odl
+    if [ $rc -eq 0 ] && grep -q "every node runs in int8" out.txt; then ok "import kws (int8)"; else
+        fail "import kws (int8)" "$(cat out.txt err.txt)"; fi
+    armnn kws "$MODELS/kws_ref_model.tflite" || fail "armnn kws" "no output"
+    # the logits (the subgraph output moved before the softmax): no softmax amplification
+    logits=$($PY -c "
+import sys; sys.path.insert(0, '$SRC/tests'); import tflite_models as t
+f = t.FB(open('$MODELS/kws_ref_model.tflite', 'rb').read()); sg = f.elem(f.ref(f.u32(0), 2), 0)
+ops = f.ref(sg, 3); last = f.elem(ops, f.u32(ops) - 1); ins = f.ref(last, 1); print(f.u32(ins + 4))")
+    $GEN repoint "$MODELS/kws_ref_model.tflite" kwsl.tflite "$logits"
+    armnn kwsl kwsl.tflite || fail "armnn kws logits" "no output"
+    run predict kws.odl --int8 --data kwsl.x.npy -o kwsl.odl.npy
+    # shellcheck disable=SC2046
+    compare "kws int8 logits vs ArmNN (max 2 steps, 99% within 1)" kwsl.ref.npy kwsl.odl.npy --int8 $(qparams kwsl) \
+        --tol 2 --min-within1 0.99
+    run predict kws.odl --int8 --softmax --data kws.x.npy -o kws.odl.npy
+    # shellcheck disable=SC2046
+    compare "kws int8 + float softmax vs ArmNN (same top class on 98%)" kws.ref.npy kws.odl.npy --int8 $(qparams kws) \
+        --tol 255 --min-top1 0.98
+
+    # ---- 2. round trips of the fixtures (FP32: the int8 files' FP32 equivalent)
+    for m in ad32 kws; do
+        sm=""
+        [ $m = kws ] && sm=--softmax
+        run export $m.odl --fp32 --tflite $m.exp.tflite
+        [ $rc -eq 0 ] && [ -s $m.exp.tflite ] || fail "export $m" "$(cat err.txt)"
+        armnn ${m}e $m.exp.tflite || fail "armnn export $m" "no output"
+        run predict $m.odl $sm --data ${m}e.x.npy -o ${m}e.odl.npy
+        compare "$m exported, ArmNN vs odl (1e-4)" ${m}e.ref.npy ${m}e.odl.npy
+        run import $m.exp.tflite -o $m.re.odl
+        run predict $m.re.odl $sm --data ${m}e.x.npy -o ${m}e.re.npy
+        if cmp -s ${m}e.re.npy ${m}e.odl.npy; then ok "$m re-imported: identical outputs"; else
+            fail "$m re-imported" "outputs differ"; fi
+    done
+
+    # ---- 2b. INT8 export: the int8 layers as int8 operators (then DEQUANTIZE)
+    run export ad8.odl --tflite ad8.exp.tflite
+    armnn ad8e ad8.exp.tflite || fail "armnn int8 export ad01" "no output"
+    run predict ad8.odl --int8 --data ad8e.x.npy -o ad8e.odl.npy
+    # shellcheck disable=SC2046
+    compare "ad01_int8 exported in int8, ArmNN vs odl (max 3 steps, 99% within 1)" ad8e.ref.npy ad8e.odl.npy \
+        --steps "$(qparams ad8 | cut -d' ' -f1)" --tol 3 --min-within1 0.99
+    run import ad8.exp.tflite -o ad8.re.odl
+    run predict ad8.re.odl --int8 --data ad8e.x.npy -o ad8e.re.npy
+    if cmp -s ad8e.re.npy ad8e.odl.npy; then ok "ad01_int8 int8 export re-imported: identical int8 outputs"; else
+        fail "ad01_int8 int8 re-import" "outputs differ"; fi
+    run export kws.odl --tflite kws8.exp.tflite
+    armnn kws8e kws8.exp.tflite || fail "armnn int8 export kws" "no output"
+    run predict kws.odl --int8 --softmax --data kws8e.x.npy -o kws8e.odl.npy
+    compare "kws exported in int8 (float softmax), ArmNN vs odl (same top class on 98%)" kws8e.ref.npy kws8e.odl.npy \
+        --tol 1 --min-top1 0.98
+    run import kws8.exp.tflite -o kws8.re.odl
+    run predict kws8.re.odl --int8 --softmax --data kws8e.x.npy -o kws8e.re.npy
+    if cmp -s kws8e.re.npy kws8e.odl.npy; then ok "kws int8 export re-imported: identical outputs"; else
+        fail "kws int8 re-import" "outputs differ"; fi
+
+    # ---- 3a. KWS with two new classes from synthetic data, exported
+    $PY -c "
+import numpy as np
+rng = np.random.default_rng(0); P = rng.standard_normal((14, 490))
+with open('syn.csv', 'w') as f:
+    for i in range(280):
+        c = i % 14
+        f.write(','.join([str(c)] + ['%.5f' % v for v in P[c] + 0.5 * rng.standard_normal(490)]) + '\n')"
+    run adapt kws.odl --data syn.csv --strategy naive --new-classes --epochs 3 -o kws14.odl
+    [ $rc -eq 0 ] || fail "adapt kws --new-classes" "$(cat err.txt)"
+    run export kws14.odl --tflite kws14.tflite
+    armnn kws14 kws14.tflite || fail "armnn kws14" "no output"
+    run predict kws14.odl --softmax --data kws14.x.npy -o kws14.odl.npy
+    compare "kws + 2 new classes exported, ArmNN vs odl (1e-4)" kws14.ref.npy kws14.odl.npy
+    if $PY -c "import numpy as np; assert np.load('kws14.ref.npy').shape == (100, 14)"; then ok "kws14 has 14 outputs in ArmNN"; else
+        fail "kws14 outputs" "not 14"; fi
+    # INT8 base (from the imported int8 model) + the trained FP32 head
+    run export kws14.odl --int8-base kws.odl --tflite kws14q.tflite
+    armnn kws14q kws14q.tflite || fail "armnn kws14 int8 base" "no output"
+    run import kws14q.tflite -o kws14q.odl
+    if [ $rc -eq 0 ] && grep -q "int8 base: nodes 0..18" out.txt; then ok "kws14 INT8 base + FP32 head re-imported"; else
+        fail "kws14 INT8 base re-import" "$(cat out.txt err.txt)"; fi
+    run predict kws14q.odl --int8 --softmax --data kws14q.x.npy -o kws14q.odl.npy
+    compare "kws + 2 classes, INT8 base + FP32 head, ArmNN vs odl (same top class on 98%)" kws14q.ref.npy \
+        kws14q.odl.npy --tol 1 --min-top1 0.98
+else
+    echo "skip fixtures: $MODELS has no MLPerf Tiny models (set ODL_TFLITE_MODELS)"
+fi
+
+# ---- 3b. PyTorch models through ONNX, adapted, exported --------------------
+if $PY -c 'import torch, onnx' 2>/dev/null; then
+    $GEN torch-cnn cnn.onnx >/dev/null 2>&1 && run import cnn.onnx -o cnn.odl
+    [ $rc -eq 0 ] || fail "import torch cnn" "$(cat err.txt)"
+    run adapt cnn.odl --data /usr/share/datasets/fashion-mnist --limit 300 --strategy naive --new-classes --epochs 2 -o cnn10.odl
+    [ $rc -eq 0 ] || fail "adapt cnn on Fashion-MNIST" "$(cat err.txt)"
+    run export cnn10.odl --tflite cnn10.tflite
+    armnn cnn10 cnn10.tflite || fail "armnn cnn10" "no output"
+    run predict cnn10.odl --data cnn10.x.npy -o cnn10.odl.npy
+    compare "PyTorch CNN adapted on Fashion-MNIST (8+2 classes) exported, ArmNN vs odl (1e-4)" cnn10.ref.npy cnn10.odl.npy
+    run import cnn10.tflite -o cnn10.re.odl
+    run predict cnn10.re.odl --data cnn10.x.npy -o cnn10.re.npy
+    if cmp -s cnn10.re.npy cnn10.odl.npy; then ok "cnn10 re-imported: identical outputs"; else fail "cnn10 re-imported" "outputs differ"; fi
+
+    $GEN torch-mix mix.onnx >/dev/null 2>&1 && run import mix.onnx -o mix.odl
+    run export mix.odl --tflite mix.tflite
+    armnn mix mix.tflite || fail "armnn mix" "no output"
+    run predict mix.odl --data mix.x.npy -o mix.odl.npy
+    compare "PyTorch 3-channel mix (concat, SE, hard swish, pads) exported, ArmNN vs odl (1e-4)" mix.ref.npy mix.odl.npy
+    run import mix.tflite -o mix.re.odl
+    run predict mix.re.odl --data mix.x.npy -o mix.re.npy
+    if cmp -s mix.re.npy mix.odl.npy; then ok "mix re-imported: identical outputs"; else fail "mix re-imported" "outputs differ"; fi
+else
+    fail "torch" "python3-torch / python3-onnx missing"
+fi
+
+# ---- 4. hostile files --------------------------------------------------------
+src=mix.tflite
+[ -f "$MODELS/kws_ref_model.tflite" ] && src="$MODELS/kws_ref_model.tflite"
+if [ -f "$src" ]; then
+    last=$($GEN hostile "$src" hostile)
+    for f in hostile/*.tflite; do
+        name=$(basename "$f" .tflite)
+        rm -f h.odl
+        run import "$f" -o h.odl
+        lines=$(wc -l <err.txt)
+        if [ $rc -ne 0 ] && [ "$lines" -eq 1 ] && grep -q '^odl: ' err.txt && [ ! -e h.odl ]; then
+            ok "hostile $name: $(cut -c1-110 err.txt)"
+        else
+            fail "hostile $name" "rc $rc, $lines error lines, output left: $([ -e h.odl ] && echo yes || echo no)"
+        fi
+    done
+    if grep -q "operator $last (SPLIT)" <("$ODL" import hostile/unsupported_op.tflite -o h.odl 2>&1); then
+        ok "unsupported operator named with its index"
+    else
+        fail "unsupported operator" "the error does not name operator $last (SPLIT)"
+    fi
+    printf 'xxxxTFL3' >tiny.tflite
+    run import tiny.tflite -o h.odl
+    [ $rc -ne 0 ] && grep -q '^odl: ' err.txt && ok "8-byte file refused" || fail "8-byte file" "rc $rc"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
