@@ -866,6 +866,16 @@ static size_t best_fit(const walk_st *w, const live_ent *self, int grad, int32_t
     return best_gap != SIZE_MAX ? best : top;
 }
 
+/* Nodes computing elementwise over input 0 with the same shape out, whose
+ * kernels are safe with y == x (and dx == dy). */
+static int elementwise_in_place(int32_t type)
+{
+    return type == ODL_LAYER_RELU || type == ODL_LAYER_RELU6 || type == ODL_LAYER_CLIP ||
+           type == ODL_LAYER_LEAKY_RELU || type == ODL_LAYER_SIGMOID || type == ODL_LAYER_HARD_SIGMOID ||
+           type == ODL_LAYER_HARD_SWISH || type == ODL_LAYER_TANH || type == ODL_LAYER_BATCHNORM ||
+           type == ODL_LAYER_ADD || type == ODL_LAYER_MUL;
+}
+
 /* Node i computes elementwise over input 0 (same shape out) and is that
  * tensor's last use, which holds a transient slot of its own: the output
  * can take the slot over (the kernels are plain elementwise loops, safe
@@ -874,12 +884,7 @@ static live_ent *in_place_source(walk_st *w, int32_t i)
 {
     const odl_node_desc *l = &w->d->layers[i];
     const int32_t type = l->type;
-    const int elementwise = type == ODL_LAYER_RELU || type == ODL_LAYER_RELU6 || type == ODL_LAYER_CLIP ||
-                            type == ODL_LAYER_LEAKY_RELU || type == ODL_LAYER_SIGMOID ||
-                            type == ODL_LAYER_HARD_SIGMOID || type == ODL_LAYER_HARD_SWISH ||
-                            type == ODL_LAYER_TANH || type == ODL_LAYER_BATCHNORM || type == ODL_LAYER_ADD ||
-                            type == ODL_LAYER_MUL;
-    if (!elementwise)
+    if (!elementwise_in_place(type))
         return NULL;
     live_ent *src = find_ent(w, l->in[0]);
     if (!src || src->region != REG_TRANS || src->froot != src->t || src->last != i || src->flast != i)
@@ -900,12 +905,7 @@ static live_ent *grad_in_place_source(walk_st *w, int32_t i, const live_ent *e)
 {
     const odl_node_desc *l = &w->d->layers[i];
     const int32_t type = l->type;
-    const int elementwise = type == ODL_LAYER_RELU || type == ODL_LAYER_RELU6 || type == ODL_LAYER_CLIP ||
-                            type == ODL_LAYER_LEAKY_RELU || type == ODL_LAYER_SIGMOID ||
-                            type == ODL_LAYER_HARD_SIGMOID || type == ODL_LAYER_HARD_SWISH ||
-                            type == ODL_LAYER_TANH || type == ODL_LAYER_BATCHNORM || type == ODL_LAYER_ADD ||
-                            type == ODL_LAYER_MUL || type == ODL_LAYER_DROPOUT;
-    if (!elementwise || !grad_first(w, i, 0))
+    if (!(elementwise_in_place(type) || type == ODL_LAYER_DROPOUT) || !grad_first(w, i, 0))
         return NULL;
     live_ent *src = find_ent(w, l->in[0]);
     if (!src || !src->gplaced || src->groot != src->t || src->glast != i || src->bytes != e->bytes)
