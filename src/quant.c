@@ -154,6 +154,10 @@ void odl_qdense_s8_ref(const odl_dense_dims *d, const int8_t *x, const int8_t *w
 
 void odl_qdense_s8(const odl_dense_dims *d, const int8_t *x, const int8_t *w, const odl_qrequant *r, int8_t *y)
 {
+#if defined(ODL_USE_DSP)
+    odl_qdense_s8_dsp(d, x, w, r, y);
+    return;
+#endif
     const int32_t in = d->in, out = d->out, zp = r->in_zp;
     for (int32_t n = 0; n < d->batch; n++) {
         const int8_t *xn = x + (size_t)n * in;
@@ -241,6 +245,10 @@ static void im2col_pixel_s8(const odl_window_dims *d, const int8_t *xn, int32_t 
 void odl_qconv2d_s8(const odl_window_dims *d, const int8_t *x, const int8_t *w, const odl_qrequant *r, int8_t *y,
                     void *scratch)
 {
+#if defined(ODL_USE_DSP)
+    odl_qconv2d_s8_dsp(d, x, w, r, y, scratch);
+    return;
+#endif
     const size_t P = plane_out(d);
     const int32_t g = n_groups(d), cg = d->in_c / g, og = d->out_c / g;
     const size_t K = (size_t)cg * d->k_h * d->k_w;
@@ -388,6 +396,10 @@ void odl_qmaxpool_s8(const odl_window_dims *d, const int8_t *x, int8_t *y)
         int8_t *yc = y + pl * plane_out(d);
         if (d->k_h == 2 && d->k_w == 2 && d->stride_h == 2 && d->stride_w == 2 && d->pad_h == 0 && d->pad_w == 0 &&
             2 * d->out_h <= d->in_h && 2 * d->out_w <= d->in_w) {
+#if defined(ODL_USE_DSP)
+            odl_qmaxpool2x2_s8_dsp(d, x, y); /* every plane */
+            return;
+#endif
             for (int32_t oh = 0; oh < d->out_h; oh++) {
                 const int8_t *r0 = xc + (size_t)(2 * oh) * d->in_w, *r1 = r0 + d->in_w;
                 for (int32_t ow = 0; ow < d->out_w; ow++) {

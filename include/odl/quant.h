@@ -112,6 +112,19 @@ void odl_qdepthwise_s8(const odl_window_dims *d, const int8_t *x, const int8_t *
 void odl_qdepthwise_s8_ref(const odl_window_dims *d, const int8_t *x, const int8_t *w,
                            const odl_qrequant *r, int8_t *y);
 
+/* With ODL_USE_DSP (a core with the Armv7E-M DSP extension: Cortex-M4,
+ * M7, M33; the Cortex-M port's build defines it) odl_qconv2d_s8,
+ * odl_qdense_s8 and the 2x2/2 case of odl_qmaxpool_s8 run these dual 16-bit
+ * MAC kernels, bit for bit equal to the `_ref` loops; the same scratch. */
+#if defined(ODL_USE_DSP)
+void odl_qconv2d_s8_dsp(const odl_window_dims *d, const int8_t *x, const int8_t *w,
+                        const odl_qrequant *r, int8_t *y, void *scratch);
+void odl_qdense_s8_dsp(const odl_dense_dims *d, const int8_t *x, const int8_t *w,
+                       const odl_qrequant *r, int8_t *y);
+/* k 2x2, stride 2, no padding, 2·out ≤ in in both dimensions */
+void odl_qmaxpool2x2_s8_dsp(const odl_window_dims *d, const int8_t *x, int8_t *y);
+#endif
+
 /* Pools keep the input's scale and zero point. Max pool ignores padding;
  * average pool sums the valid cells and divides with rounding half away from
  * zero (TFLite), padding not counted. */

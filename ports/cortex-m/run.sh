@@ -23,7 +23,7 @@ PORT=$ROOT/ports/cortex-m
 BUILD=${ODL_MCU_BUILD:-$ROOT/build-mcu}
 HOST=${ODL_HOST_BUILD:-$ROOT/build}
 DATA=${ODL_FASHION_DIR:-/usr/share/datasets/fashion-mnist}
-TESTS=${ODL_MCU_TESTS:-test_golden test_model test_replay test_quant test_state test_ewc_lwf test_drift}
+TESTS=${ODL_MCU_TESTS:-test_golden test_model test_replay test_quant test_qkernels test_state test_ewc_lwf test_drift}
 RECORD=0
 [ "${1:-}" = "--record" ] && RECORD=1
 t_start=$(date +%s)

@@ -1,0 +1,309 @@
+/* INT8 conv2d, dense and 2x2 max pool for cores with the Armv7E-M DSP
+ * extension (Cortex-M4/M7/M33), built when ODL_USE_DSP is defined
+ * (ports/cortex-m/Makefile); odl_qconv2d_s8, odl_qdense_s8 and
+ * odl_qmaxpool_s8 call these then. Same results as the `_ref` loops bit for
+ * bit: integer sums (exact) and the reference's requantisation, written for
+ * 32-bit registers.
+ *
+ * The multiply-accumulates are SMLAD: two 16x16 products and a 32-bit add in
+ * one instruction. SXTB16 sign-extends bytes 0 and 2 of a word into two
+ * halfwords; rotated by 8, bytes 1 and 3. So four int8 weights w0..w3 become
+ * (w0, w2) and (w1, w3), and the unfolded input column is stored in that
+ * order too, (c0, c2, c1, c3) for every four values, once per output pixel
+ * rather than once per output channel. */
+#include "odl/quant.h"
+
+#if defined(ODL_USE_DSP)
+#if !defined(__ARM_FEATURE_DSP)
+#error "ODL_USE_DSP needs a core with the DSP extension (e.g. -mcpu=cortex-m4)"
+#endif
+
+#include <arm_acle.h>
+#include <string.h>
+
+/* A 32-bit load at any alignment (one LDR on Armv7-M). */
+static inline uint32_t ld32(const void *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Bytes 1 and 3 sign-extended into two halfwords (GCC does not fold a
+ * rotate into SXTB16 by itself). */
+static inline int32_t sxtb16_ror8(uint32_t v)
+{
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+}
+
+/* a + bytes 1 and 3 of v, per halfword. */
+static inline int32_t sxtab16_ror8(int32_t a, uint32_t v)
+{
+    int32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(v));
+    return r;
+}
+
+/* odl_q_multiply for shift <= 0 and mult != INT32_MIN (every multiplier
+ * odl makes or loads): gemmlowp's rounding doubling high multiply is
+ * floor((x·m + 2^30) / 2^31) (the reference's nudge −(2^30 − 1) for a
+ * negative product with division toward zero is the same integer), then
+ * the rounding right shift. Other multipliers take the reference. */
+static inline int32_t multiply(int32_t x, int32_t mult, int32_t shift)
+{
+    if (shift > 0 || mult == INT32_MIN)
+        return odl_q_multiply(x, mult, shift);
+    const int32_t hi = (int32_t)(((int64_t)x * mult + ((int64_t)1 << 30)) >> 31);
+    const int32_t e = shift < -31 ? 31 : -shift;
+    const int32_t mask = (int32_t)((1u << e) - 1u);
+    const int32_t thr = (mask >> 1) + (hi < 0);
+    return (hi >> e) + ((hi & mask) > thr);
+}
+
+static inline int8_t requant(int32_t acc, int32_t c, const odl_qrequant *r)
+{
+    int32_t v = __qadd(multiply(acc, r->mult[c], r->shift[c]), r->out_zp); /* saturating: as the int64 sum */
+    v = v < r->act_min ? r->act_min : v;
+    return (int8_t)(v > r->act_max ? r->act_max : v);
+}
+
+static inline int32_t bias_of(const odl_qrequant *r, int32_t c)
+{
+    return r->bias ? r->bias[c] : 0;
+}
+
+/* ---- conv2d -------------------------------------------------------------- */
+
+/* col[k] = x − in_zp of output pixel (oh, ow), 0 over the padding; k =
+ * (cj, kh, kw) over the channels [c0, c0 + cg); then every four values
+ * reordered to (c0, c2, c1, c3) (the tail K mod 4 stays in order). */
+static void im2col_pixel(const odl_window_dims *d, const int8_t *xn, int32_t zp, int32_t c0, int32_t cg, int32_t oh,
+                         int32_t ow, int16_t *col, int32_t K)
+{
+    const int32_t dh = d->dil_h > 0 ? d->dil_h : 1, dw = d->dil_w > 0 ? d->dil_w : 1;
+    const int32_t ih0 = oh * d->stride_h - d->pad_h, iw0 = ow * d->stride_w - d->pad_w;
+    const size_t plane = (size_t)d->in_h * d->in_w;
+    const int inside = ih0 >= 0 && iw0 >= 0 && ih0 + (d->k_h - 1) * dh < d->in_h && iw0 + (d->k_w - 1) * dw < d->in_w;
+    int16_t *c = col;
+    if (inside && dw == 1) { /* no bounds to check: rows of k_w adjacent bytes */
+        for (int32_t cj = 0; cj < cg; cj++) {
+            const int8_t *xr = xn + (size_t)(c0 + cj) * plane + (size_t)ih0 * d->in_w + iw0;
+            for (int32_t kh = 0; kh < d->k_h; kh++, xr += (size_t)dh * d->in_w)
+                for (int32_t kw = 0; kw < d->k_w; kw++)
+                    *c++ = (int16_t)(xr[kw] - zp);
+        }
+    } else {
+        for (int32_t cj = 0; cj < cg; cj++) {
+            const int8_t *xc = xn + (size_t)(c0 + cj) * plane;
+            for (int32_t kh = 0; kh < d->k_h; kh++) {
+                const int32_t ih = ih0 + kh * dh;
+                if (ih < 0 || ih >= d->in_h) {
+                    memset(c, 0, sizeof(int16_t) * (size_t)d->k_w);
+                    c += d->k_w;
+                    continue;
+                }
+                const int8_t *xr = xc + (size_t)ih * d->in_w;
+                for (int32_t kw = 0; kw < d->k_w; kw++) {
+                    const int32_t iw = iw0 + kw * dw;
+                    *c++ = (iw < 0 || iw >= d->in_w) ? (int16_t)0 : (int16_t)(xr[iw] - zp);
+                }
+            }
+        }
+    }
+    for (int32_t k = 0; k + 4 <= K; k += 4) { /* (c0, c1), (c2, c3) -> (c0, c2), (c1, c3) */
+        const uint32_t a = ld32(col + k), b = ld32(col + k + 2);
+        const uint32_t even = (a & 0xffffu) | (b << 16), odd = (a >> 16) | (b & 0xffff0000u);
+        memcpy(col + k, &even, sizeof even);
+        memcpy(col + k + 2, &odd, sizeof odd);
+    }
+}
+
+/* Output channels co and co + 1 at pixels with columns c0 and c1. */
+static void mac_2x2(const int8_t *w0, const int8_t *w1, const int16_t *c0, const int16_t *c1, int32_t K,
+                    int32_t acc[4])
+{
+    int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
+    int32_t k = 0;
+    for (; k + 4 <= K; k += 4) {
+        const uint32_t W0 = ld32(w0 + k), W1 = ld32(w1 + k);
+        const int32_t w0e = __sxtb16(W0), w0o = sxtb16_ror8(W0);
+        const int32_t w1e = __sxtb16(W1), w1o = sxtb16_ror8(W1);
+        const int32_t p0e = (int32_t)ld32(c0 + k), p0o = (int32_t)ld32(c0 + k + 2);
+        a00 = __smlad(w0e, p0e, a00);
+        a10 = __smlad(w1e, p0e, a10);
+        a00 = __smlad(w0o, p0o, a00);
+        a10 = __smlad(w1o, p0o, a10);
+        const int32_t p1e = (int32_t)ld32(c1 + k), p1o = (int32_t)ld32(c1 + k + 2);
+        a01 = __smlad(w0e, p1e, a01);
+        a11 = __smlad(w1e, p1e, a11);
+        a01 = __smlad(w0o, p1o, a01);
+        a11 = __smlad(w1o, p1o, a11);
+    }
+    for (; k < K; k++) {
+        a00 += w0[k] * c0[k];
+        a01 += w0[k] * c1[k];
+        a10 += w1[k] * c0[k];
+        a11 += w1[k] * c1[k];
+    }
+    acc[0] = a00, acc[1] = a01, acc[2] = a10, acc[3] = a11;
+}
+
+/* One output channel at one pixel. */
+static int32_t mac_1x1(const int8_t *w0, const int16_t *c0, int32_t K, int32_t acc)
+{
+    int32_t k = 0;
+    for (; k + 4 <= K; k += 4) {
+        const uint32_t W0 = ld32(w0 + k);
+        acc = __smlad(__sxtb16(W0), (int32_t)ld32(c0 + k), acc);
+        acc = __smlad(sxtb16_ror8(W0), (int32_t)ld32(c0 + k + 2), acc);
+    }
+    for (; k < K; k++)
+        acc += w0[k] * c0[k];
+    return acc;
+}
+
+void odl_qconv2d_s8_dsp(const odl_window_dims *d, const int8_t *x, const int8_t *w, const odl_qrequant *r, int8_t *y,
+                        void *scratch)
+{
+    const size_t P = (size_t)d->out_h * d->out_w, plane = (size_t)d->in_h * d->in_w;
+    const int32_t g = d->groups > 0 ? d->groups : 1, cg = d->in_c / g, og = d->out_c / g;
+    const int32_t K = cg * d->k_h * d->k_w;
+    int16_t *col0 = scratch, *col1 = col0 + K; /* two pixels: odl_qconv2d_scratch_bytes */
+    for (int32_t n = 0; n < d->batch; n++) {
+        const int8_t *xn = x + (size_t)n * d->in_c * plane;
+        int8_t *yn = y + (size_t)n * d->out_c * P;
+        int32_t oh = 0, ow = 0; /* of pixel p */
+        for (size_t p = 0; p < P; p += 2) {
+            const int pair = p + 1 < P;
+            const int32_t oh1 = ow + 1 < d->out_w ? oh : oh + 1, ow1 = ow + 1 < d->out_w ? ow + 1 : 0;
+            for (int32_t gi = 0; gi < g; gi++) {
+                im2col_pixel(d, xn, r->in_zp, gi * cg, cg, oh, ow, col0, K);
+                if (pair)
+                    im2col_pixel(d, xn, r->in_zp, gi * cg, cg, oh1, ow1, col1, K);
+                const int32_t co_end = (gi + 1) * og;
+                int32_t co = gi * og;
+                if (pair) {
+                    for (; co + 2 <= co_end; co += 2) {
+                        const int32_t b0 = bias_of(r, co), b1 = bias_of(r, co + 1);
+                        int32_t acc[4] = {b0, b0, b1, b1};
+                        const int8_t *w0 = w + (size_t)co * K;
+                        mac_2x2(w0, w0 + K, col0, col1, K, acc);
+                        int8_t *y0 = yn + (size_t)co * P + p;
+                        y0[0] = requant(acc[0], co, r);
+                        y0[1] = requant(acc[1], co, r);
+                        y0[P] = requant(acc[2], co + 1, r);
+                        y0[P + 1] = requant(acc[3], co + 1, r);
+                    }
+                }
+                for (; co < co_end; co++) {
+                    const int8_t *w0 = w + (size_t)co * K;
+                    const int32_t b = bias_of(r, co);
+                    yn[(size_t)co * P + p] = requant(mac_1x1(w0, col0, K, b), co, r);
+                    if (pair)
+                        yn[(size_t)co * P + p + 1] = requant(mac_1x1(w0, col1, K, b), co, r);
+                }
+            }
+            oh = oh1 + (ow1 + 1 < d->out_w ? 0 : 1);
+            ow = ow1 + 1 < d->out_w ? ow1 + 1 : 0;
+        }
+    }
+}
+
+/* ---- dense --------------------------------------------------------------- */
+
+void odl_qdense_s8_dsp(const odl_dense_dims *d, const int8_t *x, const int8_t *w, const odl_qrequant *r, int8_t *y)
+{
+    const int32_t in = d->in, out = d->out, zp = r->in_zp, in4 = in & ~3;
+    /* −in_zp in both halfwords: SXTAB16 adds it to the sign-extended bytes
+     * (x − in_zp is in −255..255, exact in 16 bits) */
+    const int32_t neg_zp = (int32_t)(((uint32_t)(uint16_t)(int16_t)-zp) * 0x00010001u);
+    for (int32_t n = 0; n < d->batch; n++) {
+        const int8_t *xn = x + (size_t)n * in;
+        int8_t *yn = y + (size_t)n * out;
+        int32_t o = 0;
+        for (; o + 4 <= out; o += 4) { /* four rows share each unpacked input word */
+            const int8_t *w0 = w + (size_t)o * in, *w1 = w0 + in, *w2 = w1 + in, *w3 = w2 + in;
+            int32_t a0 = bias_of(r, o), a1 = bias_of(r, o + 1), a2 = bias_of(r, o + 2), a3 = bias_of(r, o + 3);
+            for (int32_t i = 0; i < in4; i += 4) {
+                const uint32_t X = ld32(xn + i);
+                const int32_t xe = __sxtab16(neg_zp, X), xo = sxtab16_ror8(neg_zp, X);
+                uint32_t W = ld32(w0 + i);
+                a0 = __smlad(__sxtb16(W), xe, a0);
+                a0 = __smlad(sxtb16_ror8(W), xo, a0);
+                W = ld32(w1 + i);
+                a1 = __smlad(__sxtb16(W), xe, a1);
+                a1 = __smlad(sxtb16_ror8(W), xo, a1);
+                W = ld32(w2 + i);
+                a2 = __smlad(__sxtb16(W), xe, a2);
+                a2 = __smlad(sxtb16_ror8(W), xo, a2);
+                W = ld32(w3 + i);
+                a3 = __smlad(__sxtb16(W), xe, a3);
+                a3 = __smlad(sxtb16_ror8(W), xo, a3);
+            }
+            for (int32_t i = in4; i < in; i++) {
+                const int32_t xv = xn[i] - zp;
+                a0 += xv * w0[i];
+                a1 += xv * w1[i];
+                a2 += xv * w2[i];
+                a3 += xv * w3[i];
+            }
+            yn[o] = requant(a0, o, r);
+            yn[o + 1] = requant(a1, o + 1, r);
+            yn[o + 2] = requant(a2, o + 2, r);
+            yn[o + 3] = requant(a3, o + 3, r);
+        }
+        for (; o < out; o++) {
+            const int8_t *w0 = w + (size_t)o * in;
+            int32_t a0 = bias_of(r, o);
+            for (int32_t i = 0; i < in4; i += 4) {
+                const uint32_t X = ld32(xn + i), W = ld32(w0 + i);
+                a0 = __smlad(__sxtb16(W), __sxtab16(neg_zp, X), a0);
+                a0 = __smlad(sxtb16_ror8(W), sxtab16_ror8(neg_zp, X), a0);
+            }
+            for (int32_t i = in4; i < in; i++)
+                a0 += (xn[i] - zp) * w0[i];
+            yn[o] = requant(a0, o, r);
+        }
+    }
+}
+
+/* ---- 2x2 max pool, stride 2, no padding ---------------------------------- */
+
+/* Per byte: SSUB8 sets the GE flags where a ≥ b, SEL picks a there. */
+static inline uint32_t max8(uint32_t a, uint32_t b)
+{
+    (void)__ssub8((int32_t)a, (int32_t)b);
+    return __sel(a, b);
+}
+
+void odl_qmaxpool2x2_s8_dsp(const odl_window_dims *d, const int8_t *x, int8_t *y)
+{
+    const size_t planes = (size_t)d->batch * d->in_c;
+    const int32_t ow2 = d->out_w & ~1;
+    for (size_t pl = 0; pl < planes; pl++) {
+        const int8_t *xc = x + pl * (size_t)d->in_h * d->in_w;
+        int8_t *yc = y + pl * (size_t)d->out_h * d->out_w;
+        for (int32_t oh = 0; oh < d->out_h; oh++) {
+            const int8_t *r0 = xc + (size_t)(2 * oh) * d->in_w, *r1 = r0 + d->in_w;
+            int8_t *yr = yc + (size_t)oh * d->out_w;
+            for (int32_t ow = 0; ow < ow2; ow += 2) { /* two outputs from four columns */
+                const uint32_t v = max8(ld32(r0 + 2 * ow), ld32(r1 + 2 * ow));
+                const uint32_t m = max8(v, v >> 8); /* bytes 0 and 2: the maxima */
+                yr[ow] = (int8_t)(m & 0xffu);
+                yr[ow + 1] = (int8_t)((m >> 16) & 0xffu);
+            }
+            if (ow2 < d->out_w) {
+                const int32_t c = 2 * ow2;
+                int8_t m = r0[c] > r0[c + 1] ? r0[c] : r0[c + 1];
+                m = r1[c] > m ? r1[c] : m;
+                yr[ow2] = r1[c + 1] > m ? r1[c + 1] : m;
+            }
+        }
+    }
+}
+
+#else
+typedef int odl_qkernels_dsp_unused; /* ISO C: a translation unit is not empty */
+#endif
