@@ -46,27 +46,74 @@ static inline int32_t sxtab16_ror8(int32_t a, uint32_t v)
     return r;
 }
 
-/* odl_q_multiply for shift <= 0 and mult != INT32_MIN (every multiplier
- * odl makes or loads): gemmlowp's rounding doubling high multiply is
- * floor((x·m + 2^30) / 2^31) (the reference's nudge −(2^30 − 1) for a
- * negative product with division toward zero is the same integer), then
- * the rounding right shift. Other multipliers take the reference. */
-static inline int32_t multiply(int32_t x, int32_t mult, int32_t shift)
+/* (low half of a, low half of b) and (high half of a, high half of b). */
+static inline uint32_t pack_lo(uint32_t a, uint32_t b)
 {
-    if (shift > 0 || mult == INT32_MIN)
-        return odl_q_multiply(x, mult, shift);
-    const int32_t hi = (int32_t)(((int64_t)x * mult + ((int64_t)1 << 30)) >> 31);
-    const int32_t e = shift < -31 ? 31 : -shift;
-    const int32_t mask = (int32_t)((1u << e) - 1u);
-    const int32_t thr = (mask >> 1) + (hi < 0);
-    return (hi >> e) + ((hi & mask) > thr);
+    uint32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
 }
 
-static inline int8_t requant(int32_t acc, int32_t c, const odl_qrequant *r)
+static inline uint32_t pack_hi(uint32_t a, uint32_t b)
 {
-    int32_t v = __qadd(multiply(acc, r->mult[c], r->shift[c]), r->out_zp); /* saturating: as the int64 sum */
-    v = v < r->act_min ? r->act_min : v;
-    return (int8_t)(v > r->act_max ? r->act_max : v);
+    uint32_t r;
+    __asm__("pkhtb %0, %2, %1, asr #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
+/* The requantisation of one output channel, its constants unpacked once
+ * for the outputs that share them. `fast`: shift in [−31, 0] and mult ≠
+ * INT32_MIN (every multiplier odl makes or loads); then gemmlowp's rounding
+ * doubling high multiply is floor((x·m + 2^30) / 2^31) (the reference's
+ * nudge −(2^30 − 1) for a negative product, with division toward zero, gives
+ * the same integer) and the rounding right shift by e = −shift adds one
+ * when the remainder exceeds half (half included for a negative x). Other
+ * channels take odl_q_multiply. */
+typedef struct chan_rq {
+    int32_t mult, shift, e, mask, half, fast;
+} chan_rq;
+
+typedef struct layer_rq {
+    const int32_t *mult, *shift;
+    int32_t out_zp, lo, hi;
+} layer_rq;
+
+static inline layer_rq layer_of(const odl_qrequant *r)
+{
+    layer_rq l = {r->mult, r->shift, r->out_zp, r->act_min, r->act_max};
+    return l;
+}
+
+static inline chan_rq chan_of(const layer_rq *l, int32_t c)
+{
+    chan_rq q;
+    q.mult = l->mult[c];
+    q.shift = l->shift[c];
+    q.fast = q.shift <= 0 && q.shift >= -31 && q.mult != INT32_MIN;
+    q.e = q.fast ? -q.shift : 0;
+    q.mask = (int32_t)((1u << q.e) - 1u);
+    q.half = q.mask >> 1;
+    return q;
+}
+
+static inline int8_t requant(int32_t acc, const chan_rq *q, const layer_rq *l)
+{
+    int32_t v;
+    if (q->fast) {
+        const int32_t hi = (int32_t)(((int64_t)acc * q->mult + ((int64_t)1 << 30)) >> 31);
+        v = (hi >> q->e) + ((hi & q->mask) > q->half + (int32_t)((uint32_t)hi >> 31));
+    } else {
+        v = odl_q_multiply(acc, q->mult, q->shift);
+    }
+    v = __qadd(v, l->out_zp); /* saturating: as the reference's int64 sum before the clamp */
+    v = v < l->lo ? l->lo : v;
+    return (int8_t)(v > l->hi ? l->hi : v);
+}
+
+static inline int8_t requant_at(int32_t acc, const layer_rq *l, int32_t c)
+{
+    const chan_rq q = chan_of(l, c);
+    return requant(acc, &q, l);
 }
 
 static inline int32_t bias_of(const odl_qrequant *r, int32_t c)
@@ -87,7 +134,16 @@ static void im2col_pixel(const odl_window_dims *d, const int8_t *xn, int32_t zp,
     const size_t plane = (size_t)d->in_h * d->in_w;
     const int inside = ih0 >= 0 && iw0 >= 0 && ih0 + (d->k_h - 1) * dh < d->in_h && iw0 + (d->k_w - 1) * dw < d->in_w;
     int16_t *c = col;
-    if (inside && dw == 1) { /* no bounds to check: rows of k_w adjacent bytes */
+    if (inside && dw == 1 && d->k_w == 3) { /* the common 3-wide kernel, unrolled */
+        for (int32_t cj = 0; cj < cg; cj++) {
+            const int8_t *xr = xn + (size_t)(c0 + cj) * plane + (size_t)ih0 * d->in_w + iw0;
+            for (int32_t kh = 0; kh < d->k_h; kh++, xr += (size_t)dh * d->in_w, c += 3) {
+                c[0] = (int16_t)(xr[0] - zp);
+                c[1] = (int16_t)(xr[1] - zp);
+                c[2] = (int16_t)(xr[2] - zp);
+            }
+        }
+    } else if (inside && dw == 1) { /* no bounds to check: rows of k_w adjacent bytes */
         for (int32_t cj = 0; cj < cg; cj++) {
             const int8_t *xr = xn + (size_t)(c0 + cj) * plane + (size_t)ih0 * d->in_w + iw0;
             for (int32_t kh = 0; kh < d->k_h; kh++, xr += (size_t)dh * d->in_w)
@@ -114,7 +170,7 @@ static void im2col_pixel(const odl_window_dims *d, const int8_t *xn, int32_t zp,
     }
     for (int32_t k = 0; k + 4 <= K; k += 4) { /* (c0, c1), (c2, c3) -> (c0, c2), (c1, c3) */
         const uint32_t a = ld32(col + k), b = ld32(col + k + 2);
-        const uint32_t even = (a & 0xffffu) | (b << 16), odd = (a >> 16) | (b & 0xffff0000u);
+        const uint32_t even = pack_lo(a, b), odd = pack_hi(a, b);
         memcpy(col + k, &even, sizeof even);
         memcpy(col + k + 2, &odd, sizeof odd);
     }
@@ -125,23 +181,24 @@ static void mac_2x2(const int8_t *w0, const int8_t *w1, const int16_t *c0, const
                     int32_t acc[4])
 {
     int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
-    int32_t k = 0;
-    for (; k + 4 <= K; k += 4) {
-        const uint32_t W0 = ld32(w0 + k), W1 = ld32(w1 + k);
+    const int8_t *const w0_end = w0 + (K & ~3);
+    while (w0 != w0_end) {
+        const uint32_t W0 = ld32(w0), W1 = ld32(w1);
         const int32_t w0e = __sxtb16(W0), w0o = sxtb16_ror8(W0);
         const int32_t w1e = __sxtb16(W1), w1o = sxtb16_ror8(W1);
-        const int32_t p0e = (int32_t)ld32(c0 + k), p0o = (int32_t)ld32(c0 + k + 2);
+        const int32_t p0e = (int32_t)ld32(c0), p0o = (int32_t)ld32(c0 + 2);
         a00 = __smlad(w0e, p0e, a00);
         a10 = __smlad(w1e, p0e, a10);
         a00 = __smlad(w0o, p0o, a00);
         a10 = __smlad(w1o, p0o, a10);
-        const int32_t p1e = (int32_t)ld32(c1 + k), p1o = (int32_t)ld32(c1 + k + 2);
+        const int32_t p1e = (int32_t)ld32(c1), p1o = (int32_t)ld32(c1 + 2);
         a01 = __smlad(w0e, p1e, a01);
         a11 = __smlad(w1e, p1e, a11);
         a01 = __smlad(w0o, p1o, a01);
         a11 = __smlad(w1o, p1o, a11);
+        w0 += 4, w1 += 4, c0 += 4, c1 += 4;
     }
-    for (; k < K; k++) {
+    for (int32_t k = 0; k < (K & 3); k++) {
         a00 += w0[k] * c0[k];
         a01 += w0[k] * c1[k];
         a10 += w1[k] * c0[k];
@@ -171,6 +228,7 @@ void odl_qconv2d_s8_dsp(const odl_window_dims *d, const int8_t *x, const int8_t 
     const int32_t g = d->groups > 0 ? d->groups : 1, cg = d->in_c / g, og = d->out_c / g;
     const int32_t K = cg * d->k_h * d->k_w;
     int16_t *col0 = scratch, *col1 = col0 + K; /* two pixels: odl_qconv2d_scratch_bytes */
+    const layer_rq lq = layer_of(r);
     for (int32_t n = 0; n < d->batch; n++) {
         const int8_t *xn = x + (size_t)n * d->in_c * plane;
         int8_t *yn = y + (size_t)n * d->out_c * P;
@@ -191,18 +249,20 @@ void odl_qconv2d_s8_dsp(const odl_window_dims *d, const int8_t *x, const int8_t 
                         const int8_t *w0 = w + (size_t)co * K;
                         mac_2x2(w0, w0 + K, col0, col1, K, acc);
                         int8_t *y0 = yn + (size_t)co * P + p;
-                        y0[0] = requant(acc[0], co, r);
-                        y0[1] = requant(acc[1], co, r);
-                        y0[P] = requant(acc[2], co + 1, r);
-                        y0[P + 1] = requant(acc[3], co + 1, r);
+                        const chan_rq q0 = chan_of(&lq, co), q1 = chan_of(&lq, co + 1);
+                        y0[0] = requant(acc[0], &q0, &lq);
+                        y0[1] = requant(acc[1], &q0, &lq);
+                        y0[P] = requant(acc[2], &q1, &lq);
+                        y0[P + 1] = requant(acc[3], &q1, &lq);
                     }
                 }
                 for (; co < co_end; co++) {
                     const int8_t *w0 = w + (size_t)co * K;
                     const int32_t b = bias_of(r, co);
-                    yn[(size_t)co * P + p] = requant(mac_1x1(w0, col0, K, b), co, r);
+                    const chan_rq q0 = chan_of(&lq, co);
+                    yn[(size_t)co * P + p] = requant(mac_1x1(w0, col0, K, b), &q0, &lq);
                     if (pair)
-                        yn[(size_t)co * P + p + 1] = requant(mac_1x1(w0, col1, K, b), co, r);
+                        yn[(size_t)co * P + p + 1] = requant(mac_1x1(w0, col1, K, b), &q0, &lq);
                 }
             }
             oh = oh1 + (ow1 + 1 < d->out_w ? 0 : 1);
@@ -219,6 +279,7 @@ void odl_qdense_s8_dsp(const odl_dense_dims *d, const int8_t *x, const int8_t *w
     /* −in_zp in both halfwords: SXTAB16 adds it to the sign-extended bytes
      * (x − in_zp is in −255..255, exact in 16 bits) */
     const int32_t neg_zp = (int32_t)(((uint32_t)(uint16_t)(int16_t)-zp) * 0x00010001u);
+    const layer_rq lq = layer_of(r);
     for (int32_t n = 0; n < d->batch; n++) {
         const int8_t *xn = x + (size_t)n * in;
         int8_t *yn = y + (size_t)n * out;
@@ -249,10 +310,10 @@ void odl_qdense_s8_dsp(const odl_dense_dims *d, const int8_t *x, const int8_t *w
                 a2 += xv * w2[i];
                 a3 += xv * w3[i];
             }
-            yn[o] = requant(a0, o, r);
-            yn[o + 1] = requant(a1, o + 1, r);
-            yn[o + 2] = requant(a2, o + 2, r);
-            yn[o + 3] = requant(a3, o + 3, r);
+            yn[o] = requant_at(a0, &lq, o);
+            yn[o + 1] = requant_at(a1, &lq, o + 1);
+            yn[o + 2] = requant_at(a2, &lq, o + 2);
+            yn[o + 3] = requant_at(a3, &lq, o + 3);
         }
         for (; o < out; o++) {
             const int8_t *w0 = w + (size_t)o * in;
@@ -264,7 +325,7 @@ void odl_qdense_s8_dsp(const odl_dense_dims *d, const int8_t *x, const int8_t *w
             }
             for (int32_t i = in4; i < in; i++)
                 a0 += (xn[i] - zp) * w0[i];
-            yn[o] = requant(a0, o, r);
+            yn[o] = requant_at(a0, &lq, o);
         }
     }
 }
