@@ -182,21 +182,36 @@ static void mac_2x2(const int8_t *w0, const int8_t *w1, const int16_t *c0, const
 {
     int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
     const int8_t *const w0_end = w0 + (K & ~3);
-    while (w0 != w0_end) {
-        const uint32_t W0 = ld32(w0), W1 = ld32(w1);
-        const int32_t w0e = __sxtb16(W0), w0o = sxtb16_ror8(W0);
-        const int32_t w1e = __sxtb16(W1), w1o = sxtb16_ror8(W1);
-        const int32_t p0e = (int32_t)ld32(c0), p0o = (int32_t)ld32(c0 + 2);
-        a00 = __smlad(w0e, p0e, a00);
-        a10 = __smlad(w1e, p0e, a10);
-        a00 = __smlad(w0o, p0o, a00);
-        a10 = __smlad(w1o, p0o, a10);
-        const int32_t p1e = (int32_t)ld32(c1), p1o = (int32_t)ld32(c1 + 2);
-        a01 = __smlad(w0e, p1e, a01);
-        a11 = __smlad(w1e, p1e, a11);
-        a01 = __smlad(w0o, p1o, a01);
-        a11 = __smlad(w1o, p1o, a11);
-        w0 += 4, w1 += 4, c0 += 4, c1 += 4;
+    if (w0 != w0_end) {
+        /* 20 instructions for 16 MACs; written out because the compiler,
+         * short of registers, spills a pointer in this loop */
+        uint32_t W0, W1, E0, E1, P;
+        __asm__ volatile("1:\n\t"
+                         "ldr %[W0], [%[w0]], #4\n\t"
+                         "ldr %[W1], [%[w1]], #4\n\t"
+                         "ldr %[P], [%[c0]], #4\n\t"
+                         "sxtb16 %[E0], %[W0]\n\t"
+                         "sxtb16 %[E1], %[W1]\n\t"
+                         "smlad %[a00], %[E0], %[P], %[a00]\n\t"
+                         "smlad %[a10], %[E1], %[P], %[a10]\n\t"
+                         "ldr %[P], [%[c1]], #4\n\t"
+                         "smlad %[a01], %[E0], %[P], %[a01]\n\t"
+                         "smlad %[a11], %[E1], %[P], %[a11]\n\t"
+                         "sxtb16 %[W0], %[W0], ror #8\n\t"
+                         "sxtb16 %[W1], %[W1], ror #8\n\t"
+                         "ldr %[P], [%[c0]], #4\n\t"
+                         "smlad %[a00], %[W0], %[P], %[a00]\n\t"
+                         "smlad %[a10], %[W1], %[P], %[a10]\n\t"
+                         "ldr %[P], [%[c1]], #4\n\t"
+                         "smlad %[a01], %[W0], %[P], %[a01]\n\t"
+                         "smlad %[a11], %[W1], %[P], %[a11]\n\t"
+                         "cmp %[w0], %[end]\n\t"
+                         "bne 1b"
+                         : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [w0] "+r"(w0),
+                           [w1] "+r"(w1), [c0] "+r"(c0), [c1] "+r"(c1), [W0] "=&r"(W0), [W1] "=&r"(W1),
+                           [E0] "=&r"(E0), [E1] "=&r"(E1), [P] "=&r"(P)
+                         : [end] "r"(w0_end)
+                         : "cc", "memory");
     }
     for (int32_t k = 0; k < (K & 3); k++) {
         a00 += w0[k] * c0[k];
