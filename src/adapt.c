@@ -204,7 +204,7 @@ odl_status odl_adapt_run(odl_adapt *t, odl_model *m, const float *x, const int32
         for (int32_t k = 0; k < total; k++)
             t->order[k] = (uint32_t)k;
         odl_rng_shuffle_u32(rng, t->order, (uint32_t)total);
-        double loss_sum = 0.0;
+        float loss_sum = 0.0f;
         int32_t batches = 0;
         for (int32_t start = 0; start < total; start += c->batch) {
             const int32_t nb = total - start < c->batch ? total - start : c->batch;
@@ -263,7 +263,7 @@ odl_status odl_adapt_run(odl_adapt *t, odl_model *m, const float *x, const int32
                 stats->steps++;
         }
         if (stats) {
-            float mean = (float)(loss_sum / batches);
+            float mean = loss_sum / (float)batches;
             if (ep == 0)
                 stats->first_epoch_loss = mean;
             stats->last_epoch_loss = mean;

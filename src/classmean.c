@@ -100,7 +100,7 @@ static odl_status head_init(const head_kind *k, int32_t dim, int32_t max_classes
 /* mu += (z - mu) / (n + 1): Welford's running mean. */
 static void mean_update(float *mu, const float *z, int32_t dim, uint32_t n_before)
 {
-    const float nf = (float)((double)n_before + 1.0);
+    const float nf = n_before < UINT32_MAX ? (float)(n_before + 1u) : 4294967296.0f;
     for (int32_t i = 0; i < dim; i++)
         mu[i] += (z[i] - mu[i]) / nf;
 }
@@ -269,12 +269,12 @@ static float ncm_score(const void *head, int32_t c, const float *z)
     const odl_ncm *h = head;
     const int32_t D = h->dim;
     const float *mu = h->means + (size_t)c * D;
-    double acc = 0.0;
+    float acc = 0.0f;
     for (int32_t i = 0; i < D; i++) {
-        const double e = (double)z[i] - (double)mu[i];
+        const float e = z[i] - mu[i];
         acc += e * e;
     }
-    return (float)-acc;
+    return -acc;
 }
 
 odl_status odl_ncm_predict(const odl_ncm *h, const float *z, int32_t *cls, float *scores)
@@ -396,16 +396,16 @@ odl_status odl_slda_add(odl_slda *h, const float *z, int32_t label)
     const float *mu = h->means + (size_t)label * D;
     /* Sigma <- a Sigma + c delta delta^T with a = n/(n+1) and
      * c = (n_y/(n_y+1)) / (n+1); the first sample of a class has c = 0. */
-    const double n = (double)h->n_total, ny = (double)h->counts[label];
-    const double ka = n / (n + 1.0);
-    const double kc = ny / (ny + 1.0) / (n + 1.0);
+    const float n = (float)h->n_total, ny = (float)h->counts[label];
+    const float ka = n / (n + 1.0f);
+    const float kc = ny / (ny + 1.0f) / (n + 1.0f);
     if (h->n_total > 0) {
         for (int32_t i = 0; i < D; i++) {
             float *row = h->sigma + (size_t)i * D;
-            const double di = kc * ((double)z[i] - (double)mu[i]);
+            const float di = kc * (z[i] - mu[i]);
             for (int32_t j = 0; j <= i; j++) {
-                const double dj = (double)z[j] - (double)mu[j];
-                row[j] = (float)(ka * (double)row[j] + di * dj);
+                const float dj = z[j] - mu[j];
+                row[j] = ka * row[j] + di * dj;
             }
         }
     }
@@ -422,7 +422,7 @@ odl_status odl_slda_fit(odl_slda *h, odl_diag *d)
     if (h->n_total == 0)
         return odl_fail(d, ODL_ERR_STATE, "odl_slda_fit: no samples added yet");
     const int32_t D = h->dim;
-    const double eps = (double)h->shrinkage, keep = 1.0 - eps;
+    const float eps = h->shrinkage, keep = 1.0f - eps;
     float *L = h->factor;
     /* Cholesky of (1-eps) Sigma + eps I, lower triangle, row by row. */
     for (int32_t i = 0; i < D; i++) {
@@ -430,22 +430,23 @@ odl_status odl_slda_fit(odl_slda *h, odl_diag *d)
         const float *Si = h->sigma + (size_t)i * D;
         for (int32_t j = 0; j <= i; j++) {
             const float *Lj = L + (size_t)j * D;
-            double acc = keep * (double)Si[j] + (i == j ? eps : 0.0);
+            float acc = keep * Si[j] + (i == j ? eps : 0.0f);
             for (int32_t k = 0; k < j; k++)
-                acc -= (double)Li[k] * (double)Lj[k];
+                acc -= Li[k] * Lj[k];
             if (i == j) {
-                if (!(acc > 0.0) || !isfinite(acc))
+                char b[ODL_FMT_F32_MAX];
+                if (!(acc > 0.0f) || !isfinite(acc))
                     return odl_fail(d, ODL_ERR_NUMERIC,
                                     "odl_slda_fit: shrunk covariance not positive definite "
-                                    "(pivot %d of %d; raise shrinkage above %.6f)",
-                                    (int)i + 1, (int)D, (double)h->shrinkage);
-                Li[i] = (float)sqrt(acc);
+                                    "(pivot %d of %d; raise shrinkage above %s)",
+                                    (int)i + 1, (int)D, odl_fmt_f32(b, h->shrinkage, 6));
+                Li[i] = sqrtf(acc);
                 if (!(Li[i] > 0.0f))
                     return odl_fail(d, ODL_ERR_NUMERIC,
                                     "odl_slda_fit: pivot %d of %d underflows in float", (int)i + 1,
                                     (int)D);
             } else {
-                Li[j] = (float)(acc / (double)Lj[j]);
+                Li[j] = acc / Lj[j];
             }
         }
     }
@@ -460,21 +461,21 @@ odl_status odl_slda_fit(odl_slda *h, odl_diag *d)
         }
         for (int32_t i = 0; i < D; i++) {
             const float *Li = L + (size_t)i * D;
-            double acc = (double)mu[i];
+            float acc = mu[i];
             for (int32_t k = 0; k < i; k++)
-                acc -= (double)Li[k] * (double)w[k];
-            w[i] = (float)(acc / (double)Li[i]);
+                acc -= Li[k] * w[k];
+            w[i] = acc / Li[i];
         }
         for (int32_t i = D - 1; i >= 0; i--) {
-            double acc = (double)w[i];
+            float acc = w[i];
             for (int32_t k = i + 1; k < D; k++)
-                acc -= (double)L[(size_t)k * D + i] * (double)w[k];
-            w[i] = (float)(acc / (double)L[(size_t)i * D + i]);
+                acc -= L[(size_t)k * D + i] * w[k];
+            w[i] = acc / L[(size_t)i * D + i];
         }
-        double q = 0.0;
+        float q = 0.0f;
         for (int32_t i = 0; i < D; i++)
-            q += (double)mu[i] * (double)w[i];
-        h->b[c] = (float)(-0.5 * q);
+            q += mu[i] * w[i];
+        h->b[c] = -0.5f * q;
         if (!all_finite(w, D) || !isfinite(h->b[c]))
             return odl_fail(d, ODL_ERR_NUMERIC, "odl_slda_fit: class %d weights are not finite",
                             (int)c);
@@ -489,10 +490,10 @@ static float slda_score(const void *head, int32_t c, const float *z)
     const odl_slda *h = head;
     const int32_t D = h->dim;
     const float *w = h->w + (size_t)c * D;
-    double acc = (double)h->b[c];
+    float acc = h->b[c];
     for (int32_t i = 0; i < D; i++)
-        acc += (double)w[i] * (double)z[i];
-    return (float)acc;
+        acc += w[i] * z[i];
+    return acc;
 }
 
 odl_status odl_slda_predict(odl_slda *h, const float *z, int32_t *cls, float *scores)
@@ -571,9 +572,10 @@ odl_status odl_slda_set(odl_slda *h, const float *means, const uint32_t *counts,
             if (memcmp(&v, &covariance[(size_t)j * D + i], sizeof v) != 0)
                 return odl_fail(d, ODL_ERR_ARG, "odl_slda_set: covariance (%d, %d) differs from (%d, %d)", (int)i,
                                 (int)j, (int)j, (int)i);
+            char b[ODL_FMT_F32_MAX];
             if ((i == j && v < 0.0f) || (n_total == 0 && v != 0.0f))
-                return odl_fail(d, ODL_ERR_ARG, "odl_slda_set: covariance (%d, %d) = %.6f is impossible%s", (int)i,
-                                (int)j, (double)v, n_total == 0 ? " with no samples" : "");
+                return odl_fail(d, ODL_ERR_ARG, "odl_slda_set: covariance (%d, %d) = %s is impossible%s", (int)i,
+                                (int)j, odl_fmt_f32(b, v, 6), n_total == 0 ? " with no samples" : "");
         }
     h->n_seen = set_class_stats(h->means, h->counts, means, counts, D, h->max_classes);
     for (int32_t i = 0; i < D; i++)

@@ -18,11 +18,16 @@ static double floored_sd(double sd) { return sd > SD_FLOOR ? sd : SD_FLOOR; }
 /* Sample standard deviation of n >= 2 values with sum of squared deviations m2. */
 static double sample_sd(double m2, int64_t n) { return sqrt(m2 / (double)(n - 1)); }
 
+
+/* The same in single precision, for the z-score and confidence detectors. */
+static float floored_sdf(float sd) { return sd > (float)SD_FLOOR ? sd : (float)SD_FLOOR; }
+static float sample_sdf(float m2, int64_t n) { return sqrtf(m2 / (float)(int32_t)(n - 1)); } /* n <= ref_n */
+
 /* One step of an EWMA giving a new value the weight a. */
-static double ewma(double e, double a, double x) { return (1.0 - a) * e + a * x; }
+static float ewmaf(float e, float a, float x) { return (1.0f - a) * e + a * x; }
 
 /* Stationary standard deviation of that EWMA, per unit sd of its input. */
-static double ewma_sd(double a) { return sqrt(a / (2.0 - a)); }
+static float ewma_sdf(float a) { return sqrtf(a / (2.0f - a)); }
 
 /* Welford's step: x joins the count n and the running mean, and (m2 not
  * NULL) the sum of squared deviations. */
@@ -48,12 +53,13 @@ static int run_complete(int32_t *run, int over, int32_t min_run)
 static odl_status check_ewma_cfg(const char *who, int32_t ref_n, float alpha, float z, int32_t min_run,
                                  odl_diag *diag)
 {
+    char b[ODL_FMT_F32_MAX];
     if (ref_n < 2)
         return odl_fail(diag, ODL_ERR_ARG, "%s drift: ref_n %d must be at least 2", who, (int)ref_n);
     if (!(alpha > 0.0f && alpha <= 1.0f))
-        return odl_fail(diag, ODL_ERR_ARG, "%s drift: alpha %.4f must be in (0, 1]", who, (double)alpha);
+        return odl_fail(diag, ODL_ERR_ARG, "%s drift: alpha %s must be in (0, 1]", who, odl_fmt_f32(b, alpha, 4));
     if (!(z > 0.0f) || !isfinite(z))
-        return odl_fail(diag, ODL_ERR_ARG, "%s drift: z %.4f must be a positive number", who, (double)z);
+        return odl_fail(diag, ODL_ERR_ARG, "%s drift: z %s must be a positive number", who, odl_fmt_f32(b, z, 4));
     if (min_run < 1)
         return odl_fail(diag, ODL_ERR_ARG, "%s drift: min_run %d must be at least 1", who, (int)min_run);
     return ODL_OK;
@@ -119,9 +125,10 @@ odl_status odl_zscore_init(odl_zscore_drift *d, const odl_zscore_cfg *cfg, odl_d
         return s;
     if (cfg->check_var != 0 && cfg->check_var != 1)
         return odl_fail(diag, ODL_ERR_ARG, "zscore drift: check_var %d must be 0 or 1", (int)cfg->check_var);
+    char b[ODL_FMT_F32_MAX];
     if (cfg->check_var && (!(cfg->z_var > 0.0f) || !isfinite(cfg->z_var)))
-        return odl_fail(diag, ODL_ERR_ARG, "zscore drift: z_var %.4f must be a positive number",
-                        (double)cfg->z_var);
+        return odl_fail(diag, ODL_ERR_ARG, "zscore drift: z_var %s must be a positive number",
+                        odl_fmt_f32(b, cfg->z_var, 4));
     memset(d, 0, sizeof *d);
     d->cfg = *cfg;
     return ODL_OK;
@@ -137,45 +144,45 @@ void odl_zscore_reset(odl_zscore_drift *d)
     d->alarms = alarms;
 }
 
-odl_status odl_zscore_update(odl_zscore_drift *d, double x)
+odl_status odl_zscore_update(odl_zscore_drift *d, float x)
 {
     if (!isfinite(x))
         return ODL_ERR_NUMERIC;
     d->t++;
     if (!d->ready) {
         /* one-pass central moments up to the fourth (Pébay 2008) */
-        const double n1 = (double)d->n;
-        const double n = n1 + 1.0;
-        const double delta = x - d->mean;
-        const double dn = delta / n;
-        const double dn2 = dn * dn;
-        const double term1 = delta * dn * n1;
+        const float n1 = (float)(int32_t)d->n; /* n < ref_n */
+        const float n = n1 + 1.0f;
+        const float delta = x - d->mean;
+        const float dn = delta / n;
+        const float dn2 = dn * dn;
+        const float term1 = delta * dn * n1;
         d->mean += dn;
-        d->m4 += term1 * dn2 * (n * n - 3.0 * n + 3.0) + 6.0 * dn2 * d->m2 - 4.0 * dn * d->m3;
-        d->m3 += term1 * dn * (n - 2.0) - 3.0 * dn * d->m2;
+        d->m4 += term1 * dn2 * (n * n - 3.0f * n + 3.0f) + 6.0f * dn2 * d->m2 - 4.0f * dn * d->m3;
+        d->m3 += term1 * dn * (n - 2.0f) - 3.0f * dn * d->m2;
         d->m2 += term1;
         d->n++;
         if (d->n == d->cfg.ref_n) {
             d->mu = d->mean;
-            d->sd = sample_sd(d->m2, d->n);
-            d->kurt = d->m2 > 0.0 ? n * d->m4 / (d->m2 * d->m2) : 3.0;
+            d->sd = sample_sdf(d->m2, d->n);
+            d->kurt = d->m2 > 0.0f ? n * d->m4 / (d->m2 * d->m2) : 3.0f;
             d->e = d->mu;
-            d->q = 1.0;
+            d->q = 1.0f;
             d->run = 0;
             d->ready = 1;
         }
         return ODL_OK;
     }
-    const double a = (double)d->cfg.alpha;
-    const double f = ewma_sd(a);
-    const double sd = floored_sd(d->sd);
-    const double u = (x - d->mu) / sd;
-    d->e = ewma(d->e, a, x);
-    d->q = (1.0 - a) * d->q + a * u * u;
+    const float a = d->cfg.alpha;
+    const float f = ewma_sdf(a);
+    const float sd = floored_sdf(d->sd);
+    const float u = (x - d->mu) / sd;
+    d->e = ewmaf(d->e, a, x);
+    d->q = (1.0f - a) * d->q + a * u * u;
     d->z_mean = (d->e - d->mu) / (sd * f);
-    d->z_var = (d->q - 1.0) / floored_sd(sqrt(d->kurt > 1.0 ? d->kurt - 1.0 : 0.0) * f);
-    const double z = (double)d->cfg.z;
-    const int over = fabs(d->z_mean) > z || (d->cfg.check_var && fabs(d->z_var) > (double)d->cfg.z_var);
+    d->z_var = (d->q - 1.0f) / floored_sdf(sqrtf(d->kurt > 1.0f ? d->kurt - 1.0f : 0.0f) * f);
+    const float z = d->cfg.z;
+    const int over = fabsf(d->z_mean) > z || (d->cfg.check_var && fabsf(d->z_var) > d->cfg.z_var);
     if (run_complete(&d->run, over, d->cfg.min_run)) {
         d->alarms++;
         odl_zscore_reset(d);
@@ -484,27 +491,30 @@ void odl_conf_reset(odl_conf_drift *d)
     d->alarms = alarms;
 }
 
-odl_status odl_conf_update(odl_conf_drift *d, double c)
+odl_status odl_conf_update(odl_conf_drift *d, float c)
 {
     if (!isfinite(c))
         return ODL_ERR_NUMERIC;
     d->t++;
     if (!d->ready) {
-        welford_add(&d->n, &d->mean, &d->m2, c);
+        d->n++; /* Welford's step */
+        const float dx = c - d->mean;
+        d->mean += dx / (float)(int32_t)d->n; /* n <= ref_n */
+        d->m2 += dx * (c - d->mean);
         if (d->n == d->cfg.ref_n) {
             d->mu = d->mean;
-            d->sd = sample_sd(d->m2, d->n);
+            d->sd = sample_sdf(d->m2, d->n);
             d->e = d->mu;
             d->run = 0;
             d->ready = 1;
         }
         return ODL_OK;
     }
-    const double a = (double)d->cfg.alpha;
-    const double sd = floored_sd(d->sd) * ewma_sd(a);
-    d->e = ewma(d->e, a, c);
+    const float a = d->cfg.alpha;
+    const float sd = floored_sdf(d->sd) * ewma_sdf(a);
+    d->e = ewmaf(d->e, a, c);
     d->z_now = (d->e - d->mu) / sd;
-    const double z = (double)d->cfg.z;
+    const float z = d->cfg.z;
     const int over = d->z_now < -z || (d->cfg.two_sided && d->z_now > z);
     if (run_complete(&d->run, over, d->cfg.min_run)) {
         d->alarms++;

@@ -33,7 +33,7 @@ struct odl_learner {
     int32_t n_ug, ug_next;
     /* per-class latent statistics: mean, and mean/M2 of distances to it */
     float *cls_mean;
-    double *cls_dmean, *cls_dm2;
+    float *cls_dmean, *cls_dm2;
     uint32_t *cls_n;
     /* contradictions held for confirmation */
     float *pend_z;
@@ -321,8 +321,8 @@ static odl_status layout(odl_learner *L, const odl_learner_cfg *c, const odl_mod
         TAKE(ug_y, sizeof(int32_t) * (size_t)c->guard_size, ODL_MEM_BUFFERS);
     }
     TAKE(cls_mean, nz * (size_t)C, ODL_MEM_BUFFERS);
-    TAKE(cls_dmean, sizeof(double) * (size_t)C, ODL_MEM_BUFFERS);
-    TAKE(cls_dm2, sizeof(double) * (size_t)C, ODL_MEM_BUFFERS);
+    TAKE(cls_dmean, sizeof(float) * (size_t)C, ODL_MEM_BUFFERS);
+    TAKE(cls_dm2, sizeof(float) * (size_t)C, ODL_MEM_BUFFERS);
     TAKE(cls_n, sizeof(uint32_t) * (size_t)C, ODL_MEM_BUFFERS);
     TAKE(pend_z, nz * PENDING, ODL_MEM_BUFFERS);
     TAKE(snap, sizeof(float) * n_state * (size_t)(c->versions + 1), ODL_MEM_BUFFERS);
@@ -541,7 +541,7 @@ static odl_status head_from_stats(odl_learner *L, odl_diag *d)
     int32_t nv = 0;
     for (int32_t c = 0; c < L->C; c++)
         if (L->cls_n[c] >= 2) {
-            var += (float)(L->cls_dmean[c] * L->cls_dmean[c] + L->cls_dm2[c] / (L->cls_n[c] - 1));
+            var += L->cls_dmean[c] * L->cls_dmean[c] + L->cls_dm2[c] / (float)(L->cls_n[c] - 1);
             nv++;
         }
     /* the spread of a whole latent, not per dimension: a per-dimension
@@ -630,23 +630,23 @@ static void class_stat_add(odl_learner *L, const float *z, int32_t c)
 {
     float *mu = L->cls_mean + (size_t)c * L->dim;
     uint32_t n = ++L->cls_n[c];
-    double dist = 0.0;
+    float dist = 0.0f;
     for (int32_t j = 0; j < L->dim; j++) {
         mu[j] += (z[j] - mu[j]) / (float)n;
-        double e = (double)z[j] - mu[j];
+        float e = z[j] - mu[j];
         dist += e * e;
     }
-    dist = sqrt(dist);
-    double delta = dist - L->cls_dmean[c];
-    L->cls_dmean[c] += delta / n;
+    dist = sqrtf(dist);
+    float delta = dist - L->cls_dmean[c];
+    L->cls_dmean[c] += delta / (float)n;
     L->cls_dm2[c] += delta * (dist - L->cls_dmean[c]);
 }
 
-static double dist2(const float *a, const float *b, int32_t n)
+static float dist2(const float *a, const float *b, int32_t n)
 {
-    double s = 0.0;
+    float s = 0.0f;
     for (int32_t j = 0; j < n; j++) {
-        double e = (double)a[j] - b[j];
+        float e = a[j] - b[j];
         s += e * e;
     }
     return s;
@@ -889,8 +889,8 @@ static odl_status collect(odl_learner *L, int32_t label, odl_reason *why, odl_di
     const float *z = L->z;
     /* outlier: distance from the class mean beyond mean + k·std of distances */
     if (L->cfg.outlier_k > 0.0f && L->cls_n[label] >= (uint32_t)L->cfg.outlier_min) {
-        double dd = sqrt(dist2(z, L->cls_mean + (size_t)label * dim, dim));
-        double sd = sqrt(L->cls_dm2[label] / (L->cls_n[label] - 1));
+        float dd = sqrtf(dist2(z, L->cls_mean + (size_t)label * dim, dim));
+        float sd = sqrtf(L->cls_dm2[label] / (float)(L->cls_n[label] - 1));
         if (dd > L->cls_dmean[label] + L->cfg.outlier_k * sd)
             return reject(L, ODL_REASON_OUTLIER, why);
     }
@@ -901,10 +901,10 @@ static odl_status collect(odl_learner *L, int32_t label, odl_reason *why, odl_di
     if (s != ODL_OK)
         return s;
     /* "near" is relative to the latent's own length */
-    double zn2 = 1e-12;
+    float zn2 = 1e-12f;
     for (int32_t j = 0; j < dim; j++)
-        zn2 += (double)z[j] * z[j];
-    const double eps2 = (double)L->cfg.dup_eps * L->cfg.dup_eps * zn2;
+        zn2 += z[j] * z[j];
+    const float eps2 = L->cfg.dup_eps * L->cfg.dup_eps * zn2;
     /* a class with no statistics yet is new to the learner: nothing to contradict */
     if (pred != label && label < L->active && L->cls_n[label] > 0 && conf >= L->cfg.confident) {
         int32_t confirmed = 0;
@@ -1101,9 +1101,10 @@ static odl_status shadow_score(odl_learner *L, int32_t truth, int32_t wrong, odl
         st->shadow_dropped++;
     }
     odl_diag tmp;
-    odl_fail(&tmp, ODL_OK, "candidate %s: %.1f of %d right against the current head's %.1f (needs >= %.1f)",
-             promote ? "promoted" : "dropped", (double)st->shadow_cand_correct, (int)st->shadow_scored,
-             (double)st->shadow_cur_correct, (double)need);
+    char f0[ODL_FMT_F32_MAX], f1[ODL_FMT_F32_MAX], f2[ODL_FMT_F32_MAX];
+    odl_fail(&tmp, ODL_OK, "candidate %s: %s of %d right against the current head's %s (needs >= %s)",
+             promote ? "promoted" : "dropped", odl_fmt_f32(f0, st->shadow_cand_correct, 1), (int)st->shadow_scored,
+             odl_fmt_f32(f1, st->shadow_cur_correct, 1), odl_fmt_f32(f2, need, 1));
     set_msg(st->shadow_decision, sizeof st->shadow_decision, tmp.msg);
     return ODL_OK;
 }
@@ -1150,17 +1151,19 @@ static odl_status gate(odl_learner *L, float old_before, float user_before, floa
     size_t cap = sizeof st->last_decision;
     /* the core has no stdio: a fixed-format message via odl_fail into a diag */
     odl_diag tmp;
+    char f[6][ODL_FMT_F32_MAX]; /* the accuracies as text: no float-to-double promotion */
+    const float accs[6] = {old_before, old_after, user_before, user_after, new_before, new_after};
+    for (int i = 0; i < 6; i++)
+        odl_fmt_f32(f[i], accs[i], 3);
     if (why) {
         params_in(L, L->pre);
         st->last_accepted = 0;
-        odl_fail(&tmp, ODL_EVENT_ROLLED_BACK, "%s rolled back: %s (old %.3f -> %.3f, earlier user %.3f -> %.3f, new %.3f -> %.3f)",
-                 what, why, (double)old_before, (double)old_after, (double)user_before, (double)user_after,
-                 (double)new_before, (double)new_after);
+        odl_fail(&tmp, ODL_EVENT_ROLLED_BACK, "%s rolled back: %s (old %s -> %s, earlier user %s -> %s, new %s -> %s)",
+                 what, why, f[0], f[1], f[2], f[3], f[4], f[5]);
     } else {
         st->last_accepted = 1;
-        odl_fail(&tmp, ODL_OK, "%s accepted (old %.3f -> %.3f, earlier user %.3f -> %.3f, new %.3f -> %.3f)", what,
-                 (double)old_before, (double)old_after, (double)user_before, (double)user_after,
-                 (double)new_before, (double)new_after);
+        odl_fail(&tmp, ODL_OK, "%s accepted (old %s -> %s, earlier user %s -> %s, new %s -> %s)", what, f[0], f[1],
+                 f[2], f[3], f[4], f[5]);
     }
     set_msg(m, cap, tmp.msg);
     if (why)

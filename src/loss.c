@@ -21,7 +21,7 @@ void odl_softmax_f32(int32_t c, const float *logits, float *probs)
 float odl_softmax_xent_f32(int32_t batch, int32_t c, const float *logits, const int32_t *labels,
                            float *probs, float *dlogits)
 {
-    double total = 0.0;
+    float total = 0.0f; /* the reported loss: single precision (no double on a device) */
     const float inv_b = 1.0f / (float)batch;
     for (int32_t n = 0; n < batch; n++) {
         const float *z = logits + (size_t)n * c;
@@ -33,7 +33,7 @@ float odl_softmax_xent_f32(int32_t batch, int32_t c, const float *logits, const 
         for (int32_t j = 0; j < c; j++)
             sum += expf(z[j] - mx);
         const float lse = mx + logf(sum);
-        total += (double)(lse - z[labels[n]]);
+        total += lse - z[labels[n]];
         for (int32_t j = 0; j < c; j++) {
             float p = expf(z[j] - lse);
             if (probs)
@@ -42,5 +42,5 @@ float odl_softmax_xent_f32(int32_t batch, int32_t c, const float *logits, const 
                 dlogits[(size_t)n * c + j] = (p - (j == labels[n] ? 1.0f : 0.0f)) * inv_b;
         }
     }
-    return (float)(total / batch);
+    return total / (float)batch;
 }

@@ -28,23 +28,23 @@ float odl_lwf_loss_f32(int32_t batch, int32_t c, int32_t c_old, const float *log
     const float inv_t = 1.0f / T;
     /* d(loss)/dz_j = weight·T²/batch · (1/T)·(q_j − p_j) */
     const float gscale = weight * T / (float)batch;
-    double total = 0.0;
+    float total = 0.0f; /* single precision: no double on a device */
     for (int32_t n = 0; n < batch; n++) {
         const float *z = logits + (size_t)n * (size_t)c;
         const float *t = teacher_logits + (size_t)n * (size_t)teacher_stride;
         const float lse_z = lse_scaled(c_old, z, inv_t);
         const float lse_t = lse_scaled(c_old, t, inv_t);
-        double row = 0.0;
+        float row = 0.0f;
         for (int32_t j = 0; j < c_old; j++) {
             const float log_p = t[j] * inv_t - lse_t; /* teacher */
             const float log_q = z[j] * inv_t - lse_z; /* student */
             const float p = expf(log_p);
             if (p > 0.0f) /* 0·log 0 = 0, as torch's kl_div */
-                row += (double)p * ((double)log_p - (double)log_q);
+                row += p * (log_p - log_q);
             if (dlogits)
                 dlogits[(size_t)n * (size_t)c + (size_t)j] += gscale * (expf(log_q) - p);
         }
         total += row;
     }
-    return (float)(total * (double)weight * (double)T * (double)T / (double)batch);
+    return total * weight * T * T / (float)batch;
 }

@@ -489,9 +489,11 @@ static odl_status node_shape(const odl_node_desc *l, int32_t i, const odl_layer_
         break;
     case ODL_LAYER_CLIP:
         /* ±inf are fine (an open side), NaN or an empty range are not */
-        if (l->alpha != l->alpha || l->beta != l->beta || !(l->alpha <= l->beta))
-            return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (clip): range [%.3f, %.3f] is empty or not a number",
-                            (int)i, (double)l->alpha, (double)l->beta);
+        if (l->alpha != l->alpha || l->beta != l->beta || !(l->alpha <= l->beta)) {
+            char lo[ODL_FMT_F32_MAX], hi[ODL_FMT_F32_MAX];
+            return odl_fail(diag, ODL_ERR_SHAPE, "layer %d (clip): range [%s, %s] is empty or not a number", (int)i,
+                            odl_fmt_f32(lo, l->alpha, 3), odl_fmt_f32(hi, l->beta, 3));
+        }
         break;
     case ODL_LAYER_LEAKY_RELU:
         if (!finite_f(l->alpha))

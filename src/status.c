@@ -34,7 +34,6 @@ void odl_diag_clear(odl_diag *d)
     d->msg[0] = '\0';
 }
 
-#ifndef ODL_NO_MESSAGES
 /* A tiny formatter: the core has no stdio. */
 typedef struct {
     char *buf;
@@ -68,6 +67,93 @@ static void put_u(sink *s, unsigned long long v, unsigned base)
         put_c(s, tmp[--n]);
 }
 
+/* sign · m · 2^e (m < 2^53) with prec decimals (at most 9), rounded half up
+ * from the exact binary value, in integer arithmetic only: a double's or a
+ * float's bits, and no double-precision operation (software on a
+ * single-precision FPU). Beyond 2^60 it prints "inf". */
+static void put_fixed(sink *s, int neg, uint64_t m, int e, int prec)
+{
+    prec = prec < 0 ? 0 : prec > 9 ? 9 : prec;
+    if (neg && m)
+        put_c(s, '-');
+    uint32_t one = 1;
+    for (int i = 0; i < prec; i++)
+        one *= 10u;
+    uint64_t ip = 0;
+    uint32_t fp = 0;
+    if (e >= 0) {
+        if (m && (e >= 60 || (m >> (60 - e)) != 0)) {
+            put_s(s, "inf");
+            return;
+        }
+        ip = m << e;
+    } else {
+        /* the fraction f / 2^sh (f < 2^53) times 10^prec: R = f · one, 96 bits
+         * as hi · 2^32 + lo; its integer part and the bit below it */
+        const int sh = -e;
+        uint64_t f = m;
+        if (sh < 53) {
+            ip = m >> sh;
+            f = m & (((uint64_t)1 << sh) - 1u);
+        }
+        const uint64_t lo_p = (f & 0xffffffffu) * one;
+        const uint64_t hi = (f >> 32) * one + (lo_p >> 32);
+        const uint32_t lo = (uint32_t)lo_p;
+        int half;
+        if (sh >= 32) {
+            fp = sh - 32 < 64 ? (uint32_t)(hi >> (sh - 32)) : 0u;
+            half = sh == 32 ? (int)(lo >> 31) : sh - 33 < 64 ? (int)((hi >> (sh - 33)) & 1u) : 0;
+        } else {
+            fp = (uint32_t)((hi << (32 - sh)) | (lo >> sh));
+            half = (int)((lo >> (sh - 1)) & 1u);
+        }
+        if (half && ++fp == one) {
+            fp = 0;
+            ip++;
+        }
+    }
+    put_u(s, ip, 10);
+    if (prec > 0) {
+        put_c(s, '.');
+        char tmp[9];
+        for (int i = prec - 1; i >= 0; i--) {
+            tmp[i] = (char)('0' + fp % 10u);
+            fp /= 10u;
+        }
+        for (int i = 0; i < prec; i++)
+            put_c(s, tmp[i]);
+    }
+}
+
+const char *odl_fmt_f32(char buf[ODL_FMT_F32_MAX], float v, int prec)
+{
+    sink s = {buf, ODL_FMT_F32_MAX, 0};
+    uint32_t b;
+    memcpy(&b, &v, sizeof b);
+    const int ex = (int)((b >> 23) & 0xffu);
+    const uint32_t f = b & 0x7fffffu;
+    if (ex == 0xff)
+        put_s(&s, f ? "nan" : (b >> 31) ? "-inf" : "inf");
+    else
+        put_fixed(&s, (int)(b >> 31), ex ? f | 0x800000u : f, ex ? ex - 150 : -149, prec);
+    buf[s.len] = '\0';
+    return buf;
+}
+
+#ifndef ODL_NO_MESSAGES
+static void put_f64(sink *s, double v, int prec)
+{
+    uint64_t b;
+    memcpy(&b, &v, sizeof b);
+    const int ex = (int)((b >> 52) & 0x7ffu);
+    const uint64_t f = b & (((uint64_t)1 << 52) - 1u);
+    if (ex == 0x7ff) {
+        put_s(s, f ? "nan" : (b >> 63) ? "-inf" : "inf");
+        return;
+    }
+    put_fixed(s, (int)(b >> 63), ex ? f | ((uint64_t)1 << 52) : f, ex ? ex - 1075 : -1074, prec);
+}
+
 static void put_i(sink *s, long long v)
 {
     if (v < 0) {
@@ -75,39 +161,6 @@ static void put_i(sink *s, long long v)
         put_u(s, (unsigned long long)(-(v + 1)) + 1u, 10);
     } else {
         put_u(s, (unsigned long long)v, 10);
-    }
-}
-
-static void put_f(sink *s, double v, int prec)
-{
-    if (v != v) {
-        put_s(s, "nan");
-        return;
-    }
-    if (v < 0) {
-        put_c(s, '-');
-        v = -v;
-    }
-    if (v > 1e18) {
-        put_s(s, "inf");
-        return;
-    }
-    double scale = 1.0;
-    for (int i = 0; i < prec; i++)
-        scale *= 10.0;
-    unsigned long long whole = (unsigned long long)(v * scale + 0.5);
-    unsigned long long ip = whole / (unsigned long long)scale;
-    unsigned long long fp = whole % (unsigned long long)scale;
-    put_u(s, ip, 10);
-    if (prec > 0) {
-        put_c(s, '.');
-        char tmp[24];
-        for (int i = prec - 1; i >= 0; i--) {
-            tmp[i] = (char)('0' + fp % 10);
-            fp /= 10;
-        }
-        for (int i = 0; i < prec; i++)
-            put_c(s, tmp[i]);
     }
 }
 
@@ -150,7 +203,7 @@ static void vformat(sink *s, const char *fmt, va_list ap)
             else put_u(s, va_arg(ap, unsigned), *p == 'x' ? 16 : 10);
             break;
         case 'f':
-            put_f(s, va_arg(ap, double), prec);
+            put_f64(s, va_arg(ap, double), prec);
             break;
         case 's':
             put_s(s, va_arg(ap, const char *));

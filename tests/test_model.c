@@ -876,6 +876,19 @@ static void test_diag_format(odl_test_ctx *t)
     longs[sizeof longs - 1] = 0;
     odl_fail(&d, ODL_ERR_ARG, "%s", longs);
     CHECK(strlen(d.msg) == ODL_DIAG_MAX - 1);
+    /* %f and odl_fmt_f32 round the exact binary value half up, in integer
+     * arithmetic (no double-precision operation on a device) */
+    odl_fail(&d, ODL_OK, "%.3f %.2f %.0f %.1f %.4f %f %.3f", 0.0005, 2.675, -1.5, -0.0, 1e-300, 1.0 / 3.0, 1e300);
+    CHECK(strcmp(d.msg, "0.001 2.67 -2 0.0 0.0000 0.333333 inf") == 0);
+    char b[ODL_FMT_F32_MAX];
+    CHECK(strcmp(odl_fmt_f32(b, 0.1f, 9), "0.100000001") == 0);
+    CHECK(strcmp(odl_fmt_f32(b, -2.5f, 0), "-3") == 0);
+    CHECK(strcmp(odl_fmt_f32(b, 123.456f, 2), "123.46") == 0);
+    CHECK(strcmp(odl_fmt_f32(b, 0.99951f, 3), "1.000") == 0);
+    CHECK(strcmp(odl_fmt_f32(b, 1.0e-40f, 3), "0.000") == 0); /* subnormal */
+    CHECK(strcmp(odl_fmt_f32(b, 16777216.0f, 1), "16777216.0") == 0);
+    CHECK(strcmp(odl_fmt_f32(b, NAN, 3), "nan") == 0);
+    CHECK(strcmp(odl_fmt_f32(b, -INFINITY, 3), "-inf") == 0);
 }
 
 /* Growing a head for new classes: old rows exactly kept, new rows small,

@@ -26,9 +26,10 @@
  * sample's values (mean intensity and contrast of an image); run one detector
  * per statistic. For model drift, the confidence of each prediction.
  *
- * The detectors' arithmetic is in double (a few operations per sample);
- * odl_drift_sample_stats, which runs on every input of a device, is single
- * precision. No allocation, no stdio, no global state. */
+ * The z-score and confidence detectors, which a device's learner runs, and
+ * odl_drift_sample_stats, which runs on every input of a device, are single
+ * precision (a Cortex-M4F's FPU has no double); Page-Hinkley and ADWIN
+ * compute in double (a few operations per sample). No allocation, no stdio, no global state. */
 #ifndef ODL_DRIFT_H
 #define ODL_DRIFT_H
 
@@ -72,10 +73,10 @@ typedef struct odl_zscore_cfg {
 typedef struct odl_zscore_drift {
     odl_zscore_cfg cfg;
     int64_t n;                  /* values in the current reference window */
-    double mean, m2, m3, m4;    /* Welford/Pébay central moments */
-    double mu, sd, kurt;        /* the baseline (valid once n == ref_n) */
-    double e, q;                /* EWMAs */
-    double z_mean, z_var;       /* last statistics (0 in phase 1) */
+    float mean, m2, m3, m4;     /* Welford/Pébay central moments */
+    float mu, sd, kurt;         /* the baseline (valid once n == ref_n) */
+    float e, q;                 /* EWMAs */
+    float z_mean, z_var;        /* last statistics (0 in phase 1) */
     int32_t run;
     int32_t ready;              /* 1: monitoring */
     int64_t t;                  /* values seen since init */
@@ -85,7 +86,7 @@ typedef struct odl_zscore_drift {
 odl_zscore_cfg odl_zscore_cfg_defaults(void);
 /* ODL_ERR_ARG (with a message in diag) for a bad configuration. */
 odl_status odl_zscore_init(odl_zscore_drift *d, const odl_zscore_cfg *cfg, odl_diag *diag);
-odl_status odl_zscore_update(odl_zscore_drift *d, double x);
+odl_status odl_zscore_update(odl_zscore_drift *d, float x);
 /* Forgets the baseline (keeps cfg, t and alarms). */
 void odl_zscore_reset(odl_zscore_drift *d);
 
@@ -186,16 +187,16 @@ typedef struct odl_conf_cfg {
 typedef struct odl_conf_drift {
     odl_conf_cfg cfg;
     int64_t n;
-    double mean, m2;
-    double mu, sd;
-    double e, z_now;
+    float mean, m2;
+    float mu, sd;
+    float e, z_now;
     int32_t run, ready;
     int64_t t, alarms;
 } odl_conf_drift;
 
 odl_conf_cfg odl_conf_cfg_defaults(void);
 odl_status odl_conf_init(odl_conf_drift *d, const odl_conf_cfg *cfg, odl_diag *diag);
-odl_status odl_conf_update(odl_conf_drift *d, double confidence);
+odl_status odl_conf_update(odl_conf_drift *d, float confidence);
 void odl_conf_reset(odl_conf_drift *d);
 
 #ifdef __cplusplus

@@ -56,6 +56,13 @@ void odl_diag_clear(odl_diag *d);
  * this is a small formatter of its own. */
 odl_status odl_fail(odl_diag *d, odl_status s, const char *fmt, ...);
 
+/* v with prec (0..9) decimals, rounded half up ("nan", "inf", "-1.250"),
+ * into buf; returns buf. For messages about float values: odl_fail's %f
+ * takes a double (C promotes a float argument to double, a software
+ * conversion on a single-precision FPU); "%s" with this does not. */
+#define ODL_FMT_F32_MAX 32
+const char *odl_fmt_f32(char buf[ODL_FMT_F32_MAX], float v, int prec);
+
 /* Prefixes the existing message with `prefix: ` (e.g. a file name). */
 void odl_diag_prefix(odl_diag *d, const char *prefix);
 

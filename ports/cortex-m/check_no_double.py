@@ -5,7 +5,8 @@ routines (__aeabi_dadd, __aeabi_f2d, __muldf3, ...). Lists the firmware's
 functions that call one (arm-none-eabi-objdump -d) and fails on any that is
 not in ALLOWED (one function name a line, # comments): the functions that
 still compute in double, each with why. An allowed function that no longer
-calls one fails too, so the list only shrinks."""
+calls one fails too, so the list only shrinks. With an empty list, the ELF
+must not link any double routine at all (arm-none-eabi-nm), called or not."""
 import re
 import subprocess
 import sys
@@ -29,6 +30,16 @@ def callers(elf):
     return found
 
 
+def linked(elf):
+    out = subprocess.run(["arm-none-eabi-nm", elf], check=True, capture_output=True, text=True).stdout
+    names = set()
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[-2] in "TtWw" and DOUBLE.match(parts[-1]):
+            names.add(parts[-1])
+    return names
+
+
 def main():
     elf, allowed_path = sys.argv[1], sys.argv[2]
     allowed = set()
@@ -45,6 +56,10 @@ def main():
     for fn in sorted(allowed - set(found)):
         print("  %-28s %-24s remove it from %s" % (fn, "no longer uses double", allowed_path))
         bad += 1
+    if not allowed:
+        for routine in sorted(linked(elf)):
+            print("  %-28s %-24s linked into the firmware" % (routine, "NOT ALLOWED"))
+            bad += 1
     print("%s      no double-precision routine outside %d listed functions (%s)"
           % ("ok" if not bad else "not ok", len(allowed), allowed_path))
     return 1 if bad else 0
