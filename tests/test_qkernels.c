@@ -7,6 +7,7 @@
  * checks the portable kernels; built for the Cortex-M4 (ports/cortex-m,
  * ODL_USE_DSP) it checks the dual-MAC kernels, called directly as well as
  * through the dispatching entry points. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

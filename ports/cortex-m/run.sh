@@ -88,6 +88,18 @@ else
     failed=$((failed + 1)); echo "not ok  firmware (exit $rc)"
 fi
 
+echo "== cortex-m: INT8 kernels of the prefix, one call each (bench_qkernels)"
+set +e
+qemu "$BUILD/bench_qkernels.elf" "$BUILD/bench_qkernels.log"
+rc=$?
+set -e
+cat "$BUILD/bench_qkernels.log"
+if [ $rc -eq 0 ]; then
+    passed=$((passed + 1)); echo "ok      bench_qkernels"
+else
+    failed=$((failed + 1)); echo "not ok  bench_qkernels (exit $rc)"
+fi
+
 echo "== cortex-m: no double precision in the firmware (the M4F's FPU is single precision)"
 if python3 "$PORT/check_no_double.py" "$BUILD/firmware.elf" "$PORT/double_allowed.txt"; then
     passed=$((passed + 1))
@@ -122,7 +134,7 @@ echo "== cortex-m: sizes and instruction counts against ports/cortex-m/baseline.
         END { printf "flash_bytes %d\nram_static_bytes %d\n", flash, ram }'
     arm-none-eabi-size -A "$BUILD/fw/model_data.o" "$BUILD/fw/model8_data.o" "$BUILD/fw/data.o" | awk '$1 ~ /^\.rodata/ { s += $2 } END { printf "flash_data_bytes %d\n", s }'
     arm-none-eabi-size -A "$BUILD/libodl.a" | awk '$1 ~ /^\.text/ || $1 ~ /^\.rodata/ { s += $2 } END { printf "core_code_bytes %d\n", s }'
-    grep '^COST ' "$BUILD/firmware.log" | awk '{ print $2, $3 }'
+    grep -h '^COST ' "$BUILD/firmware.log" "$BUILD/bench_qkernels.log" | awk '{ print $2, $3 }'
 } >"$BUILD/measured.txt"
 if [ $RECORD = 1 ]; then
     {
