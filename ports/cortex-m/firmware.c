@@ -286,6 +286,12 @@ typedef struct scenario {
 #ifndef FW_NEW_STRATEGY
 #define FW_NEW_STRATEGY ODL_STRATEGY_REPLAY
 #endif
+/* the learner's random stream (minibatch order, replay draws); seed_sweep.sh
+ * runs others, and sets the knobs below, which the firmware leaves at the
+ * learner's defaults */
+#ifndef FW_SEED
+#define FW_SEED 7
+#endif
 #ifndef FW_EVAL_SMALL
 #define FW_EVAL_SMALL 200
 #endif
@@ -309,6 +315,20 @@ static odl_learner_cfg strategy_cfg(const scenario *sc, odl_strategy strat, int3
         lc.replay.dtype = ODL_REPLAY_INT8;
     }
     lc.shadow_n = shadow_n;
+#ifdef FW_EWC_LAMBDA
+    if (lc.adapt.ewc_lambda > 0)
+        lc.adapt.ewc_lambda = FW_EWC_LAMBDA;
+#endif
+#ifdef FW_LWF_WEIGHT
+    if (lc.adapt.lwf_weight > 0)
+        lc.adapt.lwf_weight = FW_LWF_WEIGHT;
+#endif
+#ifdef FW_EPOCHS
+    lc.adapt.epochs = FW_EPOCHS;
+#endif
+#ifdef FW_GUARD
+    lc.guard_size = FW_GUARD;
+#endif
     return lc;
 }
 
@@ -412,7 +432,7 @@ static int open_session(const scenario *sc, odl_strategy strat, int32_t shadow_n
     TRY("init learner", odl_learner_init(&ss->L, &lc, ss->hsrc, &ss->ab, &diag));
     if (!quiet)
         check(odl_learner_dim(ss->L) == (int32_t)ss->dim, "the learner's latent is the INT8 prefix's");
-    odl_rng_seed(&ss->rng, 7, 1);
+    odl_rng_seed(&ss->rng, FW_SEED, 1);
 
     /* the version store over RAM, empty */
     memset(store_mem, 0, sizeof store_mem);
