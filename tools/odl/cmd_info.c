@@ -5,6 +5,8 @@
 #include "cli.h"
 #include "report.h"
 #include "odl/learner.h"
+#include "odl/quant.h"
+#include "odl_mcu_costs.h" /* generated from ports/cortex-m/baseline.txt */
 
 static void help(FILE *f)
 {
@@ -25,15 +27,19 @@ static void help(FILE *f)
           "  --replay-f32        FP32 replay instead of INT8\n"
           "  --collect N         examples collected per update   (default 64)\n"
           "  --max-classes N     head outputs                    (default: the model's)\n"
-          "  --budget B          RAM available for learning, e.g. 256K, 1M, 200000\n"
+          "  --guard N           old-task examples kept to check forgetting (default 100)\n"
+          "  --versions N        accepted heads kept for rollback (default 4)\n"
+          "  --budget B          RAM available for learning, e.g. 64K, 256K, 1M, 200000\n"
           "                      (the frozen base's weights stay in flash; its\n"
-          "                      inference scratch counts). Lists every strategy that\n"
-          "                      fits with its bytes and its instructions per update on\n"
-          "                      the Cortex-M4F (from the firmware's recorded baseline;\n"
-          "                      '-' where none was measured), and recommends one. Fails\n"
+          "                      inference scratch counts). Lists every strategy with\n"
+          "                      its exact bytes, with the FP32 base and with its INT8\n"
+          "                      prefix (odl quantize), whether it fits, and its\n"
+          "                      instructions per update measured on the Cortex-M4F\n"
+          "                      (the firmware's edge-cnn head), then recommends one\n"
+          "                      and says why; when nothing fits, what would. Fails\n"
           "                      when none fits, or when a --strategy given does not.\n"
-          "  --baseline F        the firmware's recorded costs (insn_update_<strategy>)\n"
-          "                      (default: ports/cortex-m/baseline.txt of the source tree)\n",
+          "  --baseline F        the firmware's costs from F (run.sh's baseline.txt)\n"
+          "                      instead of those recorded when odl was built\n",
           f);
 }
 
@@ -44,30 +50,56 @@ typedef struct plan_row {
     size_t trainable;
 } plan_row;
 
-/* The instructions per update the firmware recorded for a strategy
- * ("insn_update_<name>", '-' as '_'; replay also as insn_learner_update),
- * or 0 when the baseline has none. */
-static unsigned long long baseline_insn(const char *path, const char *strategy)
+/* A cost the Cortex-M4F firmware recorded (ports/cortex-m/baseline.txt):
+ * from the file `path` when given, else from the table embedded when odl was
+ * built; 0 when it has none. */
+static unsigned long long mcu_cost(const char *path, const char *key)
 {
-    FILE *f = path ? fopen(path, "r") : NULL;
+    if (!path) {
+        for (int k = 0; odl_mcu_costs[k].name; k++)
+            if (!strcmp(odl_mcu_costs[k].name, key))
+                return odl_mcu_costs[k].value;
+        return 0;
+    }
+    FILE *f = fopen(path, "r");
     if (!f)
         return 0;
-    char key[64], want[64], line[256];
-    snprintf(want, sizeof want, "insn_update_%s", strategy);
-    for (char *c = want; *c; c++)
+    char name[64], line[256];
+    unsigned long long v, found = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "%63s %llu", name, &v) == 2 && !strcmp(name, key))
+            found = v;
+    fclose(f);
+    return found;
+}
+
+/* "insn_update_ewc_online" for ewc-online */
+static void strategy_key(char *buf, size_t cap, const char *prefix, const char *strategy)
+{
+    snprintf(buf, cap, "%s%s", prefix, strategy);
+    for (char *c = buf; *c; c++)
         if (*c == '-')
             *c = '_';
-    unsigned long long v, found = 0, fallback = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "%63s %llu", key, &v) == 2) {
-            if (!strcmp(key, want))
-                found = v;
-            else if (!strcmp(key, "insn_learner_update") && !strcmp(strategy, "replay"))
-                fallback = v;
-        }
-    fclose(f);
-    return found ? found : fallback;
 }
+
+/* The strategies in the order the firmware's measurements rank them (the
+ * drift scenario on the Cortex-M4F, docs/mcu.md), each with why. */
+static const struct {
+    odl_strategy s;
+    const char *why;
+} device_order[ODL_STRATEGY_COUNT] = {
+    {ODL_STRATEGY_LWF, "on the device's drift scenario it met the targets (drifted accuracy up 8 points or "
+                       "more, original down 1 or less) and it keeps no replay buffer"},
+    {ODL_STRATEGY_REPLAY, "the strategy that learned new classes on the device (the others' updates failed the "
+                          "gate); on the drift it gained a little less than lwf"},
+    {ODL_STRATEGY_EWC_ONLINE, "no buffer; on the device it gained less than lwf and replay on the drift"},
+    {ODL_STRATEGY_EWC, "no buffer; on the device it gained less than online EWC on the drift"},
+    {ODL_STRATEGY_BIAS, "the cheapest update that trains nothing but per-class biases: small gains"},
+    {ODL_STRATEGY_SLDA, "no backpropagation; its covariance (and one copy per kept version) needs the most RAM "
+                        "of the head strategies"},
+    {ODL_STRATEGY_NCM, "no backpropagation and little RAM, but on the device it lost accuracy on the drift"},
+    {ODL_STRATEGY_UNFREEZE, "trains the block before the head too: far more RAM than any head strategy"},
+};
 
 /* A cut point and what training a head from it would take. */
 typedef struct cut_row {
@@ -146,13 +178,10 @@ static void print_state(const cli_model *cm, int json)
 int cmd_info(int argc, char **argv)
 {
     const char *model = NULL, *v = NULL, *report_path = NULL;
-    int32_t batch = 16, replay_size = 200, collect = 64, max_classes = 0;
+    int32_t batch = 16, replay_size = 200, collect = 64, max_classes = 0, guard = 100, versions = 4;
     int json = 0, replay_f32 = 0;
     const char *strategy = "replay", *budget_s = NULL, *baseline = NULL;
     int strategy_given = 0;
-#ifdef ODL_BASELINE_FILE
-    baseline = ODL_BASELINE_FILE;
-#endif
     cli_args a = {argc, argv, 1, "info"};
     for (; a.i < argc; a.i++) {
         int r;
@@ -175,6 +204,10 @@ int cmd_info(int argc, char **argv)
             if (r < 0 || cli_parse_int("--replay-size", v, 0, 1 << 24, &replay_size)) return 2;
         } else if ((r = cli_opt(&a, "--collect", &v))) {
             if (r < 0 || cli_parse_int("--collect", v, 1, 1 << 20, &collect)) return 2;
+        } else if ((r = cli_opt(&a, "--guard", &v))) {
+            if (r < 0 || cli_parse_int("--guard", v, 0, 1 << 20, &guard)) return 2;
+        } else if ((r = cli_opt(&a, "--versions", &v))) {
+            if (r < 0 || cli_parse_int("--versions", v, 1, 64, &versions)) return 2;
         } else if ((r = cli_opt(&a, "--max-classes", &v))) {
             if (r < 0 || cli_parse_int("--max-classes", v, 2, 4096, &max_classes)) return 2;
         } else if (argv[a.i][0] == '-') {
@@ -190,6 +223,14 @@ int cmd_info(int argc, char **argv)
     if (!model) {
         cli_error("info: a MODEL.odl is required (see odl info --help)");
         return 2;
+    }
+    if (baseline) {
+        FILE *bf = fopen(baseline, "r");
+        if (!bf) {
+            cli_error("--baseline: cannot read '%s' (the firmware's baseline.txt)", baseline);
+            return 2;
+        }
+        fclose(bf);
     }
     if (report_path) {
         int orc = cli_check_output("--report", report_path, &model, 1);
@@ -303,6 +344,8 @@ int cmd_info(int argc, char **argv)
     odl_learner_cfg lc = odl_learner_cfg_for(strat);
     lc.max_collected = collect;
     lc.max_classes = max_classes;
+    lc.guard_size = guard;
+    lc.versions = versions;
     lc.adapt.batch = batch;
     lc.replay.capacity = strcmp(strategy, "naive") && lc.replay.capacity ? replay_size : 0;
     lc.replay.dtype = replay_f32 ? ODL_REPLAY_F32 : ODL_REPLAY_INT8;
@@ -458,51 +501,133 @@ int cmd_info(int argc, char **argv)
             }
         }
     }
-    /* every strategy against the budget: exact plans; the recommendation is
-     * the first that fits in the order of the accuracy they gained in the
-     * learner's tests (2-pixel drift: slda, replay, unfreeze, ewc, ...) */
+    /* every strategy against the budget: exact plans with the FP32 base and
+     * with its INT8 prefix (in place, as odl quantize makes it), the M4F's
+     * measured instructions per update; the recommendation is the first
+     * that fits in the device's ranking */
     int any_fits = 0;
     if (budget) {
-        static const odl_strategy order[ODL_STRATEGY_COUNT] = {
-            ODL_STRATEGY_SLDA, ODL_STRATEGY_REPLAY, ODL_STRATEGY_UNFREEZE, ODL_STRATEGY_EWC,
-            ODL_STRATEGY_EWC_ONLINE, ODL_STRATEGY_LWF, ODL_STRATEGY_BIAS, ODL_STRATEGY_NCM};
-        const char *rec = NULL;
-        if (!json)
-            printf("\nstrategies within the %zu-byte budget (learner + frozen base's RAM; instructions per update\n"
-                   "on the Cortex-M4F from %s):\n  %-11s %10s %6s %16s\n", budget,
-                   baseline ? baseline : "no baseline", "strategy", "bytes", "fits", "insn/update");
+        /* the INT8 prefix's RAM up to the head (or the unfreeze cut) */
+        size_t q_head = 0, q_unfreeze = 0;
+        odl_mem_plan qp;
+        int32_t ub = -1;
+        if (head > 0 && odl_qmodel_plan_in_place(&desc, head, 1, &qp, NULL) == ODL_OK)
+            q_head = qp.total;
+        if (odl_desc_boundary_for_unfreeze(&desc, 2, &ub, NULL) == ODL_OK && ub > 0 &&
+            odl_qmodel_plan_in_place(&desc, ub, 1, &qp, NULL) == ODL_OK)
+            q_unfreeze = qp.total;
+        if (!json) {
+            printf("\nevery strategy against the %zu-byte budget: learner + the base's RAM (weights in flash), with\n"
+                   "the FP32 base (%zu bytes) and with its INT8 prefix (odl quantize; %s); instructions per\n"
+                   "update measured on the Cortex-M4F (the firmware's edge-cnn head, %s):\n",
+                   budget, bp.total, q_head ? "in place" : "not quantisable here",
+                   baseline ? baseline : "recorded when odl was built");
+            printf("  %-11s %10s %5s %12s %5s %16s\n", "strategy", "FP32 base", "fits", "INT8 base", "fits",
+                   "M4F insn/update");
+        }
+        int rec = -1, rec_q = -1;
+        size_t rec_bytes = 0, rec_q_bytes = 0, least = (size_t)-1;
+        int least_k = -1, least_q = 0, replay_fits = 0;
         for (int k = 0; k < ODL_STRATEGY_COUNT; k++) {
-            odl_learner_cfg sc = odl_learner_cfg_for(order[k]);
+            const odl_strategy st = device_order[k].s;
+            odl_learner_cfg sc = odl_learner_cfg_for(st);
             sc.max_collected = collect;
             sc.max_classes = max_classes;
+            sc.guard_size = guard;
+            sc.versions = versions;
             sc.adapt.batch = batch;
             if (sc.replay.capacity)
                 sc.replay.capacity = replay_size;
             sc.replay.dtype = lc.replay.dtype;
             odl_mem_plan sp;
-            const char *name = odl_strategy_name(order[k]);
+            const char *name = odl_strategy_name(st);
+            char key[64], ib[32] = "-", qb[24] = "-";
+            strategy_key(key, sizeof key, "insn_update_", name);
+            const unsigned long long insn = mcu_cost(baseline, key);
+            if (insn)
+                snprintf(ib, sizeof ib, "%llu", insn);
             if (odl_learner_plan(&sc, cm.m, &sp, NULL) != ODL_OK) {
                 if (!json)
-                    printf("  %-11s %10s %6s %16s\n", name, "-", "n/a", "-");
+                    printf("  %-11s %10s %5s %12s %5s %16s\n", name, "n/a", "-", "n/a", "-", ib);
                 continue;
             }
             const size_t tot = sp.total + bp.total;
-            const int fits = tot <= budget;
+            const size_t qbase = st == ODL_STRATEGY_UNFREEZE ? q_unfreeze : q_head;
+            const size_t qtot = qbase ? sp.total + qbase : 0;
+            const int fits = tot <= budget, qfits = qtot && qtot <= budget;
             any_fits |= fits;
-            if (fits && !rec)
-                rec = name;
-            unsigned long long insn = baseline_insn(baseline, name);
-            char ib[32] = "-";
-            if (insn)
-                snprintf(ib, sizeof ib, "%llu", insn);
+            replay_fits |= fits && st == ODL_STRATEGY_REPLAY;
+            if (fits && rec < 0)
+                rec = k, rec_bytes = tot;
+            if (qfits && rec_q < 0)
+                rec_q = k, rec_q_bytes = qtot;
+            const size_t need = qtot && qtot < tot ? qtot : tot;
+            if (need < least)
+                least = need, least_k = k, least_q = qtot && qtot < tot;
+            if (qtot)
+                snprintf(qb, sizeof qb, "%zu", qtot);
             if (!json)
-                printf("  %-11s %10zu %6s %16s\n", name, tot, fits ? "yes" : "no", ib);
+                printf("  %-11s %10zu %5s %12s %5s %16s\n", name, tot, fits ? "yes" : "no", qb,
+                       qtot ? (qfits ? "yes" : "no") : "-", ib);
         }
         if (!json) {
-            if (rec)
-                printf("recommended: --strategy %s\n", rec);
-            else
-                printf("no strategy fits the %zu-byte budget\n", budget);
+            if (rec >= 0) {
+                printf("recommended: --strategy %s (%zu bytes):\n  %s\n", odl_strategy_name(device_order[rec].s),
+                       rec_bytes, device_order[rec].why);
+            } else if (rec_q >= 0) {
+                printf("nothing fits with the FP32 base (its inference alone needs %zu bytes). With its INT8 prefix\n"
+                       "(odl quantize; the device runs it from flash): --strategy %s fits (%zu bytes):\n  %s\n",
+                       bp.total, odl_strategy_name(device_order[rec_q].s), rec_q_bytes, device_order[rec_q].why);
+            } else {
+                /* smaller buffers, step by step (each step keeps the ones
+                 * before), for each strategy in the ranking: the first that
+                 * fits, and the options that make it fit */
+                static const struct { int32_t versions, guard, collect, replay, batch; } steps[] = {
+                    {1, 0, 0, 0, 0}, {1, 50, 0, 0, 0}, {1, 50, 20, 100, 0}, {1, 20, 20, 100, 8},
+                    {1, 20, 16, 50, 8}, {1, 10, 8, 32, 4}, {1, 0, 4, 16, 2}};
+                int done = 0;
+                for (int k = 0; k < ODL_STRATEGY_COUNT && !done; k++) {
+                    const odl_strategy st = device_order[k].s;
+                    const size_t qbase = st == ODL_STRATEGY_UNFREEZE ? q_unfreeze : q_head;
+                    for (size_t j = 0; j < sizeof steps / sizeof steps[0] && !done; j++) {
+                        odl_learner_cfg sc = odl_learner_cfg_for(st);
+                        sc.max_classes = max_classes;
+                        sc.replay.dtype = lc.replay.dtype;
+                        sc.versions = versions < steps[j].versions ? versions : steps[j].versions;
+                        sc.guard_size = steps[j].guard && guard > steps[j].guard ? steps[j].guard
+                                        : steps[j].guard ? guard : (j ? 0 : guard);
+                        sc.max_collected = steps[j].collect && collect > steps[j].collect ? steps[j].collect : collect;
+                        sc.adapt.batch = steps[j].batch && batch > steps[j].batch ? steps[j].batch : batch;
+                        if (sc.replay.capacity)
+                            sc.replay.capacity =
+                                steps[j].replay && replay_size > steps[j].replay ? steps[j].replay : replay_size;
+                        odl_mem_plan sp;
+                        if (odl_learner_plan(&sc, cm.m, &sp, NULL) != ODL_OK)
+                            continue;
+                        const int with_q = sp.total + bp.total > budget && qbase && sp.total + qbase <= budget;
+                        if (sp.total + bp.total > budget && !with_q)
+                            continue;
+                        printf("nothing fits with these buffers. With smaller ones%s:\n  --strategy %s --versions %d "
+                               "--guard %d --collect %d --batch %d",
+                               with_q ? " and the INT8 base (odl quantize; the device runs it from flash)" : "",
+                               odl_strategy_name(st), (int)sc.versions, (int)sc.guard_size, (int)sc.max_collected,
+                               (int)sc.adapt.batch);
+                        if (sc.replay.capacity)
+                            printf(" --replay-size %d", (int)sc.replay.capacity);
+                        printf(" fits (%zu bytes):\n  %s\n", sp.total + (with_q ? qbase : bp.total),
+                               device_order[k].why);
+                        done = 1;
+                    }
+                }
+                if (!done && least_k >= 0)
+                    printf("no strategy fits the %zu-byte budget, even with the smallest buffers; the smallest "
+                           "with these: --strategy %s, %zu bytes%s\n",
+                           budget, odl_strategy_name(device_order[least_k].s), least,
+                           least_q ? " with the INT8 base (odl quantize)" : "");
+            }
+            if (rec >= 0 && device_order[rec].s != ODL_STRATEGY_REPLAY && replay_fits)
+                printf("to teach new classes: --strategy replay, %s\n",
+                       "the strategy that learned them on the device");
         }
     }
     if (report_path) {
