@@ -15,8 +15,10 @@
       has), then a dense layer to 10 classes: quantised by odl and exported
       in int8 it is the fixture for INT8 ADD, MUL and CONCATENATION.
   tflite_models.py torch-single KIND OUT.onnx
-      one layer on a 1x28x28 input (KIND: conv, depthwise, dense, add, mul,
+      one layer on a 3x12x12 input (KIND: conv, depthwise, dense, add, mul,
       avgpool, concat), for per-layer INT8 comparisons.
+  tflite_models.py calib-csv OUT.csv N SIZE SEED
+      N rows of a label and SIZE N(0,1) values: calibration data.
   tflite_models.py hostile SRC.tflite OUTDIR
       malformed variants of a valid .tflite: truncated at several lengths,
       root offset past the end, a vtable offset out of range, a vector
@@ -126,20 +128,21 @@ def torch_res(out):
 
 
 def torch_single(kind, out):
+    """One layer on a 3x12x12 input."""
     import torch
     import torch.nn as nn
 
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            self.conv = nn.Conv2d(1, 8, 3, padding=1)
-            self.dw = nn.Conv2d(1, 4, 3, padding=1, groups=1 if kind != "depthwise" else 1)
-            self.fc = nn.Linear(28 * 28, 16)
+            self.conv = nn.Conv2d(3, 8, 3, padding=1)
+            self.dw = nn.Conv2d(3, 6, 3, padding=1, groups=3)
+            self.fc = nn.Linear(3 * 12 * 12, 16)
 
         def forward(self, x):
             if kind == "conv":
                 return self.conv(x)
-            if kind == "depthwise":  # one input channel, multiplier 4
+            if kind == "depthwise":  # multiplier 2
                 return self.dw(x)
             if kind == "dense":
                 return self.fc(torch.flatten(x, 1))
@@ -155,8 +158,17 @@ def torch_single(kind, out):
 
     torch.manual_seed(13)
     m = Net().eval()
-    torch.onnx.export(m, torch.zeros(1, 1, 28, 28), out, opset_version=13,
+    torch.onnx.export(m, torch.zeros(1, 3, 12, 12), out, opset_version=13,
                       input_names=["image"], output_names=["y"])
+
+
+def calib_csv(out, n, size, seed):
+    """n rows 'label,v1..v_size' of N(0,1) values (calibration data)."""
+    import numpy as np
+    rng = np.random.default_rng(int(seed))
+    with open(out, "w") as f:
+        for i in range(int(n)):
+            f.write(",".join([str(i % 2)] + ["%.5f" % v for v in rng.standard_normal(int(size))]) + "\n")
 
 
 class FB:
@@ -302,6 +314,8 @@ if __name__ == "__main__":
         torch_res(sys.argv[2])
     elif cmd == "torch-single":
         torch_single(sys.argv[2], sys.argv[3])
+    elif cmd == "calib-csv":
+        calib_csv(*sys.argv[2:6])
     elif cmd == "slice":
         slice_ops(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
     elif cmd == "int8-out":

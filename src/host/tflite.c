@@ -1634,12 +1634,16 @@ static void build_int8(ictx *c, odl_tflite_int8 *q)
         if (!int8_importable(l->type))
             QWHY("node %d ('%s', %s): odl's INT8 runtime has no TFLite-exact kernel for it", (int)i, tn,
                  odl_layer_type_name(l->type));
-        if (l->type == ODL_LAYER_GAP) { /* TFLite's MEAN with a new scale rounds its own way */
+        /* pools, pad and reshapes move bytes; TFLite's MEAN with a new
+         * scale rounds its own way: these must keep their input's parameters */
+        if (l->type == ODL_LAYER_GAP || l->type == ODL_LAYER_MAXPOOL || l->type == ODL_LAYER_AVGPOOL ||
+            l->type == ODL_LAYER_PAD || l->type == ODL_LAYER_FLATTEN || l->type == ODL_LAYER_RESHAPE ||
+            l->type == ODL_LAYER_DROPOUT) {
             const odl_qparams a = l->in[0] == 0 ? in_q : np[l->in[0] - 1].out;
             if (a.scale != np[i].out.scale || a.zero_point != np[i].out.zero_point)
-                QWHY("node %d ('%s', gap) changes the scale or zero point (%g, %d to %g, %d); odl imports "
-                     "an int8 MEAN that keeps its input's", (int)i, tn, (double)a.scale, (int)a.zero_point,
-                     (double)np[i].out.scale, (int)np[i].out.zero_point);
+                QWHY("node %d ('%s', %s) changes the scale or zero point (%g, %d to %g, %d); odl's INT8 "
+                     "layers of this kind keep their input's", (int)i, tn, odl_layer_type_name(l->type),
+                     (double)a.scale, (int)a.zero_point, (double)np[i].out.scale, (int)np[i].out.zero_point);
         }
         if (l->type != ODL_LAYER_CONV2D && l->type != ODL_LAYER_DEPTHWISE && l->type != ODL_LAYER_DENSE)
             continue;

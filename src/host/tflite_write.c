@@ -703,7 +703,7 @@ odl_status odl_tflite_export_ex(const odl_model *m, char *const *names, const vo
                  l->type == ODL_LAYER_MAXPOOL || l->type == ODL_LAYER_AVGPOOL || l->type == ODL_LAYER_GAP ||
                  l->type == ODL_LAYER_RELU || l->type == ODL_LAYER_RELU6 || l->type == ODL_LAYER_FLATTEN ||
                  l->type == ODL_LAYER_RESHAPE || l->type == ODL_LAYER_DROPOUT || l->type == ODL_LAYER_ADD ||
-                 l->type == ODL_LAYER_MUL || l->type == ODL_LAYER_CONCAT,
+                 l->type == ODL_LAYER_MUL || l->type == ODL_LAYER_CONCAT || l->type == ODL_LAYER_PAD,
              "no INT8 export for this operator", i, odl_layer_type_name(l->type));
         switch (l->type) {
         case ODL_LAYER_DENSE:
