@@ -712,6 +712,10 @@ static odl_status const_f32(ictx *c, int32_t ti, float **out, size_t *n)
         if (!t->n_q)
             return ofail(c, ODL_ERR_UNSUPPORTED, "constant tensor '%s' is integer without "
                          "quantization parameters", t->name);
+        for (int32_t k = 0; k < t->n_q; k++) /* q - zero point must fit in 64 bits */
+            if (t->q_zero[k] < INT32_MIN || t->q_zero[k] > INT32_MAX)
+                return ofail(c, ODL_ERR_FORMAT, "constant tensor '%s': zero point %lld is outside int32",
+                             t->name, (long long)t->q_zero[k]);
         if (t->n_q > 1) {
             if (t->q_dim < 0 || t->q_dim >= t->rank || t->dims[t->q_dim] != t->n_q)
                 return ofail(c, ODL_ERR_FORMAT, "tensor '%s': %d scales along dimension %d of a "
