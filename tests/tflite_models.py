@@ -24,7 +24,7 @@
       root offset past the end, a vtable offset out of range, a vector
       length past the end, schema version 2, an operator code changed to
       SPLIT (an operator odl does not import), an operator's opcode index
-      out of range.
+      out of range, a constant's zero point of -2^63.
   tflite_models.py repoint SRC.tflite OUT.tflite TENSOR
       the same model with its subgraph output moved to tensor TENSOR (to
       read an intermediate tensor, e.g. logits before a softmax).
@@ -239,6 +239,21 @@ def hostile(src, outdir):
     if f3 is not None:
         struct.pack_into("<i", bad, f3, 49)
     put("unsupported_op", bad)
+    # a constant's zero point of -2^63 (q - zero point must not overflow)
+    tens = f.ref(sg0, 0)
+    bufs = f.ref(root, 4)
+    for k in range(f.u32(tens)):
+        tt = f.elem(tens, k)
+        bi = f.u32(f.field(tt, 2)) if f.field(tt, 2) else 0
+        bt = f.elem(bufs, bi)
+        if not f.field(bt, 0) or not f.field(tt, 4) or not f.field(f.ref(tt, 4), 3):
+            continue
+        zv = f.ref(f.ref(tt, 4), 3)
+        if f.u32(zv):
+            bad = bytearray(b)
+            struct.pack_into("<q", bad, zv + 4, -(1 << 63))
+            put("zero_point_out_of_range", bad)
+            break
     bad = bytearray(b)
     if f.field(last, 0) is not None:
         struct.pack_into("<I", bad, f.field(last, 0), 1000)
