@@ -261,6 +261,16 @@ if $PY -c 'import torch, onnx' 2>/dev/null; then
     run predict res8.odl --int8 --data resx.npy -o res8.a.npy
     run predict res8re.odl --int8 --data resx.npy -o res8.b.npy
     if cmp -s res8.a.npy res8.b.npy; then ok "res int8 re-imported: identical outputs"; else fail "res int8 re-import" "outputs differ"; fi
+    # adapted in FP32, exported over its INT8 base (--int8-base): add, concat, mul int8, the head FP32
+    run adapt res.odl --data /usr/share/datasets/fashion-mnist --limit 300 --strategy naive --epochs 1 -o resa.odl
+    run export resa.odl --int8-base res8.odl --tflite resa8.tflite
+    run import resa8.tflite -o resa8.odl
+    if [ $rc -eq 0 ] && grep -q "int8 base: nodes 0..16" out.txt; then ok "res adapted, --int8-base: int8 graph base"; else
+        fail "res adapted --int8-base" "$(cat out.txt err.txt)"; fi
+    armnn resa8 resa8.tflite || fail "armnn resa8" "no output"
+    run predict resa8.odl --int8 --data resa8.x.npy -o resa8.odl.npy
+    compare "res adapted, INT8 graph base + FP32 head, ArmNN vs odl (same top class on 98%)" resa8.ref.npy \
+        resa8.odl.npy --tol 1 --min-top1 0.98
     run export res.odl --int8-head --calib /usr/share/datasets/fashion-mnist --tflite resh.tflite
     run import resh.tflite -o resh.odl
     if [ $rc -eq 0 ] && grep -q "every node runs in int8" out.txt; then ok "res --int8-head: all int8"; else
