@@ -1032,9 +1032,11 @@ static odl_status qfinish(odl_qmodel *q, odl_diag *d)
             break;
         }
         case ODL_LAYER_MUL: {
+            /* in float, then widened: TFLite's mul multiplies the float
+             * scales, so its multiplier can differ from double's in the last bit */
             const odl_qparams bq = tq(q, l->in[1]);
-            odl_q_quantize_multiplier((double)in_q.scale * (double)bq.scale / (double)qn->out_q.scale, &qn->ex[0],
-                                      &qn->ex[1]);
+            const float real = in_q.scale * bq.scale / qn->out_q.scale;
+            odl_q_quantize_multiplier((double)real, &qn->ex[0], &qn->ex[1]);
             qn->n_ex = 2;
             break;
         }

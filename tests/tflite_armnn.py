@@ -58,7 +58,11 @@ def run(argv):
             feed = x
         out = ann.make_output_tensors([ob])
         rt.EnqueueWorkload(nid, ann.make_input_tensors([ib], [feed]), out)
-        ys.append(ann.workload_tensors_to_ndarray(out)[0].reshape(-1).copy())
+        y = ann.workload_tensors_to_ndarray(out)[0]
+        oshape = tuple(ob[1].GetShape()[i] for i in range(ob[1].GetNumDimensions()))
+        if len(oshape) == 4:  # an NHWC output (a sliced model): odl's C x H x W order
+            y = y.reshape(oshape).transpose(0, 3, 1, 2)
+        ys.append(y.reshape(-1).copy())
         x = np.asarray(x, np.float32)
         if x.ndim == 4:  # NHWC -> odl's C x H x W
             x = x.transpose(0, 3, 1, 2)

@@ -22,6 +22,13 @@
 #    synthetic data, and a PyTorch CNN (ONNX) adapted on Fashion-MNIST; a
 #    3-channel PyTorch model with concat, squeeze-and-excitation, hard swish,
 #    average pool and a padding SAME cannot express.
+# 3c. INT8 ADD, MUL and CONCATENATION: a PyTorch model with a residual add,
+#    a concatenation and a product, quantised by odl, exported in int8 and
+#    imported back as int8 nodes; with --int8-head (all int8) against ArmNN.
+# 5. The +-1 criterion per layer: every operator of the int8 KWS and
+#    autoencoder alone, and single-layer PyTorch models (conv, depthwise,
+#    dense, add, mul, avgpool, concat) quantised with --int8-head, each within
+#    1 step of ArmNN; whole models within the steps docs/tflite.md measures.
 # 4. Hostile files: truncated, bad offsets, vtable and vector out of range,
 #    schema version 2, an operator odl does not import: one "odl: " line
 #    each, no output file left.
@@ -63,6 +70,31 @@ compare() { # NAME ARGS... (the compare's last line is ok/FAIL)
     $ARMNN compare "$@" --name "$name" >cmp.txt 2>&1
     sed 's/^/    /' cmp.txt | head -4
     if tail -1 cmp.txt | grep -q '^ok$'; then ok "$name"; else fail "$name" "$(head -1 cmp.txt)"; fi
+}
+
+# ArmNN on an all-int8 MODEL's int8 result (the tensor its last DEQUANTIZE
+# reads) against odl predict --int8 on ODL (the same file imported)
+int8cmp() { # NAME MODEL ODL TOL MIN_WITHIN1
+    $GEN int8-out "$2" "$1.o.tflite"
+    armnn "$1" "$1.o.tflite" || fail "armnn $1" "no output"
+    run predict "$3" --int8 --data "$1.x.npy" -o "$1.odl.npy"
+    # shellcheck disable=SC2046
+    compare "$1 vs ArmNN (int8, max $4 steps, ${5}+ within 1)" "$1.ref.npy" "$1.odl.npy" --int8 $(qparams "$1") \
+        --tol "$4" --min-within1 "$5"
+}
+# operators FIRST..LAST of MODEL alone, imported by odl as int8, against ArmNN within 1 step
+layer() { # NAME MODEL FIRST LAST
+    local ops
+    ops=$($GEN slice "$2" "$1.tflite" "$3" "$4") || { fail "slice $1" "operators $3..$4"; return; }
+    run import "$1.tflite" -o "$1.odl"
+    if [ $rc -ne 0 ] || ! grep -q "every node runs in int8" out.txt; then
+        fail "$1 imports as int8" "$(cat out.txt err.txt | head -2)"
+        return
+    fi
+    armnn "$1" "$1.tflite" || fail "armnn $1" "no output"
+    run predict "$1.odl" --int8 --data "$1.x.npy" -o "$1.odl.npy"
+    # shellcheck disable=SC2046
+    compare "$1 (operators $3..$4, codes $ops) vs ArmNN within 1 step" "$1.ref.npy" "$1.odl.npy" --int8 $(qparams "$1") --tol 1
 }
 
 if ! $PY -c 'import pyarmnn' 2>/dev/null; then
@@ -168,6 +200,27 @@ with open('syn.csv', 'w') as f:
     run predict kws14q.odl --int8 --softmax --data kws14q.x.npy -o kws14q.odl.npy
     compare "kws + 2 classes, INT8 base + FP32 head, ArmNN vs odl (same top class on 98%)" kws14q.ref.npy \
         kws14q.odl.npy --tol 1 --min-top1 0.98
+    # INT8 base + INT8 head (--int8-head, ranges from the adaptation data): all int8
+    run export kws14.odl --int8-base kws.odl --int8-head --calib syn.csv --tflite kws14h.tflite
+    [ $rc -eq 0 ] && grep -q "int8 head: nodes 19..19" out.txt && ok "kws14 --int8-head exported" || \
+        fail "kws14 --int8-head" "$(cat out.txt err.txt)"
+    run import kws14h.tflite -o kws14h.odl
+    if [ $rc -eq 0 ] && grep -q "every node runs in int8" out.txt; then ok "kws14 INT8 head re-imported all int8"; else
+        fail "kws14 INT8 head re-import" "$(cat out.txt err.txt)"; fi
+    # the head alone is TFLite-exact against ArmNN; the base's one-step
+    # differences before it (ArmNN requantises through float) grow through it
+    layer kws14h_head kws14h.tflite 10 10
+    layer kws14h_base kws14h.tflite 0 9
+    int8cmp kws14h_logits kws14h.tflite kws14h.odl 11 0.96
+    armnn kws14hs kws14h.tflite || fail "armnn kws14 int8 head" "no output"
+    run predict kws14h.odl --int8 --softmax --data kws14hs.x.npy -o kws14hs.odl.npy
+    compare "kws + 2 classes, all int8 (+ float softmax), ArmNN vs odl (same top class on 98%)" kws14hs.ref.npy \
+        kws14hs.odl.npy --tol 1 --min-top1 0.98
+
+    # ---- 5. the +-1 criterion layer by layer: every operator of both int8
+    # models alone (their own weights and parameters) within 1 step of ArmNN
+    for k in 0 1 2 3 4 5 6 7 8 9 11; do layer "kws_op$k" "$MODELS/kws_ref_model.tflite" $k $k; done
+    for k in 0 1 2 3 4 5 6 7 8 9; do layer "ad01_op$k" "$MODELS/ad01_int8.tflite" $k $k; done
 else
     echo "skip fixtures: $MODELS has no MLPerf Tiny models (set ODL_TFLITE_MODELS)"
 fi
@@ -194,6 +247,62 @@ if $PY -c 'import torch, onnx' 2>/dev/null; then
     run import mix.tflite -o mix.re.odl
     run predict mix.re.odl --data mix.x.npy -o mix.re.npy
     if cmp -s mix.re.npy mix.odl.npy; then ok "mix re-imported: identical outputs"; else fail "mix re-imported" "outputs differ"; fi
+
+    # ---- 3c. INT8 ADD, MUL, CONCATENATION: a PyTorch residual/concat/product
+    # model quantised by odl, exported in int8, imported back as int8 nodes
+    $GEN torch-res res.onnx >/dev/null 2>&1 && run import res.onnx -o res.odl
+    [ $rc -eq 0 ] || fail "import torch res" "$(cat err.txt)"
+    run quantize res.odl --calib /usr/share/datasets/fashion-mnist -o res8.odl
+    run export res8.odl --tflite res8.tflite
+    run import res8.tflite -o res8re.odl
+    if [ $rc -eq 0 ] && grep -q "int8 base: nodes 0..16" out.txt; then ok "res int8 export: add, concat, mul import as int8"; else
+        fail "res int8 import" "$(cat out.txt err.txt)"; fi
+    $PY -c "import numpy as np; np.save('resx.npy', np.random.default_rng(3).standard_normal((50, 784)).astype(np.float32))"
+    run predict res8.odl --int8 --data resx.npy -o res8.a.npy
+    run predict res8re.odl --int8 --data resx.npy -o res8.b.npy
+    if cmp -s res8.a.npy res8.b.npy; then ok "res int8 re-imported: identical outputs"; else fail "res int8 re-import" "outputs differ"; fi
+    # adapted in FP32, exported over its INT8 base (--int8-base): add, concat, mul int8, the head FP32
+    run adapt res.odl --data /usr/share/datasets/fashion-mnist --limit 300 --strategy naive --epochs 1 -o resa.odl
+    run export resa.odl --int8-base res8.odl --tflite resa8.tflite
+    run import resa8.tflite -o resa8.odl
+    if [ $rc -eq 0 ] && grep -q "int8 base: nodes 0..16" out.txt; then ok "res adapted, --int8-base: int8 graph base"; else
+        fail "res adapted --int8-base" "$(cat out.txt err.txt)"; fi
+    armnn resa8 resa8.tflite || fail "armnn resa8" "no output"
+    run predict resa8.odl --int8 --data resa8.x.npy -o resa8.odl.npy
+    compare "res adapted, INT8 graph base + FP32 head, ArmNN vs odl (same top class on 98%)" resa8.ref.npy \
+        resa8.odl.npy --tol 1 --min-top1 0.98
+    run export res.odl --int8-head --calib /usr/share/datasets/fashion-mnist --tflite resh.tflite
+    run import resh.tflite -o resh.odl
+    if [ $rc -eq 0 ] && grep -q "every node runs in int8" out.txt; then ok "res --int8-head: all int8"; else
+        fail "res --int8-head" "$(cat out.txt err.txt)"; fi
+    int8cmp res_int8 resh.tflite resh.odl 1 0.8
+    rm -f nocal.tflite
+    run export res.odl --int8-head --tflite nocal.tflite
+    if [ $rc -eq 2 ] && grep -q "needs --calib" err.txt && [ ! -e nocal.tflite ]; then ok "--int8-head without --calib refused"; else
+        fail "--int8-head without --calib" "rc $rc: $(cat err.txt)"; fi
+    # an INT8 base with an FP32 head (odl quantize's) gets its head quantised
+    run export res8.odl --int8-head --calib /usr/share/datasets/fashion-mnist --tflite res8h.tflite
+    run import res8h.tflite -o res8h.odl
+    if [ $rc -eq 0 ] && grep -q "every node runs in int8" out.txt; then ok "res8 --int8-head: all int8"; else
+        fail "res8 --int8-head" "$(cat out.txt err.txt)"; fi
+    int8cmp res8_int8 res8h.tflite res8h.odl 1 0.8
+    run export resh.odl --tflite resh2.tflite
+    run import resh2.tflite -o resh2.odl
+    run predict resh.odl --int8 --data resx.npy -o resh.a.npy
+    run predict resh2.odl --int8 --data resx.npy -o resh.b.npy
+    if cmp -s resh.a.npy resh.b.npy; then ok "res all-int8 export re-imported: identical outputs"; else
+        fail "res all-int8 re-import" "outputs differ"; fi
+
+    # ---- 5b. single-layer int8 models (PyTorch, quantised by --int8-head)
+    $GEN calib-csv cal432.csv 300 432 1
+    for kind in conv depthwise dense add mul avgpool concat; do
+        $GEN torch-single $kind one_$kind.onnx >/dev/null 2>&1 && run import one_$kind.onnx -o one_$kind.odl
+        run export one_$kind.odl --int8-head --calib cal432.csv --tflite one_$kind.tflite
+        [ $rc -eq 0 ] || { fail "single $kind export" "$(cat err.txt)"; continue; }
+        run import one_$kind.tflite -o one8_$kind.odl
+        grep -q "every node runs in int8" out.txt || { fail "single $kind int8 import" "$(cat out.txt err.txt)"; continue; }
+        int8cmp "single_$kind" one_$kind.tflite one8_$kind.odl 1 1
+    done
 else
     fail "torch" "python3-torch / python3-onnx missing"
 fi

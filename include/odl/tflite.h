@@ -129,7 +129,8 @@ const char *odl_tflite_op_name(int32_t builtin);
  * (docs/quant.md) with the file's own quantisation parameters (int8
  * weights and per-channel scales, int32 biases, activation scales and zero
  * points, requantisation multipliers computed as TFLite does), so that
- * every node runs in int8 (the boundary is the whole model, or the
+ * every node runs in int8, add, mul and concatenation included, with
+ * TFLite's requantisation (the boundary is the whole model, or the
  * DEQUANTIZE before a float head). n_chunks = 0
  * when the file is not int8 or odl's INT8 runtime cannot take it: `why`
  * says which (the FP32 equivalent is imported either way). */

@@ -712,6 +712,10 @@ static odl_status const_f32(ictx *c, int32_t ti, float **out, size_t *n)
         if (!t->n_q)
             return ofail(c, ODL_ERR_UNSUPPORTED, "constant tensor '%s' is integer without "
                          "quantization parameters", t->name);
+        for (int32_t k = 0; k < t->n_q; k++) /* q - zero point must fit in 64 bits */
+            if (t->q_zero[k] < INT32_MIN || t->q_zero[k] > INT32_MAX)
+                return ofail(c, ODL_ERR_FORMAT, "constant tensor '%s': zero point %lld is outside int32",
+                             t->name, (long long)t->q_zero[k]);
         if (t->n_q > 1) {
             if (t->q_dim < 0 || t->q_dim >= t->rank || t->dims[t->q_dim] != t->n_q)
                 return ofail(c, ODL_ERR_FORMAT, "tensor '%s': %d scales along dimension %d of a "
@@ -1507,18 +1511,6 @@ odl_status odl_tflite_import_file(const char *path, size_t max_bytes, odl_onnx_m
 
 /* ---- the INT8 form -------------------------------------------------------- */
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
-}
-
-static void putf(uint8_t *p, float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    put32(p, u);
-}
-
 void odl_tflite_int8_free(odl_tflite_int8 *q)
 {
     if (!q)
@@ -1547,136 +1539,207 @@ static int act_q(const odl_tfl_file *f, int32_t ti, odl_qparams *p)
 
 #define QWHY(...) do { snprintf(q->why, sizeof q->why, __VA_ARGS__); goto fail; } while (0)
 
+/* A growing buffer as an odl_writer (the INT8 chunks are built in memory). */
+typedef struct membuf {
+    uint8_t *p;
+    size_t n, cap;
+} membuf;
+
+static odl_status mem_write(void *ctx, const void *data, size_t n)
+{
+    membuf *b = ctx;
+    if (n > SIZE_MAX / 2 - b->n)
+        return ODL_ERR_NOMEM;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + n)
+            cap *= 2;
+        uint8_t *p = realloc(b->p, cap);
+        if (!p)
+            return ODL_ERR_NOMEM;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, data, n);
+    b->n += n;
+    return ODL_OK;
+}
+
+/* 1 when node i's type runs in odl's INT8 runtime with TFLite's arithmetic:
+ * layers with weights, pools, pad, the reshapes, ReLU/ReLU6 (fused or
+ * keeping the scale), and add, mul, concatenation with their requantisation. */
+static int int8_importable(int32_t type)
+{
+    switch (type) {
+    case ODL_LAYER_CONV2D: case ODL_LAYER_DEPTHWISE: case ODL_LAYER_DENSE:
+    case ODL_LAYER_MAXPOOL: case ODL_LAYER_AVGPOOL: case ODL_LAYER_GAP: case ODL_LAYER_PAD:
+    case ODL_LAYER_FLATTEN: case ODL_LAYER_RESHAPE: case ODL_LAYER_DROPOUT:
+    case ODL_LAYER_RELU: case ODL_LAYER_RELU6:
+    case ODL_LAYER_ADD: case ODL_LAYER_MUL: case ODL_LAYER_CONCAT:
+        return 1;
+    }
+    return 0;
+}
+
+/* The file's own parameters (every int8 tensor's scale and zero point, int8
+ * weights, int32 biases) given to an odl_qmodel, which computes the
+ * multipliers exactly as TFLite's kernels do; its chunks are q's. */
 static void build_int8(ictx *c, odl_tflite_int8 *q)
 {
     const odl_tfl_file *f = c->f;
     const odl_onnx_model *m = c->m;
     const int32_t L = m->desc.n_layers;
-    q->payload = calloc((size_t)L + 1, sizeof *q->payload);
-    q->len = calloc((size_t)L + 1, sizeof *q->len);
-    q->type = calloc((size_t)L + 1, sizeof *q->type);
-    if (!q->payload || !q->len || !q->type)
+    odl_qnode_params *np = calloc((size_t)L + 1, sizeof *np);
+    int8_t **wq = calloc((size_t)L + 1, sizeof *wq);
+    float **wsc = calloc((size_t)L + 1, sizeof *wsc);
+    int32_t **bq = calloc((size_t)L + 1, sizeof *bq);
+    void *arena_buf = NULL;
+    membuf mb = {0};
+    if (!np || !wq || !wsc || !bq)
         QWHY("out of memory");
     /* the input's parameters: an int8 tensor that is odl tensor 0 (the
      * input itself, or what a QUANTIZE of a float input gives) */
-    odl_qparams cur = {0, 0};
+    odl_qparams in_q = {0, 0};
     int found = 0;
     for (int32_t i = 0; i < f->n_tensors && !found; i++)
         if (c->tm[i].t == 0 && c->tm[i].const_src < 0)
-            found = act_q(f, i, &cur);
+            found = act_q(f, i, &in_q);
     if (!found)
         QWHY("the input has no int8 tensor with one scale and zero point");
-    uint8_t *qnt = calloc(1, 32);
-    if (!qnt)
-        QWHY("out of memory");
-    put32(qnt, ODL_QUANT_VERSION);
-    put32(qnt + 4, (uint32_t)L);
-    putf(qnt + 8, cur.scale);
-    put32(qnt + 12, (uint32_t)cur.zero_point);
-    q->payload[0] = qnt;
-    q->len[0] = 32;
-    q->type[0] = ODL_CHUNK_QUANT;
-    q->n_chunks = 1;
-    /* each node's input parameters: those of the node before (the INT8
-     * runtime runs sequential prefixes) */
+    /* a QUANTIZE from int8 to int8 requantises; odl folds it only into a
+     * concatenation (which requantises its inputs the same way) */
+    for (int32_t k = 0; k < f->n_ops; k++) {
+        const odl_tfl_op *op = &f->ops[k];
+        odl_qparams a, b;
+        if (op->builtin != ODL_TFL_OP_QUANTIZE || op->n_in < 1 || op->n_out < 1 || op->in[0] < 0 ||
+            !act_q(f, op->in[0], &a) || !act_q(f, op->out[0], &b) ||
+            (a.scale == b.scale && a.zero_point == b.zero_point))
+            continue;
+        for (int32_t r = 0; r < f->n_ops; r++)
+            for (int32_t j = 0; j < f->ops[r].n_in; j++)
+                if (f->ops[r].in[j] == op->out[0] && f->ops[r].builtin != ODL_TFL_OP_CONCATENATION)
+                    QWHY("operator %d (QUANTIZE) requantises int8 for operator %d (%s); odl's INT8 runtime "
+                         "folds such requantisation into CONCATENATION only", (int)k, (int)r,
+                         odl_tflite_op_name(f->ops[r].builtin));
+    }
+    int32_t B = L;
     for (int32_t i = 0; i < L; i++) {
         const odl_node_desc *l = &m->desc.layers[i];
         const char *tn = f->tensors[c->nsrc[3 * i]].name;
-        if (l->n_in != 1 || l->in[0] != i)
-            QWHY("node %d ('%s', %s) does not read the node before it (odl's INT8 runtime runs "
-                 "sequential models)", (int)i, tn, odl_layer_type_name(l->type));
-        odl_qparams out;
-        if (!act_q(f, c->nsrc[3 * i], &out)) {
+        if (!act_q(f, c->nsrc[3 * i], &np[i].out)) {
             /* an INT8 base with a float head (after a DEQUANTIZE): the INT8
              * part ends at this node when it is a cut point */
             if (i > 0 && f->tensors[c->nsrc[3 * i]].type == ODL_TFL_FLOAT32 && odl_desc_is_cut(&m->desc, i)) {
-                put32(qnt + 4, (uint32_t)i);
-                q->boundary = i;
-                return;
+                B = i;
+                break;
             }
             QWHY("node %d ('%s'): its output is not int8 with one scale and zero point", (int)i, tn);
         }
-        int params = l->type == ODL_LAYER_CONV2D || l->type == ODL_LAYER_DEPTHWISE || l->type == ODL_LAYER_DENSE;
-        /* the activation after it folds in when it is still int8 (the same tensor) */
-        odl_qparams nq;
-        int32_t next = i + 1 < L && act_q(f, c->nsrc[3 * (i + 1)], &nq) ? m->desc.layers[i + 1].type : 0;
-        int32_t fused = params && (next == ODL_LAYER_RELU || next == ODL_LAYER_RELU6) ? next : 0;
-        int fused_away = i > 0 && (l->type == ODL_LAYER_RELU || l->type == ODL_LAYER_RELU6) &&
-                         (m->desc.layers[i - 1].type == ODL_LAYER_CONV2D ||
-                          m->desc.layers[i - 1].type == ODL_LAYER_DEPTHWISE ||
-                          m->desc.layers[i - 1].type == ODL_LAYER_DENSE);
-        int32_t amin = -128, amax = 127;
-        if (fused || ((l->type == ODL_LAYER_RELU || l->type == ODL_LAYER_RELU6) && !fused_away)) {
-            int32_t act = fused ? fused : l->type;
-            amin = out.zero_point;
-            if (act == ODL_LAYER_RELU6)
-                amax = odl_q_quantize(6.0f, out);
+        if (!int8_importable(l->type))
+            QWHY("node %d ('%s', %s): odl's INT8 runtime has no TFLite-exact kernel for it", (int)i, tn,
+                 odl_layer_type_name(l->type));
+        /* pools, pad and reshapes move bytes; TFLite's MEAN with a new
+         * scale rounds its own way: these must keep their input's parameters */
+        if (l->type == ODL_LAYER_GAP || l->type == ODL_LAYER_MAXPOOL || l->type == ODL_LAYER_AVGPOOL ||
+            l->type == ODL_LAYER_PAD || l->type == ODL_LAYER_FLATTEN || l->type == ODL_LAYER_RESHAPE ||
+            l->type == ODL_LAYER_DROPOUT) {
+            const odl_qparams a = l->in[0] == 0 ? in_q : np[l->in[0] - 1].out;
+            if (a.scale != np[i].out.scale || a.zero_point != np[i].out.zero_point)
+                QWHY("node %d ('%s', %s) changes the scale or zero point (%g, %d to %g, %d); odl's INT8 "
+                     "layers of this kind keep their input's", (int)i, tn, odl_layer_type_name(l->type),
+                     (double)a.scale, (int)a.zero_point, (double)np[i].out.scale, (int)np[i].out.zero_point);
         }
-        size_t C = params ? m->n_b[i] : 0, W = params ? m->n_w[i] : 0;
-        if (!params && (out.scale != cur.scale || out.zero_point != cur.zero_point))
-            QWHY("node %d ('%s', %s) changes the scale or zero point (%g, %d to %g, %d); odl's INT8 "
-                 "layers without weights keep their input's", (int)i, tn, odl_layer_type_name(l->type),
-                 (double)cur.scale, (int)cur.zero_point, (double)out.scale, (int)out.zero_point);
-        uint8_t *p = calloc(1, 48 + 16 * C + W + 1);
-        if (!p)
+        if (l->type != ODL_LAYER_CONV2D && l->type != ODL_LAYER_DEPTHWISE && l->type != ODL_LAYER_DENSE)
+            continue;
+        const size_t C = m->n_b[i], W = m->n_w[i];
+        const odl_tfl_tensor *wt = &f->tensors[c->nsrc[3 * i + 1]];
+        if (wt->type != ODL_TFL_INT8 || (wt->n_q != 1 && (size_t)wt->n_q != C) || !C || W % C)
+            QWHY("node %d ('%s'): weights '%s' are not int8 with per-tensor or per-channel scales", (int)i, tn,
+                 wt->name);
+        for (int32_t k = 0; k < wt->n_q; k++)
+            if (wt->q_zero[k])
+                QWHY("node %d ('%s'): weights '%s' have zero point %lld (odl's are symmetric)", (int)i, tn,
+                     wt->name, (long long)wt->q_zero[k]);
+        int32_t bt = c->nsrc[3 * i + 2];
+        const odl_tfl_tensor *btt = bt >= 0 ? &f->tensors[bt] : NULL;
+        if (btt && (btt->type != ODL_TFL_INT32 || f->buffers[btt->buffer].len != 4 * C))
+            QWHY("node %d ('%s'): bias '%s' is not %zu int32 values", (int)i, tn, btt->name, C);
+        wq[i] = malloc(W + 1);
+        wsc[i] = malloc(C * sizeof **wsc);
+        bq[i] = malloc(C * sizeof **bq);
+        if (!wq[i] || !wsc[i] || !bq[i])
             QWHY("out of memory");
-        q->payload[q->n_chunks] = p;
-        q->len[q->n_chunks] = 48 + 16 * C + W;
-        q->type[q->n_chunks] = ODL_CHUNK_QLAYER;
-        q->n_chunks++;
-        put32(p, (uint32_t)i);
-        put32(p + 4, (uint32_t)l->type);
-        put32(p + 8, (uint32_t)fused);
-        putf(p + 12, out.scale);
-        put32(p + 16, (uint32_t)out.zero_point);
-        put32(p + 20, (uint32_t)amin);
-        put32(p + 24, (uint32_t)amax);
-        put32(p + 28, (uint32_t)C);
-        put32(p + 32, (uint32_t)W);
-        put32(p + 36, (uint32_t)((uint64_t)W >> 32));
-        if (params) {
-            const odl_tfl_tensor *wt = &f->tensors[c->nsrc[3 * i + 1]];
-            if (wt->type != ODL_TFL_INT8 || (wt->n_q != 1 && (size_t)wt->n_q != C) || !C || W % C)
-                QWHY("node %d ('%s'): weights '%s' are not int8 with per-tensor or per-channel scales",
-                     (int)i, tn, wt->name);
-            for (int32_t k = 0; k < wt->n_q; k++)
-                if (wt->q_zero[k])
-                    QWHY("node %d ('%s'): weights '%s' have zero point %lld (odl's are symmetric)", (int)i,
-                         tn, wt->name, (long long)wt->q_zero[k]);
-            int32_t bt = c->nsrc[3 * i + 2];
-            const odl_tfl_tensor *btt = bt >= 0 ? &f->tensors[bt] : NULL;
-            if (btt && (btt->type != ODL_TFL_INT32 || f->buffers[btt->buffer].len != 4 * C))
-                QWHY("node %d ('%s'): bias '%s' is not %zu int32 values", (int)i, tn, btt->name, C);
-            size_t per = W / C;
-            for (size_t o = 0; o < C; o++) {
-                float ws = wt->q_scale[wt->n_q == 1 ? 0 : o];
-                int32_t bias = btt ? (int32_t)rd32(f->buffers[btt->buffer].data + 4 * o) : 0;
-                if (bias > ODL_QUANT_MAX_BIAS || bias < -ODL_QUANT_MAX_BIAS)
-                    QWHY("node %d ('%s'): bias %d of channel %zu is beyond odl's +-2^30", (int)i, tn,
-                         (int)bias, o);
-                int32_t mult, shift;
-                odl_q_quantize_multiplier((double)cur.scale * (double)ws / (double)out.scale, &mult, &shift);
-                put32(p + 48 + 4 * o, (uint32_t)bias);
-                put32(p + 48 + 4 * C + 4 * o, (uint32_t)mult);
-                put32(p + 48 + 8 * C + 4 * o, (uint32_t)shift);
-                putf(p + 48 + 12 * C + 4 * o, ws);
-                /* odl's layout is already in m->w (dequantised exactly):
-                 * w / scale gives the int8 values back */
-                for (size_t k = 0; k < per; k++) {
-                    double v = (double)m->w[i][o * per + k] / (double)ws;
-                    long r = lround(v);
-                    if (r < -128 || r > 127 || fabs(v - (double)r) > 1e-3)
-                        QWHY("node %d ('%s'): weight %zu does not round-trip to int8", (int)i, tn, o * per + k);
-                    p[48 + 16 * C + o * per + k] = (uint8_t)(int8_t)r;
-                }
+        const size_t per = W / C;
+        for (size_t o = 0; o < C; o++) {
+            const float ws = wt->q_scale[wt->n_q == 1 ? 0 : o];
+            wsc[i][o] = ws;
+            bq[i][o] = btt ? (int32_t)rd32(f->buffers[btt->buffer].data + 4 * o) : 0;
+            if (bq[i][o] > ODL_QUANT_MAX_BIAS || bq[i][o] < -ODL_QUANT_MAX_BIAS)
+                QWHY("node %d ('%s'): bias %d of channel %zu is beyond odl's +-2^30", (int)i, tn, (int)bq[i][o], o);
+            /* odl's layout is already in m->w (dequantised exactly): w / scale
+             * gives the int8 values back */
+            for (size_t k = 0; k < per; k++) {
+                double v = (double)m->w[i][o * per + k] / (double)ws;
+                long r = lround(v);
+                if (r < -128 || r > 127 || fabs(v - (double)r) > 1e-3)
+                    QWHY("node %d ('%s'): weight %zu does not round-trip to int8", (int)i, tn, o * per + k);
+                wq[i][o * per + k] = (int8_t)r;
             }
         }
-        cur = out;
+        np[i].w = wq[i];
+        np[i].w_scale = wsc[i];
+        np[i].bias = bq[i];
     }
-    q->boundary = L;
-    return;
+    odl_diag dg;
+    odl_diag_clear(&dg);
+    odl_mem_plan plan;
+    odl_qmodel *qm = NULL;
+    odl_arena a;
+    odl_writer w = {mem_write, &mb, 0};
+    if (odl_qmodel_plan(&m->desc, B, 1, &plan, &dg) != ODL_OK ||
+        !(arena_buf = malloc(plan.total + ODL_ALIGN)) ||
+        odl_arena_init(&a, arena_buf, plan.total + ODL_ALIGN) != ODL_OK ||
+        odl_qmodel_init(&qm, &m->desc, B, 1, &a, &dg) != ODL_OK ||
+        odl_qmodel_set_params(qm, in_q, np, &dg) != ODL_OK || odl_qmodel_write_chunks(qm, &w, &dg) != ODL_OK)
+        QWHY("%s", dg.msg[0] ? dg.msg : "out of memory");
+    /* the chunks as q's payloads: header (type, crc, length), payload padded to 16 */
+    size_t n = 0;
+    for (size_t pos = 0; pos + ODL_CHUNK_HEADER_BYTES <= mb.n; n++) {
+        uint64_t len = rd64(mb.p + pos + 8);
+        pos += ODL_CHUNK_HEADER_BYTES + (size_t)((len + 15) & ~(uint64_t)15);
+    }
+    q->payload = calloc(n + 1, sizeof *q->payload);
+    q->len = calloc(n + 1, sizeof *q->len);
+    q->type = calloc(n + 1, sizeof *q->type);
+    if (!q->payload || !q->len || !q->type)
+        QWHY("out of memory");
+    for (size_t pos = 0; pos + ODL_CHUNK_HEADER_BYTES <= mb.n;) {
+        const size_t len = (size_t)rd64(mb.p + pos + 8);
+        void *p = malloc(len + 1);
+        if (!p)
+            QWHY("out of memory");
+        memcpy(p, mb.p + pos + ODL_CHUNK_HEADER_BYTES, len);
+        q->type[q->n_chunks] = rd32(mb.p + pos);
+        q->payload[q->n_chunks] = p;
+        q->len[q->n_chunks++] = len;
+        pos += ODL_CHUNK_HEADER_BYTES + ((len + 15) & ~(size_t)15);
+    }
+    q->boundary = B;
+    goto done;
 fail:
     odl_tflite_int8_free(q);
+done:
+    for (int32_t i = 0; i < L && wq && wsc && bq; i++) {
+        free(wq[i]);
+        free(wsc[i]);
+        free(bq[i]);
+    }
+    free(wq);
+    free(wsc);
+    free(bq);
+    free(np);
+    free(arena_buf);
+    free(mb.p);
 }
 
 odl_status odl_tflite_save(const odl_onnx_model *im, const odl_model *m, const odl_tflite_int8 *q,

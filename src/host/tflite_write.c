@@ -702,7 +702,8 @@ odl_status odl_tflite_export_ex(const odl_model *m, char *const *names, const vo
         NEED(!q8 || l->type == ODL_LAYER_DENSE || l->type == ODL_LAYER_CONV2D || l->type == ODL_LAYER_DEPTHWISE ||
                  l->type == ODL_LAYER_MAXPOOL || l->type == ODL_LAYER_AVGPOOL || l->type == ODL_LAYER_GAP ||
                  l->type == ODL_LAYER_RELU || l->type == ODL_LAYER_RELU6 || l->type == ODL_LAYER_FLATTEN ||
-                 l->type == ODL_LAYER_RESHAPE || l->type == ODL_LAYER_DROPOUT,
+                 l->type == ODL_LAYER_RESHAPE || l->type == ODL_LAYER_DROPOUT || l->type == ODL_LAYER_ADD ||
+                 l->type == ODL_LAYER_MUL || l->type == ODL_LAYER_CONCAT || l->type == ODL_LAYER_PAD,
              "no INT8 export for this operator", i, odl_layer_type_name(l->type));
         switch (l->type) {
         case ODL_LAYER_DENSE:
@@ -982,12 +983,33 @@ odl_status odl_tflite_export_ex(const odl_model *m, char *const *names, const vo
                 NEED(b2->perm == a->perm && (b2->rank == a->rank || (a->rank == 4 && b2->c * b2->h * b2->w == b2->c)),
                      "operands of different layouts", i, odl_layer_type_name(l->type));
             }
+            NEED(l->n_in <= 4, "%d inputs (the writer takes up to 4)", i, odl_layer_type_name(l->type), (int)l->n_in);
+            /* TFLite's int8 CONCATENATION takes inputs with the output's
+             * scale and zero point only: an input with others goes through
+             * an int8 QUANTIZE first (the same fixed-point requantisation
+             * odl's concat does) */
+            int32_t requant[4] = {-1, -1, -1, -1};
+            for (int32_t k = 0; q8 && l->type == ODL_LAYER_CONCAT && k < l->n_in; k++) {
+                const xt *src = &map[l->in[k]];
+                const xtensor *st = &x.t[src->t];
+                if (st->q_s && st->q_s[0] == ql[i].s && st->q_z[0] == ql[i].zp)
+                    continue;
+                char rn[200];
+                snprintf(rn, sizeof rn, "%s/requantised", st->name);
+                int32_t rt = act_tensor(&x, rn, src->c, src->h, src->w, src->rank == 2);
+                OOM(rt);
+                x.t[rt].type = ODL_TFL_INT8;
+                OOM(set_q(&x, rt, 1, &ql[i].s, &ql[i].zp, 0));
+                xop *qo = add_op(&x, ODL_TFL_OP_QUANTIZE, rt);
+                OOM(qo ? 0 : -1);
+                qo->in[0] = src->t, qo->n_in = 1;
+                requant[k] = rt;
+            }
             y->t = act_tensor(&x, name, y->c, y->h, y->w, y->rank == 2);
             OOM(y->t);
             o = add_op(&x, code, y->t);
             OOM(o ? 0 : -1);
             o->n_in = l->n_in > 4 ? 4 : l->n_in;
-            NEED(l->n_in <= 4, "%d inputs (the writer takes up to 4)", i, odl_layer_type_name(l->type), (int)l->n_in);
             for (int32_t k = 0; k < o->n_in; k++) {
                 xt *src = &map[l->in[k]];
                 if (y->rank == 4 && src->rank == 2) {
@@ -1001,7 +1023,7 @@ odl_status odl_tflite_export_ex(const odl_model *m, char *const *names, const vo
                     o = &x.o[x.no - 1];
                     o->in[k] = t4;
                 } else {
-                    o->in[k] = src->t;
+                    o->in[k] = requant[k] >= 0 ? requant[k] : src->t;
                 }
             }
             if (l->type == ODL_LAYER_ADD || l->type == ODL_LAYER_MUL) {

@@ -1,16 +1,22 @@
 /* odl export: an odl model as a TensorFlow Lite flatbuffer (odl/tflite.h),
  * for runtimes people already deploy (TFLite, TFLite Micro, ArmNN). */
 #define _POSIX_C_SOURCE 200809L
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "odl/posix_io.h"
+#include "odl/quant.h"
+#include "odl/rng.h"
 #include "odl/tflite.h"
 
 static void help(FILE *f)
 {
     fputs("usage: odl export MODEL.odl --tflite OUT.tflite [--fp32 | --int8-base BASE.odl]\n"
+          "                  [--int8-head --calib DATA [--calib-samples N] [--seed S]]\n"
           "\n"
           "Writes MODEL.odl (an imported, adapted or trained model) as a TFLite\n"
           "flatbuffer. A file with INT8 layers (an imported int8 TFLite model, an\n"
@@ -25,7 +31,15 @@ static void help(FILE *f)
           "  --fp32          float32 throughout, even where the file has INT8 layers\n"
           "  --int8-base B   take the INT8 layers from B, the INT8 model MODEL was adapted\n"
           "                  from (odl adapt keeps the FP32 model only): its layers below\n"
-          "                  MODEL's head export as int8, the trained head as FP32\n",
+          "                  MODEL's head export as int8, the trained head as FP32\n"
+          "  --int8-head     quantise the rest of the model too (all-INT8 file): activation\n"
+          "                  ranges from --calib, symmetric int8 weights (per channel for\n"
+          "                  convolutions, per tensor for dense layers, as TFLite's\n"
+          "                  FULLY_CONNECTED takes them); the INT8 layers of the file or\n"
+          "                  of --int8-base are kept as they are\n"
+          "  --calib DATA    calibration data for --int8-head (as odl quantize --calib)\n"
+          "  --calib-samples N  random calibration samples (default 1000)\n"
+          "  --seed S        picks the calibration samples (default 0)\n",
           f);
 }
 
@@ -43,10 +57,257 @@ static odl_status write_bytes(const char *path, const void *p, size_t n, odl_dia
     return odl_posix_writer_commit(&f, d);
 }
 
+/* ---- --int8-head: the whole model in int8 ---------------------------------- */
+
+/* An INT8 model in its own malloc'd arena. */
+typedef struct qhost {
+    void *buf;
+    odl_qmodel *q;
+} qhost;
+
+static odl_status qhost_init(qhost *h, const odl_model_desc *desc, int32_t boundary, odl_diag *d)
+{
+    memset(h, 0, sizeof *h);
+    odl_mem_plan plan;
+    odl_status s = odl_qmodel_plan(desc, boundary, 1, &plan, d);
+    if (s != ODL_OK)
+        return s;
+    if (!(h->buf = malloc(plan.total + ODL_ALIGN)))
+        return odl_fail(d, ODL_ERR_NOMEM, "out of memory (%zu bytes)", plan.total);
+    odl_arena a;
+    odl_arena_init(&a, h->buf, plan.total + ODL_ALIGN);
+    return odl_qmodel_init(&h->q, desc, boundary, 1, &a, d);
+}
+
+typedef struct membuf {
+    uint8_t *p;
+    size_t n, cap;
+} membuf;
+
+static odl_status mem_write(void *ctx, const void *data, size_t n)
+{
+    membuf *b = ctx;
+    if (n > SIZE_MAX / 2 - b->n)
+        return ODL_ERR_NOMEM;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 65536;
+        while (cap < b->n + n)
+            cap *= 2;
+        uint8_t *p = realloc(b->p, cap);
+        if (!p)
+            return ODL_ERR_NOMEM;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, data, n);
+    b->n += n;
+    return ODL_OK;
+}
+
+/* Widens the ranges of every node of m over `samples` random samples of ds. */
+static int calibrate_all(odl_model *m, const odl_dataset *ds, int32_t samples, int32_t batch, uint64_t seed,
+                         odl_qcalib *c, float *ranges)
+{
+    odl_diag d;
+    odl_diag_clear(&d);
+    const odl_model_desc *md = odl_model_get_desc(m);
+    const size_t in = (size_t)ds->c * ds->h * ds->w;
+    int32_t *idx = malloc(sizeof(int32_t) * (size_t)ds->n);
+    float *xb = malloc(sizeof(float) * in * (size_t)batch);
+    const size_t wf = odl_qcalib_work_floats(md, md->n_layers, batch);
+    float *work = malloc(sizeof(float) * (wf ? wf : 1));
+    int rc = 0;
+    if (!idx || !xb || !work) {
+        rc = cli_error("out of memory");
+        goto out;
+    }
+    for (int32_t k = 0; k < ds->n; k++)
+        idx[k] = k;
+    odl_rng r;
+    odl_rng_seed(&r, seed, 0x7175616e74ULL);
+    for (int32_t k = 0; k < samples; k++) { /* partial Fisher-Yates */
+        int32_t j = k + (int32_t)odl_rng_below(&r, (uint32_t)(ds->n - k));
+        int32_t t = idx[k];
+        idx[k] = idx[j];
+        idx[j] = t;
+    }
+    odl_status s = odl_qcalib_begin(c, md, md->n_layers, ranges, &d);
+    for (int32_t start = 0; start < samples && s == ODL_OK; start += batch) {
+        const int32_t n = samples - start < batch ? samples - start : batch;
+        for (int32_t k = 0; k < n; k++)
+            memcpy(xb + (size_t)k * in, ds->x + (size_t)idx[start + k] * in, sizeof(float) * in);
+        s = odl_qcalib_observe(c, m, xb, n, work, wf, &d);
+    }
+    if (s != ODL_OK)
+        rc = cli_fail("calibration", s, &d);
+out:
+    free(idx);
+    free(xb);
+    free(work);
+    return rc;
+}
+
+/* How many leading nodes of `base` (an INT8 file's topology, kb INT8 nodes)
+ * m keeps: up to m's first trainable node when the file is the base m was
+ * adapted from, where the nodes agree, at a cut point. */
+static int32_t kept_prefix(const odl_model_desc *md, const odl_model_desc *bd, int32_t kb, int from_base)
+{
+    if (bd->in_c != md->in_c || bd->in_h != md->in_h || bd->in_w != md->in_w)
+        return 0;
+    int32_t k = 0;
+    while (k < kb && k < md->n_layers && (!from_base || !md->layers[k].trainable)) {
+        odl_node_desc a = bd->layers[k], b = md->layers[k];
+        a.trainable = b.trainable = 0;
+        if (memcmp(&a, &b, sizeof a))
+            break;
+        k++;
+    }
+    while (k > 0 && !odl_desc_is_cut(md, k))
+        k--;
+    return k;
+}
+
+/* The .odl file (FP32 model + INT8 chunks for every node) of m quantised
+ * whole: nodes below the INT8 layers of qfile (the file itself, or the base
+ * m was adapted from) keep them; the rest get calibrated activation ranges
+ * and symmetric weights, per channel for convolutions and per tensor for
+ * dense layers (TFLite's FULLY_CONNECTED and ArmNN take one weight scale). */
+static int int8_head_file(cli_model *cm, const void *qfile, size_t qlen, int from_base, const char *calib,
+                          int32_t samples, uint64_t seed, int32_t batch, membuf *outf)
+{
+    odl_diag d;
+    odl_diag_clear(&d);
+    const odl_model_desc *md = &cm->desc;
+    const int32_t L = md->n_layers;
+    odl_model_desc bd = {0};
+    qhost qb = {0}, qc = {0}, qf = {0};
+    odl_dataset ds;
+    int have_ds = 0, rc = 1;
+    float *ranges = NULL;
+    odl_qnode_params *np = calloc((size_t)L + 1, sizeof *np);
+    int8_t **wq = calloc((size_t)L + 1, sizeof *wq);
+    float **wsc = calloc((size_t)L + 1, sizeof *wsc);
+    int32_t **bq = calloc((size_t)L + 1, sizeof *bq);
+    odl_status s = np && wq && wsc && bq ? ODL_OK : odl_fail(&d, ODL_ERR_NOMEM, "out of memory");
+    /* the INT8 layers kept */
+    int32_t kb = 0, K = 0;
+    if (s == ODL_OK && (s = odl_host_desc_copy(&bd, md, md->n_layers, &d)) == ODL_OK) {
+        s = odl_qfile_read_desc(qfile, qlen, &bd, &kb, &d);
+        if (s == ODL_ERR_NOT_FOUND) {
+            s = ODL_OK;
+            kb = 0;
+        } else if (s == ODL_OK) {
+            K = kept_prefix(md, &bd, kb, from_base);
+            if (K > 0 && (s = qhost_init(&qb, &bd, kb, &d)) == ODL_OK)
+                s = odl_qmodel_load(qb.q, qfile, qlen, &d);
+        }
+    }
+    if (s != ODL_OK) {
+        cli_fail("--int8-head: the INT8 layers", s, &d);
+        goto done;
+    }
+    if (cli_load_data(calib, ODL_SPLIT_AUTO, ODL_SPLIT_TRAIN, NULL, NULL, 0, &ds))
+        goto done;
+    have_ds = 1;
+    if (cli_fit_shape(&ds, md, calib))
+        goto done;
+    if (samples > ds.n)
+        samples = ds.n;
+    odl_qcalib c;
+    if (!(ranges = malloc(sizeof(float) * 2 * (size_t)L))) {
+        cli_error("out of memory");
+        goto done;
+    }
+    if (calibrate_all(cm->m, &ds, samples, batch, seed, &c, ranges))
+        goto done;
+    if ((s = qhost_init(&qc, md, L, &d)) != ODL_OK || (s = odl_qmodel_quantize(qc.q, cm->m, &c, &d)) != ODL_OK) {
+        cli_fail("--int8-head", s, &d);
+        goto done;
+    }
+    odl_qparams in_q = K > 0 ? odl_qmodel_input_params(qb.q) : odl_qmodel_input_params(qc.q);
+    for (int32_t i = 0; i < L && s == ODL_OK; i++) {
+        const odl_node_desc *l = &md->layers[i];
+        s = odl_qmodel_node_params(i < K ? qb.q : qc.q, i, &np[i], &d);
+        /* an activation fused into a kept layer keeps that layer's parameters */
+        if (s == ODL_OK && i == K && K > 0 && K < kb && (l->type == ODL_LAYER_RELU || l->type == ODL_LAYER_RELU6) &&
+            l->in[0] == K && (md->layers[K - 1].type == ODL_LAYER_CONV2D || md->layers[K - 1].type == ODL_LAYER_DEPTHWISE ||
+                              md->layers[K - 1].type == ODL_LAYER_DENSE))
+            s = odl_qmodel_node_params(qb.q, i, &np[i], &d);
+        if (s != ODL_OK || i < K || l->type != ODL_LAYER_DENSE)
+            continue;
+        /* dense: one weight scale, the bias at s_in · s_w */
+        size_t nw, nbias;
+        const float *w = odl_model_param_const(cm->m, i, 0, &nw), *b = odl_model_param_const(cm->m, i, 1, &nbias);
+        const odl_qparams xin = l->in[0] == 0 ? in_q : np[l->in[0] - 1].out;
+        float amax = 0.0f;
+        for (size_t k = 0; w && k < nw; k++)
+            amax = fabsf(w[k]) > amax ? fabsf(w[k]) : amax;
+        float sw = amax / 127.0f;
+        if (!(sw >= FLT_MIN))
+            sw = 1.0f;
+        wq[i] = malloc(nw + 1);
+        wsc[i] = malloc(sizeof(float) * (nbias + 1));
+        bq[i] = malloc(sizeof(int32_t) * (nbias + 1));
+        if (!w || !b || !nbias || nw % nbias || !wq[i] || !wsc[i] || !bq[i]) {
+            s = odl_fail(&d, ODL_ERR_STATE, "node %d (dense): no parameters loaded", (int)i);
+            break;
+        }
+        for (size_t k = 0; k < nw; k++) {
+            double v = round((double)w[k] / (double)sw);
+            wq[i][k] = (int8_t)(v < -127.0 ? -127 : v > 127.0 ? 127 : (int32_t)v);
+        }
+        const double sacc = (double)xin.scale * (double)sw;
+        for (size_t o = 0; o < nbias; o++) {
+            const double v = round((double)b[o] / sacc);
+            if (!(fabs(v) <= (double)ODL_QUANT_MAX_BIAS)) {
+                s = odl_fail(&d, ODL_ERR_NUMERIC, "node %d (dense) channel %zu: bias %g is too large for int32 at "
+                             "scale %g", (int)i, o, (double)b[o], sacc);
+                break;
+            }
+            bq[i][o] = (int32_t)v;
+            wsc[i][o] = sw;
+        }
+        np[i].w = wq[i];
+        np[i].w_scale = wsc[i];
+        np[i].bias = bq[i];
+    }
+    odl_writer w = {mem_write, outf, 0};
+    if (s == ODL_OK && (s = qhost_init(&qf, md, L, &d)) == ODL_OK &&
+        (s = odl_qmodel_set_params(qf.q, in_q, np, &d)) == ODL_OK)
+        s = odl_qmodel_save(qf.q, cm->m, NULL, 0, &w, &d);
+    if (s != ODL_OK) {
+        cli_fail("--int8-head", s, &d);
+        goto done;
+    }
+    printf("int8 head: nodes %d..%d quantised (ranges from %d samples of %s)%s\n", (int)K, (int)L - 1,
+           (int)samples, calib, K ? ", the INT8 layers below kept" : "");
+    rc = 0;
+done:
+    for (int32_t i = 0; i < L && wq && wsc && bq; i++) {
+        free(wq[i]);
+        free(wsc[i]);
+        free(bq[i]);
+    }
+    free(wq);
+    free(wsc);
+    free(bq);
+    free(np);
+    free(ranges);
+    if (have_ds)
+        odl_dataset_free(&ds);
+    free(qb.buf);
+    free(qc.buf);
+    free(qf.buf);
+    if (bd.layers)
+        odl_host_desc_free(&bd);
+    return rc;
+}
+
 int cmd_export_tflite(int argc, char **argv)
 {
-    const char *in = NULL, *out = NULL, *qbase = NULL;
-    int fp32 = 0;
+    const char *in = NULL, *out = NULL, *qbase = NULL, *calib = NULL;
+    int fp32 = 0, int8_head = 0;
+    int32_t samples = 1000, seed = 0;
     cli_args a = {argc, argv, 1, "export"};
     for (; a.i < argc; a.i++) {
         const char *v;
@@ -65,10 +326,18 @@ int cmd_export_tflite(int argc, char **argv)
             qbase = v;
         } else if (cli_flag(&a, "--fp32")) {
             fp32 = 1;
-        } else if (!strcmp(argv[a.i], "--int8-head")) {
-            cli_error("export: --int8-head: a quantised head needs its activation ranges (calibration), which "
-                      "export cannot do yet; the INT8 layers of the file are exported as int8, the head as FP32");
-            return 2;
+        } else if (cli_flag(&a, "--int8-head")) {
+            int8_head = 1;
+        } else if ((r = cli_opt(&a, "--calib-samples", &v))) {
+            if (r < 0 || cli_parse_int("--calib-samples", v, 1, 2147483647L, &samples))
+                return 2;
+        } else if ((r = cli_opt(&a, "--calib", &v))) {
+            if (r < 0)
+                return 2;
+            calib = v;
+        } else if ((r = cli_opt(&a, "--seed", &v))) {
+            if (r < 0 || cli_parse_int("--seed", v, 0, 2147483647L, &seed))
+                return 2;
         } else if (argv[a.i][0] == '-' && argv[a.i][1]) {
             cli_error("export: unknown option '%s' (try 'odl export --help')", argv[a.i]);
             return 2;
@@ -83,11 +352,27 @@ int cmd_export_tflite(int argc, char **argv)
         help(stderr);
         return 2;
     }
-    const char *ins[2] = {in, qbase};
-    int crc = cli_check_output("--tflite", out, ins, 2);
+    if (int8_head && !calib) {
+        cli_error("export: --int8-head needs --calib DATA: the head's activation ranges come from calibration "
+                  "data (as for odl quantize --calib)");
+        return 2;
+    }
+    if (calib && !int8_head) {
+        cli_error("export: --calib is for --int8-head (the INT8 layers of a file need no calibration)");
+        return 2;
+    }
+    if (int8_head && fp32) {
+        cli_error("export: --int8-head and --fp32 contradict each other");
+        return 2;
+    }
+    const char *ins[3] = {in, qbase, calib};
+    int crc = cli_check_output("--tflite", out, ins, 3);
     if (crc)
         return crc;
     odl_model_cfg cfg = odl_model_cfg_defaults();
+    const int32_t batch = 256;
+    if (int8_head)
+        cfg.max_batch = batch;
     cli_model cm;
     if (cli_model_load(in, &cfg, &cm))
         return 1;
@@ -115,8 +400,17 @@ int cmd_export_tflite(int argc, char **argv)
         cli_fail(qbase, s, &d);
         goto done;
     }
-    s = odl_tflite_export_ex(cm.m, names, qbase ? qbuf : cm.file, qbase ? qlen : cm.file_len, fp32 ? 0 : qbase ? 2 : 1, &buf, &len,
-                             &d);
+    membuf hf = {0};
+    if (int8_head) {
+        if (int8_head_file(&cm, qbase ? qbuf : cm.file, qbase ? qlen : cm.file_len, qbase != NULL, calib, samples,
+                           (uint64_t)seed, batch, &hf))
+            goto done;
+        s = odl_tflite_export_ex(cm.m, names, hf.p, hf.n, 1, &buf, &len, &d);
+        free(hf.p);
+    } else {
+        s = odl_tflite_export_ex(cm.m, names, qbase ? qbuf : cm.file, qbase ? qlen : cm.file_len,
+                                 fp32 ? 0 : qbase ? 2 : 1, &buf, &len, &d);
+    }
     if (s != ODL_OK) {
         cli_fail(in, s, &d);
         goto done;
