@@ -205,6 +205,11 @@ static void vformat(sink *s, const char *fmt, va_list ap)
         case 'f':
             put_f64(s, va_arg(ap, double), prec);
             break;
+        case 'g':
+            /* Scales and ranges are often far below 1: nine decimals keep
+             * their significant digits where %f's six would not. */
+            put_f64(s, va_arg(ap, double), prec == 6 ? 9 : prec);
+            break;
         case 's':
             put_s(s, va_arg(ap, const char *));
             break;

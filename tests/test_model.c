@@ -880,6 +880,9 @@ static void test_diag_format(odl_test_ctx *t)
      * arithmetic (no double-precision operation on a device) */
     odl_fail(&d, ODL_OK, "%.3f %.2f %.0f %.1f %.4f %f %.3f", 0.0005, 2.675, -1.5, -0.0, 1e-300, 1.0 / 3.0, 1e300);
     CHECK(strcmp(d.msg, "0.001 2.67 -2 0.0 0.0000 0.333333 inf") == 0);
+    /* %g, as quant.c's scale messages use it: nine decimals, not a literal "%g" */
+    odl_fail(&d, ODL_OK, "scale %g, %.2g", 0.00390625, 0.125);
+    CHECK(strcmp(d.msg, "scale 0.003906250, 0.13") == 0);
     char b[ODL_FMT_F32_MAX];
     CHECK(strcmp(odl_fmt_f32(b, 0.1f, 9), "0.100000001") == 0);
     CHECK(strcmp(odl_fmt_f32(b, -2.5f, 0), "-3") == 0);
