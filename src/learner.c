@@ -617,13 +617,13 @@ static float accuracy(odl_learner *L, const float *z, const int32_t *y, int32_t 
             continue;
         int32_t c;
         if (head_predict(L, z + (size_t)k * L->dim, &c, NULL, NULL) != ODL_OK)
-            return -1.0f;
+            return 0.0f; /* an evaluation that cannot run scores nothing: the gate refuses */
         ok += c == y[k];
         tot++;
     }
     if (count)
         *count = tot;
-    return tot ? (float)ok / (float)tot : -1.0f;
+    return tot ? (float)ok / (float)tot : 0.0f; /* callers check the count */
 }
 
 static void class_stat_add(odl_learner *L, const float *z, int32_t c)
@@ -1108,6 +1108,17 @@ static odl_status shadow_score(odl_learner *L, int32_t truth, int32_t wrong, odl
     return ODL_OK;
 }
 
+/* Appends "NAME before -> after on N" to a gate message's figures (N = 0:
+ * not measured, nothing); t is the caller's scratch diag (small stacks). */
+static void append_figure(char *figs, size_t cap, odl_diag *t, const char *name, int32_t n, float before, float after)
+{
+    if (n <= 0)
+        return;
+    odl_fail(t, ODL_OK, "%s%s%s %.3f -> %.3f on %d", figs, figs[0] ? ", " : "", name, (double)before,
+             (double)after, (int)n);
+    set_msg(figs, cap, t->msg);
+}
+
 /* Evaluates, then accepts or restores L->pre; returns OK or ROLLED_BACK.
  * An accepted update of online EWC is consolidated on its training
  * examples (tz, ty: n; rng may be NULL for none); with shadow evaluation on,
@@ -1117,50 +1128,58 @@ static odl_status gate(odl_learner *L, float old_before, float user_before, floa
 {
     odl_learner_status *st = &L->st;
     const odl_gate_policy *g = &L->cfg.gate;
-    float old_after = L->n_guard ? accuracy(L, L->guard_z, L->guard_y, L->n_guard, NULL, NULL) : -1.0f;
-    float user_after = L->n_ug ? accuracy(L, L->ug_z, L->ug_y, L->n_ug, NULL, NULL) : -1.0f;
+    /* each set is measured only when it has examples: its count says so */
     int32_t cnt = 0;
     float new_after = accuracy(L, L->col_z, L->col_y, L->n_col, L->col_holdout, &cnt);
+    const int32_t old_n = L->n_guard, user_n = L->n_ug, new_n = cnt ? cnt : (n_new ? L->n_col : 0);
     if (cnt == 0)
-        new_after = n_new ? accuracy(L, L->col_z, L->col_y, L->n_col, NULL, NULL) : -1.0f;
-    st->last_old_before = old_before;
+        new_after = new_n ? accuracy(L, L->col_z, L->col_y, L->n_col, NULL, NULL) : 0.0f;
+    const float old_after = old_n ? accuracy(L, L->guard_z, L->guard_y, L->n_guard, NULL, NULL) : 0.0f;
+    const float user_after = user_n ? accuracy(L, L->ug_z, L->ug_y, L->n_ug, NULL, NULL) : 0.0f;
+    st->last_old_n = old_n;
+    st->last_new_n = new_n;
+    st->last_user_n = user_n;
+    st->last_old_before = old_n ? old_before : 0.0f;
     st->last_old_after = old_after;
-    st->last_new_before = new_before;
+    st->last_new_before = new_n ? new_before : 0.0f;
     st->last_new_after = new_after;
-    st->last_user_before = user_before;
+    st->last_user_before = user_n ? user_before : 0.0f;
     st->last_user_after = user_after;
-    st->user_guard = L->n_ug;
+    st->user_guard = user_n;
     const char *why = NULL;
     if (diverged)
         why = "training diverged";
     else if (!params_finite(L))
         why = "non-finite weights";
-    else if (new_after >= 0.0f && new_after < g->new_target)
+    else if (new_n && new_after < g->new_target)
         why = "new-task accuracy below target";
-    else if (old_after >= 0.0f && old_before >= 0.0f && old_after < old_before - g->max_old_drop)
+    else if (old_n && old_after < old_before - g->max_old_drop)
         why = "old-task accuracy dropped too far";
-    else if (user_after >= 0.0f && user_before >= 0.0f && user_after < user_before - g->max_old_drop)
+    else if (user_n && user_after < user_before - g->max_old_drop)
         why = "accuracy on the user's earlier examples dropped too far";
-    else if (g->require_avg_not_worse && old_after >= 0.0f && new_after >= 0.0f) {
+    else if (g->require_avg_not_worse && old_n && new_n) {
         float w = g->new_weight;
         if (w * new_after + (1 - w) * old_after < w * new_before + (1 - w) * old_before - 1e-6f)
             why = "weighted average fell";
     }
     char *m = st->last_decision;
     size_t cap = sizeof st->last_decision;
-    /* the core has no stdio: a fixed-format message via odl_fail into a diag */
+    /* the core has no stdio: a fixed-format message via odl_fail into a diag;
+     * the figures name only the sets that were measured */
     odl_diag tmp;
+    char figs[128] = "";
+    append_figure(figs, sizeof figs, &tmp, "old", old_n, st->last_old_before, old_after);
+    append_figure(figs, sizeof figs, &tmp, "earlier user", user_n, st->last_user_before, user_after);
+    append_figure(figs, sizeof figs, &tmp, "new", new_n, st->last_new_before, new_after);
+    if (!figs[0])
+        set_msg(figs, sizeof figs, "nothing held out to measure");
     if (why) {
         params_in(L, L->pre);
         st->last_accepted = 0;
-        odl_fail(&tmp, ODL_EVENT_ROLLED_BACK, "%s rolled back: %s (old %.3f -> %.3f, earlier user %.3f -> %.3f, new %.3f -> %.3f)",
-                 what, why, (double)old_before, (double)old_after, (double)user_before, (double)user_after,
-                 (double)new_before, (double)new_after);
+        odl_fail(&tmp, ODL_EVENT_ROLLED_BACK, "%s rolled back: %s (%s)", what, why, figs);
     } else {
         st->last_accepted = 1;
-        odl_fail(&tmp, ODL_OK, "%s accepted (old %.3f -> %.3f, earlier user %.3f -> %.3f, new %.3f -> %.3f)", what,
-                 (double)old_before, (double)old_after, (double)user_before, (double)user_after,
-                 (double)new_before, (double)new_after);
+        odl_fail(&tmp, ODL_OK, "%s accepted (%s)", what, figs);
     }
     set_msg(m, cap, tmp.msg);
     if (why)
@@ -1200,8 +1219,8 @@ odl_status odl_learner_update(odl_learner *L, odl_rng *rng, odl_diag *d)
                         (int)L->n_col);
     L->st.updates++;
     params_out(L, L->pre);
-    const float old_before = L->n_guard ? accuracy(L, L->guard_z, L->guard_y, L->n_guard, NULL, NULL) : -1.0f;
-    const float user_before = L->n_ug ? accuracy(L, L->ug_z, L->ug_y, L->n_ug, NULL, NULL) : -1.0f;
+    const float old_before = L->n_guard ? accuracy(L, L->guard_z, L->guard_y, L->n_guard, NULL, NULL) : 0.0f;
+    const float user_before = L->n_ug ? accuracy(L, L->ug_z, L->ug_y, L->n_ug, NULL, NULL) : 0.0f;
     int32_t cnt = 0;
     float new_before = accuracy(L, L->col_z, L->col_y, L->n_col, L->col_holdout, &cnt);
     if (cnt == 0)
@@ -1307,8 +1326,8 @@ odl_status odl_learner_calibrate(odl_learner *L, odl_diag *d)
                         (int)L->st.shadow_scored, (int)L->cfg.shadow_n);
     L->st.updates++;
     params_out(L, L->pre);
-    const float old_before = L->n_guard ? accuracy(L, L->guard_z, L->guard_y, L->n_guard, NULL, NULL) : -1.0f;
-    const float user_before = L->n_ug ? accuracy(L, L->ug_z, L->ug_y, L->n_ug, NULL, NULL) : -1.0f;
+    const float old_before = L->n_guard ? accuracy(L, L->guard_z, L->guard_y, L->n_guard, NULL, NULL) : 0.0f;
+    const float user_before = L->n_ug ? accuracy(L, L->ug_z, L->ug_y, L->n_ug, NULL, NULL) : 0.0f;
     int32_t cnt = 0;
     float new_before = accuracy(L, L->col_z, L->col_y, L->n_col, L->col_holdout, &cnt);
     /* a class predicted wrongly often gets its logit lowered in proportion */
@@ -1318,7 +1337,7 @@ odl_status odl_learner_calibrate(odl_learner *L, odl_diag *d)
             L->bias[c] -= L->cfg.bias_step * (float)L->mark_wrong[c] / (float)n;
         L->mark_right[c] = L->mark_wrong[c] = 0;
     }
-    odl_status s = gate(L, old_before, user_before, cnt ? new_before : -1.0f, cnt, "calibration", 0, NULL, NULL,
+    odl_status s = gate(L, old_before, user_before, cnt ? new_before : 0.0f, cnt, "calibration", 0, NULL, NULL,
                         NULL);
     if (s == ODL_OK)
         L->st.updates_accepted++;

@@ -627,6 +627,10 @@ class Status:
     last_new_after: Optional[float] = None
     last_user_before: Optional[float] = None
     last_user_after: Optional[float] = None
+    # examples each last_* accuracy was measured on; 0 (and the accuracies None): not measured
+    last_old_n: int = 0
+    last_new_n: int = 0
+    last_user_n: int = 0
     last_decision: str = ""
     bytes: int = 0
     strategy: str = "replay"
@@ -772,9 +776,7 @@ class Learner:
 
     def _decision(self, s):
         st = self.status()
-        # no earlier user update yet: the library writes -1 for those accuracies; leave them out
-        decision = st.last_decision.replace(", earlier user -1.000 -> -1.000", "")
-        return Update(s == OK, decision, st.version, st)
+        return Update(s == OK, st.last_decision, st.version, st)
 
     def update(self):
         """Learns what was collected; the evaluation gate accepts it or rolls it back."""
