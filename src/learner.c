@@ -1108,14 +1108,16 @@ static odl_status shadow_score(odl_learner *L, int32_t truth, int32_t wrong, odl
     return ODL_OK;
 }
 
-/* Appends "NAME before -> after on N" to a gate message's figures (N = 0:
- * not measured, nothing); t is the caller's scratch diag (small stacks). */
+/* Appends "NAME 0.583 -> 0.750 on N" to a gate message's figures (N = 0:
+ * not measured, nothing); t is the caller's scratch diag (small stacks).
+ * Accuracies in [0, 1] print as whole thousandths: no double on the device. */
 static void append_figure(char *figs, size_t cap, odl_diag *t, const char *name, int32_t n, float before, float after)
 {
     if (n <= 0)
         return;
-    odl_fail(t, ODL_OK, "%s%s%s %.3f -> %.3f on %d", figs, figs[0] ? ", " : "", name, (double)before,
-             (double)after, (int)n);
+    const int b = (int)(before * 1000.0f + 0.5f), a = (int)(after * 1000.0f + 0.5f);
+    odl_fail(t, ODL_OK, "%s%s%s %d.%d%d%d -> %d.%d%d%d on %d", figs, figs[0] ? ", " : "", name, b / 1000,
+             b / 100 % 10, b / 10 % 10, b % 10, a / 1000, a / 100 % 10, a / 10 % 10, a % 10, (int)n);
     set_msg(figs, cap, t->msg);
 }
 

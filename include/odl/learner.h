@@ -139,7 +139,7 @@ typedef struct odl_learner_status {
     int32_t last_old_n, last_new_n, last_user_n;
     int32_t user_guard;        /* = last_user_n (the name older readers use) */
     int32_t last_accepted;     /* 1: the last decision accepted its update; 0 otherwise or none yet */
-    char last_decision[240];
+    char last_decision[228];   /* 228: the status keeps its size with the three counts above */
     int32_t strategy;          /* odl_strategy */
     /* shadow evaluation: a candidate waits (1) with its score so far */
     int32_t shadow_active, shadow_scored;
