@@ -33,3 +33,10 @@ cat <<'NEXT'
   python3 -m pip install ./python                 # then: the notebook in examples/notebooks/
   bash scripts/test.sh --quick                    # the tests
 NEXT
+# a prefix off the PATH (ODL_PREFIX): say how to reach what was installed
+case ":$PATH:" in
+*":$prefix/bin:"*) ;;
+*) pyd=$(ls -d "$prefix"/lib/python3*/dist-packages 2>/dev/null | head -1 || true)
+   printf '\n(%s/bin is not on your PATH: export PATH=%s/bin:$PATH%s)\n' "$prefix" "$prefix" \
+       "${pyd:+; for Python: export PYTHONPATH=$pyd}" ;;
+esac

@@ -424,6 +424,12 @@ def test_plan_agrees_with_odl_info():
     assert m.info()["inference_plan"]["max_batch"] == 64
     assert m.plan(64)["total"] == m.info()["inference_plan"]["total"]
     assert "memory plan, infer, batch 1: %d bytes" % plans["inference"]["bytes"]["total"] in m.summary(print_fn=None)
+    # the budget line counts the on-device learner as odl info --budget does (frozen weights in flash)
+    out = subprocess.run([odl.find_tool(), "info", model_path(), "--budget", "256K", "--json"],
+                         stdout=subprocess.PIPE, universal_newlines=True).stdout
+    device = json.loads(out)["learner"]["device_total"]
+    assert "the on-device learner (replay, frozen weights in flash, as odl info --budget) needs %d:" % device in \
+        m.summary(budget=256 * 1024, print_fn=None)
 
 
 def test_uint8_refused_or_scaled():
