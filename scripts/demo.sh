@@ -28,8 +28,15 @@ cat <<'NEXT'
 == what to try next
   odl info base.odl --budget 256K                 # does the on-device learner fit a 256 KB device?
   odl experiment all --seeds 1 --report r.html    # the standard experiments, as an HTML report
-  odl session --model base.odl --data /usr/share/datasets/fashion-mnist --shift gain:0.8,0.1 \
+  odl session --model base.odl --data /usr/share/datasets/fashion-mnist --shift gain:0.7,0.2 \
       --events examples/session/events.csv --quiet   # drift, a gated update, a rollback
   python3 -m pip install ./python                 # then: the notebook in examples/notebooks/
   bash scripts/test.sh --quick                    # the tests
 NEXT
+# a prefix off the PATH (ODL_PREFIX): say how to reach what was installed
+case ":$PATH:" in
+*":$prefix/bin:"*) ;;
+*) pyd=$(ls -d "$prefix"/lib/python3*/dist-packages 2>/dev/null | head -1 || true)
+   printf '\n(%s/bin is not on your PATH: export PATH=%s/bin:$PATH%s)\n' "$prefix" "$prefix" \
+       "${pyd:+; for Python: export PYTHONPATH=$pyd}" ;;
+esac

@@ -617,13 +617,13 @@ static float accuracy(odl_learner *L, const float *z, const int32_t *y, int32_t 
             continue;
         int32_t c;
         if (head_predict(L, z + (size_t)k * L->dim, &c, NULL, NULL) != ODL_OK)
-            return -1.0f;
+            return 0.0f; /* an evaluation that cannot run scores nothing: the gate refuses */
         ok += c == y[k];
         tot++;
     }
     if (count)
         *count = tot;
-    return tot ? (float)ok / (float)tot : -1.0f;
+    return tot ? (float)ok / (float)tot : 0.0f; /* callers check the count */
 }
 
 static void class_stat_add(odl_learner *L, const float *z, int32_t c)
@@ -1109,6 +1109,19 @@ static odl_status shadow_score(odl_learner *L, int32_t truth, int32_t wrong, odl
     return ODL_OK;
 }
 
+/* Appends "NAME 0.583 -> 0.750 on N" to a gate message's figures (N = 0:
+ * not measured, nothing); t is the caller's scratch diag (small stacks).
+ * Accuracies in [0, 1] print as whole thousandths: no double on the device. */
+static void append_figure(char *figs, size_t cap, odl_diag *t, const char *name, int32_t n, float before, float after)
+{
+    if (n <= 0)
+        return;
+    const int b = (int)(before * 1000.0f + 0.5f), a = (int)(after * 1000.0f + 0.5f);
+    odl_fail(t, ODL_OK, "%s%s%s %d.%d%d%d -> %d.%d%d%d on %d", figs, figs[0] ? ", " : "", name, b / 1000,
+             b / 100 % 10, b / 10 % 10, b % 10, a / 1000, a / 100 % 10, a / 10 % 10, a % 10, (int)n);
+    set_msg(figs, cap, t->msg);
+}
+
 /* Evaluates, then accepts or restores L->pre; returns OK or ROLLED_BACK.
  * An accepted update of online EWC is consolidated on its training
  * examples (tz, ty: n; rng may be NULL for none); with shadow evaluation on,
@@ -1118,52 +1131,58 @@ static odl_status gate(odl_learner *L, float old_before, float user_before, floa
 {
     odl_learner_status *st = &L->st;
     const odl_gate_policy *g = &L->cfg.gate;
-    float old_after = L->n_guard ? accuracy(L, L->guard_z, L->guard_y, L->n_guard, NULL, NULL) : -1.0f;
-    float user_after = L->n_ug ? accuracy(L, L->ug_z, L->ug_y, L->n_ug, NULL, NULL) : -1.0f;
+    /* each set is measured only when it has examples: its count says so */
     int32_t cnt = 0;
     float new_after = accuracy(L, L->col_z, L->col_y, L->n_col, L->col_holdout, &cnt);
+    const int32_t old_n = L->n_guard, user_n = L->n_ug, new_n = cnt ? cnt : (n_new ? L->n_col : 0);
     if (cnt == 0)
-        new_after = n_new ? accuracy(L, L->col_z, L->col_y, L->n_col, NULL, NULL) : -1.0f;
-    st->last_old_before = old_before;
+        new_after = new_n ? accuracy(L, L->col_z, L->col_y, L->n_col, NULL, NULL) : 0.0f;
+    const float old_after = old_n ? accuracy(L, L->guard_z, L->guard_y, L->n_guard, NULL, NULL) : 0.0f;
+    const float user_after = user_n ? accuracy(L, L->ug_z, L->ug_y, L->n_ug, NULL, NULL) : 0.0f;
+    st->last_old_n = old_n;
+    st->last_new_n = new_n;
+    st->last_user_n = user_n;
+    st->last_old_before = old_n ? old_before : 0.0f;
     st->last_old_after = old_after;
-    st->last_new_before = new_before;
+    st->last_new_before = new_n ? new_before : 0.0f;
     st->last_new_after = new_after;
-    st->last_user_before = user_before;
+    st->last_user_before = user_n ? user_before : 0.0f;
     st->last_user_after = user_after;
-    st->user_guard = L->n_ug;
+    st->user_guard = user_n;
     const char *why = NULL;
     if (diverged)
         why = "training diverged";
     else if (!params_finite(L))
         why = "non-finite weights";
-    else if (new_after >= 0.0f && new_after < g->new_target)
+    else if (new_n && new_after < g->new_target)
         why = "new-task accuracy below target";
-    else if (old_after >= 0.0f && old_before >= 0.0f && old_after < old_before - g->max_old_drop)
+    else if (old_n && old_after < old_before - g->max_old_drop)
         why = "old-task accuracy dropped too far";
-    else if (user_after >= 0.0f && user_before >= 0.0f && user_after < user_before - g->max_old_drop)
+    else if (user_n && user_after < user_before - g->max_old_drop)
         why = "accuracy on the user's earlier examples dropped too far";
-    else if (g->require_avg_not_worse && old_after >= 0.0f && new_after >= 0.0f) {
+    else if (g->require_avg_not_worse && old_n && new_n) {
         float w = g->new_weight;
         if (w * new_after + (1 - w) * old_after < w * new_before + (1 - w) * old_before - 1e-6f)
             why = "weighted average fell";
     }
     char *m = st->last_decision;
     size_t cap = sizeof st->last_decision;
-    /* the core has no stdio: a fixed-format message via odl_fail into a diag */
+    /* the core has no stdio: a fixed-format message via odl_fail into a diag;
+     * the figures name only the sets that were measured */
     odl_diag tmp;
-    char f[6][ODL_FMT_F32_MAX]; /* the accuracies as text: no float-to-double promotion */
-    const float accs[6] = {old_before, old_after, user_before, user_after, new_before, new_after};
-    for (int i = 0; i < 6; i++)
-        odl_fmt_f32(f[i], accs[i], 3);
+    char figs[128] = "";
+    append_figure(figs, sizeof figs, &tmp, "old", old_n, st->last_old_before, old_after);
+    append_figure(figs, sizeof figs, &tmp, "earlier user", user_n, st->last_user_before, user_after);
+    append_figure(figs, sizeof figs, &tmp, "new", new_n, st->last_new_before, new_after);
+    if (!figs[0])
+        set_msg(figs, sizeof figs, "nothing held out to measure");
     if (why) {
         params_in(L, L->pre);
         st->last_accepted = 0;
-        odl_fail(&tmp, ODL_EVENT_ROLLED_BACK, "%s rolled back: %s (old %s -> %s, earlier user %s -> %s, new %s -> %s)",
-                 what, why, f[0], f[1], f[2], f[3], f[4], f[5]);
+        odl_fail(&tmp, ODL_EVENT_ROLLED_BACK, "%s rolled back: %s (%s)", what, why, figs);
     } else {
         st->last_accepted = 1;
-        odl_fail(&tmp, ODL_OK, "%s accepted (old %s -> %s, earlier user %s -> %s, new %s -> %s)", what, f[0], f[1],
-                 f[2], f[3], f[4], f[5]);
+        odl_fail(&tmp, ODL_OK, "%s accepted (%s)", what, figs);
     }
     set_msg(m, cap, tmp.msg);
     if (why)
@@ -1203,8 +1222,8 @@ odl_status odl_learner_update(odl_learner *L, odl_rng *rng, odl_diag *d)
                         (int)L->n_col);
     L->st.updates++;
     params_out(L, L->pre);
-    const float old_before = L->n_guard ? accuracy(L, L->guard_z, L->guard_y, L->n_guard, NULL, NULL) : -1.0f;
-    const float user_before = L->n_ug ? accuracy(L, L->ug_z, L->ug_y, L->n_ug, NULL, NULL) : -1.0f;
+    const float old_before = L->n_guard ? accuracy(L, L->guard_z, L->guard_y, L->n_guard, NULL, NULL) : 0.0f;
+    const float user_before = L->n_ug ? accuracy(L, L->ug_z, L->ug_y, L->n_ug, NULL, NULL) : 0.0f;
     int32_t cnt = 0;
     float new_before = accuracy(L, L->col_z, L->col_y, L->n_col, L->col_holdout, &cnt);
     if (cnt == 0)
@@ -1310,8 +1329,8 @@ odl_status odl_learner_calibrate(odl_learner *L, odl_diag *d)
                         (int)L->st.shadow_scored, (int)L->cfg.shadow_n);
     L->st.updates++;
     params_out(L, L->pre);
-    const float old_before = L->n_guard ? accuracy(L, L->guard_z, L->guard_y, L->n_guard, NULL, NULL) : -1.0f;
-    const float user_before = L->n_ug ? accuracy(L, L->ug_z, L->ug_y, L->n_ug, NULL, NULL) : -1.0f;
+    const float old_before = L->n_guard ? accuracy(L, L->guard_z, L->guard_y, L->n_guard, NULL, NULL) : 0.0f;
+    const float user_before = L->n_ug ? accuracy(L, L->ug_z, L->ug_y, L->n_ug, NULL, NULL) : 0.0f;
     int32_t cnt = 0;
     float new_before = accuracy(L, L->col_z, L->col_y, L->n_col, L->col_holdout, &cnt);
     /* a class predicted wrongly often gets its logit lowered in proportion */
@@ -1321,7 +1340,7 @@ odl_status odl_learner_calibrate(odl_learner *L, odl_diag *d)
             L->bias[c] -= L->cfg.bias_step * (float)L->mark_wrong[c] / (float)n;
         L->mark_right[c] = L->mark_wrong[c] = 0;
     }
-    odl_status s = gate(L, old_before, user_before, cnt ? new_before : -1.0f, cnt, "calibration", 0, NULL, NULL,
+    odl_status s = gate(L, old_before, user_before, cnt ? new_before : 0.0f, cnt, "calibration", 0, NULL, NULL,
                         NULL);
     if (s == ODL_OK)
         L->st.updates_accepted++;

@@ -72,10 +72,11 @@ n_s3=$(grep -o '"R_mean"' "$fixture" | wc -l)
 n_sc=$(grep -oE '"scenario": "[^"]*"' "$fixture" | sort -u | wc -l)
 n_loss=$(grep -c '"loss_curves"' "$fixture")
 # one accuracy chart per scenario, a heatmap and a forgetting curve per S3 row,
-# one memory chart per scenario, one loss chart
-want=$((n_sc + 2 * n_s3 + n_sc + n_loss))
+# two memory charts per scenario (totals against the budget, what they are
+# made of), one loss chart
+want=$((n_sc + 2 * n_s3 + 2 * n_sc + n_loss))
 check_page "experiment report" "$tmp/report.html" "$want" heatmap="$n_s3" lines=$((n_s3 + n_loss)) \
-    stacked-bars="$n_sc" bars="$n_sc"
+    stacked-bars="$n_sc" bars=$((2 * n_sc))
 grep -q 'weights (params)' "$tmp/dom.html" && grep -q 'optimizer state' "$tmp/dom.html" &&
     ok "memory charts are broken down per kind" || bad "memory charts lack the per-kind legend"
 grep -q 'ACC: mean accuracy after the last task' "$tmp/dom.html" && ok "S3 summary bars" || bad "S3 summary bars"
@@ -83,6 +84,42 @@ grep -q 'Strategy names: naive' "$tmp/report.html" && grep -q '+adR = a residual
     ok "a legend explains the strategy labels" || bad "no legend for the strategy labels"
 [ "$(grep -c '<line class="ref"[^>]*><title>256 KB budget' "$tmp/report.html")" -eq "$n_sc" ] &&
     ok "every memory chart shows the 256 KB budget line" || bad "memory charts without the budget line"
+# small strategies readable: the totals on a log axis give the smallest bar a
+# fifth of the largest's length at least (on a linear axis the fixture's
+# smallest is a tenth of its largest: 16 KiB of 161 KiB), each total labelled; the
+# composition chart fills every row and labels each part of 10% or more
+mem=$(python3 - "$tmp/report.html" "$n_sc" <<'PY'
+import re, sys
+html = open(sys.argv[1]).read()
+svgs = re.findall(r'<svg class="chart".*?</svg>', html, re.S)
+tot = [s for s in svgs if 'against a 256 KB device' in s[:600]]
+comp = [s for s in svgs if "memory is made of" in s[:600]]
+problems = []
+for s in tot:
+    if "(log scale)" not in s:
+        problems.append("totals not on a log axis")
+    w = [float(m) for m in re.findall(r'<rect x="[0-9.]+" y="[0-9.]+" width="([0-9.]+)" height="[0-9.]+" fill="#0072B2"', s)]
+    labels = re.findall(r'fill="#333">([0-9.]+ (?:B|KiB|MiB))</text>', s)
+    if not w or min(w) < 0.2 * max(w) or len(labels) != len(w):
+        problems.append("totals: bar widths %s, %d labels" % ([round(x) for x in w], len(labels)))
+for s in comp:
+    rows = {}
+    for x, y, wd, title in re.findall(r'<rect x="([0-9.]+)" y="([0-9.]+)" width="([0-9.]+)" height="15\.0" fill="[^"]+" '
+                                      r'stroke="#fff" stroke-width="0.5"><title>([^<]*)</title>', s):
+        share = float(re.search(r'\(([0-9.]+)%\)', title).group(1))
+        rows.setdefault(y, []).append((float(x), float(wd), share))
+    labelled = re.findall(r'text-anchor="middle" style="fill:#[0-9a-f]+">[0-9.]+ (?:B|KiB|MiB)</text>', s)
+    spans = [sum(p[1] for p in r) for r in rows.values()]
+    big = sum(1 for r in rows.values() for p in r if p[2] >= 10)
+    if not rows or max(spans) - min(spans) > 2 or len(labelled) < big:
+        problems.append("composition: row spans %s, %d labels for %d parts of 10%% or more" % (
+            [round(x) for x in spans], len(labelled), big))
+if len(tot) != int(sys.argv[2]) or len(comp) != int(sys.argv[2]):
+    problems.append("%d totals and %d composition charts for %s scenarios" % (len(tot), len(comp), sys.argv[2]))
+print("; ".join(problems) if problems else "ok %d totals charts, %d composition charts" % (len(tot), len(comp)))
+PY
+)
+case "$mem" in "ok "*) ok "memory charts readable: $mem" ;; *) bad "memory charts: $mem" ;; esac
 if grep -q '"scenarios"' "$fixture"; then
     grep -q '<title>base user ' "$tmp/report.html" && ok "S1 chart shows the base as a reference line" ||
         bad "S1 chart without the base's reference line"

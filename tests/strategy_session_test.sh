@@ -17,7 +17,7 @@ cd "$tmp"
 "$odl" train --data "$data" --epochs 1 --limit 12000 --seed 0 --quiet -o base.odl >/dev/null || { bad train; echo "$pass passed, $fail failed"; exit 1; }
 ev="$src/examples/session/events.csv"
 for st in replay ewc ewc-online lwf ncm slda bias unfreeze; do
-    out=$("$odl" session --model base.odl --data "$data" --shift gain:0.8,0.1 --events "$ev" --strategy "$st" \
+    out=$("$odl" session --model base.odl --data "$data" --shift gain:0.7,0.2 --events "$ev" --strategy "$st" \
           --store "store-$st" 2>&1)
     echo "$out" | grep -q "^strategy: $st" && ok "$st: named" || bad "$st: named"
     echo "$out" | grep -q "update accepted" && ok "$st: good update accepted" || bad "$st: good update"
@@ -28,7 +28,7 @@ done
 # the store carries the strategy's state: a second session goes on from it
 for st in ewc ncm slda; do
     "$odl" rollback --store "store-$st" --to 2 >/dev/null 2>&1
-    out=$("$odl" session --store "store-$st" --data "$data" --shift gain:0.8,0.1 --events "$ev" --strategy "$st" 2>&1)
+    out=$("$odl" session --store "store-$st" --data "$data" --shift gain:0.7,0.2 --events "$ev" --strategy "$st" 2>&1)
     echo "$out" | grep -q "^strategy: $st (state from the store's version)" && ok "$st: state from the store" \
         || bad "$st: state from the store"
 done
@@ -36,7 +36,7 @@ done
 "$odl" session --model base.odl --data "$data" --events "$ev" --strategy sgd >/dev/null 2>err.txt
 [ $? -eq 2 ] && grep -q "replay, ewc" err.txt && ok "unknown strategy refused" || bad "unknown strategy"
 # shadow evaluation: the accepted update waits, then is decided
-out=$("$odl" session --model base.odl --data "$data" --shift gain:0.8,0.1 --events "$ev" --shadow 10 --store sh 2>&1)
+out=$("$odl" session --model base.odl --data "$data" --shift gain:0.7,0.2 --events "$ev" --shadow 10 --store sh 2>&1)
 echo "$out" | grep -q "a candidate for the next 10" && ok "shadow: candidate waits" || bad "shadow: candidate"
 echo "$out" | grep -qE "shadow: candidate (promoted|dropped): [0-9.]+ of 10 right" && ok "shadow: decided" \
     || bad "shadow: decided"

@@ -97,6 +97,34 @@ static void head_params(const odl_learner *L, float *out, size_t *n_out)
     *n_out = n;
 }
 
+/* The last gate decision's figures: each set measured on its count of
+ * examples, accuracies in [0, 1]; an unmeasured set (count 0) holds 0 and is
+ * left out of the message; no sentinel anywhere. */
+static int figures_consistent(const odl_learner_status *st)
+{
+    const int32_t n[3] = {st->last_old_n, st->last_new_n, st->last_user_n};
+    const float v[3][2] = {{st->last_old_before, st->last_old_after},
+                           {st->last_new_before, st->last_new_after},
+                           {st->last_user_before, st->last_user_after}};
+    const char *name[3] = {"old ", "new ", "earlier user "};
+    for (int k = 0; k < 3; k++) {
+        if (n[k] < 0)
+            return 0;
+        for (int b = 0; b < 2; b++)
+            if (!(v[k][b] >= 0.0f && v[k][b] <= 1.0f) || (n[k] == 0 && v[k][b] != 0.0f))
+                return 0;
+        const char *at = strstr(st->last_decision, name[k]);
+        if ((n[k] > 0) != (at != NULL))
+            return 0;
+        float before, after;
+        int count;
+        if (at && (sscanf(at + strlen(name[k]), "%f -> %f on %d", &before, &after, &count) != 3 || count != n[k] ||
+                   fabsf(before - v[k][0]) > 5e-4f || fabsf(after - v[k][1]) > 5e-4f))
+            return 0;
+    }
+    return st->user_guard == st->last_user_n && !strstr(st->last_decision, "-1");
+}
+
 static void test_gates_and_rollback(odl_test_ctx *t)
 {
     fixture f;
@@ -110,6 +138,13 @@ static void test_gates_and_rollback(odl_test_ctx *t)
     odl_rng r;
     odl_rng_seed(&r, 3, 3);
     float x[784];
+    odl_learner_status st;
+
+    /* no decision yet: nothing measured, and no figure pretends otherwise */
+    odl_learner_get_status(L, &st);
+    CHECK(st.last_old_n == 0 && st.last_new_n == 0 && st.last_user_n == 0 && st.last_accepted == 0);
+    CHECK(st.last_old_before == 0.0f && st.last_old_after == 0.0f && st.last_new_before == 0.0f &&
+          st.last_new_after == 0.0f && st.last_user_before == 0.0f && st.last_user_after == 0.0f);
 
     /* the data-quality gate */
     memcpy(x, f.te.x, sizeof x);
@@ -137,7 +172,6 @@ static void test_gates_and_rollback(odl_test_ctx *t)
         fed++;
         n_acc += s == ODL_OK;
     }
-    odl_learner_status st;
     odl_learner_get_status(L, &st);
     odl_test_logf(t, "    collected %d of %d fed (imbalance %u, contradicts %u, outlier %u)", (int)st.collected,
                   (int)fed, st.rejected[ODL_REASON_IMBALANCE], st.rejected[ODL_REASON_CONTRADICTS],
@@ -150,6 +184,10 @@ static void test_gates_and_rollback(odl_test_ctx *t)
     odl_learner_get_status(L, &st);
     odl_test_logf(t, "    good update: %s", st.last_decision);
     CHECK(s == ODL_OK && st.version == 1 && st.updates_accepted == 1);
+    /* measured: the guard set and this update's held-out examples; no earlier user update yet */
+    const int32_t held_first = st.last_new_n;
+    CHECK(st.last_old_n == cfg.guard_size && held_first >= 10 && st.last_user_n == 0 && st.last_accepted == 1);
+    CHECK(figures_consistent(&st));
     float v1[640];
     head_params(L, v1, &nw);
     CHECK(memcmp(before, v1, sizeof(float) * nw) != 0);
@@ -171,6 +209,9 @@ static void test_gates_and_rollback(odl_test_ctx *t)
     odl_learner_get_status(L, &st);
     odl_test_logf(t, "    mislabelled update: %s", st.last_decision);
     CHECK(s == ODL_EVENT_ROLLED_BACK && st.version == 1 && st.updates_rolled_back == 1);
+    /* the first update's held-out examples now guard what the user taught */
+    CHECK(st.last_user_n == held_first && st.last_new_n > 0 && st.last_accepted == 0);
+    CHECK(figures_consistent(&st));
     float after_bad[640];
     head_params(L, after_bad, &nw);
     CHECK(memcmp(v1, after_bad, sizeof(float) * nw) == 0); /* exactly as before */
@@ -244,6 +285,9 @@ static void test_calibration(odl_test_ctx *t)
     odl_learner_get_status(L, &st);
     odl_test_logf(t, "    calibration after %d wrong marks: %s", (int)marked, st.last_decision);
     CHECK(s == ODL_OK || s == ODL_EVENT_ROLLED_BACK);
+    /* marks collect nothing: no held-out examples, so "new" is not measured */
+    CHECK(st.last_new_n == 0 && st.last_old_n == cfg.guard_size && st.last_user_n == 0);
+    CHECK(figures_consistent(&st));
     int moved = 0;
     for (int c = 0; c < 10; c++)
         moved += odl_learner_bias(L)[c] != 0.0f;

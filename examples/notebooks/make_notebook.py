@@ -23,12 +23,14 @@ A lab in one notebook, on odl's C core through its Python API: a pre-trained
 base, a frozen base with a trained head, catastrophic forgetting and what
 fixes it (replay, EWC, streaming LDA), personalisation from 10 examples per
 class, versions with an automatic rollback, drift detection, and the memory
-plan against a 256 KB device. Every number and plot comes from a real run
+plan against a 256 KB device, and a network from PyTorch imported and
+given new classes. Every number and plot comes from a real run
 here; every cell checks what it shows. Small subsets and one epoch keep the
 whole notebook under a few minutes on 2 cores.
 
 Set-up: `python3 -m pip install ./python` (or `cmake --install`) so that
-`import odl` works; Fashion-MNIST at `/usr/share/datasets/fashion-mnist`.
+`import odl` works; Fashion-MNIST at `/usr/share/datasets/fashion-mnist`;
+PyTorch for section 8 (Debian: `python3-torch`).
 """)
 code("""
 import os, time, json, subprocess, tempfile
@@ -258,7 +260,100 @@ ax.set_title("device total %.1f KB: %s" % (ln["device_total"] / 1024, "fits" if 
 ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
 plt.show()
 print(p.stderr.strip())
+print("learner %d B + frozen base's RAM %d B = %d B: %s the %d-byte budget by %d B" % (
+    ln["bytes"]["total"], ln["base_inference_in_place"], ln["device_total"],
+    "fits" if ln["fits"] else "over", budget, abs(budget - ln["device_total"])))
 assert left == ln["device_total"] and ln["fits"] == (ln["device_total"] <= budget)
+assert ln["fits"], "the default learner no longer fits 256 KB: odl info --budget 256K says what to change"
+""")
+md("""
+## 8. Bring your own model: a network from PyTorch
+
+odl adapts models trained elsewhere. Here PyTorch trains a small network
+with batch norm and a residual addition on classes 0-7 (a few seconds, one
+thread), exports it to ONNX, and `odl.import_model` reads it: batch norms
+are folded, the graph keeps its residual addition, and everything below the
+last dense layer is frozen. Its outputs match PyTorch's. Then the user shows
+it 100 images of the two classes it has never seen (8 = bag, 9 = ankle
+boot); `odl.adapt` grows the head to 10 classes and trains it with replay.
+""")
+code("""
+import torch, torch.nn as nn, torch.nn.functional as F
+torch.manual_seed(0)
+torch.set_num_threads(1)  # a small network: one thread is the fastest on a shared machine
+
+class SmallNet(nn.Module):
+    def __init__(self, classes):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2))
+        self.block = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                   nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8))
+        self.features = nn.Sequential(nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 7 * 7, 32), nn.ReLU())
+        self.head = nn.Linear(32, classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = F.relu(x + self.block(x))  # the residual addition
+        return self.head(self.features(x))
+
+t = time.time()
+old_cls = train.y < 8
+xo, yo = torch.tensor(train.x[old_cls][:6000]), torch.tensor(train.y[old_cls][:6000]).long()
+net = SmallNet(8)
+opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+net.train()
+perm = torch.randperm(len(xo))
+for i in range(0, len(xo), 64):
+    b = perm[i:i + 64]
+    opt.zero_grad()
+    F.cross_entropy(net(xo[b]), yo[b]).backward()
+    opt.step()
+net.eval()
+onnx_path = os.path.join(WORK, "smallnet8.onnx")
+torch.onnx.export(net, torch.zeros(1, 1, 28, 28), onnx_path, opset_version=13,
+                  input_names=["image"], output_names=["logits"])
+print("PyTorch: trained on %d images of classes 0-7 and exported in %.1f s" % (len(xo), time.time() - t))
+
+imported = odl.import_model(onnx_path)
+print(imported.import_log.strip())
+print(imported)
+t8 = test.y < 8
+with torch.no_grad():
+    ref = net(torch.tensor(test.x[t8])).numpy()
+got = imported.logits(test.x[t8])
+rel_err = float(np.abs(got - ref).max() / np.abs(ref).max())
+torch_acc = float((ref.argmax(1) == test.y[t8]).mean())
+odl_acc = imported.evaluate(test.x[t8], test.y[t8])["accuracy"]
+torch_params = sum(p.numel() for p in net.parameters())
+print("classes 0-7: PyTorch %.3f, odl %.3f; largest logit difference %.1e of the largest logit" % (
+    torch_acc, odl_acc, rel_err))
+print("trainable parameters: %d in PyTorch, %d after import (the frozen base keeps %d)" % (
+    torch_params, imported.trainable_params, imported.params - imported.trainable_params))
+
+# the user's 100 images of classes 8 and 9; replay keeps classes 0-7
+new_idx = np.where(train.y >= 8)[0][:100]
+adapted = odl.adapt(imported, train.x[new_idx], train.y[new_idx], strategy="replay", replay_from=DATA,
+                    replay_balanced=True, new_classes=True, epochs=10)
+pred = adapted.classify(test.x)[0]
+acc_on = lambda mask: float((pred[mask] == test.y[mask]).mean())
+after = {"old (0-7)": acc_on(t8), "new (8-9)": acc_on(test.y >= 8), "all 10": acc_on(test.y >= 0)}
+print("after adapting on 100 images of classes 8-9:", {k: round(v, 3) for k, v in after.items()},
+      "; trainable parameters now %d" % adapted.trainable_params)
+
+fig, ax = plt.subplots(figsize=(7, 3))
+names = ["PyTorch\\n0-7", "odl import\\n0-7", "adapted\\nold 0-7", "adapted\\nnew 8-9", "adapted\\nall 10"]
+vals = [torch_acc, odl_acc] + list(after.values())
+ax.bar(names, vals, color=["#888", "#0072B2", "#0072B2", "#D55E00", "#009E73"])
+for i, v in enumerate(vals):
+    ax.text(i, v + 0.01, "%.3f" % v, ha="center", fontsize=8)
+ax.set_ylim(0, 1); ax.set_ylabel("test accuracy")
+ax.set_title("a PyTorch network imported, frozen, and given two new classes")
+plt.show()
+assert rel_err < 1e-4, rel_err                                   # the same function as in PyTorch
+assert abs(odl_acc - torch_acc) <= 1.0 / t8.sum(), (odl_acc, torch_acc)
+assert imported.trainable_params == 32 * 8 + 8 < torch_params     # only the head trains
+assert adapted.n_classes == 10 and after["new (8-9)"] > 0.5, after  # the new classes are learned
+assert after["old (0-7)"] > torch_acc - 0.1, (after, torch_acc)   # the old ones are kept
 print("notebook ran in %.0f s" % (time.time() - T0))
 """)
 

@@ -111,7 +111,9 @@ int odl_capi_learner_rollback(odl_capi_learner *L, int32_t steps, char *err, siz
  * "updates_accepted", "updates_rolled_back", "rollbacks", "drift_events",
  * "last_drift_at", "collected", "held_out", "active_classes", "last_old_before",
  * "last_old_after", "last_new_before", "last_new_after", "last_user_before",
- * "last_user_after", "user_guard", "last_accepted", "last_decision"}. */
+ * "last_user_after", "user_guard", "last_accepted", "last_decision", "last_old_n",
+ * "last_new_n", "last_user_n", ...}: each last_* accuracy is null when its set was
+ * not measured (its _n is 0). */
 size_t odl_capi_learner_status_json(const odl_capi_learner *L, char *buf, size_t cap);
 /* The same counters as integers, in this order (returns how many there are,
  * writing at most cap): version predictions feedback accepted_examples

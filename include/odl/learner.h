@@ -128,12 +128,18 @@ typedef struct odl_learner_status {
     uint32_t drift_events;     /* drift reported by predict */
     uint32_t last_drift_at;    /* prediction count at the last drift event */
     int32_t collected, held_out, active_classes;
-    /* the last gate decision */
+    /* the last gate decision: accuracy before and after the update on three
+     * sets, each measured over the _n examples named; _n = 0: that set was
+     * not measured (empty), and its two accuracies are 0, not a figure.
+     *   old  the old-task guard set (the examples seeded from the old data)
+     *   new  the update's held-out examples (all collected when none was held out)
+     *   user the held-out examples of earlier accepted updates */
     float last_old_before, last_old_after, last_new_before, last_new_after;
-    float last_user_before, last_user_after; /* earlier accepted user examples */
-    int32_t user_guard;
-    int32_t last_accepted;
-    char last_decision[240];
+    float last_user_before, last_user_after;
+    int32_t last_old_n, last_new_n, last_user_n;
+    int32_t user_guard;        /* = last_user_n (the name older readers use) */
+    int32_t last_accepted;     /* 1: the last decision accepted its update; 0 otherwise or none yet */
+    char last_decision[228];   /* 228: the status keeps its size with the three counts above */
     int32_t strategy;          /* odl_strategy */
     /* shadow evaluation: a candidate waits (1) with its score so far */
     int32_t shadow_active, shadow_scored;

@@ -398,7 +398,9 @@ class Model:
         """Prints (with print_fn) and returns a table of the layers (type,
         output shape, parameters, trainable), the parameter counts and the
         memory plans for inference and training at `batch_size`; `budget`
-        (bytes, e.g. 256 * 1024) adds whether the training plan fits."""
+        (bytes, e.g. 256 * 1024) adds whether the on-device learner fits (its
+        default plan with the frozen weights in flash, as `odl info --budget`
+        counts it) and whether the training plan above (weights in RAM) does."""
         i = self.info()
         lines = ["odl.Model %s: input %s, %d classes" % (self._name(), "x".join(map(str, self.input_shape)),
                                                           self.n_classes),
@@ -413,9 +415,19 @@ class Model:
             kinds = ", ".join("%s %d" % (k, v) for k, v in p.items() if k not in ("mode", "max_batch", "total") and v)
             lines.append("memory plan, %s, batch %d: %d bytes (%s)" % (p["mode"], batch_size, p["total"], kinds))
         if budget is not None:
+            fits = lambda n: "fits" if n <= budget else "does NOT fit"
+            try:  # the device: the learner's arena + the frozen base's inference RAM, its weights in flash
+                with Learner(self) as L:
+                    learner = L.bytes
+                p1 = self.plan(1, False)
+                device = learner + p1["total"] - p1.get("params", 0)
+                lines.append("budget %d bytes: the on-device learner (replay, frozen weights in flash, as odl "
+                             "info --budget) needs %d: %s (%+d bytes)" % (budget, device, fits(device), budget - device))
+            except (OdlError, ValueError):
+                pass  # no learner over this model (e.g. no dense head): the training plan alone
             t = self.plan(batch_size, True)["total"]
-            lines.append("budget %d bytes: training %s (%+d bytes)" % (budget, "fits" if t <= budget else
-                                                                       "does NOT fit", budget - t))
+            lines.append("budget %d bytes: training this model in RAM (weights included, batch %d) needs %d: %s "
+                         "(%+d bytes)" % (budget, batch_size, t, fits(t), budget - t))
         text = "\n".join(lines)
         if print_fn:
             print_fn(text)
@@ -603,6 +615,10 @@ class Feedback:
 
 @dataclass
 class Status:
+    """The learner's counters and its last gate decision (odl_learner_status).
+    last_{old,new,user}_{before,after} are accuracies in [0, 1] on the guard set,
+    the update's held-out examples and earlier updates' held-out examples;
+    None when that set was not measured (its last_*_n count is 0)."""
     version: int = 0
     predictions: int = 0
     feedback: int = 0
@@ -627,6 +643,10 @@ class Status:
     last_new_after: Optional[float] = None
     last_user_before: Optional[float] = None
     last_user_after: Optional[float] = None
+    # examples each last_* accuracy was measured on; 0 (and the accuracies None): not measured
+    last_old_n: int = 0
+    last_new_n: int = 0
+    last_user_n: int = 0
     last_decision: str = ""
     bytes: int = 0
     strategy: str = "replay"
@@ -772,9 +792,7 @@ class Learner:
 
     def _decision(self, s):
         st = self.status()
-        # no earlier user update yet: the library writes -1 for those accuracies; leave them out
-        decision = st.last_decision.replace(", earlier user -1.000 -> -1.000", "")
-        return Update(s == OK, decision, st.version, st)
+        return Update(s == OK, st.last_decision, st.version, st)
 
     def update(self):
         """Learns what was collected; the evaluation gate accepts it or rolls it back."""

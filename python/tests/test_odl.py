@@ -215,12 +215,19 @@ def test_learner_personalise_flow():
         return sum(int(a == b) for a, b in zip(tolist(c), ev_y)) / len(ev_y)
 
     a0 = acc()
+    st = L.status()  # no decision yet: nothing measured, no figure
+    assert (st.last_old_n, st.last_new_n, st.last_user_n) == (0, 0, 0), st
+    assert st.last_old_after is None and st.last_new_after is None and st.last_user_after is None, st
     fb = L.feedback(user[100:150], test.y[100:150])
     assert sum(f.accepted for f in fb) >= 40
     u = L.update()
     assert u.accepted and not u.rolled_back and u.version == 1 and "accepted" in u.decision, u.decision
     a1 = acc()
     assert a1 > a0 + 0.05, (a0, a1)
+    st = u.status  # the guard set and the held-out examples measured; no earlier user update yet
+    assert st.last_old_n == 100 and st.last_new_n > 0 and st.last_user_n == 0, st
+    assert st.last_user_before is None and st.last_user_after is None and 0 <= st.last_new_after <= 1, st
+    assert "earlier user" not in u.decision and "-1" not in u.decision, u.decision
     before = [tolist(r) for r in L.current_model().logits(ev_x[:10])]
     ys = tolist(test.y)
     for i in range(200, 250):
@@ -228,6 +235,7 @@ def test_learner_personalise_flow():
             L.feedback(user[i], (ys[i] + 1) % 10)
     u = L.update()
     assert u.rolled_back and u.version == 1 and "rolled back" in u.decision, u.decision
+    assert u.status.last_user_n > 0 and u.status.last_user_after is not None and "earlier user" in u.decision, u
     assert [tolist(r) for r in L.current_model().logits(ev_x[:10])] == before
     assert acc() == a1
     st = L.status()
@@ -416,6 +424,12 @@ def test_plan_agrees_with_odl_info():
     assert m.info()["inference_plan"]["max_batch"] == 64
     assert m.plan(64)["total"] == m.info()["inference_plan"]["total"]
     assert "memory plan, infer, batch 1: %d bytes" % plans["inference"]["bytes"]["total"] in m.summary(print_fn=None)
+    # the budget line counts the on-device learner as odl info --budget does (frozen weights in flash)
+    out = subprocess.run([odl.find_tool(), "info", model_path(), "--budget", "256K", "--json"],
+                         stdout=subprocess.PIPE, universal_newlines=True).stdout
+    device = json.loads(out)["learner"]["device_total"]
+    assert "the on-device learner (replay, frozen weights in flash, as odl info --budget) needs %d:" % device in \
+        m.summary(budget=256 * 1024, print_fn=None)
 
 
 def test_uint8_refused_or_scaled():

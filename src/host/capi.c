@@ -637,16 +637,26 @@ size_t odl_capi_learner_status_json(const odl_capi_learner *L, char *buf, size_t
               st.updates, st.updates_accepted, st.updates_rolled_back, st.rollbacks, st.drift_events,
               st.last_drift_at, (int)st.collected, (int)st.held_out, (int)st.active_classes, (int)st.user_guard,
               (int)st.last_accepted);
+    /* the last gate's accuracies: null for a set it did not measure (count 0) */
     const struct {
         const char *k;
         float v;
-    } fl[] = {{"last_old_before", st.last_old_before},   {"last_old_after", st.last_old_after},
-              {"last_new_before", st.last_new_before},   {"last_new_after", st.last_new_after},
-              {"last_user_before", st.last_user_before}, {"last_user_after", st.last_user_after}};
+        int32_t n;
+    } fl[] = {{"last_old_before", st.last_old_before, st.last_old_n},
+              {"last_old_after", st.last_old_after, st.last_old_n},
+              {"last_new_before", st.last_new_before, st.last_new_n},
+              {"last_new_after", st.last_new_after, st.last_new_n},
+              {"last_user_before", st.last_user_before, st.last_user_n},
+              {"last_user_after", st.last_user_after, st.last_user_n}};
     for (size_t i = 0; i < sizeof fl / sizeof fl[0]; i++) {
         jb_printf(&j, ", \"%s\": ", fl[i].k);
-        jb_float(&j, fl[i].v);
+        if (fl[i].n > 0)
+            jb_float(&j, fl[i].v);
+        else
+            jb_printf(&j, "null");
     }
+    jb_printf(&j, ", \"last_old_n\": %d, \"last_new_n\": %d, \"last_user_n\": %d", (int)st.last_old_n,
+              (int)st.last_new_n, (int)st.last_user_n);
     st.last_decision[sizeof st.last_decision - 1] = '\0';
     jb_printf(&j, ", \"last_decision\": ");
     jb_str(&j, st.last_decision);

@@ -170,9 +170,12 @@ static int store_commit(odl_store_host *h, const char *store, const char *file, 
     odl_store_meta meta;
     odl_store_meta_init(&meta, strategy, st ? st->last_decision : "the base model", logical_time);
     if (st) {
-        odl_store_meta_add_metric(&meta, "old", st->last_old_after, NULL);
-        odl_store_meta_add_metric(&meta, "new", st->last_new_after, NULL);
-        if (st->last_user_after >= 0.0f)
+        /* the sets the gate measured (a count of 0: not measured, no figure) */
+        if (st->last_old_n > 0)
+            odl_store_meta_add_metric(&meta, "old", st->last_old_after, NULL);
+        if (st->last_new_n > 0)
+            odl_store_meta_add_metric(&meta, "new", st->last_new_after, NULL);
+        if (st->last_user_n > 0)
             odl_store_meta_add_metric(&meta, "user", st->last_user_after, NULL);
         if (st->shadow_scored > 0 && strncmp(st->last_decision, "candidate", 9) == 0) {
             /* a promoted candidate: the side-by-side scores */
@@ -597,14 +600,7 @@ int cmd_session(int argc, char **argv)
                     }
                 if (!any_rejected)
                     printf(" none");
-                /* no earlier user update yet: the learner writes -1 for those accuracies; leave them out */
-                char decision[sizeof st2.last_decision];
-                snprintf(decision, sizeof decision, "%s", st2.last_decision);
-                char *sentinel = strstr(decision, ", earlier user -1.000 -> -1.000");
-                if (sentinel)
-                    memmove(sentinel, sentinel + strlen(", earlier user -1.000 -> -1.000"),
-                            strlen(sentinel + strlen(", earlier user -1.000 -> -1.000")) + 1);
-                printf("\n     -> %s; version %u\n", decision, (unsigned)vs.ids[vs.top]);
+                printf("\n     -> %s; version %u\n", st2.last_decision, (unsigned)vs.ids[vs.top]);
                 if (store && s == ODL_OK && !waits)
                     printf("     -> stored as version %u in %s\n", (unsigned)new_id, store);
                 s = ODL_OK;

@@ -389,15 +389,53 @@ static double bytes_div(double hi, const char **unit)
 
 /* ---- horizontal bars ---------------------------------------------------------------------------- */
 
+/* The value axis of a bar chart: linear (value / div between lo and hi) or
+ * logarithmic (raw values between lo and hi, both > 0). */
+typedef struct bar_axis {
+    double lo, hi, div, left, pw;
+    int log;
+} bar_axis;
+
+static double axis_x(const bar_axis *a, double v)
+{
+    if (a->log) {
+        if (!(v > 0))
+            return a->left; /* zero and below sit at the axis' start */
+        return a->left + (log(v) - log(a->lo)) / (log(a->hi) - log(a->lo)) * a->pw;
+    }
+    return a->left + (v / a->div - a->lo) / (a->hi - a->lo) * a->pw;
+}
+
+/* A power-of-two byte count as a short tick label: "512 B", "4 KiB", "1 MiB". */
+static void fmt_bytes_tick(char *buf, size_t n, double v)
+{
+    if (v < 1024)
+        snprintf(buf, n, "%.0f B", v);
+    else if (v < 1024.0 * 1024.0)
+        snprintf(buf, n, "%.0f KiB", v / 1024.0);
+    else
+        snprintf(buf, n, "%.0f MiB", v / (1024.0 * 1024.0));
+}
+
+/* Text colour readable on a "#rrggbb" fill: white on dark, near-black on light. */
+static const char *text_on(const char *fill)
+{
+    unsigned r = 0, g = 0, b = 0;
+    if (!fill || sscanf(fill, "#%2x%2x%2x", &r, &g, &b) != 3)
+        return "#fff";
+    return 0.299 * r + 0.587 * g + 0.114 * b > 150 ? "#111" : "#fff";
+}
+
 int report_bars(report *r, const report_bar_chart *c)
 {
     FILE *f = r->f;
     const int nc = c->n_categories, ns = c->n_series;
     if (nc <= 0 || ns <= 0)
         return 0;
+    const int logax = c->log_axis && !c->stacked, norm = c->normalize && c->stacked;
     const double W = c->width > 0 ? c->width : 1160;
-    /* the data range (0 always on the axis) */
-    double dlo = 0, dhi = 0;
+    /* the data range (0 always on a linear axis; the positive values on a log one) */
+    double dlo = 0, dhi = 0, pmin = INFINITY, pmax = 0;
     for (int i = 0; i < nc; i++) {
         double sum_pos = 0, sum_neg = 0;
         for (int s = 0; s < ns; s++) {
@@ -406,6 +444,8 @@ int report_bars(report *r, const report_bar_chart *c)
                 continue;
             if (!isfinite(e))
                 e = 0;
+            if (v > 0 && v < pmin) pmin = v;
+            if (v + e > pmax) pmax = v + e;
             if (c->stacked) {
                 if (v >= 0) sum_pos += v;
                 else sum_neg += v;
@@ -425,14 +465,18 @@ int report_bars(report *r, const report_bar_chart *c)
         if (isfinite(c->ref[k])) {
             if (c->ref[k] > dhi) dhi = c->ref[k];
             if (c->ref[k] < dlo) dlo = c->ref[k];
+            if (c->ref[k] > 0 && c->ref[k] < pmin) pmin = c->ref[k];
+            if (c->ref[k] > pmax) pmax = c->ref[k];
         }
     const char *unit = NULL;
-    double div = 1;
-    if (c->fmt == REPORT_FMT_BYTES)
-        div = bytes_div(isfinite(c->hi) ? c->hi : dhi, &unit);
-    double lo = (isfinite(c->lo) ? c->lo : dlo) / div, hi = (isfinite(c->hi) ? c->hi : dhi) / div;
-    if (hi <= lo)
-        hi = lo + 1;
+    bar_axis ax = {0, 1, 1, 0, 0, logax};
+    double step = 1, lbase = 10;
+    if (norm) {
+        dlo = 0;
+        dhi = 100;
+    } else if (c->fmt == REPORT_FMT_BYTES && !logax) {
+        ax.div = bytes_div(isfinite(c->hi) ? c->hi : dhi, &unit);
+    }
     /* room for the labels */
     double lab_w = 0;
     for (int i = 0; i < nc; i++) {
@@ -442,9 +486,39 @@ int report_bars(report *r, const report_bar_chart *c)
     }
     if (lab_w > W * 0.42)
         lab_w = W * 0.42;
-    const double left = lab_w + 16, right = c->stacked || c->fmt == REPORT_FMT_BYTES ? 78 : 58;
-    const double pw = W - left - right;
-    double step = nice_range(&lo, &hi, isfinite(c->lo), isfinite(c->hi), pw > 500 ? 10 : 5);
+    ax.left = lab_w + 16;
+    const double right = c->stacked || c->fmt == REPORT_FMT_BYTES ? 78 : 58;
+    ax.pw = W - ax.left - right;
+    if (logax) {
+        /* whole powers of the base around the positive values: bytes in powers
+         * of 2 (4, 16... when the range is wide), other values in decades */
+        if (!(pmax > 0) || !isfinite(pmin)) {
+            pmin = 1;
+            pmax = 10;
+        }
+        lbase = c->fmt == REPORT_FMT_BYTES ? 2 : 10;
+        double lo_e = floor(log(pmin / 1.5) / log(lbase)), hi_e = ceil(log(pmax * 1.05) / log(lbase));
+        while (c->fmt == REPORT_FMT_BYTES && (hi_e - lo_e) / (log(lbase) / log(2)) > 9) {
+            lbase *= lbase; /* 2 -> 4 -> 16 -> 256: exponents stay whole powers of 2 */
+            lo_e = floor(log(pmin / 1.5) / log(lbase));
+            hi_e = ceil(log(pmax * 1.05) / log(lbase));
+        }
+        if (hi_e <= lo_e)
+            hi_e = lo_e + 1;
+        ax.lo = pow(lbase, lo_e);
+        ax.hi = pow(lbase, hi_e);
+    } else {
+        ax.lo = (isfinite(c->lo) ? c->lo : dlo) / ax.div;
+        ax.hi = (isfinite(c->hi) ? c->hi : dhi) / ax.div;
+        if (norm) {
+            ax.lo = 0;
+            ax.hi = 100;
+        }
+        if (ax.hi <= ax.lo)
+            ax.hi = ax.lo + 1;
+        step = nice_range(&ax.lo, &ax.hi, isfinite(c->lo) || norm, isfinite(c->hi) || norm, ax.pw > 500 ? 10 : 5);
+    }
+    const double left = ax.left, pw = ax.pw;
     const double bar_h = c->stacked ? 16 : (ns <= 2 ? 12 : 10), gap = c->stacked ? 8 : 10;
     const double row_h = c->stacked ? bar_h + gap : ns * bar_h + gap;
     int has_legend = 0;
@@ -461,19 +535,34 @@ int report_bars(report *r, const report_bar_chart *c)
             cols[s] = series_color(c->colors, s);
         legend(f, left, 44, pw + right - 10, c->series, ns < 64 ? ns : 64, cols, 0, 1);
     }
-#define XV(v) (left + ((v) / div - lo) / (hi - lo) * pw)
+#define XV(v) axis_x(&ax, (v))
     /* grid and ticks */
     char buf[64];
-    for (double t = lo; t <= hi + step * 1e-6; t += step) {
-        double x = left + (t - lo) / (hi - lo) * pw;
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"1\"/>\n", x, top,
-                x, top + ph, fabs(t) < step * 1e-6 ? "#666" : "#e2e2e2");
-        fmt_num(buf, sizeof buf, t, step);
-        svg_text(f, x, top + ph + 15, 11, "middle", NULL, buf);
+    if (logax) {
+        for (double t = ax.lo; t <= ax.hi * (1 + 1e-9); t *= lbase) {
+            double x = XV(t);
+            fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"1\"/>\n", x,
+                    top, x, top + ph, t == ax.lo ? "#666" : "#e2e2e2");
+            if (c->fmt == REPORT_FMT_BYTES)
+                fmt_bytes_tick(buf, sizeof buf, t);
+            else
+                snprintf(buf, sizeof buf, "%g", t);
+            svg_text(f, x, top + ph + 15, 11, "middle", NULL, buf);
+        }
+    } else {
+        for (double t = ax.lo; t <= ax.hi + step * 1e-6; t += step) {
+            double x = left + (t - ax.lo) / (ax.hi - ax.lo) * pw;
+            fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"1\"/>\n", x,
+                    top, x, top + ph, fabs(t) < step * 1e-6 ? "#666" : "#e2e2e2");
+            fmt_num(buf, sizeof buf, t, step);
+            svg_text(f, x, top + ph + 15, 11, "middle", NULL, buf);
+        }
     }
     char axis[160];
     if (unit)
         snprintf(axis, sizeof axis, "%s (%s)", c->value_label ? c->value_label : "", unit);
+    else if (logax)
+        snprintf(axis, sizeof axis, "%s (log scale)", c->value_label ? c->value_label : "");
     else
         snprintf(axis, sizeof axis, "%s", c->value_label ? c->value_label : "");
     svg_text(f, left + pw / 2, top + ph + 34, 12, "middle", NULL, axis);
@@ -491,26 +580,34 @@ int report_bars(report *r, const report_bar_chart *c)
         fputs("</title>", f);
         esc_cut(f, c->categories[i], (int)(lab_w / (12 * 0.6)));
         fputs("</text>\n", f);
+        double row_total = 0; /* normalize: the parts as shares of this */
+        for (int s = 0; norm && s < ns; s++) {
+            double v = c->value[(size_t)i * ns + s];
+            if (isfinite(v) && v > 0)
+                row_total += v;
+        }
         double pos = 0, neg = 0;
         for (int s = 0; s < ns; s++) {
             double v = c->value[(size_t)i * ns + s];
-            if (!isfinite(v))
+            if (!isfinite(v) || (norm && !(v > 0)) || (logax && !(v > 0)))
                 continue;
+            double vv = norm ? (row_total > 0 ? v / row_total * 100 : 0) : v; /* where it is drawn */
             double e = c->err ? c->err[(size_t)i * ns + s] : NAN;
             double a, b, y = c->stacked ? y0 : y0 + s * bar_h;
             if (c->stacked) {
-                if (v >= 0) { a = pos; b = pos + v; pos = b; }
-                else { b = neg; a = neg + v; neg = a; }
+                if (vv >= 0) { a = pos; b = pos + vv; pos = b; }
+                else { b = neg; a = neg + vv; neg = a; }
             } else {
-                a = v < 0 ? v : 0;
-                b = v < 0 ? 0 : v;
+                a = vv < 0 ? vv : 0;
+                b = vv < 0 ? 0 : vv;
             }
             double xa = XV(a), xb = XV(b);
             if (xa < left) xa = left;
             if (xb > left + pw) xb = left + pw;
+            const char *col = series_color(c->colors, s);
             fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\" stroke=\"#fff\" "
                        "stroke-width=\"0.5\"><title>",
-                    xa, y, xb - xa > 0 ? xb - xa : 0, bar_h - 1, series_color(c->colors, s));
+                    xa, y, xb - xa > 0 ? xb - xa : 0, bar_h - 1, col);
             esc(f, c->categories[i]);
             if (c->series && c->series[s]) {
                 fputs(" \xE2\x80\x94 ", f);
@@ -521,9 +618,22 @@ int report_bars(report *r, const report_bar_chart *c)
             else
                 snprintf(buf, sizeof buf, "%.2f", v);
             fprintf(f, ": %s", buf);
+            if (norm)
+                fprintf(f, " (%.1f%%)", vv);
             if (isfinite(e) && e > 0)
                 fprintf(f, " \xC2\xB1 %.2f", e);
             fputs("</title></rect>\n", f);
+            if (norm) { /* the part's own value, inside it when it fits */
+                if (c->fmt == REPORT_FMT_BYTES)
+                    fmt_bytes(buf, sizeof buf, v);
+                else
+                    snprintf(buf, sizeof buf, "%.1f", v);
+                if (xb - xa >= text_w(buf, 10) + 6) {
+                    char style[40];
+                    snprintf(style, sizeof style, "style=\"fill:%s\"", text_on(col));
+                    svg_text(f, (xa + xb) / 2, y + bar_h - 4.5, 10, "middle", style, buf);
+                }
+            }
             if (!c->stacked) {
                 double xe = XV(v);
                 if (isfinite(e) && e > 0) {
@@ -552,16 +662,17 @@ int report_bars(report *r, const report_bar_chart *c)
             }
         }
         if (c->stacked) {
+            double total = norm ? row_total : pos + neg;
             if (c->fmt == REPORT_FMT_BYTES)
-                fmt_bytes(buf, sizeof buf, pos + neg);
+                fmt_bytes(buf, sizeof buf, total);
             else
-                snprintf(buf, sizeof buf, "%.1f", pos + neg);
+                snprintf(buf, sizeof buf, "%.1f", total);
             svg_text(f, XV(pos) + 4, y0 + bar_h - 4, 11, "start", NULL, buf);
         }
     }
     /* reference lines on top of the bars */
     for (int k = 0; k < c->n_ref; k++) {
-        if (!isfinite(c->ref[k]))
+        if (!isfinite(c->ref[k]) || norm)
             continue;
         double x = XV(c->ref[k]);
         if (x < left || x > left + pw)
@@ -572,9 +683,11 @@ int report_bars(report *r, const report_bar_chart *c)
                 x, top - 2, x, top + ph, col);
         esc(f, c->ref_labels ? c->ref_labels[k] : "reference");
         fputs("</title></line>\n", f);
-        if (c->ref_labels)
-            svg_text(f, x + 3, top + 9 + 11 * (k % 2), 10, x > left + pw * 0.8 ? "end" : "start",
+        if (c->ref_labels) { /* beside the line, never across it */
+            const int at_end = x > left + pw * 0.8;
+            svg_text(f, at_end ? x - 4 : x + 4, top + 9 + 11 * (k % 2), 10, at_end ? "end" : "start",
                      "fill=\"#333\"", c->ref_labels[k]);
+        }
     }
 #undef XV
     fputs("</svg>\n", f);

@@ -86,6 +86,12 @@ typedef struct report_bar_chart {
     const char *const *ref_labels;     /* n_ref labels, drawn at the top of each line */
     const int *ref_series;             /* n_ref: the series whose colour a line takes, or NULL (dark red) */
     int n_ref;
+    int log_axis;                      /* 1 (not stacked): a logarithmic value axis from the smallest
+                                          positive value, so small and large bars both read; ticks
+                                          at powers of 10 (bytes: of 2, 4, 16...) */
+    int normalize;                     /* 1 (stacked): each row as shares of its own total (0-100%),
+                                          each part labelled with its value where it fits; the
+                                          row's total printed at the end */
 } report_bar_chart;
 int report_bars(report *r, const report_bar_chart *c);
 
