@@ -29,7 +29,7 @@ RECORD=0
 t_start=$(date +%s)
 
 echo "== cortex-m: toolchain and emulator"
-bash scripts/deps.sh gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm python3
+bash scripts/deps.sh gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm python3 python3-numpy
 arm-none-eabi-gcc --version | head -1
 qemu-system-arm --version | head -1
 
@@ -65,6 +65,18 @@ for f in model_data.c model_data.h model8_data.c model8_data.h data.c data.h; do
     cmp -s "$BUILD/gen/$f.new" "$BUILD/gen/$f" && rm "$BUILD/gen/$f.new" || mv "$BUILD/gen/$f.new" "$BUILD/gen/$f"
 done
 
+echo "== cortex-m: KWS: the imported INT8 DS-CNN (MLPerf Tiny) and synthetic MFCC-shaped inputs"
+"$ODL" import "$ROOT/tests/data/mlperf_tiny/kws_ref_model.tflite" -o "$BUILD/gen/kws.odl" >/dev/null
+cc -std=c11 -O2 -I"$ROOT/include" -I"$ROOT/tools/odl" "$PORT/gen/kws_prefix.c" "$ROOT/tools/odl/cli.c" \
+    "$HOST/libodl_host.a" "$HOST/libodl.a" -lz -lm -o "$BUILD/gen/kws_prefix"
+"$BUILD/gen/kws_prefix" "$BUILD/gen/kws.odl" 19 "$BUILD/gen/kws-prefix.odl" >/dev/null   # INT8 nodes 0..18: the dense layer (19) is the head
+"${EXPORT[@]}" "$BUILD/gen/kws.odl" -o "$BUILD/gen/kws_model.c.new" --header "$BUILD/gen/kws_model.h.new" --name odl_kws
+"${EXPORT[@]}" "$BUILD/gen/kws-prefix.odl" -o "$BUILD/gen/kws_prefix_model.c.new" --header "$BUILD/gen/kws_prefix_model.h.new" --name odl_kws_pre
+/usr/bin/python3 "$PORT/gen/gen_kws.py" "$ODL" "$BUILD/gen/kws.odl" "$BUILD/gen/kws_data.c.new" "$BUILD/gen/kws_data.h.new"   # numpy: Debian's python3-numpy
+for f in kws_model.c kws_model.h kws_prefix_model.c kws_prefix_model.h kws_data.c kws_data.h; do
+    cmp -s "$BUILD/gen/$f.new" "$BUILD/gen/$f" && rm "$BUILD/gen/$f.new" || mv "$BUILD/gen/$f.new" "$BUILD/gen/$f"
+done
+
 echo "== cortex-m: build (arm-none-eabi-gcc, Cortex-M4F, RAM budget 128 KB)"
 make -s -C "$PORT" -j"$(nproc)" BUILD="$BUILD" TESTS="$TESTS" all >"$BUILD/make.log" 2>&1 || { cat "$BUILD/make.log"; exit 1; }
 arm-none-eabi-size "$BUILD/firmware.elf"
@@ -86,6 +98,19 @@ if [ $rc -eq 0 ] && tail -1 "$BUILD/firmware.log" | grep -q ' 0 failed$'; then
     passed=$((passed + 1)); echo "ok      firmware"
 else
     failed=$((failed + 1)); echo "not ok  firmware (exit $rc)"
+fi
+
+echo "== cortex-m: KWS firmware under QEMU (imported INT8 model, head learning)"
+arm-none-eabi-size "$BUILD/kws.elf"
+set +e
+qemu "$BUILD/kws.elf" "$BUILD/kws.log"
+rc=$?
+set -e
+cat "$BUILD/kws.log"
+if [ $rc -eq 0 ] && tail -1 "$BUILD/kws.log" | grep -q ' 0 failed$'; then
+    passed=$((passed + 1)); echo "ok      kws"
+else
+    failed=$((failed + 1)); echo "not ok  kws (exit $rc)"
 fi
 
 echo "== cortex-m: no double precision in the firmware (the M4F's FPU is single precision)"
@@ -123,6 +148,11 @@ echo "== cortex-m: sizes and instruction counts against ports/cortex-m/baseline.
     arm-none-eabi-size -A "$BUILD/fw/model_data.o" "$BUILD/fw/model8_data.o" "$BUILD/fw/data.o" | awk '$1 ~ /^\.rodata/ { s += $2 } END { printf "flash_data_bytes %d\n", s }'
     arm-none-eabi-size -A "$BUILD/libodl.a" | awk '$1 ~ /^\.text/ || $1 ~ /^\.rodata/ { s += $2 } END { printf "core_code_bytes %d\n", s }'
     grep '^COST ' "$BUILD/firmware.log" | awk '{ print $2, $3 }'
+    arm-none-eabi-size -A "$BUILD/kws.elf" | awk '
+        $1 == ".text" || $1 == ".ARM.exidx" || $1 == ".init_array" || $1 == ".fini_array" || $1 == ".data" { flash += $2 }
+        $1 == ".data" || $1 == ".bss" || $1 == ".stack" { ram += $2 }
+        END { printf "kws_flash_bytes %d\nkws_ram_static_bytes %d\n", flash, ram }'
+    grep '^COST ' "$BUILD/kws.log" | awk '{ print $2, $3 }'
 } >"$BUILD/measured.txt"
 if [ $RECORD = 1 ]; then
     {
