@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "report.h"
 #include "odl/learner.h"
+#include "odl/quant.h"
 
 static void help(FILE *f)
 {
@@ -318,6 +319,24 @@ int cmd_info(int argc, char **argv)
         cli_model_free(&cm);
         return cli_fail("learner plan", s, &d);
     }
+    /* a file with INT8 nodes covering everything below the head (an
+     * imported INT8 model, an odl quantize output): a device runs them in
+     * place from flash, as the firmwares do, so the frozen base's RAM is that
+     * prefix's plan (activations, conv scratch, state), not the FP32 scratch */
+    int32_t int8_below = 0;
+    if (head > 0) {
+        odl_model_desc qd;
+        int32_t qb = 0;
+        odl_mem_plan qp;
+        if (odl_host_desc_copy(&qd, &desc, desc.n_layers, NULL) == ODL_OK) {
+            if (odl_qfile_read_desc(cm.file, cm.file_len, &qd, &qb, NULL) == ODL_OK && qb >= head &&
+                odl_qmodel_plan_in_place(&desc, head, 1, &qp, NULL) == ODL_OK) {
+                bp = qp;
+                int8_below = head;
+            }
+            odl_host_desc_free(&qd);
+        }
+    }
     const size_t device = lp.total + bp.total;
     if (json) {
         printf("{\"model\": ");
@@ -355,8 +374,8 @@ int cmd_info(int argc, char **argv)
                strategy, (int)lc.replay.capacity, replay_f32 ? "f32" : "int8");
         for (int k = 0; k < ODL_MEM_KINDS; k++)
             printf("\"%s\": %zu, ", odl_mem_kind_name((odl_mem_kind)k), lp.bytes[k]);
-        printf("\"total\": %zu}, \"base_inference_in_place\": %zu, \"device_total\": %zu", lp.total, bp.total,
-               device);
+        printf("\"total\": %zu}, \"base_inference_in_place\": %zu, \"base_int8_nodes\": %d, \"device_total\": %zu",
+               lp.total, bp.total, (int)int8_below, device);
         if (budget)
             printf(", \"budget\": %zu, \"fits\": %s", budget, device <= budget ? "true" : "false");
         printf("}}\n");
@@ -421,7 +440,12 @@ int cmd_info(int argc, char **argv)
                lp.total, lp.bytes[ODL_MEM_PARAMS], lp.bytes[ODL_MEM_GRADS], lp.bytes[ODL_MEM_OPTIM],
                lp.bytes[ODL_MEM_ACTIVATIONS], lp.bytes[ODL_MEM_SCRATCH], lp.bytes[ODL_MEM_BUFFERS],
                lp.bytes[ODL_MEM_STATE]);
-        printf("  + frozen base, weights in flash: %zu bytes of RAM (inference scratch and state)\n", bp.total);
+        if (int8_below)
+            printf("  + frozen base, INT8 nodes 0..%d with their weights in flash: %zu bytes of RAM (input, "
+                   "activations, conv scratch and state)\n",
+                   (int)int8_below - 1, bp.total);
+        else
+            printf("  + frozen base, weights in flash: %zu bytes of RAM (inference scratch and state)\n", bp.total);
         printf("  = %zu bytes of RAM\n", device);
         if (budget) {
             if (device <= budget) {
@@ -469,7 +493,7 @@ int cmd_info(int argc, char **argv)
         const char *rec = NULL;
         if (!json)
             printf("\nstrategies within the %zu-byte budget (learner + frozen base's RAM; instructions per update\n"
-                   "on the Cortex-M4F from %s):\n  %-11s %10s %6s %16s\n", budget,
+                   "on the Cortex-M4F for edge-cnn from %s):\n  %-11s %10s %6s %16s\n", budget,
                    baseline ? baseline : "no baseline", "strategy", "bytes", "fits", "insn/update");
         for (int k = 0; k < ODL_STRATEGY_COUNT; k++) {
             odl_learner_cfg sc = odl_learner_cfg_for(order[k]);
@@ -491,7 +515,9 @@ int cmd_info(int argc, char **argv)
             any_fits |= fits;
             if (fits && !rec)
                 rec = name;
-            unsigned long long insn = baseline_insn(baseline, name);
+            /* the baseline's counts are the edge-cnn firmware's: another
+             * model's update costs something else */
+            unsigned long long insn = strcmp(meta_arch, "edge-cnn") ? 0 : baseline_insn(baseline, name);
             char ib[32] = "-";
             if (insn)
                 snprintf(ib, sizeof ib, "%llu", insn);

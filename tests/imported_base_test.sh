@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# tests/experiment_base_test.sh — `odl experiment --base FILE`: the standard
-# scenarios on a base the user brings (an imported ONNX/TFLite model).
+# tests/imported_base_test.sh — an imported model as the base of
+# `odl experiment --base FILE` (the standard scenarios on a base the user
+# brings) and of `odl info --budget` (the device's RAM: the INT8 prefix in
+# place from flash).
 #
-#   bash tests/experiment_base_test.sh PATH/TO/odl SOURCE_DIR
+#   bash tests/imported_base_test.sh PATH/TO/odl SOURCE_DIR
 #
 # Checks: a base whose input is not the data's samples and a base with the
 # wrong number of outputs are refused with one line naming both shapes; an
@@ -11,7 +13,7 @@
 # Fashion-MNIST (ODL_FASHION_DIR); the last line is "N passed, N failed".
 set -u
 if [ $# -lt 2 ]; then
-    echo "usage: bash tests/experiment_base_test.sh PATH/TO/odl SOURCE_DIR" >&2
+    echo "usage: bash tests/imported_base_test.sh PATH/TO/odl SOURCE_DIR" >&2
     exit 2
 fi
 ODL=$1
@@ -20,7 +22,7 @@ case $ODL in /*) ;; *) ODL=$PWD/$ODL ;; esac
 case $SRC in /*) ;; *) SRC=$PWD/$SRC ;; esac
 FASHION=${ODL_FASHION_DIR:-/usr/share/datasets/fashion-mnist}
 if [ ! -f "$FASHION/train-images-idx3-ubyte" ] && [ ! -f "$FASHION/train-images-idx3-ubyte.gz" ]; then
-    echo "experiment_base_test.sh: no Fashion-MNIST at $FASHION (set ODL_FASHION_DIR)" >&2
+    echo "imported_base_test.sh: no Fashion-MNIST at $FASHION (set ODL_FASHION_DIR)" >&2
     exit 1
 fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/odl_experiment_base.XXXXXX") || exit 2
@@ -46,6 +48,24 @@ refused() {  # NAME EXPECTED-SUBSTRING ARGS...
 "$ODL" import "$SRC/tests/data/mlperf_tiny/kws_ref_model.tflite" -o kws.odl >/dev/null 2>&1 || bad "import kws" "failed"
 refused "a base for other inputs is refused" "its input is 1x49x10, the samples of $FASHION are 1x28x28" \
     experiment s1 --base kws.odl --data "$FASHION" --seeds 1 --only naive --quiet
+
+# info --budget on an INT8 import: the frozen base is the INT8 prefix below
+# the head (nodes 0..18), planned in place, not the FP32 inference scratch
+"$ODL" info kws.odl --budget 1M --json >info.json 2>info.err || bad "info --budget on the KWS import" "$(cat info.err)"
+if /usr/bin/python3 - info.json <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))["learner"]
+assert j["base_int8_nodes"] == 19, j
+assert 16000 < j["base_inference_in_place"] < 40000, j   # activations 2 x 8,000 + scratch + state
+assert j["device_total"] == j["bytes"]["total"] + j["base_inference_in_place"], j
+PY
+then ok "info --budget plans the INT8 prefix of an INT8 import"; else bad "info --budget plans the INT8 prefix of an INT8 import" "$(cat info.json)"; fi
+"$ODL" info kws.odl --budget 1M >info.txt 2>&1
+if grep -q 'frozen base, INT8 nodes 0..18 with their weights in flash' info.txt && ! grep -qE '^  replay +[0-9]+ +(yes|no) +[0-9]' info.txt; then
+    ok "info --budget text: the INT8 prefix, no edge-cnn instruction counts"
+else
+    bad "info --budget text" "$(sed -n '/on-device learner/,$p' info.txt)"
+fi
 
 "$ODL" train --data "$FASHION" --arch edge-cnn --epochs 1 --limit 2000 --seed 0 -o fm.odl --quiet >/dev/null 2>&1 &&
     "$ODL" export fm.odl --tflite fm.tflite >/dev/null 2>&1 &&
