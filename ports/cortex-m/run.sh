@@ -114,7 +114,8 @@ else
 fi
 
 echo "== cortex-m: no double precision in the firmware (the M4F's FPU is single precision)"
-if python3 "$PORT/check_no_double.py" "$BUILD/firmware.elf" "$PORT/double_allowed.txt"; then
+if python3 "$PORT/check_no_double.py" "$BUILD/firmware.elf" "$PORT/double_allowed.txt" &&
+    python3 "$PORT/check_no_double.py" "$BUILD/kws.elf" "$PORT/double_allowed.txt" | tail -1; then
     passed=$((passed + 1))
 else
     failed=$((failed + 1))
