@@ -69,7 +69,7 @@ echo "== cortex-m: KWS: the imported INT8 DS-CNN (MLPerf Tiny) and synthetic MFC
 "$ODL" import "$ROOT/tests/data/mlperf_tiny/kws_ref_model.tflite" -o "$BUILD/gen/kws.odl" >/dev/null
 cc -std=c11 -O2 -I"$ROOT/include" -I"$ROOT/tools/odl" "$PORT/gen/kws_prefix.c" "$ROOT/tools/odl/cli.c" \
     "$HOST/libodl_host.a" "$HOST/libodl.a" -lz -lm -o "$BUILD/gen/kws_prefix"
-"$BUILD/gen/kws_prefix" "$BUILD/gen/kws.odl" 19 "$BUILD/gen/kws-prefix.odl" >/dev/null   # INT8 nodes 0..18: the dense layer (19) is the head
+"$BUILD/gen/kws_prefix" "$BUILD/gen/kws.odl" head "$BUILD/gen/kws-prefix.odl" >/dev/null   # INT8 nodes 0..18: the dense layer (19) is the head
 "${EXPORT[@]}" "$BUILD/gen/kws.odl" -o "$BUILD/gen/kws_model.c.new" --header "$BUILD/gen/kws_model.h.new" --name odl_kws
 "${EXPORT[@]}" "$BUILD/gen/kws-prefix.odl" -o "$BUILD/gen/kws_prefix_model.c.new" --header "$BUILD/gen/kws_prefix_model.h.new" --name odl_kws_pre
 /usr/bin/python3 "$PORT/gen/gen_kws.py" "$ODL" "$BUILD/gen/kws.odl" "$BUILD/gen/kws_data.c.new" "$BUILD/gen/kws_data.h.new"   # numpy: Debian's python3-numpy
