@@ -29,7 +29,7 @@ RECORD=0
 t_start=$(date +%s)
 
 echo "== cortex-m: toolchain and emulator"
-bash scripts/deps.sh gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm python3 python3-numpy
+bash scripts/deps.sh gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm python3 python3-numpy python3-torch
 arm-none-eabi-gcc --version | head -1
 qemu-system-arm --version | head -1
 
@@ -73,7 +73,14 @@ cc -std=c11 -O2 -I"$ROOT/include" -I"$ROOT/tools/odl" "$PORT/gen/kws_prefix.c" "
 "${EXPORT[@]}" "$BUILD/gen/kws.odl" -o "$BUILD/gen/kws_model.c.new" --header "$BUILD/gen/kws_model.h.new" --name odl_kws
 "${EXPORT[@]}" "$BUILD/gen/kws-prefix.odl" -o "$BUILD/gen/kws_prefix_model.c.new" --header "$BUILD/gen/kws_prefix_model.h.new" --name odl_kws_pre
 /usr/bin/python3 "$PORT/gen/gen_kws.py" "$ODL" "$BUILD/gen/kws.odl" "$BUILD/gen/kws_data.c.new" "$BUILD/gen/kws_data.h.new"   # numpy: Debian's python3-numpy
-for f in kws_model.c kws_model.h kws_prefix_model.c kws_prefix_model.h kws_data.c kws_data.h; do
+# an imported PyTorch residual network (ONNX), quantised below its head, for resnet.elf
+if [ ! -s "$BUILD/gen/rn-int8.odl" ]; then
+    /usr/bin/python3 "$PORT/gen/torch_resnet.py" "$BUILD/gen/rn.onnx" --data "$DATA" >/dev/null
+    "$ODL" import "$BUILD/gen/rn.onnx" -o "$BUILD/gen/rn.odl" >/dev/null
+    "$ODL" quantize "$BUILD/gen/rn.odl" --calib "$DATA" --calib-samples 200 --seed 0 -o "$BUILD/gen/rn-int8.odl" >/dev/null
+fi
+"${EXPORT[@]}" "$BUILD/gen/rn-int8.odl" -o "$BUILD/gen/rn_model.c.new" --header "$BUILD/gen/rn_model.h.new" --name odl_rn
+for f in kws_model.c kws_model.h kws_prefix_model.c kws_prefix_model.h kws_data.c kws_data.h rn_model.c rn_model.h; do
     cmp -s "$BUILD/gen/$f.new" "$BUILD/gen/$f" && rm "$BUILD/gen/$f.new" || mv "$BUILD/gen/$f.new" "$BUILD/gen/$f"
 done
 
@@ -100,22 +107,25 @@ else
     failed=$((failed + 1)); echo "not ok  firmware (exit $rc)"
 fi
 
-echo "== cortex-m: KWS firmware under QEMU (imported INT8 model, head learning)"
-arm-none-eabi-size "$BUILD/kws.elf"
-set +e
-qemu "$BUILD/kws.elf" "$BUILD/kws.log"
-rc=$?
-set -e
-cat "$BUILD/kws.log"
-if [ $rc -eq 0 ] && tail -1 "$BUILD/kws.log" | grep -q ' 0 failed$'; then
-    passed=$((passed + 1)); echo "ok      kws"
-else
-    failed=$((failed + 1)); echo "not ok  kws (exit $rc)"
-fi
+for fw in kws resnet; do   # imported models: kws.c (TFLite INT8), resnet.c (PyTorch via ONNX)
+    echo "== cortex-m: $fw firmware under QEMU (an imported model learning)"
+    arm-none-eabi-size "$BUILD/$fw.elf"
+    set +e
+    qemu "$BUILD/$fw.elf" "$BUILD/$fw.log"
+    rc=$?
+    set -e
+    cat "$BUILD/$fw.log"
+    if [ $rc -eq 0 ] && tail -1 "$BUILD/$fw.log" | grep -q ' 0 failed$'; then
+        passed=$((passed + 1)); echo "ok      $fw"
+    else
+        failed=$((failed + 1)); echo "not ok  $fw (exit $rc)"
+    fi
+done
 
 echo "== cortex-m: no double precision in the firmware (the M4F's FPU is single precision)"
 if python3 "$PORT/check_no_double.py" "$BUILD/firmware.elf" "$PORT/double_allowed.txt" &&
-    python3 "$PORT/check_no_double.py" "$BUILD/kws.elf" "$PORT/double_allowed.txt" | tail -1; then
+    python3 "$PORT/check_no_double.py" "$BUILD/kws.elf" "$PORT/double_allowed.txt" | tail -1 &&
+    python3 "$PORT/check_no_double.py" "$BUILD/resnet.elf" "$PORT/double_allowed.txt" | tail -1; then
     passed=$((passed + 1))
 else
     failed=$((failed + 1))
@@ -149,11 +159,13 @@ echo "== cortex-m: sizes and instruction counts against ports/cortex-m/baseline.
     arm-none-eabi-size -A "$BUILD/fw/model_data.o" "$BUILD/fw/model8_data.o" "$BUILD/fw/data.o" | awk '$1 ~ /^\.rodata/ { s += $2 } END { printf "flash_data_bytes %d\n", s }'
     arm-none-eabi-size -A "$BUILD/libodl.a" | awk '$1 ~ /^\.text/ || $1 ~ /^\.rodata/ { s += $2 } END { printf "core_code_bytes %d\n", s }'
     grep '^COST ' "$BUILD/firmware.log" | awk '{ print $2, $3 }'
-    arm-none-eabi-size -A "$BUILD/kws.elf" | awk '
-        $1 == ".text" || $1 == ".ARM.exidx" || $1 == ".init_array" || $1 == ".fini_array" || $1 == ".data" { flash += $2 }
-        $1 == ".data" || $1 == ".bss" || $1 == ".stack" { ram += $2 }
-        END { printf "kws_flash_bytes %d\nkws_ram_static_bytes %d\n", flash, ram }'
-    grep '^COST ' "$BUILD/kws.log" | awk '{ print $2, $3 }'
+    for fw in kws resnet; do
+        arm-none-eabi-size -A "$BUILD/$fw.elf" | awk -v p="$fw" '
+            $1 == ".text" || $1 == ".ARM.exidx" || $1 == ".init_array" || $1 == ".fini_array" || $1 == ".data" { flash += $2 }
+            $1 == ".data" || $1 == ".bss" || $1 == ".stack" { ram += $2 }
+            END { printf "%s_flash_bytes %d\n%s_ram_static_bytes %d\n", p, flash, p, ram }'
+        grep '^COST ' "$BUILD/$fw.log" | awk '{ print $2, $3 }'
+    done
 } >"$BUILD/measured.txt"
 if [ $RECORD = 1 ]; then
     {
