@@ -14,7 +14,10 @@ ok() { echo "ok  $1"; pass=$((pass + 1)); }
 bad() { echo "FAIL $1"; fail=$((fail + 1)); }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-model=$src/tests/data/mlp-1.0.odl
+# the counts are the edge-cnn firmware's: they are shown for an edge-cnn model
+[ -d "$data" ] || { echo "FAIL Fashion-MNIST not at $data (scripts/deps.sh installs dataset-fashion-mnist)"; exit 1; }
+"$odl" train --data "$data" --arch edge-cnn --epochs 1 --limit 300 --seed 0 --quiet -o "$tmp/cnn.odl" >/dev/null 2>&1
+model=$tmp/cnn.odl
 strategies="replay ewc ewc-online lwf ncm slda bias unfreeze"
 
 # the strategy rows: "name fp32 fits int8 fits insn"
@@ -40,6 +43,10 @@ done
 grep -q "^recommended: --strategy [a-z-]* ([0-9]* bytes):" "$tmp/out.txt" && [ -n "$(grep -A1 '^recommended:' "$tmp/out.txt" | tail -1 | tr -d ' ')" ] &&
     ok "budget: a recommendation with its reason" || bad "budget: no recommendation: $(tail -3 "$tmp/out.txt")"
 
+"$odl" info "$src/tests/data/mlp-1.0.odl" --budget 1M >"$tmp/mlp.txt" 2>&1
+[ -z "$(rows "$tmp/mlp.txt" | awk '$6 != "-"')" ] && ok "budget: no edge-cnn counts for another model" ||
+    bad "budget: an mlp shows the edge-cnn firmware's counts: $(rows "$tmp/mlp.txt")"
+
 # --baseline F: F's numbers, not the embedded ones; an unreadable F is an error
 printf 'insn_update_lwf 1234567\n' >"$tmp/b.txt"
 "$odl" info "$model" --budget 1M --baseline "$tmp/b.txt" >"$tmp/out2.txt" 2>&1
@@ -51,7 +58,6 @@ rows "$tmp/out2.txt" | awk '$1 == "lwf" { print $6 }' | grep -qx 1234567 && ok "
 
 # an edge-cnn whose FP32 inference alone exceeds 64K: the answer names what fits
 if [ -d "$data" ]; then
-    "$odl" train --data "$data" --arch edge-cnn --epochs 1 --limit 300 --seed 0 --quiet -o "$tmp/cnn.odl" >/dev/null 2>&1
     "$odl" info "$tmp/cnn.odl" --budget 64K >"$tmp/out3.txt" 2>&1
     rc=$?
     grep -q "INT8 base" "$tmp/out3.txt" && grep -qE "^  --strategy [a-z-]+ .*fits \([0-9]+ bytes\)" "$tmp/out3.txt" &&

@@ -29,7 +29,7 @@ RECORD=0
 t_start=$(date +%s)
 
 echo "== cortex-m: toolchain and emulator"
-bash scripts/deps.sh gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm python3
+bash scripts/deps.sh gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm python3 python3-numpy python3-torch
 arm-none-eabi-gcc --version | head -1
 qemu-system-arm --version | head -1
 
@@ -62,6 +62,25 @@ fi
 "${EXPORT[@]}" "$BUILD/gen/base8-int8.odl" -o "$BUILD/gen/model8_data.c.new" --header "$BUILD/gen/model8_data.h.new" --name odl_base8
 python3 "$PORT/gen/gen_data.py" "$DATA" "$BUILD/gen/data.c.new" "$BUILD/gen/data.h.new" --old 200 --per-class 10 --test 500
 for f in model_data.c model_data.h model8_data.c model8_data.h data.c data.h; do   # keep timestamps when unchanged
+    cmp -s "$BUILD/gen/$f.new" "$BUILD/gen/$f" && rm "$BUILD/gen/$f.new" || mv "$BUILD/gen/$f.new" "$BUILD/gen/$f"
+done
+
+echo "== cortex-m: KWS: the imported INT8 DS-CNN (MLPerf Tiny) and synthetic MFCC-shaped inputs"
+"$ODL" import "$ROOT/tests/data/mlperf_tiny/kws_ref_model.tflite" -o "$BUILD/gen/kws.odl" >/dev/null
+cc -std=c11 -O2 -I"$ROOT/include" -I"$ROOT/tools/odl" "$PORT/gen/kws_prefix.c" "$ROOT/tools/odl/cli.c" \
+    "$HOST/libodl_host.a" "$HOST/libodl.a" -lz -lm -o "$BUILD/gen/kws_prefix"
+"$BUILD/gen/kws_prefix" "$BUILD/gen/kws.odl" head "$BUILD/gen/kws-prefix.odl" >/dev/null   # INT8 nodes 0..18: the dense layer (19) is the head
+"${EXPORT[@]}" "$BUILD/gen/kws.odl" -o "$BUILD/gen/kws_model.c.new" --header "$BUILD/gen/kws_model.h.new" --name odl_kws
+"${EXPORT[@]}" "$BUILD/gen/kws-prefix.odl" -o "$BUILD/gen/kws_prefix_model.c.new" --header "$BUILD/gen/kws_prefix_model.h.new" --name odl_kws_pre
+/usr/bin/python3 "$PORT/gen/gen_kws.py" "$ODL" "$BUILD/gen/kws.odl" "$BUILD/gen/kws_data.c.new" "$BUILD/gen/kws_data.h.new"   # numpy: Debian's python3-numpy
+# an imported PyTorch residual network (ONNX), quantised below its head, for resnet.elf
+if [ ! -s "$BUILD/gen/rn-int8.odl" ]; then
+    /usr/bin/python3 "$PORT/gen/torch_resnet.py" "$BUILD/gen/rn.onnx" --data "$DATA" >/dev/null
+    "$ODL" import "$BUILD/gen/rn.onnx" -o "$BUILD/gen/rn.odl" >/dev/null
+    "$ODL" quantize "$BUILD/gen/rn.odl" --calib "$DATA" --calib-samples 200 --seed 0 -o "$BUILD/gen/rn-int8.odl" >/dev/null
+fi
+"${EXPORT[@]}" "$BUILD/gen/rn-int8.odl" -o "$BUILD/gen/rn_model.c.new" --header "$BUILD/gen/rn_model.h.new" --name odl_rn
+for f in kws_model.c kws_model.h kws_prefix_model.c kws_prefix_model.h kws_data.c kws_data.h rn_model.c rn_model.h; do
     cmp -s "$BUILD/gen/$f.new" "$BUILD/gen/$f" && rm "$BUILD/gen/$f.new" || mv "$BUILD/gen/$f.new" "$BUILD/gen/$f"
 done
 
@@ -100,8 +119,25 @@ else
     failed=$((failed + 1)); echo "not ok  bench_qkernels (exit $rc)"
 fi
 
+for fw in kws resnet; do   # imported models: kws.c (TFLite INT8), resnet.c (PyTorch via ONNX)
+    echo "== cortex-m: $fw firmware under QEMU (an imported model learning)"
+    arm-none-eabi-size "$BUILD/$fw.elf"
+    set +e
+    qemu "$BUILD/$fw.elf" "$BUILD/$fw.log"
+    rc=$?
+    set -e
+    cat "$BUILD/$fw.log"
+    if [ $rc -eq 0 ] && tail -1 "$BUILD/$fw.log" | grep -q ' 0 failed$'; then
+        passed=$((passed + 1)); echo "ok      $fw"
+    else
+        failed=$((failed + 1)); echo "not ok  $fw (exit $rc)"
+    fi
+done
+
 echo "== cortex-m: no double precision in the firmware (the M4F's FPU is single precision)"
-if python3 "$PORT/check_no_double.py" "$BUILD/firmware.elf" "$PORT/double_allowed.txt"; then
+if python3 "$PORT/check_no_double.py" "$BUILD/firmware.elf" "$PORT/double_allowed.txt" &&
+    python3 "$PORT/check_no_double.py" "$BUILD/kws.elf" "$PORT/double_allowed.txt" | tail -1 &&
+    python3 "$PORT/check_no_double.py" "$BUILD/resnet.elf" "$PORT/double_allowed.txt" | tail -1; then
     passed=$((passed + 1))
 else
     failed=$((failed + 1))
@@ -135,6 +171,13 @@ echo "== cortex-m: sizes and instruction counts against ports/cortex-m/baseline.
     arm-none-eabi-size -A "$BUILD/fw/model_data.o" "$BUILD/fw/model8_data.o" "$BUILD/fw/data.o" | awk '$1 ~ /^\.rodata/ { s += $2 } END { printf "flash_data_bytes %d\n", s }'
     arm-none-eabi-size -A "$BUILD/libodl.a" | awk '$1 ~ /^\.text/ || $1 ~ /^\.rodata/ { s += $2 } END { printf "core_code_bytes %d\n", s }'
     grep -h '^COST ' "$BUILD/firmware.log" "$BUILD/bench_qkernels.log" | awk '{ print $2, $3 }'
+    for fw in kws resnet; do
+        arm-none-eabi-size -A "$BUILD/$fw.elf" | awk -v p="$fw" '
+            $1 == ".text" || $1 == ".ARM.exidx" || $1 == ".init_array" || $1 == ".fini_array" || $1 == ".data" { flash += $2 }
+            $1 == ".data" || $1 == ".bss" || $1 == ".stack" { ram += $2 }
+            END { printf "%s_flash_bytes %d\n%s_ram_static_bytes %d\n", p, flash, p, ram }'
+        grep '^COST ' "$BUILD/$fw.log" | awk '{ print $2, $3 }'
+    done
 } >"$BUILD/measured.txt"
 if [ $RECORD = 1 ]; then
     {

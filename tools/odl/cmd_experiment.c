@@ -20,6 +20,10 @@ static void help(FILE *f)
           "\n"
           "  --data DIR      MNIST-style IDX directory  (default /usr/share/datasets/fashion-mnist)\n"
           "  --work DIR      where base models are kept (default odl-work)\n"
+          "  --base FILE     use this .odl model as the base instead of training edge-cnn\n"
+          "                  (an imported ONNX/TFLite model, or any odl model): its input\n"
+          "                  must be the data's sample shape, its outputs the scenario's\n"
+          "                  base classes (s1: 10, s2: 8, s3: 4)\n"
           "  --init I        base init: torch (PyTorch's default, as the protocol's\n"
           "                  reference) | he (odl train's default)  (default torch)\n"
           "  --seeds N       seeds per strategy         (default 3)\n"
@@ -73,6 +77,7 @@ static double stats_std(const stats *s)
 
 typedef struct ctx {
     const char *data, *work, *only, *init;
+    const char *base_path; /* --base: the user's model instead of edge-cnn */
     int seeds, quiet;
     strat added[16];
     int n_added;
@@ -172,8 +177,38 @@ static int subset(const odl_dataset *ds, int32_t lo, int32_t hi, odl_dataset *ou
 
 /* The base model for classes [0, hi], trained with the protocol's settings
  * (Adam 1e-3, batch 64, 3 epochs, seed 0) unless the work dir has it. */
+/* The user's base (--base) for a scenario whose base knows classes [0, hi]:
+ * its input must be the data's samples and its outputs hi + 1. */
+static int get_user_base(ctx *c, int32_t hi, cli_model *cm)
+{
+    odl_model_cfg cfg = odl_model_cfg_defaults();
+    cfg.max_batch = 256;
+    if (cli_model_load(c->base_path, &cfg, cm))
+        return 1;
+    const odl_model_desc *d = &cm->desc;
+    const int32_t outputs = odl_model_n_classes(cm->m);
+    if (d->in_c != c->train.c || d->in_h != c->train.h || d->in_w != c->train.w) {
+        cli_error("--base %s: its input is %dx%dx%d, the samples of %s are %dx%dx%d (CxHxW): the experiments need a "
+                  "base made for this data set",
+                  c->base_path, (int)d->in_c, (int)d->in_h, (int)d->in_w, c->data, (int)c->train.c, (int)c->train.h,
+                  (int)c->train.w);
+        cli_model_free(cm);
+        return 1;
+    }
+    if (outputs != hi + 1) {
+        cli_error("--base %s: %d outputs; this scenario's base knows classes 0-%d (%d outputs): run the scenario "
+                  "it fits (s1: 10, s2: 8, s3: 4) or give a base trained on those classes",
+                  c->base_path, (int)outputs, (int)hi, (int)hi + 1);
+        cli_model_free(cm);
+        return 1;
+    }
+    return 0;
+}
+
 static int get_base(ctx *c, int32_t hi, cli_model *cm)
 {
+    if (c->base_path)
+        return get_user_base(c, hi, cm);
     char path[1024];
     snprintf(path, sizeof path, "%s/base-0-%d-%s-s%d.odl", c->work, (int)hi, c->init, LEARN_SHARDS_DEFAULT);
     struct stat sb;
@@ -764,7 +799,7 @@ int cmd_experiment(int argc, char **argv)
             c.quiet = 1;
         } else if ((r = cli_opt(&a, "--data", &c.data)) || (r = cli_opt(&a, "--work", &c.work)) ||
                    (r = cli_opt(&a, "--json", &json)) || (r = cli_opt(&a, "--only", &c.only)) ||
-                   (r = cli_opt(&a, "--report", &report_path)) ||
+                   (r = cli_opt(&a, "--report", &report_path)) || (r = cli_opt(&a, "--base", &c.base_path)) ||
                    (r = cli_opt(&a, "--init", &c.init))) {
             if (r < 0) return 2;
             if (strcmp(c.init, "torch") && strcmp(c.init, "he"))
@@ -905,8 +940,12 @@ int cmd_experiment(int argc, char **argv)
            "  exemplars), int8 = latents stored as INT8, ewc lambda=X = EWC at penalty X, +K = K more layers trained\n"
            "  below the head, +adR = a residual adapter of bottleneck R, match/mix/aug/der = the --add options\n"
            "  (docs/cli.md)\n");
-    printf("\nexperiment %s: %.0f s (mean ± std over %d seeds; bases: %s init)\n", which, cli_now() - t0, c.seeds,
-           c.init);
+    if (c.base_path)
+        printf("\nexperiment %s: %.0f s (mean ± std over %d seeds; base: %s)\n", which, cli_now() - t0, c.seeds,
+               c.base_path);
+    else
+        printf("\nexperiment %s: %.0f s (mean ± std over %d seeds; bases: %s init)\n", which, cli_now() - t0, c.seeds,
+               c.init);
     odl_dataset_free(&c.train);
     odl_dataset_free(&c.test);
     if (!rc && report_path) {

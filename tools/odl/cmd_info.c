@@ -361,6 +361,24 @@ int cmd_info(int argc, char **argv)
         cli_model_free(&cm);
         return cli_fail("learner plan", s, &d);
     }
+    /* a file with INT8 nodes covering everything below the head (an
+     * imported INT8 model, an odl quantize output): a device runs them in
+     * place from flash, as the firmwares do, so the frozen base's RAM is that
+     * prefix's plan (activations, conv scratch, state), not the FP32 scratch */
+    int32_t int8_below = 0;
+    if (head > 0) {
+        odl_model_desc qd;
+        int32_t qb = 0;
+        odl_mem_plan qp;
+        if (odl_host_desc_copy(&qd, &desc, desc.n_layers, NULL) == ODL_OK) {
+            if (odl_qfile_read_desc(cm.file, cm.file_len, &qd, &qb, NULL) == ODL_OK && qb >= head &&
+                odl_qmodel_plan_in_place(&desc, head, 1, &qp, NULL) == ODL_OK) {
+                bp = qp;
+                int8_below = head;
+            }
+            odl_host_desc_free(&qd);
+        }
+    }
     const size_t device = lp.total + bp.total;
     if (json) {
         printf("{\"model\": ");
@@ -398,8 +416,8 @@ int cmd_info(int argc, char **argv)
                strategy, (int)lc.replay.capacity, replay_f32 ? "f32" : "int8");
         for (int k = 0; k < ODL_MEM_KINDS; k++)
             printf("\"%s\": %zu, ", odl_mem_kind_name((odl_mem_kind)k), lp.bytes[k]);
-        printf("\"total\": %zu}, \"base_inference_in_place\": %zu, \"device_total\": %zu", lp.total, bp.total,
-               device);
+        printf("\"total\": %zu}, \"base_inference_in_place\": %zu, \"base_int8_nodes\": %d, \"device_total\": %zu",
+               lp.total, bp.total, (int)int8_below, device);
         if (budget)
             printf(", \"budget\": %zu, \"fits\": %s", budget, device <= budget ? "true" : "false");
         printf("}}\n");
@@ -464,7 +482,12 @@ int cmd_info(int argc, char **argv)
                lp.total, lp.bytes[ODL_MEM_PARAMS], lp.bytes[ODL_MEM_GRADS], lp.bytes[ODL_MEM_OPTIM],
                lp.bytes[ODL_MEM_ACTIVATIONS], lp.bytes[ODL_MEM_SCRATCH], lp.bytes[ODL_MEM_BUFFERS],
                lp.bytes[ODL_MEM_STATE]);
-        printf("  + frozen base, weights in flash: %zu bytes of RAM (inference scratch and state)\n", bp.total);
+        if (int8_below)
+            printf("  + frozen base, INT8 nodes 0..%d with their weights in flash: %zu bytes of RAM (input, "
+                   "activations, conv scratch and state)\n",
+                   (int)int8_below - 1, bp.total);
+        else
+            printf("  + frozen base, weights in flash: %zu bytes of RAM (inference scratch and state)\n", bp.total);
         printf("  = %zu bytes of RAM\n", device);
         if (budget) {
             if (device <= budget) {
@@ -518,9 +541,9 @@ int cmd_info(int argc, char **argv)
             q_unfreeze = qp.total;
         if (!json) {
             printf("\nevery strategy against the %zu-byte budget: learner + the base's RAM (weights in flash), with\n"
-                   "the FP32 base (%zu bytes) and with its INT8 prefix (odl quantize; %s); instructions per\n"
-                   "update measured on the Cortex-M4F (the firmware's edge-cnn head, %s):\n",
-                   budget, bp.total, q_head ? "in place" : "not quantisable here",
+                   "the %s base (%zu bytes) and with its INT8 prefix (odl quantize; %s); instructions per\n"
+                   "update measured on the Cortex-M4F (the firmware's edge-cnn head, for edge-cnn models; %s):\n",
+                   budget, int8_below ? "file's own INT8" : "FP32", bp.total, q_head ? "in place" : "not quantisable here",
                    baseline ? baseline : "recorded when odl was built");
             printf("  %-11s %10s %5s %12s %5s %16s\n", "strategy", "FP32 base", "fits", "INT8 base", "fits",
                    "M4F insn/update");
@@ -543,7 +566,9 @@ int cmd_info(int argc, char **argv)
             const char *name = odl_strategy_name(st);
             char key[64], ib[32] = "-", qb[24] = "-";
             strategy_key(key, sizeof key, "insn_update_", name);
-            const unsigned long long insn = mcu_cost(baseline, key);
+            /* the counts are the edge-cnn firmware's head: another model's
+             * head costs something else, so none are shown for it */
+            const unsigned long long insn = strcmp(meta_arch, "edge-cnn") ? 0 : mcu_cost(baseline, key);
             if (insn)
                 snprintf(ib, sizeof ib, "%llu", insn);
             if (odl_learner_plan(&sc, cm.m, &sp, NULL) != ODL_OK) {
