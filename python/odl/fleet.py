@@ -373,7 +373,6 @@ class Server:
     from the devices') and the fleet-wide evaluation gate."""
 
     def __init__(self, cfg, base):
-        import odl  # noqa: F401
         d = _data(cfg["data"])
         n = cfg["heldout"]
         r = _rng(cfg["seed"], 0x5E7)
@@ -455,8 +454,6 @@ def simulate(base, out=None, client=None, **kw):
     if cfg["devices"] < 1 or cfg["rounds"] < 1:
         raise ValueError("simulate: devices and rounds must be >= 1")
     cfg["learner"] = learner_options(cfg)
-    with open(base, "rb") as f:
-        base_bytes = f.read()
     global_model = odl.load(base)
     b = cfg["boundary"] if cfg["boundary"] is not None else "head"
     global_model.freeze(b)
@@ -466,10 +463,10 @@ def simulate(base, out=None, client=None, **kw):
     if [np.shape(a) for a in probe.get_weights()] != [np.shape(a) for a in head]:
         raise ValueError("simulate: the learner's head and the model's frozen head differ; give --boundary")
     probe.close()
-    base_frozen = os.path.join(tempfile.mkdtemp(prefix="odl-fleet-"), "base.odl")
-    global_model.save(base_frozen)
-    with open(base_frozen, "rb") as f:
-        base_bytes = f.read()
+    with tempfile.TemporaryDirectory(prefix="odl-fleet-") as tmp:  # the base as workers load it: head trainable
+        global_model.save(os.path.join(tmp, "base.odl"))
+        with open(os.path.join(tmp, "base.odl"), "rb") as f:
+            base_bytes = f.read()
     users = [draw_user(cfg["seed"], i, cfg) for i in range(cfg["devices"])]
     poison = poisoners(cfg["seed"], cfg["devices"], cfg["poison"])
     server = Server(cfg, global_model)

@@ -31,7 +31,7 @@ class Weights(unittest.TestCase):
     def test_set_changes_predictions_and_round_trips(self):
         self.m.freeze("head")
         head = self.m.get_weights()
-        x, y = self.te.x, self.te.y
+        x = self.te.x
         logits = self.m.logits(x)
         # a bias added to class 3 moves exactly that logit
         b = [head[0], head[1] + np.eye(10, dtype=np.float32)[3] * 2.5]
