@@ -41,9 +41,10 @@ class Simulate(unittest.TestCase):
 
     def test_clean_fleet(self):
         res, out = self.run_fleet("a", seed=3)
-        _, out2 = self.run_fleet("b", seed=3)
+        _, out2 = self.run_fleet("b", seed=3, per_task=1)  # other task grouping, same devices
         _, out3 = self.run_fleet("c", seed=4)
-        # the same seed, the same tables, byte for byte; another seed, other users
+        # the same seed, the same tables, byte for byte (however devices are grouped into tasks);
+        # another seed, other users
         self.assertEqual(self.read(out, "devices.csv"), self.read(out2, "devices.csv"))
         self.assertEqual(self.read(out, "rounds.csv"), self.read(out2, "rounds.csv"))
         self.assertNotEqual(self.read(out, "devices.csv"), self.read(out3, "devices.csv"))
