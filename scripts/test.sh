@@ -8,10 +8,11 @@ cd "$(dirname "$0")/.."
 # libonnx-testdata: ONNX's operator suite; python3-torch, -torchvision, -onnx:
 # odl against PyTorch on real architectures (tests/torch, tests/onnx_test.sh);
 # python3-pyarmnn, libarmnn-cpuref-backend22: ArmNN, the TFLite reference (tests/tflite_test.sh);
-# python3-venv: pip installs; jupyter-nbconvert, -nbclient, -ipykernel, -matplotlib: the notebook
+# python3-venv: pip installs; jupyter-nbconvert, -nbclient, -ipykernel, -matplotlib: the notebook;
+# python3-distributed: Dask, the fleet simulation (tests/fleet)
 bash scripts/deps.sh valgrind python3 pkg-config chromium fonts-dejavu-core libonnx-testdata python3-onnx \
     python3-torch python3-torchvision python3-pyarmnn libarmnn-cpuref-backend22 python3-venv \
-    jupyter-nbconvert python3-nbclient python3-ipykernel python3-matplotlib
+    jupyter-nbconvert python3-nbclient python3-ipykernel python3-matplotlib python3-distributed
 jobs=$(nproc)
 
 echo "== release build"

@@ -65,6 +65,21 @@ int odl_capi_model_predict(odl_capi_model *m, const float *x, int32_t n, int32_t
                            float *out_logits, char *err, size_t errcap);
 /* Writes the model to PATH atomically (PATH.tmp, fsync, rename). */
 int odl_capi_model_save(const odl_capi_model *m, const char *path, char *err, size_t errcap);
+/* The model's parameter tensors, for exchanging a head between processes
+ * (federated learning: python/odl/fleet.py). Lists, in layer order, each
+ * layer's weights (which = 0) then bias (which = 1), only layers marked
+ * trainable when trainable_only != 0 (the head after a freeze, or a learner's
+ * model): layer[i], which[i] and count[i] (float values) for i < cap (any
+ * array may be NULL). Returns how many tensors there are, or < 0 (no model). */
+int odl_capi_model_param_list(const odl_capi_model *m, int trainable_only, int32_t *layer, int32_t *which,
+                              int64_t *count, int cap);
+/* Copies tensor (layer, which) out into `out` / in from `x`; n must be the
+ * tensor's exact count (odl_capi_model_param_list), non-finite values are
+ * refused by set. ODL_ERR_ARG names the layer and the counts otherwise. */
+int odl_capi_model_get_param(const odl_capi_model *m, int32_t layer, int32_t which, float *out, int64_t n,
+                             char *err, size_t errcap);
+int odl_capi_model_set_param(odl_capi_model *m, int32_t layer, int32_t which, const float *x, int64_t n,
+                             char *err, size_t errcap);
 
 /* ---- the learner (odl/learner.h) ------------------------------------------ */
 typedef struct odl_capi_learner odl_capi_learner;

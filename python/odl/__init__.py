@@ -539,6 +539,61 @@ class Model:
         right = sum(int(a == b) for a, b in zip(cls, ys))
         return right / max(1, len(ys))
 
+    def _param_list(self, trainable_only):
+        n = _c.odl_capi_model_param_list(self._h, 1 if trainable_only else 0, None, None, None, 0)
+        layer, which = (ctypes.c_int32 * max(n, 1))(), (ctypes.c_int32 * max(n, 1))()
+        count = (ctypes.c_int64 * max(n, 1))()
+        _c.odl_capi_model_param_list(self._h, 1 if trainable_only else 0, layer, which, count, n)
+        return [(layer[i], which[i], count[i]) for i in range(n)]
+
+    def _param_shape(self, layer, which, count, layers):
+        units = layers[layer]["units"] if layer < len(layers) else 0
+        if which == 0 and units > 0 and count % units == 0 and count != units:
+            return (units, count // units)  # weights: one row per output unit
+        return (count,)
+
+    def get_weights(self, trainable_only=True):
+        """The parameters as a list of float32 arrays (a copy), in layer order,
+        each layer's weights (units x inputs) then its bias: only the trainable
+        layers (the head after freeze("head"), a learner's head) by default,
+        every layer with trainable_only=False. Without NumPy: flat lists."""
+        layers = self.info()["layers"]
+        out = []
+        for layer, which, count in self._param_list(trainable_only):
+            buf, ptr = _out(ctypes.c_float, count)
+            err = _errbuf()
+            _check(_c.odl_capi_model_get_param(self._h, layer, which, ptr, count, err, _ERRCAP), err)
+            out.append(_ret(buf, self._param_shape(layer, which, count, layers)) if _np is not None else list(buf))
+        return out
+
+    def set_weights(self, weights, trainable_only=True):
+        """Sets the parameters from a list shaped like get_weights(trainable_only)
+        returns (same count of arrays, same number of values in each; finite).
+        Nothing is changed when any array is refused. Returns the model."""
+        tensors = self._param_list(trainable_only)
+        weights = list(weights)
+        if len(weights) != len(tensors):
+            raise ValueError("set_weights: %d arrays given; the model's %s parameters are %d arrays (%s)" % (
+                len(weights), "trainable" if trainable_only else "", len(tensors),
+                ", ".join("layer %d %s %d" % (l, "bias" if w else "weights", c) for l, w, c in tensors)))
+        bufs = []
+        for k, ((layer, which, count), a) in enumerate(zip(tensors, weights)):
+            f = _Floats(a)
+            if f.count != count:
+                shape = tuple(getattr(a, "shape", (f.count,)))
+                raise ValueError("set_weights: array %d (layer %d %s) has %d values %s; the model needs %d" % (
+                    k, layer, "bias" if which else "weights", f.count, shape, count))
+            if _np is not None and not _np.all(_np.isfinite(f.np)):
+                raise ValueError("set_weights: array %d (layer %d %s) holds non-finite values" % (
+                    k, layer, "bias" if which else "weights"))
+            bufs.append(f)
+        for (layer, which, count), f in zip(tensors, bufs):
+            err = _errbuf()
+            _check(_c.odl_capi_model_set_param(self._h, layer, which, f.ptr, count, err, _ERRCAP), err)
+        self._drop_trainer()  # its optimizer state belongs to the old values
+        self.modified = True
+        return self
+
     def save(self, path):
         """Writes the model to PATH atomically (an .odl file; odl.load and the odl tool read it)."""
         err = _errbuf()
@@ -834,6 +889,13 @@ class Learner:
         if not h:
             raise OdlError(-1, err.value.decode(errors="replace"))
         return Model(h, "learner v%d" % self.status().version)
+
+    def get_weights(self):
+        """The current head (layers from the learner's boundary on, calibration
+        biases folded in) as a list of float32 arrays, like Model.get_weights.
+        To start a learner from a given head: model.set_weights(head), then
+        Learner(model) (the learner copies the head when it is created)."""
+        return self.current_model().get_weights(trainable_only=True)
 
     def save(self, path):
         """Writes the current model to PATH (atomically); odl.load reads it back."""

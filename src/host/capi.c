@@ -395,6 +395,105 @@ int odl_capi_model_save(const odl_capi_model *m, const char *path, char *err, si
     return s == ODL_OK ? ODL_OK : fail_diag(err, errcap, s, &d);
 }
 
+/* Parameter tensors ------------------------------------------------------------------ */
+
+int odl_capi_model_param_list(const odl_capi_model *m, int trainable_only, int32_t *layer, int32_t *which,
+                              int64_t *count, int cap)
+{
+    if (!m)
+        return ODL_ERR_ARG;
+    int k = 0;
+    for (int32_t i = 0; i < m->desc.n_layers; i++) {
+        if (trainable_only && !m->desc.layers[i].trainable)
+            continue;
+        for (int32_t w = 0; w < 2; w++) {
+            size_t n = 0;
+            if (!odl_model_param_const(m->m, i, w, &n) || !n)
+                continue;
+            if (k < cap) {
+                if (layer)
+                    layer[k] = i;
+                if (which)
+                    which[k] = w;
+                if (count)
+                    count[k] = (int64_t)n;
+            }
+            k++;
+        }
+    }
+    return k;
+}
+
+/* The tensor (layer, which) of m holding exactly n values, or NULL with err set. */
+static const float *param_tensor(const odl_capi_model *m, int32_t layer, int32_t which, int64_t n, const char *what,
+                                 char *err, size_t errcap)
+{
+    if (!m) {
+        set_err(err, errcap, "%s: no model", what);
+        return NULL;
+    }
+    if (layer < 0 || layer >= m->desc.n_layers || (which != 0 && which != 1)) {
+        set_err(err, errcap, "%s: layer %d / %s is outside the model (layers 0..%d; which 0 = weights, 1 = bias)",
+                what, (int)layer, which == 1 ? "bias" : which == 0 ? "weights" : "?", (int)m->desc.n_layers - 1);
+        return NULL;
+    }
+    size_t have = 0;
+    const float *p = odl_model_param_const(m->m, layer, which, &have);
+    if (!p || !have) {
+        set_err(err, errcap, "%s: layer %d (%s) has no float %s", what, (int)layer,
+                odl_layer_type_name(m->desc.layers[layer].type), which ? "bias" : "weights");
+        return NULL;
+    }
+    if (n < 0 || (uint64_t)n != (uint64_t)have) {
+        set_err(err, errcap, "%s: layer %d %s holds %zu values, not %lld", what, (int)layer,
+                which ? "bias" : "weights", have, (long long)n);
+        return NULL;
+    }
+    return p;
+}
+
+int odl_capi_model_get_param(const odl_capi_model *m, int32_t layer, int32_t which, float *out, int64_t n,
+                             char *err, size_t errcap)
+{
+    clear_err(err, errcap);
+    const float *p = param_tensor(m, layer, which, n, "get params", err, errcap);
+    if (!p)
+        return ODL_ERR_ARG;
+    if (!out) {
+        set_err(err, errcap, "get params: no output buffer");
+        return ODL_ERR_ARG;
+    }
+    memcpy(out, p, sizeof(float) * (size_t)n);
+    return ODL_OK;
+}
+
+int odl_capi_model_set_param(odl_capi_model *m, int32_t layer, int32_t which, const float *x, int64_t n,
+                             char *err, size_t errcap)
+{
+    clear_err(err, errcap);
+    if (!param_tensor(m, layer, which, n, "set params", err, errcap))
+        return ODL_ERR_ARG;
+    if (!x) {
+        set_err(err, errcap, "set params: no values");
+        return ODL_ERR_ARG;
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) {
+            set_err(err, errcap, "set params: layer %d %s value %lld is not finite (%g)", (int)layer,
+                    which ? "bias" : "weights", (long long)i, (double)x[i]);
+            return ODL_ERR_ARG;
+        }
+    size_t have = 0;
+    float *dst = odl_model_param(m->m, layer, which, &have);
+    if (!dst || have != (size_t)n) { /* in-place (external) parameters are read-only */
+        set_err(err, errcap, "set params: layer %d %s cannot be written (read-only parameters)", (int)layer,
+                which ? "bias" : "weights");
+        return ODL_ERR_ARG;
+    }
+    memcpy(dst, x, sizeof(float) * (size_t)n);
+    return ODL_OK;
+}
+
 /* ---- learner ---------------------------------------------------------------------- */
 
 struct odl_capi_learner {
