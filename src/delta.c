@@ -565,10 +565,18 @@ odl_status odl_delta_verify(odl_delta_receiver *r, const void *buf, size_t len, 
         return refuse(why, ODL_DELTA_UNSIGNED,
                       odl_fail(d, ODL_EVENT_REJECTED, "delta from device %u: unsigned (no AUTH chunk)",
                                (unsigned)dev));
+    /* binary search: the keys are sorted by device id (odl/delta.h) */
     odl_delta_key *k = NULL;
-    for (int32_t i = 0; i < r->n_keys && !k; i++)
-        if (r->keys[i].device_id == dev)
-            k = &r->keys[i];
+    int32_t lo = 0, hi = r->n_keys;
+    while (lo < hi) {
+        const int32_t mid = lo + (hi - lo) / 2;
+        if (r->keys[mid].device_id < dev)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < r->n_keys && r->keys[lo].device_id == dev)
+        k = &r->keys[lo];
     if (!k)
         return refuse(why, ODL_DELTA_UNKNOWN_DEVICE,
                       odl_fail(d, ODL_EVENT_REJECTED, "delta from device %u: no key for this device",

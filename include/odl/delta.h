@@ -147,7 +147,8 @@ typedef struct odl_delta_receiver {
     int32_t boundary;              /* its head */
     uint32_t round;                /* the round being collected */
     uint8_t base_id[ODL_SHA256_BYTES]; /* odl_delta_model_id(global) */
-    odl_delta_key *keys;           /* the devices, any order, ids distinct */
+    odl_delta_key *keys;           /* the devices, sorted by device_id, ids distinct (a binary search
+                                      finds a device; an unsorted table may miss one) */
     int32_t n_keys;
 } odl_delta_receiver;
 

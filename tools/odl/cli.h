@@ -145,5 +145,6 @@ int cmd_export(int argc, char **argv);
 int cmd_export_tflite(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
+int cmd_fleet(int argc, char **argv); /* cmd_fleet.c: publish, collect, keygen */
 
 #endif
