@@ -54,6 +54,8 @@ static void help(FILE *f)
           "replayed in a later run is refused too. Prints a JSON summary: accepted, refused by\n"
           "reason. Exit status 0 when N devices were collected, 3 on a timeout short of N.\n"
           "  --keys KEYS      lines 'ID HEX-KEY' (IDs 0..4294967295, keys 16..64 bytes)\n"
+          "  --max-message B  the largest message taken: the broker keeps larger ones away\n"
+          "                   (MQTT 5 Maximum Packet Size; default 16M)\n"
           "  --unfreeze K --topic PREFIX   as for publish\n"
           "  --quiet          no line per message on standard error\n"
           "\n"
@@ -754,7 +756,7 @@ typedef struct collector {
     odl_delta_receiver r;
     const char *dir, *state_path;
     seq_state state;
-    size_t max_bytes;
+    size_t delta_bytes;        /* a delta of this head */
     uint64_t want;             /* devices */
     uint64_t received, accepted, counts[ODL_DELTA_N_REASONS];
     uint32_t *devices;         /* accepted devices, in order of first acceptance */
@@ -771,14 +773,9 @@ static int collect_one(void *ctx, const char *topic, const void *payload, size_t
     odl_diag_clear(&d);
     odl_delta_reason why = ODL_DELTA_MALFORMED;
     odl_delta_view v;
-    odl_status s;
-    if (len > c->max_bytes) {
-        /* larger than any delta of this head: not worth parsing */
-        s = odl_fail(&d, ODL_EVENT_REJECTED, "delta message: %zu bytes, more than a delta of this head (%zu)", len,
-                     c->max_bytes);
-    } else {
-        s = odl_delta_verify(&c->r, payload, len, &v, &why, &d);
-    }
+    /* the broker keeps messages over --max-message away; anything smaller is
+     * verified, so a device sending another head is counted as out of shape */
+    odl_status s = odl_delta_verify(&c->r, payload, len, &v, &why, &d);
     if (s != ODL_OK) {
         if (why < 0 || why >= ODL_DELTA_N_REASONS || why == ODL_DELTA_ACCEPTED)
             why = ODL_DELTA_MALFORMED;
@@ -836,7 +833,7 @@ static int cmd_collect(int argc, char **argv)
 {
     const char *broker = NULL, *keys_path = NULL, *global = NULL, *dir = NULL, *state_path = NULL, *v = NULL;
     const char *topic = DEFAULT_TOPIC;
-    uint64_t round = 0, count = 0, unfreeze = 0;
+    uint64_t round = 0, count = 0, unfreeze = 0, max_message = (uint64_t)16 << 20;
     int have_round = 0, quiet = 0;
     float timeout = -1.0f;
     cli_args a = {argc, argv, 1, "fleet collect"};
@@ -872,6 +869,14 @@ static int cmd_collect(int argc, char **argv)
             if (r < 0 || opt_u64("--count", v, 1, 100000000, &count)) return 2;
         } else if ((r = cli_opt(&a, "--unfreeze", &v))) {
             if (r < 0 || opt_u64("--unfreeze", v, 0, 65536, &unfreeze)) return 2;
+        } else if ((r = cli_opt(&a, "--max-message", &v))) {
+            size_t mm = 0;
+            if (r < 0) return 2;
+            if (cli_parse_size(v, &mm) || mm < 64 || mm > ((size_t)1 << 28)) {
+                cli_error("fleet collect: --max-message '%s': want a size from 64 bytes to 256M (e.g. 16M)", v);
+                return 2;
+            }
+            max_message = mm;
         } else if ((r = cli_opt(&a, "--timeout", &v))) {
             if (r < 0 || cli_parse_float("--timeout", v, 0.1, 31536000.0, &timeout)) return 2;
         } else {
@@ -937,17 +942,21 @@ static int cmd_collect(int argc, char **argv)
     c.r.round = (uint32_t)round;
     odl_status s = odl_delta_model_id(glob.m, c.r.base_id, &d);
     if (s == ODL_OK)
-        s = odl_delta_size(glob.m, c.r.boundary, &c.max_bytes, &d);
+        s = odl_delta_size(glob.m, c.r.boundary, &c.delta_bytes, &d);
     if (s != ODL_OK) {
         rc = cli_fail("fleet collect", s, &d);
+        goto done;
+    }
+    if (max_message < (uint64_t)c.delta_bytes) {
+        rc = cli_error("fleet collect: --max-message %llu is smaller than a delta of this head (%zu bytes)",
+                       (unsigned long long)max_message, c.delta_bytes);
         goto done;
     }
     char filter[300];
     snprintf(filter, sizeof filter, "%s/delta/+", topic);
     odl_mqtt *mq = NULL;
     /* room for the message, its topic and MQTT's headers; the broker drops anything larger */
-    const uint64_t max_packet = (uint64_t)c.max_bytes + 1024u;
-    s = odl_mqtt_connect(&mq, host, port, NULL, max_packet > UINT32_MAX ? 0 : (uint32_t)max_packet, 10.0, &d);
+    s = odl_mqtt_connect(&mq, host, port, NULL, (uint32_t)(max_message + 1024u), 10.0, &d);
     if (s == ODL_OK)
         s = odl_mqtt_subscribe(mq, filter, 10.0, &d);
     if (s != ODL_OK) {
@@ -956,7 +965,7 @@ static int cmd_collect(int argc, char **argv)
         goto done;
     }
     fprintf(stderr, "odl: fleet collect: listening on %s at %s:%d (round %u, head from node %d, %zu bytes per "
-            "delta, %llu devices, %.0f s)\n", filter, host, port, (unsigned)round, (int)c.r.boundary, c.max_bytes,
+            "delta, %llu devices, %.0f s)\n", filter, host, port, (unsigned)round, (int)c.r.boundary, c.delta_bytes,
             (unsigned long long)count, (double)timeout);
     s = odl_mqtt_run(mq, collect_one, &c, timeout, &d);
     odl_mqtt_close(mq);
@@ -977,7 +986,7 @@ static int cmd_collect(int argc, char **argv)
     printf("}, \"refused_total\": %llu, \"devices\": [", (unsigned long long)(c.received - c.accepted));
     for (size_t i = 0; i < c.n_devices; i++)
         printf("%s%u", i ? ", " : "", (unsigned)c.devices[i]);
-    printf("], \"bytes_per_delta\": %zu, \"out\": ", c.max_bytes);
+    printf("], \"bytes_per_delta\": %zu, \"out\": ", c.delta_bytes);
     json_str(stdout, dir);
     printf("}\n");
     rc = complete ? 0 : 3;
