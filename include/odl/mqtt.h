@@ -2,7 +2,7 @@
  * libmosquitto, in the odl_mqtt library, only when CMake finds
  * libmosquitto; docs/fleet-transport.md).
  *
- * MQTT 5 over TCP, QoS 1 (the broker acknowledges every delta). A client
+ * MQTT 5 over TCP or TLS, QoS 1 (the broker acknowledges every delta). A client
  * tells the broker the largest packet it takes (max_packet, MQTT 5's
  * Maximum Packet Size), so a broker never hands it a message larger than a
  * delta can be. Blocking calls with a deadline; one thread per client. */
@@ -23,10 +23,18 @@ typedef struct odl_mqtt odl_mqtt;
  * IPv6 address in brackets, "[::1]:1883") into host (cap bytes) and port. */
 odl_status odl_mqtt_parse_broker(const char *spec, char *host, size_t cap, int *port, odl_diag *d);
 
-/* Connects to host:port as client_id (NULL: a random id from the library),
- * waiting at most timeout_s for the broker's CONNACK. max_packet: the
- * largest MQTT packet this client accepts (0: no limit). */
-odl_status odl_mqtt_connect(odl_mqtt **out, const char *host, int port, const char *client_id, uint32_t max_packet,
+/* How to reach the broker. Zero/NULL fields take the defaults. */
+typedef struct odl_mqtt_opts {
+    const char *client_id;   /* NULL: a random id from the library */
+    uint32_t max_packet;     /* the largest MQTT packet this client accepts (0: no limit) */
+    const char *tls_ca;      /* PEM file of the CA that signed the broker's certificate: TLS,
+                                with the certificate and the host name checked; NULL: plain TCP */
+    const char *username;    /* the broker's user name and password (NULL: none) */
+    const char *password;
+} odl_mqtt_opts;
+
+/* Connects to host:port, waiting at most timeout_s for the broker's CONNACK. */
+odl_status odl_mqtt_connect(odl_mqtt **out, const char *host, int port, const odl_mqtt_opts *opts,
                             double timeout_s, odl_diag *d);
 
 /* Publishes payload to topic with QoS 1 and waits for the broker's PUBACK

@@ -138,19 +138,20 @@ static int pump(odl_mqtt *c, const volatile int *flag, int waiting, double deadl
             return 0;
         int ms = left > 0.1 ? 100 : (int)(left * 1000) + 1;
         int rc = mosquitto_loop(c->m, ms, 1);
-        if (rc != MOSQ_ERR_SUCCESS) {
-            c->lost = 1;
-            return 0;
-        }
+        if (rc != MOSQ_ERR_SUCCESS)
+            c->lost = 1; /* a refusing CONNACK ends the loop too: its reason is in *flag */
     }
     return *flag != waiting;
 }
 
-odl_status odl_mqtt_connect(odl_mqtt **out, const char *host, int port, const char *client_id, uint32_t max_packet,
+odl_status odl_mqtt_connect(odl_mqtt **out, const char *host, int port, const odl_mqtt_opts *opts,
                             double timeout_s, odl_diag *d)
 {
+    static const odl_mqtt_opts none = {NULL, 0, NULL, NULL, NULL};
     if (!out || !host)
         return odl_fail(d, ODL_ERR_ARG, "odl_mqtt_connect: out and host must not be NULL");
+    if (!opts)
+        opts = &none;
     *out = NULL;
     odl_mqtt *c = calloc(1, sizeof *c);
     if (!c)
@@ -159,7 +160,7 @@ odl_status odl_mqtt_connect(odl_mqtt **out, const char *host, int port, const ch
     c->connack = -1;
     c->puback_mid = -1;
     c->suback_mid = -1;
-    c->m = mosquitto_new(client_id, true, c);
+    c->m = mosquitto_new(opts->client_id, true, c);
     if (!c->m) {
         free(c);
         return odl_fail(d, ODL_ERR_NOMEM, "mqtt: cannot create a client (out of memory, or a bad client id)");
@@ -170,20 +171,42 @@ odl_status odl_mqtt_connect(odl_mqtt **out, const char *host, int port, const ch
     mosquitto_publish_v5_callback_set(c->m, on_publish);
     mosquitto_subscribe_v5_callback_set(c->m, on_subscribe);
     mosquitto_message_v5_callback_set(c->m, on_message);
+    int rc = MOSQ_ERR_SUCCESS;
+    if (opts->tls_ca) {
+        /* the broker's certificate must chain to this CA and name the host */
+        rc = mosquitto_tls_set(c->m, opts->tls_ca, NULL, NULL, NULL, NULL);
+        if (rc == MOSQ_ERR_SUCCESS)
+            rc = mosquitto_tls_opts_set(c->m, 1, NULL, NULL);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            odl_status s = odl_fail(d, ODL_ERR_ARG, "mqtt: cannot use the CA file %s for TLS: %s", opts->tls_ca,
+                                    mosquitto_strerror(rc));
+            odl_mqtt_close(c);
+            return s;
+        }
+    }
+    if (opts->username && (rc = mosquitto_username_pw_set(c->m, opts->username, opts->password)) != MOSQ_ERR_SUCCESS) {
+        odl_status s = odl_fail(d, ODL_ERR_ARG, "mqtt: bad user name or password: %s", mosquitto_strerror(rc));
+        odl_mqtt_close(c);
+        return s;
+    }
     mosquitto_property *props = NULL;
-    if (max_packet)
-        mosquitto_property_add_int32(&props, MQTT_PROP_MAXIMUM_PACKET_SIZE, max_packet);
-    int rc = mosquitto_connect_bind_v5(c->m, host, port, 60, NULL, props);
+    if (opts->max_packet)
+        mosquitto_property_add_int32(&props, MQTT_PROP_MAXIMUM_PACKET_SIZE, opts->max_packet);
+    rc = mosquitto_connect_bind_v5(c->m, host, port, 60, NULL, props);
     mosquitto_property_free_all(&props);
     if (rc != MOSQ_ERR_SUCCESS) {
         odl_status s = odl_fail(d, ODL_ERR_IO, "mqtt: cannot connect to %s:%d: %s", host, port,
-                                rc == MOSQ_ERR_ERRNO ? "connection refused or unreachable" : mosquitto_strerror(rc));
+                                rc == MOSQ_ERR_ERRNO ? "connection refused or unreachable"
+                                : rc == MOSQ_ERR_TLS ? "TLS handshake failed (certificate not signed by the CA, "
+                                                       "or not for this host name?)"
+                                                     : mosquitto_strerror(rc));
         odl_mqtt_close(c);
         return s;
     }
     if (!pump(c, &c->connack, -1, now_s() + timeout_s)) {
-        odl_status s = odl_fail(d, ODL_ERR_IO, "mqtt: no answer from the broker at %s:%d within %.1f s", host, port,
-                                timeout_s);
+        odl_status s = odl_fail(d, ODL_ERR_IO, "mqtt: no answer from the broker at %s:%d within %.1f s%s", host, port,
+                                timeout_s, opts->tls_ca ? " (a TLS handshake that failed? check the CA and the host "
+                                                          "name)" : " (a TLS port? give --tls-ca)");
         odl_mqtt_close(c);
         return s;
     }

@@ -31,7 +31,8 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/odl_mqtt_test.XXXXXX") || exit 2
 BROKER_PID=
 cleanup() {
-    [ -n "$BROKER_PID" ] && kill "$BROKER_PID" 2>/dev/null && wait "$BROKER_PID" 2>/dev/null
+    local pid
+    for pid in $BROKER_PID; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -86,10 +87,12 @@ refuse "keygen never overwrites a key" 1 "exists" -- "$ODL" fleet keygen --devic
 
 # ---- the broker ------------------------------------------------------------------------
 PORT=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# (as root, Mosquitto would switch to the 'mosquitto' user, who cannot read this private directory)
 cat >mosquitto.conf <<EOF
 listener $PORT 127.0.0.1
 allow_anonymous true
 persistence false
+user $(id -un)
 EOF
 "$MOSQUITTO" -c mosquitto.conf >broker.log 2>&1 &
 BROKER_PID=$!
@@ -99,17 +102,19 @@ for _ in $(seq 50); do
 done
 B=127.0.0.1:$PORT
 
-# collect R N TIMEOUT OUT: starts a collector in the background, waits until it listens
+# collect R N TIMEOUT OUT [OPTION...]: starts a collector in the background, waits until it listens
 collect() {
-    "$ODL" fleet collect --broker "$B" --keys keys.txt --global global.odl --round "$1" --count "$2" \
-        --timeout "$3" --out "$4" >"$4.json" 2>"$4.err" &
+    local r=$1 n=$2 t=$3 o=$4
+    shift 4
+    "$ODL" fleet collect --broker "$B" --keys keys.txt --global global.odl --round "$r" --count "$n" \
+        --timeout "$t" --out "$o" "$@" >"$o.json" 2>"$o.err" &
     COLLECTOR=$!
     for _ in $(seq 300); do
-        grep -q "listening on" "$4.err" 2>/dev/null && return 0
+        grep -q "listening on" "$o.err" 2>/dev/null && return 0
         kill -0 "$COLLECTOR" 2>/dev/null || break
         sleep 0.1
     done
-    echo "FAIL the collector did not start: $(cat "$4.err")"
+    echo "FAIL the collector did not start: $(cat "$o.err")"
     exit 1
 }
 pub() { "$ODL" fleet publish --broker "$B" "$@" >>pub.log 2>&1 || fail "publish $*" "$(tail -2 pub.log | tr '\n' '|')"; }
@@ -194,6 +199,68 @@ wait "$COLLECTOR"
 rc=$?
 [ $rc -eq 3 ] && grep -q '"complete": false' late.json && ok "a timeout short of N: exit 3, complete false" ||
     fail "timeout" "exit $rc: $(cat late.json)"
+
+# ---- TLS and broker users ---------------------------------------------------------------
+BROKER1_PID=$BROKER_PID
+if ! command -v openssl >/dev/null || ! command -v mosquitto_passwd >/dev/null; then
+    fail "TLS" "openssl or mosquitto_passwd missing (Debian: openssl, mosquitto)"
+else
+    mkcert() { # mkcert NAME CN: an EC key and a certificate signed by ca (self-signed when NAME is a CA)
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" -out "$1.csr" \
+            -subj "/CN=$2" 2>/dev/null
+    }
+    for ca in ca other_ca; do
+        mkcert $ca "odl test $ca" &&
+            openssl x509 -req -in $ca.csr -signkey $ca.key -out $ca.crt -days 2 2>/dev/null
+    done
+    mkcert server localhost
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >san.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 \
+        -extfile san.ext 2>/dev/null
+    mosquitto_passwd -b -c passwd.txt device secret-device 2>/dev/null
+    mosquitto_passwd -b passwd.txt server secret-server 2>/dev/null
+    printf 'secret-server\n' >server.pw && printf 'secret-device\n' >device.pw && printf 'wrong\n' >wrong.pw
+    chmod 600 server.pw device.pw wrong.pw
+    PORT2=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    cat >tls.conf <<EOF2
+listener $PORT2 127.0.0.1
+cafile $WORK/ca.crt
+certfile $WORK/server.crt
+keyfile $WORK/server.key
+allow_anonymous false
+password_file $WORK/passwd.txt
+persistence false
+user $(id -un)
+EOF2
+    "$MOSQUITTO" -c tls.conf >broker2.log 2>&1 &
+    BROKER_PID="$BROKER1_PID $!"
+    for _ in $(seq 50); do
+        $PY -c "import socket; socket.create_connection(('127.0.0.1', $PORT2), 0.2)" 2>/dev/null && break
+        sleep 0.1
+    done
+    B=127.0.0.1:$PORT2
+    collect 1 1 60 tls --tls-ca ca.crt --username server --password-file server.pw
+    T=(--broker "127.0.0.1:$PORT2" --tls-ca ca.crt --username device)
+    pub a2.odl --global global.odl --device 2 --key-file k2.key --round 1 --seq 2 "${T[@]}" --password-file device.pw
+    wait "$COLLECTOR"
+    rc=$?
+    delta 2 1 2
+    if [ $rc -eq 0 ] && grep -q '"accepted": 1' tls.json && cmp -s tls/2.delta m2_2.delta; then
+        ok "over TLS with broker users: the delta collected as sent"
+    else
+        fail "TLS collect" "exit $rc: $(cat tls.json tls.err | tr '\n' '|')"
+    fi
+    refuse "a wrong broker password" 1 "refused the connection" -- "$ODL" fleet publish --message m1_1.delta \
+        "${T[@]}" --password-file wrong.pw --timeout 5
+    refuse "a broker certificate from another CA" 1 "TLS" -- "$ODL" fleet publish --message m1_1.delta \
+        --broker "127.0.0.1:$PORT2" --tls-ca other_ca.crt --username device --password-file device.pw --timeout 5
+    refuse "plain TCP to a TLS port" 1 "no answer" -- "$ODL" fleet publish --message m1_1.delta \
+        --broker "127.0.0.1:$PORT2" --username device --password-file device.pw --timeout 2
+    chmod 644 device.pw
+    refuse "a password file others can read" 1 "chmod 600" -- "$ODL" fleet publish --message m1_1.delta "${T[@]}" \
+        --password-file device.pw
+    B=127.0.0.1:$PORT
+fi
 
 # ---- hostile key files, state files and arguments -------------------------------------
 cp k1.key open.key && chmod 644 open.key

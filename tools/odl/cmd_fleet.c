@@ -45,6 +45,10 @@ static void help(FILE *f)
           "  --unfreeze K     the head: the last K+1 parameterised layers (as odl adapt; default 0)\n"
           "  --topic PREFIX   MQTT topic prefix                        (default " DEFAULT_TOPIC ")\n"
           "  --timeout SEC    for the broker's answers                 (default 10)\n"
+          "  --tls-ca FILE    TLS to the broker, whose certificate must be signed by this CA\n"
+          "                   (PEM) and name HOST; without it, plain TCP\n"
+          "  --username NAME --password-file FILE   the broker's user (the password on the\n"
+          "                   file's first line; the file private as a key file)\n"
           "\n"
           "collect: subscribes to PREFIX/delta/+, verifies every message (framing, CRCs, the\n"
           "device's signature, round, sequence number, base model, head shape, finite values),\n"
@@ -56,7 +60,7 @@ static void help(FILE *f)
           "  --keys KEYS      lines 'ID HEX-KEY' (IDs 0..4294967295, keys 16..64 bytes)\n"
           "  --max-message B  the largest message taken: the broker keeps larger ones away\n"
           "                   (MQTT 5 Maximum Packet Size; default 16M)\n"
-          "  --unfreeze K --topic PREFIX   as for publish\n"
+          "  --unfreeze K --topic PREFIX --tls-ca --username --password-file   as for publish\n"
           "  --quiet          no line per message on standard error\n"
           "\n"
           "keygen: writes a new random 32-byte key for device ID to KEYFILE (mode 0600) and\n"
@@ -291,6 +295,7 @@ static int load_device_key(const char *path, uint8_t *key, uint32_t *key_len)
     return rc;
 }
 
+#ifdef ODL_HAVE_MQTT /* the server's side: keys and sequence state */
 static int key_cmp(const void *a, const void *b)
 {
     const uint32_t x = ((const odl_delta_key *)a)->device_id, y = ((const odl_delta_key *)b)->device_id;
@@ -440,6 +445,8 @@ static int state_save(const char *path, const seq_state *s)
     return cli_outfile_commit(&o);
 }
 
+#endif
+
 /* Writes bytes to PATH atomically (a new temporary file, fsync, rename). */
 static int write_atomic(const char *path, const void *p, size_t n, int private_mode)
 {
@@ -500,6 +507,71 @@ static int check_topic(const char *prefix)
     }
     return 0;
 }
+
+/* ---- the broker's TLS and user ----------------------------------------------------- */
+
+typedef struct broker_auth {
+    const char *tls_ca, *username, *password_file;
+    char password[257];
+} broker_auth;
+
+/* --tls-ca FILE, --username NAME, --password-file FILE: 1 if argv[a->i] was
+ * one of them (-1: a missing value). */
+static int auth_opt(cli_args *a, broker_auth *b)
+{
+    const char *v = NULL;
+    int r;
+    if ((r = cli_opt(a, "--tls-ca", &v)))
+        b->tls_ca = v;
+    else if ((r = cli_opt(a, "--username", &v)))
+        b->username = v;
+    else if ((r = cli_opt(a, "--password-file", &v)))
+        b->password_file = v;
+    return r;
+}
+
+#ifdef ODL_HAVE_MQTT
+/* Checks the options and reads the password (a private file, one line). */
+static int auth_load(broker_auth *b)
+{
+    b->password[0] = '\0';
+    if (b->username) {
+        const size_t n = strlen(b->username);
+        if (n == 0 || n > 256)
+            return cli_error("fleet: --username: want 1..256 bytes");
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)b->username[i] < 0x20 || b->username[i] == 0x7f)
+                return cli_error("fleet: --username holds a control character");
+    }
+    if (!b->password_file)
+        return 0;
+    if (!b->username)
+        return cli_error("fleet: --password-file needs --username");
+    char *text;
+    size_t n;
+    if (read_guarded(b->password_file, "password file", KEY_FILE_MAX, 1, 0, &text, &n))
+        return 1;
+    size_t len = 0;
+    while (len < n && text[len] != '\n' && text[len] != '\r')
+        len++;
+    int rc = 0;
+    if (len == 0 || len > 256)
+        rc = cli_error("fleet: password file %s: want the password (1..256 bytes) on its first line",
+                       b->password_file);
+    else {
+        memcpy(b->password, text, len);
+        b->password[len] = '\0';
+    }
+    wipe_free(text, n);
+    return rc;
+}
+
+static odl_mqtt_opts auth_opts(const broker_auth *b, uint32_t max_packet)
+{
+    odl_mqtt_opts o = {NULL, max_packet, b->tls_ca, b->username, b->password_file ? b->password : NULL};
+    return o;
+}
+#endif
 
 /* ---- keygen -------------------------------------------------------------------- */
 
@@ -573,12 +645,16 @@ static int cmd_publish(int argc, char **argv)
     uint64_t device = 0, round = 0, seq = 0, examples = 1, unfreeze = 0;
     int have_device = 0, have_round = 0, have_seq = 0;
     float timeout = 10.0f;
+    broker_auth auth;
+    memset(&auth, 0, sizeof auth);
     cli_args a = {argc, argv, 1, "fleet publish"};
     for (; a.i < argc; a.i++) {
         int r;
         if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
             help(stdout);
             return 0;
+        } else if ((r = auth_opt(&a, &auth))) {
+            if (r < 0) return 2;
         } else if ((r = cli_opt(&a, "--global", &v))) {
             if (r < 0) return 2;
             global = v;
@@ -728,13 +804,19 @@ static int cmd_publish(int argc, char **argv)
         char t[300];
         snprintf(t, sizeof t, "%s/delta/%u", topic, (unsigned)device);
         odl_mqtt *c = NULL;
-        odl_status s = odl_mqtt_connect(&c, host, port, NULL, 0, timeout, &d);
+        odl_status s = ODL_OK;
+        if (auth_load(&auth))
+            rc = 1;
+        odl_mqtt_opts mo = auth_opts(&auth, 0);
+        if (!rc)
+            s = odl_mqtt_connect(&c, host, port, &mo, timeout, &d);
         if (s == ODL_OK)
             s = odl_mqtt_publish(c, t, msg, msg_len, timeout, &d);
         odl_mqtt_close(c);
-        if (s != ODL_OK)
+        memset(auth.password, 0, sizeof auth.password);
+        if (!rc && s != ODL_OK)
             rc = cli_fail("fleet publish", s, &d);
-        else
+        else if (!rc)
             printf("published %zu bytes to %s at %s:%d (device %u%s)\n", msg_len, t, host, port, (unsigned)device,
                    message ? ", a message as given" : "");
     }
@@ -836,12 +918,16 @@ static int cmd_collect(int argc, char **argv)
     uint64_t round = 0, count = 0, unfreeze = 0, max_message = (uint64_t)16 << 20;
     int have_round = 0, quiet = 0;
     float timeout = -1.0f;
+    broker_auth auth;
+    memset(&auth, 0, sizeof auth);
     cli_args a = {argc, argv, 1, "fleet collect"};
     for (; a.i < argc; a.i++) {
         int r;
         if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
             help(stdout);
             return 0;
+        } else if ((r = auth_opt(&a, &auth))) {
+            if (r < 0) return 2;
         } else if (cli_flag(&a, "--quiet")) {
             quiet = 1;
         } else if ((r = cli_opt(&a, "--broker", &v))) {
@@ -893,6 +979,8 @@ static int cmd_collect(int argc, char **argv)
         return 2;
 #ifndef ODL_HAVE_MQTT
     (void)quiet;
+    (void)auth;
+    (void)max_message;
     (void)unfreeze;
     (void)state_path;
     return cli_error("fleet collect: this odl was built without libmosquitto, so it cannot reach a broker "
@@ -928,7 +1016,8 @@ static int cmd_collect(int argc, char **argv)
     cli_model glob;
     memset(&glob, 0, sizeof glob);
     int rc = 0;
-    if (load_keys(keys_path, &c.r.keys, &c.r.n_keys) || state_load(state_path, &c.state) || load_model(global, &glob)) {
+    if (auth_load(&auth) || load_keys(keys_path, &c.r.keys, &c.r.n_keys) || state_load(state_path, &c.state) ||
+        load_model(global, &glob)) {
         rc = 1;
         goto done;
     }
@@ -956,7 +1045,8 @@ static int cmd_collect(int argc, char **argv)
     snprintf(filter, sizeof filter, "%s/delta/+", topic);
     odl_mqtt *mq = NULL;
     /* room for the message, its topic and MQTT's headers; the broker drops anything larger */
-    s = odl_mqtt_connect(&mq, host, port, NULL, (uint32_t)(max_message + 1024u), 10.0, &d);
+    odl_mqtt_opts mo = auth_opts(&auth, (uint32_t)(max_message + 1024u));
+    s = odl_mqtt_connect(&mq, host, port, &mo, 10.0, &d);
     if (s == ODL_OK)
         s = odl_mqtt_subscribe(mq, filter, 10.0, &d);
     if (s != ODL_OK) {
@@ -991,6 +1081,7 @@ static int cmd_collect(int argc, char **argv)
     printf("}\n");
     rc = complete ? 0 : 3;
 done:
+    memset(auth.password, 0, sizeof auth.password);
     if (c.r.keys)
         wipe_free(c.r.keys, (size_t)c.r.n_keys * sizeof *c.r.keys);
     free(c.state.e);
