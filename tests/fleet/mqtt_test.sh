@@ -5,8 +5,8 @@
 # unknown, stale, wrongly signed and NaN ones), `odl fleet collect` counting
 # why it refused each, the accepted deltas read back equal to the devices'
 # heads minus the global head (by an independent Python reader, and by
-# odl.read_delta), replays refused across runs, a timeout, and hostile key
-# files and arguments.
+# odl.read_delta), replays refused across runs, a timeout, a second broker
+# with TLS and a password file, and hostile key files and arguments.
 #
 #   bash tests/fleet/mqtt_test.sh PATH/TO/odl SOURCE_DIR
 #
