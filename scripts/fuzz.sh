@@ -4,8 +4,8 @@
 # the version store's medium, the IDX/CSV dataset readers, a model paired
 # with data of another shape (the tool's shape and memory checks), the event
 # log of 'odl session', the command line's option parsing, the ONNX
-# importer and the TFLite reader/importer/writer (docs/architecture.md says
-# what each target covers).
+# importer, the TFLite reader/importer/writer and the fleet's head-delta
+# messages (docs/architecture.md says what each target covers).
 # Usage: bash scripts/fuzz.sh [SECONDS_PER_TARGET]   (default 15)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,8 +58,15 @@ cp tests/data/mlperf_tiny/*.tflite "$out/corpus_tflite/"
 clang -std=c11 -O1 -Iinclude -DODL_OMP_SIMD -fopenmp-simd -o "$out/make_tflite_seeds" tests/fuzz/make_tflite_seeds.c $core $tflite_src -lm
 "$out/make_tflite_seeds" "$out/corpus_tflite"
 /usr/bin/python3 tests/tflite_models.py hostile tests/data/mlperf_tiny/kws_ref_model.tflite "$out/corpus_tflite" >/dev/null
+# head deltas: seed messages (good, unsigned, stale, unknown device, wrong key)
+# for the target's own receiver, made by the target's code built without libFuzzer
+mkdir -p "$out/corpus_delta"
+# shellcheck disable=SC2086
+clang -std=c11 -O1 -Iinclude -DODL_OMP_SIMD -fopenmp-simd -DODL_FUZZ_DELTA_SEEDS -o "$out/make_delta_seeds" \
+    tests/fuzz/fuzz_delta.c $core -lm
+"$out/make_delta_seeds" "$out/corpus_delta"
 pass=0 fail=0
-for t in model_file state store data shape evlog cli onnx tflite; do
+for t in model_file state store data shape evlog cli onnx tflite delta; do
     extra="" opts=""
     [ "$t" = data ] && extra="$host -lz"
     # the tool's data/model pairing code (tools/odl/cli.c); its error lines are not output worth keeping

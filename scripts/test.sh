@@ -40,7 +40,7 @@ cmake --build build-san -j"$jobs" >/dev/null
 
 echo "== valgrind (memcheck) on the unit tests"
 status=0
-for t in test_model test_file test_golden test_posix_io test_onnx_suite; do
+for t in test_model test_file test_golden test_posix_io test_onnx_suite test_delta; do
     if [ -x build/$t ]; then
         valgrind -q --error-exitcode=99 --leak-check=full ./build/$t >/tmp/odl-vg-$t.log 2>&1 || { status=1; echo "valgrind: $t failed"; tail -30 /tmp/odl-vg-$t.log; }
         tail -1 /tmp/odl-vg-$t.log

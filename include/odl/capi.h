@@ -211,6 +211,23 @@ void odl_capi_trainer_free(odl_capi_trainer *t);
 int odl_capi_trainer_epoch(odl_capi_trainer *t, const float *x, const int32_t *y, int32_t n, float *out_loss,
                            float *out_acc, char *err, size_t errcap);
 
+/* ---- head deltas (odl/delta.h; docs/fleet-transport.md) --------------------- */
+typedef struct odl_capi_delta odl_capi_delta;
+
+/* Reads a delta message file (as `odl fleet collect` writes them), checking
+ * its framing, CRCs, layout, lengths and values (not its signature, which
+ * was checked when it was received). NULL on failure. */
+odl_capi_delta *odl_capi_delta_load(const char *path, char *err, size_t errcap);
+void odl_capi_delta_free(odl_capi_delta *D);
+/* {"device", "round", "seq", "examples", "boundary", "base_id" (hex),
+ * "signed", "bytes", "tensors": [{"node", "which" ("weights"/"bias"), "count"}]}. */
+size_t odl_capi_delta_meta_json(const odl_capi_delta *D, char *buf, size_t cap);
+int32_t odl_capi_delta_n_tensors(const odl_capi_delta *D);
+/* Values in tensor i (-1 when i is out of range). */
+int64_t odl_capi_delta_tensor_count(const odl_capi_delta *D, int32_t i);
+/* Copies tensor i (n must be its count) into out: device − global, float32. */
+int odl_capi_delta_tensor_copy(const odl_capi_delta *D, int32_t i, float *out, int64_t n, char *err, size_t errcap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -30,5 +30,6 @@
 #include "odl/quant.h"
 #include "odl/state.h"
 #include "odl/store.h"
+#include "odl/delta.h"
 
 #endif

@@ -33,6 +33,7 @@ from typing import Dict, Optional
 from . import _lib
 from ._lib import lib as _c
 from .experiment import ExperimentResults, ExperimentRow, read_experiment, run_experiment, find_tool
+from .transport import read_delta
 
 try:
     if os.environ.get("ODL_NO_NUMPY"):
@@ -46,6 +47,7 @@ __all__ = [
     "Update", "Status", "Detector", "ZScore", "PageHinkley", "Adwin", "ConfidenceEWMA", "sample_stats",
     "Dataset", "load_data", "shift", "REASONS", "ExperimentResults", "ExperimentRow", "read_experiment",
     "run_experiment", "find_tool", "History", "adapt", "STRATEGIES", "import_model", "ImportRefused",
+    "read_delta",
 ]
 
 __version__ = _c.odl_capi_version().decode()

@@ -145,6 +145,7 @@ int cmd_export(int argc, char **argv);
 int cmd_export_tflite(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
-int cmd_fleet(int argc, char **argv); /* execs python3 -m odl.fleet */
+int cmd_fleet(int argc, char **argv); /* cmd_fleet.c: simulate (cmd_fleet_sim.c), publish, collect, keygen */
+int cmd_fleet_simulate(int argc, char **argv); /* execs python3 -m odl.fleet */
 
 #endif

@@ -26,7 +26,7 @@ static void usage(FILE *f)
           "  export    write a .odl model as a TFLite flatbuffer\n"
           "  predict   a model's outputs (logits or probabilities) for every sample\n"
           "  report    an HTML report (charts) of odl experiment --json results\n"
-          "  fleet     simulate a fleet of devices on Dask, heads aggregated (python3 -m odl.fleet)\n"
+          "  fleet     many devices: simulate on Dask; signed head deltas over MQTT\n"
           "\n"
           "Every command takes --max-memory SIZE (e.g. 512M, 2G; default 4G): the most\n"
           "memory a model, a learner or a dataset may take.\n"
@@ -148,10 +148,10 @@ int main(int argc, char **argv)
         rc = cmd_import(argc - 1, argv + 1);
     else if (!strcmp(cmd, "predict"))
         rc = cmd_predict(argc - 1, argv + 1);
-    else if (!strcmp(cmd, "report"))
-        rc = cmd_report(argc - 1, argv + 1);
     else if (!strcmp(cmd, "fleet"))
         rc = cmd_fleet(argc - 1, argv + 1);
+    else if (!strcmp(cmd, "report"))
+        rc = cmd_report(argc - 1, argv + 1);
     else {
         fprintf(stderr, "odl: unknown command '%s' (try 'odl --help')\n", cmd);
         return 2;
