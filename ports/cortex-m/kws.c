@@ -32,6 +32,7 @@
 
 #include "odl/odl.h"
 #include "target.h"
+#include "fw_common.h"
 #include "kws_data.h"
 #include "kws_model.h"
 #include "kws_prefix_model.h"
@@ -73,33 +74,6 @@ static int32_t ybuf[SEED_CHUNK];
 static int8_t old_seed_y[KWS_N_OLD * KWS_SEED_PER];
 static int8_t old_test_y[KWS_N_OLD * KWS_TEST_PER];
 
-static int n_pass, n_fail;
-
-static void check(int ok, const char *what)
-{
-    if (ok) {
-        n_pass++;
-        target_logf("ok      %s", what);
-    } else {
-        n_fail++;
-        target_logf("not ok  %s", what);
-    }
-}
-
-static __attribute__((noreturn)) void die(const char *what, odl_status s, const odl_diag *d)
-{
-    target_logf("FAIL %s: %s%s%s", what, odl_status_str(s), d && d->msg[0] ? ": " : "", d ? d->msg : "");
-    target_logf("%d passed, %d failed", n_pass, n_fail + 1);
-    target_exit(1);
-}
-
-#define TRY(what, expr)                    \
-    do {                                   \
-        odl_status s_ = (expr);            \
-        if (s_ < 0)                        \
-            die(what, s_, &diag);          \
-    } while (0)
-
 static float bits_f(uint32_t u)
 {
     float f;
@@ -120,15 +94,6 @@ static void example(int32_t p, int32_t set, int32_t k, float *x)
         x[i] = bits_f(src[i]) + NOISE * odl_rng_normal(&r);
 }
 
-static int32_t argmax(const float *v, int32_t n)
-{
-    int32_t b = 0;
-    for (int32_t j = 1; j < n; j++)
-        if (v[j] > v[b])
-            b = j;
-    return b;
-}
-
 static odl_qmodel *qmodel_in_place(const uint8_t *file, size_t len, odl_model_desc *desc, int32_t *boundary,
                                    odl_arena *a, odl_mem_plan *plan, odl_diag *dg)
 {
@@ -141,68 +106,6 @@ static odl_qmodel *qmodel_in_place(const uint8_t *file, size_t len, odl_model_de
     TRY("load INT8", odl_qmodel_load_in_place(q, file, len, &diag));
     (void)dg;
     return q;
-}
-
-static uint64_t get_le(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-/* The head's source: the FP32 nodes [boundary-1, L) of the file (the average
- * pool, then the dense layer), weights in place from flash; the learner
- * copies its head from node 1 and takes the latent shape from node 0's
- * output. */
-static odl_model *head_source(const uint8_t *file, size_t len, const odl_model_desc *desc, int32_t boundary,
-                              odl_arena *a, odl_mem_plan *plan)
-{
-    static odl_layer_shape shapes[NODES];
-    static odl_node_desc hs_nodes[NODES];
-    odl_diag diag;
-    odl_diag_clear(&diag);
-    TRY("head source: topology", odl_desc_check(desc, shapes, &diag));
-    const int32_t first = boundary - 1;
-    odl_model_desc hs;
-    odl_desc_init(&hs, hs_nodes, NODES, 1, 1, 1);
-    TRY("head source: tail", odl_desc_tail(&hs, desc, first, &diag));
-    odl_desc_freeze_below(&hs, hs.n_layers);
-    odl_model_cfg mc = odl_model_cfg_defaults();
-    mc.mode = ODL_MODE_INFER;
-    mc.max_batch = 1;
-    mc.frozen_weights_in_place = 1;
-    TRY("plan head source", odl_model_plan(&hs, &mc, plan, &diag));
-    odl_model *m;
-    TRY("init head source", odl_model_init(&m, &hs, &mc, a, &diag));
-    /* TENS chunks (docs/format.md): u32 node, u32 which, u32 dtype, u32
-     * ndim, u64 count, the floats at offset 32; odl_file_read_desc has
-     * checked every chunk against the topology */
-    size_t expect = 0, found = 0;
-    for (int32_t i = first; i < desc->n_layers; i++)
-        expect += (shapes[i].n_weights > 0) + (shapes[i].n_bias > 0);
-    odl_file_iter it;
-    TRY("head source: open", odl_file_open(&it, file, len, &diag));
-    for (;;) {
-        uint32_t t;
-        const uint8_t *p;
-        size_t n;
-        TRY("head source: chunk", odl_file_next(&it, &t, &p, &n, &diag));
-        if (t == ODL_CHUNK_END)
-            break;
-        if (t != ODL_CHUNK_TENSOR || n < 32)
-            continue;
-        const int32_t node = (int32_t)get_le(p, 4), which = (int32_t)get_le(p + 4, 4);
-        if (node < first)
-            continue;
-        TRY("head source: tensor", odl_model_set_param_external(m, node - first, which,
-                                                                (const float *)(const void *)(p + 32),
-                                                                (size_t)get_le(p + 16, 8), &diag));
-        found++;
-    }
-    if (found != expect)
-        die("head source: tensors missing", ODL_ERR_FORMAT, NULL);
-    return m;
 }
 
 /* the latent of x through the INT8 prefix, and x's contrast for the drift monitor */
@@ -273,7 +176,7 @@ int main(void)
                 odl_kws_len, (int)fd.n_layers, i8b, fp.total, fp.bytes[ODL_MEM_PARAMS], fp.bytes[ODL_MEM_SCRATCH],
                 fp.bytes[ODL_MEM_STATE]);
     if (odl_qmodel_latent_size(qf) != KWS_OUTPUTS)
-        die("the model's outputs are not the generated data's", ODL_ERR_SHAPE, NULL);
+        fw_die("the model's outputs are not the generated data's", ODL_ERR_SHAPE, NULL);
     uint64_t inf_insns = 0;
     int32_t exact = 0, same_top = 0;
     for (int32_t k = 0; k < KWS_N_CHECK; k++) {
@@ -293,11 +196,11 @@ int main(void)
         for (int j = 0; j < KWS_OUTPUTS; j++)
             yh[j] = bits_f(ys[j]);
         exact += eq;
-        same_top += argmax(obuf, KWS_OUTPUTS) == argmax(yh, KWS_OUTPUTS);
+        same_top += fw_argmax(obuf, KWS_OUTPUTS) == fw_argmax(yh, KWS_OUTPUTS);
     }
     target_logf("[inference] %d of %d check inputs bit-identical to the host's odl predict --int8, same top class on %d",
                 (int)exact, KWS_N_CHECK, (int)same_top);
-    check(exact == KWS_N_CHECK, "INT8 inference equals the host's bit for bit");
+    fw_check(exact == KWS_N_CHECK, "INT8 inference equals the host's bit for bit");
 
     /* 2. the base labels the other speech */
     int32_t hist[KWS_OUTPUTS] = {0};
@@ -305,12 +208,12 @@ int main(void)
         for (int32_t k = 0; k < KWS_SEED_PER; k++) {
             example(p, SET_SEED, k, xbuf);
             TRY("INT8 forward", odl_qmodel_forward(qf, xbuf, 1, obuf, &diag));
-            old_seed_y[p * KWS_SEED_PER + k] = (int8_t)argmax(obuf, KWS_OUTPUTS);
+            old_seed_y[p * KWS_SEED_PER + k] = (int8_t)fw_argmax(obuf, KWS_OUTPUTS);
         }
         for (int32_t k = 0; k < KWS_TEST_PER; k++) {
             example(p, SET_OLD_TEST, k, xbuf);
             TRY("INT8 forward", odl_qmodel_forward(qf, xbuf, 1, obuf, &diag));
-            old_test_y[p * KWS_TEST_PER + k] = (int8_t)argmax(obuf, KWS_OUTPUTS);
+            old_test_y[p * KWS_TEST_PER + k] = (int8_t)fw_argmax(obuf, KWS_OUTPUTS);
             hist[old_test_y[p * KWS_TEST_PER + k]]++;
         }
     }
@@ -328,10 +231,10 @@ int main(void)
     odl_qmodel *q = qmodel_in_place(odl_kws_pre, odl_kws_pre_len, &pd, &pb, &a, &pp, &diag);
     const size_t dim = odl_qmodel_latent_size(q);
     if (dim > Z_MAX)
-        die("latent larger than Z_MAX", ODL_ERR_SHAPE, NULL);
+        fw_die("latent larger than Z_MAX", ODL_ERR_SHAPE, NULL);
     const size_t pre_used = a.used;
     odl_mem_plan hp;
-    odl_model *hsrc = head_source(odl_kws_pre, odl_kws_pre_len, &pd, pb, &a, &hp);
+    odl_model *hsrc = fw_head_source(odl_kws_pre, odl_kws_pre_len, &pd, pb, &a, &hp);
     odl_learner_cfg lc = odl_learner_cfg_defaults();
     lc.boundary = 1;
     lc.max_classes = N_CLASSES;
@@ -350,7 +253,7 @@ int main(void)
                 "flash, RAM %zu), learner (replay of %d INT8 latents, %d classes) %zu; arena %zu of %d",
                 (int)pb - 1, pre_used, (int)pb - 1, (int)pd.n_layers - 1, hp.total, (int)lc.replay.capacity,
                 (int)N_CLASSES, lp.total, a.used, KWS_ARENA);
-    check(odl_learner_dim(L) == (int32_t)dim, "the learner's latent is the INT8 prefix's");
+    fw_check(odl_learner_dim(L) == (int32_t)dim, "the learner's latent is the INT8 prefix's");
     odl_rng rng;
     odl_rng_seed(&rng, 7, 1);
     for (int32_t i = 0; i < KWS_N_OLD * KWS_SEED_PER;) {
@@ -388,7 +291,7 @@ int main(void)
             upd_insns += target_instructions() - u0;
             n_upd++;
             if (s < 0)
-                die("update", s, &diag);
+                fw_die("update", s, &diag);
             n_ok += s == ODL_OK;
             odl_learner_status st;
             odl_learner_get_status(L, &st);
@@ -401,12 +304,12 @@ int main(void)
                 (int)n_user, KWS_USER_PER, (int)n_ok, (int)n_upd, PCT(other_after), PCT(kw_after));
     target_logf("SCENARIO kws-new-keywords other_before=%d other_after=%d keywords_before=%d keywords_after=%d",
                 (int)other_before, (int)other_after, (int)kw_before, (int)kw_after);
-    check(other_before >= 950, "before: the head on the INT8 prefix agrees with the whole INT8 model (>= 95%)");
-    check(n_ok >= 1, "at least one update accepted by the evaluation gate");
-    check(kw_after >= 900, "new keywords: at least 90% after the user's examples");
+    fw_check(other_before >= 950, "before: the head on the INT8 prefix agrees with the whole INT8 model (>= 95%)");
+    fw_check(n_ok >= 1, "at least one update accepted by the evaluation gate");
+    fw_check(kw_after >= 900, "new keywords: at least 90% after the user's examples");
     /* measured: 100.0 -> 92.0 (the head takes 8 of 100 other-speech
      * examples for a new keyword); the check holds what is measured */
-    check(other_after + 100 >= other_before, "other speech: down by at most 10 points");
+    fw_check(other_after + 100 >= other_before, "other speech: down by at most 10 points");
 
     /* 5. a batch-1 head step from a latent (the cost of one SGD step on
      * the head alone): a training copy of the head's shape, in the arena
@@ -448,7 +351,6 @@ int main(void)
     const size_t hw = target_stack_high_water();
     target_logf("COST kws_stack_high_water %lu", (unsigned long)hw);
     target_logf("stack: %zu of %zu bytes used at the deepest", hw, target_stack_size());
-    check(hw + 1024 <= target_stack_size(), "stack high-water mark at least 1 KB below the stack size");
-    target_logf("%d passed, %d failed", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    fw_check(hw + 1024 <= target_stack_size(), "stack high-water mark at least 1 KB below the stack size");
+    return fw_summary() ? 1 : 0;
 }

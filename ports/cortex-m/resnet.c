@@ -24,6 +24,7 @@
 
 #include "odl/odl.h"
 #include "target.h"
+#include "fw_common.h"
 #include "data.h"
 #include "rn_model.h"
 
@@ -44,33 +45,6 @@ static float xbuf[IN_SIZE];
 static float zbuf[SEED_CHUNK * Z_MAX];
 static int32_t ybuf[SEED_CHUNK];
 
-static int n_pass, n_fail;
-
-static void check(int ok, const char *what)
-{
-    if (ok) {
-        n_pass++;
-        target_logf("ok      %s", what);
-    } else {
-        n_fail++;
-        target_logf("not ok  %s", what);
-    }
-}
-
-static __attribute__((noreturn)) void die(const char *what, odl_status s, const odl_diag *d)
-{
-    target_logf("FAIL %s: %s%s%s", what, odl_status_str(s), d && d->msg[0] ? ": " : "", d ? d->msg : "");
-    target_logf("%d passed, %d failed", n_pass, n_fail + 1);
-    target_exit(1);
-}
-
-#define TRY(what, expr)                    \
-    do {                                   \
-        odl_status s_ = (expr);            \
-        if (s_ < 0)                        \
-            die(what, s_, &diag);          \
-    } while (0)
-
 /* uint8 image / 255; with drift, the data's shift as the host's --shift
  * applies it (moved DX right and DY down with zero fill, then gain/offset) */
 static void image(const uint8_t *src, int drift, float *x)
@@ -88,68 +62,6 @@ static void image(const uint8_t *src, int drift, float *x)
                 }
                 x[(c * ODL_DATA_H + r) * ODL_DATA_W + k] = v;
             }
-}
-
-static uint64_t get_le(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-/* The head's source: the FP32 nodes [boundary-1, L) of the file (the average
- * pool, then the dense layer), weights in place from flash; the learner
- * copies its head from node 1 and takes the latent shape from node 0's
- * output. */
-static odl_model *head_source(const uint8_t *file, size_t len, const odl_model_desc *desc, int32_t boundary,
-                              odl_arena *a, odl_mem_plan *plan)
-{
-    static odl_layer_shape shapes[NODES];
-    static odl_node_desc hs_nodes[NODES];
-    odl_diag diag;
-    odl_diag_clear(&diag);
-    TRY("head source: topology", odl_desc_check(desc, shapes, &diag));
-    const int32_t first = boundary - 1;
-    odl_model_desc hs;
-    odl_desc_init(&hs, hs_nodes, NODES, 1, 1, 1);
-    TRY("head source: tail", odl_desc_tail(&hs, desc, first, &diag));
-    odl_desc_freeze_below(&hs, hs.n_layers);
-    odl_model_cfg mc = odl_model_cfg_defaults();
-    mc.mode = ODL_MODE_INFER;
-    mc.max_batch = 1;
-    mc.frozen_weights_in_place = 1;
-    TRY("plan head source", odl_model_plan(&hs, &mc, plan, &diag));
-    odl_model *m;
-    TRY("init head source", odl_model_init(&m, &hs, &mc, a, &diag));
-    /* TENS chunks (docs/format.md): u32 node, u32 which, u32 dtype, u32
-     * ndim, u64 count, the floats at offset 32; odl_file_read_desc has
-     * checked every chunk against the topology */
-    size_t expect = 0, found = 0;
-    for (int32_t i = first; i < desc->n_layers; i++)
-        expect += (shapes[i].n_weights > 0) + (shapes[i].n_bias > 0);
-    odl_file_iter it;
-    TRY("head source: open", odl_file_open(&it, file, len, &diag));
-    for (;;) {
-        uint32_t t;
-        const uint8_t *p;
-        size_t n;
-        TRY("head source: chunk", odl_file_next(&it, &t, &p, &n, &diag));
-        if (t == ODL_CHUNK_END)
-            break;
-        if (t != ODL_CHUNK_TENSOR || n < 32)
-            continue;
-        const int32_t node = (int32_t)get_le(p, 4), which = (int32_t)get_le(p + 4, 4);
-        if (node < first)
-            continue;
-        TRY("head source: tensor", odl_model_set_param_external(m, node - first, which,
-                                                                (const float *)(const void *)(p + 32),
-                                                                (size_t)get_le(p + 16, 8), &diag));
-        found++;
-    }
-    if (found != expect)
-        die("head source: tensors missing", ODL_ERR_FORMAT, NULL);
-    return m;
 }
 
 static void latent(odl_qmodel *q, const uint8_t *src, int drift, float *z, float *std, uint64_t *insns)
@@ -206,7 +118,7 @@ int main(void)
     TRY("load INT8", odl_qmodel_load_in_place(q, odl_rn, odl_rn_len, &diag));
     const size_t dim = odl_qmodel_latent_size(q);
     if (dim > Z_MAX)
-        die("latent larger than Z_MAX", ODL_ERR_SHAPE, NULL);
+        fw_die("latent larger than Z_MAX", ODL_ERR_SHAPE, NULL);
     int32_t adds = 0;
     for (int32_t i = 0; i < boundary; i++)
         adds += desc.layers[i].type == ODL_LAYER_ADD;
@@ -215,10 +127,10 @@ int main(void)
     target_logf("[resnet] imported from ONNX (PyTorch), %d nodes, %d residual additions; INT8 nodes 0..%d in place "
                 "(%zu parameter bytes in flash), RAM %zu bytes; latent %zu floats",
                 (int)desc.n_layers, (int)adds, (int)boundary - 1, i8b, qp.total, dim);
-    check(adds >= 3, "the INT8 prefix holds the residual additions");
+    fw_check(adds >= 3, "the INT8 prefix holds the residual additions");
     const size_t pre_used = a.used;
     odl_mem_plan hp;
-    odl_model *hsrc = head_source(odl_rn, odl_rn_len, &desc, boundary, &a, &hp);
+    odl_model *hsrc = fw_head_source(odl_rn, odl_rn_len, &desc, boundary, &a, &hp);
     odl_learner_cfg lc = odl_learner_cfg_defaults();
     lc.boundary = 1;
     lc.max_collected = UPDATE_EVERY;
@@ -233,7 +145,7 @@ int main(void)
     TRY("init learner", odl_learner_init(&L, &lc, hsrc, &a, &diag));
     target_logf("[resnet] arena %zu of %d: INT8 prefix %zu, head source %zu, learner %zu (replay of 100 INT8 latents)",
                 a.used, RN_ARENA, pre_used, hp.total, lp.total);
-    check(odl_learner_dim(L) == (int32_t)dim, "the learner's latent is the INT8 prefix's");
+    fw_check(odl_learner_dim(L) == (int32_t)dim, "the learner's latent is the INT8 prefix's");
     odl_rng rng;
     odl_rng_seed(&rng, 7, 1);
     for (int k = 0; k < ODL_DATA_N_OLD;) {
@@ -264,7 +176,7 @@ int main(void)
             upd_insns += target_instructions() - u0;
             n_upd++;
             if (s < 0)
-                die("update", s, &diag);
+                fw_die("update", s, &diag);
             n_ok += s == ODL_OK;
             odl_learner_status st;
             odl_learner_get_status(L, &st);
@@ -277,15 +189,14 @@ int main(void)
                 ODL_DATA_N_USER, (int)n_ok, (int)n_upd, PCT(orig_after), PCT(drift_after));
     target_logf("SCENARIO resnet-drift orig_before=%d orig_after=%d drift_before=%d drift_after=%d", (int)orig_before,
                 (int)orig_after, (int)drift_before, (int)drift_after);
-    check(n_ok >= 1, "at least one update accepted by the evaluation gate");
-    check(drift_after >= drift_before + 50, "shifted accuracy up by at least 5 points (measured +10.6)");
-    check(orig_after + 20 >= orig_before, "original accuracy down by at most 2 points");
+    fw_check(n_ok >= 1, "at least one update accepted by the evaluation gate");
+    fw_check(drift_after >= drift_before + 50, "shifted accuracy up by at least 5 points (measured +10.6)");
+    fw_check(orig_after + 20 >= orig_before, "original accuracy down by at most 2 points");
     target_logf("COST insn_resnet_prefix %lu", (unsigned long)(pre_insns / ODL_DATA_N_TEST));
     target_logf("COST insn_resnet_update %lu", (unsigned long)(upd_insns / (uint64_t)(n_upd ? n_upd : 1)));
     const size_t hw = target_stack_high_water();
     target_logf("COST resnet_stack_high_water %lu", (unsigned long)hw);
     target_logf("stack: %zu of %zu bytes used at the deepest", hw, target_stack_size());
-    check(hw + 1024 <= target_stack_size(), "stack high-water mark at least 1 KB below the stack size");
-    target_logf("%d passed, %d failed", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    fw_check(hw + 1024 <= target_stack_size(), "stack high-water mark at least 1 KB below the stack size");
+    return fw_summary() ? 1 : 0;
 }
