@@ -27,7 +27,8 @@
 #    imported back as int8 nodes; with --int8-head (all int8) against ArmNN.
 # 5. The +-1 criterion per layer: every operator of the int8 KWS and
 #    autoencoder alone, and single-layer PyTorch models (conv, depthwise,
-#    dense, add, mul, avgpool, concat) quantised with --int8-head, each within
+#    dense, add, mul, avgpool, concat, sigmoid, tanh, hard swish) quantised
+#    with --int8-head, each within
 #    1 step of ArmNN; whole models within the steps docs/tflite.md measures.
 # 4. Hostile files: truncated, bad offsets, vtable and vector out of range,
 #    schema version 2, an operator odl does not import: one "odl: " line
@@ -295,7 +296,7 @@ if $PY -c 'import torch, onnx' 2>/dev/null; then
 
     # ---- 5b. single-layer int8 models (PyTorch, quantised by --int8-head)
     $GEN calib-csv cal432.csv 300 432 1
-    for kind in conv depthwise dense add mul avgpool concat; do
+    for kind in conv depthwise dense add mul avgpool concat sigmoid tanh hardswish; do
         $GEN torch-single $kind one_$kind.onnx >/dev/null 2>&1 && run import one_$kind.onnx -o one_$kind.odl
         run export one_$kind.odl --int8-head --calib cal432.csv --tflite one_$kind.tflite
         [ $rc -eq 0 ] || { fail "single $kind export" "$(cat err.txt)"; continue; }
