@@ -368,7 +368,7 @@ static int32_t ref_hswish(int8_t v, rq pi, rq po)
     const int64_t pre = ref_srdhm16(hi, om16);
     int64_t r = hi;
     if (re > 0)
-        r = ref_sat16(r << (re - 1));
+        r = ref_sat16(r * ((int64_t)1 << (re - 1)));
     r = ref_srdhm16(r, rm16);
     if (re > 0)
         r = ref_sat16(r * 2);
