@@ -953,11 +953,84 @@ static odl_status check_prefix(const odl_model_desc *a, const odl_model_desc *b,
     return ODL_OK;
 }
 
+/* ---- TFLite's int8 hard swish (16-bit fixed point) ------------------------
+ * TFLite computes an int8 hard swish in int16 fixed point, not through the
+ * float function, so a table of the float function can be one step off.
+ * These reproduce its arithmetic; the table holds its result for each of
+ * the 256 inputs. */
+
+/* int16 SaturatingRoundingDoublingHighMul: round(a·b / 2^15), ties to +inf. */
+static int16_t srdhm16(int16_t a, int16_t b)
+{
+    if (a == INT16_MIN && b == INT16_MIN)
+        return INT16_MAX;
+    const int32_t ab = (int32_t)a * (int32_t)b;
+    const int32_t nudge = ab >= 0 ? (1 << 14) : (1 - (1 << 14));
+    return (int16_t)((ab + nudge) / (1 << 15));
+}
+
+/* The same, truncating toward zero (TFLite's SaturatingDoublingHighMul). */
+static int16_t sdhm16(int16_t a, int16_t b)
+{
+    if (a == INT16_MIN && b == INT16_MIN)
+        return INT16_MAX;
+    return (int16_t)(((int32_t)a * (int32_t)b) / (1 << 15));
+}
+
+static int16_t sat_shl16(int16_t v, int32_t amount)
+{
+    const int64_t r = (int64_t)v * ((int64_t)1 << amount);
+    return (int16_t)(r > INT16_MAX ? INT16_MAX : r < INT16_MIN ? INT16_MIN : r);
+}
+
+/* A QuantizeMultiplier result rounded to its top 16 bits. */
+static int16_t mult_to_16(int32_t m)
+{
+    if (m >= INT32_MAX - (1 << 15))
+        return INT16_MAX;
+    return (int16_t)((m + (1 << 15)) >> 16);
+}
+
+/* 1 and the table when TFLite's kernel takes these parameters (its output
+ * multiplier, (s_in / 128) / s_out, must be below 1 after rounding). */
+static int hswish_lut_tflite(odl_qparams in, odl_qparams out, int8_t lut[256])
+{
+    /* the scales in float, as TFLite's Prepare takes them */
+    const float hires = (1.0f / 128.0f) * in.scale;
+    const float out_m = hires / out.scale, relu_m = hires / (3.0f / 32768.0f);
+    int32_t om32, oe, rm32, re;
+    odl_q_quantize_multiplier((double)out_m, &om32, &oe);
+    odl_q_quantize_multiplier((double)relu_m, &rm32, &re);
+    if (oe > 0 || om32 <= 0 || rm32 <= 0 || re > 15 || re < -15 || oe < -15)
+        return 0;
+    const int16_t om = mult_to_16(om32), rm = mult_to_16(rm32);
+    for (int32_t v = -128; v <= 127; v++) {
+        const int16_t x = (int16_t)(v - in.zero_point);
+        const int16_t hi = (int16_t)(x * 128);
+        const int16_t pre = srdhm16(hi, om);
+        int16_t r = hi;
+        if (re > 0)
+            r = sat_shl16(r, re - 1);
+        r = srdhm16(r, rm);
+        if (re > 0)
+            r = sat_shl16(r, 1);
+        if (re < 0)
+            r = (int16_t)rdbpot(r, -re);
+        r = (int16_t)(((int32_t)r + (1 << 15)) >> 1);
+        const int16_t po = sdhm16(r, pre);
+        const int32_t o = rdbpot(po, -oe) + out.zero_point;
+        lut[(uint8_t)(int8_t)v] = (int8_t)(o > 127 ? 127 : o < -128 ? -128 : o);
+    }
+    return 1;
+}
+
 odl_status odl_q_make_lut(int32_t type, float alpha, float beta, odl_qparams in, odl_qparams out, int8_t lut[256],
                           odl_diag *d)
 {
     if (!is_lut_type(type) || !lut)
         return odl_fail(d, ODL_ERR_ARG, "make_lut: %s is not a tabulated activation", odl_layer_type_name(type));
+    if (type == ODL_LAYER_HARD_SWISH && hswish_lut_tflite(in, out, lut))
+        return ODL_OK;
     for (int32_t v = -128; v <= 127; v++) {
         const float x = odl_q_dequantize((int8_t)v, in);
         float y;
@@ -1107,6 +1180,11 @@ odl_status odl_qmodel_quantize(odl_qmodel *q, const odl_model *m, const odl_qcal
             return odl_fail(d, ODL_ERR_STATE, "quantize: node %d (%s): no calibrated range", (int)src,
                             odl_layer_type_name(q->desc.layers[src].type));
         qn->out_q = odl_q_choose_params(c->min[src], c->max[src]);
+        /* TFLite's int8 LOGISTIC and TANH take only these output parameters */
+        if (type == ODL_LAYER_SIGMOID)
+            qn->out_q = (odl_qparams){1.0f / 256.0f, -128};
+        else if (type == ODL_LAYER_TANH)
+            qn->out_q = (odl_qparams){1.0f / 128.0f, 0};
         if (!has_params(type))
             continue;
         size_t nw, nb;

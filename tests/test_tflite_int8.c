@@ -8,6 +8,7 @@
  * QUANTIZE, TFLite's int8 CONCATENATION taking only the output's). The
  * outputs must be identical, byte for byte. */
 #include <float.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -325,7 +326,134 @@ static void test_mul_float_multiplier(odl_test_ctx *t)
     free(buf);
 }
 
+/* ---- LOGISTIC, TANH, HARD_SWISH ------------------------------------------- */
+
+/* LOGISTIC and TANH: TFLite's int8 table (activations.cc), in float as it is
+ * built there: dequantise, the float function, times 1/s_out, rounded. */
+static int8_t ref_table_act(int8_t v, int tanh_op, rq pi, rq po)
+{
+    const float x = pi.s * (float)(v - pi.zp);
+    const float f = tanh_op ? tanhf(x) : 1.0f / (1.0f + expf(-x));
+    const float inv = 1.0f / po.s;
+    return sat((int32_t)roundf(f * inv) + po.zp);
+}
+
+/* int16 fixed point of hard_swish.h, each step in 64-bit integers. */
+static int64_t ref_sat16(int64_t v) { return v > 32767 ? 32767 : v < -32768 ? -32768 : v; }
+
+static int64_t ref_srdhm16(int64_t a, int64_t b)
+{
+    if (a == -32768 && b == -32768)
+        return 32767;
+    const int64_t ab = a * b;
+    return (ab + (ab >= 0 ? (1 << 14) : 1 - (1 << 14))) / (1 << 15);
+}
+
+static int64_t ref_int16_mult(int32_t m32)
+{
+    return m32 >= INT32_MAX - (1 << 15) ? 32767 : ((int64_t)m32 + (1 << 15)) >> 16;
+}
+
+/* -1: TFLite's Prepare refuses the parameters (output exponent above 0). */
+static int32_t ref_hswish(int8_t v, rq pi, rq po)
+{
+    const float hires = (1.0f / 128.0f) * pi.s;
+    int32_t om, oe, rm, re;
+    ref_quantize_multiplier((double)(hires / po.s), &om, &oe);
+    ref_quantize_multiplier((double)(hires / (3.0f / 32768.0f)), &rm, &re);
+    if (oe > 0)
+        return -1000;
+    const int64_t om16 = ref_int16_mult(om), rm16 = ref_int16_mult(rm);
+    const int64_t hi = (int64_t)(v - pi.zp) * 128;
+    const int64_t pre = ref_srdhm16(hi, om16);
+    int64_t r = hi;
+    if (re > 0)
+        r = ref_sat16(r * ((int64_t)1 << (re - 1)));
+    r = ref_srdhm16(r, rm16);
+    if (re > 0)
+        r = ref_sat16(r * 2);
+    if (re < 0)
+        r = ref_rdbpot((int32_t)r, -re);
+    r = (r + 32768) >> 1;
+    const int64_t prod = (r == -32768 && pre == -32768) ? 32767 : (r * pre) / (1 << 15); /* truncating */
+    return sat(ref_rdbpot((int32_t)prod, -oe) + po.zp);
+}
+
+/* One activation node run by odl's INT8 runtime on all 256 int8 values. */
+static void run_act(odl_test_ctx *t, int32_t type, rq pi, rq po, int8_t y[256])
+{
+    odl_node_desc nodes[1];
+    odl_model_desc desc;
+    odl_diag d;
+    odl_diag_clear(&d);
+    CHECK_OK(odl_desc_init(&desc, nodes, 1, 1, 16, 16));
+    odl_node_desc n = odl_node_defaults(&desc, type);
+    n.n_in = 1, n.in[0] = 0;
+    CHECK_OK(odl_desc_add_node(&desc, &n, NULL));
+    odl_mem_plan plan;
+    CHECK_OK(odl_qmodel_plan(&desc, 1, 1, &plan, &d));
+    void *buf = malloc(plan.total + ODL_ALIGN);
+    REQUIRE(buf != NULL);
+    odl_arena a;
+    CHECK_OK(odl_arena_init(&a, buf, plan.total + ODL_ALIGN));
+    odl_qmodel *q = NULL;
+    CHECK_OK(odl_qmodel_init(&q, &desc, 1, 1, &a, &d));
+    odl_qnode_params np;
+    memset(&np, 0, sizeof np);
+    np.out = (odl_qparams){po.s, po.zp};
+    CHECK_OK(odl_qmodel_set_params(q, (odl_qparams){pi.s, pi.zp}, &np, &d));
+    int8_t x[256];
+    for (int v = 0; v < 256; v++)
+        x[v] = (int8_t)(v - 128);
+    CHECK_OK(odl_qmodel_run_s8(q, x, 1, y, &d));
+    free(buf);
+}
+
+/* Every int8 value through LOGISTIC, TANH (TFLite's fixed output
+ * parameters) and HARD_SWISH over random parameters: identical to the
+ * reference; hard swish is within one step of the float function, and
+ * differs from a table of it on some inputs (which is why it is not one). */
+static void test_activations_exhaustive(odl_test_ctx *t)
+{
+    odl_rng r;
+    odl_rng_seed(&r, 13, 2);
+    int bad = 0, off_float = 0, beyond_one = 0;
+    for (int it = 0; it < 300; it++) {
+        const rq pi = random_rq(&r);
+        int8_t y[256];
+        const rq sig = {1.0f / 256.0f, -128}, th = {1.0f / 128.0f, 0};
+        run_act(t, ODL_LAYER_SIGMOID, pi, sig, y);
+        for (int v = 0; v < 256; v++)
+            bad += y[v] != ref_table_act((int8_t)(v - 128), 0, pi, sig);
+        run_act(t, ODL_LAYER_TANH, pi, th, y);
+        for (int v = 0; v < 256; v++)
+            bad += y[v] != ref_table_act((int8_t)(v - 128), 1, pi, th);
+        /* hard swish: the output range about the input's */
+        rq po = random_rq(&r);
+        po.s = pi.s * (float)(0.6 + 0.8 * odl_rng_uniform(&r));
+        run_act(t, ODL_LAYER_HARD_SWISH, pi, po, y);
+        for (int v = 0; v < 256; v++) {
+            const int8_t xv = (int8_t)(v - 128);
+            const int32_t want = ref_hswish(xv, pi, po);
+            REQUIRE(want > -1000);
+            bad += y[v] != want;
+            const float xf = pi.s * (float)(xv - pi.zp);
+            float rr = xf + 3.0f;
+            rr = rr < 0.0f ? 0.0f : rr > 6.0f ? 6.0f : rr;
+            const int32_t fq = sat((int32_t)roundf(xf * rr / 6.0f / po.s) + po.zp);
+            off_float += fq != y[v];
+            beyond_one += abs(fq - y[v]) > 1;
+        }
+    }
+    odl_test_logf(t, "    230,400 activations: %d differ from the reference; hard swish: %d of 76,800 one step "
+                  "from the float function, %d more", bad, off_float, beyond_one);
+    CHECK(bad == 0);
+    CHECK(beyond_one == 0);
+    CHECK(off_float > 0);
+}
+
 static const odl_test_case cases[] = {
+    {"activations_exhaustive", test_activations_exhaustive},
     {"mul_float_multiplier", test_mul_float_multiplier},
     {"graph_vs_reference", test_graph_vs_reference},
     {"kernels_exhaustive", test_kernels_exhaustive},

@@ -154,11 +154,18 @@ def torch_single(kind, out):
                 return nn.functional.avg_pool2d(x, 2)
             if kind == "concat":
                 return torch.cat([x, x], 1)
+            if kind == "sigmoid":
+                return torch.sigmoid(x)
+            if kind == "tanh":
+                return torch.tanh(x)
+            if kind == "hardswish":
+                return nn.functional.hardswish(x)
             raise SystemExit("unknown kind " + kind)
 
     torch.manual_seed(13)
     m = Net().eval()
-    torch.onnx.export(m, torch.zeros(1, 3, 12, 12), out, opset_version=13,
+    # opset 14 has HardSwish (13 spells it HardSigmoid then Mul)
+    torch.onnx.export(m, torch.zeros(1, 3, 12, 12), out, opset_version=14 if kind == "hardswish" else 13,
                       input_names=["image"], output_names=["y"])
 
 

@@ -27,7 +27,8 @@
 #    imported back as int8 nodes; with --int8-head (all int8) against ArmNN.
 # 5. The +-1 criterion per layer: every operator of the int8 KWS and
 #    autoencoder alone, and single-layer PyTorch models (conv, depthwise,
-#    dense, add, mul, avgpool, concat) quantised with --int8-head, each within
+#    dense, add, mul, avgpool, concat, sigmoid, tanh, hard swish) quantised
+#    with --int8-head, each within
 #    1 step of ArmNN; whole models within the steps docs/tflite.md measures.
 # 4. Hostile files: truncated, bad offsets, vtable and vector out of range,
 #    schema version 2, an operator odl does not import: one "odl: " line
@@ -295,14 +296,43 @@ if $PY -c 'import torch, onnx' 2>/dev/null; then
 
     # ---- 5b. single-layer int8 models (PyTorch, quantised by --int8-head)
     $GEN calib-csv cal432.csv 300 432 1
-    for kind in conv depthwise dense add mul avgpool concat; do
+    for kind in conv depthwise dense add mul avgpool concat sigmoid tanh hardswish; do
         $GEN torch-single $kind one_$kind.onnx >/dev/null 2>&1 && run import one_$kind.onnx -o one_$kind.odl
         run export one_$kind.odl --int8-head --calib cal432.csv --tflite one_$kind.tflite
         [ $rc -eq 0 ] || { fail "single $kind export" "$(cat err.txt)"; continue; }
         run import one_$kind.tflite -o one8_$kind.odl
         grep -q "every node runs in int8" out.txt || { fail "single $kind int8 import" "$(cat out.txt err.txt)"; continue; }
         int8cmp "single_$kind" one_$kind.tflite one8_$kind.odl 1 1
+        case $kind in sigmoid|tanh|hardswish) # the int8 import exports back as int8: the same outputs
+            run export one8_$kind.odl --tflite rt_$kind.tflite
+            [ $rc -eq 0 ] && run import rt_$kind.tflite -o rt_$kind.odl
+            run predict rt_$kind.odl --int8 --data "single_$kind.x.npy" -o rt_$kind.npy
+            if [ $rc -eq 0 ] && grep -q "every node runs in int8" <("$ODL" import rt_$kind.tflite -o rt_$kind.odl 2>&1) &&
+                cmp -s rt_$kind.npy "single_$kind.odl.npy"; then ok "single $kind: int8 import exported and re-imported, identical"
+            else fail "single $kind int8 round trip" "$(cat err.txt)"; fi ;;
+        esac
     done
+    # an INT8 sigmoid whose output parameters TFLite's LOGISTIC does not take is refused by the writer
+    if [ -f one8_sigmoid.odl ]; then
+        $PY - one8_sigmoid.odl badsig.odl <<'PY'
+import struct, sys, zlib
+b = bytearray(open(sys.argv[1], "rb").read())
+# the QLAY chunk of node 0 (chunks after the 16-byte header: type, crc, length,
+# payload padded to 16): its output scale (payload offset 12) 1/256 -> 1/200
+i = 16
+while b[i:i + 4] != b"QLAY":
+    i += 16 + ((struct.unpack_from("<Q", b, i + 8)[0] + 15) & ~15)
+p, n = i + 16, struct.unpack_from("<Q", b, i + 8)[0]
+assert struct.unpack_from("<I", b, p)[0] == 0 and struct.unpack_from("<f", b, p + 12)[0] == 1.0 / 256
+struct.pack_into("<f", b, p + 12, 1.0 / 200)
+struct.pack_into("<I", b, i + 4, zlib.crc32(bytes(b[p:p + n]), zlib.crc32(bytes(b[i:i + 4] + b[i + 8:i + 16]))))
+open(sys.argv[2], "wb").write(bytes(b))
+PY
+        run export badsig.odl --tflite badsig.tflite
+        if [ $rc -ne 0 ] && grep -q "node 0 (sigmoid): int8 output scale 0.005" err.txt && [ ! -e badsig.tflite ]; then
+            ok "an int8 sigmoid with other output parameters is refused: $(cut -c1-100 err.txt)"
+        else fail "int8 sigmoid with other parameters" "rc $rc: $(cat out.txt err.txt)"; fi
+    fi
 else
     fail "torch" "python3-torch / python3-onnx missing"
 fi

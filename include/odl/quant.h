@@ -174,7 +174,11 @@ void odl_qconcat_s8_ref(int32_t batch, int32_t n_in, const int8_t *const *xs, co
 void odl_qlut_s8(size_t n, const int8_t *x, const int8_t *lut, int8_t *y);
 /* lut[(uint8_t)q] = quantize_out(f(dequantize_in(q))) with f the FP32
  * activation of that type (odl_act_forward_f32 or relu/relu6): exact with
- * respect to the float function of the dequantised input. Host or load time. */
+ * respect to the float function of the dequantised input (TFLite's int8
+ * LOGISTIC and TANH tables). Hard swish is TFLite's int8 kernel instead
+ * (16-bit fixed point, within one step of the float function) whenever
+ * TFLite takes the parameters (output multiplier s_in/128/s_out below 1).
+ * Host or load time. */
 odl_status odl_q_make_lut(int32_t type, float alpha, float beta, odl_qparams in, odl_qparams out, int8_t lut[256],
                           odl_diag *d);
 /* ReLU/ReLU6 into other output parameters (TFLite's): out_zp +

@@ -1567,7 +1567,8 @@ static odl_status mem_write(void *ctx, const void *data, size_t n)
 
 /* 1 when node i's type runs in odl's INT8 runtime with TFLite's arithmetic:
  * layers with weights, pools, pad, the reshapes, ReLU/ReLU6 (fused or
- * keeping the scale), and add, mul, concatenation with their requantisation. */
+ * keeping the scale), add, mul, concatenation with their requantisation,
+ * and LOGISTIC, TANH, HARD_SWISH as 256-entry tables of TFLite's results. */
 static int int8_importable(int32_t type)
 {
     switch (type) {
@@ -1576,6 +1577,7 @@ static int int8_importable(int32_t type)
     case ODL_LAYER_FLATTEN: case ODL_LAYER_RESHAPE: case ODL_LAYER_DROPOUT:
     case ODL_LAYER_RELU: case ODL_LAYER_RELU6:
     case ODL_LAYER_ADD: case ODL_LAYER_MUL: case ODL_LAYER_CONCAT:
+    case ODL_LAYER_SIGMOID: case ODL_LAYER_TANH: case ODL_LAYER_HARD_SWISH:
         return 1;
     }
     return 0;

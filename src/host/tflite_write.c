@@ -703,8 +703,16 @@ odl_status odl_tflite_export_ex(const odl_model *m, char *const *names, const vo
                  l->type == ODL_LAYER_MAXPOOL || l->type == ODL_LAYER_AVGPOOL || l->type == ODL_LAYER_GAP ||
                  l->type == ODL_LAYER_RELU || l->type == ODL_LAYER_RELU6 || l->type == ODL_LAYER_FLATTEN ||
                  l->type == ODL_LAYER_RESHAPE || l->type == ODL_LAYER_DROPOUT || l->type == ODL_LAYER_ADD ||
-                 l->type == ODL_LAYER_MUL || l->type == ODL_LAYER_CONCAT || l->type == ODL_LAYER_PAD,
+                 l->type == ODL_LAYER_MUL || l->type == ODL_LAYER_CONCAT || l->type == ODL_LAYER_PAD ||
+                 l->type == ODL_LAYER_SIGMOID || l->type == ODL_LAYER_TANH || l->type == ODL_LAYER_HARD_SWISH,
              "no INT8 export for this operator", i, odl_layer_type_name(l->type));
+        /* TFLite's int8 LOGISTIC and TANH take only these output parameters */
+        NEED(!q8 || l->type != ODL_LAYER_SIGMOID || (ql[i].s == 1.0f / 256.0f && ql[i].zp == -128),
+             "int8 output scale %g, zero point %d (TFLite's int8 LOGISTIC needs 1/256, -128; re-quantise with "
+             "this version of odl)", i, odl_layer_type_name(l->type), (double)ql[i].s, (int)ql[i].zp);
+        NEED(!q8 || l->type != ODL_LAYER_TANH || (ql[i].s == 1.0f / 128.0f && ql[i].zp == 0),
+             "int8 output scale %g, zero point %d (TFLite's int8 TANH needs 1/128, 0; re-quantise with "
+             "this version of odl)", i, odl_layer_type_name(l->type), (double)ql[i].s, (int)ql[i].zp);
         switch (l->type) {
         case ODL_LAYER_DENSE:
         case ODL_LAYER_CONV2D:
