@@ -25,16 +25,23 @@
 #define LINE_MAX_BYTES 1024u
 #define DEFAULT_TOPIC "odl/fleet"
 #define STATE_MAGIC "odl-fleet-seq 1"
+#define DEFAULT_SESSION_EXPIRY 604800u   /* a week: the broker keeps the collector's queue that long */
 
 static void help(FILE *f)
 {
     fputs("usage: odl fleet simulate [options]   (the fleet on Dask: odl fleet simulate --help)\n"
+          "       odl fleet aggregate --deltas DIR --global GLOBAL.odl --rule RULE --heldout DATA\n"
+          "                           -o NEW.odl [options]   (odl fleet aggregate --help)\n"
           "       odl fleet publish ADAPTED.odl --global GLOBAL.odl --device ID --key-file K\n"
           "                         --round R --seq S [--broker HOST:PORT] [--out FILE] [options]\n"
           "       odl fleet publish --message FILE --broker HOST:PORT [--device ID] [--topic PREFIX]\n"
           "       odl fleet collect --broker HOST:PORT --keys KEYS --global GLOBAL.odl --round R\n"
           "                         --count N --timeout SEC --out DIR [--state FILE] [options]\n"
           "       odl fleet keygen --device ID -o KEYFILE\n"
+          "\n"
+          "aggregate: reads the collected deltas, aggregates them (fedavg, median, trimmed,\n"
+          "clip), checks the new global model on held-out data and writes it only if it does\n"
+          "not regress (docs/fleet.md).\n"
           "\n"
           "A device sends what it learned as a signed head delta: its head minus the global\n"
           "model's, signed with HMAC-SHA256 under its own key (docs/fleet-transport.md).\n"
@@ -61,6 +68,11 @@ static void help(FILE *f)
           "  --keys KEYS      lines 'ID HEX-KEY' (IDs 0..4294967295, keys 16..64 bytes)\n"
           "  --max-message B  the largest message taken: the broker keeps larger ones away\n"
           "                   (MQTT 5 Maximum Packet Size; default 16M)\n"
+          "  --client-id ID   the collector's MQTT client id       (default odl-collector:PREFIX)\n"
+          "  --session-expiry SEC  a persistent session: the broker keeps the subscription and\n"
+          "                   queues deltas (QoS 1) for ID while no collector runs, for SEC\n"
+          "                   seconds after it leaves (default 604800, a week; 0: a clean\n"
+          "                   session, deltas sent while no collector runs are lost)\n"
           "  --unfreeze K --topic PREFIX --tls-ca --username --password-file   as for publish\n"
           "  --quiet          no line per message on standard error\n"
           "\n"
@@ -509,6 +521,18 @@ static int check_topic(const char *prefix)
     return 0;
 }
 
+/* An MQTT client id: 1..200 printable ASCII bytes (brokers differ on anything else). */
+static int check_client_id(const char *id)
+{
+    const size_t n = strlen(id);
+    if (n == 0 || n > 200)
+        return cli_error("fleet collect: --client-id '%s': want 1..200 bytes", id);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)id[i] < 0x21 || (unsigned char)id[i] > 0x7e)
+            return cli_error("fleet collect: --client-id '%s': printable ASCII without spaces only", id);
+    return 0;
+}
+
 /* ---- the broker's TLS and user ----------------------------------------------------- */
 
 typedef struct broker_auth {
@@ -569,7 +593,7 @@ static int auth_load(broker_auth *b)
 
 static odl_mqtt_opts auth_opts(const broker_auth *b, uint32_t max_packet)
 {
-    odl_mqtt_opts o = {NULL, max_packet, b->tls_ca, b->username, b->password_file ? b->password : NULL};
+    odl_mqtt_opts o = {NULL, max_packet, b->tls_ca, b->username, b->password_file ? b->password : NULL, 0};
     return o;
 }
 #endif
@@ -810,7 +834,7 @@ static int cmd_publish(int argc, char **argv)
             rc = 1;
         odl_mqtt_opts mo = auth_opts(&auth, 0);
         if (!rc)
-            s = odl_mqtt_connect(&c, host, port, &mo, timeout, &d);
+            s = odl_mqtt_connect(&c, host, port, &mo, timeout, NULL, &d);
         if (s == ODL_OK)
             s = odl_mqtt_publish(c, t, msg, msg_len, timeout, &d);
         odl_mqtt_close(c);
@@ -915,8 +939,9 @@ static int collect_one(void *ctx, const char *topic, const void *payload, size_t
 static int cmd_collect(int argc, char **argv)
 {
     const char *broker = NULL, *keys_path = NULL, *global = NULL, *dir = NULL, *state_path = NULL, *v = NULL;
-    const char *topic = DEFAULT_TOPIC;
+    const char *topic = DEFAULT_TOPIC, *client_id = NULL;
     uint64_t round = 0, count = 0, unfreeze = 0, max_message = (uint64_t)16 << 20;
+    uint64_t session_expiry = DEFAULT_SESSION_EXPIRY;
     int have_round = 0, quiet = 0;
     float timeout = -1.0f;
     broker_auth auth;
@@ -952,6 +977,11 @@ static int cmd_collect(int argc, char **argv)
         } else if ((r = cli_opt(&a, "--round", &v))) {
             if (r < 0 || opt_u64("--round", v, 0, UINT32_MAX, &round)) return 2;
             have_round = 1;
+        } else if ((r = cli_opt(&a, "--client-id", &v))) {
+            if (r < 0 || check_client_id(v)) return 2;
+            client_id = v;
+        } else if ((r = cli_opt(&a, "--session-expiry", &v))) {
+            if (r < 0 || opt_u64("--session-expiry", v, 0, UINT32_MAX, &session_expiry)) return 2;
         } else if ((r = cli_opt(&a, "--count", &v))) {
             if (r < 0 || opt_u64("--count", v, 1, 100000000, &count)) return 2;
         } else if ((r = cli_opt(&a, "--unfreeze", &v))) {
@@ -984,6 +1014,8 @@ static int cmd_collect(int argc, char **argv)
     (void)max_message;
     (void)unfreeze;
     (void)state_path;
+    (void)client_id;
+    (void)session_expiry;
     return cli_error("fleet collect: this odl was built without libmosquitto, so it cannot reach a broker "
                      "(install libmosquitto-dev and rebuild)");
 #else
@@ -1047,7 +1079,15 @@ static int cmd_collect(int argc, char **argv)
     odl_mqtt *mq = NULL;
     /* room for the message, its topic and MQTT's headers; the broker drops anything larger */
     odl_mqtt_opts mo = auth_opts(&auth, (uint32_t)(max_message + 1024u));
-    s = odl_mqtt_connect(&mq, host, port, &mo, 10.0, &d);
+    char default_id[300];
+    if (!client_id) {
+        snprintf(default_id, sizeof default_id, "odl-collector:%s", topic);
+        client_id = default_id;
+    }
+    mo.client_id = client_id;
+    mo.session_expiry = (uint32_t)session_expiry;
+    int resumed = 0;
+    s = odl_mqtt_connect(&mq, host, port, &mo, 10.0, &resumed, &d);
     if (s == ODL_OK)
         s = odl_mqtt_subscribe(mq, filter, 10.0, &d);
     if (s != ODL_OK) {
@@ -1055,6 +1095,10 @@ static int cmd_collect(int argc, char **argv)
         rc = cli_fail("fleet collect", s, &d);
         goto done;
     }
+    if (session_expiry)
+        fprintf(stderr, "odl: fleet collect: %s session '%s' (the broker queues deltas for it while it is away, "
+                "for %llu s)\n", resumed ? "resumed the broker's" : "a new persistent", client_id,
+                (unsigned long long)session_expiry);
     fprintf(stderr, "odl: fleet collect: listening on %s at %s:%d (round %u, head from node %d, %zu bytes per "
             "delta, %llu devices, %.0f s)\n", filter, host, port, (unsigned)round, (int)c.r.boundary, c.delta_bytes,
             (unsigned long long)count, (double)timeout);
@@ -1099,14 +1143,15 @@ int cmd_fleet(int argc, char **argv)
         help(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    if (!strcmp(argv[1], "simulate"))
-        return cmd_fleet_simulate(argc, argv);
+    if (!strcmp(argv[1], "simulate") || !strcmp(argv[1], "aggregate"))
+        return cmd_fleet_simulate(argc, argv); /* both in Python: python3 -m odl.fleet */
     if (!strcmp(argv[1], "publish"))
         return cmd_publish(argc - 1, argv + 1);
     if (!strcmp(argv[1], "collect"))
         return cmd_collect(argc - 1, argv + 1);
     if (!strcmp(argv[1], "keygen"))
         return cmd_keygen(argc - 1, argv + 1);
-    cli_error("fleet: unknown subcommand '%s' (simulate, publish, collect, keygen; see odl fleet --help)", argv[1]);
+    cli_error("fleet: unknown subcommand '%s' (simulate, aggregate, publish, collect, keygen; see odl fleet --help)",
+              argv[1]);
     return 2;
 }
