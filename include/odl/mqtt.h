@@ -48,6 +48,10 @@ odl_status odl_mqtt_connect(odl_mqtt **out, const char *host, int port, const od
  * (at most timeout_s). */
 odl_status odl_mqtt_publish(odl_mqtt *c, const char *topic, const void *payload, size_t len, double timeout_s,
                             odl_diag *d);
+/* The same as a retained message: the broker keeps it (the last one per
+ * topic) and hands it to every client that subscribes later. */
+odl_status odl_mqtt_publish_retained(odl_mqtt *c, const char *topic, const void *payload, size_t len,
+                                     double timeout_s, odl_diag *d);
 
 /* A message arrived: return 0 to go on, non-zero to stop odl_mqtt_run. */
 typedef int (*odl_mqtt_on_message)(void *ctx, const char *topic, const void *payload, size_t len);

@@ -801,6 +801,26 @@ def read_deltas(directory, model, unfreeze=0, round_=None):
     return accepted, refused, notes
 
 
+def device_exact(old, new):
+    """new, nudged so that a device holding `old` gets it bit for bit from
+    the signed global delta (`odl fleet fetch-global` adds new - old, both
+    rounded to float32, to old). Without that, a device's copy of the global
+    model could differ in the last bit, and so in identity, and every delta
+    it sends next round would be refused as made against another model.
+    Usually nothing moves; a value that does not settle in a few steps keeps
+    its old value (a difference of 0 is always exact)."""
+    old = np.asarray(old, np.float32)
+    new = np.asarray(new, np.float32).copy()
+    for _ in range(8):
+        back = (old + (new - old)).astype(np.float32)
+        if np.array_equal(back, new):
+            return new
+        new = back
+    bad = (old + (new - old)).astype(np.float32) != new
+    new[bad] = old[bad]
+    return new
+
+
 def _eval_sets(path, shift=None, limit=0):
     """(x, y) from DATA as odl.load_data reads it (an IDX directory: its test
     split), through a chain of shift specs ("gain:0.6,0.2;translate:1,0")."""
@@ -855,7 +875,8 @@ def aggregate_round(deltas, global_path, out, rule, heldout, heldout_shift=None,
     summary["delta_norm"] = delta_norm(agg)
     full = g.get_weights(trainable_only=False)
     head = _head_tensors(g, boundary)
-    new_head = add([np.asarray(full[k], np.float32).reshape(-1) for k, _, _, _ in head], agg)
+    old_head = [np.asarray(full[k], np.float32).reshape(-1) for k, _, _, _ in head]
+    new_head = [device_exact(h, n) for h, n in zip(old_head, add(old_head, agg))]
     for (k, _, _, _), v in zip(head, new_head):
         full[k] = v.reshape(np.shape(full[k]))
     cand = odl.load(global_path)

@@ -265,15 +265,15 @@ odl_status odl_mqtt_connect(odl_mqtt **out, const char *host, int port, const od
     return ODL_OK;
 }
 
-odl_status odl_mqtt_publish(odl_mqtt *c, const char *topic, const void *payload, size_t len, double timeout_s,
-                            odl_diag *d)
+static odl_status publish(odl_mqtt *c, const char *topic, const void *payload, size_t len, int retain,
+                          double timeout_s, odl_diag *d)
 {
     if (!c || !topic || (!payload && len))
         return odl_fail(d, ODL_ERR_ARG, "odl_mqtt_publish: client and topic must not be NULL");
     if (len > 268435455u)
         return odl_fail(d, ODL_ERR_ARG, "mqtt: a %zu-byte message is over MQTT's 256 MB limit", len);
     int mid = 0;
-    int rc = mosquitto_publish_v5(c->m, &mid, topic, (int)len, payload, 1, false, NULL);
+    int rc = mosquitto_publish_v5(c->m, &mid, topic, (int)len, payload, 1, retain != 0, NULL);
     if (rc != MOSQ_ERR_SUCCESS)
         return odl_fail(d, ODL_ERR_IO, "mqtt: cannot publish to '%s': %s", topic, mosquitto_strerror(rc));
     const double deadline = now_s() + timeout_s;
@@ -287,6 +287,18 @@ odl_status odl_mqtt_publish(odl_mqtt *c, const char *topic, const void *payload,
         return odl_fail(d, ODL_ERR_IO, "mqtt: the broker refused the message to '%s': %s", topic,
                         mosquitto_reason_string(c->puback_reason));
     return ODL_OK;
+}
+
+odl_status odl_mqtt_publish(odl_mqtt *c, const char *topic, const void *payload, size_t len, double timeout_s,
+                            odl_diag *d)
+{
+    return publish(c, topic, payload, len, 0, timeout_s, d);
+}
+
+odl_status odl_mqtt_publish_retained(odl_mqtt *c, const char *topic, const void *payload, size_t len,
+                                     double timeout_s, odl_diag *d)
+{
+    return publish(c, topic, payload, len, 1, timeout_s, d);
 }
 
 odl_status odl_mqtt_subscribe(odl_mqtt *c, const char *filter, double timeout_s, odl_diag *d)
