@@ -16,6 +16,10 @@ Two halves (docs/fleet.md):
   held-out set (the fleet-wide gate), keeps versions, and rolls it out to a
   canary share first (A/B on the canaries' own feedback), promoting it only
   when it wins. Results: devices.csv, rounds.csv, report.md with plots.
+- A real round's server step (`odl fleet aggregate`): the deltas `odl fleet
+  collect` wrote, checked again against the global model, aggregated by the
+  same rules, gated by the same held-out rule (heldout_gate), published as
+  a new version only when it does not regress.
 """
 import argparse
 import csv
