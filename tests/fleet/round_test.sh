@@ -9,7 +9,11 @@
 # aggregate` with the median publishing a version that beats the global
 # model on the held-out drifted data; plain averaging worse than the median
 # with the poisoner; deltas against another model or head, corrupt, unsigned
-# or of another round set aside again by the aggregator, counted by reason.
+# or of another round set aside again by the aggregator, counted by reason;
+# the new global head back to a device as a retained message signed by the
+# server (publish-global / fetch-global): the device's copy equal to the
+# server's model, replays, a wrong key, a damaged message and a device
+# already up to date refused, and its next delta accepted by the server.
 #
 #   bash tests/fleet/round_test.sh PATH/TO/odl SOURCE_DIR
 #
@@ -230,6 +234,14 @@ fetch twice fetched.odl server.key
 rc=$?
 [ $rc -eq 3 ] && grep -q '"reason": "wrong_base"' twice.json && grep -q "already the new one" twice.err &&
     ok "fetch-global: a device already on the new model is told so" || fail "fetch twice" "exit $rc: $(cat twice.json)"
+# a damaged retained message (the broker's, or a forger's): refused, nothing written
+$PY "$TOOL" flip m5.delta damaged.delta 200 && "$ODL" fleet publish-global --message damaged.delta --broker "$B" \
+    >>pubg.log 2>&1
+rm -f dev.seq
+fetch damaged global.odl server.key
+rc=$?
+[ $rc -eq 3 ] && grep -q '"reason": "malformed"' damaged.json && [ ! -e damaged.odl ] && [ ! -e dev.seq ] &&
+    ok "fetch-global: a damaged message is refused" || fail "fetch damaged" "exit $rc: $(cat damaged.json)"
 # round 2: a device learning from its fetched copy sends a delta the server takes against new.odl
 "$ODL" adapt fetched.odl --data "$DATA" --limit 200 --seed 9 --strategy replay --replay-from "$DATA" --epochs 2 \
     --shift "gain:0.55,0.25" -o r2.odl --quiet >/dev/null && mkdir r2 &&
