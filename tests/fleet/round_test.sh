@@ -270,6 +270,15 @@ assert [e.get("file") for e in idx] == ["v0001.odl", None] and idx[1]["status"] 
 EOF
     fail "fedavg round" "exit $rc: $(cat fedavg.err)"
 
+# a cap on the weight a device may claim: the poisoner's 3,000 examples count as 300
+"$ODL" fleet aggregate --deltas deltas --global global.odl --rule fedavg "${HELD[@]}" --max-examples 300 \
+    -o capped.odl >capped.json 2>/dev/null
+$PY -c "
+import json; s = json.load(open('capped.json')); f = json.load(open('fedavg.json'))
+assert s['weights']['6'] == 300 and s['weights']['1'] == 300, s['weights']
+assert s['after']['drifted'] > f['after']['drifted'], (s['after'], f['after'])" &&
+    ok "--max-examples caps a device's claimed weight (fedavg less hurt)" || fail "max-examples" "$(cat capped.json)"
+
 # ---- the aggregator checks every file again ------------------------------------------------
 mkdir mixed && cp deltas/*.delta mixed/
 "$ODL" fleet publish a2.odl --global new.odl --device 2 --key-file k2.key --round 1 --seq 5 \
