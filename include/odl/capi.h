@@ -227,6 +227,12 @@ int32_t odl_capi_delta_n_tensors(const odl_capi_delta *D);
 int64_t odl_capi_delta_tensor_count(const odl_capi_delta *D, int32_t i);
 /* Copies tensor i (n must be its count) into out: device − global, float32. */
 int odl_capi_delta_tensor_copy(const odl_capi_delta *D, int32_t i, float *out, int64_t n, char *err, size_t errcap);
+/* What a delta against model m must carry (an aggregator's check): m's
+ * identity (odl_delta_model_id) as 64 hex digits in hex (65 bytes with the
+ * NUL) and the head's first node for `unfreeze` (as `odl adapt --unfreeze K`
+ * and `odl fleet collect --unfreeze K` choose it) in *boundary. */
+int odl_capi_model_delta_id(const odl_capi_model *m, int32_t unfreeze, char *hex, int32_t *boundary, char *err,
+                            size_t errcap);
 
 #ifdef __cplusplus
 }

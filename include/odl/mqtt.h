@@ -31,16 +31,27 @@ typedef struct odl_mqtt_opts {
                                 with the certificate and the host name checked; NULL: plain TCP */
     const char *username;    /* the broker's user name and password (NULL: none) */
     const char *password;
+    uint32_t session_expiry; /* 0: a clean session, forgotten at disconnect. > 0: a persistent session
+                                (MQTT 5 Clean Start 0 and this Session Expiry Interval in seconds)
+                                under client_id, which is then required: the broker keeps this
+                                client's subscriptions and queues its QoS 1 messages while it is
+                                away, for up to this many seconds */
 } odl_mqtt_opts;
 
-/* Connects to host:port, waiting at most timeout_s for the broker's CONNACK. */
+/* Connects to host:port, waiting at most timeout_s for the broker's CONNACK.
+ * *resumed (may be NULL) is set to 1 when the broker still held this
+ * client's persistent session (MQTT's Session Present), 0 otherwise. */
 odl_status odl_mqtt_connect(odl_mqtt **out, const char *host, int port, const odl_mqtt_opts *opts,
-                            double timeout_s, odl_diag *d);
+                            double timeout_s, int *resumed, odl_diag *d);
 
 /* Publishes payload to topic with QoS 1 and waits for the broker's PUBACK
  * (at most timeout_s). */
 odl_status odl_mqtt_publish(odl_mqtt *c, const char *topic, const void *payload, size_t len, double timeout_s,
                             odl_diag *d);
+/* The same as a retained message: the broker keeps it (the last one per
+ * topic) and hands it to every client that subscribes later. */
+odl_status odl_mqtt_publish_retained(odl_mqtt *c, const char *topic, const void *payload, size_t len,
+                                     double timeout_s, odl_diag *d);
 
 /* A message arrived: return 0 to go on, non-zero to stop odl_mqtt_run. */
 typedef int (*odl_mqtt_on_message)(void *ctx, const char *topic, const void *payload, size_t len);
@@ -50,7 +61,9 @@ odl_status odl_mqtt_subscribe(odl_mqtt *c, const char *filter, double timeout_s,
 
 /* Hands each arriving message to cb until cb returns non-zero (ODL_OK) or
  * timeout_s passes (ODL_ERR_NOT_FOUND: "timed out"). A lost connection is
- * ODL_ERR_IO. */
+ * ODL_ERR_IO. Messages that arrive in the same network read as the one that
+ * stopped it are handed to cb too (the client acknowledges every message it
+ * reads, so one left out would be lost to a persistent session). */
 odl_status odl_mqtt_run(odl_mqtt *c, odl_mqtt_on_message cb, void *ctx, double timeout_s, odl_diag *d);
 
 /* Disconnects and frees (NULL allowed). */

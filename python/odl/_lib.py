@@ -153,6 +153,7 @@ _proto("odl_capi_delta_meta_json", c_size_t, c_void_p, c_char_p, c_size_t)
 _proto("odl_capi_delta_n_tensors", c_int32, c_void_p)
 _proto("odl_capi_delta_tensor_count", c_int64, c_void_p, c_int32)
 _proto("odl_capi_delta_tensor_copy", c_int, c_void_p, c_int32, P_float, c_int64, *E)
+_proto("odl_capi_model_delta_id", c_int, c_void_p, c_int32, c_char_p, P_int32, *E)
 
 if lib.odl_capi_abi() != ABI:
     raise ImportError("odl: %s has C API revision %d; this package needs %d (rebuild or reinstall both)"

@@ -16,6 +16,10 @@ Two halves (docs/fleet.md):
   held-out set (the fleet-wide gate), keeps versions, and rolls it out to a
   canary share first (A/B on the canaries' own feedback), promoting it only
   when it wins. Results: devices.csv, rounds.csv, report.md with plots.
+- A real round's server step (`odl fleet aggregate`): the deltas `odl fleet
+  collect` wrote, checked again against the global model, aggregated by the
+  same rules, gated by the same held-out rule (heldout_gate), published as
+  a new version only when it does not regress.
 """
 import argparse
 import csv
@@ -354,16 +358,42 @@ class VersionStore:
     (every candidate, published or not, with its gate and canary figures),
     each written atomically."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, resume=False, digests=False):
+        """resume: go on from DIR/index.json when it exists (a server's store
+        across rounds; the simulation starts a new one). digests: each
+        published entry also gets its file's SHA-256 (what a device checks)."""
         self.dir = directory
+        self.digests = digests
         os.makedirs(directory, exist_ok=True)
         self.index = []
+        ip = os.path.join(directory, "index.json")
+        if resume and os.path.exists(ip):
+            with open(ip) as f:
+                self.index = json.load(f)
+            if not isinstance(self.index, list):
+                raise ValueError("%s: not a version index (a JSON list)" % ip)
+
+    def latest(self):
+        """The last published entry, or None."""
+        pub = [e for e in self.index if isinstance(e, dict) and e.get("file")]
+        return pub[-1] if pub else None
 
     def record(self, entry, model=None):
+        """Appends entry to index.json; with a model (an odl.Model, or the path
+        of a model file to copy), first saves it as the next vNNNN.odl."""
         if model is not None:
             v = 1 + sum(1 for e in self.index if e.get("file"))
             entry["file"] = "v%04d.odl" % v
-            model.save(os.path.join(self.dir, entry["file"]))
+            path = os.path.join(self.dir, entry["file"])
+            if os.path.lexists(path):
+                raise OSError("%s exists but index.json does not list it; refusing to overwrite a version" % path)
+            if isinstance(model, (str, os.PathLike)):  # a model file, kept byte for byte
+                with open(model, "rb") as f:
+                    _write_atomic(path, f.read())
+            else:
+                model.save(path)
+            if self.digests:
+                entry["sha256"] = _sha256_file(path)
         self.index.append(entry)
         _write_atomic(os.path.join(self.dir, "index.json"), json.dumps(self.index, indent=1) + "\n")
 
@@ -394,16 +424,35 @@ class Server:
                 "original": _accuracy(self.model, self.orig_x, self.orig_y)}
 
     def gate(self, cand, cur):
-        """Publish only when the candidate does not regress: the mean of drifted
-        and original accuracy not below the current head's, and original
-        accuracy not down by more than max_orig_drop."""
-        avg_c = (cand["drifted"] + cand["original"]) / 2
-        avg_g = (cur["drifted"] + cur["original"]) / 2
-        if cand["original"] < cur["original"] - self.max_orig_drop:
-            return False, "original accuracy fell %.3f -> %.3f" % (cur["original"], cand["original"])
-        if avg_c < avg_g:
-            return False, "held-out average fell %.3f -> %.3f" % (avg_g, avg_c)
-        return True, "held-out average %.3f -> %.3f" % (avg_g, avg_c)
+        return heldout_gate(cand, cur, self.max_orig_drop)
+
+
+def heldout_gate(cand, cur, max_orig_drop=0.02):
+    """The fleet-wide evaluation gate (the simulation's and `odl fleet
+    aggregate`'s): publish only when the candidate does not regress: the mean
+    of drifted and original accuracy not below the current head's, and
+    original accuracy not down by more than max_orig_drop. Without an
+    "original" figure: drifted accuracy not below the current head's.
+    Returns (ok, why)."""
+    if cand.get("original") is None or cur.get("original") is None:
+        if cand["drifted"] < cur["drifted"]:
+            return False, "held-out accuracy fell %.3f -> %.3f" % (cur["drifted"], cand["drifted"])
+        return True, "held-out accuracy %.3f -> %.3f" % (cur["drifted"], cand["drifted"])
+    avg_c = (cand["drifted"] + cand["original"]) / 2
+    avg_g = (cur["drifted"] + cur["original"]) / 2
+    if cand["original"] < cur["original"] - max_orig_drop:
+        return False, "original accuracy fell %.3f -> %.3f" % (cur["original"], cand["original"])
+    if avg_c < avg_g:
+        return False, "held-out average fell %.3f -> %.3f" % (avg_g, avg_c)
+    return True, "held-out average %.3f -> %.3f" % (avg_g, avg_c)
+
+
+def _sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
 
 
 def _client(cfg):
@@ -672,6 +721,220 @@ def report_md(res, plots):
     return "\n".join(L)
 
 
+# ---- a real round: the server's aggregation over collected deltas ----------------------------
+
+# Why `odl fleet aggregate` set a delta file aside (the collector's reasons where they apply).
+AGG_REFUSALS = ("malformed", "unsigned", "wrong_base", "out_of_shape", "stale_round", "future_round",
+                "duplicate_device")
+
+
+def model_identity(model, unfreeze=0):
+    """(identity, boundary): the SHA-256 identity a delta against `model` must
+    carry (64 hex digits) and the first node of its head for `unfreeze` (as
+    `odl fleet collect --unfreeze K` and `odl adapt --unfreeze K` choose it)."""
+    import ctypes
+    import odl
+    from ._lib import lib as _c
+    hexid = ctypes.create_string_buffer(65)
+    boundary = ctypes.c_int32(0)
+    err = ctypes.create_string_buffer(512)
+    s = _c.odl_capi_model_delta_id(model._h, int(unfreeze), hexid, ctypes.byref(boundary), err, len(err))
+    if s != 0:
+        raise odl.OdlError(s, err.value.decode(errors="replace"))
+    return hexid.value.decode(), int(boundary.value)
+
+
+def _head_tensors(model, boundary):
+    """The head's tensors of model: [(index into get_weights(False), layer, which, count)] for layers >= boundary."""
+    return [(k, layer, which, count) for k, (layer, which, count) in enumerate(model._param_list(False))
+            if layer >= boundary]
+
+
+def read_deltas(directory, model, unfreeze=0, round_=None):
+    """Reads every DIR/*.delta (odl.read_delta: framing, CRCs, layout,
+    finite values) and checks each against `model` again: its identity (a
+    delta made against another global model is wrong_base), its head's
+    first node and tensor table (out_of_shape), a signature present
+    (unsigned), the round when round_ is given (stale_round/future_round)
+    and one delta per device (duplicate_device: the later file, in name
+    order, is set aside). Returns (accepted, refused, notes): accepted is a
+    list of (meta, arrays) sorted by device, refused a count per reason
+    (AGG_REFUSALS), notes one line per refused file."""
+    import glob as _glob
+    import odl
+    ident, boundary = model_identity(model, unfreeze)
+    head = _head_tensors(model, boundary)
+    want = [(layer, "bias" if which else "weights", count) for _, layer, which, count in head]
+    refused = {r: 0 for r in AGG_REFUSALS}
+    notes, seen, accepted = [], {}, []
+    if not os.path.isdir(directory):
+        raise ValueError("--deltas %s is not a directory" % directory)
+    for path in sorted(_glob.glob(os.path.join(directory, "*.delta"))):
+        name = os.path.basename(path)
+        why = None
+        if os.path.islink(path) or not os.path.isfile(path):
+            why, note = "malformed", "not a regular file"
+        else:
+            try:
+                meta, arrays = odl.read_delta(path)
+            except odl.OdlError as e:
+                why, note = "malformed", str(e)
+        if why is None:
+            got = [(t["node"], t["which"], t["count"]) for t in meta["tensors"]]
+            dev = meta["device"]
+            if not meta["signed"]:
+                why, note = "unsigned", "device %d: no signature" % dev
+            elif meta["base_id"] != ident:
+                why, note = "wrong_base", "device %d: made against model %s..., not this global model %s..." % (
+                    dev, meta["base_id"][:12], ident[:12])
+            elif meta["boundary"] != boundary or got != want:
+                why, note = "out_of_shape", "device %d: head from node %d with %d tensors; this head is from node " \
+                    "%d with %d tensors" % (dev, meta["boundary"], len(got), boundary, len(want))
+            elif round_ is not None and meta["round"] != round_:
+                why = "stale_round" if meta["round"] < round_ else "future_round"
+                note = "device %d: round %d, not %d" % (dev, meta["round"], round_)
+            elif dev in seen:
+                why, note = "duplicate_device", "device %d: already read from %s" % (dev, seen[dev])
+        if why is not None:
+            refused[why] += 1
+            notes.append("%s: %s (%s)" % (name, why, note))
+            continue
+        seen[dev] = name
+        accepted.append((meta, [np.asarray(a, dtype=np.float32) for a in arrays]))
+    accepted.sort(key=lambda t: t[0]["device"])
+    return accepted, refused, notes
+
+
+def device_exact(old, new):
+    """new, nudged so that a device holding `old` gets it bit for bit from
+    the signed global delta (`odl fleet fetch-global` adds new - old, both
+    rounded to float32, to old). Without that, a device's copy of the global
+    model could differ in the last bit, and so in identity, and every delta
+    it sends next round would be refused as made against another model.
+    Usually nothing moves; a value that does not settle in a few steps keeps
+    its old value (a difference of 0 is always exact)."""
+    old = np.asarray(old, np.float32)
+    new = np.asarray(new, np.float32).copy()
+    for _ in range(8):
+        back = (old + (new - old)).astype(np.float32)
+        if np.array_equal(back, new):
+            return new
+        new = back
+    bad = (old + (new - old)).astype(np.float32) != new
+    new[bad] = old[bad]
+    return new
+
+
+def _eval_sets(path, shift=None, limit=0):
+    """(x, y) from DATA as odl.load_data reads it (an IDX directory: its test
+    split), through a chain of shift specs ("gain:0.6,0.2;translate:1,0")."""
+    import odl
+    d = odl.load_data(path, "test" if os.path.isdir(path) else None, limit=int(limit))
+    x = np.asarray(d.x, np.float32)
+    if shift:
+        for sp in [t for t in shift.split(";") if t]:
+            x = np.asarray(odl.shift(x, sp, d.shape), np.float32)
+    return x, np.asarray(d.y, np.int32)
+
+
+def aggregate_round(deltas, global_path, out, rule, heldout, heldout_shift=None, original=None, limit=0,
+                    versions=None, trim=0.1, clip=1.0, unfreeze=0, round_=None, max_examples=None,
+                    max_orig_drop=0.02, min_deltas=1, force=False):
+    """One server round over deltas that `odl fleet collect` wrote: read and
+    check them (read_deltas), aggregate with the simulation's rules
+    (aggregate), add the result to the global model's head, evaluate the
+    candidate against the global model on the held-out data (heldout_gate),
+    and write OUT (and a new version in `versions`) only when it does not
+    regress. Returns the summary dict (what `odl fleet aggregate` prints)."""
+    import odl
+    if rule not in RULES or rule == "none":
+        raise ValueError("rule %r is not one of fedavg, median, trimmed, clip" % (rule,))
+    g = odl.load(global_path)
+    ident, boundary = model_identity(g, unfreeze)
+    accepted, refused, notes = read_deltas(deltas, g, unfreeze, round_)
+    weights = {}
+    for meta, _ in accepted:
+        w = int(meta["examples"])
+        weights[meta["device"]] = min(w, int(max_examples)) if max_examples else w
+    summary = {"global": global_path, "base_id": ident, "head_from_node": boundary, "rule": rule,
+               "round": round_, "files": len(accepted) + sum(refused.values()), "used": len(accepted),
+               "devices": [m["device"] for m, _ in accepted], "weights": weights, "refused": refused,
+               "refused_total": sum(refused.values()), "refused_files": notes}
+    if rule == "trimmed":
+        summary["trim"] = trim
+    if rule == "clip":
+        summary["clip"] = clip
+    sets = {"drifted": _eval_sets(heldout, heldout_shift, limit)}
+    if original:
+        sets["original"] = _eval_sets(original, None, limit)
+    summary["heldout"] = {k: len(v[1]) for k, v in sets.items()}
+    before = {k: _accuracy(g, x, y) for k, (x, y) in sets.items()}
+    summary["before"] = before
+    store = VersionStore(versions, resume=True, digests=True) if versions else None
+    if len(accepted) < max(1, int(min_deltas)):
+        summary.update(after=None, gate="%d usable deltas, fewer than %d" % (len(accepted), max(1, min_deltas)),
+                       status="refused", out=None, version=None)
+        return summary
+    agg = aggregate(rule, [a for _, a in accepted], [weights[m["device"]] for m, _ in accepted], trim, clip)
+    summary["delta_norm"] = delta_norm(agg)
+    full = g.get_weights(trainable_only=False)
+    head = _head_tensors(g, boundary)
+    old_head = [np.asarray(full[k], np.float32).reshape(-1) for k, _, _, _ in head]
+    new_head = [device_exact(h, n) for h, n in zip(old_head, add(old_head, agg))]
+    for (k, _, _, _), v in zip(head, new_head):
+        full[k] = v.reshape(np.shape(full[k]))
+    cand = odl.load(global_path)
+    cand.set_weights(full, trainable_only=False)
+    after = {k: _accuracy(cand, x, y) for k, (x, y) in sets.items()}
+    ok, why = heldout_gate(after, before, max_orig_drop)
+    if force and not ok:
+        ok, why = True, "forced (" + why + ")"
+    summary.update(after=after, gate=why, status="published" if ok else "refused", out=None, version=None)
+    if store is not None:
+        if store.latest() is None:  # the store's first entry: the global model the fleet started from
+            store.record({"status": "published", "note": "the global model deltas were first made against",
+                          "base_id": ident, "heldout": before}, global_path)
+        elif store.latest().get("sha256") != _sha256_file(global_path):
+            summary["note"] = "GLOBAL is not the store's latest version (%s)" % store.latest()["file"]
+    if ok:
+        cand.save(out)
+        summary["out"] = out
+        summary["new_base_id"] = model_identity(cand, unfreeze)[0]
+    if store is not None:
+        entry = {"round": round_, "rule": rule, "status": summary["status"], "gate": why, "base_id": ident,
+                 "devices": summary["devices"], "weights": {str(k): v for k, v in weights.items()},
+                 "refused": refused, "heldout": after, "current": before,
+                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        if ok:
+            entry["new_base_id"] = summary["new_base_id"]
+        store.record(entry, cand if ok else None)
+        summary["version"] = os.path.join(versions, entry["file"]) if ok else None
+    g.close()
+    cand.close()
+    return summary
+
+
+def aggregate_main(a):
+    """`odl fleet aggregate`: exit 0 published, 3 refused (the gate, or too
+    few usable deltas), 1 an error."""
+    import odl
+    try:
+        for opt, path in (("--global", a.glob), ("--heldout", a.heldout), ("--original", a.original)):
+            if path and not os.path.exists(path):
+                raise ValueError("%s %s does not exist" % (opt, path))
+        outs = [os.path.abspath(a.out)]
+        if os.path.abspath(a.glob) in outs:
+            raise ValueError("-o %s is the global model itself; write the new one elsewhere" % a.out)
+        res = aggregate_round(a.deltas, a.glob, a.out, a.rule, a.heldout, a.heldout_shift, a.original, a.limit,
+                              a.versions, a.trim, a.clip, a.unfreeze, a.round, a.max_examples, a.max_orig_drop,
+                              a.min_deltas, a.force)
+    except (ValueError, OSError, odl.OdlError) as e:
+        print("odl: fleet aggregate: %s" % e, file=sys.stderr)
+        return 1
+    print(json.dumps(res, sort_keys=False))
+    return 0 if res["status"] == "published" else 3
+
+
 def ensure_base(path, data, tool=None):
     """A cached base: trains edge-cnn with `odl train` (1 epoch, 12,000
     samples, seed 0) when PATH does not exist yet."""
@@ -688,7 +951,8 @@ def ensure_base(path, data, tool=None):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="odl fleet", description="A fleet of simulated devices on Dask.")
+    p = argparse.ArgumentParser(prog="odl fleet", description="A fleet of simulated devices on Dask, and the "
+                                                              "server's aggregation of collected deltas.")
     sub_ = p.add_subparsers(dest="cmd")
     s = sub_.add_parser("simulate", help="run N simulated devices over rounds of federated aggregation")
     s.add_argument("--base", required=True, help="the base .odl (trained with odl train when missing)")
@@ -714,7 +978,33 @@ def main(argv=None):
     s.add_argument("--max-collected", type=int, default=DEFAULTS["max_collected"])
     s.add_argument("--boundary", type=int, default=None, help="the head's first layer (default: the learner's)")
     s.add_argument("--per-task", type=int, default=0, help="devices per Dask task (default: about 8 tasks a worker)")
+    g = sub_.add_parser("aggregate", help="a server round: aggregate collected deltas, gate, publish",
+                        description="Aggregates the head deltas `odl fleet collect` wrote, applies the result "
+                                    "to GLOBAL's head, and writes NEW.odl (and a new version) only when it does "
+                                    "not regress on the held-out data. Prints a JSON summary; exit 0 published, "
+                                    "3 refused, 1 an error.")
+    g.add_argument("--deltas", required=True, help="the directory of DEVICE.delta files (odl fleet collect --out)")
+    g.add_argument("--global", dest="glob", required=True, help="the global model the deltas were made against")
+    g.add_argument("--rule", choices=[r for r in RULES if r != "none"], default="median")
+    g.add_argument("--trim", type=float, default=DEFAULTS["trim"], help="trimmed: share cut at each end")
+    g.add_argument("--clip", type=float, default=DEFAULTS["clip"], help="clip: the largest delta norm")
+    g.add_argument("--heldout", required=True, help="held-out data of the users' conditions (IDX directory: its "
+                                                    "test split; IDX or CSV file)")
+    g.add_argument("--heldout-shift", help="shift specs applied to --heldout, e.g. 'gain:0.6,0.2;translate:1,0'")
+    g.add_argument("--original", help="held-out data of the original distribution: the gate then also limits "
+                                      "its drop (--max-orig-drop) and compares the mean of the two")
+    g.add_argument("--limit", type=int, default=0, help="at most this many samples of each held-out set")
+    g.add_argument("--max-orig-drop", type=float, default=DEFAULTS["gate_max_orig_drop"])
+    g.add_argument("--versions", help="the version store: vNNNN.odl and index.json (created, then kept)")
+    g.add_argument("--round", type=int, help="refuse deltas of any other round")
+    g.add_argument("--unfreeze", type=int, default=0, help="the head, as for odl fleet collect (default 0)")
+    g.add_argument("--max-examples", type=int, help="cap each device's weight (its claimed examples)")
+    g.add_argument("--min-deltas", type=int, default=1, help="refuse the round with fewer usable deltas")
+    g.add_argument("--force", action="store_true", help="publish even when the gate refuses")
+    g.add_argument("-o", "--out", required=True, help="NEW.odl, written only when published")
     a = p.parse_args(argv)
+    if a.cmd == "aggregate":
+        return aggregate_main(a)
     if a.cmd != "simulate":
         p.print_help()
         return 2

@@ -424,6 +424,31 @@ int odl_capi_model_param_list(const odl_capi_model *m, int trainable_only, int32
     return k;
 }
 
+int odl_capi_model_delta_id(const odl_capi_model *m, int32_t unfreeze, char *hex, int32_t *boundary, char *err,
+                            size_t errcap)
+{
+    clear_err(err, errcap);
+    if (!m || !hex || !boundary || unfreeze < 0) {
+        set_err(err, errcap, "odl_capi_model_delta_id: model, hex and boundary must not be NULL, unfreeze >= 0");
+        return ODL_ERR_ARG;
+    }
+    odl_diag d;
+    odl_diag_clear(&d);
+    uint8_t id[ODL_SHA256_BYTES];
+    odl_status s = odl_delta_model_id(m->m, id, &d);
+    if (s == ODL_OK && unfreeze >= INT32_MAX)
+        s = odl_fail(&d, ODL_ERR_ARG, "unfreeze %d is out of range", (int)unfreeze);
+    if (s == ODL_OK)
+        s = odl_desc_boundary_for_unfreeze(&m->desc, unfreeze + 1, boundary, &d);
+    if (s != ODL_OK) {
+        set_err(err, errcap, "%s", d.msg[0] ? d.msg : odl_status_str(s));
+        return (int)s;
+    }
+    for (int i = 0; i < ODL_SHA256_BYTES; i++)
+        snprintf(hex + 2 * i, 3, "%02x", id[i]);
+    return ODL_OK;
+}
+
 /* The tensor (layer, which) of m holding exactly n values, or NULL with err set. */
 static const float *param_tensor(const odl_capi_model *m, int32_t layer, int32_t which, int64_t n, const char *what,
                                  char *err, size_t errcap)

@@ -10,9 +10,19 @@
 #include <string.h>
 #include <time.h>
 
+/* A message that arrived before odl_mqtt_run (a resumed session's queue is
+ * sent right after the CONNACK, before the subscription is even renewed). */
+typedef struct pending {
+    struct pending *next;
+    char *topic;
+    size_t len;
+    unsigned char payload[];
+} pending;
+
 struct odl_mqtt {
     struct mosquitto *m;
     int connack;          /* -1 waiting, else the CONNACK reason */
+    int session_present;  /* CONNACK's Session Present flag */
     int puback_mid;       /* the last acknowledged message id */
     int puback_reason;
     int suback_mid;
@@ -21,6 +31,8 @@ struct odl_mqtt {
     odl_mqtt_on_message cb;
     void *cb_ctx;
     int stop;
+    pending *first, *last;  /* messages waiting for odl_mqtt_run */
+    int out_of_memory;      /* one could not be kept */
 };
 
 static double now_s(void)
@@ -33,8 +45,8 @@ static double now_s(void)
 static void on_connect(struct mosquitto *m, void *obj, int rc, int flags, const mosquitto_property *props)
 {
     (void)m;
-    (void)flags;
     (void)props;
+    ((odl_mqtt *)obj)->session_present = (flags & 1) != 0;
     ((odl_mqtt *)obj)->connack = rc;
 }
 
@@ -71,10 +83,32 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
     (void)m;
     (void)props;
     odl_mqtt *c = obj;
-    if (c->stop || !c->cb)
-        return; /* messages after the last one wanted are left to the broker's next subscriber */
+    /* after a stop, messages read in the same mosquitto_loop still go to cb:
+     * libmosquitto acknowledges each, so the broker would not send it again */
     if (msg->payloadlen < 0)
         return;
+    if (!c->cb) {
+        const size_t n = (size_t)msg->payloadlen, tl = msg->topic ? strlen(msg->topic) : 0;
+        pending *p = malloc(sizeof *p + n + tl + 1);
+        if (!p) {
+            c->out_of_memory = 1;
+            return;
+        }
+        p->next = NULL;
+        p->len = n;
+        if (n)
+            memcpy(p->payload, msg->payload, n);
+        p->topic = (char *)p->payload + n;
+        if (tl)
+            memcpy(p->topic, msg->topic, tl);
+        p->topic[tl] = '\0';
+        if (c->last)
+            c->last->next = p;
+        else
+            c->first = p;
+        c->last = p;
+        return;
+    }
     if (c->cb(c->cb_ctx, msg->topic ? msg->topic : "", msg->payload, (size_t)msg->payloadlen))
         c->stop = 1;
 }
@@ -145,14 +179,20 @@ static int pump(odl_mqtt *c, const volatile int *flag, int waiting, double deadl
 }
 
 odl_status odl_mqtt_connect(odl_mqtt **out, const char *host, int port, const odl_mqtt_opts *opts,
-                            double timeout_s, odl_diag *d)
+                            double timeout_s, int *resumed, odl_diag *d)
 {
-    static const odl_mqtt_opts none = {NULL, 0, NULL, NULL, NULL};
+    static const odl_mqtt_opts none = {NULL, 0, NULL, NULL, NULL, 0};
     if (!out || !host)
         return odl_fail(d, ODL_ERR_ARG, "odl_mqtt_connect: out and host must not be NULL");
     if (!opts)
         opts = &none;
     *out = NULL;
+    if (resumed)
+        *resumed = 0;
+    const int persistent = opts->session_expiry > 0;
+    if (persistent && (!opts->client_id || !*opts->client_id))
+        return odl_fail(d, ODL_ERR_ARG, "mqtt: a persistent session (session expiry %u s) needs a fixed client id",
+                        (unsigned)opts->session_expiry);
     odl_mqtt *c = calloc(1, sizeof *c);
     if (!c)
         return odl_fail(d, ODL_ERR_NOMEM, "mqtt: out of memory");
@@ -160,7 +200,8 @@ odl_status odl_mqtt_connect(odl_mqtt **out, const char *host, int port, const od
     c->connack = -1;
     c->puback_mid = -1;
     c->suback_mid = -1;
-    c->m = mosquitto_new(opts->client_id, true, c);
+    /* MQTT 5: clean_session false is Clean Start 0 (resume the session the broker holds) */
+    c->m = mosquitto_new(opts->client_id, !persistent, c);
     if (!c->m) {
         free(c);
         return odl_fail(d, ODL_ERR_NOMEM, "mqtt: cannot create a client (out of memory, or a bad client id)");
@@ -192,6 +233,8 @@ odl_status odl_mqtt_connect(odl_mqtt **out, const char *host, int port, const od
     mosquitto_property *props = NULL;
     if (opts->max_packet)
         mosquitto_property_add_int32(&props, MQTT_PROP_MAXIMUM_PACKET_SIZE, opts->max_packet);
+    if (persistent)
+        mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, opts->session_expiry);
     rc = mosquitto_connect_bind_v5(c->m, host, port, 60, NULL, props);
     mosquitto_property_free_all(&props);
     if (rc != MOSQ_ERR_SUCCESS) {
@@ -216,19 +259,21 @@ odl_status odl_mqtt_connect(odl_mqtt **out, const char *host, int port, const od
         odl_mqtt_close(c);
         return s;
     }
+    if (resumed)
+        *resumed = c->session_present;
     *out = c;
     return ODL_OK;
 }
 
-odl_status odl_mqtt_publish(odl_mqtt *c, const char *topic, const void *payload, size_t len, double timeout_s,
-                            odl_diag *d)
+static odl_status publish(odl_mqtt *c, const char *topic, const void *payload, size_t len, int retain,
+                          double timeout_s, odl_diag *d)
 {
     if (!c || !topic || (!payload && len))
         return odl_fail(d, ODL_ERR_ARG, "odl_mqtt_publish: client and topic must not be NULL");
     if (len > 268435455u)
         return odl_fail(d, ODL_ERR_ARG, "mqtt: a %zu-byte message is over MQTT's 256 MB limit", len);
     int mid = 0;
-    int rc = mosquitto_publish_v5(c->m, &mid, topic, (int)len, payload, 1, false, NULL);
+    int rc = mosquitto_publish_v5(c->m, &mid, topic, (int)len, payload, 1, retain != 0, NULL);
     if (rc != MOSQ_ERR_SUCCESS)
         return odl_fail(d, ODL_ERR_IO, "mqtt: cannot publish to '%s': %s", topic, mosquitto_strerror(rc));
     const double deadline = now_s() + timeout_s;
@@ -242,6 +287,18 @@ odl_status odl_mqtt_publish(odl_mqtt *c, const char *topic, const void *payload,
         return odl_fail(d, ODL_ERR_IO, "mqtt: the broker refused the message to '%s': %s", topic,
                         mosquitto_reason_string(c->puback_reason));
     return ODL_OK;
+}
+
+odl_status odl_mqtt_publish(odl_mqtt *c, const char *topic, const void *payload, size_t len, double timeout_s,
+                            odl_diag *d)
+{
+    return publish(c, topic, payload, len, 0, timeout_s, d);
+}
+
+odl_status odl_mqtt_publish_retained(odl_mqtt *c, const char *topic, const void *payload, size_t len,
+                                     double timeout_s, odl_diag *d)
+{
+    return publish(c, topic, payload, len, 1, timeout_s, d);
 }
 
 odl_status odl_mqtt_subscribe(odl_mqtt *c, const char *filter, double timeout_s, odl_diag *d)
@@ -269,9 +326,21 @@ odl_status odl_mqtt_run(odl_mqtt *c, odl_mqtt_on_message cb, void *ctx, double t
 {
     if (!c || !cb)
         return odl_fail(d, ODL_ERR_ARG, "odl_mqtt_run: client and callback must not be NULL");
+    if (c->out_of_memory)
+        return odl_fail(d, ODL_ERR_NOMEM, "mqtt: out of memory keeping a message that arrived before the run");
+    c->stop = 0;
+    /* the messages that arrived before the run first, all of them (each was acknowledged) */
+    while (c->first) {
+        pending *p = c->first;
+        c->first = p->next;
+        if (!c->first)
+            c->last = NULL;
+        if (cb(ctx, p->topic, p->payload, p->len))
+            c->stop = 1;
+        free(p);
+    }
     c->cb = cb;
     c->cb_ctx = ctx;
-    c->stop = 0;
     pump(c, &c->stop, 0, now_s() + timeout_s);
     c->cb = NULL;
     if (c->stop)
@@ -291,6 +360,11 @@ void odl_mqtt_close(odl_mqtt *c)
             mosquitto_loop(c->m, 50, 1); /* let the DISCONNECT go out */
         }
         mosquitto_destroy(c->m);
+    }
+    while (c->first) {
+        pending *p = c->first;
+        c->first = p->next;
+        free(p);
     }
     free(c);
     mosquitto_lib_cleanup();

@@ -25,16 +25,27 @@
 #define LINE_MAX_BYTES 1024u
 #define DEFAULT_TOPIC "odl/fleet"
 #define STATE_MAGIC "odl-fleet-seq 1"
+#define DEFAULT_SESSION_EXPIRY 604800u   /* a week: the broker keeps the collector's queue that long */
 
 static void help(FILE *f)
 {
     fputs("usage: odl fleet simulate [options]   (the fleet on Dask: odl fleet simulate --help)\n"
+          "       odl fleet aggregate --deltas DIR --global GLOBAL.odl --rule RULE --heldout DATA\n"
+          "                           -o NEW.odl [options]   (odl fleet aggregate --help)\n"
           "       odl fleet publish ADAPTED.odl --global GLOBAL.odl --device ID --key-file K\n"
           "                         --round R --seq S [--broker HOST:PORT] [--out FILE] [options]\n"
           "       odl fleet publish --message FILE --broker HOST:PORT [--device ID] [--topic PREFIX]\n"
           "       odl fleet collect --broker HOST:PORT --keys KEYS --global GLOBAL.odl --round R\n"
           "                         --count N --timeout SEC --out DIR [--state FILE] [options]\n"
+          "       odl fleet publish-global NEW.odl --global OLD.odl --key-file SERVER.key\n"
+          "                         --round R --seq S --broker HOST:PORT [--device ID] [options]\n"
+          "       odl fleet fetch-global --broker HOST:PORT --global OLD.odl --server-key K\n"
+          "                         --state FILE -o NEW.odl [--server-id ID] [options]\n"
           "       odl fleet keygen --device ID -o KEYFILE\n"
+          "\n"
+          "aggregate: reads the collected deltas, aggregates them (fedavg, median, trimmed,\n"
+          "clip), checks the new global model on held-out data and writes it only if it does\n"
+          "not regress (docs/fleet.md).\n"
           "\n"
           "A device sends what it learned as a signed head delta: its head minus the global\n"
           "model's, signed with HMAC-SHA256 under its own key (docs/fleet-transport.md).\n"
@@ -61,8 +72,25 @@ static void help(FILE *f)
           "  --keys KEYS      lines 'ID HEX-KEY' (IDs 0..4294967295, keys 16..64 bytes)\n"
           "  --max-message B  the largest message taken: the broker keeps larger ones away\n"
           "                   (MQTT 5 Maximum Packet Size; default 16M)\n"
+          "  --client-id ID   the collector's MQTT client id       (default odl-collector:PREFIX)\n"
+          "  --session-expiry SEC  a persistent session: the broker keeps the subscription and\n"
+          "                   queues deltas (QoS 1) for ID while no collector runs, for SEC\n"
+          "                   seconds after it leaves (default 604800, a week; 0: a clean\n"
+          "                   session, deltas sent while no collector runs are lost)\n"
           "  --unfreeze K --topic PREFIX --tls-ca --username --password-file   as for publish\n"
           "  --quiet          no line per message on standard error\n"
+          "\n"
+          "publish-global: the server's new global head, NEW - OLD signed with the server's\n"
+          "key (signer id --device, default 0), as a retained message on PREFIX/global: the\n"
+          "broker hands it to every device that subscribes later.\n"
+          "\n"
+          "fetch-global: a device takes that message, verifies it (the server's signature,\n"
+          "made against OLD, its head's shape, a sequence number above the last one taken,\n"
+          "kept in --state FILE), adds it to OLD's head and writes NEW.odl. Prints a JSON\n"
+          "summary. Exit 0 updated; 3 nothing on the broker within --timeout, or refused\n"
+          "(e.g. wrong_base: OLD is already the new model, or more than one version behind).\n"
+          "  --server-id ID   the signer's id in the message (default 0)\n"
+          "  --unfreeze K --topic PREFIX --timeout --tls-ca --username --password-file   as above\n"
           "\n"
           "keygen: writes a new random 32-byte key for device ID to KEYFILE (mode 0600) and\n"
           "prints the line 'ID HEX-KEY' for the server's KEYS file.\n"
@@ -509,6 +537,18 @@ static int check_topic(const char *prefix)
     return 0;
 }
 
+/* An MQTT client id: 1..200 printable ASCII bytes (brokers differ on anything else). */
+static int check_client_id(const char *id)
+{
+    const size_t n = strlen(id);
+    if (n == 0 || n > 200)
+        return cli_error("fleet collect: --client-id '%s': want 1..200 bytes", id);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)id[i] < 0x21 || (unsigned char)id[i] > 0x7e)
+            return cli_error("fleet collect: --client-id '%s': printable ASCII without spaces only", id);
+    return 0;
+}
+
 /* ---- the broker's TLS and user ----------------------------------------------------- */
 
 typedef struct broker_auth {
@@ -569,7 +609,7 @@ static int auth_load(broker_auth *b)
 
 static odl_mqtt_opts auth_opts(const broker_auth *b, uint32_t max_packet)
 {
-    odl_mqtt_opts o = {NULL, max_packet, b->tls_ca, b->username, b->password_file ? b->password : NULL};
+    odl_mqtt_opts o = {NULL, max_packet, b->tls_ca, b->username, b->password_file ? b->password : NULL, 0};
     return o;
 }
 #endif
@@ -639,8 +679,11 @@ static int cmd_keygen(int argc, char **argv)
 
 /* ---- publish --------------------------------------------------------------------- */
 
-static int cmd_publish(int argc, char **argv)
+/* global_mode: `publish-global`, the server's signed global head (device id
+ * 0 unless --device, topic PREFIX/global, a retained message). */
+static int cmd_publish(int argc, char **argv, int global_mode)
 {
+    const char *cmd = global_mode ? "fleet publish-global" : "fleet publish";
     const char *adapted = NULL, *global = NULL, *key_file = NULL, *broker = NULL, *out = NULL, *message = NULL;
     const char *topic = DEFAULT_TOPIC, *v = NULL;
     uint64_t device = 0, round = 0, seq = 0, examples = 1, unfreeze = 0;
@@ -648,7 +691,9 @@ static int cmd_publish(int argc, char **argv)
     float timeout = 10.0f;
     broker_auth auth;
     memset(&auth, 0, sizeof auth);
-    cli_args a = {argc, argv, 1, "fleet publish"};
+    cli_args a = {argc, argv, 1, cmd};
+    if (global_mode)
+        have_device = 1; /* the server: device id 0 unless --device */
     for (; a.i < argc; a.i++) {
         int r;
         if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
@@ -690,12 +735,12 @@ static int cmd_publish(int argc, char **argv)
         } else if ((r = cli_opt(&a, "--timeout", &v))) {
             if (r < 0 || cli_parse_float("--timeout", v, 0.1, 86400.0, &timeout)) return 2;
         } else if (argv[a.i][0] == '-' && argv[a.i][1]) {
-            cli_error("fleet publish: unknown option '%s' (see odl fleet --help)", argv[a.i]);
+            cli_error("%s: unknown option '%s' (see odl fleet --help)", cmd, argv[a.i]);
             return 2;
         } else if (!adapted) {
             adapted = argv[a.i];
         } else {
-            cli_error("fleet publish: one model only ('%s' and '%s')", adapted, argv[a.i]);
+            cli_error("%s: one model only ('%s' and '%s')", cmd, adapted, argv[a.i]);
             return 2;
         }
     }
@@ -713,7 +758,7 @@ static int cmd_publish(int argc, char **argv)
             return 2;
         }
         if (!broker && !out) {
-            cli_error("fleet publish: nowhere to send it: give --broker HOST:PORT and/or --out FILE");
+            cli_error("%s: nowhere to send it: give --broker HOST:PORT and/or --out FILE", cmd);
             return 2;
         }
         const char *inputs[3] = {adapted, global, key_file};
@@ -723,7 +768,7 @@ static int cmd_publish(int argc, char **argv)
                 return rc;
         }
     } else if (!broker) {
-        cli_error("fleet publish: --message needs --broker HOST:PORT");
+        cli_error("%s: --message needs --broker HOST:PORT", cmd);
         return 2;
     }
     char host[256];
@@ -736,7 +781,7 @@ static int cmd_publish(int argc, char **argv)
                          "(install libmosquitto-dev and rebuild; --out FILE still works)");
 #else
     if (broker && odl_mqtt_parse_broker(broker, host, sizeof host, &port, &d) != ODL_OK) {
-        cli_fail("fleet publish", ODL_ERR_ARG, &d);
+        cli_fail(cmd, ODL_ERR_ARG, &d);
         return 2;
     }
 #endif
@@ -793,7 +838,7 @@ static int cmd_publish(int argc, char **argv)
         cli_model_free(&glob);
         if (s != ODL_OK) {
             free(mb.p);
-            return cli_fail("fleet publish", s, &d);
+            return cli_fail(cmd, s, &d);
         }
         msg = mb.p;
         msg_len = mb.len;
@@ -803,22 +848,27 @@ static int cmd_publish(int argc, char **argv)
 #ifdef ODL_HAVE_MQTT
     if (!rc && broker) {
         char t[300];
-        snprintf(t, sizeof t, "%s/delta/%u", topic, (unsigned)device);
+        if (global_mode)
+            snprintf(t, sizeof t, "%s/global", topic);
+        else
+            snprintf(t, sizeof t, "%s/delta/%u", topic, (unsigned)device);
         odl_mqtt *c = NULL;
         odl_status s = ODL_OK;
         if (auth_load(&auth))
             rc = 1;
         odl_mqtt_opts mo = auth_opts(&auth, 0);
         if (!rc)
-            s = odl_mqtt_connect(&c, host, port, &mo, timeout, &d);
+            s = odl_mqtt_connect(&c, host, port, &mo, timeout, NULL, &d);
         if (s == ODL_OK)
-            s = odl_mqtt_publish(c, t, msg, msg_len, timeout, &d);
+            s = global_mode ? odl_mqtt_publish_retained(c, t, msg, msg_len, timeout, &d)
+                            : odl_mqtt_publish(c, t, msg, msg_len, timeout, &d);
         odl_mqtt_close(c);
         memset(auth.password, 0, sizeof auth.password);
         if (!rc && s != ODL_OK)
-            rc = cli_fail("fleet publish", s, &d);
+            rc = cli_fail(cmd, s, &d);
         else if (!rc)
-            printf("published %zu bytes to %s at %s:%d (device %u%s)\n", msg_len, t, host, port, (unsigned)device,
+            printf("published %zu bytes to %s at %s:%d (%s %u%s)\n", msg_len, t, host, port,
+                   global_mode ? "a retained global head, signer" : "device", (unsigned)device,
                    message ? ", a message as given" : "");
     }
 #endif
@@ -915,8 +965,9 @@ static int collect_one(void *ctx, const char *topic, const void *payload, size_t
 static int cmd_collect(int argc, char **argv)
 {
     const char *broker = NULL, *keys_path = NULL, *global = NULL, *dir = NULL, *state_path = NULL, *v = NULL;
-    const char *topic = DEFAULT_TOPIC;
+    const char *topic = DEFAULT_TOPIC, *client_id = NULL;
     uint64_t round = 0, count = 0, unfreeze = 0, max_message = (uint64_t)16 << 20;
+    uint64_t session_expiry = DEFAULT_SESSION_EXPIRY;
     int have_round = 0, quiet = 0;
     float timeout = -1.0f;
     broker_auth auth;
@@ -952,6 +1003,11 @@ static int cmd_collect(int argc, char **argv)
         } else if ((r = cli_opt(&a, "--round", &v))) {
             if (r < 0 || opt_u64("--round", v, 0, UINT32_MAX, &round)) return 2;
             have_round = 1;
+        } else if ((r = cli_opt(&a, "--client-id", &v))) {
+            if (r < 0 || check_client_id(v)) return 2;
+            client_id = v;
+        } else if ((r = cli_opt(&a, "--session-expiry", &v))) {
+            if (r < 0 || opt_u64("--session-expiry", v, 0, UINT32_MAX, &session_expiry)) return 2;
         } else if ((r = cli_opt(&a, "--count", &v))) {
             if (r < 0 || opt_u64("--count", v, 1, 100000000, &count)) return 2;
         } else if ((r = cli_opt(&a, "--unfreeze", &v))) {
@@ -984,6 +1040,8 @@ static int cmd_collect(int argc, char **argv)
     (void)max_message;
     (void)unfreeze;
     (void)state_path;
+    (void)client_id;
+    (void)session_expiry;
     return cli_error("fleet collect: this odl was built without libmosquitto, so it cannot reach a broker "
                      "(install libmosquitto-dev and rebuild)");
 #else
@@ -1047,7 +1105,15 @@ static int cmd_collect(int argc, char **argv)
     odl_mqtt *mq = NULL;
     /* room for the message, its topic and MQTT's headers; the broker drops anything larger */
     odl_mqtt_opts mo = auth_opts(&auth, (uint32_t)(max_message + 1024u));
-    s = odl_mqtt_connect(&mq, host, port, &mo, 10.0, &d);
+    char default_id[300];
+    if (!client_id) {
+        snprintf(default_id, sizeof default_id, "odl-collector:%s", topic);
+        client_id = default_id;
+    }
+    mo.client_id = client_id;
+    mo.session_expiry = (uint32_t)session_expiry;
+    int resumed = 0;
+    s = odl_mqtt_connect(&mq, host, port, &mo, 10.0, &resumed, &d);
     if (s == ODL_OK)
         s = odl_mqtt_subscribe(mq, filter, 10.0, &d);
     if (s != ODL_OK) {
@@ -1055,6 +1121,10 @@ static int cmd_collect(int argc, char **argv)
         rc = cli_fail("fleet collect", s, &d);
         goto done;
     }
+    if (session_expiry)
+        fprintf(stderr, "odl: fleet collect: %s session '%s' (the broker queues deltas for it while it is away, "
+                "for %llu s)\n", resumed ? "resumed the broker's" : "a new persistent", client_id,
+                (unsigned long long)session_expiry);
     fprintf(stderr, "odl: fleet collect: listening on %s at %s:%d (round %u, head from node %d, %zu bytes per "
             "delta, %llu devices, %.0f s)\n", filter, host, port, (unsigned)round, (int)c.r.boundary, c.delta_bytes,
             (unsigned long long)count, (double)timeout);
@@ -1093,20 +1163,275 @@ done:
 #endif
 }
 
+/* ---- fetch-global: a device takes the server's signed global head ------------------ */
+
+#ifdef ODL_HAVE_MQTT
+typedef struct first_message {
+    uint8_t *p;
+    size_t len;
+    int failed;
+} first_message;
+
+static int keep_first(void *ctx, const char *topic, const void *payload, size_t len)
+{
+    (void)topic;
+    first_message *f = ctx;
+    if (f->p || f->failed)
+        return 1; /* one retained message per topic: anything after the first is not ours to take */
+    f->p = malloc(len ? len : 1);
+    if (!f->p) {
+        f->failed = 1;
+        return 1;
+    }
+    memcpy(f->p, payload, len);
+    f->len = len;
+    return 1;
+}
+
+/* Writes m to path atomically (no learner state: the global model). */
+static int save_model(const char *path, const odl_model *m)
+{
+    odl_posix_file pf;
+    odl_writer w;
+    odl_diag d;
+    odl_diag_clear(&d);
+    odl_status s = odl_posix_writer_open(&pf, &w, path, &d);
+    if (s != ODL_OK)
+        return cli_fail(path, s, &d);
+    s = odl_model_save(m, NULL, 0, &w, &d);
+    if (s == ODL_OK)
+        s = odl_posix_writer_commit(&pf, &d);
+    else
+        odl_posix_writer_abort(&pf);
+    return s == ODL_OK ? 0 : cli_fail(path, s, &d);
+}
+
+/* The verified message's head added to m's (the server made the new head so
+ * that this float32 addition gives it exactly). */
+static odl_status apply_delta(odl_model *m, const odl_delta_view *v, odl_diag *d)
+{
+    float *buf = NULL;
+    size_t cap = 0;
+    odl_status s = ODL_OK;
+    for (int32_t i = 0; i < v->n_tensors && s == ODL_OK; i++) {
+        int32_t node = 0, which = 0;
+        size_t count = 0, n = 0;
+        s = odl_delta_tensor_info(v, i, &node, &which, &count, d);
+        if (s != ODL_OK)
+            break;
+        float *p = odl_model_param(m, node, which, &n);
+        if (!p || n != count) {
+            s = odl_fail(d, ODL_ERR_SHAPE, "global head: node %d %s has %zu values, the message %zu", (int)node,
+                         which ? "bias" : "weights", n, count);
+            break;
+        }
+        if (count > cap) {
+            float *q = realloc(buf, count * sizeof *q);
+            if (!q) {
+                s = odl_fail(d, ODL_ERR_NOMEM, "out of memory for %zu values", count);
+                break;
+            }
+            buf = q;
+            cap = count;
+        }
+        s = odl_delta_tensor_copy(v, i, buf, count, d);
+        for (size_t k = 0; s == ODL_OK && k < count; k++)
+            p[k] += buf[k];
+    }
+    free(buf);
+    return s;
+}
+#endif
+
+static int cmd_fetch_global(int argc, char **argv)
+{
+    const char *broker = NULL, *global = NULL, *key_file = NULL, *out = NULL, *state_path = NULL, *v = NULL;
+    const char *topic = DEFAULT_TOPIC;
+    uint64_t server_id = 0, unfreeze = 0;
+    float timeout = 10.0f;
+    broker_auth auth;
+    memset(&auth, 0, sizeof auth);
+    cli_args a = {argc, argv, 1, "fleet fetch-global"};
+    for (; a.i < argc; a.i++) {
+        int r;
+        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
+            help(stdout);
+            return 0;
+        } else if ((r = auth_opt(&a, &auth))) {
+            if (r < 0) return 2;
+        } else if ((r = cli_opt(&a, "--broker", &v))) {
+            if (r < 0) return 2;
+            broker = v;
+        } else if ((r = cli_opt(&a, "--global", &v))) {
+            if (r < 0) return 2;
+            global = v;
+        } else if ((r = cli_opt(&a, "--server-key", &v))) {
+            if (r < 0) return 2;
+            key_file = v;
+        } else if ((r = cli_opt(&a, "--state", &v))) {
+            if (r < 0) return 2;
+            state_path = v;
+        } else if ((r = cli_opt(&a, "--out", &v)) || (r = cli_opt(&a, "-o", &v))) {
+            if (r < 0) return 2;
+            out = v;
+        } else if ((r = cli_opt(&a, "--topic", &v))) {
+            if (r < 0) return 2;
+            topic = v;
+        } else if ((r = cli_opt(&a, "--server-id", &v))) {
+            if (r < 0 || opt_u64("--server-id", v, 0, UINT32_MAX, &server_id)) return 2;
+        } else if ((r = cli_opt(&a, "--unfreeze", &v))) {
+            if (r < 0 || opt_u64("--unfreeze", v, 0, 65536, &unfreeze)) return 2;
+        } else if ((r = cli_opt(&a, "--timeout", &v))) {
+            if (r < 0 || cli_parse_float("--timeout", v, 0.1, 86400.0, &timeout)) return 2;
+        } else {
+            cli_error("fleet fetch-global: unknown argument '%s' (see odl fleet --help)", argv[a.i]);
+            return 2;
+        }
+    }
+    if (!broker || !global || !key_file || !state_path || !out) {
+        cli_error("fleet fetch-global: needs --broker, --global, --server-key, --state and -o (see odl fleet --help)");
+        return 2;
+    }
+    if (check_topic(topic))
+        return 2;
+    const char *inputs[3] = {global, key_file, state_path};
+    int rc = cli_check_output("-o", out, inputs, 3);
+    if (rc)
+        return rc;
+#ifndef ODL_HAVE_MQTT
+    (void)server_id;
+    (void)unfreeze;
+    (void)timeout;
+    return cli_error("fleet fetch-global: this odl was built without libmosquitto, so it cannot reach a broker "
+                     "(install libmosquitto-dev and rebuild)");
+#else
+    char host[256];
+    int port = 0;
+    odl_diag d;
+    odl_diag_clear(&d);
+    if (odl_mqtt_parse_broker(broker, host, sizeof host, &port, &d) != ODL_OK) {
+        cli_fail("fleet fetch-global", ODL_ERR_ARG, &d);
+        return 2;
+    }
+    odl_delta_key key;
+    memset(&key, 0, sizeof key);
+    key.device_id = (uint32_t)server_id;
+    seq_state st;
+    memset(&st, 0, sizeof st);
+    cli_model glob;
+    memset(&glob, 0, sizeof glob);
+    first_message fm = {NULL, 0, 0};
+    if (load_device_key(key_file, key.key, &key.key_len) || auth_load(&auth) || state_load(state_path, &st) ||
+        load_model(global, &glob)) {
+        rc = 1;
+        goto done;
+    }
+    const seq_entry *e = state_find(&st, key.device_id, NULL);
+    key.last_seq = e ? e->last_seq : 0;
+    char filter[300];
+    snprintf(filter, sizeof filter, "%s/global", topic);
+    odl_mqtt *mq = NULL;
+    size_t head_bytes = 0;
+    odl_delta_receiver r;
+    memset(&r, 0, sizeof r);
+    r.global = glob.m;
+    r.boundary = learn_boundary(&glob.desc, (int32_t)unfreeze);
+    r.keys = &key;
+    r.n_keys = 1;
+    odl_status s = odl_delta_model_id(glob.m, r.base_id, &d);
+    if (s == ODL_OK)
+        s = odl_delta_size(glob.m, r.boundary, &head_bytes, &d);
+    odl_mqtt_opts mo = auth_opts(&auth, (uint32_t)(head_bytes + 1024u));
+    if (s == ODL_OK)
+        s = odl_mqtt_connect(&mq, host, port, &mo, timeout, NULL, &d);
+    if (s == ODL_OK)
+        s = odl_mqtt_subscribe(mq, filter, timeout, &d);
+    if (s == ODL_OK)
+        s = odl_mqtt_run(mq, keep_first, &fm, timeout, &d);
+    odl_mqtt_close(mq);
+    if (fm.failed) {
+        rc = cli_error("fleet fetch-global: out of memory");
+        goto done;
+    }
+    if (s == ODL_ERR_NOT_FOUND) {
+        printf("{\"status\": \"none\", \"topic\": ");
+        json_str(stdout, filter);
+        printf("}\n");
+        fprintf(stderr, "odl: fleet fetch-global: no global head on %s at %s:%d within %.1f s\n", filter, host, port,
+                (double)timeout);
+        rc = 3;
+        goto done;
+    }
+    if (s != ODL_OK) {
+        rc = cli_fail("fleet fetch-global", s, &d);
+        goto done;
+    }
+    /* the round is whatever the server signed: read it first, then verify everything with it */
+    odl_delta_view view;
+    odl_delta_reason why = ODL_DELTA_MALFORMED;
+    if (odl_delta_parse(fm.p, fm.len, &view, &why, &d) == ODL_OK) {
+        r.round = view.info.round;
+        s = odl_delta_verify(&r, fm.p, fm.len, &view, &why, &d);
+    } else {
+        s = ODL_EVENT_REJECTED;
+    }
+    if (s != ODL_OK) {
+        printf("{\"status\": \"refused\", \"reason\": \"%s\", \"message\": ", odl_delta_reason_name(why));
+        json_str(stdout, d.msg);
+        printf("}\n");
+        fprintf(stderr, "odl: fleet fetch-global: refused (%s): %s%s\n", odl_delta_reason_name(why), d.msg,
+                why == ODL_DELTA_WRONG_BASE ? " (this model is already the new one, or more than one version "
+                                              "behind: fetch the full model from the server's versions)" : "");
+        rc = 3;
+        goto done;
+    }
+    s = apply_delta(glob.m, &view, &d);
+    if (s != ODL_OK) {
+        rc = cli_fail("fleet fetch-global", s, &d);
+        goto done;
+    }
+    /* the model first, then the sequence number: a crash between the two
+     * leaves a message that is refused as made against another model, never
+     * a model that was not updated and a message refused as a replay */
+    if (save_model(out, glob.m) || state_set(&st, key.device_id, view.info.seq) || state_save(state_path, &st)) {
+        rc = 1;
+        goto done;
+    }
+    printf("{\"status\": \"updated\", \"round\": %u, \"seq\": %llu, \"server\": %u, \"bytes\": %zu, \"out\": ",
+           (unsigned)view.info.round, (unsigned long long)view.info.seq, (unsigned)key.device_id, fm.len);
+    json_str(stdout, out);
+    printf("}\n");
+    rc = 0;
+done:
+    memset(&key, 0, sizeof key);
+    memset(auth.password, 0, sizeof auth.password);
+    free(fm.p);
+    free(st.e);
+    if (glob.m || glob.file)
+        cli_model_free(&glob);
+    return rc;
+#endif
+}
+
 int cmd_fleet(int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         help(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    if (!strcmp(argv[1], "simulate"))
-        return cmd_fleet_simulate(argc, argv);
+    if (!strcmp(argv[1], "simulate") || !strcmp(argv[1], "aggregate"))
+        return cmd_fleet_simulate(argc, argv); /* both in Python: python3 -m odl.fleet */
     if (!strcmp(argv[1], "publish"))
-        return cmd_publish(argc - 1, argv + 1);
+        return cmd_publish(argc - 1, argv + 1, 0);
+    if (!strcmp(argv[1], "publish-global"))
+        return cmd_publish(argc - 1, argv + 1, 1);
+    if (!strcmp(argv[1], "fetch-global"))
+        return cmd_fetch_global(argc - 1, argv + 1);
     if (!strcmp(argv[1], "collect"))
         return cmd_collect(argc - 1, argv + 1);
     if (!strcmp(argv[1], "keygen"))
         return cmd_keygen(argc - 1, argv + 1);
-    cli_error("fleet: unknown subcommand '%s' (simulate, publish, collect, keygen; see odl fleet --help)", argv[1]);
+    cli_error("fleet: unknown subcommand '%s' (simulate, aggregate, publish, collect, publish-global, fetch-global, "
+              "keygen; see odl fleet --help)", argv[1]);
     return 2;
 }
