@@ -1,8 +1,8 @@
 /* INT8 conv2d, depthwise conv2d, dense, 2x2 max pool and window sums for
  * cores with the Armv7E-M DSP extension (Cortex-M4/M7/M33), built when
  * ODL_USE_DSP is defined (ports/cortex-m/Makefile); odl_qconv2d_s8,
- * odl_qdepthwise_s8, odl_qdense_s8, odl_qmaxpool_s8 and odl_qavgpool_s8
- * call these then. Same results as the `_ref` loops bit for bit: integer
+ * odl_qdepthwise_s8, odl_qdense_s8, odl_qmaxpool_s8, odl_qavgpool_s8 and
+ * odl_qadd_s8 call these then. Same results as the `_ref` loops bit for bit: integer
  * sums (exact) and the reference's requantisation, written for 32-bit
  * registers.
  *
@@ -620,6 +620,50 @@ int32_t odl_qsum_s8_dsp(const int8_t *x, size_t n)
     for (; i < n; i++)
         t += x[i];
     return t;
+}
+
+/* ---- add ------------------------------------------------------------------ */
+
+/* The rescaled inputs of TFLite's add depend on one int8 each: with 256
+ * values per input, they are tabulated once per call (by the reference's
+ * own arithmetic, so the sums are the reference's), and each output is two
+ * loads, an add and the output's requantisation. 2 KB of stack. */
+static void rescale_table(int32_t zp, int32_t left_shift, int32_t mult, int32_t shift, int32_t t[256])
+{
+    for (int32_t v = -128; v < 128; v++)
+        t[(uint8_t)v] = odl_q_multiply((v - zp) * (1 << left_shift), mult, shift);
+}
+
+int odl_qadd_s8_dsp(const odl_qbinary *p, int32_t batch, int32_t c, int32_t hw, const int8_t *a, const int8_t *b,
+                    int32_t b_c, int32_t b_hw, int8_t *y)
+{
+    /* (v − zp)·2^left_shift within int32 (|v − zp| ≤ 255), enough outputs
+     * to pay for the tables */
+    if (p->left_shift < 0 || p->left_shift > 22 || (int64_t)batch * c * hw < 512)
+        return 0;
+    int32_t ta[256], tb[256];
+    rescale_table(p->a_zp, p->left_shift, p->a_mult, p->a_shift, ta);
+    rescale_table(p->b_zp, p->left_shift, p->b_mult, p->b_shift, tb);
+    const int32_t m[1] = {p->out_mult}, sft[1] = {p->out_shift};
+    const layer_rq lq = {m, sft, p->out_zp, p->act_min, p->act_max};
+    const chan_rq q = chan_of(&lq, 0);
+    for (int32_t n = 0; n < batch; n++)
+        for (int32_t k = 0; k < c; k++) {
+            const size_t at = ((size_t)n * c + k) * hw;
+            const int8_t *ap = a + at;
+            const size_t bat = ((size_t)n * b_c + (b_c == 1 ? 0 : k)) * b_hw;
+            int8_t *yp = y + at;
+            if (b_hw == 1) {
+                const int32_t rb = tb[(uint8_t)b[bat]];
+                for (int32_t i = 0; i < hw; i++)
+                    yp[i] = requant(ta[(uint8_t)ap[i]] + rb, &q, &lq);
+            } else {
+                const int8_t *bp = b + bat;
+                for (int32_t i = 0; i < hw; i++)
+                    yp[i] = requant(ta[(uint8_t)ap[i]] + tb[(uint8_t)bp[i]], &q, &lq);
+            }
+        }
+    return 1;
 }
 
 #else

@@ -1,5 +1,5 @@
-/* The INT8 conv2d, depthwise, dense, max-pool and average-pool kernels
- * against their plain reference loops, bit for bit, on shapes the fast
+/* The INT8 conv2d, depthwise, dense, max-pool, average-pool and add
+ * kernels against their plain reference loops, bit for bit, on shapes the fast
  * paths split differently: odd channel counts (and depth multipliers) and
  * reductions that are not a multiple of four (the DSP kernels' tails), one
  * pixel left over, padding, stride 2, dilation, groups, batches, unaligned
@@ -488,12 +488,90 @@ static void test_avgpool(odl_test_ctx *t)
     bufs_free(&b);
 }
 
+/* A multiplier of M: at random a value a layer would have, one with a left
+ * shift (M ≥ 1), zero, or the largest right shift a file may hold. */
+static void random_mult(odl_rng *r, double m, int32_t *mult, int32_t *shift)
+{
+    const int kind = rnd_int(r, 0, 9);
+    odl_q_quantize_multiplier(kind == 7 ? m * 64.0 : m, mult, shift);
+    if (kind == 8)
+        *mult = 0, *shift = 0;
+    if (kind == 9)
+        *shift = -31;
+}
+
+static void test_add(odl_test_ctx *t)
+{
+    bufs b;
+    REQUIRE(bufs_alloc(&b));
+    odl_rng r;
+    odl_rng_seed(&r, 14, 8);
+    size_t spread = 0;
+    int broadcast = 0, large = 0, tabulated = 0;
+    for (int iter = 0; iter < 200; iter++) {
+        const int32_t n = rnd_int(&r, 1, 2), c = rnd_int(&r, 1, 9), hw = rnd_int(&r, 1, iter % 2 ? 40 : 700);
+        const int bc = rnd_int(&r, 0, 3); /* 0, 3 full; 1 c x 1 x 1; 2 1 x 1 x 1 */
+        const int32_t b_c = bc == 2 ? 1 : c, b_hw = bc == 1 || bc == 2 ? 1 : hw;
+        const size_t na = (size_t)n * c * hw, nb = (size_t)n * b_c * b_hw;
+        fill_s8(&r, b.x, na);
+        fill_s8(&r, b.w, nb);
+        const double sa = 0.002 + 0.1 * odl_rng_uniform(&r), sb = 0.002 + 0.1 * odl_rng_uniform(&r);
+        const double so = (0.002 + 0.1 * odl_rng_uniform(&r)) * (rnd_int(&r, 0, 3) ? 1.0 : 0.05);
+        odl_qbinary p;
+        memset(&p, 0, sizeof p);
+        p.a_zp = rnd_int(&r, -128, 127), p.b_zp = rnd_int(&r, -128, 127), p.out_zp = rnd_int(&r, -128, 127);
+        p.left_shift = rnd_int(&r, 0, 3) ? 20 : rnd_int(&r, 0, 20);
+        const double twice = 2.0 * (sa > sb ? sa : sb);
+        random_mult(&r, sa / twice, &p.a_mult, &p.a_shift);
+        random_mult(&r, sb / twice, &p.b_mult, &p.b_shift);
+        random_mult(&r, twice / ((double)(1 << p.left_shift) * so), &p.out_mult, &p.out_shift);
+        p.act_min = rnd_int(&r, 0, 2) ? -128 : rnd_int(&r, -128, 0);
+        p.act_max = rnd_int(&r, 0, 2) ? 127 : rnd_int(&r, 0, 127);
+        broadcast += bc == 1 || bc == 2;
+        large += na >= 512;
+        memset(b.y1, 0x22, na);
+        odl_qadd_s8_ref(&p, n, c, hw, b.x, b.w, b_c, b_hw, b.y0);
+        odl_qadd_s8(&p, n, c, hw, b.x, b.w, b_c, b_hw, b.y1);
+        int ok = same_bytes(b.y0, b.y1, na, t, "add");
+#if defined(ODL_USE_DSP)
+        memset(b.y1, 0x22, na);
+        if (odl_qadd_s8_dsp(&p, n, c, hw, b.x, b.w, b_c, b_hw, b.y1)) {
+            tabulated++;
+            ok = ok && same_bytes(b.y0, b.y1, na, t, "add (DSP)");
+        } else {
+            for (size_t i = 0; ok && i < na; i++)
+                ok = b.y1[i] == 0x22; /* refused: nothing written */
+        }
+#else
+        tabulated += na >= 512;
+#endif
+        /* in place (y = a), as a residual connection runs */
+        memcpy(b.y1, b.x, na);
+        odl_qadd_s8(&p, n, c, hw, b.y1, b.w, b_c, b_hw, b.y1);
+        ok = ok && same_bytes(b.y0, b.y1, na, t, "add in place");
+        if (!ok) {
+            odl_test_logf(t, "    n %d, c %d, hw %d, b %dx%d, zp %d %d %d, mult %d/%d %d/%d %d/%d, left shift %d",
+                          (int)n, (int)c, (int)hw, (int)b_c, (int)b_hw, (int)p.a_zp, (int)p.b_zp, (int)p.out_zp,
+                          (int)p.a_mult, (int)p.a_shift, (int)p.b_mult, (int)p.b_shift, (int)p.out_mult,
+                          (int)p.out_shift, (int)p.left_shift);
+            CHECK(0);
+            break;
+        }
+        for (size_t i = 0; i < na; i++)
+            spread += b.y0[i] != p.act_min && b.y0[i] != p.act_max;
+    }
+    CHECK(broadcast > 60 && large > 60 && tabulated > 60);
+    CHECK(spread > 100000); /* the outputs are not all clamped */
+    bufs_free(&b);
+}
+
 static const odl_test_case cases[] = {
     {"conv", test_conv},
     {"dense", test_dense},
     {"maxpool", test_maxpool},
     {"depthwise", test_depthwise},
     {"avgpool", test_avgpool},
+    {"add", test_add},
 };
 
 TEST_MAIN(cases)

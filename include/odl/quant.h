@@ -165,6 +165,14 @@ void odl_qadd_s8(const odl_qbinary *p, int32_t batch, int32_t c, int32_t hw, con
                  int32_t b_c, int32_t b_hw, int8_t *y);
 void odl_qadd_s8_ref(const odl_qbinary *p, int32_t batch, int32_t c, int32_t hw, const int8_t *a, const int8_t *b,
                      int32_t b_c, int32_t b_hw, int8_t *y);
+#if defined(ODL_USE_DSP)
+/* odl_qadd_s8 with each input's rescaling tabulated (256 values, by the
+ * reference's arithmetic; 2 KB of stack): what odl_qadd_s8 runs with
+ * ODL_USE_DSP. Returns 0 and writes nothing under 512 outputs or for a
+ * left_shift outside 0..22; else 1. */
+int odl_qadd_s8_dsp(const odl_qbinary *p, int32_t batch, int32_t c, int32_t hw, const int8_t *a, const int8_t *b,
+                    int32_t b_c, int32_t b_hw, int8_t *y);
+#endif
 void odl_qmul_s8(const odl_qbinary *p, int32_t batch, int32_t c, int32_t hw, const int8_t *a, const int8_t *b,
                  int32_t b_c, int32_t b_hw, int8_t *y);
 void odl_qmul_s8_ref(const odl_qbinary *p, int32_t batch, int32_t c, int32_t hw, const int8_t *a, const int8_t *b,
