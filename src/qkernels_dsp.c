@@ -65,13 +65,20 @@ static inline uint32_t pack_hi(uint32_t a, uint32_t b)
 /* The requantisation of one output channel, its constants unpacked once
  * for the outputs that share them. `fast`: shift in [−31, 0] and mult ≠
  * INT32_MIN (every multiplier odl makes or loads); then gemmlowp's rounding
- * doubling high multiply is floor((x·m + 2^30) / 2^31) (the reference's
+ * doubling high multiply is h = floor((x·m + 2^30) / 2^31) (the reference's
  * nudge −(2^30 − 1) for a negative product, with division toward zero, gives
  * the same integer) and the rounding right shift by e = −shift adds one
- * when the remainder exceeds half (half included for a negative x). Other
+ * when the remainder exceeds half (half included for a negative x).
+ * `one_step`: besides, e ≥ 1 and m > 2^30 (a layer's multipliers, but for
+ * exact powers of two); the rounding shift is then floor((h + 2^(e−1) + s)
+ * / 2^e), s = −1 for h < 0 (ties away from zero), and both floors fold into
+ * one: floor((x·m + 2^30 + 2^(30+e) + s·2^31) / 2^(31+e)), a 64-bit
+ * multiply-accumulate and the high word shifted by e − 1; with m > 2^30,
+ * h < 0 exactly when x < 0, so s is x's sign (requant_run). Other
  * channels take odl_q_multiply. */
 typedef struct chan_rq {
-    int32_t mult, shift, e, mask, half, fast;
+    int64_t k; /* one_step: 2^30 + 2^(30+e) */
+    int32_t mult, shift, e, mask, half, fast, one_step;
 } chan_rq;
 
 typedef struct layer_rq {
@@ -94,6 +101,15 @@ static inline chan_rq chan_of(const layer_rq *l, int32_t c)
     q.e = q.fast ? -q.shift : 0;
     q.mask = (int32_t)((1u << q.e) - 1u);
     q.half = q.mask >> 1;
+    q.one_step = 0; /* set by with_one_step: the kernels that use it */
+    q.k = 0;
+    return q;
+}
+
+static inline chan_rq with_one_step(chan_rq q)
+{
+    q.one_step = q.fast && q.e >= 1 && q.mult > (1 << 30);
+    q.k = q.one_step ? ((int64_t)1 << 30) + ((int64_t)1 << (30 + q.e)) : 0;
     return q;
 }
 
@@ -503,20 +519,42 @@ __attribute__((noinline)) static void dw3x3_rows(const int16_t *row, int32_t wid
 __attribute__((noinline)) static void requant_run(const int32_t *acc, int32_t n, int32_t b, const chan_rq *q,
                                                   const layer_rq *l, int8_t *y)
 {
-    if (!q->fast) {
+    if (!q->one_step || q->e > 24 || n <= 0) {
         for (int32_t k = 0; k < n; k++)
             y[k] = requant(acc[k] + b, q, l);
         return;
     }
-    const int32_t mult = q->mult, e = q->e, mask = q->mask, half = q->half;
-    const int32_t zp = l->out_zp, lo = l->lo, hi = l->hi;
-    for (int32_t k = 0; k < n; k++) {
-        const int32_t h = (int32_t)(((int64_t)(acc[k] + b) * mult + ((int64_t)1 << 30)) >> 31);
-        int32_t v = (h >> e) + ((h & mask) > half + (int32_t)((uint32_t)h >> 31));
-        v = __qadd(v, zp);
-        v = v < lo ? lo : v;
-        y[k] = (int8_t)(v > hi ? hi : v);
-    }
+    /* the one-step form with out_zp folded into the constant too (zp·2^(31+e),
+     * within int64 for e ≤ 24): 18 instructions an output */
+    const int64_t k = q->k + (int64_t)l->out_zp * ((int64_t)1 << (31 + q->e));
+    const uint32_t klo = (uint32_t)k, khi = (uint32_t)((uint64_t)k >> 32);
+    const int32_t e1 = q->e - 1, lo = l->lo, hi = l->hi, mult = q->mult;
+    const int8_t *const end = y + n;
+    int32_t x;
+    uint32_t rlo, rhi;
+    __asm__ volatile("1:\n\t"
+                     "ldr %[x], [%[acc]], #4\n\t"
+                     "add %[x], %[x], %[b]\n\t"
+                     "mov %[rlo], %[klo]\n\t"
+                     "mov %[rhi], %[khi]\n\t"
+                     "smlal %[rlo], %[rhi], %[x], %[m]\n\t"
+                     "asr %[x], %[x], #31\n\t"
+                     "adds %[rlo], %[rlo], %[x], lsl #31\n\t"
+                     "adc %[rhi], %[rhi], %[x]\n\t"
+                     "asr %[rhi], %[rhi], %[e1]\n\t"
+                     "cmp %[rhi], %[lo]\n\t"
+                     "it lt\n\t"
+                     "movlt %[rhi], %[lo]\n\t"
+                     "cmp %[rhi], %[hi]\n\t"
+                     "it gt\n\t"
+                     "movgt %[rhi], %[hi]\n\t"
+                     "strb %[rhi], [%[y]], #1\n\t"
+                     "cmp %[y], %[end]\n\t"
+                     "bne 1b"
+                     : [acc] "+r"(acc), [y] "+r"(y), [x] "=&r"(x), [rlo] "=&r"(rlo), [rhi] "=&r"(rhi)
+                     : [b] "r"(b), [klo] "r"(klo), [khi] "r"(khi), [m] "r"(mult), [e1] "r"(e1), [lo] "r"(lo),
+                       [hi] "r"(hi), [end] "r"(end)
+                     : "cc", "memory");
 }
 
 /* acc[k] = Σ over the window of output k, any window: a pass per
@@ -574,7 +612,7 @@ int odl_qdepthwise_s8_dsp(const odl_window_dims *d, const int8_t *x, const int8_
                             const int32_t b = 2 * j + 1 < d->k_w ? wo[kh * d->k_w + 2 * j + 1] : 0;
                             wp[kh * kwp + j] = ((uint32_t)(uint16_t)a) | ((uint32_t)(uint16_t)b << 16);
                         }
-                    const chan_rq q = chan_of(&lq, o);
+                    const chan_rq q = with_one_step(chan_of(&lq, o));
                     const int32_t b = bias_of(r, o);
                     int8_t *yc = y + ((size_t)n * d->out_c + o) * P;
                     /* a run: whole rows of outputs (or a part of one long
