@@ -448,6 +448,21 @@ void odl_qmaxpool2x2_s8_dsp(const odl_window_dims *d, const int8_t *x, int8_t *y
 #define DW_PAIRS 32 /* k_h · ceil(k_w / 2) weight pairs at most */
 #define DW_CHUNK 128 /* outputs summed before they are requantised */
 
+/* dst[i] = src[i] − zp, i < n (neg_zp: −zp in both halfwords). */
+static inline void to_s16(const int8_t *src, int32_t n, int32_t neg_zp, int16_t *dst)
+{
+    int32_t c = 0;
+    for (; c + 4 <= n; c += 4) { /* (b0, b2), (b1, b3) -> (b0, b1), (b2, b3) */
+        const uint32_t v = ld32(src + c);
+        const uint32_t e = (uint32_t)__sxtab16(neg_zp, v), o = (uint32_t)sxtab16_ror8(neg_zp, v);
+        const uint32_t lo = pack_lo(e, o), hi = pack_hi(e, o);
+        memcpy(dst + c, &lo, sizeof lo);
+        memcpy(dst + c + 2, &hi, sizeof hi);
+    }
+    for (; c < n; c++)
+        dst[c] = (int16_t)(src[c] + (int16_t)neg_zp);
+}
+
 /* dst[c] = src[c − pad] − zp for the columns of the input row, else 0. */
 static void band_row(const int8_t *src, int32_t in_w, int32_t pad, int32_t width, int32_t neg_zp, int16_t *dst)
 {
@@ -590,18 +605,29 @@ int odl_qdepthwise_s8_dsp(const odl_window_dims *d, const int8_t *x, const int8_
     const int32_t neg_zp = (int32_t)(((uint32_t)(uint16_t)(int16_t)-zp) * 0x00010001u);
     const size_t plane = (size_t)d->in_h * d->in_w, P = (size_t)d->out_h * d->out_w;
     const layer_rq lq = layer_of(r);
+    const int one_band = per_band >= d->out_h;
+    if (one_band)
+        memset(band, 0, sizeof(int16_t) * (size_t)((d->out_h - 1) * sh + d->k_h) * (size_t)width);
     for (int32_t n = 0; n < d->batch; n++)
         for (int32_t ci = 0; ci < d->in_c; ci++) {
             const int8_t *xc = x + ((size_t)n * d->in_c + ci) * plane;
             for (int32_t oh0 = 0; oh0 < d->out_h; oh0 += per_band) {
                 const int32_t oh1 = oh0 + per_band < d->out_h ? oh0 + per_band : d->out_h;
                 const int32_t r0 = oh0 * sh - d->pad_h, rows = (oh1 - 1 - oh0) * sh + d->k_h;
-                for (int32_t i = 0; i < rows; i++) {
-                    const int32_t ih = r0 + i;
-                    if (ih < 0 || ih >= d->in_h)
-                        memset(band + (size_t)i * width, 0, sizeof(int16_t) * (size_t)width);
-                    else
-                        band_row(xc + (size_t)ih * d->in_w, d->in_w, d->pad_w, width, neg_zp, band + (size_t)i * width);
+                if (one_band) { /* the padding stays zero from the first plane: the input's cells only */
+                    const int32_t i0 = r0 < 0 ? -r0 : 0, i1 = d->in_h - r0 < rows ? d->in_h - r0 : rows;
+                    const int32_t cols = d->in_w < width - d->pad_w ? d->in_w : width - d->pad_w;
+                    for (int32_t i = i0; i < i1; i++)
+                        to_s16(xc + (size_t)(r0 + i) * d->in_w, cols, neg_zp, band + (size_t)i * width + d->pad_w);
+                } else {
+                    for (int32_t i = 0; i < rows; i++) {
+                        const int32_t ih = r0 + i;
+                        if (ih < 0 || ih >= d->in_h)
+                            memset(band + (size_t)i * width, 0, sizeof(int16_t) * (size_t)width);
+                        else
+                            band_row(xc + (size_t)ih * d->in_w, d->in_w, d->pad_w, width, neg_zp,
+                                     band + (size_t)i * width);
+                    }
                 }
                 for (int32_t m = 0; m < mult; m++) {
                     const int32_t o = ci * mult + m;
