@@ -151,7 +151,16 @@ static void im2col_pixel(const odl_window_dims *d, const int8_t *xn, int32_t zp,
     const size_t plane = (size_t)d->in_h * d->in_w;
     const int inside = ih0 >= 0 && iw0 >= 0 && ih0 + (d->k_h - 1) * dh < d->in_h && iw0 + (d->k_w - 1) * dw < d->in_w;
     int16_t *c = col;
-    if (inside && dw == 1 && d->k_w == 3) { /* the common 3-wide kernel, unrolled */
+    if (inside && d->k_h == 1 && d->k_w == 1) { /* pointwise: one value per channel, a plane apart */
+        const int8_t *xp = xn + (size_t)c0 * plane + (size_t)ih0 * d->in_w + iw0;
+        int32_t cj = 0;
+        for (; cj + 2 <= cg; cj += 2, xp += 2 * plane) {
+            c[cj] = (int16_t)(xp[0] - zp);
+            c[cj + 1] = (int16_t)(xp[plane] - zp);
+        }
+        if (cj < cg)
+            c[cj] = (int16_t)(xp[0] - zp);
+    } else if (inside && dw == 1 && d->k_w == 3) { /* the common 3-wide kernel, unrolled */
         for (int32_t cj = 0; cj < cg; cj++) {
             const int8_t *xr = xn + (size_t)(c0 + cj) * plane + (size_t)ih0 * d->in_w + iw0;
             for (int32_t kh = 0; kh < d->k_h; kh++, xr += (size_t)dh * d->in_w, c += 3) {

@@ -207,6 +207,14 @@ static void test_conv(odl_test_ctx *t)
     CHECK(odl_qconv2d_scratch_bytes(&c1) <= 1024 && odl_qconv2d_scratch_bytes(&c2) <= 1024);
     CHECK(conv_case(t, &r, &c1, &b, &spread));
     CHECK(conv_case(t, &r, &c2, &b, &spread));
+    /* the KWS DS-CNN's pointwise convolutions (1x1, 64 -> 64 at 25x5), an
+     * odd channel count and a strided one */
+    odl_window_dims pw = odl_window_dims_simple(1, 64, 25, 5, 64, 25, 5, 1, 1, 1, 1, 0, 0);
+    odl_window_dims pw_odd = odl_window_dims_simple(2, 13, 7, 9, 11, 7, 9, 1, 1, 1, 1, 0, 0);
+    odl_window_dims pw_s2 = odl_window_dims_simple(1, 9, 8, 7, 6, 4, 4, 1, 1, 2, 2, 0, 0);
+    CHECK(conv_case(t, &r, &pw, &b, &spread));
+    CHECK(conv_case(t, &r, &pw_odd, &b, &spread));
+    CHECK(conv_case(t, &r, &pw_s2, &b, &spread));
     bufs_free(&b);
 }
 
