@@ -69,8 +69,18 @@ static size_t bindex(int32_t n, int32_t k, int32_t i, int32_t b_c, int32_t b_hw)
 
 BINARY_REF(odl_qadd_s8_ref, add_one)
 BINARY_REF(odl_qmul_s8_ref, mul_one)
-BINARY_FAST(odl_qadd_s8, add_one)
+static BINARY_FAST(qadd_s8_portable, add_one)
 BINARY_FAST(odl_qmul_s8, mul_one)
+
+void odl_qadd_s8(const odl_qbinary *p, int32_t batch, int32_t c, int32_t hw, const int8_t *a, const int8_t *b,
+                 int32_t b_c, int32_t b_hw, int8_t *y)
+{
+#if defined(ODL_USE_DSP)
+    if (odl_qadd_s8_dsp(p, batch, c, hw, a, b, b_c, b_hw, y))
+        return;
+#endif
+    qadd_s8_portable(p, batch, c, hw, a, b, b_c, b_hw, y);
+}
 
 void odl_qconcat_s8_ref(int32_t batch, int32_t n_in, const int8_t *const *xs, const int32_t *cs,
                         const odl_qconcat_in *rq, int32_t hw, int32_t out_zp, int8_t *y)

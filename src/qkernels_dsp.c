@@ -1,9 +1,10 @@
-/* INT8 conv2d, dense and 2x2 max pool for cores with the Armv7E-M DSP
- * extension (Cortex-M4/M7/M33), built when ODL_USE_DSP is defined
- * (ports/cortex-m/Makefile); odl_qconv2d_s8, odl_qdense_s8 and
- * odl_qmaxpool_s8 call these then. Same results as the `_ref` loops bit for
- * bit: integer sums (exact) and the reference's requantisation, written for
- * 32-bit registers.
+/* INT8 conv2d, depthwise conv2d, dense, 2x2 max pool and window sums for
+ * cores with the Armv7E-M DSP extension (Cortex-M4/M7/M33), built when
+ * ODL_USE_DSP is defined (ports/cortex-m/Makefile); odl_qconv2d_s8,
+ * odl_qdepthwise_s8, odl_qdense_s8, odl_qmaxpool_s8, odl_qavgpool_s8 and
+ * odl_qadd_s8 call these then. Same results as the `_ref` loops bit for bit: integer
+ * sums (exact) and the reference's requantisation, written for 32-bit
+ * registers.
  *
  * The multiply-accumulates are SMLAD: two 16x16 products and a 32-bit add in
  * one instruction. SXTB16 sign-extends bytes 0 and 2 of a word into two
@@ -64,13 +65,20 @@ static inline uint32_t pack_hi(uint32_t a, uint32_t b)
 /* The requantisation of one output channel, its constants unpacked once
  * for the outputs that share them. `fast`: shift in [−31, 0] and mult ≠
  * INT32_MIN (every multiplier odl makes or loads); then gemmlowp's rounding
- * doubling high multiply is floor((x·m + 2^30) / 2^31) (the reference's
+ * doubling high multiply is h = floor((x·m + 2^30) / 2^31) (the reference's
  * nudge −(2^30 − 1) for a negative product, with division toward zero, gives
  * the same integer) and the rounding right shift by e = −shift adds one
- * when the remainder exceeds half (half included for a negative x). Other
+ * when the remainder exceeds half (half included for a negative x).
+ * `one_step`: besides, e ≥ 1 and m > 2^30 (a layer's multipliers, but for
+ * exact powers of two); the rounding shift is then floor((h + 2^(e−1) + s)
+ * / 2^e), s = −1 for h < 0 (ties away from zero), and both floors fold into
+ * one: floor((x·m + 2^30 + 2^(30+e) + s·2^31) / 2^(31+e)), a 64-bit
+ * multiply-accumulate and the high word shifted by e − 1; with m > 2^30,
+ * h < 0 exactly when x < 0, so s is x's sign (requant_run). Other
  * channels take odl_q_multiply. */
 typedef struct chan_rq {
-    int32_t mult, shift, e, mask, half, fast;
+    int64_t k; /* one_step: 2^30 + 2^(30+e) */
+    int32_t mult, shift, e, mask, half, fast, one_step;
 } chan_rq;
 
 typedef struct layer_rq {
@@ -93,6 +101,15 @@ static inline chan_rq chan_of(const layer_rq *l, int32_t c)
     q.e = q.fast ? -q.shift : 0;
     q.mask = (int32_t)((1u << q.e) - 1u);
     q.half = q.mask >> 1;
+    q.one_step = 0; /* set by with_one_step: the kernels that use it */
+    q.k = 0;
+    return q;
+}
+
+static inline chan_rq with_one_step(chan_rq q)
+{
+    q.one_step = q.fast && q.e >= 1 && q.mult > (1 << 30);
+    q.k = q.one_step ? ((int64_t)1 << 30) + ((int64_t)1 << (30 + q.e)) : 0;
     return q;
 }
 
@@ -134,7 +151,16 @@ static void im2col_pixel(const odl_window_dims *d, const int8_t *xn, int32_t zp,
     const size_t plane = (size_t)d->in_h * d->in_w;
     const int inside = ih0 >= 0 && iw0 >= 0 && ih0 + (d->k_h - 1) * dh < d->in_h && iw0 + (d->k_w - 1) * dw < d->in_w;
     int16_t *c = col;
-    if (inside && dw == 1 && d->k_w == 3) { /* the common 3-wide kernel, unrolled */
+    if (inside && d->k_h == 1 && d->k_w == 1) { /* pointwise: one value per channel, a plane apart */
+        const int8_t *xp = xn + (size_t)c0 * plane + (size_t)ih0 * d->in_w + iw0;
+        int32_t cj = 0;
+        for (; cj + 2 <= cg; cj += 2, xp += 2 * plane) {
+            c[cj] = (int16_t)(xp[0] - zp);
+            c[cj + 1] = (int16_t)(xp[plane] - zp);
+        }
+        if (cj < cg)
+            c[cj] = (int16_t)(xp[0] - zp);
+    } else if (inside && dw == 1 && d->k_w == 3) { /* the common 3-wide kernel, unrolled */
         for (int32_t cj = 0; cj < cg; cj++) {
             const int8_t *xr = xn + (size_t)(c0 + cj) * plane + (size_t)ih0 * d->in_w + iw0;
             for (int32_t kh = 0; kh < d->k_h; kh++, xr += (size_t)dh * d->in_w, c += 3) {
@@ -416,6 +442,301 @@ void odl_qmaxpool2x2_s8_dsp(const odl_window_dims *d, const int8_t *x, int8_t *y
             }
         }
     }
+}
+
+/* ---- depthwise ----------------------------------------------------------- */
+
+/* The layout is channel-planar, so a depthwise layer is one 2-D
+ * convolution per plane. The plane's rows are unfolded once into an int16
+ * band (x − in_zp, zeros over the padding and one column past it), the
+ * weights of a channel into int16 pairs (w[2j], w[2j + 1]) with a zero after
+ * an odd last tap; then each output is SMLADs of a weight pair with two
+ * adjacent band values, read as one word at any column (no bounds checks, no
+ * reordering: the taps are adjacent in the band as in the weights). */
+#define DW_BAND 512 /* int16 band: 1 KB of stack */
+#define DW_PAIRS 32 /* k_h · ceil(k_w / 2) weight pairs at most */
+#define DW_CHUNK 128 /* outputs summed before they are requantised */
+
+/* dst[i] = src[i] − zp, i < n (neg_zp: −zp in both halfwords). */
+static inline void to_s16(const int8_t *src, int32_t n, int32_t neg_zp, int16_t *dst)
+{
+    int32_t c = 0;
+    for (; c + 4 <= n; c += 4) { /* (b0, b2), (b1, b3) -> (b0, b1), (b2, b3) */
+        const uint32_t v = ld32(src + c);
+        const uint32_t e = (uint32_t)__sxtab16(neg_zp, v), o = (uint32_t)sxtab16_ror8(neg_zp, v);
+        const uint32_t lo = pack_lo(e, o), hi = pack_hi(e, o);
+        memcpy(dst + c, &lo, sizeof lo);
+        memcpy(dst + c + 2, &hi, sizeof hi);
+    }
+    for (; c < n; c++)
+        dst[c] = (int16_t)(src[c] + (int16_t)neg_zp);
+}
+
+/* dst[c] = src[c − pad] − zp for the columns of the input row, else 0. */
+static void band_row(const int8_t *src, int32_t in_w, int32_t pad, int32_t width, int32_t neg_zp, int16_t *dst)
+{
+    int32_t c = 0;
+    for (; c < pad && c < width; c++)
+        dst[c] = 0;
+    const int32_t end = pad + in_w < width ? pad + in_w : width;
+    const int8_t *s = src + (c - pad);
+    for (; c + 4 <= end; c += 4, s += 4) { /* (b0, b2), (b1, b3) -> (b0, b1), (b2, b3) */
+        const uint32_t v = ld32(s);
+        const uint32_t e = (uint32_t)__sxtab16(neg_zp, v), o = (uint32_t)sxtab16_ror8(neg_zp, v);
+        const uint32_t lo = pack_lo(e, o), hi = pack_hi(e, o);
+        memcpy(dst + c, &lo, sizeof lo);
+        memcpy(dst + c + 2, &hi, sizeof hi);
+    }
+    for (; c < end; c++, s++)
+        dst[c] = (int16_t)(*s + (int16_t)neg_zp);
+    for (; c < width; c++)
+        dst[c] = 0;
+}
+
+/* acc[i·n + k] = Σ over the 3x3 window of output k of output row i
+ * (rows) of a band (rows `row_step` int16 apart, stride sw 1 or 2),
+ * weights wp (three rows of two pairs). Written out: 15 instructions an
+ * output, the weights in five registers (the third taps of rows 0 and 1
+ * share one: SMLABB/SMLATB multiply one halfword), which the compiler would
+ * spill. */
+__attribute__((noinline)) static void dw3x3_rows(const int16_t *row, int32_t width, int32_t row_step, int32_t rows,
+                                                 int32_t sw, const uint32_t *wp, int32_t n, int32_t *acc)
+{
+    const uint32_t w0 = wp[0], w1 = wp[2], w2 = wp[4];
+    const uint32_t w01c = (wp[1] & 0xffffu) | (wp[3] << 16), w2c = wp[5];
+    uint32_t t, a;
+#define DW3X3_LOOP(step)                                                                                           \
+    __asm__ volatile("1:\n\t"                                                                                      \
+                     "ldr %[t], [%[p0], #4]\n\t"                                                                  \
+                     "smulbb %[a], %[w01c], %[t]\n\t"                                                             \
+                     "ldr %[t], [%[p0]], #" step "\n\t"                                                           \
+                     "smlad %[a], %[w0], %[t], %[a]\n\t"                                                          \
+                     "ldr %[t], [%[p1], #4]\n\t"                                                                  \
+                     "smlatb %[a], %[w01c], %[t], %[a]\n\t"                                                       \
+                     "ldr %[t], [%[p1]], #" step "\n\t"                                                           \
+                     "smlad %[a], %[w1], %[t], %[a]\n\t"                                                          \
+                     "ldr %[t], [%[p2], #4]\n\t"                                                                  \
+                     "smlabb %[a], %[w2c], %[t], %[a]\n\t"                                                        \
+                     "ldr %[t], [%[p2]], #" step "\n\t"                                                           \
+                     "smlad %[a], %[w2], %[t], %[a]\n\t"                                                          \
+                     "str %[a], [%[acc]], #4\n\t"                                                                 \
+                     "cmp %[acc], %[end]\n\t"                                                                     \
+                     "bne 1b"                                                                                     \
+                     : [p0] "+r"(p0), [p1] "+r"(p1), [p2] "+r"(p2), [acc] "+r"(acc), [t] "=&r"(t), [a] "=&r"(a)    \
+                     : [w0] "r"(w0), [w1] "r"(w1), [w2] "r"(w2), [w01c] "r"(w01c), [w2c] "r"(w2c), [end] "r"(end) \
+                     : "cc", "memory")
+    if (n <= 0)
+        return;
+    for (int32_t i = 0; i < rows; i++, row += row_step) {
+        const int16_t *p0 = row, *p1 = row + width, *p2 = p1 + width;
+        int32_t *const end = acc + n;
+        if (sw == 1)
+            DW3X3_LOOP("2");
+        else
+            DW3X3_LOOP("4");
+    }
+#undef DW3X3_LOOP
+}
+
+/* y[k] = requant(acc[k] + b), k < n: apart from the sums, so that the
+ * channel's constants stay in registers. */
+__attribute__((noinline)) static void requant_run(const int32_t *acc, int32_t n, int32_t b, const chan_rq *q,
+                                                  const layer_rq *l, int8_t *y)
+{
+    if (!q->one_step || q->e > 24 || n <= 0) {
+        for (int32_t k = 0; k < n; k++)
+            y[k] = requant(acc[k] + b, q, l);
+        return;
+    }
+    /* the one-step form with out_zp folded into the constant too (zp·2^(31+e),
+     * within int64 for e ≤ 24): 18 instructions an output */
+    const int64_t k = q->k + (int64_t)l->out_zp * ((int64_t)1 << (31 + q->e));
+    const uint32_t klo = (uint32_t)k, khi = (uint32_t)((uint64_t)k >> 32);
+    const int32_t e1 = q->e - 1, lo = l->lo, hi = l->hi, mult = q->mult;
+    const int8_t *const end = y + n;
+    int32_t x;
+    uint32_t rlo, rhi;
+    __asm__ volatile("1:\n\t"
+                     "ldr %[x], [%[acc]], #4\n\t"
+                     "add %[x], %[x], %[b]\n\t"
+                     "mov %[rlo], %[klo]\n\t"
+                     "mov %[rhi], %[khi]\n\t"
+                     "smlal %[rlo], %[rhi], %[x], %[m]\n\t"
+                     "asr %[x], %[x], #31\n\t"
+                     "adds %[rlo], %[rlo], %[x], lsl #31\n\t"
+                     "adc %[rhi], %[rhi], %[x]\n\t"
+                     "asr %[rhi], %[rhi], %[e1]\n\t"
+                     "cmp %[rhi], %[lo]\n\t"
+                     "it lt\n\t"
+                     "movlt %[rhi], %[lo]\n\t"
+                     "cmp %[rhi], %[hi]\n\t"
+                     "it gt\n\t"
+                     "movgt %[rhi], %[hi]\n\t"
+                     "strb %[rhi], [%[y]], #1\n\t"
+                     "cmp %[y], %[end]\n\t"
+                     "bne 1b"
+                     : [acc] "+r"(acc), [y] "+r"(y), [x] "=&r"(x), [rlo] "=&r"(rlo), [rhi] "=&r"(rhi)
+                     : [b] "r"(b), [klo] "r"(klo), [khi] "r"(khi), [m] "r"(mult), [e1] "r"(e1), [lo] "r"(lo),
+                       [hi] "r"(hi), [end] "r"(end)
+                     : "cc", "memory");
+}
+
+/* acc[k] = Σ over the window of output k, any window: a pass per
+ * pair of taps over the n outputs of a row. */
+static void dw_row(const int16_t *p, int32_t width, int32_t sw, int32_t k_h, int32_t kwp, const uint32_t *wp,
+                   int32_t n, int32_t *acc)
+{
+    memset(acc, 0, sizeof(int32_t) * (size_t)n);
+    for (int32_t kh = 0; kh < k_h; kh++, p += width)
+        for (int32_t j = 0; j < kwp; j++) {
+            const int32_t wj = (int32_t)wp[kh * kwp + j];
+            const int16_t *pj = p + 2 * j;
+            for (int32_t k = 0; k < n; k++, pj += sw)
+                acc[k] = __smlad(wj, (int32_t)ld32(pj), acc[k]);
+        }
+}
+
+int odl_qdepthwise_s8_dsp(const odl_window_dims *d, const int8_t *x, const int8_t *w, const odl_qrequant *r, int8_t *y)
+{
+    if (d->dil_h > 1 || d->dil_w > 1 || d->in_c < 1 || d->out_c % d->in_c != 0)
+        return 0;
+    const int32_t kwp = (d->k_w + 1) / 2, sh = d->stride_h, sw = d->stride_w;
+    /* band columns: every word the last output of a row reads */
+    const int32_t width = (d->out_w - 1) * sw + 2 * kwp;
+    if (d->k_h < 1 || d->k_w < 1 || d->k_h * kwp > DW_PAIRS || (int64_t)width * d->k_h > DW_BAND)
+        return 0;
+    /* output rows per band: the band holds (rows − 1)·stride + k_h input rows */
+    const int32_t band_rows = DW_BAND / width, per_band = (band_rows - d->k_h) / sh + 1;
+    int16_t band[DW_BAND];
+    uint32_t wp[DW_PAIRS];
+    int32_t acc[DW_CHUNK];
+    const int32_t mult = d->out_c / d->in_c, zp = r->in_zp;
+    const int32_t neg_zp = (int32_t)(((uint32_t)(uint16_t)(int16_t)-zp) * 0x00010001u);
+    const size_t plane = (size_t)d->in_h * d->in_w, P = (size_t)d->out_h * d->out_w;
+    const layer_rq lq = layer_of(r);
+    const int one_band = per_band >= d->out_h;
+    if (one_band)
+        memset(band, 0, sizeof(int16_t) * (size_t)((d->out_h - 1) * sh + d->k_h) * (size_t)width);
+    for (int32_t n = 0; n < d->batch; n++)
+        for (int32_t ci = 0; ci < d->in_c; ci++) {
+            const int8_t *xc = x + ((size_t)n * d->in_c + ci) * plane;
+            for (int32_t oh0 = 0; oh0 < d->out_h; oh0 += per_band) {
+                const int32_t oh1 = oh0 + per_band < d->out_h ? oh0 + per_band : d->out_h;
+                const int32_t r0 = oh0 * sh - d->pad_h, rows = (oh1 - 1 - oh0) * sh + d->k_h;
+                if (one_band) { /* the padding stays zero from the first plane: the input's cells only */
+                    const int32_t i0 = r0 < 0 ? -r0 : 0, i1 = d->in_h - r0 < rows ? d->in_h - r0 : rows;
+                    const int32_t cols = d->in_w < width - d->pad_w ? d->in_w : width - d->pad_w;
+                    for (int32_t i = i0; i < i1; i++)
+                        to_s16(xc + (size_t)(r0 + i) * d->in_w, cols, neg_zp, band + (size_t)i * width + d->pad_w);
+                } else {
+                    for (int32_t i = 0; i < rows; i++) {
+                        const int32_t ih = r0 + i;
+                        if (ih < 0 || ih >= d->in_h)
+                            memset(band + (size_t)i * width, 0, sizeof(int16_t) * (size_t)width);
+                        else
+                            band_row(xc + (size_t)ih * d->in_w, d->in_w, d->pad_w, width, neg_zp,
+                                     band + (size_t)i * width);
+                    }
+                }
+                for (int32_t m = 0; m < mult; m++) {
+                    const int32_t o = ci * mult + m;
+                    const int8_t *wo = w + (size_t)o * d->k_h * d->k_w;
+                    for (int32_t kh = 0; kh < d->k_h; kh++)
+                        for (int32_t j = 0; j < kwp; j++) {
+                            const int32_t a = wo[kh * d->k_w + 2 * j];
+                            const int32_t b = 2 * j + 1 < d->k_w ? wo[kh * d->k_w + 2 * j + 1] : 0;
+                            wp[kh * kwp + j] = ((uint32_t)(uint16_t)a) | ((uint32_t)(uint16_t)b << 16);
+                        }
+                    const chan_rq q = with_one_step(chan_of(&lq, o));
+                    const int32_t b = bias_of(r, o);
+                    int8_t *yc = y + ((size_t)n * d->out_c + o) * P;
+                    /* a run: whole rows of outputs (or a part of one long
+                     * row), summed into acc, then requantised together */
+                    const int32_t run_w = d->out_w < DW_CHUNK ? d->out_w : DW_CHUNK;
+                    const int32_t run_rows = d->out_w < DW_CHUNK ? DW_CHUNK / d->out_w : 1;
+                    for (int32_t oh = oh0; oh < oh1; oh += run_rows) {
+                        const int32_t nr = oh1 - oh < run_rows ? oh1 - oh : run_rows;
+                        for (int32_t ow0 = 0; ow0 < d->out_w; ow0 += run_w) {
+                            const int32_t nw = d->out_w - ow0 < run_w ? d->out_w - ow0 : run_w;
+                            const int16_t *p = band + (size_t)((oh - oh0) * sh) * width + (size_t)ow0 * sw;
+                            if (d->k_h == 3 && d->k_w == 3 && sw <= 2)
+                                dw3x3_rows(p, width, sh * width, nr, sw, wp, nw, acc);
+                            else
+                                for (int32_t i = 0; i < nr; i++)
+                                    dw_row(p + (size_t)(i * sh) * width, width, sw, d->k_h, kwp, wp, nw,
+                                           acc + i * nw);
+                            /* nr > 1 only when nw is the whole row: the outputs are contiguous */
+                            requant_run(acc, nr * nw, b, &q, &lq, yc + (size_t)oh * d->out_w + ow0);
+                        }
+                    }
+                }
+            }
+        }
+    return 1;
+}
+
+/* ---- sums for average pools ----------------------------------------------- */
+
+/* USADA8 adds four unsigned bytes: with the sign bit flipped they are
+ * x + 128, so the sum is Σ(x + 128) − 128·n. */
+int32_t odl_qsum_s8_dsp(const int8_t *x, size_t n)
+{
+    uint32_t s = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        s = __usada8(ld32(x + i) ^ 0x80808080u, 0, s);
+        s = __usada8(ld32(x + i + 4) ^ 0x80808080u, 0, s);
+    }
+    for (; i + 4 <= n; i += 4)
+        s = __usada8(ld32(x + i) ^ 0x80808080u, 0, s);
+    int32_t t = (int32_t)s - (int32_t)(128u * (uint32_t)i);
+    for (; i < n; i++)
+        t += x[i];
+    return t;
+}
+
+/* ---- add ------------------------------------------------------------------ */
+
+/* The rescaled inputs of TFLite's add depend on one int8 each: with 256
+ * values per input, they are tabulated once per call (by the reference's
+ * own arithmetic, so the sums are the reference's), and each output is two
+ * loads, an add and the output's requantisation. 2 KB of stack. */
+static void rescale_table(int32_t zp, int32_t left_shift, int32_t mult, int32_t shift, int32_t t[256])
+{
+    for (int32_t v = -128; v < 128; v++)
+        t[(uint8_t)v] = odl_q_multiply((v - zp) * (1 << left_shift), mult, shift);
+}
+
+int odl_qadd_s8_dsp(const odl_qbinary *p, int32_t batch, int32_t c, int32_t hw, const int8_t *a, const int8_t *b,
+                    int32_t b_c, int32_t b_hw, int8_t *y)
+{
+    /* (v − zp)·2^left_shift within int32 (|v − zp| ≤ 255), enough outputs
+     * to pay for the tables */
+    if (p->left_shift < 0 || p->left_shift > 22 || (int64_t)batch * c * hw < 512)
+        return 0;
+    int32_t ta[256], tb[256];
+    rescale_table(p->a_zp, p->left_shift, p->a_mult, p->a_shift, ta);
+    rescale_table(p->b_zp, p->left_shift, p->b_mult, p->b_shift, tb);
+    const int32_t m[1] = {p->out_mult}, sft[1] = {p->out_shift};
+    const layer_rq lq = {m, sft, p->out_zp, p->act_min, p->act_max};
+    const chan_rq q = chan_of(&lq, 0);
+    for (int32_t n = 0; n < batch; n++)
+        for (int32_t k = 0; k < c; k++) {
+            const size_t at = ((size_t)n * c + k) * hw;
+            const int8_t *ap = a + at;
+            const size_t bat = ((size_t)n * b_c + (b_c == 1 ? 0 : k)) * b_hw;
+            int8_t *yp = y + at;
+            if (b_hw == 1) {
+                const int32_t rb = tb[(uint8_t)b[bat]];
+                for (int32_t i = 0; i < hw; i++)
+                    yp[i] = requant(ta[(uint8_t)ap[i]] + rb, &q, &lq);
+            } else {
+                const int8_t *bp = b + bat;
+                for (int32_t i = 0; i < hw; i++)
+                    yp[i] = requant(ta[(uint8_t)ap[i]] + tb[(uint8_t)bp[i]], &q, &lq);
+            }
+        }
+    return 1;
 }
 
 #else

@@ -337,6 +337,10 @@ static span col_span(const odl_window_dims *d, int32_t ow)
 void odl_qdepthwise_s8(const odl_window_dims *d, const int8_t *x, const int8_t *w, const odl_qrequant *r,
                        int8_t *y)
 {
+#if defined(ODL_USE_DSP)
+    if (odl_qdepthwise_s8_dsp(d, x, w, r, y))
+        return;
+#endif
     if ((d->dil_h > 1) || (d->dil_w > 1)) { /* dilated taps are not contiguous: the plain loop */
         odl_qdepthwise_s8_ref(d, x, w, r, y);
         return;
@@ -473,8 +477,32 @@ void odl_qavgpool_s8_ref(const odl_window_dims *d, const int8_t *x, int8_t *y)
                 }
 }
 
+/* Σ of n int8 (n < 2^24: the sum fits int32). */
+static int32_t sum_s8(const int8_t *x, int32_t n)
+{
+#if defined(ODL_USE_DSP)
+    return odl_qsum_s8_dsp(x, (size_t)n);
+#else
+    int32_t acc = 0;
+    for (int32_t i = 0; i < n; i++)
+        acc += x[i];
+    return acc;
+#endif
+}
+
+/* div_round in 32 bits (no 64-bit division on a 32-bit core): |a| + b / 2
+ * < 2^31 as |a| ≤ 128 · cells and b ≤ the window's cells < 2^23. */
+static int32_t div_round32(int32_t a, int32_t b)
+{
+    return a >= 0 ? (a + b / 2) / b : (a - b / 2) / b;
+}
+
 void odl_qavgpool_s8(const odl_window_dims *d, const int8_t *x, int8_t *y)
 {
+    if ((int64_t)d->k_h * d->k_w >= ((int64_t)1 << 23)) { /* sums could pass int32 */
+        odl_qavgpool_s8_ref(d, x, y);
+        return;
+    }
     const size_t planes = (size_t)d->batch * d->in_c;
     for (size_t pl = 0; pl < planes; pl++) {
         const int8_t *xc = x + pl * plane_in(d);
@@ -484,12 +512,17 @@ void odl_qavgpool_s8(const odl_window_dims *d, const int8_t *x, int8_t *y)
             for (int32_t ow = 0; ow < d->out_w; ow++) {
                 const span cs = col_span(d, ow);
                 int32_t acc = 0;
-                for (int32_t kh = rs.lo; kh < rs.hi; kh++)
-                    for (int32_t kw = cs.lo; kw < cs.hi; kw++)
-                        acc += xc[(size_t)(rs.start + kh) * d->in_w + cs.start + kw];
+                if (rs.hi > rs.lo && cs.hi > cs.lo) {
+                    const int8_t *x0 = xc + (size_t)(rs.start + rs.lo) * d->in_w + cs.start + cs.lo;
+                    if (cs.hi - cs.lo == d->in_w) /* whole rows: one run of bytes */
+                        acc = sum_s8(x0, (rs.hi - rs.lo) * d->in_w);
+                    else
+                        for (int32_t kh = rs.lo; kh < rs.hi; kh++, x0 += d->in_w)
+                            acc += sum_s8(x0, cs.hi - cs.lo);
+                }
                 const int32_t cnt = (d->flags & ODL_NODE_COUNT_PAD) ? pool_count(d, oh, ow)
                                     : (rs.hi > rs.lo && cs.hi > cs.lo) ? (rs.hi - rs.lo) * (cs.hi - cs.lo) : 0;
-                yc[(size_t)oh * d->out_w + ow] = (int8_t)clamp_i32(cnt > 0 ? div_round(acc, cnt) : 0, -128, 127);
+                yc[(size_t)oh * d->out_w + ow] = (int8_t)clamp_i32(cnt > 0 ? div_round32(acc, cnt) : 0, -128, 127);
             }
         }
     }

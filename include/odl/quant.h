@@ -114,8 +114,10 @@ void odl_qdepthwise_s8_ref(const odl_window_dims *d, const int8_t *x, const int8
 
 /* With ODL_USE_DSP (a core with the Armv7E-M DSP extension: Cortex-M4,
  * M7, M33; the Cortex-M port's build defines it) odl_qconv2d_s8,
- * odl_qdense_s8 and the 2x2/2 case of odl_qmaxpool_s8 run these dual 16-bit
- * MAC kernels, bit for bit equal to the `_ref` loops; the same scratch. */
+ * odl_qdepthwise_s8, odl_qdense_s8, the 2x2/2 case of odl_qmaxpool_s8 and
+ * the window sums of odl_qavgpool_s8 run these dual 16-bit MAC (and
+ * four-byte sum) kernels, bit for bit equal to the `_ref` loops; the same
+ * scratch. */
 #if defined(ODL_USE_DSP)
 void odl_qconv2d_s8_dsp(const odl_window_dims *d, const int8_t *x, const int8_t *w,
                         const odl_qrequant *r, int8_t *y, void *scratch);
@@ -123,6 +125,14 @@ void odl_qdense_s8_dsp(const odl_dense_dims *d, const int8_t *x, const int8_t *w
                        const odl_qrequant *r, int8_t *y);
 /* k 2x2, stride 2, no padding, 2·out ≤ in in both dimensions */
 void odl_qmaxpool2x2_s8_dsp(const odl_window_dims *d, const int8_t *x, int8_t *y);
+/* Returns 0 and writes nothing for a shape outside its limits (dilation;
+ * more than 32 pairs of taps, k_h · ceil(k_w / 2); a band of k_h rows of
+ * (out_w − 1)·stride_w + 2·ceil(k_w / 2) columns over 512 int16), which the
+ * portable loop then runs; else 1. A 1 KB int16 band on the stack. */
+int odl_qdepthwise_s8_dsp(const odl_window_dims *d, const int8_t *x, const int8_t *w,
+                          const odl_qrequant *r, int8_t *y);
+/* Σ x[i] over n bytes (|sum| < 2^31: n < 2^24). */
+int32_t odl_qsum_s8_dsp(const int8_t *x, size_t n);
 #endif
 
 /* Pools keep the input's scale and zero point. Max pool ignores padding;
@@ -155,6 +165,14 @@ void odl_qadd_s8(const odl_qbinary *p, int32_t batch, int32_t c, int32_t hw, con
                  int32_t b_c, int32_t b_hw, int8_t *y);
 void odl_qadd_s8_ref(const odl_qbinary *p, int32_t batch, int32_t c, int32_t hw, const int8_t *a, const int8_t *b,
                      int32_t b_c, int32_t b_hw, int8_t *y);
+#if defined(ODL_USE_DSP)
+/* odl_qadd_s8 with each input's rescaling tabulated (256 values, by the
+ * reference's arithmetic; 2 KB of stack): what odl_qadd_s8 runs with
+ * ODL_USE_DSP. Returns 0 and writes nothing under 512 outputs or for a
+ * left_shift outside 0..22; else 1. */
+int odl_qadd_s8_dsp(const odl_qbinary *p, int32_t batch, int32_t c, int32_t hw, const int8_t *a, const int8_t *b,
+                    int32_t b_c, int32_t b_hw, int8_t *y);
+#endif
 void odl_qmul_s8(const odl_qbinary *p, int32_t batch, int32_t c, int32_t hw, const int8_t *a, const int8_t *b,
                  int32_t b_c, int32_t b_hw, int8_t *y);
 void odl_qmul_s8_ref(const odl_qbinary *p, int32_t batch, int32_t c, int32_t hw, const int8_t *a, const int8_t *b,

@@ -1,7 +1,10 @@
 /* bench_qkernels.c — instructions of each INT8 kernel call of the edge-cnn
  * base's prefix on the Cortex-M4F (QEMU -icount, target.h's counter), with
  * the shapes of the firmware's model and random int8 data and weights (the
- * counts hardly depend on the values). run.sh adds its COST lines to the
+ * counts hardly depend on the values); then the KWS DS-CNN's depthwise 3x3
+ * (64 channels at 25x5, padding 1), its pointwise 1x1 conv (64 -> 64), its
+ * 25x5 average pool and an INT8 add of that size (the residual network's
+ * operator). run.sh adds its COST lines to the
  * measured costs (baseline.txt). The kernels are whichever the build selects
  * (Makefile: DSP=1, the default, the dual-MAC kernels; DSP=0 the portable
  * loops). */
@@ -16,7 +19,8 @@
 static int8_t x0[28 * 28], a1[8 * 28 * 28], p1[8 * 14 * 14], a2[16 * 14 * 14], p2[16 * 7 * 7], z[64];
 static int8_t w1[8 * 9], w2[16 * 8 * 9], w3[64 * 784];
 static int32_t bias[64], mult[64], shift[64];
-static int16_t scratch[2 * 8 * 9];
+static int16_t scratch[2 * 8 * 9]; /* conv 8->16 3x3: 288 bytes; the pointwise 64->64 needs 256 */
+static int8_t kx[64 * 25 * 5], ky[64 * 25 * 5], ka[64 * 25 * 5], kw[64 * 64], kp[64];
 static float img[28 * 28];
 
 static void fill(odl_rng *r, int8_t *v, size_t n)
@@ -87,6 +91,43 @@ int main(void)
     for (int k = 0; k < REPS; k++)
         odl_qdense_s8(&d3, p2, w3, &q3, z);
     const uint64_t n_dense = since(t0);
+    /* the KWS DS-CNN's depthwise layers and average pool */
+    const odl_window_dims dw = odl_window_dims_simple(1, 64, 25, 5, 64, 25, 5, 3, 3, 1, 1, 1, 1);
+    const odl_window_dims ap = odl_window_dims_simple(1, 64, 25, 5, 64, 1, 1, 25, 5, 1, 1, 0, 0);
+    fill(&r, kx, sizeof kx);
+    fill(&r, kw, sizeof kw);
+    odl_qrequant q4 = requant(&r, 3);
+    q4.out_zp = -20;
+    t0 = target_instructions();
+    for (int k = 0; k < REPS; k++)
+        odl_qdepthwise_s8(&dw, kx, kw, &q4, ky);
+    const uint64_t n_kws_dw = since(t0);
+    /* the pointwise 1x1 conv after each depthwise layer (64 -> 64) */
+    const odl_window_dims pw = odl_window_dims_simple(1, 64, 25, 5, 64, 25, 5, 1, 1, 1, 1, 0, 0);
+    fill(&r, kw, sizeof kw);
+    odl_qrequant q5 = requant(&r, -20);
+    if (odl_qconv2d_scratch_bytes(&pw) > sizeof scratch) {
+        target_log("bench: conv scratch too small");
+        target_exit(1);
+    }
+    t0 = target_instructions();
+    for (int k = 0; k < REPS; k++)
+        odl_qconv2d_s8(&pw, ky, kw, &q5, ka, scratch);
+    const uint64_t n_kws_pw = since(t0);
+    t0 = target_instructions();
+    for (int k = 0; k < REPS; k++)
+        odl_qavgpool_s8(&ap, ky, kp);
+    const uint64_t n_kws_pool = since(t0);
+    /* add (a residual connection) over 64x25x5: TFLite's parameters for
+     * input scales 0.05 and 0.08 into an output scale of 0.1 */
+    odl_qbinary ab = {3, -7, -2, 0, 0, 0, 0, 0, 0, 20, -128, 127};
+    odl_q_quantize_multiplier(0.05 / (2 * 0.08), &ab.a_mult, &ab.a_shift);
+    odl_q_quantize_multiplier(0.08 / (2 * 0.08), &ab.b_mult, &ab.b_shift);
+    odl_q_quantize_multiplier(2 * 0.08 / ((1 << 20) * 0.1), &ab.out_mult, &ab.out_shift);
+    t0 = target_instructions();
+    for (int k = 0; k < REPS; k++)
+        odl_qadd_s8(&ab, 1, 64, 25 * 5, kx, ky, 64, 25 * 5, ka);
+    const uint64_t n_add = since(t0);
 #if defined(ODL_USE_DSP)
     target_log("bench: INT8 kernels: Armv7E-M DSP (dual 16-bit MACs)");
 #else
@@ -98,11 +139,15 @@ int main(void)
     target_logf("COST insn_int8_conv2 %lu", (unsigned long)n_conv2);
     target_logf("COST insn_int8_pool2 %lu", (unsigned long)n_pool2);
     target_logf("COST insn_int8_dense %lu", (unsigned long)n_dense);
+    target_logf("COST insn_int8_kws_depthwise %lu", (unsigned long)n_kws_dw);
+    target_logf("COST insn_int8_kws_pointwise %lu", (unsigned long)n_kws_pw);
+    target_logf("COST insn_int8_kws_avgpool %lu", (unsigned long)n_kws_pool);
+    target_logf("COST insn_int8_add %lu", (unsigned long)n_add);
     target_logf("bench: layers %lu instructions (input quantisation included)",
                 (unsigned long)(n_quant + n_conv1 + n_pool1 + n_conv2 + n_pool2 + n_dense));
     int32_t check = 0; /* the outputs are used: nothing optimised away */
     for (int i = 0; i < 64; i++)
-        check += z[i];
+        check += z[i] + kp[i] + ka[i * 125];
     target_logf("bench: checksum %d", (int)check);
     target_exit(0);
 }
