@@ -506,6 +506,100 @@ static void test_every_strategy(odl_test_ctx *t)
     teardown(&f);
 }
 
+static size_t al16(size_t n) { return (n + 15) / 16 * 16; }
+
+/* |a - b| <= tol, logged when not */
+static int near(odl_test_ctx *t, const char *what, float a, float b, float tol)
+{
+    if (fabsf(a - b) <= tol)
+        return 1;
+    odl_test_logf(t, "    %s: %.3f (F32 guard) against %.3f (INT8 guard)", what, (double)a, (double)b);
+    return 0;
+}
+
+/* INT8 guard sets (guard_dtype): the plan shrinks by exactly the latents'
+ * three quarters, and the gate decides as with float guard sets. Replay and
+ * LwF do not train on the guard sets, so their heads stay bit for bit the
+ * same; EWC takes its Fisher on the dequantised old guard set, so its head
+ * moves a little. The guard figures may differ only where quantisation
+ * (|z - read| <= max|z|/254) flips a near tie: 2 examples of 100 at most. */
+static void test_int8_guard(odl_test_ctx *t)
+{
+    fixture f;
+    REQUIRE(setup(t, &f));
+    odl_shift sh;
+    odl_shift_parse("translate:2,0", &sh, NULL);
+    odl_dataset user;
+    odl_dataset_copy(&f.te, &user);
+    odl_dataset_shift(&user, &sh);
+    const odl_strategy which[] = {ODL_STRATEGY_REPLAY, ODL_STRATEGY_LWF, ODL_STRATEGY_EWC};
+    for (size_t w = 0; w < sizeof which / sizeof which[0]; w++) {
+        odl_learner_cfg c32 = odl_learner_cfg_for(which[w]), c8 = c32;
+        c8.guard_dtype = ODL_REPLAY_INT8;
+        odl_mem_plan p32, p8;
+        odl_diag d;
+        CHECK_OK(odl_learner_plan(&c32, f.base, &p32, &d));
+        CHECK_OK(odl_learner_plan(&c8, f.base, &p8, &d));
+        void *b32 = NULL, *b8 = NULL;
+        odl_learner *L32 = make_learner(t, &f, &c32, &b32), *L8 = make_learner(t, &f, &c8, &b8);
+        REQUIRE(L32 && L8);
+        const size_t dim = (size_t)odl_learner_dim(L8), g = (size_t)c8.guard_size;
+        /* two sets: float latents -> INT8 latents + a scale each; one float latent of scratch */
+        CHECK(p32.bytes[ODL_MEM_BUFFERS] - p8.bytes[ODL_MEM_BUFFERS] ==
+              2 * (al16(sizeof(float) * dim * g) - al16(dim * g) - al16(sizeof(float) * g)));
+        CHECK(p8.bytes[ODL_MEM_SCRATCH] - p32.bytes[ODL_MEM_SCRATCH] == al16(sizeof(float) * dim));
+        odl_test_logf(t, "    %-7s plan %zu B with F32 guard sets of %zu, %zu B with INT8", odl_strategy_name(which[w]),
+                      p32.total, g, p8.total);
+        odl_learner *Ls[2] = {L32, L8};
+        odl_learner_status st[2];
+        odl_status s[2];
+        float acc[2];
+        /* two good updates (the second is measured on the first's held-out
+         * examples too), then a mislabelled one */
+        for (int round = 0; round < 3; round++) {
+            for (int k = 0; k < 2; k++) {
+                odl_rng r;
+                odl_rng_seed(&r, 3, (uint64_t)(3 + round));
+                CHECK(feed(Ls[k], &user, 100 + 150 * round, round < 2 ? 50 : 40, round < 2 ? 0 : 3) >= 20);
+                s[k] = odl_learner_update(Ls[k], &r, &d);
+                odl_learner_get_status(Ls[k], &st[k]);
+                acc[k] = learner_acc(Ls[k], &user, 500, 1000);
+            }
+            odl_test_logf(t, "    %-7s F32:  %s", odl_strategy_name(which[w]), st[0].last_decision);
+            odl_test_logf(t, "    %-7s INT8: %s", odl_strategy_name(which[w]), st[1].last_decision);
+            CHECK(s[0] == s[1]); /* the same decision; the first update is good, the last mislabelled */
+            CHECK(round == 1 || s[0] == (round == 0 ? ODL_OK : ODL_EVENT_ROLLED_BACK));
+            CHECK(st[0].last_old_n == st[1].last_old_n && st[0].last_user_n == st[1].last_user_n &&
+                  st[0].last_new_n == st[1].last_new_n && st[1].last_old_n == (int32_t)g);
+            CHECK(near(t, "old before", st[0].last_old_before, st[1].last_old_before, 0.02f));
+            CHECK(near(t, "old after", st[0].last_old_after, st[1].last_old_after, 0.02f));
+            CHECK(near(t, "user before", st[0].last_user_before, st[1].last_user_before, 0.02f));
+            CHECK(near(t, "user after", st[0].last_user_after, st[1].last_user_after, 0.02f));
+            if (which[w] == ODL_STRATEGY_EWC) {
+                CHECK(near(t, "new after", st[0].last_new_after, st[1].last_new_after, 0.1f));
+                CHECK(near(t, "drifted accuracy", acc[0], acc[1], 0.01f));
+            } else {
+                CHECK(st[0].last_new_before == st[1].last_new_before && st[0].last_new_after == st[1].last_new_after);
+                size_t n0, n1;
+                const float *w0 = odl_model_param_const(odl_learner_head(L32), 0, 0, &n0);
+                const float *w1 = odl_model_param_const(odl_learner_head(L8), 0, 0, &n1);
+                CHECK(n0 == n1 && memcmp(w0, w1, sizeof(float) * n0) == 0);
+                CHECK(acc[0] == acc[1]);
+            }
+        }
+        free(b32);
+        free(b8);
+    }
+    /* a dtype that is neither */
+    odl_learner_cfg bad = odl_learner_cfg_defaults();
+    bad.guard_dtype = 2;
+    odl_mem_plan p;
+    odl_diag d;
+    CHECK(odl_learner_plan(&bad, f.base, &p, &d) == ODL_ERR_ARG && strstr(d.msg, "guard_dtype"));
+    odl_dataset_free(&user);
+    teardown(&f);
+}
+
 /* New classes for the class-statistics heads: the device ships the
  * statistics of classes 0..7 only; the user labels examples of every class.
  * Classes 8 and 9 must then be recognised (from ~20 examples each) and the
@@ -737,6 +831,7 @@ static const odl_test_case cases[] = {
     {"shadow", test_shadow},
     {"stats_new_classes", test_stats_new_classes},
     {"every_strategy", test_every_strategy},
+    {"int8_guard", test_int8_guard},
     {"adapt_capacity_overflow", test_adapt_capacity_overflow},
     {"seed_refuses_non_finite", test_seed_refuses_non_finite},
     {"latent_api_matches_raw", test_latent_api_matches_raw},

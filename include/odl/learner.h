@@ -80,6 +80,10 @@ typedef struct odl_learner_cfg {
     int32_t guard_size;     /* old-task examples kept to check forgetting (default 100); as many
                                held-out examples of accepted updates are kept too, so a
                                later update may not undo what the user taught before */
+    int32_t guard_dtype;    /* odl_replay_dtype of both guard sets' latents (default ODL_REPLAY_F32);
+                               ODL_REPLAY_INT8 keeps each as the replay buffer does (INT8 with a
+                               scale per latent, dim + 4 bytes instead of 4·dim) and measures the
+                               gate on the dequantised latents */
     int32_t versions;       /* accepted heads kept in memory for rollback (default 4) */
     odl_replay_cfg replay;  /* capacity 0: no replay (dim and n_classes are filled in) */
     odl_adapt_cfg adapt;    /* epochs, batch, ewc (unused), lwf... (defaults: 10, 16) */
