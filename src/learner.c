@@ -227,8 +227,10 @@ static odl_status resolve(const odl_learner_cfg *in, const odl_model *base, odl_
         return odl_fail(d, ODL_ERR_ARG, "learner: guard_dtype %d is not ODL_REPLAY_F32 (0) or ODL_REPLAY_INT8 (1)",
                         (int)c->guard_dtype);
     if (!(c->gate.new_target >= 0 && c->gate.new_target <= 1) || !(c->gate.max_old_drop >= 0) ||
-        !(c->gate.new_weight >= 0 && c->gate.new_weight <= 1))
-        return odl_fail(d, ODL_ERR_ARG, "learner: gate policy values out of range");
+        !(c->gate.new_weight >= 0 && c->gate.new_weight <= 1) || c->gate.noise_examples < 0 ||
+        c->gate.noise_examples > 1000)
+        return odl_fail(d, ODL_ERR_ARG, "learner: gate policy values out of range (new_target and new_weight in "
+                        "[0, 1], max_old_drop >= 0, noise_examples in 0..1000)");
     if (!(c->ewc_decay >= 0 && c->ewc_decay <= 1) || !(c->slda_shrinkage >= 0 && c->slda_shrinkage <= 1) ||
         c->shadow_n < 0 || c->shadow_n > 1000000 || c->stats_window < 0 || !(c->shadow_margin >= -1 && c->shadow_margin <= 1))
         return odl_fail(d, ODL_ERR_ARG,
@@ -1252,20 +1254,25 @@ static odl_status gate(odl_learner *L, float old_before, float user_before, floa
     st->last_user_before = user_n ? user_before : 0.0f;
     st->last_user_after = user_after;
     st->user_guard = user_n;
+    /* noise_examples of each set, as accuracy (0 when the policy counts every difference) */
+    const float k = (float)g->noise_examples;
+    const float old_tol = old_n ? k / (float)old_n : 0.0f, new_tol = new_n ? k / (float)new_n : 0.0f;
+    const float user_tol = user_n ? k / (float)user_n : 0.0f;
     const char *why = NULL;
     if (diverged)
         why = "training diverged";
     else if (!params_finite(L))
         why = "non-finite weights";
-    else if (new_n && new_after < g->new_target)
+    else if (new_n && new_after < g->new_target - new_tol)
         why = "new-task accuracy below target";
-    else if (old_n && old_after < old_before - g->max_old_drop)
+    else if (old_n && old_after < old_before - g->max_old_drop - old_tol)
         why = "old-task accuracy dropped too far";
-    else if (user_n && user_after < user_before - g->max_old_drop)
+    else if (user_n && user_after < user_before - g->max_old_drop - user_tol)
         why = "accuracy on the user's earlier examples dropped too far";
     else if (g->require_avg_not_worse && old_n && new_n) {
         float w = g->new_weight;
-        if (w * new_after + (1 - w) * old_after < w * new_before + (1 - w) * old_before - 1e-6f)
+        if (w * new_after + (1 - w) * old_after <
+            w * new_before + (1 - w) * old_before - 1e-6f - (w * new_tol + (1 - w) * old_tol))
             why = "weighted average fell";
     }
     char *m = st->last_decision;

@@ -600,6 +600,100 @@ static void test_int8_guard(odl_test_ctx *t)
     teardown(&f);
 }
 
+/* The gate's verdict from a decision's figures (the rules of odl/learner.h),
+ * computed here independently: 1 = accept. */
+static int gate_verdict(const odl_learner_status *st, const odl_gate_policy *g)
+{
+    const float k = (float)g->noise_examples;
+    const float tn = st->last_new_n ? k / (float)st->last_new_n : 0.0f;
+    const float to = st->last_old_n ? k / (float)st->last_old_n : 0.0f;
+    const float tu = st->last_user_n ? k / (float)st->last_user_n : 0.0f;
+    if (st->last_new_n && st->last_new_after < g->new_target - tn)
+        return 0;
+    if (st->last_old_n && st->last_old_after < st->last_old_before - g->max_old_drop - to)
+        return 0;
+    if (st->last_user_n && st->last_user_after < st->last_user_before - g->max_old_drop - tu)
+        return 0;
+    const float w = g->new_weight;
+    if (g->require_avg_not_worse && st->last_old_n && st->last_new_n &&
+        w * st->last_new_after + (1 - w) * st->last_old_after <
+            w * st->last_new_before + (1 - w) * st->last_old_before - 1e-6f - (w * tn + (1 - w) * to))
+        return 0;
+    return 1;
+}
+
+/* noise_examples: on small updates (8 collected, 2 held out) the same
+ * figures are judged with and without one example's worth of tolerance per
+ * set; each verdict must follow the stated rules, the tolerance must save
+ * some update a single example vetoed, and a mislabelled batch is still
+ * rolled back with it. */
+static void test_gate_noise(odl_test_ctx *t)
+{
+    fixture f;
+    REQUIRE(setup(t, &f));
+    odl_shift sh;
+    odl_shift_parse("translate:2,0", &sh, NULL);
+    odl_dataset user;
+    odl_dataset_copy(&f.te, &user);
+    odl_dataset_shift(&user, &sh);
+    odl_learner_cfg c0 = odl_learner_cfg_for(ODL_STRATEGY_EWC_ONLINE);
+    c0.max_collected = 8;
+    c0.guard_size = 50;
+    odl_learner_cfg c1 = c0;
+    c1.gate.noise_examples = 1;
+    int32_t saved = 0, rounds = 0;
+    for (int32_t round = 0; round < 10; round++) {
+        void *b0 = NULL, *b1 = NULL;
+        odl_learner *L0 = make_learner(t, &f, &c0, &b0), *L1 = make_learner(t, &f, &c1, &b1);
+        REQUIRE(L0 && L1);
+        odl_learner *Ls[2] = {L0, L1};
+        odl_learner_status st[2];
+        odl_status s[2];
+        for (int k = 0; k < 2; k++) {
+            odl_rng r;
+            odl_rng_seed(&r, 5, (uint64_t)round);
+            feed(Ls[k], &user, 100 + 40 * round, 8, 0);
+            s[k] = odl_learner_update(Ls[k], &r, NULL);
+            odl_learner_get_status(Ls[k], &st[k]);
+        }
+        /* the same training, the same figures; verdicts by the rules */
+        CHECK(st[0].last_old_after == st[1].last_old_after && st[0].last_new_after == st[1].last_new_after &&
+              st[0].last_new_n == st[1].last_new_n);
+        CHECK((s[0] == ODL_OK) == gate_verdict(&st[0], &c0.gate));
+        CHECK((s[1] == ODL_OK) == gate_verdict(&st[1], &c1.gate));
+        CHECK(!(s[0] == ODL_OK && s[1] != ODL_OK)); /* tolerance only ever accepts more */
+        saved += s[0] != ODL_OK && s[1] == ODL_OK;
+        rounds++;
+        if (s[0] != s[1])
+            odl_test_logf(t, "    %s | with noise_examples 1: %s", st[0].last_decision, st[1].last_decision);
+        free(b0);
+        free(b1);
+    }
+    odl_test_logf(t, "    %d of %d small updates vetoed by one example were accepted with the tolerance", (int)saved,
+                  (int)rounds);
+    CHECK(saved >= 1);
+    /* a mislabelled batch is rolled back with the tolerance too */
+    c1.max_collected = 40;
+    void *b = NULL;
+    odl_learner *L = make_learner(t, &f, &c1, &b);
+    REQUIRE(L);
+    odl_rng r;
+    odl_rng_seed(&r, 6, 6);
+    CHECK(feed(L, &user, 100, 40, 3) >= 20);
+    odl_learner_status st;
+    CHECK(odl_learner_update(L, &r, NULL) == ODL_EVENT_ROLLED_BACK);
+    odl_learner_get_status(L, &st);
+    odl_test_logf(t, "    mislabelled, noise_examples 1: %s", st.last_decision);
+    free(b);
+    /* out of range */
+    c1.gate.noise_examples = -1;
+    odl_mem_plan p;
+    odl_diag d;
+    CHECK(odl_learner_plan(&c1, f.base, &p, &d) == ODL_ERR_ARG && strstr(d.msg, "noise_examples"));
+    odl_dataset_free(&user);
+    teardown(&f);
+}
+
 /* New classes for the class-statistics heads: the device ships the
  * statistics of classes 0..7 only; the user labels examples of every class.
  * Classes 8 and 9 must then be recognised (from ~20 examples each) and the
@@ -832,6 +926,7 @@ static const odl_test_case cases[] = {
     {"stats_new_classes", test_stats_new_classes},
     {"every_strategy", test_every_strategy},
     {"int8_guard", test_int8_guard},
+    {"gate_noise", test_gate_noise},
     {"adapt_capacity_overflow", test_adapt_capacity_overflow},
     {"seed_refuses_non_finite", test_seed_refuses_non_finite},
     {"latent_api_matches_raw", test_latent_api_matches_raw},

@@ -70,6 +70,10 @@ typedef struct odl_gate_policy {
     float max_old_drop;  /* allowed drop of accuracy on the old-task guard set (default 0.05) */
     float new_weight;    /* weight of "new" in the weighted average (default 0.5) */
     int32_t require_avg_not_worse; /* the weighted average may not fall (default 1) */
+    int32_t noise_examples; /* a set of n examples resolves 1/n: each rule above tolerates this many
+                               examples' worth (noise_examples/n) of that set as noise before it
+                               rolls back, so one example of a 5-example held-out set cannot veto
+                               an update (default 0: every difference counts) */
 } odl_gate_policy;
 
 typedef struct odl_learner_cfg {
