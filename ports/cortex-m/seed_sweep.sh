@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# ports/cortex-m/seed_sweep.sh — how much the firmware's drift result owes to
-# its random stream: builds firmware.c natively (host_target.c; arenas
-# enlarged for 64-bit pointers, so the learners' sizes and guard sets match
-# the device's) and runs the drift headline with the learner's random
-# stream seeded 1..N (the device uses FW_SEED 7). Prints the original and
-# drifted gains in points per seed, and how many seeds meet the targets
-# (drifted +8, original down 1 at most). Needs run.sh's generated data
-# (build-mcu/gen) and a host build (build/libodl.a).
+# ports/cortex-m/seed_sweep.sh — how much the firmware's results owe to its
+# random stream: builds firmware.c natively (host_target.c; arenas enlarged
+# for 64-bit pointers, so the learners' sizes and guard sets match the
+# device's; the headline strategies only) and runs both scenarios with the
+# learner's random stream seeded 1..N (the device uses FW_SEED 7). Prints,
+# per seed, the drift's original and drifted gains in points and the new
+# classes' accuracy and old-class change, and how many seeds meet each
+# scenario's targets (drifted +8 with original down 1 at most; new classes
+# 80% with old down 3 at most). Needs run.sh's generated data (build-mcu/gen)
+# and a host build (build/libodl.a). SWEEP_VERBOSE=1 prints each seed's
+# drift gate decisions.
 #
 #   bash ports/cortex-m/seed_sweep.sh [N] [-DFW_DRIFT_STRATEGY=ODL_STRATEGY_REPLAY ...]
-#   SWEEP_ARENA_B=96000 bash ports/cortex-m/seed_sweep.sh 8 -DFW_DRIFT_STRATEGY=ODL_STRATEGY_EWC_ONLINE \
-#       -DFW_EWC_LAMBDA=1000.0f -DFW_GUARD=40        # more RAM than the device has
+#   bash ports/cortex-m/seed_sweep.sh 8 -DFW_NOISE_EXAMPLES=0     # the gate counting every example
+#   bash ports/cortex-m/seed_sweep.sh 8 -DFW_GATE_OFF             # diagnosis: every update accepted
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
