@@ -22,15 +22,20 @@ struct odl_learner {
     int32_t n_col;
     float *train_z;          /* contiguous train part, for the trainer */
     int32_t *train_y;
-    /* old-task guard set */
+    /* old-task guard set: float latents, or INT8 ones with a scale each (guard_dtype) */
     float *guard_z;
+    int8_t *guard_q;
+    float *guard_s;
     int32_t *guard_y;
     int32_t n_guard;
     uint64_t guard_seen; /* old samples offered so far (seeding may come in chunks) */
-    /* held-out examples of accepted updates: the user's verified data */
+    /* held-out examples of accepted updates: the user's verified data (stored as the guard set) */
     float *ug_z;
+    int8_t *ug_q;
+    float *ug_s;
     int32_t *ug_y;
     int32_t n_ug, ug_next;
+    float *gz;               /* one dequantised guard latent (INT8 guard sets) */
     /* per-class latent statistics: mean, and mean/M2 of distances to it */
     float *cls_mean;
     float *cls_dmean, *cls_dm2;
@@ -218,9 +223,14 @@ static odl_status resolve(const odl_learner_cfg *in, const odl_model *base, odl_
                         (int)base_classes);
     if (c->max_collected < 1 || c->holdout_every < 2 || c->guard_size < 0 || c->versions < 1 || c->versions > 64)
         return odl_fail(d, ODL_ERR_ARG, "learner: max_collected ≥ 1, holdout_every ≥ 2, versions 1..64");
+    if (c->guard_dtype != ODL_REPLAY_F32 && c->guard_dtype != ODL_REPLAY_INT8)
+        return odl_fail(d, ODL_ERR_ARG, "learner: guard_dtype %d is not ODL_REPLAY_F32 (0) or ODL_REPLAY_INT8 (1)",
+                        (int)c->guard_dtype);
     if (!(c->gate.new_target >= 0 && c->gate.new_target <= 1) || !(c->gate.max_old_drop >= 0) ||
-        !(c->gate.new_weight >= 0 && c->gate.new_weight <= 1))
-        return odl_fail(d, ODL_ERR_ARG, "learner: gate policy values out of range");
+        !(c->gate.new_weight >= 0 && c->gate.new_weight <= 1) || c->gate.noise_examples < 0 ||
+        c->gate.noise_examples > 1000)
+        return odl_fail(d, ODL_ERR_ARG, "learner: gate policy values out of range (new_target and new_weight in "
+                        "[0, 1], max_old_drop >= 0, noise_examples in 0..1000)");
     if (!(c->ewc_decay >= 0 && c->ewc_decay <= 1) || !(c->slda_shrinkage >= 0 && c->slda_shrinkage <= 1) ||
         c->shadow_n < 0 || c->shadow_n > 1000000 || c->stats_window < 0 || !(c->shadow_margin >= -1 && c->shadow_margin <= 1))
         return odl_fail(d, ODL_ERR_ARG,
@@ -314,7 +324,16 @@ static odl_status layout(odl_learner *L, const odl_learner_cfg *c, const odl_mod
     TAKE(col_holdout, (size_t)c->max_collected, ODL_MEM_BUFFERS);
     TAKE(train_z, nz * (size_t)c->max_collected, ODL_MEM_SCRATCH);
     TAKE(train_y, sizeof(int32_t) * (size_t)c->max_collected, ODL_MEM_SCRATCH);
-    if (c->guard_size > 0) {
+    if (c->guard_size > 0 && c->guard_dtype == ODL_REPLAY_INT8) {
+        const size_t g = (size_t)c->guard_size;
+        TAKE(guard_q, (size_t)dim * g, ODL_MEM_BUFFERS);
+        TAKE(guard_s, sizeof(float) * g, ODL_MEM_BUFFERS);
+        TAKE(guard_y, sizeof(int32_t) * g, ODL_MEM_BUFFERS);
+        TAKE(ug_q, (size_t)dim * g, ODL_MEM_BUFFERS);
+        TAKE(ug_s, sizeof(float) * g, ODL_MEM_BUFFERS);
+        TAKE(ug_y, sizeof(int32_t) * g, ODL_MEM_BUFFERS);
+        TAKE(gz, nz, ODL_MEM_SCRATCH);
+    } else if (c->guard_size > 0) {
         TAKE(guard_z, nz * (size_t)c->guard_size, ODL_MEM_BUFFERS);
         TAKE(guard_y, sizeof(int32_t) * (size_t)c->guard_size, ODL_MEM_BUFFERS);
         TAKE(ug_z, nz * (size_t)c->guard_size, ODL_MEM_BUFFERS);
@@ -626,6 +645,94 @@ static float accuracy(odl_learner *L, const float *z, const int32_t *y, int32_t 
     return tot ? (float)ok / (float)tot : 0.0f; /* callers check the count */
 }
 
+/* The guard sets: GUARD_OLD the old-task examples, GUARD_USER the held-out
+ * examples of accepted updates. INT8 storage quantises each latent as the
+ * replay buffer does (odl/replay.h: symmetric, scale = max|z|/127, rounded
+ * half away from zero), so |z - read| <= scale/2. */
+enum { GUARD_OLD = 0, GUARD_USER = 1 };
+
+static void guard_store(odl_learner *L, int set, int32_t slot, const float *z, int32_t y)
+{
+    const size_t dim = (size_t)L->dim, off = (size_t)slot * dim;
+    (set == GUARD_OLD ? L->guard_y : L->ug_y)[slot] = y;
+    if (L->cfg.guard_dtype != ODL_REPLAY_INT8) {
+        memcpy((set == GUARD_OLD ? L->guard_z : L->ug_z) + off, z, sizeof(float) * dim);
+        return;
+    }
+    int8_t *q = (set == GUARD_OLD ? L->guard_q : L->ug_q) + off;
+    float maxabs = 0.0f;
+    for (size_t i = 0; i < dim; i++)
+        if (fabsf(z[i]) > maxabs)
+            maxabs = fabsf(z[i]);
+    float scale = maxabs / 127.0f;
+    if (scale > 0.0f) {
+        for (size_t i = 0; i < dim; i++) {
+            float v = roundf(z[i] / scale);
+            q[i] = (int8_t)(v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v);
+        }
+    } else {
+        scale = 0.0f; /* all zero, or so small that the scale underflows */
+        memset(q, 0, dim);
+    }
+    (set == GUARD_OLD ? L->guard_s : L->ug_s)[slot] = scale;
+}
+
+/* The k-th latent of a guard set: in place (F32), or dequantised into L->gz. */
+static const float *guard_latent(odl_learner *L, int set, int32_t k)
+{
+    const size_t dim = (size_t)L->dim, off = (size_t)k * dim;
+    if (L->cfg.guard_dtype != ODL_REPLAY_INT8)
+        return (set == GUARD_OLD ? L->guard_z : L->ug_z) + off;
+    const int8_t *q = (set == GUARD_OLD ? L->guard_q : L->ug_q) + off;
+    const float scale = (set == GUARD_OLD ? L->guard_s : L->ug_s)[k];
+    for (size_t i = 0; i < dim; i++)
+        L->gz[i] = (float)q[i] * scale;
+    return L->gz;
+}
+
+/* The head's accuracy on a guard set (0 when it is empty: callers check the count). */
+static float guard_accuracy(odl_learner *L, int set)
+{
+    const int32_t n = set == GUARD_OLD ? L->n_guard : L->n_ug;
+    const int32_t *y = set == GUARD_OLD ? L->guard_y : L->ug_y;
+    int32_t ok = 0;
+    for (int32_t k = 0; k < n; k++) {
+        int32_t c;
+        if (head_predict(L, guard_latent(L, set, k), &c, NULL, NULL) != ODL_OK)
+            return 0.0f; /* an evaluation that cannot run scores nothing: the gate refuses */
+        ok += c == y[k];
+    }
+    return n ? (float)ok / (float)n : 0.0f;
+}
+
+/* EWC's Fisher on the old-task guard set (decay 0: replaced), anchors the
+ * current head. INT8 guard sets: odl_ewc_estimate's loop, one dequantised
+ * latent at a time (the same calls in the same order, so the same draws). */
+static odl_status ewc_from_guard(odl_learner *L, odl_rng *rng, odl_diag *d)
+{
+    if (L->cfg.guard_dtype != ODL_REPLAY_INT8)
+        return odl_ewc_estimate(L->ewc, L->head, 0, L->guard_z, L->guard_y, L->n_guard, 0.0f, rng, d);
+    const int32_t C = odl_model_n_classes(L->head);
+    odl_status s = odl_ewc_begin(L->ewc);
+    for (int32_t k = 0; k < L->n_guard && s == ODL_OK; k++) {
+        const float *logits = NULL;
+        s = odl_model_forward_train(L->head, 0, guard_latent(L, GUARD_OLD, k), 1, rng, &logits, d);
+        if (s != ODL_OK)
+            break;
+        /* L->logits: C floats of scratch, free outside predictions */
+        const float l = odl_softmax_xent_f32(1, C, logits, &L->guard_y[k], NULL, L->logits);
+        if (!isfinite(l)) {
+            s = odl_fail(d, ODL_ERR_NUMERIC, "learner: EWC's Fisher: the loss of guard example %d is not finite",
+                         (int)k);
+            break;
+        }
+        s = odl_model_backward(L->head, L->logits, 1, d);
+        if (s == ODL_OK && (s = odl_ewc_accumulate(L->ewc, L->head)) != ODL_OK)
+            s = odl_fail(d, s, "learner: EWC's Fisher: the head does not match its EWC state");
+    }
+    return s == ODL_OK ? odl_ewc_end(L->ewc, L->head, 0.0f, d) : s;
+}
+
 static void class_stat_add(odl_learner *L, const float *z, int32_t c)
 {
     float *mu = L->cls_mean + (size_t)c * L->dim;
@@ -753,10 +860,8 @@ static odl_status seed_one(odl_learner *L, int32_t y, odl_rng *rng, odl_diag *d)
             if (j < (uint32_t)L->cfg.guard_size)
                 slot = (int32_t)j;
         }
-        if (slot >= 0) {
-            memcpy(L->guard_z + (size_t)slot * L->dim, L->z, sizeof(float) * (size_t)L->dim);
-            L->guard_y[slot] = y;
-        }
+        if (slot >= 0)
+            guard_store(L, GUARD_OLD, slot, L->z, y);
     }
     return ODL_OK;
 }
@@ -770,7 +875,7 @@ static odl_status after_seed(odl_learner *L, odl_rng *rng, odl_diag *d)
     if (L->ncm || L->slda)
         s = head_from_stats(L, d);
     if (s == ODL_OK && L->ewc && L->n_guard > 0)
-        s = odl_ewc_estimate(L->ewc, L->head, 0, L->guard_z, L->guard_y, L->n_guard, 0.0f, rng, d);
+        s = ewc_from_guard(L, rng, d);
     if (s == ODL_OK)
         params_out(L, snap_slot(L, L->cur_snap));
     return s;
@@ -1137,8 +1242,8 @@ static odl_status gate(odl_learner *L, float old_before, float user_before, floa
     const int32_t old_n = L->n_guard, user_n = L->n_ug, new_n = cnt ? cnt : (n_new ? L->n_col : 0);
     if (cnt == 0)
         new_after = new_n ? accuracy(L, L->col_z, L->col_y, L->n_col, NULL, NULL) : 0.0f;
-    const float old_after = old_n ? accuracy(L, L->guard_z, L->guard_y, L->n_guard, NULL, NULL) : 0.0f;
-    const float user_after = user_n ? accuracy(L, L->ug_z, L->ug_y, L->n_ug, NULL, NULL) : 0.0f;
+    const float old_after = old_n ? guard_accuracy(L, GUARD_OLD) : 0.0f;
+    const float user_after = user_n ? guard_accuracy(L, GUARD_USER) : 0.0f;
     st->last_old_n = old_n;
     st->last_new_n = new_n;
     st->last_user_n = user_n;
@@ -1149,20 +1254,25 @@ static odl_status gate(odl_learner *L, float old_before, float user_before, floa
     st->last_user_before = user_n ? user_before : 0.0f;
     st->last_user_after = user_after;
     st->user_guard = user_n;
+    /* noise_examples of each set, as accuracy (0 when the policy counts every difference) */
+    const float k = (float)g->noise_examples;
+    const float old_tol = old_n ? k / (float)old_n : 0.0f, new_tol = new_n ? k / (float)new_n : 0.0f;
+    const float user_tol = user_n ? k / (float)user_n : 0.0f;
     const char *why = NULL;
     if (diverged)
         why = "training diverged";
     else if (!params_finite(L))
         why = "non-finite weights";
-    else if (new_n && new_after < g->new_target)
+    else if (new_n && new_after < g->new_target - new_tol)
         why = "new-task accuracy below target";
-    else if (old_n && old_after < old_before - g->max_old_drop)
+    else if (old_n && old_after < old_before - g->max_old_drop - old_tol)
         why = "old-task accuracy dropped too far";
-    else if (user_n && user_after < user_before - g->max_old_drop)
+    else if (user_n && user_after < user_before - g->max_old_drop - user_tol)
         why = "accuracy on the user's earlier examples dropped too far";
     else if (g->require_avg_not_worse && old_n && new_n) {
         float w = g->new_weight;
-        if (w * new_after + (1 - w) * old_after < w * new_before + (1 - w) * old_before - 1e-6f)
+        if (w * new_after + (1 - w) * old_after <
+            w * new_before + (1 - w) * old_before - 1e-6f - (w * new_tol + (1 - w) * old_tol))
             why = "weighted average fell";
     }
     char *m = st->last_decision;
@@ -1222,8 +1332,8 @@ odl_status odl_learner_update(odl_learner *L, odl_rng *rng, odl_diag *d)
                         (int)L->n_col);
     L->st.updates++;
     params_out(L, L->pre);
-    const float old_before = L->n_guard ? accuracy(L, L->guard_z, L->guard_y, L->n_guard, NULL, NULL) : 0.0f;
-    const float user_before = L->n_ug ? accuracy(L, L->ug_z, L->ug_y, L->n_ug, NULL, NULL) : 0.0f;
+    const float old_before = L->n_guard ? guard_accuracy(L, GUARD_OLD) : 0.0f;
+    const float user_before = L->n_ug ? guard_accuracy(L, GUARD_USER) : 0.0f;
     int32_t cnt = 0;
     float new_before = accuracy(L, L->col_z, L->col_y, L->n_col, L->col_holdout, &cnt);
     if (cnt == 0)
@@ -1304,8 +1414,7 @@ odl_status odl_learner_update(odl_learner *L, odl_rng *rng, odl_diag *d)
                 continue;
             int32_t slot = L->n_ug < L->cfg.guard_size ? L->n_ug++ : L->ug_next;
             L->ug_next = (slot + 1) % L->cfg.guard_size;
-            memcpy(L->ug_z + (size_t)slot * L->dim, L->col_z + (size_t)k * L->dim, sizeof(float) * (size_t)L->dim);
-            L->ug_y[slot] = L->col_y[k];
+            guard_store(L, GUARD_USER, slot, L->col_z + (size_t)k * L->dim, L->col_y[k]);
         }
     } else {
         L->st.updates_rolled_back++;
@@ -1329,8 +1438,8 @@ odl_status odl_learner_calibrate(odl_learner *L, odl_diag *d)
                         (int)L->st.shadow_scored, (int)L->cfg.shadow_n);
     L->st.updates++;
     params_out(L, L->pre);
-    const float old_before = L->n_guard ? accuracy(L, L->guard_z, L->guard_y, L->n_guard, NULL, NULL) : 0.0f;
-    const float user_before = L->n_ug ? accuracy(L, L->ug_z, L->ug_y, L->n_ug, NULL, NULL) : 0.0f;
+    const float old_before = L->n_guard ? guard_accuracy(L, GUARD_OLD) : 0.0f;
+    const float user_before = L->n_ug ? guard_accuracy(L, GUARD_USER) : 0.0f;
     int32_t cnt = 0;
     float new_before = accuracy(L, L->col_z, L->col_y, L->n_col, L->col_holdout, &cnt);
     /* a class predicted wrongly often gets its logit lowered in proportion */

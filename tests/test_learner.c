@@ -506,6 +506,200 @@ static void test_every_strategy(odl_test_ctx *t)
     teardown(&f);
 }
 
+static size_t al16(size_t n) { return (n + 15) / 16 * 16; }
+
+/* |a - b| <= tol, logged when not */
+static int near(odl_test_ctx *t, const char *what, float a, float b, float tol)
+{
+    if (fabsf(a - b) <= tol)
+        return 1;
+    odl_test_logf(t, "    %s: %.3f (F32 guard) against %.3f (INT8 guard)", what, (double)a, (double)b);
+    return 0;
+}
+
+/* INT8 guard sets (guard_dtype): the plan shrinks by exactly the latents'
+ * three quarters, and the gate decides as with float guard sets. Replay and
+ * LwF do not train on the guard sets, so their heads stay bit for bit the
+ * same, and the guard figures may differ only where quantisation
+ * (|z - read| <= max|z|/254) flips a near tie: 2 examples of 100 at most.
+ * EWC takes its Fisher on the dequantised old guard set, so its head moves
+ * a little: one more example of each set. */
+static void test_int8_guard(odl_test_ctx *t)
+{
+    fixture f;
+    REQUIRE(setup(t, &f));
+    odl_shift sh;
+    odl_shift_parse("translate:2,0", &sh, NULL);
+    odl_dataset user;
+    odl_dataset_copy(&f.te, &user);
+    odl_dataset_shift(&user, &sh);
+    const odl_strategy which[] = {ODL_STRATEGY_REPLAY, ODL_STRATEGY_LWF, ODL_STRATEGY_EWC};
+    for (size_t w = 0; w < sizeof which / sizeof which[0]; w++) {
+        odl_learner_cfg c32 = odl_learner_cfg_for(which[w]), c8 = c32;
+        c8.guard_dtype = ODL_REPLAY_INT8;
+        odl_mem_plan p32, p8;
+        odl_diag d;
+        CHECK_OK(odl_learner_plan(&c32, f.base, &p32, &d));
+        CHECK_OK(odl_learner_plan(&c8, f.base, &p8, &d));
+        void *b32 = NULL, *b8 = NULL;
+        odl_learner *L32 = make_learner(t, &f, &c32, &b32), *L8 = make_learner(t, &f, &c8, &b8);
+        REQUIRE(L32 && L8);
+        const size_t dim = (size_t)odl_learner_dim(L8), g = (size_t)c8.guard_size;
+        /* two sets: float latents -> INT8 latents + a scale each; one float latent of scratch */
+        CHECK(p32.bytes[ODL_MEM_BUFFERS] - p8.bytes[ODL_MEM_BUFFERS] ==
+              2 * (al16(sizeof(float) * dim * g) - al16(dim * g) - al16(sizeof(float) * g)));
+        CHECK(p8.bytes[ODL_MEM_SCRATCH] - p32.bytes[ODL_MEM_SCRATCH] == al16(sizeof(float) * dim));
+        odl_test_logf(t, "    %-7s plan %zu B with F32 guard sets of %zu, %zu B with INT8", odl_strategy_name(which[w]),
+                      p32.total, g, p8.total);
+        odl_learner *Ls[2] = {L32, L8};
+        odl_learner_status st[2];
+        odl_status s[2];
+        float acc[2];
+        /* two good updates (the second is measured on the first's held-out
+         * examples too), then a mislabelled one */
+        for (int round = 0; round < 3; round++) {
+            for (int k = 0; k < 2; k++) {
+                odl_rng r;
+                odl_rng_seed(&r, 3, (uint64_t)(3 + round));
+                CHECK(feed(Ls[k], &user, 100 + 150 * round, round < 2 ? 50 : 40, round < 2 ? 0 : 3) >= 20);
+                s[k] = odl_learner_update(Ls[k], &r, &d);
+                odl_learner_get_status(Ls[k], &st[k]);
+                acc[k] = learner_acc(Ls[k], &user, 500, 1000);
+            }
+            odl_test_logf(t, "    %-7s F32:  %s", odl_strategy_name(which[w]), st[0].last_decision);
+            odl_test_logf(t, "    %-7s INT8: %s", odl_strategy_name(which[w]), st[1].last_decision);
+            CHECK(s[0] == s[1]); /* the same decision; the first update is good, the last mislabelled */
+            CHECK(round == 1 || s[0] == (round == 0 ? ODL_OK : ODL_EVENT_ROLLED_BACK));
+            CHECK(st[0].last_old_n == st[1].last_old_n && st[0].last_user_n == st[1].last_user_n &&
+                  st[0].last_new_n == st[1].last_new_n && st[1].last_old_n == (int32_t)g);
+            /* EWC's heads differ a little from the first update on: one
+             * example of a guard set either way, beside quantisation's 2 */
+            const int ewc = which[w] == ODL_STRATEGY_EWC;
+            const float tol_old = 0.02f + (ewc ? 1.0f / (float)g : 0.0f);
+            const float tol_user = 0.02f + (ewc && st[0].last_user_n ? 1.0f / (float)st[0].last_user_n : 0.0f);
+            CHECK(near(t, "old before", st[0].last_old_before, st[1].last_old_before, tol_old));
+            CHECK(near(t, "old after", st[0].last_old_after, st[1].last_old_after, tol_old));
+            CHECK(near(t, "user before", st[0].last_user_before, st[1].last_user_before, tol_user));
+            CHECK(near(t, "user after", st[0].last_user_after, st[1].last_user_after, tol_user));
+            if (which[w] == ODL_STRATEGY_EWC) {
+                CHECK(near(t, "new after", st[0].last_new_after, st[1].last_new_after, 0.1f));
+                CHECK(near(t, "drifted accuracy", acc[0], acc[1], 0.01f));
+            } else {
+                CHECK(st[0].last_new_before == st[1].last_new_before && st[0].last_new_after == st[1].last_new_after);
+                size_t n0, n1;
+                const float *w0 = odl_model_param_const(odl_learner_head(L32), 0, 0, &n0);
+                const float *w1 = odl_model_param_const(odl_learner_head(L8), 0, 0, &n1);
+                CHECK(n0 == n1 && memcmp(w0, w1, sizeof(float) * n0) == 0);
+                CHECK(acc[0] == acc[1]);
+            }
+        }
+        free(b32);
+        free(b8);
+    }
+    /* a dtype that is neither */
+    odl_learner_cfg bad = odl_learner_cfg_defaults();
+    bad.guard_dtype = 2;
+    odl_mem_plan p;
+    odl_diag d;
+    CHECK(odl_learner_plan(&bad, f.base, &p, &d) == ODL_ERR_ARG && strstr(d.msg, "guard_dtype"));
+    odl_dataset_free(&user);
+    teardown(&f);
+}
+
+/* The gate's verdict from a decision's figures (the rules of odl/learner.h),
+ * computed here independently: 1 = accept. */
+static int gate_verdict(const odl_learner_status *st, const odl_gate_policy *g)
+{
+    const float k = (float)g->noise_examples;
+    const float tn = st->last_new_n ? k / (float)st->last_new_n : 0.0f;
+    const float to = st->last_old_n ? k / (float)st->last_old_n : 0.0f;
+    const float tu = st->last_user_n ? k / (float)st->last_user_n : 0.0f;
+    if (st->last_new_n && st->last_new_after < g->new_target - tn)
+        return 0;
+    if (st->last_old_n && st->last_old_after < st->last_old_before - g->max_old_drop - to)
+        return 0;
+    if (st->last_user_n && st->last_user_after < st->last_user_before - g->max_old_drop - tu)
+        return 0;
+    const float w = g->new_weight;
+    if (g->require_avg_not_worse && st->last_old_n && st->last_new_n &&
+        w * st->last_new_after + (1 - w) * st->last_old_after <
+            w * st->last_new_before + (1 - w) * st->last_old_before - 1e-6f - (w * tn + (1 - w) * to))
+        return 0;
+    return 1;
+}
+
+/* noise_examples: on small updates (8 collected, 2 held out) the same
+ * figures are judged with and without one example's worth of tolerance per
+ * set; each verdict must follow the stated rules, the tolerance must save
+ * some update a single example vetoed, and a mislabelled batch is still
+ * rolled back with it. */
+static void test_gate_noise(odl_test_ctx *t)
+{
+    fixture f;
+    REQUIRE(setup(t, &f));
+    odl_shift sh;
+    odl_shift_parse("translate:2,0", &sh, NULL);
+    odl_dataset user;
+    odl_dataset_copy(&f.te, &user);
+    odl_dataset_shift(&user, &sh);
+    odl_learner_cfg c0 = odl_learner_cfg_for(ODL_STRATEGY_EWC_ONLINE);
+    c0.max_collected = 8;
+    c0.guard_size = 50;
+    odl_learner_cfg c1 = c0;
+    c1.gate.noise_examples = 1;
+    int32_t saved = 0, rounds = 0;
+    for (int32_t round = 0; round < 10; round++) {
+        void *b0 = NULL, *b1 = NULL;
+        odl_learner *L0 = make_learner(t, &f, &c0, &b0), *L1 = make_learner(t, &f, &c1, &b1);
+        REQUIRE(L0 && L1);
+        odl_learner *Ls[2] = {L0, L1};
+        odl_learner_status st[2];
+        odl_status s[2];
+        for (int k = 0; k < 2; k++) {
+            odl_rng r;
+            odl_rng_seed(&r, 5, (uint64_t)round);
+            feed(Ls[k], &user, 100 + 40 * round, 8, 0);
+            s[k] = odl_learner_update(Ls[k], &r, NULL);
+            odl_learner_get_status(Ls[k], &st[k]);
+        }
+        /* the same training, the same figures; verdicts by the rules */
+        CHECK(st[0].last_old_after == st[1].last_old_after && st[0].last_new_after == st[1].last_new_after &&
+              st[0].last_new_n == st[1].last_new_n);
+        CHECK((s[0] == ODL_OK) == gate_verdict(&st[0], &c0.gate));
+        CHECK((s[1] == ODL_OK) == gate_verdict(&st[1], &c1.gate));
+        CHECK(!(s[0] == ODL_OK && s[1] != ODL_OK)); /* tolerance only ever accepts more */
+        saved += s[0] != ODL_OK && s[1] == ODL_OK;
+        rounds++;
+        if (s[0] != s[1])
+            odl_test_logf(t, "    %s | with noise_examples 1: %s", st[0].last_decision, st[1].last_decision);
+        free(b0);
+        free(b1);
+    }
+    odl_test_logf(t, "    %d of %d small updates vetoed by one example were accepted with the tolerance", (int)saved,
+                  (int)rounds);
+    CHECK(saved >= 1);
+    /* a mislabelled batch is rolled back with the tolerance too */
+    c1.max_collected = 40;
+    void *b = NULL;
+    odl_learner *L = make_learner(t, &f, &c1, &b);
+    REQUIRE(L);
+    odl_rng r;
+    odl_rng_seed(&r, 6, 6);
+    CHECK(feed(L, &user, 100, 40, 3) >= 20);
+    odl_learner_status st;
+    CHECK(odl_learner_update(L, &r, NULL) == ODL_EVENT_ROLLED_BACK);
+    odl_learner_get_status(L, &st);
+    odl_test_logf(t, "    mislabelled, noise_examples 1: %s", st.last_decision);
+    free(b);
+    /* out of range */
+    c1.gate.noise_examples = -1;
+    odl_mem_plan p;
+    odl_diag d;
+    CHECK(odl_learner_plan(&c1, f.base, &p, &d) == ODL_ERR_ARG && strstr(d.msg, "noise_examples"));
+    odl_dataset_free(&user);
+    teardown(&f);
+}
+
 /* New classes for the class-statistics heads: the device ships the
  * statistics of classes 0..7 only; the user labels examples of every class.
  * Classes 8 and 9 must then be recognised (from ~20 examples each) and the
@@ -737,6 +931,8 @@ static const odl_test_case cases[] = {
     {"shadow", test_shadow},
     {"stats_new_classes", test_stats_new_classes},
     {"every_strategy", test_every_strategy},
+    {"int8_guard", test_int8_guard},
+    {"gate_noise", test_gate_noise},
     {"adapt_capacity_overflow", test_adapt_capacity_overflow},
     {"seed_refuses_non_finite", test_seed_refuses_non_finite},
     {"latent_api_matches_raw", test_latent_api_matches_raw},

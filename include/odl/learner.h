@@ -70,6 +70,10 @@ typedef struct odl_gate_policy {
     float max_old_drop;  /* allowed drop of accuracy on the old-task guard set (default 0.05) */
     float new_weight;    /* weight of "new" in the weighted average (default 0.5) */
     int32_t require_avg_not_worse; /* the weighted average may not fall (default 1) */
+    int32_t noise_examples; /* a set of n examples resolves 1/n: each rule above tolerates this many
+                               examples' worth (noise_examples/n) of that set as noise before it
+                               rolls back, so one example of a 5-example held-out set cannot veto
+                               an update (default 0: every difference counts) */
 } odl_gate_policy;
 
 typedef struct odl_learner_cfg {
@@ -80,6 +84,10 @@ typedef struct odl_learner_cfg {
     int32_t guard_size;     /* old-task examples kept to check forgetting (default 100); as many
                                held-out examples of accepted updates are kept too, so a
                                later update may not undo what the user taught before */
+    int32_t guard_dtype;    /* odl_replay_dtype of both guard sets' latents (default ODL_REPLAY_F32);
+                               ODL_REPLAY_INT8 keeps each as the replay buffer does (INT8 with a
+                               scale per latent, dim + 4 bytes instead of 4·dim) and measures the
+                               gate on the dequantised latents */
     int32_t versions;       /* accepted heads kept in memory for rollback (default 4) */
     odl_replay_cfg replay;  /* capacity 0: no replay (dim and n_classes are filled in) */
     odl_adapt_cfg adapt;    /* epochs, batch, ewc (unused), lwf... (defaults: 10, 16) */
