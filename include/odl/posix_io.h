@@ -52,6 +52,16 @@ void odl_posix_writer_abort(odl_posix_file *f);
  * interrupted save leaves nothing behind. */
 void odl_posix_remove_pending(void);
 
+/* A malloc'd buffer that grows as an odl_writer writes into it (files built
+ * in memory before they are parsed, embedded or sent). Start it zeroed,
+ * attach it with odl_host_membuf_writer, free(p) when done. */
+typedef struct odl_host_membuf {
+    uint8_t *p;
+    size_t n, cap;
+} odl_host_membuf;
+
+void odl_host_membuf_writer(odl_host_membuf *b, odl_writer *w);
+
 /* Convenience: save a model to PATH atomically. */
 odl_status odl_host_save_model(const odl_model *m, const odl_meta_kv *meta, int32_t n_meta,
                                const char *path, odl_diag *d);

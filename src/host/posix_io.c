@@ -145,6 +145,33 @@ void odl_host_free(void *buf)
     free(buf);
 }
 
+static odl_status membuf_write(void *ctx, const void *data, size_t n)
+{
+    odl_host_membuf *b = ctx;
+    if (n > SIZE_MAX / 2 - b->n)
+        return ODL_ERR_NOMEM;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + n)
+            cap *= 2;
+        uint8_t *p = realloc(b->p, cap);
+        if (!p)
+            return ODL_ERR_NOMEM;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, data, n);
+    b->n += n;
+    return ODL_OK;
+}
+
+void odl_host_membuf_writer(odl_host_membuf *b, odl_writer *w)
+{
+    w->write = membuf_write;
+    w->ctx = b;
+    w->offset = 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* atomic writing                                                      */
 

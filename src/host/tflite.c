@@ -1539,32 +1539,6 @@ static int act_q(const odl_tfl_file *f, int32_t ti, odl_qparams *p)
 
 #define QWHY(...) do { snprintf(q->why, sizeof q->why, __VA_ARGS__); goto fail; } while (0)
 
-/* A growing buffer as an odl_writer (the INT8 chunks are built in memory). */
-typedef struct membuf {
-    uint8_t *p;
-    size_t n, cap;
-} membuf;
-
-static odl_status mem_write(void *ctx, const void *data, size_t n)
-{
-    membuf *b = ctx;
-    if (n > SIZE_MAX / 2 - b->n)
-        return ODL_ERR_NOMEM;
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->n + n)
-            cap *= 2;
-        uint8_t *p = realloc(b->p, cap);
-        if (!p)
-            return ODL_ERR_NOMEM;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, data, n);
-    b->n += n;
-    return ODL_OK;
-}
-
 /* 1 when node i's type runs in odl's INT8 runtime with TFLite's arithmetic:
  * layers with weights, pools, pad, the reshapes, ReLU/ReLU6 (fused or
  * keeping the scale), add, mul, concatenation with their requantisation,
@@ -1596,7 +1570,7 @@ static void build_int8(ictx *c, odl_tflite_int8 *q)
     float **wsc = calloc((size_t)L + 1, sizeof *wsc);
     int32_t **bq = calloc((size_t)L + 1, sizeof *bq);
     void *arena_buf = NULL;
-    membuf mb = {0};
+    odl_host_membuf mb = {0};
     if (!np || !wq || !wsc || !bq)
         QWHY("out of memory");
     /* the input's parameters: an int8 tensor that is odl tensor 0 (the
@@ -1697,7 +1671,8 @@ static void build_int8(ictx *c, odl_tflite_int8 *q)
     odl_mem_plan plan;
     odl_qmodel *qm = NULL;
     odl_arena a;
-    odl_writer w = {mem_write, &mb, 0};
+    odl_writer w;
+    odl_host_membuf_writer(&mb, &w);
     if (odl_qmodel_plan(&m->desc, B, 1, &plan, &dg) != ODL_OK ||
         !(arena_buf = malloc(plan.total + ODL_ALIGN)) ||
         odl_arena_init(&a, arena_buf, plan.total + ODL_ALIGN) != ODL_OK ||

@@ -556,3 +556,61 @@ void cli_install_cleanup(void)
         sigaction(sigs[i], &sa, NULL);
     }
 }
+
+/* ---- INT8 models on the host (quantize, export --int8-head) ---- */
+
+odl_status cli_qmodel_init(cli_qmodel *h, const odl_model_desc *desc, int32_t boundary, int32_t batch, odl_diag *d)
+{
+    memset(h, 0, sizeof *h);
+    odl_status s = odl_qmodel_plan(desc, boundary, batch, &h->plan, d);
+    if (s != ODL_OK)
+        return s;
+    h->buf = malloc(h->plan.total + ODL_ALIGN);
+    if (!h->buf)
+        return odl_fail(d, ODL_ERR_NOMEM, "out of memory (%zu bytes)", h->plan.total);
+    odl_arena a;
+    odl_arena_init(&a, h->buf, h->plan.total + ODL_ALIGN);
+    return odl_qmodel_init(&h->q, desc, boundary, batch, &a, d);
+}
+
+int cli_calibrate(odl_model *m, int32_t boundary, const odl_dataset *ds, int32_t samples, int32_t batch,
+                  uint64_t seed, odl_qcalib *c, float *ranges)
+{
+    odl_diag d;
+    odl_diag_clear(&d);
+    const odl_model_desc *md = odl_model_get_desc(m);
+    const size_t in = (size_t)ds->c * ds->h * ds->w;
+    int32_t *idx = malloc(sizeof(int32_t) * (size_t)ds->n);
+    float *xb = malloc(sizeof(float) * in * (size_t)batch);
+    const size_t wf = odl_qcalib_work_floats(md, boundary, batch);
+    float *work = malloc(sizeof(float) * (wf ? wf : 1));
+    int rc = 0;
+    if (!idx || !xb || !work) {
+        rc = cli_error("out of memory");
+        goto out;
+    }
+    for (int32_t k = 0; k < ds->n; k++)
+        idx[k] = k;
+    odl_rng r;
+    odl_rng_seed(&r, seed, 0x7175616e74ULL);
+    for (int32_t k = 0; k < samples; k++) { /* partial Fisher-Yates */
+        int32_t j = k + (int32_t)odl_rng_below(&r, (uint32_t)(ds->n - k));
+        int32_t t = idx[k];
+        idx[k] = idx[j];
+        idx[j] = t;
+    }
+    odl_status s = odl_qcalib_begin(c, md, boundary, ranges, &d);
+    for (int32_t start = 0; start < samples && s == ODL_OK; start += batch) {
+        const int32_t n = samples - start < batch ? samples - start : batch;
+        for (int32_t k = 0; k < n; k++)
+            memcpy(xb + (size_t)k * in, ds->x + (size_t)idx[start + k] * in, sizeof(float) * in);
+        s = odl_qcalib_observe(c, m, xb, n, work, wf, &d);
+    }
+    if (s != ODL_OK)
+        rc = cli_fail("calibration", s, &d);
+out:
+    free(idx);
+    free(xb);
+    free(work);
+    return rc;
+}

@@ -129,6 +129,18 @@ typedef struct cli_eval {
 int cli_evaluate(odl_model *m, const odl_dataset *ds, int32_t batch, cli_eval *ev);
 void cli_eval_free(cli_eval *ev);
 
+/* An INT8 model (nodes below `boundary`) in its own malloc'd arena; free(buf). */
+typedef struct cli_qmodel {
+    void *buf;
+    odl_qmodel *q;
+    odl_mem_plan plan;
+} cli_qmodel;
+odl_status cli_qmodel_init(cli_qmodel *h, const odl_model_desc *desc, int32_t boundary, int32_t batch, odl_diag *d);
+/* Widens the INT8 calibration ranges of m's nodes below `boundary` over
+ * `samples` samples of ds drawn without replacement (seeded); 0 or exit 1. */
+int cli_calibrate(odl_model *m, int32_t boundary, const odl_dataset *ds, int32_t samples, int32_t batch,
+                  uint64_t seed, odl_qcalib *c, float *ranges);
+
 void json_str(FILE *f, const char *s);
 
 int cmd_train(int argc, char **argv);

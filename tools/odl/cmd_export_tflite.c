@@ -59,94 +59,6 @@ static odl_status write_bytes(const char *path, const void *p, size_t n, odl_dia
 
 /* ---- --int8-head: the whole model in int8 ---------------------------------- */
 
-/* An INT8 model in its own malloc'd arena. */
-typedef struct qhost {
-    void *buf;
-    odl_qmodel *q;
-} qhost;
-
-static odl_status qhost_init(qhost *h, const odl_model_desc *desc, int32_t boundary, odl_diag *d)
-{
-    memset(h, 0, sizeof *h);
-    odl_mem_plan plan;
-    odl_status s = odl_qmodel_plan(desc, boundary, 1, &plan, d);
-    if (s != ODL_OK)
-        return s;
-    if (!(h->buf = malloc(plan.total + ODL_ALIGN)))
-        return odl_fail(d, ODL_ERR_NOMEM, "out of memory (%zu bytes)", plan.total);
-    odl_arena a;
-    odl_arena_init(&a, h->buf, plan.total + ODL_ALIGN);
-    return odl_qmodel_init(&h->q, desc, boundary, 1, &a, d);
-}
-
-typedef struct membuf {
-    uint8_t *p;
-    size_t n, cap;
-} membuf;
-
-static odl_status mem_write(void *ctx, const void *data, size_t n)
-{
-    membuf *b = ctx;
-    if (n > SIZE_MAX / 2 - b->n)
-        return ODL_ERR_NOMEM;
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 65536;
-        while (cap < b->n + n)
-            cap *= 2;
-        uint8_t *p = realloc(b->p, cap);
-        if (!p)
-            return ODL_ERR_NOMEM;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, data, n);
-    b->n += n;
-    return ODL_OK;
-}
-
-/* Widens the ranges of every node of m over `samples` random samples of ds. */
-static int calibrate_all(odl_model *m, const odl_dataset *ds, int32_t samples, int32_t batch, uint64_t seed,
-                         odl_qcalib *c, float *ranges)
-{
-    odl_diag d;
-    odl_diag_clear(&d);
-    const odl_model_desc *md = odl_model_get_desc(m);
-    const size_t in = (size_t)ds->c * ds->h * ds->w;
-    int32_t *idx = malloc(sizeof(int32_t) * (size_t)ds->n);
-    float *xb = malloc(sizeof(float) * in * (size_t)batch);
-    const size_t wf = odl_qcalib_work_floats(md, md->n_layers, batch);
-    float *work = malloc(sizeof(float) * (wf ? wf : 1));
-    int rc = 0;
-    if (!idx || !xb || !work) {
-        rc = cli_error("out of memory");
-        goto out;
-    }
-    for (int32_t k = 0; k < ds->n; k++)
-        idx[k] = k;
-    odl_rng r;
-    odl_rng_seed(&r, seed, 0x7175616e74ULL);
-    for (int32_t k = 0; k < samples; k++) { /* partial Fisher-Yates */
-        int32_t j = k + (int32_t)odl_rng_below(&r, (uint32_t)(ds->n - k));
-        int32_t t = idx[k];
-        idx[k] = idx[j];
-        idx[j] = t;
-    }
-    odl_status s = odl_qcalib_begin(c, md, md->n_layers, ranges, &d);
-    for (int32_t start = 0; start < samples && s == ODL_OK; start += batch) {
-        const int32_t n = samples - start < batch ? samples - start : batch;
-        for (int32_t k = 0; k < n; k++)
-            memcpy(xb + (size_t)k * in, ds->x + (size_t)idx[start + k] * in, sizeof(float) * in);
-        s = odl_qcalib_observe(c, m, xb, n, work, wf, &d);
-    }
-    if (s != ODL_OK)
-        rc = cli_fail("calibration", s, &d);
-out:
-    free(idx);
-    free(xb);
-    free(work);
-    return rc;
-}
-
 /* How many leading nodes of `base` (an INT8 file's topology, kb INT8 nodes)
  * m keeps: up to m's first trainable node when the file is the base m was
  * adapted from, where the nodes agree, at a cut point. */
@@ -173,14 +85,14 @@ static int32_t kept_prefix(const odl_model_desc *md, const odl_model_desc *bd, i
  * and symmetric weights, per channel for convolutions and per tensor for
  * dense layers (TFLite's FULLY_CONNECTED and ArmNN take one weight scale). */
 static int int8_head_file(cli_model *cm, const void *qfile, size_t qlen, int from_base, const char *calib,
-                          int32_t samples, uint64_t seed, int32_t batch, membuf *outf)
+                          int32_t samples, uint64_t seed, int32_t batch, odl_host_membuf *outf)
 {
     odl_diag d;
     odl_diag_clear(&d);
     const odl_model_desc *md = &cm->desc;
     const int32_t L = md->n_layers;
     odl_model_desc bd = {0};
-    qhost qb = {0}, qc = {0}, qf = {0};
+    cli_qmodel qb = {0}, qc = {0}, qf = {0};
     odl_dataset ds;
     int have_ds = 0, rc = 1;
     float *ranges = NULL;
@@ -198,7 +110,7 @@ static int int8_head_file(cli_model *cm, const void *qfile, size_t qlen, int fro
             kb = 0;
         } else if (s == ODL_OK) {
             K = kept_prefix(md, &bd, kb, from_base);
-            if (K > 0 && (s = qhost_init(&qb, &bd, kb, &d)) == ODL_OK)
+            if (K > 0 && (s = cli_qmodel_init(&qb, &bd, kb, 1, &d)) == ODL_OK)
                 s = odl_qmodel_load(qb.q, qfile, qlen, &d);
         }
     }
@@ -218,9 +130,9 @@ static int int8_head_file(cli_model *cm, const void *qfile, size_t qlen, int fro
         cli_error("out of memory");
         goto done;
     }
-    if (calibrate_all(cm->m, &ds, samples, batch, seed, &c, ranges))
+    if (cli_calibrate(cm->m, odl_model_get_desc(cm->m)->n_layers, &ds, samples, batch, seed, &c, ranges))
         goto done;
-    if ((s = qhost_init(&qc, md, L, &d)) != ODL_OK || (s = odl_qmodel_quantize(qc.q, cm->m, &c, &d)) != ODL_OK) {
+    if ((s = cli_qmodel_init(&qc, md, L, 1, &d)) != ODL_OK || (s = odl_qmodel_quantize(qc.q, cm->m, &c, &d)) != ODL_OK) {
         cli_fail("--int8-head", s, &d);
         goto done;
     }
@@ -271,8 +183,9 @@ static int int8_head_file(cli_model *cm, const void *qfile, size_t qlen, int fro
         np[i].w_scale = wsc[i];
         np[i].bias = bq[i];
     }
-    odl_writer w = {mem_write, outf, 0};
-    if (s == ODL_OK && (s = qhost_init(&qf, md, L, &d)) == ODL_OK &&
+    odl_writer w;
+    odl_host_membuf_writer(outf, &w);
+    if (s == ODL_OK && (s = cli_qmodel_init(&qf, md, L, 1, &d)) == ODL_OK &&
         (s = odl_qmodel_set_params(qf.q, in_q, np, &d)) == ODL_OK)
         s = odl_qmodel_save(qf.q, cm->m, NULL, 0, &w, &d);
     if (s != ODL_OK) {
@@ -400,7 +313,7 @@ int cmd_export_tflite(int argc, char **argv)
         cli_fail(qbase, s, &d);
         goto done;
     }
-    membuf hf = {0};
+    odl_host_membuf hf = {0};
     if (int8_head) {
         if (int8_head_file(&cm, qbase ? qbuf : cm.file, qbase ? qlen : cm.file_len, qbase != NULL, calib, samples,
                            (uint64_t)seed, batch, &hf))

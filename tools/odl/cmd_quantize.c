@@ -42,70 +42,6 @@ static void help(FILE *f)
           f);
 }
 
-/* An INT8 model in its own malloc'd arena. */
-typedef struct qhost {
-    void *buf;
-    odl_qmodel *q;
-    odl_mem_plan plan;
-} qhost;
-
-static odl_status qhost_init(qhost *h, const odl_model_desc *desc, int32_t boundary, int32_t batch, odl_diag *d)
-{
-    memset(h, 0, sizeof *h);
-    odl_status s = odl_qmodel_plan(desc, boundary, batch, &h->plan, d);
-    if (s != ODL_OK)
-        return s;
-    h->buf = malloc(h->plan.total + ODL_ALIGN);
-    if (!h->buf)
-        return odl_fail(d, ODL_ERR_NOMEM, "out of memory (%zu bytes)", h->plan.total);
-    odl_arena a;
-    odl_arena_init(&a, h->buf, h->plan.total + ODL_ALIGN);
-    return odl_qmodel_init(&h->q, desc, boundary, batch, &a, d);
-}
-
-/* Calibrates on `samples` training samples drawn without replacement. */
-static int calibrate(odl_model *m, int32_t boundary, const odl_dataset *ds, int32_t samples, int32_t batch,
-                     uint64_t seed, odl_qcalib *c, float *ranges)
-{
-    odl_diag d;
-    odl_diag_clear(&d);
-    const odl_model_desc *md = odl_model_get_desc(m);
-    const size_t in = (size_t)ds->c * ds->h * ds->w;
-    int32_t *idx = malloc(sizeof(int32_t) * (size_t)ds->n);
-    float *xb = malloc(sizeof(float) * in * (size_t)batch);
-    const size_t wf = odl_qcalib_work_floats(md, boundary, batch);
-    float *work = malloc(sizeof(float) * (wf ? wf : 1));
-    int rc = 0;
-    if (!idx || !xb || !work) {
-        rc = cli_error("out of memory");
-        goto out;
-    }
-    for (int32_t k = 0; k < ds->n; k++)
-        idx[k] = k;
-    odl_rng r;
-    odl_rng_seed(&r, seed, 0x7175616e74ULL);
-    for (int32_t k = 0; k < samples; k++) { /* partial Fisher-Yates */
-        int32_t j = k + (int32_t)odl_rng_below(&r, (uint32_t)(ds->n - k));
-        int32_t t = idx[k];
-        idx[k] = idx[j];
-        idx[j] = t;
-    }
-    odl_status s = odl_qcalib_begin(c, md, boundary, ranges, &d);
-    for (int32_t start = 0; start < samples && s == ODL_OK; start += batch) {
-        const int32_t n = samples - start < batch ? samples - start : batch;
-        for (int32_t k = 0; k < n; k++)
-            memcpy(xb + (size_t)k * in, ds->x + (size_t)idx[start + k] * in, sizeof(float) * in);
-        s = odl_qcalib_observe(c, m, xb, n, work, wf, &d);
-    }
-    if (s != ODL_OK)
-        rc = cli_fail("calibration", s, &d);
-out:
-    free(idx);
-    free(xb);
-    free(work);
-    return rc;
-}
-
 /* FP32 and INT8-prefix + FP32-head predictions on a test set. */
 typedef struct qeval {
     double a32, a8, agree, t32, t8;
@@ -293,7 +229,7 @@ int cmd_quantize(int argc, char **argv)
     odl_diag d;
     odl_diag_clear(&d);
     odl_status s;
-    qhost qh = {0};
+    cli_qmodel qh = {0};
     int rc = 0;
     float *ranges = NULL;
     odl_model_desc qd = {0};
@@ -334,11 +270,11 @@ int cmd_quantize(int argc, char **argv)
             rc = cli_error("out of memory");
             goto done;
         }
-        rc = calibrate(cm.m, boundary, &ds, samples, batch, (uint64_t)seed, &c, ranges);
+        rc = cli_calibrate(cm.m, boundary, &ds, samples, batch, (uint64_t)seed, &c, ranges);
         odl_dataset_free(&ds);
         if (rc)
             goto done;
-        s = qhost_init(&qh, md, boundary, batch, &d);
+        s = cli_qmodel_init(&qh, md, boundary, batch, &d);
         if (s == ODL_OK)
             s = odl_qmodel_quantize(qh.q, cm.m, &c, &d);
         if (s != ODL_OK) {
@@ -414,7 +350,7 @@ int cmd_quantize(int argc, char **argv)
         if (s == ODL_OK)
             s = odl_qfile_read_desc(cm.file, cm.file_len, &qd, &qb, &d);
         if (s == ODL_OK)
-            s = qhost_init(&qh, &qd, qb, batch, &d);
+            s = cli_qmodel_init(&qh, &qd, qb, batch, &d);
         if (s == ODL_OK)
             s = odl_qmodel_load(qh.q, cm.file, cm.file_len, &d);
         if (s != ODL_OK) {
